@@ -1,0 +1,15 @@
+//! statehouse core: domain types, the `Store` trait, the rules every store applies, encryption
+//! at rest, and the services that routes and CLI commands call.
+
+pub mod access;
+pub mod clock;
+pub mod crypto;
+mod error;
+pub mod model;
+pub mod names;
+pub mod rules;
+pub mod service;
+pub mod statefile;
+pub mod store;
+
+pub use error::{Error, Result};

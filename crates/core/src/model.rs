@@ -1,0 +1,150 @@
+//! Records the stores keep.
+
+use serde::Serialize;
+
+use crate::access::Role;
+use crate::clock::Timestamp;
+use crate::crypto::SealedBody;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    /// Refuse writes whose serial is not above the current one or whose lineage differs.
+    pub serial_protection: bool,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub id: String,
+    pub name: String,
+    pub workspace_id: Option<String>,
+    pub role: Role,
+    pub secret_hash: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A lock on a state: the client's LockInfo as sent, plus who took it and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldLock {
+    pub id: String,
+    /// The LockInfo JSON exactly as the client sent it; returned to other clients on conflict.
+    pub info: String,
+    pub token_id: String,
+    pub holder: String,
+    pub locked_at: Timestamp,
+}
+
+/// Metadata of one immutable version of a state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionMeta {
+    pub id: String,
+    pub state_id: String,
+    /// 1, 2, 3, … per state.
+    pub version_no: i64,
+    pub serial: i64,
+    pub lineage: String,
+    /// Hex MD5 of the body as sent.
+    pub md5: String,
+    /// Size of the body as sent, in bytes.
+    pub size: i64,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub client_version: Option<String>,
+    /// Written through an explicit override of serial/lineage protection.
+    pub forced: bool,
+    /// An OpenTofu client-side encrypted state, stored as sent.
+    pub client_encrypted: bool,
+}
+
+/// A live (not deleted) state with its lock and current version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateRecord {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub lock: Option<HeldLock>,
+    pub current: Option<VersionMeta>,
+    /// Until then, one write that breaks serial/lineage protection is accepted (and flagged).
+    pub overwrite_until: Option<Timestamp>,
+}
+
+/// A soft-deleted state, restorable until purged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeletedState {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub deleted_at: Timestamp,
+    pub deleted_by: String,
+    pub versions: i64,
+}
+
+/// A new version as handed to the store: metadata, sealed body, and the write's context.
+#[derive(Debug, Clone)]
+pub struct VersionWrite {
+    /// The id of the live state this write was sealed for (the seal is bound to it).
+    pub state_id: String,
+    pub version_id: String,
+    pub serial: i64,
+    pub lineage: String,
+    pub md5: String,
+    pub size: i64,
+    pub client_version: Option<String>,
+    pub client_encrypted: bool,
+    pub sealed: SealedBody,
+    /// The lock ID the client claims to hold (`?ID=`), if any.
+    pub lock_id: Option<String>,
+    pub author: String,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Created(VersionMeta),
+    /// Identical to the current version: nothing stored.
+    Unchanged(VersionMeta),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRequest {
+    pub id: String,
+    pub info: String,
+    pub token_id: String,
+    pub holder: String,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockOutcome {
+    Acquired,
+    /// The same lock ID was already held: a retried LOCK succeeds.
+    AlreadyHeld,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnlockRequest {
+    /// `None`: a force-unlock without an ID (Terraform's empty body).
+    pub id: Option<String>,
+    pub token_id: String,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnlockOutcome {
+    Released { forced: bool, previous: HeldLock },
+    NotLocked,
+}
+
+/// A data key wrapped under some master key, for rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKeyRow {
+    pub version_id: String,
+    pub state_id: String,
+    pub key_id: String,
+    pub wrapped_key: Vec<u8>,
+}

@@ -1,0 +1,443 @@
+//! Operations as users see them: authenticate, then read/write/lock states, manage tokens and
+//! workspaces. Routes and CLI commands call these; these call the store and the cipher.
+
+use std::sync::Arc;
+
+use md5::{Digest, Md5};
+
+use crate::access::{Principal, Role, Token, TokenSecret, hash_secret};
+use crate::clock::{Clock, Timestamp};
+use crate::crypto::{Binding, Cipher};
+use crate::model::{
+    LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome, UnlockRequest, VersionMeta,
+    VersionWrite, Workspace, WriteOutcome,
+};
+use crate::names::{StateName, WorkspaceName};
+use crate::store::Store;
+use crate::{Error, Result, statefile};
+
+/// Everything the services need, cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub cipher: Arc<Cipher>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The workspace created on first start.
+pub const DEFAULT_WORKSPACE: &str = "default";
+const BOOTSTRAP_FLAG: &str = "bootstrap-admin-token";
+/// Longest LockInfo body accepted.
+const MAX_LOCK_INFO: usize = 64 * 1024;
+
+pub fn binding_for<'a>(state_id: &'a str, version_id: &'a str) -> Binding<'a> {
+    Binding {
+        kind: "state",
+        owner_id: state_id,
+        record_id: version_id,
+    }
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+pub fn md5_hex(body: &[u8]) -> String {
+    hex::encode(Md5::digest(body))
+}
+
+impl Services {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    // ---- access ---------------------------------------------------------------------------
+
+    /// The principal for a presented token secret.
+    pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
+        let token = self.store.token_by_hash(&hash_secret(secret)).await?;
+        match token {
+            Some(t) if t.is_usable_at(self.now()) => Ok(Principal::from_token(&t)),
+            Some(t) if t.revoked_at.is_some() => {
+                Err(Error::Unauthorized("token has been revoked".into()))
+            }
+            Some(_) => Err(Error::Unauthorized("token has expired".into())),
+            None => Err(Error::Unauthorized("unknown token".into())),
+        }
+    }
+
+    /// First start: create the `default` workspace and, exactly once per database, an
+    /// instance admin token whose secret is returned to be shown to the operator.
+    pub async fn bootstrap(&self) -> Result<Option<TokenSecret>> {
+        if self
+            .store
+            .workspace_by_name(DEFAULT_WORKSPACE)
+            .await?
+            .is_none()
+        {
+            match self.create_workspace(DEFAULT_WORKSPACE).await {
+                Ok(_) | Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !self.store.claim_flag(BOOTSTRAP_FLAG, self.now()).await? {
+            return Ok(None);
+        }
+        let (_, secret) = self
+            .mint_token(None, Role::Admin, "bootstrap-admin", None)
+            .await?;
+        Ok(Some(secret))
+    }
+
+    pub async fn create_workspace(&self, name: &str) -> Result<Workspace> {
+        let name = WorkspaceName::parse(name)?;
+        let ws = Workspace {
+            id: new_id(),
+            name: name.as_str().to_owned(),
+            serial_protection: true,
+            created_at: self.now(),
+        };
+        self.store.create_workspace(&ws).await?;
+        Ok(ws)
+    }
+
+    pub async fn workspace(&self, name: &str) -> Result<Workspace> {
+        let name = WorkspaceName::parse(name)?;
+        self.store.workspace_by_name(name.as_str()).await?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "workspace {name:?} does not exist; create it with `statehouse workspace create {name}`"
+            ))
+        })
+    }
+
+    /// Creates a token; `workspace: None` makes an instance-wide token.
+    pub async fn create_token(
+        &self,
+        workspace: Option<&str>,
+        role: Role,
+        name: &str,
+        expires_in_millis: Option<i64>,
+    ) -> Result<(Token, TokenSecret)> {
+        let ws = match workspace {
+            Some(w) => Some(self.workspace(w).await?),
+            None => None,
+        };
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(Error::BadRequest(
+                "token name must be 1-100 printable characters".into(),
+            ));
+        }
+        if expires_in_millis.is_some_and(|m| m <= 0) {
+            return Err(Error::BadRequest(
+                "token expiry must be in the future".into(),
+            ));
+        }
+        let expires = expires_in_millis.map(|m| self.now().plus_millis(m));
+        self.mint_token(ws.map(|w| w.id), role, name, expires).await
+    }
+
+    async fn mint_token(
+        &self,
+        workspace_id: Option<String>,
+        role: Role,
+        name: &str,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(Token, TokenSecret)> {
+        let secret = TokenSecret::generate();
+        let token = self
+            .store
+            .create_token(&NewToken {
+                id: new_id(),
+                name: name.to_owned(),
+                workspace_id,
+                role,
+                secret_hash: secret.hash(),
+                created_at: self.now(),
+                expires_at,
+            })
+            .await?;
+        Ok((token, secret))
+    }
+
+    // ---- states ---------------------------------------------------------------------------
+
+    /// Resolves the workspace and checks the principal's role there.
+    async fn authorize(
+        &self,
+        who: &Principal,
+        ws: &str,
+        needed: Role,
+        action: &str,
+    ) -> Result<(Workspace, Role)> {
+        let workspace = self.workspace(ws).await?;
+        let role = who.require(&workspace.id, needed, action)?;
+        Ok((workspace, role))
+    }
+
+    /// The current body of a state, `None` when it has no version yet.
+    pub async fn read_state(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let name = StateName::parse(name)?;
+        let (workspace, _) = self
+            .authorize(who, ws, Role::Viewer, "reading a state")
+            .await?;
+        let Some((meta, sealed)) = self
+            .store
+            .current_body(&workspace.id, name.as_str())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let body = self
+            .cipher
+            .open(&sealed, binding_for(&meta.state_id, &meta.id))?;
+        Ok(Some(body))
+    }
+
+    pub async fn state_record(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+    ) -> Result<Option<StateRecord>> {
+        let name = StateName::parse(name)?;
+        let (workspace, _) = self
+            .authorize(who, ws, Role::Viewer, "reading a state")
+            .await?;
+        self.store.state(&workspace.id, name.as_str()).await
+    }
+
+    /// Stores `body` as the state's next version (or acknowledges an identical body).
+    pub async fn write_state(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        body: &[u8],
+        lock_id: Option<&str>,
+    ) -> Result<WriteOutcome> {
+        let name = StateName::parse(name)?;
+        let (workspace, _) = self
+            .authorize(who, ws, Role::Editor, "writing a state")
+            .await?;
+        let meta = statefile::inspect(body)?;
+        let md5 = md5_hex(body);
+        let record = self
+            .store
+            .ensure_state(&workspace.id, name.as_str(), self.now())
+            .await?;
+        // Terraform re-sends identical snapshots; answer those without compressing or encrypting.
+        if let Some(current) = record.current.as_ref().filter(|c| c.md5 == md5) {
+            let lock_ok = match (&record.lock, lock_id) {
+                (None, None) => true,
+                (Some(held), Some(id)) => held.id == id,
+                _ => false,
+            };
+            if lock_ok {
+                return Ok(WriteOutcome::Unchanged(current.clone()));
+            }
+        }
+        let version_id = new_id();
+        let sealed = self
+            .cipher
+            .seal(body, binding_for(&record.id, &version_id))?;
+        let write = VersionWrite {
+            state_id: record.id.clone(),
+            version_id,
+            serial: meta.serial,
+            lineage: meta.lineage,
+            md5,
+            size: body.len() as i64,
+            client_version: meta.terraform_version,
+            client_encrypted: meta.client_encrypted,
+            sealed,
+            lock_id: lock_id.map(str::to_owned),
+            author: who.token_name.clone(),
+            at: self.now(),
+        };
+        self.store
+            .write_version(&workspace.id, name.as_str(), &write)
+            .await
+    }
+
+    /// Takes the state's lock with the client's LockInfo JSON.
+    pub async fn lock_state(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        info: &[u8],
+    ) -> Result<LockOutcome> {
+        let name = StateName::parse(name)?;
+        let (workspace, _) = self
+            .authorize(who, ws, Role::Editor, "locking a state")
+            .await?;
+        let (id, info) = parse_lock_info(info)?;
+        let id = id.ok_or_else(|| Error::BadRequest("lock info has no \"ID\"".into()))?;
+        let request = LockRequest {
+            id,
+            info,
+            token_id: who.token_id.clone(),
+            holder: who.token_name.clone(),
+            at: self.now(),
+        };
+        self.store
+            .lock_state(&workspace.id, name.as_str(), &request)
+            .await
+    }
+
+    /// Releases the lock. An empty body, or another token's lock, is a force-unlock (admin).
+    pub async fn unlock_state(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        info: &[u8],
+    ) -> Result<UnlockOutcome> {
+        let name = StateName::parse(name)?;
+        let (workspace, role) = self
+            .authorize(who, ws, Role::Editor, "unlocking a state")
+            .await?;
+        let id = if info.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            parse_lock_info(info)?.0
+        };
+        let request = UnlockRequest {
+            id,
+            token_id: who.token_id.clone(),
+            is_admin: role >= Role::Admin,
+        };
+        self.store
+            .unlock_state(&workspace.id, name.as_str(), &request)
+            .await
+    }
+
+    /// Soft-deletes a state (admin). Its versions stay restorable until purged.
+    pub async fn delete_state(&self, who: &Principal, ws: &str, name: &str) -> Result<()> {
+        let name = StateName::parse(name)?;
+        let (workspace, _) = self
+            .authorize(who, ws, Role::Admin, "deleting a state")
+            .await?;
+        if self
+            .store
+            .delete_state(&workspace.id, name.as_str(), &who.token_name, self.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!(
+                "state {name:?} does not exist in workspace {:?}",
+                workspace.name
+            )))
+        }
+    }
+
+    /// A version's body, decrypted.
+    pub async fn version_body(
+        &self,
+        state_id: &str,
+        version_no: i64,
+    ) -> Result<Option<(VersionMeta, Vec<u8>)>> {
+        let Some((meta, sealed)) = self.store.version_body(state_id, version_no).await? else {
+            return Ok(None);
+        };
+        let body = self
+            .cipher
+            .open(&sealed, binding_for(&meta.state_id, &meta.id))?;
+        Ok(Some((meta, body)))
+    }
+
+    /// Re-wraps every data key under the cipher's current primary key; returns how many moved.
+    pub async fn rewrap_all_keys(&self) -> Result<u64> {
+        let primary = self.cipher.primary_key_id()?;
+        let mut moved = 0;
+        loop {
+            let rows = self.store.keys_not_under(&primary, 500).await?;
+            if rows.is_empty() {
+                return Ok(moved);
+            }
+            for row in rows {
+                let (key_id, wrapped) = self.cipher.rewrap(
+                    &row.key_id,
+                    &row.wrapped_key,
+                    binding_for(&row.state_id, &row.version_id),
+                )?;
+                if self
+                    .store
+                    .replace_wrapped_key(&row, &key_id, &wrapped)
+                    .await?
+                {
+                    moved += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Reads the `ID` out of a LockInfo body, returning it with the body as text.
+fn parse_lock_info(body: &[u8]) -> Result<(Option<String>, String)> {
+    if body.len() > MAX_LOCK_INFO {
+        return Err(Error::TooLarge(format!(
+            "lock info is larger than {MAX_LOCK_INFO} bytes"
+        )));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Error::BadRequest("lock info is not UTF-8".into()))?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Error::BadRequest(format!("lock info is not valid JSON: {e}")))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| Error::BadRequest("lock info is not a JSON object".into()))?;
+    let id = match object.get("ID") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 256 => Some(s.clone()),
+        Some(_) => {
+            return Err(Error::BadRequest(
+                "lock info \"ID\" must be a non-empty string of at most 256 characters".into(),
+            ));
+        }
+    };
+    Ok((id, text.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_info_parsing() {
+        let ok = parse_lock_info(br#"{"ID":"abc","Operation":"OperationTypeApply"}"#).ok();
+        assert_eq!(ok.map(|(id, _)| id), Some(Some("abc".into())));
+        assert_eq!(
+            parse_lock_info(br#"{"Who":"x"}"#).ok().map(|(id, _)| id),
+            Some(None)
+        );
+        for bad in [
+            &b"nope"[..],
+            b"[1]",
+            b"{\"ID\":5}",
+            b"{\"ID\":\"\"}",
+            b"\xff",
+        ] {
+            assert!(
+                matches!(parse_lock_info(bad), Err(Error::BadRequest(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            parse_lock_info(&vec![b' '; MAX_LOCK_INFO + 1]),
+            Err(Error::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn md5_is_hex() {
+        assert_eq!(md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+    }
+}

@@ -1,0 +1,138 @@
+//! The one storage abstraction. Two implementations (SQLite, PostgreSQL) pass one conformance
+//! suite (`statehouse-store-conformance`).
+//!
+//! Contract every implementation keeps:
+//! - each mutating call is one transaction; state writes and lock changes decide with
+//!   [`crate::rules`] on rows read inside that transaction (row-locked on PostgreSQL, a
+//!   write transaction on SQLite), so concurrent callers and processes serialize correctly;
+//! - "live" states are those not soft-deleted; at most one live state per (workspace, name);
+//! - timestamps are given by the caller (time is injected).
+
+use async_trait::async_trait;
+
+use crate::Result;
+use crate::access::Token;
+use crate::clock::Timestamp;
+use crate::crypto::SealedBody;
+use crate::model::{
+    DeletedState, LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome, UnlockRequest,
+    VersionMeta, VersionWrite, Workspace, WrappedKeyRow, WriteOutcome,
+};
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is ("sqlite" or "postgres"), for logs.
+    fn kind(&self) -> &'static str;
+
+    /// Cheap round trip to the database (readiness).
+    async fn ping(&self) -> Result<()>;
+
+    /// Sets a named instance flag once; true for the one caller that set it (first-start bootstrap).
+    async fn claim_flag(&self, name: &str, at: Timestamp) -> Result<bool>;
+
+    // Workspaces
+
+    /// Fails with `Conflict` when the name is taken.
+    async fn create_workspace(&self, workspace: &Workspace) -> Result<()>;
+    async fn workspace_by_name(&self, name: &str) -> Result<Option<Workspace>>;
+    async fn list_workspaces(&self) -> Result<Vec<Workspace>>;
+    async fn set_serial_protection(&self, workspace_id: &str, on: bool) -> Result<()>;
+
+    // Tokens
+
+    async fn create_token(&self, token: &NewToken) -> Result<Token>;
+    async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<Token>>;
+    /// All tokens (revoked too); `Some(ws)`: only that workspace's.
+    async fn list_tokens(&self, workspace_id: Option<&str>) -> Result<Vec<Token>>;
+    /// False when there is no such unrevoked token.
+    async fn revoke_token(&self, token_id: &str, at: Timestamp) -> Result<bool>;
+
+    // States
+
+    async fn state(&self, workspace_id: &str, name: &str) -> Result<Option<StateRecord>>;
+    /// The live state, created empty (no versions) when missing.
+    async fn ensure_state(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        at: Timestamp,
+    ) -> Result<StateRecord>;
+    async fn list_states(&self, workspace_id: &str) -> Result<Vec<StateRecord>>;
+    /// The current version of a live state with its sealed body.
+    async fn current_body(
+        &self,
+        workspace_id: &str,
+        name: &str,
+    ) -> Result<Option<(VersionMeta, SealedBody)>>;
+    /// Any version of any state (deleted ones too), by number.
+    async fn version_body(
+        &self,
+        state_id: &str,
+        version_no: i64,
+    ) -> Result<Option<(VersionMeta, SealedBody)>>;
+    /// Newest first.
+    async fn list_versions(&self, state_id: &str) -> Result<Vec<VersionMeta>>;
+
+    /// Appends a version after [`crate::rules::decide_write`]. `Conflict` when the live state
+    /// is no longer `write.state_id`.
+    async fn write_version(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        write: &VersionWrite,
+    ) -> Result<WriteOutcome>;
+
+    /// Takes the lock after [`crate::rules::decide_lock`], creating the state row if needed.
+    async fn lock_state(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        request: &LockRequest,
+    ) -> Result<LockOutcome>;
+    async fn unlock_state(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        request: &UnlockRequest,
+    ) -> Result<UnlockOutcome>;
+
+    /// Soft delete: the state stops being live, its versions stay. `Locked` while someone
+    /// holds its lock; false when there is no such live state.
+    async fn delete_state(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<bool>;
+    async fn list_deleted_states(&self, workspace_id: &str) -> Result<Vec<DeletedState>>;
+    /// Makes a deleted state live again; `Conflict` when a live state has its name.
+    async fn restore_state(
+        &self,
+        workspace_id: &str,
+        state_id: &str,
+        at: Timestamp,
+    ) -> Result<bool>;
+    /// Removes a deleted state and all its versions for good; false when not a deleted state.
+    async fn purge_state(&self, workspace_id: &str, state_id: &str) -> Result<bool>;
+    /// Opens (or with `None` closes) the one-shot window for a write that breaks serial/lineage
+    /// protection; false when there is no such live state.
+    async fn set_overwrite_until(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        until: Option<Timestamp>,
+    ) -> Result<bool>;
+
+    // Master key rotation
+
+    /// Up to `limit` data keys wrapped under a key other than `key_id`.
+    async fn keys_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<WrappedKeyRow>>;
+    /// Replaces one wrapped data key if it is still as `old` describes (compare and set).
+    async fn replace_wrapped_key(
+        &self,
+        old: &WrappedKeyRow,
+        new_key_id: &str,
+        new_wrapped: &[u8],
+    ) -> Result<bool>;
+}
