@@ -1,1 +1,822 @@
+//! The embedded default store: one SQLite file in WAL mode.
+//!
+//! Writers go through a single-connection pool (writes serialize in-process without busy
+//! loops) and every write transaction is `BEGIN IMMEDIATE`, so a second statehouse process on
+//! the same file waits on the busy timeout instead of failing a read-to-write upgrade.
+//! `synchronous=NORMAL` in WAL mode keeps every committed transaction across a process crash
+//! (`kill -9`); only an OS crash or power loss can drop the last commits.
 
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use statehouse_core::access::{Role, Token};
+use statehouse_core::clock::Timestamp;
+use statehouse_core::crypto::SealedBody;
+use statehouse_core::model::{
+    DeletedState, HeldLock, LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome,
+    UnlockRequest, VersionMeta, VersionWrite, Workspace, WrappedKeyRow, WriteOutcome,
+};
+use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
+use statehouse_core::store::Store;
+use statehouse_core::{Error, Result};
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+fn db_err(e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(d) = &e {
+        if d.is_unique_violation() {
+            return Error::Conflict("already exists".into());
+        }
+    }
+    Error::Store(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::open_with(options.create_if_missing(true)).await
+    }
+
+    /// Opens a `sqlite:` URL (e.g. `sqlite:///var/lib/statehouse/db.sqlite`).
+    pub async fn open_url(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::Config(format!("invalid SQLite URL: {e}")))?;
+        Self::open_with(options.create_if_missing(true)).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> Result<Self> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| Error::Store(format!("cannot open SQLite database: {e}")))?;
+        sqlx::migrate!("./migrations")
+            .run(&write)
+            .await
+            .map_err(|e| Error::Store(format!("SQLite migration failed: {e}")))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(|e| Error::Store(format!("cannot open SQLite database: {e}")))?;
+        Ok(SqliteStore { read, write })
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)
+    }
+
+    /// Copies the database into `target` with `VACUUM INTO` (a consistent online snapshot).
+    pub async fn snapshot_to(&self, target: &Path) -> Result<()> {
+        let target = target
+            .to_str()
+            .ok_or_else(|| Error::Config("snapshot path is not UTF-8".into()))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+const STATE_COLUMNS: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
+    s.lock_id, s.lock_info, s.lock_token_id, s.lock_holder, s.locked_at, \
+    v.id AS v_id, v.version_no, v.serial, v.lineage, v.md5, v.size, v.created_at AS v_created_at, \
+    v.created_by, v.client_version, v.forced, v.client_encrypted \
+    FROM states s LEFT JOIN state_versions v ON v.id = s.current_version_id";
+
+const LIVE_STATE: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
+    s.lock_id, s.lock_info, s.lock_token_id, s.lock_holder, s.locked_at, \
+    v.id AS v_id, v.version_no, v.serial, v.lineage, v.md5, v.size, v.created_at AS v_created_at, \
+    v.created_by, v.client_version, v.forced, v.client_encrypted \
+    FROM states s LEFT JOIN state_versions v ON v.id = s.current_version_id \
+    WHERE s.workspace_id = ? AND s.name = ? AND s.deleted_at IS NULL";
+
+const VERSION_COLUMNS: &str = "id AS v_id, state_id, version_no, serial, lineage, md5, size, \
+    created_at AS v_created_at, created_by, client_version, forced, client_encrypted";
+
+fn get<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
+    row: &'r SqliteRow,
+    col: &str,
+) -> Result<T> {
+    row.try_get(col).map_err(db_err)
+}
+
+fn version_from(row: &SqliteRow, state_id: Option<&str>) -> Result<Option<VersionMeta>> {
+    let Some(id) = get::<Option<String>>(row, "v_id")? else {
+        return Ok(None);
+    };
+    let state_id = match state_id {
+        Some(s) => s.to_owned(),
+        None => get(row, "state_id")?,
+    };
+    Ok(Some(VersionMeta {
+        id,
+        state_id,
+        version_no: get(row, "version_no")?,
+        serial: get(row, "serial")?,
+        lineage: get(row, "lineage")?,
+        md5: get(row, "md5")?,
+        size: get(row, "size")?,
+        created_at: Timestamp(get(row, "v_created_at")?),
+        created_by: get(row, "created_by")?,
+        client_version: get(row, "client_version")?,
+        forced: get(row, "forced")?,
+        client_encrypted: get(row, "client_encrypted")?,
+    }))
+}
+
+fn state_from(row: &SqliteRow) -> Result<StateRecord> {
+    let id: String = get(row, "id")?;
+    let lock = match get::<Option<String>>(row, "lock_id")? {
+        None => None,
+        Some(lock_id) => Some(HeldLock {
+            id: lock_id,
+            info: get(row, "lock_info")?,
+            token_id: get(row, "lock_token_id")?,
+            holder: get(row, "lock_holder")?,
+            locked_at: Timestamp(get(row, "locked_at")?),
+        }),
+    };
+    Ok(StateRecord {
+        current: version_from(row, Some(&id))?,
+        workspace_id: get(row, "workspace_id")?,
+        name: get(row, "name")?,
+        created_at: Timestamp(get(row, "created_at")?),
+        updated_at: Timestamp(get(row, "updated_at")?),
+        overwrite_until: get::<Option<i64>>(row, "overwrite_until")?.map(Timestamp),
+        lock,
+        id,
+    })
+}
+
+fn workspace_from(row: &SqliteRow) -> Result<Workspace> {
+    Ok(Workspace {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        serial_protection: get(row, "serial_protection")?,
+        created_at: Timestamp(get(row, "created_at")?),
+    })
+}
+
+fn token_from(row: &SqliteRow) -> Result<Token> {
+    let role: String = get(row, "role")?;
+    Ok(Token {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        workspace_id: get(row, "workspace_id")?,
+        role: Role::from_str(&role)
+            .map_err(|_| Error::Internal(format!("stored role {role:?} is unknown")))?,
+        secret_hash: get(row, "secret_hash")?,
+        created_at: Timestamp(get(row, "created_at")?),
+        expires_at: get::<Option<i64>>(row, "expires_at")?.map(Timestamp),
+        revoked_at: get::<Option<i64>>(row, "revoked_at")?.map(Timestamp),
+    })
+}
+
+fn sealed_from(row: &SqliteRow) -> Result<SealedBody> {
+    Ok(SealedBody {
+        key_id: get(row, "key_id")?,
+        wrapped_key: get(row, "wrapped_key")?,
+        ciphertext: get(row, "body")?,
+    })
+}
+
+fn version_with_body(row: &SqliteRow) -> Result<Option<(VersionMeta, SealedBody)>> {
+    let Some(meta) = version_from(row, None)? else {
+        return Ok(None);
+    };
+    Ok(Some((meta, sealed_from(row)?)))
+}
+
+async fn live_state_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    workspace_id: &str,
+    name: &str,
+) -> Result<Option<StateRecord>> {
+    let row = sqlx::query(LIVE_STATE)
+        .bind(workspace_id)
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(state_from).transpose()
+}
+
+async fn insert_empty_state(
+    tx: &mut Transaction<'static, Sqlite>,
+    workspace_id: &str,
+    name: &str,
+    at: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO states (id, workspace_id, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(statehouse_core::service::new_id())
+    .bind(workspace_id)
+    .bind(name)
+    .bind(at.0)
+    .bind(at.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn ensure_state_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    workspace_id: &str,
+    name: &str,
+    at: Timestamp,
+) -> Result<StateRecord> {
+    if let Some(state) = live_state_in(tx, workspace_id, name).await? {
+        return Ok(state);
+    }
+    insert_empty_state(tx, workspace_id, name, at).await?;
+    live_state_in(tx, workspace_id, name)
+        .await?
+        .ok_or_else(|| Error::Internal("state row vanished inside its transaction".into()))
+}
+
+async fn commit(tx: Transaction<'static, Sqlite>) -> Result<()> {
+    tx.commit().await.map_err(db_err)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn claim_flag(&self, name: &str, at: Timestamp) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO instance_flags (name, set_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .bind(at.0)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_workspace(&self, ws: &Workspace) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workspaces (id, name, serial_protection, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&ws.id)
+        .bind(&ws.name)
+        .bind(ws.serial_protection)
+        .bind(ws.created_at.0)
+        .execute(&self.write)
+        .await
+        .map_err(|e| match db_err(e) {
+            Error::Conflict(_) => {
+                Error::Conflict(format!("workspace {:?} already exists", ws.name))
+            }
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn workspace_by_name(&self, name: &str) -> Result<Option<Workspace>> {
+        let row = sqlx::query("SELECT * FROM workspaces WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(workspace_from).transpose()
+    }
+
+    async fn list_workspaces(&self) -> Result<Vec<Workspace>> {
+        let rows = sqlx::query("SELECT * FROM workspaces ORDER BY name")
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(workspace_from).collect()
+    }
+
+    async fn set_serial_protection(&self, workspace_id: &str, on: bool) -> Result<()> {
+        sqlx::query("UPDATE workspaces SET serial_protection = ? WHERE id = ?")
+            .bind(on)
+            .bind(workspace_id)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_token(&self, t: &NewToken) -> Result<Token> {
+        sqlx::query(
+            "INSERT INTO tokens (id, name, workspace_id, role, secret_hash, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&t.workspace_id)
+        .bind(t.role.as_str())
+        .bind(&t.secret_hash)
+        .bind(t.created_at.0)
+        .bind(t.expires_at.map(|e| e.0))
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(Token {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            workspace_id: t.workspace_id.clone(),
+            role: t.role,
+            secret_hash: t.secret_hash.clone(),
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            revoked_at: None,
+        })
+    }
+
+    async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<Token>> {
+        let row = sqlx::query("SELECT * FROM tokens WHERE secret_hash = ?")
+            .bind(secret_hash)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(token_from).transpose()
+    }
+
+    async fn list_tokens(&self, workspace_id: Option<&str>) -> Result<Vec<Token>> {
+        let rows = match workspace_id {
+            Some(ws) => {
+                sqlx::query("SELECT * FROM tokens WHERE workspace_id = ? ORDER BY created_at, id")
+                    .bind(ws)
+                    .fetch_all(&self.read)
+                    .await
+            }
+            None => {
+                sqlx::query("SELECT * FROM tokens ORDER BY created_at, id")
+                    .fetch_all(&self.read)
+                    .await
+            }
+        }
+        .map_err(db_err)?;
+        rows.iter().map(token_from).collect()
+    }
+
+    async fn revoke_token(&self, token_id: &str, at: Timestamp) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(at.0)
+                .bind(token_id)
+                .execute(&self.write)
+                .await
+                .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn state(&self, workspace_id: &str, name: &str) -> Result<Option<StateRecord>> {
+        let row = sqlx::query(LIVE_STATE)
+            .bind(workspace_id)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(state_from).transpose()
+    }
+
+    async fn ensure_state(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        at: Timestamp,
+    ) -> Result<StateRecord> {
+        if let Some(state) = self.state(workspace_id, name).await? {
+            return Ok(state);
+        }
+        let mut tx = self.begin_write().await?;
+        let state = ensure_state_in(&mut tx, workspace_id, name, at).await?;
+        commit(tx).await?;
+        Ok(state)
+    }
+
+    async fn list_states(&self, workspace_id: &str) -> Result<Vec<StateRecord>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{STATE_COLUMNS} WHERE s.workspace_id = ? AND s.deleted_at IS NULL ORDER BY s.name"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(workspace_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(state_from).collect()
+    }
+
+    async fn current_body(
+        &self,
+        workspace_id: &str,
+        name: &str,
+    ) -> Result<Option<(VersionMeta, SealedBody)>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS}, key_id, wrapped_key, body FROM state_versions \
+             WHERE id = (SELECT current_version_id FROM states WHERE workspace_id = ? AND name = ? AND deleted_at IS NULL)"
+        ));
+        let row = sqlx::query(sql)
+            .bind(workspace_id)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref()
+            .map(version_with_body)
+            .transpose()
+            .map(Option::flatten)
+    }
+
+    async fn version_body(
+        &self,
+        state_id: &str,
+        version_no: i64,
+    ) -> Result<Option<(VersionMeta, SealedBody)>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS}, key_id, wrapped_key, body FROM state_versions WHERE state_id = ? AND version_no = ?"
+        ));
+        let row = sqlx::query(sql)
+            .bind(state_id)
+            .bind(version_no)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        row.as_ref()
+            .map(version_with_body)
+            .transpose()
+            .map(Option::flatten)
+    }
+
+    async fn list_versions(&self, state_id: &str) -> Result<Vec<VersionMeta>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM state_versions WHERE state_id = ? ORDER BY version_no DESC"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(state_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .filter_map(|r| version_from(r, None).transpose())
+            .collect()
+    }
+
+    async fn write_version(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        w: &VersionWrite,
+    ) -> Result<WriteOutcome> {
+        let mut tx = self.begin_write().await?;
+        let state = live_state_in(&mut tx, workspace_id, name).await?;
+        let state = match state {
+            Some(s) if s.id == w.state_id => s,
+            _ => {
+                return Err(Error::Conflict(
+                    "the state was deleted or replaced while this write was in flight; nothing was written, retry".into(),
+                ));
+            }
+        };
+        let protection: bool =
+            sqlx::query_scalar("SELECT serial_protection FROM workspaces WHERE id = ?")
+                .bind(workspace_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let decision = rules::decide_write(
+            WriteContext {
+                current: state.current.as_ref(),
+                lock: state.lock.as_ref(),
+                serial_protection: protection,
+                overwrite_until: state.overwrite_until,
+                now: w.at,
+            },
+            Incoming {
+                serial: w.serial,
+                lineage: &w.lineage,
+                md5: &w.md5,
+                lock_id: w.lock_id.as_deref(),
+            },
+        )?;
+        let (forced, consumes_override) = match decision {
+            WriteDecision::Unchanged => {
+                let current = state
+                    .current
+                    .ok_or_else(|| Error::Internal("unchanged without a current version".into()))?;
+                return Ok(WriteOutcome::Unchanged(current));
+            }
+            WriteDecision::Append {
+                forced,
+                consumes_override,
+            } => (forced, consumes_override),
+        };
+        let version_no: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version_no), 0) + 1 FROM state_versions WHERE state_id = ?",
+        )
+        .bind(&state.id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO state_versions (id, state_id, version_no, serial, lineage, md5, size, created_at, created_by, \
+             client_version, forced, client_encrypted, key_id, wrapped_key, body) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&w.version_id)
+        .bind(&state.id)
+        .bind(version_no)
+        .bind(w.serial)
+        .bind(&w.lineage)
+        .bind(&w.md5)
+        .bind(w.size)
+        .bind(w.at.0)
+        .bind(&w.author)
+        .bind(&w.client_version)
+        .bind(forced)
+        .bind(w.client_encrypted)
+        .bind(&w.sealed.key_id)
+        .bind(&w.sealed.wrapped_key)
+        .bind(&w.sealed.ciphertext)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE states SET current_version_id = ?, updated_at = ?, \
+             overwrite_until = CASE WHEN ? THEN NULL ELSE overwrite_until END WHERE id = ?",
+        )
+        .bind(&w.version_id)
+        .bind(w.at.0)
+        .bind(consumes_override)
+        .bind(&state.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        commit(tx).await?;
+        Ok(WriteOutcome::Created(VersionMeta {
+            id: w.version_id.clone(),
+            state_id: state.id,
+            version_no,
+            serial: w.serial,
+            lineage: w.lineage.clone(),
+            md5: w.md5.clone(),
+            size: w.size,
+            created_at: w.at,
+            created_by: w.author.clone(),
+            client_version: w.client_version.clone(),
+            forced,
+            client_encrypted: w.client_encrypted,
+        }))
+    }
+
+    async fn lock_state(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        req: &LockRequest,
+    ) -> Result<LockOutcome> {
+        let mut tx = self.begin_write().await?;
+        let state = ensure_state_in(&mut tx, workspace_id, name, req.at).await?;
+        let outcome = rules::decide_lock(state.lock.as_ref(), &req.id)?;
+        if outcome == LockOutcome::Acquired {
+            sqlx::query(
+                "UPDATE states SET lock_id = ?, lock_info = ?, lock_token_id = ?, lock_holder = ?, locked_at = ? WHERE id = ?",
+            )
+            .bind(&req.id)
+            .bind(&req.info)
+            .bind(&req.token_id)
+            .bind(&req.holder)
+            .bind(req.at.0)
+            .bind(&state.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        commit(tx).await?;
+        Ok(outcome)
+    }
+
+    async fn unlock_state(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        req: &UnlockRequest,
+    ) -> Result<UnlockOutcome> {
+        let mut tx = self.begin_write().await?;
+        let Some(state) = live_state_in(&mut tx, workspace_id, name).await? else {
+            return Ok(UnlockOutcome::NotLocked);
+        };
+        let outcome = rules::decide_unlock(state.lock.as_ref(), req)?;
+        if let UnlockOutcome::Released { .. } = outcome {
+            sqlx::query(
+                "UPDATE states SET lock_id = NULL, lock_info = NULL, lock_token_id = NULL, lock_holder = NULL, \
+                 locked_at = NULL WHERE id = ?",
+            )
+            .bind(&state.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        commit(tx).await?;
+        Ok(outcome)
+    }
+
+    async fn delete_state(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let Some(state) = live_state_in(&mut tx, workspace_id, name).await? else {
+            return Ok(false);
+        };
+        if let Some(lock) = state.lock {
+            return Err(Error::Locked {
+                holder_info: lock.info,
+            });
+        }
+        sqlx::query("UPDATE states SET deleted_at = ?, deleted_by = ? WHERE id = ?")
+            .bind(at.0)
+            .bind(by)
+            .bind(&state.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        commit(tx).await?;
+        Ok(true)
+    }
+
+    async fn list_deleted_states(&self, workspace_id: &str) -> Result<Vec<DeletedState>> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.workspace_id, s.name, s.deleted_at, s.deleted_by, \
+             (SELECT COUNT(*) FROM state_versions v WHERE v.state_id = s.id) AS versions \
+             FROM states s WHERE s.workspace_id = ? AND s.deleted_at IS NOT NULL ORDER BY s.deleted_at DESC, s.id",
+        )
+        .bind(workspace_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeletedState {
+                    id: get(r, "id")?,
+                    workspace_id: get(r, "workspace_id")?,
+                    name: get(r, "name")?,
+                    deleted_at: Timestamp(get(r, "deleted_at")?),
+                    deleted_by: get::<Option<String>>(r, "deleted_by")?.unwrap_or_default(),
+                    versions: get(r, "versions")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn restore_state(
+        &self,
+        workspace_id: &str,
+        state_id: &str,
+        at: Timestamp,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let name: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM states WHERE id = ? AND workspace_id = ? AND deleted_at IS NOT NULL",
+        )
+        .bind(state_id)
+        .bind(workspace_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(name) = name else { return Ok(false) };
+        if live_state_in(&mut tx, workspace_id, &name).await?.is_some() {
+            return Err(Error::Conflict(format!(
+                "a live state named {name:?} exists; delete or rename it before restoring this one"
+            )));
+        }
+        sqlx::query(
+            "UPDATE states SET deleted_at = NULL, deleted_by = NULL, updated_at = ? WHERE id = ?",
+        )
+        .bind(at.0)
+        .bind(state_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        commit(tx).await?;
+        Ok(true)
+    }
+
+    async fn purge_state(&self, workspace_id: &str, state_id: &str) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM state_versions WHERE state_id = \
+             (SELECT id FROM states WHERE id = ? AND workspace_id = ? AND deleted_at IS NOT NULL)",
+        )
+        .bind(state_id)
+        .bind(workspace_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let done = sqlx::query(
+            "DELETE FROM states WHERE id = ? AND workspace_id = ? AND deleted_at IS NOT NULL",
+        )
+        .bind(state_id)
+        .bind(workspace_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        commit(tx).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_overwrite_until(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        until: Option<Timestamp>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE states SET overwrite_until = ? WHERE workspace_id = ? AND name = ? AND deleted_at IS NULL",
+        )
+        .bind(until.map(|u| u.0))
+        .bind(workspace_id)
+        .bind(name)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn keys_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<WrappedKeyRow>> {
+        let rows = sqlx::query(
+            "SELECT id, state_id, key_id, wrapped_key FROM state_versions WHERE key_id <> ? ORDER BY id LIMIT ?",
+        )
+        .bind(key_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(WrappedKeyRow {
+                    version_id: get(r, "id")?,
+                    state_id: get(r, "state_id")?,
+                    key_id: get(r, "key_id")?,
+                    wrapped_key: get(r, "wrapped_key")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn replace_wrapped_key(
+        &self,
+        old: &WrappedKeyRow,
+        new_key_id: &str,
+        new_wrapped: &[u8],
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE state_versions SET key_id = ?, wrapped_key = ? WHERE id = ? AND key_id = ? AND wrapped_key = ?",
+        )
+        .bind(new_key_id)
+        .bind(new_wrapped)
+        .bind(&old.version_id)
+        .bind(&old.key_id)
+        .bind(&old.wrapped_key)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+}
