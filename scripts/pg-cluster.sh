@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL cluster for tests and benchmarks.
+#   scripts/pg-cluster.sh start DIR PORT   -> initdb (if needed) + start; prints the connection URL
+#   scripts/pg-cluster.sh stop DIR
+# PostgreSQL refuses to run as root, so when run as root the cluster belongs to the `postgres` user.
+set -euo pipefail
+
+cmd=${1:?usage: pg-cluster.sh start|stop DIR [PORT]}
+dir=${2:?usage: pg-cluster.sh start|stop DIR [PORT]}
+port=${3:-55432}
+
+bindir=""
+for candidate in /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
+    if [ -x "$candidate/pg_ctl" ]; then bindir=$candidate; break; fi
+done
+if [ -z "$bindir" ]; then
+    echo "pg-cluster.sh: no PostgreSQL server found; install it with: apt-get install postgresql" >&2
+    exit 1
+fi
+
+as_owner() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+case "$cmd" in
+start)
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+        as_owner "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
+            || { cat "$dir/initdb.log" >&2; exit 1; }
+    fi
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
+        || { cat "$dir/server.log" >&2; exit 1; }
+    echo "postgres://postgres@127.0.0.1:$port/postgres"
+    ;;
+stop)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+    fi
+    ;;
+*)
+    echo "usage: pg-cluster.sh start|stop DIR [PORT]" >&2
+    exit 2
+    ;;
+esac
