@@ -90,3 +90,59 @@ mod tests {
         );
     }
 }
+
+/// Parses durations such as `500ms`, `30s`, `10m`, `12h`, `7d`, `2w` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, crate::Error> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let bad = || {
+        crate::Error::BadRequest(format!(
+            "invalid duration {text:?}: use a number with a unit, e.g. 500ms, 30s, 10m, 12h, 7d, 2w"
+        ))
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let millis_per_unit: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(millis_per_unit)
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn parses_human_durations() {
+        let cases = [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("30", 30_000),
+            ("10m", 600_000),
+            ("2h", 7_200_000),
+            ("7d", 604_800_000),
+            ("1w", 604_800_000),
+        ];
+        for (text, millis) in cases {
+            assert_eq!(
+                parse_duration(text).ok(),
+                Some(Duration::from_millis(millis)),
+                "{text}"
+            );
+        }
+        for bad in ["", "m", "10x", "-5s", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

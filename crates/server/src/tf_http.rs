@@ -1,0 +1,212 @@
+//! The Terraform/OpenTofu `http` state backend at `/tf/{workspace}/{state-name}`.
+//!
+//! On the state address: GET reads, POST (or PUT) writes, DELETE soft-deletes, LOCK/UNLOCK
+//! lock (Terraform's defaults). GitLab style works too: POST `<address>/lock` locks and
+//! DELETE `<address>/lock` unlocks.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use base64::Engine;
+use md5::{Digest, Md5};
+use serde::Deserialize;
+use statehouse_core::Error;
+use statehouse_core::model::{LockOutcome, UnlockOutcome, WriteOutcome};
+use statehouse_core::names::LOCK_SEGMENT;
+
+use crate::AppState;
+use crate::auth::principal;
+use crate::body::read_limited;
+use crate::wire::WireError;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/tf/{workspace}/{*name}", any(dispatch))
+}
+
+#[derive(Debug, Deserialize)]
+struct Params {
+    /// The lock ID the client holds, appended to writes.
+    #[serde(rename = "ID")]
+    id: Option<String>,
+}
+
+enum Operation {
+    Read,
+    Write,
+    Delete,
+    Lock,
+    Unlock,
+}
+
+/// Splits the path into the state name and the operation the method asks for.
+fn operation(method: &Method, raw_name: &str) -> Result<(String, Operation), Error> {
+    let lock_suffix = format!("/{LOCK_SEGMENT}");
+    if let Some(name) = raw_name.strip_suffix(&lock_suffix) {
+        let op = match method.as_str() {
+            "POST" | "PUT" | "LOCK" => Operation::Lock,
+            "DELETE" | "UNLOCK" => Operation::Unlock,
+            other => return Err(method_not_allowed(other, "POST, DELETE, LOCK, UNLOCK")),
+        };
+        return Ok((name.to_owned(), op));
+    }
+    let op = match method.as_str() {
+        "GET" => Operation::Read,
+        "POST" | "PUT" => Operation::Write,
+        "DELETE" => Operation::Delete,
+        "LOCK" => Operation::Lock,
+        "UNLOCK" => Operation::Unlock,
+        other => {
+            return Err(method_not_allowed(
+                other,
+                "GET, POST, PUT, DELETE, LOCK, UNLOCK",
+            ));
+        }
+    };
+    Ok((raw_name.to_owned(), op))
+}
+
+fn method_not_allowed(method: &str, allowed: &str) -> Error {
+    Error::BadRequest(format!(
+        "method {method} is not supported here; use {allowed}"
+    ))
+}
+
+async fn dispatch(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    Path((workspace, raw_name)): Path<(String, String)>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, WireError> {
+    let (name, op) = operation(&method, &raw_name)?;
+    let who = principal(&state, &headers).await?;
+    let services = &state.services;
+    match op {
+        Operation::Read => {
+            let Some(body) = services.read_state(&who, &workspace, &name).await? else {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            };
+            let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body));
+            let mut response = body.into_response();
+            let h = response.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&md5) {
+                h.insert("content-md5", v);
+            }
+            Ok(response)
+        }
+        Operation::Write => {
+            let body = read_limited(&headers, body, state.max_state_bytes).await?;
+            verify_content_md5(&headers, &body)?;
+            let outcome = services
+                .write_state(&who, &workspace, &name, &body, params.id.as_deref())
+                .await?;
+            match &outcome {
+                WriteOutcome::Created(v) => tracing::info!(
+                    workspace,
+                    state = name,
+                    version = v.version_no,
+                    serial = v.serial,
+                    size = v.size,
+                    forced = v.forced,
+                    by = who.token_name,
+                    "state written"
+                ),
+                WriteOutcome::Unchanged(v) => {
+                    tracing::debug!(
+                        workspace,
+                        state = name,
+                        version = v.version_no,
+                        "identical write acknowledged"
+                    )
+                }
+            }
+            Ok(StatusCode::OK.into_response())
+        }
+        Operation::Delete => {
+            services.delete_state(&who, &workspace, &name).await?;
+            tracing::info!(
+                workspace,
+                state = name,
+                by = who.token_name,
+                "state deleted (recoverable until purged)"
+            );
+            Ok(StatusCode::OK.into_response())
+        }
+        Operation::Lock => {
+            let info = read_limited(&headers, body, 64 * 1024).await?;
+            let outcome = services.lock_state(&who, &workspace, &name, &info).await?;
+            if outcome == LockOutcome::Acquired {
+                tracing::info!(
+                    workspace,
+                    state = name,
+                    by = who.token_name,
+                    "lock acquired"
+                );
+            }
+            Ok(StatusCode::OK.into_response())
+        }
+        Operation::Unlock => {
+            let info = read_limited(&headers, body, 64 * 1024).await?;
+            match services
+                .unlock_state(&who, &workspace, &name, &info)
+                .await?
+            {
+                UnlockOutcome::Released {
+                    forced: true,
+                    previous,
+                } => tracing::warn!(
+                    workspace,
+                    state = name,
+                    by = who.token_name,
+                    holder = previous.holder,
+                    lock_id = previous.id,
+                    "lock force-unlocked"
+                ),
+                UnlockOutcome::Released { forced: false, .. } => {
+                    tracing::info!(
+                        workspace,
+                        state = name,
+                        by = who.token_name,
+                        "lock released"
+                    )
+                }
+                UnlockOutcome::NotLocked => {}
+            }
+            Ok(StatusCode::OK.into_response())
+        }
+    }
+}
+
+/// Terraform sends `Content-MD5` (base64 MD5 of the body) with every write; a mismatch means
+/// the body was damaged on the way and must not be stored.
+fn verify_content_md5(headers: &HeaderMap, body: &[u8]) -> Result<(), Error> {
+    let Some(claimed) = headers.get("content-md5") else {
+        return Ok(());
+    };
+    let claimed = claimed
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+        })
+        .ok_or_else(|| Error::BadRequest("Content-MD5 header is not base64".into()))?;
+    if claimed.as_slice() != Md5::digest(body).as_slice() {
+        return Err(Error::BadRequest(
+            "Content-MD5 does not match the body: it was damaged in transit; nothing was stored"
+                .into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! Mapping of domain errors onto HTTP responses, done once for every route.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use statehouse_core::Error;
+
+/// An error as the Terraform/OpenTofu client sees it: a one-line text reason, or for lock
+/// conflicts the holder's LockInfo JSON (the client parses it).
+pub struct WireError(pub Error);
+
+impl From<Error> for WireError {
+    fn from(e: Error) -> Self {
+        WireError(e)
+    }
+}
+
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Locked { .. } => StatusCode::LOCKED,
+        Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Config(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for WireError {
+    fn into_response(self) -> Response {
+        let status = status_of(&self.0);
+        match self.0 {
+            Error::Locked { holder_info } => {
+                ([(header::CONTENT_TYPE, "application/json")], holder_info)
+                    .into_response_with(status)
+            }
+            Error::Unauthorized(msg) => {
+                let mut resp = (status, format!("{msg}\n")).into_response();
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"statehouse\", charset=\"UTF-8\""),
+                );
+                resp
+            }
+            e @ (Error::Store(_) | Error::Internal(_) | Error::Config(_)) => {
+                // Details go to the log (with the request id), not to the client.
+                tracing::error!(error = %e, "request failed");
+                (
+                    status,
+                    "statehouse could not complete the request; see the server log\n",
+                )
+                    .into_response()
+            }
+            e => (status, format!("{e}\n")).into_response(),
+        }
+    }
+}
+
+trait WithStatus {
+    fn into_response_with(self, status: StatusCode) -> Response;
+}
+
+impl<T: IntoResponse> WithStatus for T {
+    fn into_response_with(self, status: StatusCode) -> Response {
+        (status, self).into_response()
+    }
+}
