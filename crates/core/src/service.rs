@@ -66,20 +66,25 @@ impl Services {
         }
     }
 
-    /// First start: create the `default` workspace and, exactly once per database, an
-    /// instance admin token whose secret is returned to be shown to the operator.
-    pub async fn bootstrap(&self) -> Result<Option<TokenSecret>> {
+    /// Creates the `default` workspace if it does not exist (safe to race with replicas).
+    pub async fn ensure_default_workspace(&self) -> Result<()> {
         if self
             .store
             .workspace_by_name(DEFAULT_WORKSPACE)
             .await?
-            .is_none()
+            .is_some()
         {
-            match self.create_workspace(DEFAULT_WORKSPACE).await {
-                Ok(_) | Err(Error::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
+            return Ok(());
         }
+        match self.create_workspace(DEFAULT_WORKSPACE).await {
+            Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Exactly once per database, across all replicas: mint an instance admin token whose
+    /// secret is returned to be shown to the operator.
+    pub async fn claim_bootstrap_token(&self) -> Result<Option<TokenSecret>> {
         if !self.store.claim_flag(BOOTSTRAP_FLAG, self.now()).await? {
             return Ok(None);
         }
@@ -105,7 +110,7 @@ impl Services {
         let name = WorkspaceName::parse(name)?;
         self.store.workspace_by_name(name.as_str()).await?.ok_or_else(|| {
             Error::NotFound(format!(
-                "workspace {name:?} does not exist; create it with `statehouse workspace create {name}`"
+                "workspace {:?} does not exist; create it with `statehouse workspace create {name}`", name.as_str()
             ))
         })
     }

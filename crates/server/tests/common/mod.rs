@@ -1,0 +1,167 @@
+//! An in-process server on 127.0.0.1:0 over a fresh SQLite store, for HTTP-level tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine;
+use md5::{Digest, Md5};
+use statehouse_core::access::Role;
+use statehouse_core::clock::{FakeClock, Timestamp};
+use statehouse_core::crypto::{Cipher, KeyFile};
+use statehouse_core::service::Services;
+use statehouse_server::{AppState, router};
+use statehouse_store_sqlite::SqliteStore;
+
+pub struct TestServer {
+    pub url: String,
+    pub services: Services,
+    pub clock: Arc<FakeClock>,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+pub const MAX_BYTES: usize = 1024 * 1024;
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap();
+        let key_file = KeyFile::new(dir.path().join("master.key"));
+        key_file.load_or_create().unwrap();
+        let clock = Arc::new(FakeClock::new(Timestamp(1_700_000_000_000)));
+        let services = Services {
+            store: Arc::new(store),
+            cipher: Arc::new(Cipher::from_file(key_file).unwrap()),
+            clock: clock.clone(),
+        };
+        services.ensure_default_workspace().await.unwrap();
+        services.create_workspace("other").await.unwrap();
+        let app = router(AppState {
+            services: services.clone(),
+            max_state_bytes: MAX_BYTES,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        TestServer {
+            url,
+            services,
+            clock,
+            dir,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("db.sqlite")
+    }
+
+    pub async fn token(&self, workspace: Option<&str>, role: Role) -> String {
+        let (_, secret) = self
+            .services
+            .create_token(workspace, role, &format!("{workspace:?}-{role}"), None)
+            .await
+            .unwrap();
+        secret.expose().to_owned()
+    }
+
+    pub fn addr(&self, path: &str) -> String {
+        format!("{}/tf/{}", self.url, path)
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, self.addr(path));
+        if let Some(t) = token {
+            req = req.basic_auth("terraform", Some(t));
+        }
+        if let Some(b) = body {
+            req = req.header("Content-MD5", content_md5(b)).body(b.to_vec());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+
+    pub async fn versions(&self, ws: &str, name: &str) -> usize {
+        let ws = self
+            .services
+            .store
+            .workspace_by_name(ws)
+            .await
+            .unwrap()
+            .unwrap();
+        match self.services.store.state(&ws.id, name).await.unwrap() {
+            Some(s) => self
+                .services
+                .store
+                .list_versions(&s.id)
+                .await
+                .unwrap()
+                .len(),
+            None => 0,
+        }
+    }
+}
+
+pub fn content_md5(body: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Md5::digest(body))
+}
+
+pub fn state_json(serial: i64, lineage: &str, marker: &str) -> Vec<u8> {
+    format!(
+        r#"{{"version":4,"terraform_version":"1.0.3","serial":{serial},"lineage":"{lineage}","outputs":{{"m":{{"value":"{marker}","type":"string"}}}},"resources":[]}}"#
+    )
+    .into_bytes()
+}
+
+pub fn lock_info(id: &str, who: &str) -> Vec<u8> {
+    format!(
+        r#"{{"ID":"{id}","Operation":"OperationTypeApply","Info":"","Who":"{who}","Version":"1.0.3","Created":"2026-11-22T00:00:00Z","Path":""}}"#
+    )
+    .into_bytes()
+}
+
+impl TestServer {
+    /// Sends a request with the path exactly as given (HTTP clients normalise `..` away),
+    /// returning status and body.
+    pub async fn raw(
+        &self,
+        method: &str,
+        raw_path: &str,
+        token: &str,
+        body: &[u8],
+    ) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = self.url.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+        let head = format!(
+            "{method} {raw_path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let text = String::from_utf8_lossy(&response).to_string();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+}

@@ -1,0 +1,773 @@
+//! The Terraform/OpenTofu http backend over real HTTP: protocol, bad input, roles, encryption.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestServer, content_md5, lock_info, state_json};
+use statehouse_core::access::Role;
+
+#[tokio::test]
+async fn read_write_versions_and_identical_snapshots() {
+    let s = TestServer::start().await;
+    let t = s.token(Some("default"), Role::Editor).await;
+    assert_eq!(
+        s.send("GET", "default/app", Some(&t), None).await.0,
+        204,
+        "no state yet"
+    );
+    let v1 = state_json(1, "L", "one");
+    assert_eq!(
+        s.send("POST", "default/app", Some(&t), Some(&v1)).await.0,
+        200
+    );
+    // Terraform re-sends identical snapshots: acknowledged, no new version.
+    assert_eq!(
+        s.send("POST", "default/app", Some(&t), Some(&v1)).await.0,
+        200
+    );
+    assert_eq!(s.versions("default", "app").await, 1);
+    let v2 = state_json(2, "L", "two");
+    assert_eq!(
+        s.send("PUT", "default/app", Some(&t), Some(&v2)).await.0,
+        200,
+        "PUT works as update method"
+    );
+    assert_eq!(s.versions("default", "app").await, 2);
+    let (status, body) = s.send("GET", "default/app", Some(&t), None).await;
+    assert_eq!((status, body.as_bytes()), (200, v2.as_slice()));
+    // Nested names.
+    assert_eq!(
+        s.send("POST", "default/prod/network/core", Some(&t), Some(&v1))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        s.send("GET", "default/prod/network/core", Some(&t), None)
+            .await
+            .1
+            .as_bytes(),
+        v1.as_slice()
+    );
+}
+
+#[tokio::test]
+async fn get_returns_content_md5() {
+    let s = TestServer::start().await;
+    let t = s.token(Some("default"), Role::Editor).await;
+    let v1 = state_json(1, "L", "md5");
+    s.send("POST", "default/app", Some(&t), Some(&v1)).await;
+    let resp = s
+        .client
+        .get(s.addr("default/app"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["content-md5"].to_str().unwrap(),
+        content_md5(&v1)
+    );
+    assert!(resp.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn serial_and_lineage_protection_with_override() {
+    let s = TestServer::start().await;
+    let t = s.token(Some("default"), Role::Editor).await;
+    s.send(
+        "POST",
+        "default/app",
+        Some(&t),
+        Some(&state_json(5, "L", "a")),
+    )
+    .await;
+    let (status, msg) = s
+        .send(
+            "POST",
+            "default/app",
+            Some(&t),
+            Some(&state_json(5, "L", "b")),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert!(
+        msg.contains("serial 5 is not above the stored serial 5"),
+        "{msg}"
+    );
+    let (status, msg) = s
+        .send(
+            "POST",
+            "default/app",
+            Some(&t),
+            Some(&state_json(9, "OTHER", "c")),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert!(
+        msg.contains("lineage") && msg.contains("allow-overwrite"),
+        "{msg}"
+    );
+    assert_eq!(s.versions("default", "app").await, 1);
+
+    // An admin opens a one-shot window: the next offending write is accepted and flagged.
+    let ws = s.services.workspace("default").await.unwrap();
+    let until = s.services.now().plus_millis(60_000);
+    assert!(
+        s.services
+            .store
+            .set_overwrite_until(&ws.id, "app", Some(until))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.send(
+            "POST",
+            "default/app",
+            Some(&t),
+            Some(&state_json(0, "NEW", "forced"))
+        )
+        .await
+        .0,
+        200
+    );
+    let state = s
+        .services
+        .store
+        .state(&ws.id, "app")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(state.current.as_ref().unwrap().forced);
+    assert_eq!(state.overwrite_until, None, "window is consumed");
+    assert_eq!(
+        s.send(
+            "POST",
+            "default/app",
+            Some(&t),
+            Some(&state_json(0, "AGAIN", "x"))
+        )
+        .await
+        .0,
+        409
+    );
+    // The window also expires with time.
+    s.services
+        .store
+        .set_overwrite_until(&ws.id, "app", Some(until))
+        .await
+        .unwrap();
+    s.clock.advance_millis(61_000);
+    assert_eq!(
+        s.send(
+            "POST",
+            "default/app",
+            Some(&t),
+            Some(&state_json(0, "LATE", "x"))
+        )
+        .await
+        .0,
+        409
+    );
+}
+
+#[tokio::test]
+async fn locking_protocol_both_styles() {
+    let s = TestServer::start().await;
+    let a = s.token(Some("default"), Role::Editor).await;
+    let b = s.token(Some("default"), Role::Editor).await;
+    let info_a = lock_info("lock-a", "alice@ci");
+    assert_eq!(
+        s.send("LOCK", "default/app", Some(&a), Some(&info_a))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        s.send("LOCK", "default/app", Some(&a), Some(&info_a))
+            .await
+            .0,
+        200,
+        "retried LOCK succeeds"
+    );
+    let (status, holder) = s
+        .send(
+            "LOCK",
+            "default/app",
+            Some(&b),
+            Some(&lock_info("lock-b", "bob")),
+        )
+        .await;
+    assert_eq!(status, 423);
+    assert_eq!(
+        holder.as_bytes(),
+        info_a.as_slice(),
+        "conflict body is the holder's LockInfo"
+    );
+    // Writes need the holder's ID.
+    let body = state_json(1, "L", "x");
+    assert_eq!(
+        s.send("POST", "default/app", Some(&b), Some(&body)).await.0,
+        423
+    );
+    assert_eq!(
+        s.send("POST", "default/app?ID=wrong", Some(&a), Some(&body))
+            .await
+            .0,
+        423
+    );
+    assert_eq!(
+        s.send("POST", "default/app?ID=lock-a", Some(&a), Some(&body))
+            .await
+            .0,
+        200
+    );
+    // Someone else's lock cannot be released by an editor.
+    assert_eq!(
+        s.send("UNLOCK", "default/app", Some(&b), Some(&info_a))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        s.send("UNLOCK", "default/app", Some(&a), Some(&info_a))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        s.send("UNLOCK", "default/app", Some(&a), Some(&info_a))
+            .await
+            .0,
+        200,
+        "unlock is idempotent"
+    );
+    assert_eq!(
+        s.send(
+            "POST",
+            "default/app?ID=lock-a",
+            Some(&a),
+            Some(&state_json(2, "L", "y"))
+        )
+        .await
+        .0,
+        409,
+        "stale lock ID refused"
+    );
+
+    // GitLab style: POST <address>/lock, DELETE <address>/lock.
+    assert_eq!(
+        s.send(
+            "POST",
+            "default/app/lock",
+            Some(&b),
+            Some(&lock_info("lock-g", "gitlab"))
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        s.send("POST", "default/app/lock", Some(&a), Some(&info_a))
+            .await
+            .0,
+        423
+    );
+    assert_eq!(
+        s.send(
+            "DELETE",
+            "default/app/lock",
+            Some(&b),
+            Some(&lock_info("lock-g", "gitlab"))
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        s.send("LOCK", "default/app", Some(&a), Some(&info_a))
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn force_unlock_terraform_and_opentofu_styles() {
+    let s = TestServer::start().await;
+    let editor = s.token(Some("default"), Role::Editor).await;
+    let admin = s.token(Some("default"), Role::Admin).await;
+    let info = lock_info("held", "someone");
+    s.send("LOCK", "default/app", Some(&editor), Some(&info))
+        .await;
+    // Terraform force-unlock: empty body. Editors may not, admins may.
+    assert_eq!(
+        s.send("UNLOCK", "default/app", Some(&editor), Some(b""))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        s.send("UNLOCK", "default/app", Some(&admin), Some(b""))
+            .await
+            .0,
+        200
+    );
+    // OpenTofu force-unlock: only the ID.
+    s.send("LOCK", "default/app", Some(&editor), Some(&info))
+        .await;
+    assert_eq!(
+        s.send(
+            "UNLOCK",
+            "default/app",
+            Some(&admin),
+            Some(br#"{"ID":"other"}"#)
+        )
+        .await
+        .0,
+        423
+    );
+    assert_eq!(
+        s.send(
+            "UNLOCK",
+            "default/app",
+            Some(&admin),
+            Some(br#"{"ID":"held"}"#)
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        s.send(
+            "LOCK",
+            "default/app",
+            Some(&admin),
+            Some(&lock_info("new", "admin"))
+        )
+        .await
+        .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn delete_is_soft_and_admin_only() {
+    let s = TestServer::start().await;
+    let editor = s.token(Some("default"), Role::Editor).await;
+    let admin = s.token(Some("default"), Role::Admin).await;
+    s.send(
+        "POST",
+        "default/app",
+        Some(&editor),
+        Some(&state_json(1, "L", "keep-me")),
+    )
+    .await;
+    assert_eq!(
+        s.send("DELETE", "default/app", Some(&editor), None).await.0,
+        403
+    );
+    s.send(
+        "LOCK",
+        "default/app",
+        Some(&editor),
+        Some(&lock_info("l", "e")),
+    )
+    .await;
+    assert_eq!(
+        s.send("DELETE", "default/app", Some(&admin), None).await.0,
+        423,
+        "locked states are not deleted"
+    );
+    s.send(
+        "UNLOCK",
+        "default/app",
+        Some(&editor),
+        Some(&lock_info("l", "e")),
+    )
+    .await;
+    assert_eq!(
+        s.send("DELETE", "default/app", Some(&admin), None).await.0,
+        200
+    );
+    assert_eq!(
+        s.send("GET", "default/app", Some(&editor), None).await.0,
+        204
+    );
+    assert_eq!(
+        s.send("DELETE", "default/app", Some(&admin), None).await.0,
+        404
+    );
+    // Recoverable.
+    let ws = s.services.workspace("default").await.unwrap();
+    let deleted = s.services.store.list_deleted_states(&ws.id).await.unwrap();
+    assert_eq!(deleted.len(), 1);
+    let (_, body) = s
+        .services
+        .version_body(&deleted[0].id, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8(body).unwrap().contains("keep-me"));
+    assert!(
+        s.services
+            .store
+            .restore_state(&ws.id, &deleted[0].id, s.services.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.send("GET", "default/app", Some(&editor), None)
+            .await
+            .1
+            .contains("keep-me")
+    );
+}
+
+/// Every bad request gets a 4xx with a one-line reason and changes nothing.
+#[tokio::test]
+async fn bad_input_table() {
+    let s = TestServer::start().await;
+    let t = s.token(None, Role::Admin).await;
+    let good = state_json(1, "L", "original");
+    assert_eq!(
+        s.send("POST", "default/app", Some(&t), Some(&good)).await.0,
+        200
+    );
+    let big = state_json(2, "L", &"x".repeat(common::MAX_BYTES));
+    let cases: Vec<(&str, &str, Vec<u8>, Option<&str>, u16, &str)> = vec![
+        (
+            "POST",
+            "default/app",
+            b"{not json".to_vec(),
+            None,
+            400,
+            "not valid JSON",
+        ),
+        (
+            "POST",
+            "default/app",
+            b"{\"hello\":\"world\"}".to_vec(),
+            None,
+            400,
+            "not a Terraform state",
+        ),
+        (
+            "POST",
+            "default/app",
+            b"[1,2,3]".to_vec(),
+            None,
+            400,
+            "not a JSON object",
+        ),
+        (
+            "POST",
+            "default/app",
+            b"{\"version\":4,\"serial\":2,\"lineage\":\"\xff\"}".to_vec(),
+            None,
+            400,
+            "not UTF-8",
+        ),
+        (
+            "POST",
+            "default/app",
+            state_json(2, "L", "x"),
+            Some("AAAAAAAAAAAAAAAAAAAAAA=="),
+            400,
+            "Content-MD5 does not match",
+        ),
+        (
+            "POST",
+            "default/app",
+            state_json(2, "L", "x"),
+            Some("%%%"),
+            400,
+            "not base64",
+        ),
+        (
+            "POST",
+            "default/app",
+            big,
+            None,
+            413,
+            "larger than the configured maximum",
+        ),
+        (
+            "POST",
+            "nope/app",
+            state_json(2, "L", "x"),
+            None,
+            404,
+            "workspace \"nope\" does not exist",
+        ),
+        (
+            "POST",
+            "Bad_WS/app",
+            state_json(2, "L", "x"),
+            None,
+            400,
+            "invalid workspace name",
+        ),
+        (
+            "POST",
+            "default/a%20b",
+            state_json(2, "L", "x"),
+            None,
+            400,
+            "invalid state name",
+        ),
+        (
+            "POST",
+            "default/a%2F..%2Fapp",
+            state_json(2, "L", "x"),
+            None,
+            400,
+            "invalid state name",
+        ),
+        (
+            "GET",
+            "default/app/lock",
+            Vec::new(),
+            None,
+            400,
+            "not supported",
+        ),
+        (
+            "PATCH",
+            "default/app",
+            state_json(2, "L", "x"),
+            None,
+            400,
+            "not supported",
+        ),
+        (
+            "LOCK",
+            "default/app",
+            b"not json".to_vec(),
+            None,
+            400,
+            "lock info is not valid JSON",
+        ),
+        (
+            "LOCK",
+            "default/app",
+            b"{\"Who\":\"x\"}".to_vec(),
+            None,
+            400,
+            "no \"ID\"",
+        ),
+        (
+            "POST",
+            "default/app?ID=%ff",
+            state_json(2, "L", "x"),
+            None,
+            409,
+            "is not held",
+        ),
+    ];
+    for (method, path, body, md5, want, why) in cases {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = s.client.request(m, s.addr(path)).bearer_auth(&t);
+        if !body.is_empty() || method != "GET" {
+            req = req
+                .header(
+                    "Content-MD5",
+                    md5.map(str::to_owned).unwrap_or_else(|| content_md5(&body)),
+                )
+                .body(body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, want, "{method} {path}: {text}");
+        assert!(
+            text.contains(why),
+            "{method} {path}: {text:?} should mention {why:?}"
+        );
+        assert!(
+            text.trim_end().lines().count() <= 1,
+            "{method} {path}: one-line reason, got {text:?}"
+        );
+    }
+    // Path tricks, sent byte for byte (clients would normalise them).
+    for path in [
+        "/tf/default/a/../app",
+        "/tf/default/%2e%2e/app",
+        "/tf/default/./app",
+        "/tf/default//app",
+        "/tf/../tf/default/app",
+    ] {
+        let (status, text) = s.raw("POST", path, &t, &state_json(2, "L", "x")).await;
+        assert!((400..500).contains(&status), "{path}: {status} {text}");
+    }
+    // Nothing changed.
+    assert_eq!(s.versions("default", "app").await, 1);
+    assert_eq!(
+        s.send("GET", "default/app", Some(&t), None)
+            .await
+            .1
+            .as_bytes(),
+        good.as_slice()
+    );
+    let ws = s.services.workspace("default").await.unwrap();
+    let states = s.services.store.list_states(&ws.id).await.unwrap();
+    assert_eq!(
+        states.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        vec!["app"]
+    );
+    assert!(states[0].lock.is_none());
+}
+
+/// Every role against every backend method.
+#[tokio::test]
+async fn rbac_matrix() {
+    let s = TestServer::start().await;
+    let admin = s.token(Some("default"), Role::Admin).await;
+    let revoked = s.token(Some("default"), Role::Admin).await;
+    {
+        let tokens = s.services.store.list_tokens(None).await.unwrap();
+        let t = tokens
+            .iter()
+            .find(|t| t.secret_hash == statehouse_core::access::hash_secret(&revoked))
+            .unwrap();
+        s.services
+            .store
+            .revoke_token(&t.id, s.services.now())
+            .await
+            .unwrap();
+    }
+    let (_, expiring) = s
+        .services
+        .create_token(Some("default"), Role::Admin, "short", Some(1_000))
+        .await
+        .unwrap();
+    s.clock.advance_millis(2_000);
+    let principals: Vec<(&str, Option<String>)> = vec![
+        ("anonymous", None),
+        ("garbage", Some("sht_not-a-token".into())),
+        ("revoked", Some(revoked)),
+        ("expired", Some(expiring.expose().to_owned())),
+        (
+            "other-ws-admin",
+            Some(s.token(Some("other"), Role::Admin).await),
+        ),
+        ("viewer", Some(s.token(Some("default"), Role::Viewer).await)),
+        ("editor", Some(s.token(Some("default"), Role::Editor).await)),
+        ("admin", Some(s.token(Some("default"), Role::Admin).await)),
+        ("instance-admin", Some(s.token(None, Role::Admin).await)),
+    ];
+    // (operation, [anonymous, garbage, revoked, expired, other-ws, viewer, editor, admin, instance])
+    let expected: [(&str, [u16; 9]); 6] = [
+        ("GET", [401, 401, 401, 401, 403, 200, 200, 200, 200]),
+        ("POST", [401, 401, 401, 401, 403, 403, 200, 200, 200]),
+        ("LOCK", [401, 401, 401, 401, 403, 403, 200, 200, 200]),
+        ("UNLOCK-OWN", [401, 401, 401, 401, 403, 403, 200, 200, 200]),
+        (
+            "FORCE-UNLOCK",
+            [401, 401, 401, 401, 403, 403, 403, 200, 200],
+        ),
+        ("DELETE", [401, 401, 401, 401, 403, 403, 403, 200, 200]),
+    ];
+    let mut serial = 1;
+    for (op, wants) in expected {
+        for ((who, token), want) in principals.iter().zip(wants) {
+            // Fresh fixture per cell: a state at `serial`, unlocked.
+            serial += 1;
+            let path = format!("default/m/{serial}");
+            assert_eq!(
+                s.send(
+                    "POST",
+                    &path,
+                    Some(&admin),
+                    Some(&state_json(serial, "L", "x"))
+                )
+                .await
+                .0,
+                200
+            );
+            let token = token.as_deref();
+            let got = match op {
+                "GET" => s.send("GET", &path, token, None).await,
+                "POST" => {
+                    s.send(
+                        "POST",
+                        &path,
+                        token,
+                        Some(&state_json(serial + 1, "L", "y")),
+                    )
+                    .await
+                }
+                "LOCK" => {
+                    s.send("LOCK", &path, token, Some(&lock_info("k", who)))
+                        .await
+                }
+                "UNLOCK-OWN" => {
+                    // The principal's own lock, if it could take one.
+                    let lock_token = if want == 200 {
+                        token
+                    } else {
+                        Some(admin.as_str())
+                    };
+                    s.send("LOCK", &path, lock_token, Some(&lock_info("k", who)))
+                        .await;
+                    s.send("UNLOCK", &path, token, Some(&lock_info("k", who)))
+                        .await
+                }
+                "FORCE-UNLOCK" => {
+                    s.send("LOCK", &path, Some(&admin), Some(&lock_info("k", "holder")))
+                        .await;
+                    s.send("UNLOCK", &path, token, Some(b"")).await
+                }
+                "DELETE" => s.send("DELETE", &path, token, None).await,
+                _ => unreachable!(),
+            };
+            assert_eq!(got.0, want, "{op} as {who}: {}", got.1);
+        }
+    }
+    // 401s carry WWW-Authenticate so clients know to send credentials.
+    let resp = s.client.get(s.addr("default/m/2")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+}
+
+/// A marker written in a state never appears in the database files.
+#[tokio::test]
+async fn states_are_encrypted_at_rest() {
+    let s = TestServer::start().await;
+    let t = s.token(Some("default"), Role::Editor).await;
+    let marker = "MARKER-4f1c2e-plaintext-must-not-leak";
+    for serial in 1..=3 {
+        let body = state_json(serial, "L", &format!("{marker}-{serial}"));
+        assert_eq!(
+            s.send("POST", "default/secret", Some(&t), Some(&body))
+                .await
+                .0,
+            200
+        );
+    }
+    assert!(
+        s.send("GET", "default/secret", Some(&t), None)
+            .await
+            .1
+            .contains(marker)
+    );
+    let mut scanned = 0;
+    for entry in std::fs::read_dir(s.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("db.sqlite") {
+            let bytes = std::fs::read(&path).unwrap();
+            scanned += bytes.len();
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+                "{name} leaks the marker"
+            );
+        }
+    }
+    assert!(scanned > 0);
+}
