@@ -36,10 +36,10 @@ pub struct SqliteStore {
 }
 
 fn db_err(e: sqlx::Error) -> Error {
-    if let sqlx::Error::Database(d) = &e {
-        if d.is_unique_violation() {
-            return Error::Conflict("already exists".into());
-        }
+    if let sqlx::Error::Database(d) = &e
+        && d.is_unique_violation()
+    {
+        return Error::Conflict("already exists".into());
     }
     Error::Store(e.to_string())
 }
