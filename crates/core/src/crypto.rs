@@ -11,11 +11,12 @@
 use std::fmt;
 use std::fs;
 use std::io::Write;
+
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::SystemTime;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use rand::RngCore;
@@ -303,31 +304,62 @@ impl Cipher {
         Ok(self.ring()?.primary().id.clone())
     }
 
-    /// zstd-compress then encrypt `plain` under a fresh data key.
+    /// zstd-compress then encrypt `plain` under a fresh data key. Compression streams into
+    /// the output buffer and encryption happens in place, so sealing a large body costs about
+    /// one compressed copy of it in memory.
     pub fn seal(&self, plain: &[u8], binding: Binding<'_>) -> Result<SealedBody, Error> {
-        let compressed = zstd::bulk::compress(plain, ZSTD_LEVEL)
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(NONCE_LEN + plain.len() / 8 + 64);
+        out.extend_from_slice(&nonce);
+        let mut encoder = zstd::stream::Encoder::new(out, ZSTD_LEVEL)
             .map_err(|e| Error::Internal(format!("compression failed: {e}")))?;
+        encoder
+            .write_all(plain)
+            .map_err(|e| Error::Internal(format!("compression failed: {e}")))?;
+        let mut out = encoder
+            .finish()
+            .map_err(|e| Error::Internal(format!("compression failed: {e}")))?;
+
         let mut data_key = Zeroizing::new([0u8; KEY_LEN]);
         rand::rngs::OsRng.fill_bytes(data_key.as_mut());
         let body_cipher = Aes256Gcm::new(data_key.as_ref().into());
-        let ciphertext = encrypt(&body_cipher, &compressed, &binding.aad("body"))?;
+        let tag = body_cipher
+            .encrypt_in_place_detached(
+                Nonce::from_slice(&nonce),
+                &binding.aad("body"),
+                &mut out[NONCE_LEN..],
+            )
+            .map_err(|_| Error::Internal("encryption failed".into()))?;
+        out.extend_from_slice(&tag);
+
         let ring = self.ring()?;
         let master = ring.primary();
         let wrapped_key = encrypt(&master.cipher(), data_key.as_ref(), &binding.aad("key"))?;
         Ok(SealedBody {
             key_id: master.id.clone(),
             wrapped_key,
-            ciphertext,
+            ciphertext: out,
         })
     }
 
     /// Decrypt and decompress a body sealed by [`Cipher::seal`] with the same binding.
-    pub fn open(&self, sealed: &SealedBody, binding: Binding<'_>) -> Result<Vec<u8>, Error> {
+    /// `size_hint` is the expected plaintext size (one allocation when it is right).
+    pub fn open(
+        &self,
+        sealed: &SealedBody,
+        binding: Binding<'_>,
+        size_hint: usize,
+    ) -> Result<Vec<u8>, Error> {
         let data_key = self.unwrap_key(&sealed.key_id, &sealed.wrapped_key, binding)?;
         let body_cipher = Aes256Gcm::new(data_key.as_ref().into());
         let compressed = decrypt(&body_cipher, &sealed.ciphertext, &binding.aad("body"))?;
-        zstd::stream::decode_all(compressed.as_slice())
-            .map_err(|e| Error::Internal(format!("stored body does not decompress: {e}")))
+        let corrupt =
+            |e: std::io::Error| Error::Internal(format!("stored body does not decompress: {e}"));
+        let mut out = Vec::with_capacity(size_hint);
+        let mut decoder = zstd::stream::Decoder::new(compressed.as_slice()).map_err(corrupt)?;
+        std::io::copy(&mut decoder, &mut out).map_err(corrupt)?;
+        Ok(out)
     }
 
     fn unwrap_key(
@@ -416,9 +448,9 @@ mod tests {
         let body = br#"{"marker":"find-me-if-you-can"}"#.repeat(100);
         let sealed = cipher.seal(&body, binding("v1"))?;
         assert!(!sealed.ciphertext.windows(8).any(|w| w == b"find-me-"));
-        assert_eq!(cipher.open(&sealed, binding("v1"))?, body);
+        assert_eq!(cipher.open(&sealed, binding("v1"), 0)?, body);
         // The same ciphertext presented as another record does not open.
-        assert!(cipher.open(&sealed, binding("v2")).is_err());
+        assert!(cipher.open(&sealed, binding("v2"), 0).is_err());
         // Two seals of the same body differ (random data keys and nonces).
         assert_ne!(
             cipher.seal(&body, binding("v1"))?.ciphertext,
@@ -433,7 +465,7 @@ mod tests {
         let mut sealed = cipher.seal(b"{}", binding("v1"))?;
         let last = sealed.ciphertext.len() - 1;
         sealed.ciphertext[last] ^= 1;
-        assert!(cipher.open(&sealed, binding("v1")).is_err());
+        assert!(cipher.open(&sealed, binding("v1"), 0).is_err());
         Ok(())
     }
 
@@ -467,9 +499,9 @@ mod tests {
         };
         std::thread::sleep(std::time::Duration::from_millis(20));
         file.save(&rotated.only_primary())?;
-        assert_eq!(cipher.open(&moved, binding("v1"))?, b"hello");
+        assert_eq!(cipher.open(&moved, binding("v1"), 5)?, b"hello");
         // The old wrapping no longer opens once the old key is gone.
-        assert!(cipher.open(&sealed, binding("v1")).is_err());
+        assert!(cipher.open(&sealed, binding("v1"), 0).is_err());
         Ok(())
     }
 

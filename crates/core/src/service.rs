@@ -198,9 +198,11 @@ impl Services {
         else {
             return Ok(None);
         };
-        let body = self
-            .cipher
-            .open(&sealed, binding_for(&meta.state_id, &meta.id))?;
+        let body = self.cipher.open(
+            &sealed,
+            binding_for(&meta.state_id, &meta.id),
+            usize::try_from(meta.size).unwrap_or(0),
+        )?;
         Ok(Some(body))
     }
 
@@ -352,9 +354,11 @@ impl Services {
         let Some((meta, sealed)) = self.store.version_body(state_id, version_no).await? else {
             return Ok(None);
         };
-        let body = self
-            .cipher
-            .open(&sealed, binding_for(&meta.state_id, &meta.id))?;
+        let body = self.cipher.open(
+            &sealed,
+            binding_for(&meta.state_id, &meta.id),
+            usize::try_from(meta.size).unwrap_or(0),
+        )?;
         Ok(Some((meta, body)))
     }
 
