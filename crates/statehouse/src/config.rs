@@ -1,0 +1,201 @@
+//! Configuration: defaults → TOML file (`--config` / `STATEHOUSE_CONFIG`) → environment
+//! (`STATEHOUSE_*`, nested keys with `__`, e.g. `STATEHOUSE_POSTGRES__POOL_MAX`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Where the SQLite database and the master key file live by default.
+    pub data_dir: PathBuf,
+    /// `postgres://…` selects PostgreSQL; `sqlite:…` a SQLite file; empty: SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Default: `<data_dir>/master.key`.
+    pub master_key_file: Option<PathBuf>,
+    /// Larger state bodies are refused with 413.
+    pub max_state_bytes: u64,
+    /// `text` (default) or `json`.
+    pub log_format: String,
+    pub postgres: PostgresConfig,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PostgresConfig {
+    pub pool_min: u32,
+    pub pool_max: u32,
+    pub acquire_timeout: HumanDuration,
+    pub idle_timeout: HumanDuration,
+    pub statement_timeout: HumanDuration,
+    pub idle_in_transaction_session_timeout: HumanDuration,
+    pub lock_timeout: HumanDuration,
+    /// Schema to live in (created if missing); default: the connection's `search_path`.
+    pub schema: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./statehouse-data"),
+            database_url: None,
+            master_key_file: None,
+            max_state_bytes: 512 * 1024 * 1024,
+            log_format: "text".into(),
+            postgres: PostgresConfig::default(),
+        }
+    }
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        let secs = |s| HumanDuration(Duration::from_secs(s));
+        PostgresConfig {
+            pool_min: 0,
+            pool_max: 10,
+            acquire_timeout: secs(30),
+            idle_timeout: secs(600),
+            statement_timeout: secs(60),
+            idle_in_transaction_session_timeout: secs(60),
+            lock_timeout: secs(30),
+            schema: None,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                anyhow::bail!("configuration file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let figment = figment.merge(
+            Env::prefixed("STATEHOUSE_")
+                .split("__")
+                // Client-side settings of the CLI, not server configuration.
+                .ignore(&["config", "server", "token"]),
+        );
+        figment.extract().context("invalid configuration")
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("statehouse.db")
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    }
+}
+
+/// Passwords in a database URL never reach logs or `Debug` output.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("master_key_file", &self.master_key_path())
+            .field("max_state_bytes", &self.max_state_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// A duration written as `30s`, `10m`, `500ms` … (a bare number means seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", self.0.as_millis()))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Seconds(s) => Ok(HumanDuration(Duration::from_secs(s))),
+            Raw::Text(t) => statehouse_core::clock::parse_duration(&t)
+                .map(HumanDuration)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn layers_defaults_file_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "listen = \"0.0.0.0:9000\"\n[postgres]\npool_max = 3\nstatement_timeout = \"5s\"\n",
+            )?;
+            jail.set_env("STATEHOUSE_POSTGRES__POOL_MAX", "7");
+            jail.set_env("STATEHOUSE_SERVER", "http://ignored");
+            let c = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert_eq!(c.listen, "0.0.0.0:9000");
+            assert_eq!(c.postgres.pool_max, 7);
+            assert_eq!(c.postgres.statement_timeout.0, Duration::from_secs(5));
+            assert_eq!(c.max_state_bytes, 512 * 1024 * 1024);
+            assert!(!format!("{c:?}").contains("pw"));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,89 @@
+//! `statehouse serve`.
+
+use anyhow::{Context, Result};
+use statehouse_server::{AppState, DRAIN_TIMEOUT, router};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+use crate::instance;
+
+pub async fn run(config: Config) -> Result<()> {
+    init_logging(&config.log_format);
+    let instance = instance::open(&config).await?;
+    let services = instance.services.clone();
+    if instance.key_created {
+        println!(
+            "created master key file {} — back it up now, separately from the database: without it no state can be read",
+            instance.key_file.path().display()
+        );
+    }
+    if let Some(secret) = services.claim_bootstrap_token().await? {
+        println!("admin token (shown once): {}", secret.expose());
+    }
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (STATEHOUSE_LISTEN)", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(store = services.store.kind(), %addr, "statehouse started");
+    println!("statehouse listening on http://{addr}");
+    let app = router(AppState {
+        services,
+        max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+    });
+    let mut stop_rx = stop_rx;
+    tokio::select! {
+        result = server => result.context("server failed")?,
+        _ = async {
+            let _ = stop_rx.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => tracing::warn!("drain timeout reached; exiting with requests still in flight"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_env("STATEHOUSE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
