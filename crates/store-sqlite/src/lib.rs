@@ -69,10 +69,21 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(|e| Error::Store(format!("cannot open SQLite database: {e}")))?;
-        sqlx::migrate!("./migrations")
-            .run(&write)
-            .await
-            .map_err(|e| Error::Store(format!("SQLite migration failed: {e}")))?;
+        // sqlx has no migration lock for SQLite: when two processes start on a new file at
+        // once, the loser fails on tables the winner just created; by then the winner is done
+        // (or nearly), so a retry finds the migrations applied.
+        let mut attempt = 0;
+        loop {
+            match sqlx::migrate!("./migrations").run(&write).await {
+                Ok(()) => break,
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "SQLite migration raced another process; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => return Err(Error::Store(format!("SQLite migration failed: {e}"))),
+            }
+        }
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.read_only(true))
