@@ -1,0 +1,65 @@
+//! What the machine is, for the report.
+
+use std::path::Path;
+use std::process::Command;
+
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu: String,
+    pub memory: String,
+    pub kernel: String,
+    pub temp_fs: String,
+}
+
+impl Machine {
+    pub fn probe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = field(&cpuinfo, "model name").unwrap_or_else(|| "unknown".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory = field(&meminfo, "MemTotal")
+            .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or_else(
+                || "unknown".into(),
+                |kb| format!("{:.1} GiB", kb as f64 / (1024.0 * 1024.0)),
+            );
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        Machine {
+            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu,
+            memory,
+            kernel,
+            temp_fs: fs_type(&std::env::temp_dir()),
+        }
+    }
+}
+
+/// The first `name : value` line's value.
+fn field(text: &str, name: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == name).then(|| v.trim().to_owned())
+    })
+}
+
+/// `/tmp (ext4)`: where the SQLite files and Terraform dirs live.
+fn fs_type(dir: &Path) -> String {
+    let kind = Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(dir)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    format!("{} ({kind})", dir.display())
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}

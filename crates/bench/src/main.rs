@@ -1,0 +1,192 @@
+//! `statehouse-bench`: runs the real `statehouse` release binary and prints figures as a
+//! Markdown report (it never asserts timings).
+//!
+//! 1. The server alone, driven by a Rust client: GET and POST latency of 1 MB states, LOCK+UNLOCK
+//!    pairs per second, peak memory of a 50 MB write, with `GET /healthz` as the HTTP floor.
+//! 2. Terraform 1.0.3: `state push` / `state pull` of 1 MB and 50 MB states through statehouse
+//!    and through Terraform's own `pg` backend on the same PostgreSQL (the baseline).
+//!
+//! Each section on SQLite and on PostgreSQL. Build the server first:
+//! `cargo build --release -p statehouse`, then
+//! `cargo run --release -p statehouse-bench -- [--quick] [--only server|terraform]`.
+
+mod http;
+mod machine;
+mod pg;
+mod report;
+mod server;
+mod state;
+mod stats;
+mod terraform;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+
+use crate::server::{Server, Store};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "statehouse-bench",
+    about = "Benchmarks the statehouse binary and prints a Markdown report"
+)]
+struct Cli {
+    /// Run one section only.
+    #[arg(long, value_enum)]
+    only: Option<Section>,
+    /// Stores to run on, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sqlite,postgres"
+    )]
+    stores: Vec<StoreKind>,
+    /// Fewer repetitions (a smoke run; figures are noisier).
+    #[arg(long)]
+    quick: bool,
+    /// The statehouse binary [default: target/release/statehouse of this workspace].
+    #[arg(long)]
+    statehouse: Option<PathBuf>,
+    /// The Terraform 1.0.3 binary [default: .tools/terraform of this workspace].
+    #[arg(long, env = "STATEHOUSE_TERRAFORM")]
+    terraform: Option<PathBuf>,
+    /// PostgreSQL URL (a superuser: throwaway schemas are created and dropped).
+    #[arg(long, env = "STATEHOUSE_TEST_PG_URL")]
+    pg_url: Option<String>,
+    /// Repetitions of each Terraform command [default: 5, 3 with --quick].
+    #[arg(long)]
+    reps: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Section {
+    Server,
+    Terraform,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let statehouse = cli
+        .statehouse
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("target/release/statehouse"));
+    let statehouse = statehouse.canonicalize().with_context(|| {
+        format!(
+            "no statehouse binary at {} (build it with `cargo build --release -p statehouse`, or pass --statehouse)",
+            statehouse.display()
+        )
+    })?;
+
+    let mut stores = Vec::new();
+    for kind in &cli.stores {
+        match kind {
+            StoreKind::Sqlite => stores.push(Store::Sqlite),
+            StoreKind::Postgres => match &cli.pg_url {
+                Some(url) => stores.push(Store::Postgres(url.clone())),
+                None => bail!(
+                    "--stores includes postgres but no PostgreSQL URL was given: pass --pg-url or set \
+                     STATEHOUSE_TEST_PG_URL (e.g. start one with `scripts/pg-cluster.sh start /tmp/pgbench 55433`)"
+                ),
+            },
+        }
+    }
+    stores.dedup();
+    let run_server = cli.only != Some(Section::Terraform);
+    let run_terraform = cli.only != Some(Section::Server);
+    let terraform_bin = cli
+        .terraform
+        .clone()
+        .unwrap_or_else(|| workspace_root().join(".tools/terraform"));
+    let terraform_bin = terraform_bin.canonicalize().unwrap_or(terraform_bin);
+    let terraform_version = if run_terraform {
+        Some(terraform::check_version(&terraform_bin)?)
+    } else {
+        None
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+
+    let mut report = report::Report {
+        command: command_line(),
+        statehouse: statehouse.clone(),
+        machine: machine::Machine::probe(),
+        load_before: machine::loadavg(),
+        load_after: String::new(),
+        postgres: cli
+            .pg_url
+            .as_deref()
+            .map(|u| format!("{} at `{}`", pg::describe(u), report::redact(u))),
+        terraform: terraform_version.map(|v| (terraform_bin.clone(), v)),
+        plan: http::Plan::new(cli.quick),
+        server: Vec::new(),
+        tf_reps: 0,
+        tf_rows: Vec::new(),
+    };
+
+    if run_server {
+        for store in &stores {
+            eprintln!("section 1, server alone: {}", store.label());
+            report
+                .server
+                .push(http::run(&rt, &statehouse, store, &report.plan)?);
+        }
+    }
+
+    if run_terraform {
+        let reps = cli.reps.unwrap_or(if cli.quick { 3 } else { 5 }).max(1);
+        report.tf_reps = reps;
+        eprintln!("section 2, Terraform: {reps} repetitions of each command");
+        let mut servers = Vec::new();
+        for store in &stores {
+            servers.push(Server::start(&rt, &statehouse, store)?);
+        }
+        let refs: Vec<&Server> = servers.iter().collect();
+        let pg_url = stores.iter().find_map(|s| match s {
+            Store::Postgres(url) => Some(url.as_str()),
+            Store::Sqlite => None,
+        });
+        report.tf_rows = terraform::run(&terraform_bin, &refs, pg_url, reps)?;
+    }
+
+    report.load_after = machine::loadavg();
+    print!("{}", report.render());
+    Ok(())
+}
+
+/// How this run was invoked, as a command to paste.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).map(|a| shell_quote(&a)).collect();
+    let mut cmd = "cargo run --release -p statehouse-bench --".to_owned();
+    for a in args {
+        cmd.push(' ');
+        cmd.push_str(&a);
+    }
+    cmd
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=./:,@".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}

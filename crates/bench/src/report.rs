@@ -1,0 +1,319 @@
+//! The Markdown report: tables with the figures, the targets and whether each is met.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use crate::http::{self, Figures, MB, Plan};
+use crate::machine::Machine;
+use crate::stats::{ms, secs};
+use crate::terraform::Row;
+
+/// Targets.
+const GET_P99_MS: f64 = 3.0;
+const POST_P99_MS: f64 = 15.0;
+const LOCK_PAIRS_SQLITE: f64 = 5_000.0;
+/// PostgreSQL may be this many times slower than the SQLite target.
+const LOCK_PG_FACTOR: f64 = 1.5;
+const MEMORY_FACTOR: f64 = 3.0;
+const TF_RATIO: f64 = 1.0;
+
+pub struct Report {
+    pub command: String,
+    pub statehouse: PathBuf,
+    pub machine: Machine,
+    pub load_before: String,
+    pub load_after: String,
+    pub postgres: Option<String>,
+    /// Path and `terraform version` line.
+    pub terraform: Option<(PathBuf, String)>,
+    pub plan: Plan,
+    pub server: Vec<Figures>,
+    pub tf_reps: usize,
+    pub tf_rows: Vec<Row>,
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / MB as f64)
+}
+
+impl Report {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write(&mut out);
+        out
+    }
+
+    fn write(&self, o: &mut String) -> std::fmt::Result {
+        let m = &self.machine;
+        writeln!(o, "# statehouse benchmark report\n")?;
+        writeln!(o, "Command: `{}`\n", redact(&self.command))?;
+        writeln!(o, "- statehouse binary: `{}`", self.statehouse.display())?;
+        if let Some((path, version)) = &self.terraform {
+            writeln!(o, "- Terraform: `{}` ({version})", path.display())?;
+        }
+        if let Some(pg) = &self.postgres {
+            writeln!(o, "- {pg}")?;
+        }
+        writeln!(
+            o,
+            "- machine: {} CPUs ({}), {} RAM, Linux {}; temp dir {}",
+            m.nproc, m.cpu, m.memory, m.kernel, m.temp_fs
+        )?;
+        writeln!(
+            o,
+            "- load average (1/5/15 min) at start: {}; at end: {}",
+            self.load_before, self.load_after
+        )?;
+        writeln!(
+            o,
+            "- client and server share the machine; the client runs on one tokio worker thread"
+        )?;
+        if !self.server.is_empty() {
+            self.write_server(o)?;
+        }
+        if !self.tf_rows.is_empty() {
+            self.write_terraform(o)?;
+        }
+        Ok(())
+    }
+
+    fn write_server(&self, o: &mut String) -> std::fmt::Result {
+        let p = &self.plan;
+        writeln!(
+            o,
+            "\n## 1. Server alone (Rust client, keep-alive connections)\n"
+        )?;
+        writeln!(
+            o,
+            "Sequential requests on one connection, {} warm-up requests not counted; latency is from \
+             sending the request to the end of the response body. Bodies are valid v4 states \
+             (pseudo-random text in outputs and `null_resource` attributes); POSTs carry \
+             `Content-MD5` and increasing serials.\n",
+            p.warmup
+        )?;
+        writeln!(
+            o,
+            "| request | store | n | mean ms | p50 ms | p95 ms | p99 ms | max ms | target | result |"
+        )?;
+        writeln!(o, "|---|---|--:|--:|--:|--:|--:|--:|---|---|")?;
+        for f in &self.server {
+            let rows = [
+                ("`GET /healthz` (HTTP floor)", &f.healthz, None),
+                (
+                    &*format!("`GET` state, {} bytes", f.get_bytes),
+                    &f.get,
+                    Some(GET_P99_MS),
+                ),
+                (
+                    &*format!("`POST` state, {} bytes", f.post_bytes),
+                    &f.post,
+                    Some(POST_P99_MS),
+                ),
+            ];
+            for (what, s, target) in rows {
+                let (t, r) = match target {
+                    Some(limit) => (
+                        format!("p99 ≤ {limit} ms"),
+                        verdict(s.p99.as_secs_f64() * 1e3 <= limit),
+                    ),
+                    None => ("—".to_owned(), "—"),
+                };
+                writeln!(
+                    o,
+                    "| {what} | {} | {} | {} | {} | {} | {} | {} | {t} | {r} |",
+                    f.store,
+                    s.n,
+                    ms(s.mean),
+                    ms(s.p50),
+                    ms(s.p95),
+                    ms(s.p99),
+                    ms(s.max)
+                )?;
+            }
+        }
+
+        writeln!(
+            o,
+            "\n### LOCK + UNLOCK pairs per second\n\n{} concurrent workers, one state each, for {:?} \
+             (after {:?} of warm-up); a pair is LOCK with a Terraform LockInfo body then UNLOCK with \
+             the same body, both answering 200.\n",
+            p.lock_workers, p.lock_time, p.lock_warmup
+        )?;
+        writeln!(
+            o,
+            "| store | workers | pairs | seconds | pairs/s | slowest / fastest worker | target | result |"
+        )?;
+        writeln!(o, "|---|--:|--:|--:|--:|--:|---|---|")?;
+        let sqlite_rate = self
+            .server
+            .iter()
+            .find(|f| f.store == "SQLite")
+            .map(|f| f.lock.per_second());
+        for f in &self.server {
+            let rate = f.lock.per_second();
+            let (target, ok) = if f.store == "SQLite" {
+                (
+                    format!("≥ {LOCK_PAIRS_SQLITE:.0}/s"),
+                    rate >= LOCK_PAIRS_SQLITE,
+                )
+            } else {
+                let floor = LOCK_PAIRS_SQLITE / LOCK_PG_FACTOR;
+                let mut t = format!("≥ {floor:.0}/s (5,000 ÷ {LOCK_PG_FACTOR})");
+                if let Some(s) = sqlite_rate {
+                    let _ = write!(t, "; SQLite/PostgreSQL here {:.2}×", s / rate);
+                }
+                (t, rate >= floor)
+            };
+            writeln!(
+                o,
+                "| {} | {} | {} | {:.2} | {:.0} | {} / {} | {target} | {} |",
+                f.store,
+                f.lock.workers,
+                f.lock.pairs,
+                f.lock.elapsed.as_secs_f64(),
+                rate,
+                f.lock.min_worker,
+                f.lock.max_worker,
+                verdict(ok)
+            )?;
+        }
+
+        writeln!(
+            o,
+            "\n### Peak memory of one {} MB write\n\nA fresh server; `VmRSS` read from \
+             `/proc/PID/status` before one POST of the state, `VmHWM` (peak RSS) after it. \
+             Factor = (VmHWM after − VmRSS before) ÷ body size. Then a GET of the same state \
+             (informational).\n",
+            p.big_write / MB
+        )?;
+        writeln!(
+            o,
+            "| store | body MiB | RSS before MiB | HWM before MiB | HWM after POST MiB | POST factor | target | result | POST s | HWM after GET MiB | GET factor | GET s |"
+        )?;
+        writeln!(o, "|---|--:|--:|--:|--:|--:|---|---|--:|--:|--:|--:|")?;
+        for f in &self.server {
+            let mm: &http::MemoryFigures = &f.memory;
+            let factor = mm.post_factor();
+            writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {:.2}× | ≤ {MEMORY_FACTOR}× | {} | {} | {} | {:.2}× | {} |",
+                f.store,
+                mib(mm.body as u64),
+                mib(mm.before.rss),
+                mib(mm.before.hwm),
+                mib(mm.after_post.hwm),
+                factor,
+                verdict(factor <= MEMORY_FACTOR),
+                secs(mm.post_time),
+                mib(mm.after_get.hwm),
+                mm.get_factor(),
+                secs(mm.get_time),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn write_terraform(&self, o: &mut String) -> std::fmt::Result {
+        writeln!(o, "\n## 2. Terraform 1.0.3 `state push` / `state pull`\n")?;
+        writeln!(
+            o,
+            "Wall time of the whole `terraform` process (start-up included), {} repetitions after one \
+             uncounted warm-up; every push goes into an empty state (fresh state name on the http \
+             backend, fresh workspace on the pg backend), every pull reads it back to a file. The \
+             backends take turns within each repetition. Ratio = median ÷ median of the pg backend \
+             (target ≤ {TF_RATIO:.1}×).\n",
+            self.tf_reps
+        )?;
+        writeln!(
+            o,
+            "| state | command | backend | median s | min s | max s | ratio to pg | result |"
+        )?;
+        writeln!(o, "|---|---|---|--:|--:|--:|--:|---|")?;
+        for (command, pick) in [
+            ("push", (|r: &Row| &r.push) as fn(&Row) -> &Vec<_>),
+            ("pull", |r: &Row| &r.pull),
+        ] {
+            for size in crate::terraform::SIZES {
+                let rows: Vec<&Row> = self.tf_rows.iter().filter(|r| r.size == size).collect();
+                let base = rows
+                    .iter()
+                    .find(|r| r.baseline)
+                    .and_then(|r| crate::stats::median(pick(r)));
+                for r in &rows {
+                    let samples = pick(r);
+                    let Some(median) = crate::stats::median(samples) else {
+                        continue;
+                    };
+                    let min = samples.iter().min().copied().unwrap_or_default();
+                    let max = samples.iter().max().copied().unwrap_or_default();
+                    let (ratio, result) = match (r.baseline, base) {
+                        (true, _) => ("1.00× (baseline)".to_owned(), "—"),
+                        (false, Some(b)) => {
+                            let ratio = median.as_secs_f64() / b.as_secs_f64();
+                            (format!("{ratio:.2}×"), verdict(ratio <= TF_RATIO))
+                        }
+                        (false, None) => ("—".to_owned(), "no baseline"),
+                    };
+                    writeln!(
+                        o,
+                        "| {} MiB ({} bytes) | `state {command}` | {} | {} | {} | {} | {ratio} | {result} |",
+                        r.size / MB,
+                        r.file_bytes,
+                        r.backend,
+                        secs(median),
+                        secs(min),
+                        secs(max),
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hides a password in `scheme://user:password@host` URLs.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '\'' || c == '/')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..colon]);
+                out.push_str(":***");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            redact("x --pg-url postgres://u:secret@h:5432/db y"),
+            "x --pg-url postgres://u:***@h:5432/db y"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1:55432/postgres"),
+            "postgres://postgres@127.0.0.1:55432/postgres"
+        );
+    }
+}
