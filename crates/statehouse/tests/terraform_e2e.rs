@@ -46,6 +46,7 @@ on_both_stores!(
     state_push_pull_50mb,
     migrate_from_the_pg_backend,
     gitlab_style_lock_addresses,
+    lost_update_protection_and_allow_overwrite,
 );
 
 const APPLY: &[&str] = &["apply", "-input=false", "-no-color", "-auto-approve"];
@@ -364,7 +365,11 @@ fn remote_state_is_readable_with_a_viewer_token(store: Store) {
     let reader = Terraform::new(reader_dir.path());
     reader.write_config(&remote_state_reader(&address, &stranger));
     reader.ok(INIT);
-    reader.fails(APPLY);
+    let refused = reader.fails(APPLY);
+    assert!(
+        refused.contains("invalid auth"),
+        "expected a 403 answer:\n{refused}"
+    );
 
     // A viewer cannot write: the apply fails and the state stays as it was.
     let before = server.state_json("default", "shared/outputs", &server.admin_token);
@@ -372,7 +377,11 @@ fn remote_state_is_readable_with_a_viewer_token(store: Store) {
     let as_viewer = workdir(viewer_dir.path(), &viewer);
     as_viewer.write_config(&format!("{}{OUTPUTS}", http_backend(&address)));
     as_viewer.ok(INIT);
-    as_viewer.fails(&[APPLY, &["-var", "greeting=from-viewer"]].concat());
+    let refused = as_viewer.fails(&[APPLY, &["-var", "greeting=from-viewer"]].concat());
+    assert!(
+        refused.contains("Error acquiring the state lock") && refused.contains("invalid auth"),
+        "expected the viewer's LOCK to be refused with 403:\n{refused}"
+    );
     let after = server.state_json("default", "shared/outputs", &server.admin_token);
     assert_eq!(before, after, "a viewer's apply changed the state");
     assert_unlocked(&server, &address);
@@ -435,7 +444,10 @@ fn lock_contention_and_force_unlock(store: Store) {
 
     // An editor who does not hold the lock cannot force-unlock it.
     let refused = second.fails(&["force-unlock", "-force", "-no-color", &lock_id]);
-    assert!(!refused.contains("successfully unlocked"), "{refused}");
+    assert!(
+        refused.contains("403") && !refused.contains("successfully unlocked"),
+        "expected the editor's force-unlock to be refused with 403:\n{refused}"
+    );
     let still = current_holder(&server, &address, "LOCK");
     assert_eq!(
         still["ID"],
@@ -459,8 +471,8 @@ fn lock_contention_and_force_unlock(store: Store) {
     waiting.send_line("yes");
     let (status, output) = waiting.finish();
     assert!(
-        !status.success(),
-        "the force-unlocked apply should fail to save its state:\n{output}"
+        !status.success() && output.contains("Failed to save state") && output.contains("409"),
+        "the force-unlocked apply should fail to save its state with 409:\n{output}"
     );
     let state = server.state_json("default", "locks/contended", &server.admin_token);
     assert_eq!(
@@ -730,5 +742,105 @@ fn gitlab_style_lock_addresses(store: Store) {
     );
     let state = server.state_json("default", name, &server.admin_token);
     assert_eq!(state_output_values(&state), expected_outputs("held"));
+    assert_unlocked(&server, &address);
+}
+
+// ---- 7. serial/lineage protection and the admin override -------------------------------------
+
+/// A small valid state with the given lineage and serial.
+fn small_state(lineage: &str, serial: i64, greeting: &str) -> Value {
+    json!({
+        "version": 4,
+        "terraform_version": "1.0.3",
+        "serial": serial,
+        "lineage": lineage,
+        "outputs": { "greeting": { "value": greeting, "type": "string" } },
+        "resources": [],
+    })
+}
+
+fn lost_update_protection_and_allow_overwrite(store: Store) {
+    let Some(server) = start(store) else { return };
+    let editor = server.create_token("default", "editor", "pusher");
+    let name = "protected/state";
+    let address = server.tf_address("default", name);
+    let dir = temp_dir("protect");
+    let tf = workdir(dir.path(), &editor);
+    tf.write_config(&format!("{}{OUTPUTS}", http_backend(&address)));
+    tf.ok(INIT);
+    tf.ok(APPLY);
+    tf.ok(&[APPLY, &["-var", "greeting=second"]].concat());
+    let current = server.state_json("default", name, &server.admin_token);
+    let lineage = current["lineage"].as_str().expect("lineage").to_owned();
+
+    // `state push -force` skips Terraform's own checks; the server still refuses a stale serial
+    // and a foreign lineage.
+    let force_push = |state: &Value, file: &str| {
+        let path = tf.dir.join(file);
+        std::fs::write(&path, serde_json::to_vec(state).expect("serialize")).expect("write state");
+        tf.run(&[
+            "state",
+            "push",
+            "-force",
+            "-no-color",
+            path.to_str().expect("utf-8 path"),
+        ])
+    };
+    for (state, what) in [
+        (small_state(&lineage, 0, "stale"), "a stale serial"),
+        (
+            small_state("0a0a0a0a-0000-4000-8000-00000000000a", 50, "foreign"),
+            "a foreign lineage",
+        ),
+    ] {
+        let out = force_push(&state, "refused.tfstate");
+        let text = describe(&out);
+        assert!(
+            !out.status.success() && text.contains("409"),
+            "a push with {what} should be refused with 409\n{text}"
+        );
+        let after = server.state_json("default", name, &server.admin_token);
+        assert_eq!(
+            after, current,
+            "a refused push with {what} changed the state"
+        );
+    }
+    assert_unlocked(&server, &address);
+
+    // An admin allows one overwrite: the foreign state goes in, once.
+    server.cli(&[
+        "state",
+        "allow-overwrite",
+        "--workspace",
+        "default",
+        name,
+        "--for",
+        "10m",
+    ]);
+    let replacement = small_state("0b0b0b0b-0000-4000-8000-00000000000b", 1, "replacement");
+    let out = force_push(&replacement, "replacement.tfstate");
+    assert!(
+        out.status.success(),
+        "the allowed overwrite failed\n{}",
+        describe(&out)
+    );
+    let replaced = server.state_json("default", name, &server.admin_token);
+    assert_eq!(replaced["lineage"], replacement["lineage"]);
+    assert_eq!(
+        state_output_values(&replaced),
+        json!({ "greeting": "replacement" })
+    );
+
+    let again = small_state("0c0c0c0c-0000-4000-8000-00000000000c", 1, "again");
+    let out = force_push(&again, "again.tfstate");
+    assert!(
+        !out.status.success() && describe(&out).contains("409"),
+        "the overwrite permission should have been used up\n{}",
+        describe(&out)
+    );
+    assert_eq!(
+        server.state_json("default", name, &server.admin_token),
+        replaced
+    );
     assert_unlocked(&server, &address);
 }
