@@ -53,15 +53,14 @@ const APPLY: &[&str] = &["apply", "-input=false", "-no-color", "-auto-approve"];
 const INIT: &[&str] = &["init", "-input=false", "-no-color"];
 
 /// Starts a server for `store`, or `None` when end-to-end tests are switched off. Fails with
-/// a pointer to `scripts/test.sh` when Terraform or PostgreSQL is not provided.
+/// a pointer to `scripts/test.sh` when Terraform or the test PostgreSQL is not provided.
 fn start(store: Store) -> Option<Server> {
     if skip_e2e() {
         return None;
     }
+    // Both are required whatever the store, so a run without them never passes half-done.
     common::terraform_bin();
-    if store == Store::Postgres {
-        pg_url();
-    }
+    pg_url();
     Some(Server::start(store))
 }
 
