@@ -144,10 +144,11 @@ section "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 if cargo nextest --version >/dev/null 2>&1; then
-    section "cargo nextest run --workspace"
-    cargo nextest run --workspace --locked --no-fail-fast
+    # Doc tests first (nextest does not run them), so nextest's summary closes the output.
     section "cargo test --workspace --doc"
     cargo test --workspace --doc --locked
+    section "cargo nextest run --workspace"
+    cargo nextest run --workspace --locked --no-fail-fast
 else
     section "cargo test --workspace"
     cargo test --workspace --locked --no-fail-fast
