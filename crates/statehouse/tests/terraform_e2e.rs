@@ -640,7 +640,10 @@ fn state_push_pull_50mb(store: Store) {
 
 fn migrate_from_the_pg_backend(store: Store) {
     let Some(server) = start(store) else { return };
-    let conn_str = pg_url_without_tls(&pg_url());
+    // Terraform's pg backend in a database of its own: its locks are advisory locks on row ids,
+    // which would meet those of the other variant running at the same time in one database.
+    let database = common::PgDatabase::create("tfpg");
+    let conn_str = pg_url_without_tls(&database.url);
     let schema = unique_name("tfpg");
     let editor = server.create_token("default", "editor", "migrator");
     let name = "migrated/from-pg";

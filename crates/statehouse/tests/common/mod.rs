@@ -129,6 +129,75 @@ pub fn pg_url_without_tls(url: &str) -> String {
     }
 }
 
+/// `url` with its database name replaced by `database` (query parameters kept).
+pub fn pg_url_for_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// Runs SQL statements on the test PostgreSQL (for setup and cleanup).
+pub fn pg_execute(url: &str, sql: &str) -> Result<(), String> {
+    use sqlx::Connection;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(|e| format!("connecting to {url}: {e}"))?;
+        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .map(drop)
+            .map_err(|e| format!("{sql}: {e}"));
+        let _ = conn.close().await;
+        result
+    })
+}
+
+/// A database of its own on the test PostgreSQL, dropped with this value. Advisory locks (which
+/// Terraform's `pg` backend uses) are per database, so tests running at once do not meet.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl PgDatabase {
+    pub fn create(prefix: &str) -> PgDatabase {
+        let admin_url = pg_url();
+        let name = unique_name(prefix);
+        pg_execute(&admin_url, &format!("CREATE DATABASE \"{name}\""))
+            .unwrap_or_else(|e| panic!("cannot create a test database: {e}"));
+        PgDatabase {
+            url: pg_url_for_database(&admin_url, &name),
+            name,
+            admin_url,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        if let Err(e) = pg_execute(&self.admin_url, &sql) {
+            eprintln!("cleanup: {e}");
+        }
+    }
+}
+
 // ---- output collection -------------------------------------------------------------------------
 
 /// Text read from a child's pipe by a background thread, so the pipe never fills.
@@ -169,6 +238,8 @@ pub struct Server {
     /// The instance admin token printed on first start.
     pub admin_token: String,
     pub store: Store,
+    /// The PostgreSQL schema this server lives in (dropped with the server).
+    pg_schema: Option<String>,
     env: Vec<(String, String)>,
     log: Captured,
     _data_dir: tempfile::TempDir,
@@ -187,9 +258,10 @@ impl Server {
                 data_dir.path().display().to_string(),
             ),
         ];
-        if store == Store::Postgres {
+        let pg_schema = (store == Store::Postgres).then(|| unique_name("e2e"));
+        if let Some(schema) = &pg_schema {
             env.push(("STATEHOUSE_DATABASE_URL".to_owned(), pg_url()));
-            env.push(("STATEHOUSE_POSTGRES__SCHEMA".to_owned(), unique_name("e2e")));
+            env.push(("STATEHOUSE_POSTGRES__SCHEMA".to_owned(), schema.clone()));
         }
         if std::env::var_os("RUST_LOG").is_none() {
             env.push(("RUST_LOG".to_owned(), "info".to_owned()));
@@ -233,6 +305,7 @@ impl Server {
             url: String::new(),
             admin_token: String::new(),
             store,
+            pg_schema,
             env,
             log,
             _data_dir: data_dir,
@@ -445,6 +518,12 @@ impl Drop for Server {
         let _ = self.child.wait();
         if thread::panicking() {
             eprintln!("{}", self.log_text());
+        }
+        if let Some(schema) = &self.pg_schema {
+            let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            if let Err(e) = pg_execute(&pg_url(), &sql) {
+                eprintln!("cleanup: {e}");
+            }
         }
     }
 }
