@@ -435,7 +435,9 @@ async fn bad_input_table() {
         200
     );
     let big = state_json(2, "L", &"x".repeat(common::MAX_BYTES));
-    let cases: Vec<(&str, &str, Vec<u8>, Option<&str>, u16, &str)> = vec![
+    // (method, path, body, Content-MD5 override, expected status, expected reason)
+    type Case<'a> = (&'a str, &'a str, Vec<u8>, Option<&'a str>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "POST",
             "default/app",
