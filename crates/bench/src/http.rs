@@ -8,7 +8,7 @@ use reqwest::{Client, Method, StatusCode};
 use tokio::runtime::Runtime;
 
 use crate::server::{self, Memory, Server, Store};
-use crate::state::{StateTemplate, content_md5};
+use crate::state::{Payload, StateTemplate, content_md5};
 use crate::stats::Summary;
 
 pub const MB: usize = 1024 * 1024;
@@ -23,6 +23,8 @@ pub struct Plan {
     pub lock_time: Duration,
     pub lock_warmup: Duration,
     pub big_write: usize,
+    /// What the 1 MB states are made of (the big write is measured with every payload).
+    pub payload: Payload,
 }
 
 impl Plan {
@@ -35,6 +37,7 @@ impl Plan {
             lock_time: Duration::from_secs(if quick { 2 } else { 5 }),
             lock_warmup: Duration::from_millis(if quick { 300 } else { 1000 }),
             big_write: 50 * MB,
+            payload: Payload::Resources,
         }
     }
 }
@@ -48,7 +51,7 @@ pub struct Figures {
     pub post: Summary,
     pub post_bytes: usize,
     pub lock: LockFigures,
-    pub memory: MemoryFigures,
+    pub memory: Vec<MemoryFigures>,
 }
 
 pub struct LockFigures {
@@ -58,6 +61,9 @@ pub struct LockFigures {
     /// Pairs completed by the slowest and the fastest worker.
     pub min_worker: u64,
     pub max_worker: u64,
+    /// CPU time the server and this client used meanwhile.
+    pub server_cpu: Duration,
+    pub client_cpu: Duration,
 }
 
 impl LockFigures {
@@ -67,6 +73,7 @@ impl LockFigures {
 }
 
 pub struct MemoryFigures {
+    pub payload: Payload,
     pub body: usize,
     /// Before the write: current and peak.
     pub before: Memory,
@@ -128,15 +135,19 @@ pub fn run(rt: &Runtime, bin: &std::path::Path, store: &Store, plan: &Plan) -> R
         .with_context(|| server.log_text())?;
     drop(server);
 
-    eprintln!(
-        "  [{}] peak memory of one {} MB write (fresh server)",
-        store.label(),
-        plan.big_write / MB
-    );
-    let fresh = Server::start(rt, bin, store)?;
-    let memory = rt
-        .block_on(big_write(&fresh, plan.big_write))
-        .with_context(|| fresh.log_text())?;
+    let mut memory = Vec::new();
+    for payload in [Payload::Resources, Payload::Random] {
+        eprintln!(
+            "  [{}] peak memory of one {} MB write of {payload:?} (fresh server)",
+            store.label(),
+            plan.big_write / MB
+        );
+        let fresh = Server::start(rt, bin, store)?;
+        memory.push(
+            rt.block_on(big_write(&fresh, payload, plan.big_write))
+                .with_context(|| fresh.log_text())?,
+        );
+    }
     Ok(Figures {
         store: store.label(),
         healthz: latency.healthz,
@@ -179,7 +190,7 @@ async fn latencies(client: &Client, server: &Server, plan: &Plan) -> Result<Late
     let healthz = summary(&samples)?;
 
     // GET of a 1 MB state.
-    let template = StateTemplate::new(MB, "get")?;
+    let template = StateTemplate::new(plan.payload, MB, "get")?;
     let body = template.body(1);
     let get_bytes = body.len();
     let get_url = server.tf_address("bench/get-1mb");
@@ -204,7 +215,7 @@ async fn latencies(client: &Client, server: &Server, plan: &Plan) -> Result<Late
     let get = summary(&samples)?;
 
     // POSTs of 1 MB states with increasing serials; each body is built before the clock starts.
-    let template = StateTemplate::new(MB, "post")?;
+    let template = StateTemplate::new(plan.payload, MB, "post")?;
     let post_url = server.tf_address("bench/post-1mb");
     let mut samples = Vec::with_capacity(plan.posts);
     let mut post_bytes = 0;
@@ -266,6 +277,9 @@ async fn lock_pairs(
     let lock = Method::from_bytes(b"LOCK")?;
     let unlock = Method::from_bytes(b"UNLOCK")?;
     let token: Arc<str> = server.token.as_str().into();
+    let server_pid = server.pid().to_string();
+    let server_cpu = server::cpu_time(&server_pid)?;
+    let client_cpu = server::cpu_time("self")?;
     let started = Instant::now();
     let deadline = started + time;
     let mut tasks = Vec::with_capacity(workers);
@@ -304,8 +318,12 @@ async fn lock_pairs(
         per_worker.push(t.await??);
     }
     let elapsed = started.elapsed();
+    let server_cpu = server::cpu_time(&server_pid)?.saturating_sub(server_cpu);
+    let client_cpu = server::cpu_time("self")?.saturating_sub(client_cpu);
     Ok(LockFigures {
         workers,
+        server_cpu,
+        client_cpu,
         pairs: per_worker.iter().sum(),
         elapsed,
         min_worker: per_worker.iter().copied().min().unwrap_or(0),
@@ -328,9 +346,9 @@ fn lock_info(id: &str) -> String {
 }
 
 /// One big POST on a fresh server, with the process's memory before and after; then a GET.
-async fn big_write(server: &Server, size: usize) -> Result<MemoryFigures> {
+async fn big_write(server: &Server, payload: Payload, size: usize) -> Result<MemoryFigures> {
     let client = client()?;
-    let template = StateTemplate::new(size, "big")?;
+    let template = StateTemplate::new(payload, size, "big")?;
     let body = template.body(1);
     let body_len = body.len();
     drop(template);
@@ -353,6 +371,7 @@ async fn big_write(server: &Server, size: usize) -> Result<MemoryFigures> {
     drop(got);
     let after_get = server::memory(server.pid())?;
     Ok(MemoryFigures {
+        payload,
         body: body_len,
         before,
         after_post,

@@ -58,6 +58,16 @@ struct Cli {
     /// Repetitions of each Terraform command [default: 5, 3 with --quick].
     #[arg(long)]
     reps: Option<usize>,
+    /// Extra environment for every statehouse server, KEY=VALUE (repeatable), e.g.
+    /// `--server-env STATEHOUSE_LOG=warn` to see what request logging costs.
+    #[arg(long, value_parser = parse_key_value)]
+    server_env: Vec<(String, String)>,
+    /// What the generated states are made of (the 50 MB memory figure is measured with both).
+    #[arg(long, value_enum, default_value = "resources")]
+    payload: state::Payload,
+    /// Concurrent clients of the LOCK+UNLOCK measurement, one state each.
+    #[arg(long, default_value_t = 8)]
+    lock_workers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +99,7 @@ fn main() -> Result<()> {
         )
     })?;
 
+    server::set_extra_env(cli.server_env.clone());
     let mut stores = Vec::new();
     for kind in &cli.stores {
         match kind {
@@ -133,7 +144,12 @@ fn main() -> Result<()> {
             .as_deref()
             .map(|u| format!("{} at `{}`", pg::describe(u), report::redact(u))),
         terraform: terraform_version.map(|v| (terraform_bin.clone(), v)),
-        plan: http::Plan::new(cli.quick),
+        plan: http::Plan {
+            lock_workers: cli.lock_workers.max(1),
+            payload: cli.payload,
+            ..http::Plan::new(cli.quick)
+        },
+        server_env: cli.server_env.clone(),
         server: Vec::new(),
         tf_reps: 0,
         tf_rows: Vec::new(),
@@ -161,12 +177,19 @@ fn main() -> Result<()> {
             Store::Postgres(url) => Some(url.as_str()),
             Store::Sqlite => None,
         });
-        report.tf_rows = terraform::run(&terraform_bin, &refs, pg_url, reps)?;
+        report.tf_rows = terraform::run(&terraform_bin, &refs, pg_url, reps, cli.payload)?;
     }
 
     report.load_after = machine::loadavg();
     print!("{}", report.render());
     Ok(())
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
 }
 
 /// How this run was invoked, as a command to paste.

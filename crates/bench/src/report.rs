@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
-use crate::http::{self, Figures, MB, Plan};
+use crate::http::{Figures, MB, Plan};
 use crate::machine::Machine;
 use crate::stats::{ms, secs};
 use crate::terraform::Row;
@@ -27,6 +27,7 @@ pub struct Report {
     /// Path and `terraform version` line.
     pub terraform: Option<(PathBuf, String)>,
     pub plan: Plan,
+    pub server_env: Vec<(String, String)>,
     pub server: Vec<Figures>,
     pub tf_reps: usize,
     pub tf_rows: Vec<Row>,
@@ -73,6 +74,15 @@ impl Report {
             o,
             "- client and server share the machine; the client runs on one tokio worker thread"
         )?;
+        writeln!(o, "- state payload: {}", self.plan.payload.describe())?;
+        if !self.server_env.is_empty() {
+            let env: Vec<String> = self
+                .server_env
+                .iter()
+                .map(|(k, v)| format!("`{k}={v}`"))
+                .collect();
+            writeln!(o, "- extra server environment: {}", env.join(", "))?;
+        }
         if !self.server.is_empty() {
             self.write_server(o)?;
         }
@@ -92,9 +102,9 @@ impl Report {
             o,
             "Sequential requests on one connection, {} warm-up requests not counted; latency is from \
              sending the request to the end of the response body. Bodies are valid v4 states \
-             (pseudo-random text in outputs and `null_resource` attributes); POSTs carry \
-             `Content-MD5` and increasing serials.\n",
-            p.warmup
+             of the `{}` payload; POSTs carry `Content-MD5` and increasing serials.\n",
+            p.warmup,
+            format!("{:?}", p.payload).to_lowercase()
         )?;
         writeln!(
             o,
@@ -141,14 +151,15 @@ impl Report {
             o,
             "\n### LOCK + UNLOCK pairs per second\n\n{} concurrent workers, one state each, for {:?} \
              (after {:?} of warm-up); a pair is LOCK with a Terraform LockInfo body then UNLOCK with \
-             the same body, both answering 200.\n",
-            p.lock_workers, p.lock_time, p.lock_warmup
+             the same body, both answering 200. CPU = CPU time used during the run ÷ wall time \
+             (100% = one core of the {} on this machine).\n",
+            p.lock_workers, p.lock_time, p.lock_warmup, self.machine.nproc
         )?;
         writeln!(
             o,
-            "| store | workers | pairs | seconds | pairs/s | slowest / fastest worker | target | result |"
+            "| store | workers | pairs | seconds | pairs/s | slowest / fastest worker | server CPU | client CPU | target | result |"
         )?;
-        writeln!(o, "|---|--:|--:|--:|--:|--:|---|---|")?;
+        writeln!(o, "|---|--:|--:|--:|--:|--:|--:|--:|---|---|")?;
         let sqlite_rate = self
             .server
             .iter()
@@ -171,7 +182,7 @@ impl Report {
             };
             writeln!(
                 o,
-                "| {} | {} | {} | {:.2} | {:.0} | {} / {} | {target} | {} |",
+                "| {} | {} | {} | {:.2} | {:.0} | {} / {} | {:.0}% | {:.0}% | {target} | {} |",
                 f.store,
                 f.lock.workers,
                 f.lock.pairs,
@@ -179,6 +190,8 @@ impl Report {
                 rate,
                 f.lock.min_worker,
                 f.lock.max_worker,
+                100.0 * f.lock.server_cpu.as_secs_f64() / f.lock.elapsed.as_secs_f64(),
+                100.0 * f.lock.client_cpu.as_secs_f64() / f.lock.elapsed.as_secs_f64(),
                 verdict(ok)
             )?;
         }
@@ -193,16 +206,20 @@ impl Report {
         )?;
         writeln!(
             o,
-            "| store | body MiB | RSS before MiB | HWM before MiB | HWM after POST MiB | POST factor | target | result | POST s | HWM after GET MiB | GET factor | GET s |"
+            "| store | payload | body MiB | RSS before MiB | HWM before MiB | HWM after POST MiB | POST factor | target | result | POST s | HWM after GET MiB | GET factor | GET s |"
         )?;
-        writeln!(o, "|---|--:|--:|--:|--:|--:|---|---|--:|--:|--:|--:|")?;
-        for f in &self.server {
-            let mm: &http::MemoryFigures = &f.memory;
+        writeln!(o, "|---|---|--:|--:|--:|--:|--:|---|---|--:|--:|--:|--:|")?;
+        for (f, mm) in self
+            .server
+            .iter()
+            .flat_map(|f| f.memory.iter().map(move |m| (f, m)))
+        {
             let factor = mm.post_factor();
             writeln!(
                 o,
-                "| {} | {} | {} | {} | {} | {:.2}× | ≤ {MEMORY_FACTOR}× | {} | {} | {} | {:.2}× | {} |",
+                "| {} | `{}` | {} | {} | {} | {} | {:.2}× | ≤ {MEMORY_FACTOR}× | {} | {} | {} | {:.2}× | {} |",
                 f.store,
+                format!("{:?}", mm.payload).to_lowercase(),
                 mib(mm.body as u64),
                 mib(mm.before.rss),
                 mib(mm.before.hwm),

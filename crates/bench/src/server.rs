@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,14 @@ use crate::pg;
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How much of the server's output is kept for error messages.
 const LOG_TAIL: usize = 64 * 1024;
+
+/// Extra `KEY=VALUE` settings for every server of this run (`--server-env`).
+static EXTRA_ENV: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+/// Sets the extra server environment once, before the first server starts.
+pub fn set_extra_env(env: Vec<(String, String)>) {
+    let _ = EXTRA_ENV.set(env);
+}
 
 /// Where a server keeps its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +109,9 @@ impl Server {
                 .env("STATEHOUSE_POSTGRES__SCHEMA", &name);
             schema = Some(name);
         }
+        if let Some(extra) = EXTRA_ENV.get() {
+            cmd.envs(extra.iter().map(|(k, v)| (k, v)));
+        }
         let mut child = cmd
             .arg("serve")
             .stdin(Stdio::null())
@@ -129,6 +140,12 @@ impl Server {
         };
         server.await_startup_lines(&startup)?;
         rt.block_on(server.await_ready())?;
+        eprintln!(
+            "  statehouse serve ({}) pid {} at {}",
+            store.label(),
+            server.pid(),
+            server.url
+        );
         Ok(server)
     }
 
@@ -277,4 +294,25 @@ pub fn memory(pid: u32) -> Result<Memory> {
         rss: field("VmRSS:")?,
         hwm: field("VmHWM:")?,
     })
+}
+
+/// CPU time (user + system) a process used so far, from `/proc/PID/stat` (`self` for this one).
+pub fn cpu_time(pid: &str) -> Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // Fields after the command name (which may hold spaces) start at field 3, `state`.
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .with_context(|| format!("cannot parse {path}"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("cannot parse field {} of {path}", i + 3))
+    };
+    // utime and stime are fields 14 and 15, in clock ticks (USER_HZ = 100 on Linux).
+    let total = ticks(11)? + ticks(12)?;
+    Ok(Duration::from_millis(total * 10))
 }

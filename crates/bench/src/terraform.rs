@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use crate::http::MB;
 use crate::pg;
 use crate::server::Server;
-use crate::state::StateTemplate;
+use crate::state::{Payload, StateTemplate};
 
 /// The state sizes measured.
 pub const SIZES: [usize; 2] = [MB, 50 * MB];
@@ -200,7 +200,13 @@ pub fn check_version(bin: &Path) -> Result<String> {
 
 /// Runs the Terraform section over the given statehouse servers and, with a PostgreSQL URL,
 /// the pg backend baseline.
-pub fn run(bin: &Path, servers: &[&Server], pg_url: Option<&str>, reps: usize) -> Result<Vec<Row>> {
+pub fn run(
+    bin: &Path,
+    servers: &[&Server],
+    pg_url: Option<&str>,
+    reps: usize,
+    payload: Payload,
+) -> Result<Vec<Row>> {
     let mut dirs = Vec::new();
     for server in servers {
         eprintln!("  terraform init: {}", server.store.label());
@@ -211,20 +217,20 @@ pub fn run(bin: &Path, servers: &[&Server], pg_url: Option<&str>, reps: usize) -
         eprintln!("  terraform init: pg backend");
         dirs.push(Workdir::pg(bin, url, schema)?);
     }
-    let result = measure(&dirs, reps);
+    let result = measure(&dirs, reps, payload);
     if let (Some(url), Some(schema)) = (pg_url, &pg_schema) {
         pg::drop_schema(url, schema);
     }
     result
 }
 
-fn measure(dirs: &[Workdir], reps: usize) -> Result<Vec<Row>> {
+fn measure(dirs: &[Workdir], reps: usize, payload: Payload) -> Result<Vec<Row>> {
     let files = tempdir()?;
     let mut rows = Vec::new();
     for size in SIZES {
         let label = format!("{}mb", size / MB);
         let file = files.path().join(format!("{label}.tfstate"));
-        let body = StateTemplate::new(size, &label)?.body(1);
+        let body = StateTemplate::new(payload, size, &label)?.body(1);
         let file_bytes = body.len();
         std::fs::write(&file, &body).context("writing the state file")?;
         drop(body);
