@@ -7,6 +7,8 @@ use anyhow::{Context, Result, bail};
 use reqwest::{Client, Method, StatusCode};
 use tokio::runtime::Runtime;
 
+use crate::floor::Floor;
+use crate::machine;
 use crate::server::{self, Memory, Server, Store};
 use crate::state::{Payload, StateTemplate, content_md5};
 use crate::stats::Summary;
@@ -46,6 +48,9 @@ impl Plan {
 pub struct Figures {
     pub store: &'static str,
     pub healthz: Summary,
+    /// The same transfers against a bare axum server holding the body in memory.
+    pub floor_get: Summary,
+    pub floor_post: Summary,
     pub get: Summary,
     pub get_bytes: usize,
     pub post: Summary,
@@ -64,6 +69,8 @@ pub struct LockFigures {
     /// CPU time the server and this client used meanwhile.
     pub server_cpu: Duration,
     pub client_cpu: Duration,
+    /// Share of all the machine's CPUs busy meanwhile (any process: PostgreSQL, others' builds).
+    pub machine_busy: f64,
 }
 
 impl LockFigures {
@@ -151,6 +158,8 @@ pub fn run(rt: &Runtime, bin: &std::path::Path, store: &Store, plan: &Plan) -> R
     Ok(Figures {
         store: store.label(),
         healthz: latency.healthz,
+        floor_get: latency.floor_get,
+        floor_post: latency.floor_post,
         get: latency.get,
         get_bytes: latency.get_bytes,
         post: latency.post,
@@ -162,6 +171,8 @@ pub fn run(rt: &Runtime, bin: &std::path::Path, store: &Store, plan: &Plan) -> R
 
 struct Latencies {
     healthz: Summary,
+    floor_get: Summary,
+    floor_post: Summary,
     get: Summary,
     get_bytes: usize,
     post: Summary,
@@ -193,6 +204,33 @@ async fn latencies(client: &Client, server: &Server, plan: &Plan) -> Result<Late
     let template = StateTemplate::new(plan.payload, MB, "get")?;
     let body = template.body(1);
     let get_bytes = body.len();
+
+    // The floor: the same body from a bare axum server's memory, and POSTs it discards.
+    let floor = Floor::start(body.clone())?;
+    let mut samples = Vec::with_capacity(plan.gets);
+    for i in 0..plan.warmup + plan.gets {
+        let started = Instant::now();
+        let r = client.get(&floor.url).send().await?;
+        let got = r.bytes().await?;
+        let took = started.elapsed();
+        if got.len() != get_bytes {
+            bail!("the floor server sent {} bytes", got.len());
+        }
+        if i >= plan.warmup {
+            samples.push(took);
+        }
+    }
+    let floor_get = summary(&samples)?;
+    let mut samples = Vec::with_capacity(plan.posts);
+    for i in 0..plan.warmup + plan.posts {
+        let took = post_state(client, &floor.url, "floor", body.clone()).await?;
+        if i >= plan.warmup {
+            samples.push(took);
+        }
+    }
+    let floor_post = summary(&samples)?;
+    drop(floor);
+
     let get_url = server.tf_address("bench/get-1mb");
     post_state(client, &get_url, token, body).await?;
     let mut samples = Vec::with_capacity(plan.gets);
@@ -230,6 +268,8 @@ async fn latencies(client: &Client, server: &Server, plan: &Plan) -> Result<Late
     let post = summary(&samples)?;
     Ok(Latencies {
         healthz,
+        floor_get,
+        floor_post,
         get,
         get_bytes,
         post,
@@ -280,6 +320,7 @@ async fn lock_pairs(
     let server_pid = server.pid().to_string();
     let server_cpu = server::cpu_time(&server_pid)?;
     let client_cpu = server::cpu_time("self")?;
+    let machine = machine::cpu_counters()?;
     let started = Instant::now();
     let deadline = started + time;
     let mut tasks = Vec::with_capacity(workers);
@@ -320,7 +361,9 @@ async fn lock_pairs(
     let elapsed = started.elapsed();
     let server_cpu = server::cpu_time(&server_pid)?.saturating_sub(server_cpu);
     let client_cpu = server::cpu_time("self")?.saturating_sub(client_cpu);
+    let machine_busy = machine::busy_since(machine)?;
     Ok(LockFigures {
+        machine_busy,
         workers,
         server_cpu,
         client_cpu,

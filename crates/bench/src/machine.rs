@@ -63,3 +63,39 @@ pub fn loadavg() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// Busy and total jiffies of all CPUs, from the first line of `/proc/stat`.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuCounters {
+    busy: u64,
+    total: u64,
+}
+
+pub fn cpu_counters() -> anyhow::Result<CpuCounters> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = text.lines().next().context("empty /proc/stat")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    Ok(CpuCounters {
+        busy: total.saturating_sub(idle),
+        total,
+    })
+}
+
+/// The share of all CPUs that was busy since `before` (0.0 to 1.0).
+pub fn busy_since(before: CpuCounters) -> anyhow::Result<f64> {
+    let now = cpu_counters()?;
+    let total = now.total.saturating_sub(before.total);
+    Ok(if total == 0 {
+        0.0
+    } else {
+        now.busy.saturating_sub(before.busy) as f64 / total as f64
+    })
+}

@@ -10,6 +10,7 @@
 //! `cargo build --release -p statehouse`, then
 //! `cargo run --release -p statehouse-bench -- [--quick] [--only server|terraform]`.
 
+mod floor;
 mod http;
 mod machine;
 mod pg;

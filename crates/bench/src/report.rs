@@ -115,9 +115,22 @@ impl Report {
             let rows = [
                 ("`GET /healthz` (HTTP floor)", &f.healthz, None),
                 (
+                    &*format!(
+                        "`GET` same {} bytes from memory (bare axum floor)",
+                        f.get_bytes
+                    ),
+                    &f.floor_get,
+                    None,
+                ),
+                (
                     &*format!("`GET` state, {} bytes", f.get_bytes),
                     &f.get,
                     Some(GET_P99_MS),
+                ),
+                (
+                    "`POST` same size, body discarded (bare axum floor)",
+                    &f.floor_post,
+                    None,
                 ),
                 (
                     &*format!("`POST` state, {} bytes", f.post_bytes),
@@ -152,14 +165,15 @@ impl Report {
             "\n### LOCK + UNLOCK pairs per second\n\n{} concurrent workers, one state each, for {:?} \
              (after {:?} of warm-up); a pair is LOCK with a Terraform LockInfo body then UNLOCK with \
              the same body, both answering 200. CPU = CPU time used during the run ÷ wall time \
-             (100% = one core of the {} on this machine).\n",
+             (100% = one core of the {} on this machine); \
+             machine busy = all CPUs, any process (PostgreSQL, other work on the machine).\n",
             p.lock_workers, p.lock_time, p.lock_warmup, self.machine.nproc
         )?;
         writeln!(
             o,
-            "| store | workers | pairs | seconds | pairs/s | slowest / fastest worker | server CPU | client CPU | target | result |"
+            "| store | workers | pairs | seconds | pairs/s | slowest / fastest worker | server CPU | client CPU | machine busy | target | result |"
         )?;
-        writeln!(o, "|---|--:|--:|--:|--:|--:|--:|--:|---|---|")?;
+        writeln!(o, "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")?;
         let sqlite_rate = self
             .server
             .iter()
@@ -182,7 +196,7 @@ impl Report {
             };
             writeln!(
                 o,
-                "| {} | {} | {} | {:.2} | {:.0} | {} / {} | {:.0}% | {:.0}% | {target} | {} |",
+                "| {} | {} | {} | {:.2} | {:.0} | {} / {} | {:.0}% | {:.0}% | {:.0}% of {} CPUs | {target} | {} |",
                 f.store,
                 f.lock.workers,
                 f.lock.pairs,
@@ -192,6 +206,8 @@ impl Report {
                 f.lock.max_worker,
                 100.0 * f.lock.server_cpu.as_secs_f64() / f.lock.elapsed.as_secs_f64(),
                 100.0 * f.lock.client_cpu.as_secs_f64() / f.lock.elapsed.as_secs_f64(),
+                100.0 * f.lock.machine_busy,
+                self.machine.nproc,
                 verdict(ok)
             )?;
         }
@@ -239,8 +255,8 @@ impl Report {
         writeln!(o, "\n## 2. Terraform 1.0.3 `state push` / `state pull`\n")?;
         writeln!(
             o,
-            "Wall time of the whole `terraform` process (start-up included), {} repetitions after one \
-             uncounted warm-up; every push goes into an empty state (fresh state name on the http \
+            "Wall time of the whole `terraform` process (start-up included), {} repetitions (one \
+             uncounted warm-up repetition before the 1 MiB ones); every push goes into an empty state (fresh state name on the http \
              backend, fresh workspace on the pg backend), every pull reads it back to a file. The \
              backends take turns within each repetition. Ratio = median ÷ median of the pg backend \
              (target ≤ {TF_RATIO:.1}×).\n",
