@@ -242,7 +242,7 @@ pub struct Server {
     pg_schema: Option<String>,
     env: Vec<(String, String)>,
     log: Captured,
-    _data_dir: tempfile::TempDir,
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -267,39 +267,7 @@ impl Server {
             env.push(("RUST_LOG".to_owned(), "info".to_owned()));
         }
 
-        let mut child = statehouse_command(&env)
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {BIN} serve: {e}"));
-
-        // stdout goes line by line through a channel (to find the address and token) and into
-        // the log; stderr only into the log.
-        let log = Captured::default();
-        let (lines_tx, lines_rx) = mpsc::channel::<String>();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stdout_log = log.clone();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if let Ok(mut v) = stdout_log.0.lock() {
-                            v.extend_from_slice(line.as_bytes());
-                        }
-                        let _ = lines_tx.send(line.trim_end().to_owned());
-                    }
-                }
-            }
-        });
-        let stderr = child.stderr.take().expect("piped stderr");
-        log.drain(stderr);
-
+        let (child, log, lines_rx) = spawn_serve(&env);
         let mut server = Server {
             child,
             url: String::new(),
@@ -308,18 +276,76 @@ impl Server {
             pg_schema,
             env,
             log,
-            _data_dir: data_dir,
+            _data_dir: Some(data_dir),
         };
-        server.await_startup(&lines_rx);
+        server.await_startup(&lines_rx, true);
         // Keep draining stdout after startup.
         thread::spawn(move || while lines_rx.recv().is_ok() {});
         server.await_ready();
         server
     }
 
-    fn await_startup(&mut self, lines: &Receiver<String>) {
+    /// SIGKILL: no drain, no cleanup — as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same database, data directory and key (after `kill9`).
+    pub fn restart(&mut self) {
+        self.kill9();
+        let (child, log, lines_rx) = spawn_serve(&self.env);
+        self.child = child;
+        self.log = log;
+        self.url.clear();
+        self.await_startup(&lines_rx, false);
+        thread::spawn(move || while lines_rx.recv().is_ok() {});
+        self.await_ready();
+    }
+
+    /// A second `statehouse serve` process on the same database and key file (a replica).
+    /// It owns nothing: the first server keeps and cleans up the data.
+    pub fn peer(&self) -> Server {
+        let (child, log, lines_rx) = spawn_serve(&self.env);
+        let mut peer = Server {
+            child,
+            url: String::new(),
+            admin_token: self.admin_token.clone(),
+            store: self.store,
+            pg_schema: None,
+            env: self.env.clone(),
+            log,
+            _data_dir: None,
+        };
+        peer.await_startup(&lines_rx, false);
+        thread::spawn(move || while lines_rx.recv().is_ok() {});
+        peer.await_ready();
+        peer
+    }
+
+    /// The environment the server runs with (CLI commands use the same).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// A `statehouse` command with this server's environment, to run and check by hand.
+    pub fn command(&self) -> Command {
+        statehouse_command(&self.env)
+    }
+
+    /// The PostgreSQL schema of this server, if it runs on PostgreSQL.
+    pub fn pg_schema(&self) -> Option<&str> {
+        self.pg_schema.as_deref()
+    }
+
+    /// The data directory (SQLite database and master key file).
+    pub fn data_dir(&self) -> Option<&Path> {
+        self._data_dir.as_ref().map(|d| d.path())
+    }
+
+    fn await_startup(&mut self, lines: &Receiver<String>, expect_token: bool) {
         let deadline = Instant::now() + START_TIMEOUT;
-        while self.url.is_empty() || self.admin_token.is_empty() {
+        while self.url.is_empty() || (expect_token && self.admin_token.is_empty()) {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left.min(Duration::from_millis(200))) {
                 Ok(line) => {
@@ -526,6 +552,41 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// Spawns `statehouse serve`; stdout goes line by line through a channel (to find the address
+/// and token) and into the log, stderr only into the log.
+fn spawn_serve(env: &[(String, String)]) -> (Child, Captured, Receiver<String>) {
+    let mut child = statehouse_command(env)
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {BIN} serve: {e}"));
+    let log = Captured::default();
+    let (lines_tx, lines_rx) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stdout_log = log.clone();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if let Ok(mut v) = stdout_log.0.lock() {
+                        v.extend_from_slice(line.as_bytes());
+                    }
+                    let _ = lines_tx.send(line.trim_end().to_owned());
+                }
+            }
+        }
+    });
+    let stderr = child.stderr.take().expect("piped stderr");
+    log.drain(stderr);
+    (child, log, lines_rx)
 }
 
 fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
