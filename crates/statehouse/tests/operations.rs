@@ -45,6 +45,7 @@ on_both_stores!(
     marker_is_absent_from_the_database,
     wrong_or_missing_master_key_stops_startup,
     import_tf_pg_copies_every_workspace,
+    sigterm_drains_in_flight_requests,
 );
 
 fn state_body(serial: i64, lineage: &str, payload: &str) -> Vec<u8> {
@@ -429,7 +430,8 @@ fn marker_is_absent_from_the_database(store: Store) {
         return;
     }
     let server = Server::start(store);
-    let token = server.admin_token.clone();
+    // Not the admin token: that one is printed once on stdout by design.
+    let token = server.create_token("default", "editor", "writer");
     let marker = "PLAINTEXT-MARKER-d41e9a7c-must-never-be-stored";
     for serial in 1..=3 {
         let body = state_body(serial, "enc", &format!("{marker}-{serial}"));
@@ -470,6 +472,10 @@ fn marker_is_absent_from_the_database(store: Store) {
         }
     };
     assert!(!haystacks.is_empty());
+    let log = server.log_text();
+    assert!(log.contains("state written"), "writes are logged");
+    assert!(!log.contains(marker), "the log shows a state body");
+    assert!(!log.contains(&token), "the log shows a token");
     for (what, bytes) in haystacks {
         assert!(
             !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
@@ -673,5 +679,54 @@ fn import_tf_pg_copies_every_workspace(store: Store) {
             .iter()
             .all(|s| !s["name"].as_str().unwrap().starts_with("again/")),
         "{states:?}"
+    );
+}
+
+/// SIGTERM lets a request that is already in flight finish, then the process exits cleanly.
+fn sigterm_drains_in_flight_requests(store: Store) {
+    use std::io::{Read, Write};
+    if skip_e2e() {
+        return;
+    }
+    let mut server = Server::start(store);
+    let body = state_body(1, "drain", &"d".repeat(200_000));
+    let (head, tail) = body.split_at(body.len() / 2);
+    let host = server.url.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        stream,
+        "POST /tf/default/drain HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.admin_token,
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(head).unwrap();
+    stream.flush().unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let pid = server.pid();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    thread::sleep(Duration::from_millis(300));
+    stream.write_all(tail).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "in-flight write finished: {response}"
+    );
+    let status = server.wait_exit(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "clean exit after draining: {status}\n{}",
+        server.log_text()
+    );
+    assert!(server.log_text().contains("draining in-flight requests"));
+    server.restart();
+    assert_eq!(
+        server.state_json("default", "drain", &server.admin_token)["serial"],
+        1
     );
 }

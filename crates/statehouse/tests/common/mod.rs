@@ -285,6 +285,27 @@ impl Server {
         server
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit by itself (after a signal), failing after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for statehouse") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "statehouse did not exit within {timeout:?}\n{}",
+                    self.log_text()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL: no drain, no cleanup — as a crash would.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
