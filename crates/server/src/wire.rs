@@ -33,6 +33,10 @@ impl IntoResponse for WireError {
         let status = status_of(&self.0);
         match self.0 {
             Error::Locked { holder_info } => {
+                tracing::info!(
+                    status = 423,
+                    "request refused: state is locked by another client"
+                );
                 ([(header::CONTENT_TYPE, "application/json")], holder_info)
                     .into_response_with(status)
             }
@@ -53,7 +57,12 @@ impl IntoResponse for WireError {
                 )
                     .into_response()
             }
-            e => (status, format!("{e}\n")).into_response(),
+            e => {
+                // Terraform shows only the status code ("HTTP error: 409"); the reason goes to
+                // the log too, so an operator can tell the user why.
+                tracing::info!(status = status.as_u16(), reason = %e, "request refused");
+                (status, format!("{e}\n")).into_response()
+            }
         }
     }
 }
