@@ -354,10 +354,10 @@ async fn lock_pairs(
             Ok(pairs)
         }));
     }
-    let mut per_worker = Vec::with_capacity(workers);
-    for t in tasks {
-        per_worker.push(t.await??);
-    }
+    let per_worker: Vec<u64> = futures::future::try_join_all(tasks)
+        .await?
+        .into_iter()
+        .collect::<Result<_>>()?;
     let elapsed = started.elapsed();
     let server_cpu = server::cpu_time(&server_pid)?.saturating_sub(server_cpu);
     let client_cpu = server::cpu_time("self")?.saturating_sub(client_cpu);

@@ -99,3 +99,36 @@ pub fn busy_since(before: CpuCounters) -> anyhow::Result<f64> {
         now.busy.saturating_sub(before.busy) as f64 / total as f64
     })
 }
+
+/// `abc1234` (+ ", uncommitted changes" when the tree is dirty) of the checkout at `root`.
+pub fn git_commit(root: &Path) -> Option<String> {
+    let run = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = run(&["rev-parse", "--short", "HEAD"])?;
+    let dirty = run(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "crates",
+    ])
+    .is_some_and(|s| !s.is_empty());
+    Some(if dirty {
+        format!("{commit}, with uncommitted changes under crates/")
+    } else {
+        commit
+    })
+}
+
+/// When a file was last modified, as seconds before now.
+pub fn age_secs(path: &Path) -> Option<u64> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    modified.elapsed().ok().map(|d| d.as_secs())
+}

@@ -137,6 +137,8 @@ fn main() -> Result<()> {
     let mut report = report::Report {
         command: command_line(),
         statehouse: statehouse.clone(),
+        statehouse_age: machine::age_secs(&statehouse),
+        commit: machine::git_commit(&workspace_root()),
         machine: machine::Machine::probe(),
         load_before: machine::loadavg(),
         load_after: String::new(),

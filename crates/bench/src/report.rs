@@ -20,6 +20,8 @@ const TF_RATIO: f64 = 1.0;
 pub struct Report {
     pub command: String,
     pub statehouse: PathBuf,
+    pub statehouse_age: Option<u64>,
+    pub commit: Option<String>,
     pub machine: Machine,
     pub load_before: String,
     pub load_after: String,
@@ -53,7 +55,15 @@ impl Report {
         let m = &self.machine;
         writeln!(o, "# statehouse benchmark report\n")?;
         writeln!(o, "Command: `{}`\n", redact(&self.command))?;
-        writeln!(o, "- statehouse binary: `{}`", self.statehouse.display())?;
+        write!(o, "- statehouse binary: `{}`", self.statehouse.display())?;
+        if let Some(age) = self.statehouse_age {
+            write!(o, " (built {} min before the run", age / 60)?;
+            if let Some(commit) = &self.commit {
+                write!(o, "; checkout at {commit}")?;
+            }
+            write!(o, ")")?;
+        }
+        writeln!(o)?;
         if let Some((path, version)) = &self.terraform {
             writeln!(o, "- Terraform: `{}` ({version})", path.display())?;
         }
