@@ -10,6 +10,7 @@
 //! `cargo build --release -p statehouse`, then
 //! `cargo run --release -p statehouse-bench -- [--quick] [--only server|terraform]`.
 
+mod components;
 mod floor;
 mod http;
 mod machine;
@@ -153,12 +154,19 @@ fn main() -> Result<()> {
             ..http::Plan::new(cli.quick)
         },
         server_env: cli.server_env.clone(),
+        components: Vec::new(),
         server: Vec::new(),
         tf_reps: 0,
         tf_rows: Vec::new(),
     };
 
     if run_server {
+        eprintln!("section 1, component costs in process");
+        for payload in [state::Payload::Resources, state::Payload::Random] {
+            report
+                .components
+                .push(components::measure(payload, cli.quick)?);
+        }
         for store in &stores {
             eprintln!("section 1, server alone: {}", store.label());
             report

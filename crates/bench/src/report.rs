@@ -3,6 +3,7 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
+use crate::components::Costs;
 use crate::http::{Figures, MB, Plan};
 use crate::machine::Machine;
 use crate::stats::{ms, secs};
@@ -30,6 +31,7 @@ pub struct Report {
     pub terraform: Option<(PathBuf, String)>,
     pub plan: Plan,
     pub server_env: Vec<(String, String)>,
+    pub components: Vec<Costs>,
     pub server: Vec<Figures>,
     pub tf_reps: usize,
     pub tf_rows: Vec<Row>,
@@ -37,6 +39,10 @@ pub struct Report {
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "**missed**" }
+}
+
+fn ms3(d: std::time::Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1e3)
 }
 
 fn mib(bytes: u64) -> String {
@@ -170,6 +176,8 @@ impl Report {
             }
         }
 
+        self.write_components(o)?;
+
         writeln!(
             o,
             "\n### LOCK + UNLOCK pairs per second\n\n{} concurrent workers, one state each, for {:?} \
@@ -258,6 +266,54 @@ impl Report {
                 secs(mm.get_time),
             )?;
         }
+        Ok(())
+    }
+
+    fn write_components(&self, o: &mut String) -> std::fmt::Result {
+        if self.components.is_empty() {
+            return Ok(());
+        }
+        writeln!(
+            o,
+            "\n### Where the time goes: CPU cost of each step on a 1 MiB body\n\n\
+             statehouse's own code (`statehouse-core`) run in this process, median per call; \
+             a request's latency is the floor above plus the steps it runs (and its database \
+             round trips).\n"
+        )?;
+        let mut header = "| step |".to_owned();
+        let mut rule = "|---|".to_owned();
+        for c in &self.components {
+            let _ = write!(
+                header,
+                " `{}` ms |",
+                format!("{:?}", c.payload).to_lowercase()
+            );
+            rule.push_str("--:|");
+        }
+        writeln!(o, "{header}\n{rule}")?;
+        if let Some(first) = self.components.first() {
+            for (i, (step, _)) in first.steps.iter().enumerate() {
+                write!(o, "| {step} |")?;
+                for c in &self.components {
+                    match c.steps.get(i) {
+                        Some((_, d)) => write!(o, " {} |", ms3(*d))?,
+                        None => write!(o, " — |")?,
+                    }
+                }
+                writeln!(o)?;
+            }
+        }
+        write!(o, "| sealed size ÷ body size |")?;
+        for c in &self.components {
+            write!(
+                o,
+                " {} ÷ {} bytes = 1/{:.1} |",
+                c.sealed,
+                c.body,
+                c.body as f64 / c.sealed.max(1) as f64
+            )?;
+        }
+        writeln!(o)?;
         Ok(())
     }
 
