@@ -55,6 +55,9 @@ pub struct Figures {
     pub get_bytes: usize,
     pub post: Summary,
     pub post_bytes: usize,
+    /// LOCK and UNLOCK one at a time on one connection.
+    pub lock_one: Summary,
+    pub unlock_one: Summary,
     pub lock: LockFigures,
     pub memory: Vec<MemoryFigures>,
 }
@@ -71,6 +74,15 @@ pub struct LockFigures {
     pub client_cpu: Duration,
     /// Share of all the machine's CPUs busy meanwhile (any process: PostgreSQL, others' builds).
     pub machine_busy: f64,
+    /// Context switches of the server's threads meanwhile.
+    pub server_switches: u64,
+}
+
+impl LockFigures {
+    /// Server context switches per HTTP request (a pair is two requests).
+    pub fn switches_per_request(&self) -> f64 {
+        self.server_switches as f64 / (2 * self.pairs.max(1)) as f64
+    }
 }
 
 impl LockFigures {
@@ -164,6 +176,8 @@ pub fn run(rt: &Runtime, bin: &std::path::Path, store: &Store, plan: &Plan) -> R
         get_bytes: latency.get_bytes,
         post: latency.post,
         post_bytes: latency.post_bytes,
+        lock_one: latency.lock_one,
+        unlock_one: latency.unlock_one,
         lock,
         memory,
     })
@@ -177,6 +191,8 @@ struct Latencies {
     get_bytes: usize,
     post: Summary,
     post_bytes: usize,
+    lock_one: Summary,
+    unlock_one: Summary,
 }
 
 async fn latencies(client: &Client, server: &Server, plan: &Plan) -> Result<Latencies> {
@@ -266,7 +282,41 @@ async fn latencies(client: &Client, server: &Server, plan: &Plan) -> Result<Late
         }
     }
     let post = summary(&samples)?;
+
+    // LOCK then UNLOCK, one request at a time.
+    let (lock, unlock) = (Method::from_bytes(b"LOCK")?, Method::from_bytes(b"UNLOCK")?);
+    let lock_url = server.tf_address("bench/lock-sequential");
+    let info = lock_info(&uuid::Uuid::new_v4().to_string());
+    let (mut locks, mut unlocks) = (Vec::new(), Vec::new());
+    for i in 0..plan.warmup + plan.gets {
+        for (method, samples) in [(&lock, &mut locks), (&unlock, &mut unlocks)] {
+            let started = Instant::now();
+            let r = client
+                .request(method.clone(), &lock_url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(info.clone())
+                .send()
+                .await?;
+            let status = r.status();
+            let text = r.bytes().await?;
+            let took = started.elapsed();
+            if status != StatusCode::OK {
+                bail!(
+                    "{method} {lock_url} answered {status}: {}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+            if i >= plan.warmup {
+                samples.push(took);
+            }
+        }
+    }
+    let lock_one = summary(&locks)?;
+    let unlock_one = summary(&unlocks)?;
     Ok(Latencies {
+        lock_one,
+        unlock_one,
         healthz,
         floor_get,
         floor_post,
@@ -321,6 +371,7 @@ async fn lock_pairs(
     let server_cpu = server::cpu_time(&server_pid)?;
     let client_cpu = server::cpu_time("self")?;
     let machine = machine::cpu_counters()?;
+    let switches = server::context_switches(server.pid())?;
     let started = Instant::now();
     let deadline = started + time;
     let mut tasks = Vec::with_capacity(workers);
@@ -362,7 +413,9 @@ async fn lock_pairs(
     let server_cpu = server::cpu_time(&server_pid)?.saturating_sub(server_cpu);
     let client_cpu = server::cpu_time("self")?.saturating_sub(client_cpu);
     let machine_busy = machine::busy_since(machine)?;
+    let server_switches = server::context_switches(server.pid())?.saturating_sub(switches);
     Ok(LockFigures {
+        server_switches,
         machine_busy,
         workers,
         server_cpu,

@@ -153,6 +153,8 @@ impl Report {
                     &f.post,
                     Some(POST_P99_MS),
                 ),
+                ("`LOCK` (one at a time)", &f.lock_one, None),
+                ("`UNLOCK` (one at a time)", &f.unlock_one, None),
             ];
             for (what, s, target) in rows {
                 let (t, r) = match target {
@@ -189,9 +191,9 @@ impl Report {
         )?;
         writeln!(
             o,
-            "| store | workers | pairs | seconds | pairs/s | slowest / fastest worker | server CPU | client CPU | machine busy | target | result |"
+            "| store | workers | pairs | seconds | pairs/s | slowest / fastest worker | server CPU | client CPU | machine busy | server context switches per request | target | result |"
         )?;
-        writeln!(o, "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")?;
+        writeln!(o, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")?;
         let sqlite_rate = self
             .server
             .iter()
@@ -214,7 +216,7 @@ impl Report {
             };
             writeln!(
                 o,
-                "| {} | {} | {} | {:.2} | {:.0} | {} / {} | {:.0}% | {:.0}% | {:.0}% of {} CPUs | {target} | {} |",
+                "| {} | {} | {} | {:.2} | {:.0} | {} / {} | {:.0}% | {:.0}% | {:.0}% of {} CPUs | {:.1} | {target} | {} |",
                 f.store,
                 f.lock.workers,
                 f.lock.pairs,
@@ -226,6 +228,7 @@ impl Report {
                 100.0 * f.lock.client_cpu.as_secs_f64() / f.lock.elapsed.as_secs_f64(),
                 100.0 * f.lock.machine_busy,
                 self.machine.nproc,
+                f.lock.switches_per_request(),
                 verdict(ok)
             )?;
         }
