@@ -354,10 +354,10 @@ impl Report {
                     let min = samples.iter().min().copied().unwrap_or_default();
                     let max = samples.iter().max().copied().unwrap_or_default();
                     let (ratio, result) = match (r.baseline, base) {
-                        (true, _) => ("1.00× (baseline)".to_owned(), "—"),
+                        (true, _) => ("1.000× (baseline)".to_owned(), "—"),
                         (false, Some(b)) => {
                             let ratio = median.as_secs_f64() / b.as_secs_f64();
-                            (format!("{ratio:.2}×"), verdict(ratio <= TF_RATIO))
+                            (format!("{ratio:.3}×"), verdict(ratio <= TF_RATIO))
                         }
                         (false, None) => ("—".to_owned(), "no baseline"),
                     };
