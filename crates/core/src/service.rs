@@ -180,13 +180,13 @@ impl Services {
         Ok((workspace, role))
     }
 
-    /// The current body of a state, `None` when it has no version yet.
+    /// The current version of a state with its body, `None` when it has no version yet.
     pub async fn read_state(
         &self,
         who: &Principal,
         ws: &str,
         name: &str,
-    ) -> Result<Option<Vec<u8>>> {
+    ) -> Result<Option<(VersionMeta, Vec<u8>)>> {
         let name = StateName::parse(name)?;
         let (workspace, _) = self
             .authorize(who, ws, Role::Viewer, "reading a state")
@@ -198,12 +198,11 @@ impl Services {
         else {
             return Ok(None);
         };
-        let body = self.cipher.open(
-            &sealed,
-            binding_for(&meta.state_id, &meta.id),
-            usize::try_from(meta.size).unwrap_or(0),
-        )?;
-        Ok(Some(body))
+        let size = usize::try_from(meta.size).unwrap_or(0);
+        let body = self
+            .cipher
+            .open(&sealed, binding_for(&meta.state_id, &meta.id), size)?;
+        Ok(Some((meta, body)))
     }
 
     pub async fn state_record(
@@ -220,20 +219,29 @@ impl Services {
     }
 
     /// Stores `body` as the state's next version (or acknowledges an identical body).
+    /// `claimed_md5` is the MD5 the client says it sent (`Content-MD5`); a mismatch means the
+    /// body was damaged on the way and nothing is stored.
     pub async fn write_state(
         &self,
         who: &Principal,
         ws: &str,
         name: &str,
         body: &[u8],
+        claimed_md5: Option<&[u8]>,
         lock_id: Option<&str>,
     ) -> Result<WriteOutcome> {
         let name = StateName::parse(name)?;
         let (workspace, _) = self
             .authorize(who, ws, Role::Editor, "writing a state")
             .await?;
+        let digest = Md5::digest(body);
+        if claimed_md5.is_some_and(|claimed| claimed != digest.as_slice()) {
+            return Err(Error::BadRequest(
+                "Content-MD5 does not match the body: it was damaged in transit; nothing was stored".into(),
+            ));
+        }
         let meta = statefile::inspect(body)?;
-        let md5 = md5_hex(body);
+        let md5 = hex::encode(digest);
         let record = self
             .store
             .ensure_state(&workspace.id, name.as_str(), self.now())

@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use base64::Engine;
-use md5::{Digest, Md5};
 use serde::Deserialize;
 use statehouse_core::Error;
 use statehouse_core::model::{LockOutcome, UnlockOutcome, WriteOutcome};
@@ -89,26 +88,33 @@ async fn dispatch(
     let services = &state.services;
     match op {
         Operation::Read => {
-            let Some(body) = services.read_state(&who, &workspace, &name).await? else {
+            let Some((meta, body)) = services.read_state(&who, &workspace, &name).await? else {
                 return Ok(StatusCode::NO_CONTENT.into_response());
             };
-            let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body));
             let mut response = body.into_response();
             let h = response.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
-            if let Ok(v) = HeaderValue::from_str(&md5) {
+            // The stored MD5 of the exact bytes, so the client can check what it received.
+            if let Some(v) = hex_to_base64(&meta.md5).and_then(|b| HeaderValue::from_str(&b).ok()) {
                 h.insert("content-md5", v);
             }
             Ok(response)
         }
         Operation::Write => {
             let body = read_limited(&headers, body, state.max_state_bytes).await?;
-            verify_content_md5(&headers, &body)?;
+            let claimed = claimed_md5(&headers)?;
             let outcome = services
-                .write_state(&who, &workspace, &name, &body, params.id.as_deref())
+                .write_state(
+                    &who,
+                    &workspace,
+                    &name,
+                    &body,
+                    claimed.as_deref(),
+                    params.id.as_deref(),
+                )
                 .await?;
             match &outcome {
                 WriteOutcome::Created(v) => tracing::info!(
@@ -146,7 +152,7 @@ async fn dispatch(
             let info = read_limited(&headers, body, 64 * 1024).await?;
             let outcome = services.lock_state(&who, &workspace, &name, &info).await?;
             if outcome == LockOutcome::Acquired {
-                tracing::info!(
+                tracing::debug!(
                     workspace,
                     state = name,
                     by = who.token_name,
@@ -173,7 +179,7 @@ async fn dispatch(
                     "lock force-unlocked"
                 ),
                 UnlockOutcome::Released { forced: false, .. } => {
-                    tracing::info!(
+                    tracing::debug!(
                         workspace,
                         state = name,
                         by = who.token_name,
@@ -187,13 +193,13 @@ async fn dispatch(
     }
 }
 
-/// Terraform sends `Content-MD5` (base64 MD5 of the body) with every write; a mismatch means
-/// the body was damaged on the way and must not be stored.
-fn verify_content_md5(headers: &HeaderMap, body: &[u8]) -> Result<(), Error> {
+/// Terraform sends `Content-MD5` (base64 MD5 of the body) with every write; the service
+/// compares it with what arrived.
+fn claimed_md5(headers: &HeaderMap) -> Result<Option<Vec<u8>>, Error> {
     let Some(claimed) = headers.get("content-md5") else {
-        return Ok(());
+        return Ok(None);
     };
-    let claimed = claimed
+    claimed
         .to_str()
         .ok()
         .and_then(|v| {
@@ -201,12 +207,18 @@ fn verify_content_md5(headers: &HeaderMap, body: &[u8]) -> Result<(), Error> {
                 .decode(v.trim())
                 .ok()
         })
-        .ok_or_else(|| Error::BadRequest("Content-MD5 header is not base64".into()))?;
-    if claimed.as_slice() != Md5::digest(body).as_slice() {
-        return Err(Error::BadRequest(
-            "Content-MD5 does not match the body: it was damaged in transit; nothing was stored"
-                .into(),
-        ));
-    }
-    Ok(())
+        .map(Some)
+        .ok_or_else(|| Error::BadRequest("Content-MD5 header is not base64".into()))
+}
+
+fn hex_to_base64(hex_digest: &str) -> Option<String> {
+    let raw = (0..hex_digest.len())
+        .step_by(2)
+        .map(|i| {
+            hex_digest
+                .get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(raw))
 }

@@ -100,7 +100,14 @@ pub async fn tf_pg(config: &Config, args: TfPgArgs) -> Result<()> {
     let (mut imported, mut unchanged, mut failed) = (0, 0, 0);
     for (name, target, data) in plan {
         match services
-            .write_state(&operator, &args.workspace, &target, data.as_bytes(), None)
+            .write_state(
+                &operator,
+                &args.workspace,
+                &target,
+                data.as_bytes(),
+                None,
+                None,
+            )
             .await
         {
             Ok(WriteOutcome::Created(v)) => {
