@@ -65,7 +65,7 @@ impl Report {
         if let Some(age) = self.statehouse_age {
             write!(o, " (built {} min before the run", age / 60)?;
             if let Some(commit) = &self.commit {
-                write!(o, "; checkout at {commit}")?;
+                write!(o, "; checkout at run time: {commit}")?;
             }
             write!(o, ")")?;
         }
