@@ -136,7 +136,12 @@ pub struct UnlockRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnlockOutcome {
-    Released { forced: bool, previous: HeldLock },
+    /// The holder released its own lock.
+    Released,
+    /// An admin released someone else's lock (a force-unlock).
+    ForceReleased {
+        previous: HeldLock,
+    },
     NotLocked,
 }
 

@@ -117,9 +117,12 @@ pub fn decide_unlock(held: Option<&HeldLock>, req: &UnlockRequest) -> Result<Unl
         return Ok(UnlockOutcome::NotLocked);
     };
     let released = |forced| {
-        Ok(UnlockOutcome::Released {
-            forced,
-            previous: held.clone(),
+        Ok(if forced {
+            UnlockOutcome::ForceReleased {
+                previous: held.clone(),
+            }
+        } else {
+            UnlockOutcome::Released
         })
     };
     match &req.id {
@@ -316,9 +319,12 @@ mod tests {
             is_admin,
         };
         let released = |forced| {
-            Some(UnlockOutcome::Released {
-                forced,
-                previous: held.clone(),
+            Some(if forced {
+                UnlockOutcome::ForceReleased {
+                    previous: held.clone(),
+                }
+            } else {
+                UnlockOutcome::Released
             })
         };
         assert_eq!(

@@ -167,10 +167,7 @@ async fn dispatch(
                 .unlock_state(&who, &workspace, &name, &info)
                 .await?
             {
-                UnlockOutcome::Released {
-                    forced: true,
-                    previous,
-                } => tracing::warn!(
+                UnlockOutcome::ForceReleased { previous } => tracing::warn!(
                     workspace,
                     state = name,
                     by = who.token_name,
@@ -178,7 +175,7 @@ async fn dispatch(
                     lock_id = previous.id,
                     "lock force-unlocked"
                 ),
-                UnlockOutcome::Released { forced: false, .. } => {
+                UnlockOutcome::Released => {
                     tracing::debug!(
                         workspace,
                         state = name,

@@ -428,13 +428,15 @@ pub async fn state(config: &Config, cmd: StateCommand) -> Result<()> {
                 .unlock_state(&operator, &state.workspace, &state.name, b"")
                 .await?
             {
-                UnlockOutcome::Released { previous, .. } => eprintln!(
+                UnlockOutcome::ForceReleased { previous } => eprintln!(
                     "released lock {} held by {:?} since {}",
                     previous.id,
                     previous.holder,
                     previous.locked_at.to_rfc3339()
                 ),
-                UnlockOutcome::NotLocked => eprintln!("state {:?} was not locked", state.name),
+                UnlockOutcome::Released | UnlockOutcome::NotLocked => {
+                    eprintln!("state {:?} was not locked", state.name)
+                }
             }
         }
         StateCommand::Deleted { workspace, output } => {

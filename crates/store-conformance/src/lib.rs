@@ -1249,6 +1249,7 @@ pub async fn unlock_by_holder_releases(store: Arc<dyn Store>) {
     let req = lock_request("L1", "tok-a", at(1));
     ok(store.lock_state(&ws.id, "net", &req).await, "lock_state");
     let held = live(&*store, &ws, "net").await.lock.unwrap();
+    assert_eq!(held.id, "L1");
     assert_eq!(
         ok(
             store
@@ -1256,10 +1257,7 @@ pub async fn unlock_by_holder_releases(store: Arc<dyn Store>) {
                 .await,
             "unlock_state"
         ),
-        UnlockOutcome::Released {
-            forced: false,
-            previous: held
-        },
+        UnlockOutcome::Released,
         "the holder releases its own lock, not forced"
     );
     assert_eq!(live(&*store, &ws, "net").await.lock, None);
@@ -1311,10 +1309,7 @@ pub async fn unlock_by_other_token_needs_admin(store: Arc<dyn Store>) {
                 .await,
             "admin unlock"
         ),
-        UnlockOutcome::Released {
-            forced: true,
-            previous: held
-        },
+        UnlockOutcome::ForceReleased { previous: held },
         "an admin releasing another token's lock is a forced unlock"
     );
     assert_eq!(live(&*store, &ws, "net").await.lock, None);
@@ -1336,10 +1331,7 @@ pub async fn admin_force_unlock_without_id(store: Arc<dyn Store>) {
                 .await,
             "force-unlock"
         ),
-        UnlockOutcome::Released {
-            forced: true,
-            previous: held
-        }
+        UnlockOutcome::ForceReleased { previous: held }
     );
     assert_eq!(live(&*store, &ws, "net").await.lock, None);
 }

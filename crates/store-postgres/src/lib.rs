@@ -949,6 +949,26 @@ impl Store for PgStore {
         name: &str,
         req: &LockRequest,
     ) -> Result<LockOutcome> {
+        // Fast path, one statement: a free lock on an existing live state is simply taken
+        // (what `rules::decide_lock` says for a free lock). Everything else — a missing
+        // state, a retried LOCK, a conflict — is decided in the transaction below.
+        let taken = sqlx::query(
+            "UPDATE states SET lock_id = $1, lock_info = $2, lock_token_id = $3, lock_holder = $4, locked_at = $5 \
+             WHERE workspace_id = $6 AND name = $7 AND deleted_at IS NULL AND lock_id IS NULL",
+        )
+        .bind(&req.id)
+        .bind(&req.info)
+        .bind(&req.token_id)
+        .bind(&req.holder)
+        .bind(req.at.0)
+        .bind(workspace_id)
+        .bind(name)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        if taken.rows_affected() == 1 {
+            return Ok(LockOutcome::Acquired);
+        }
         let mut tx = self.begin().await?;
         let state = self
             .lock_or_create_state(&mut tx, workspace_id, name, req.at)
@@ -979,12 +999,30 @@ impl Store for PgStore {
         name: &str,
         req: &UnlockRequest,
     ) -> Result<UnlockOutcome> {
+        // Fast path, one statement: the holder releasing its own lock (matching ID and token).
+        if let Some(id) = &req.id {
+            let released = sqlx::query(
+                "UPDATE states SET lock_id = NULL, lock_info = NULL, lock_token_id = NULL, lock_holder = NULL, \
+                 locked_at = NULL WHERE workspace_id = $1 AND name = $2 AND deleted_at IS NULL \
+                 AND lock_id = $3 AND lock_token_id = $4",
+            )
+            .bind(workspace_id)
+            .bind(name)
+            .bind(id)
+            .bind(&req.token_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.db_err(e))?;
+            if released.rows_affected() == 1 {
+                return Ok(UnlockOutcome::Released);
+            }
+        }
         let mut tx = self.begin().await?;
         let Some(state) = self.lock_live_state(&mut tx, workspace_id, name).await? else {
             return Ok(UnlockOutcome::NotLocked);
         };
         let outcome = rules::decide_unlock(state.lock.as_ref(), req)?;
-        if let UnlockOutcome::Released { .. } = outcome {
+        if outcome != UnlockOutcome::NotLocked {
             sqlx::query(
                 "UPDATE states SET lock_id = NULL, lock_info = NULL, lock_token_id = NULL, lock_holder = NULL, \
                  locked_at = NULL WHERE id = $1",

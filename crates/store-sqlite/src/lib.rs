@@ -619,6 +619,26 @@ impl Store for SqliteStore {
         name: &str,
         req: &LockRequest,
     ) -> Result<LockOutcome> {
+        // Fast path, one statement: a free lock on an existing live state is simply taken
+        // (what `rules::decide_lock` says for a free lock). Everything else — a missing
+        // state, a retried LOCK, a conflict — is decided in the transaction below.
+        let taken = sqlx::query(
+            "UPDATE states SET lock_id = ?, lock_info = ?, lock_token_id = ?, lock_holder = ?, locked_at = ? \
+             WHERE workspace_id = ? AND name = ? AND deleted_at IS NULL AND lock_id IS NULL",
+        )
+        .bind(&req.id)
+        .bind(&req.info)
+        .bind(&req.token_id)
+        .bind(&req.holder)
+        .bind(req.at.0)
+        .bind(workspace_id)
+        .bind(name)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        if taken.rows_affected() == 1 {
+            return Ok(LockOutcome::Acquired);
+        }
         let mut tx = self.begin_write().await?;
         let state = ensure_state_in(&mut tx, workspace_id, name, req.at).await?;
         let outcome = rules::decide_lock(state.lock.as_ref(), &req.id)?;
@@ -646,12 +666,30 @@ impl Store for SqliteStore {
         name: &str,
         req: &UnlockRequest,
     ) -> Result<UnlockOutcome> {
+        // Fast path, one statement: the holder releasing its own lock (matching ID and token).
+        if let Some(id) = &req.id {
+            let released = sqlx::query(
+                "UPDATE states SET lock_id = NULL, lock_info = NULL, lock_token_id = NULL, lock_holder = NULL, \
+                 locked_at = NULL WHERE workspace_id = ? AND name = ? AND deleted_at IS NULL \
+                 AND lock_id = ? AND lock_token_id = ?",
+            )
+            .bind(workspace_id)
+            .bind(name)
+            .bind(id)
+            .bind(&req.token_id)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+            if released.rows_affected() == 1 {
+                return Ok(UnlockOutcome::Released);
+            }
+        }
         let mut tx = self.begin_write().await?;
         let Some(state) = live_state_in(&mut tx, workspace_id, name).await? else {
             return Ok(UnlockOutcome::NotLocked);
         };
         let outcome = rules::decide_unlock(state.lock.as_ref(), req)?;
-        if let UnlockOutcome::Released { .. } = outcome {
+        if outcome != UnlockOutcome::NotLocked {
             sqlx::query(
                 "UPDATE states SET lock_id = NULL, lock_info = NULL, lock_token_id = NULL, lock_holder = NULL, \
                  locked_at = NULL WHERE id = ?",
