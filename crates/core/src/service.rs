@@ -1,7 +1,8 @@
 //! Operations as users see them: authenticate, then read/write/lock states, manage tokens and
 //! workspaces. Routes and CLI commands call these; these call the store and the cipher.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use md5::{Digest, Md5};
 
@@ -22,7 +23,16 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub cipher: Arc<Cipher>,
     pub clock: Arc<dyn Clock>,
+    workspaces: Arc<WorkspaceCache>,
 }
+
+/// Every request resolves a workspace name. Workspaces are never renamed or deleted (yet), so
+/// a found one is remembered briefly; the TTL bounds how long another replica could act on a
+/// stale entry once renames and deletes exist (they must also clear this process's entry).
+const WORKSPACE_CACHE_MILLIS: i64 = 5_000;
+
+#[derive(Default)]
+struct WorkspaceCache(RwLock<HashMap<String, (Workspace, Timestamp)>>);
 
 /// The workspace created on first start.
 pub const DEFAULT_WORKSPACE: &str = "default";
@@ -47,6 +57,15 @@ pub fn md5_hex(body: &[u8]) -> String {
 }
 
 impl Services {
+    pub fn new(store: Arc<dyn Store>, cipher: Arc<Cipher>, clock: Arc<dyn Clock>) -> Self {
+        Services {
+            store,
+            cipher,
+            clock,
+            workspaces: Arc::default(),
+        }
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
@@ -108,11 +127,23 @@ impl Services {
 
     pub async fn workspace(&self, name: &str) -> Result<Workspace> {
         let name = WorkspaceName::parse(name)?;
-        self.store.workspace_by_name(name.as_str()).await?.ok_or_else(|| {
+        let now = self.now();
+        if let Ok(cache) = self.workspaces.0.read()
+            && let Some((ws, at)) = cache.get(name.as_str())
+            && now.millis() - at.millis() < WORKSPACE_CACHE_MILLIS
+        {
+            return Ok(ws.clone());
+        }
+        let ws = self.store.workspace_by_name(name.as_str()).await?.ok_or_else(|| {
             Error::NotFound(format!(
-                "workspace {:?} does not exist; create it with `statehouse workspace create {name}`", name.as_str()
+                "workspace {:?} does not exist; create it with `statehouse workspace create {name}`",
+                name.as_str()
             ))
-        })
+        })?;
+        if let Ok(mut cache) = self.workspaces.0.write() {
+            cache.insert(ws.name.clone(), (ws.clone(), now));
+        }
+        Ok(ws)
     }
 
     /// Creates a token; `workspace: None` makes an instance-wide token.

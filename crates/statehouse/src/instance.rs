@@ -100,11 +100,7 @@ pub async fn open(config: &Config) -> Result<Instance> {
             row.key_id
         );
     }
-    let services = Services {
-        store,
-        cipher: Arc::new(cipher),
-        clock: Arc::new(SystemClock),
-    };
+    let services = Services::new(store, Arc::new(cipher), Arc::new(SystemClock));
     services.ensure_default_workspace().await?;
     Ok(Instance {
         services,

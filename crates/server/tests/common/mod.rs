@@ -32,11 +32,11 @@ impl TestServer {
         let key_file = KeyFile::new(dir.path().join("master.key"));
         key_file.load_or_create().unwrap();
         let clock = Arc::new(FakeClock::new(Timestamp(1_700_000_000_000)));
-        let services = Services {
-            store: Arc::new(store),
-            cipher: Arc::new(Cipher::from_file(key_file).unwrap()),
-            clock: clock.clone(),
-        };
+        let services = Services::new(
+            Arc::new(store),
+            Arc::new(Cipher::from_file(key_file).unwrap()),
+            clock.clone(),
+        );
         services.ensure_default_workspace().await.unwrap();
         services.create_workspace("other").await.unwrap();
         let app = router(AppState {
