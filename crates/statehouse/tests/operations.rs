@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -16,27 +17,6 @@ use common::{
 };
 use md5::{Digest, Md5};
 use serde_json::Value;
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(super::Store::Sqlite);
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(super::Store::Postgres);
-                }
-            )*
-        }
-    };
-}
 
 on_both_stores!(
     kill9_under_concurrent_writes_loses_nothing_acknowledged,

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -15,28 +16,6 @@ use common::{
     Server, Store, Terraform, describe, pg_url, pg_url_without_tls, skip_e2e, unique_name,
 };
 use serde_json::{Value, json};
-
-/// Generates `sqlite::NAME` and `postgres::NAME` tests calling `NAME(Store)`.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(super::Store::Sqlite);
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(super::Store::Postgres);
-                }
-            )*
-        }
-    };
-}
 
 on_both_stores!(
     apply_reapply_and_clean_plan,

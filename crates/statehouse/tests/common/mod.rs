@@ -12,6 +12,28 @@
 // Each test crate that includes this module uses a different part of it.
 #![allow(dead_code)]
 
+/// Generates `sqlite::NAME` and `postgres::NAME` tests calling `NAME(Store)`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Store::Sqlite);
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Store::Postgres);
+                }
+            )*
+        }
+    };
+}
+
 use std::ffi::OsString;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader, Read, Write};
