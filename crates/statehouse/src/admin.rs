@@ -48,6 +48,8 @@ pub enum TokenCommand {
         /// Make an instance-wide token, valid in every workspace.
         #[arg(long, conflicts_with = "workspace")]
         instance: bool,
+        /// viewer reads; editor also writes, locks and releases its own locks; admin also
+        /// deletes, force-unlocks and manages tokens and workspaces.
         #[arg(long, value_enum)]
         role: RoleArg,
         /// A name to recognise the token by (shown as the author of writes and lock holder).

@@ -8,7 +8,7 @@ mod serve;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -57,9 +57,6 @@ enum ImportCommand {
     /// Copy every workspace row of Terraform's `pg` backend into statehouse states, in one go.
     TfPg(import::TfPgArgs),
 }
-
-#[derive(Args)]
-struct NoArgs {}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
