@@ -59,6 +59,8 @@ pub struct Figures {
     pub lock_one: Summary,
     pub unlock_one: Summary,
     pub lock: LockFigures,
+    /// The same workers sending `GET /healthz` instead (two per pair).
+    pub lock_floor: LockFigures,
     pub memory: Vec<MemoryFigures>,
 }
 
@@ -142,6 +144,7 @@ pub fn run(rt: &Runtime, bin: &std::path::Path, store: &Store, plan: &Plan) -> R
         &server,
         plan.lock_workers,
         plan.lock_warmup,
+        Load::LockUnlock,
     ))
     .with_context(|| server.log_text())?;
     let lock = rt
@@ -150,6 +153,16 @@ pub fn run(rt: &Runtime, bin: &std::path::Path, store: &Store, plan: &Plan) -> R
             &server,
             plan.lock_workers,
             plan.lock_time,
+            Load::LockUnlock,
+        ))
+        .with_context(|| server.log_text())?;
+    let lock_floor = rt
+        .block_on(lock_pairs(
+            &client,
+            &server,
+            plan.lock_workers,
+            plan.lock_time.min(Duration::from_secs(2)),
+            Load::Healthz,
         ))
         .with_context(|| server.log_text())?;
     drop(server);
@@ -179,6 +192,7 @@ pub fn run(rt: &Runtime, bin: &std::path::Path, store: &Store, plan: &Plan) -> R
         lock_one: latency.lock_one,
         unlock_one: latency.unlock_one,
         lock,
+        lock_floor,
         memory,
     })
 }
@@ -356,16 +370,28 @@ async fn post_state(client: &Client, url: &str, token: &str, body: Vec<u8>) -> R
     Ok(took)
 }
 
+/// What the concurrent workers send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// LOCK then UNLOCK of the worker's own state.
+    LockUnlock,
+    /// Two `GET /healthz`: the HTTP floor for the same number of requests.
+    Healthz,
+}
+
 /// `workers` clients, each on its own state, doing LOCK then UNLOCK (both must answer 200)
-/// until `time` is up.
+/// until `time` is up; or, with [`Load::Healthz`], two `GET /healthz` per pair.
 async fn lock_pairs(
     client: &Client,
     server: &Server,
     workers: usize,
     time: Duration,
+    load: Load,
 ) -> Result<LockFigures> {
-    let lock = Method::from_bytes(b"LOCK")?;
-    let unlock = Method::from_bytes(b"UNLOCK")?;
+    let (lock, unlock) = match load {
+        Load::LockUnlock => (Method::from_bytes(b"LOCK")?, Method::from_bytes(b"UNLOCK")?),
+        Load::Healthz => (Method::GET, Method::GET),
+    };
     let token: Arc<str> = server.token.as_str().into();
     let server_pid = server.pid().to_string();
     let server_cpu = server::cpu_time(&server_pid)?;
@@ -376,7 +402,10 @@ async fn lock_pairs(
     let deadline = started + time;
     let mut tasks = Vec::with_capacity(workers);
     for w in 0..workers {
-        let url = server.tf_address(&format!("bench/lock-{w}"));
+        let url = match load {
+            Load::LockUnlock => server.tf_address(&format!("bench/lock-{w}")),
+            Load::Healthz => format!("{}/healthz", server.url),
+        };
         let info = lock_info(&uuid::Uuid::new_v4().to_string());
         let (client, token, lock, unlock) =
             (client.clone(), token.clone(), lock.clone(), unlock.clone());
