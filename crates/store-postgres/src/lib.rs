@@ -258,6 +258,10 @@ impl PgStore {
             .max_connections(settings.pool_max)
             .acquire_timeout(settings.acquire_timeout)
             .idle_timeout(settings.idle_timeout)
+            // No ping before every checkout (it doubled the round trips of small requests).
+            // A connection broken since its last use fails that one request, is discarded,
+            // and the client's retry (Terraform retries 5xx) gets a fresh one.
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 let setup = pool_setup.clone();
                 Box::pin(async move {
