@@ -2,6 +2,7 @@
 //! at rest, and the services that routes and CLI commands call.
 
 pub mod access;
+pub mod cache;
 pub mod clock;
 pub mod crypto;
 mod error;

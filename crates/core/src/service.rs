@@ -1,12 +1,12 @@
 //! Operations as users see them: authenticate, then read/write/lock states, manage tokens and
 //! workspaces. Routes and CLI commands call these; these call the store and the cipher.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use md5::{Digest, Md5};
 
 use crate::access::{Principal, Role, Token, TokenSecret, hash_secret};
+use crate::cache::TtlCache;
 use crate::clock::{Clock, Timestamp};
 use crate::crypto::{Binding, Cipher};
 use crate::model::{
@@ -23,16 +23,19 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub cipher: Arc<Cipher>,
     pub clock: Arc<dyn Clock>,
-    workspaces: Arc<WorkspaceCache>,
+    workspaces: Arc<TtlCache<Workspace>>,
+    tokens: Arc<TtlCache<Token>>,
 }
 
 /// Every request resolves a workspace name. Workspaces are never renamed or deleted (yet), so
 /// a found one is remembered briefly; the TTL bounds how long another replica could act on a
-/// stale entry once renames and deletes exist (they must also clear this process's entry).
+/// stale entry once renames and deletes exist (they must also forget this process's entry).
 const WORKSPACE_CACHE_MILLIS: i64 = 5_000;
 
-#[derive(Default)]
-struct WorkspaceCache(RwLock<HashMap<String, (Workspace, Timestamp)>>);
+/// Every request authenticates a token. A found token is remembered for one second, so a
+/// revocation made elsewhere (CLI, another replica) takes effect everywhere within a second;
+/// expiry is checked on every request.
+const TOKEN_CACHE_MILLIS: i64 = 1_000;
 
 /// The workspace created on first start.
 pub const DEFAULT_WORKSPACE: &str = "default";
@@ -62,7 +65,8 @@ impl Services {
             store,
             cipher,
             clock,
-            workspaces: Arc::default(),
+            workspaces: Arc::new(TtlCache::new(WORKSPACE_CACHE_MILLIS)),
+            tokens: Arc::new(TtlCache::new(TOKEN_CACHE_MILLIS)),
         }
     }
 
@@ -74,9 +78,20 @@ impl Services {
 
     /// The principal for a presented token secret.
     pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
-        let token = self.store.token_by_hash(&hash_secret(secret)).await?;
+        let hash = hash_secret(secret);
+        let now = self.now();
+        let token = match self.tokens.get(&hash, now) {
+            Some(t) => Some(t),
+            None => {
+                let found = self.store.token_by_hash(&hash).await?;
+                if let Some(t) = &found {
+                    self.tokens.put(hash, t.clone(), now);
+                }
+                found
+            }
+        };
         match token {
-            Some(t) if t.is_usable_at(self.now()) => Ok(Principal::from_token(&t)),
+            Some(t) if t.is_usable_at(now) => Ok(Principal::from_token(&t)),
             Some(t) if t.revoked_at.is_some() => {
                 Err(Error::Unauthorized("token has been revoked".into()))
             }
@@ -128,11 +143,8 @@ impl Services {
     pub async fn workspace(&self, name: &str) -> Result<Workspace> {
         let name = WorkspaceName::parse(name)?;
         let now = self.now();
-        if let Ok(cache) = self.workspaces.0.read()
-            && let Some((ws, at)) = cache.get(name.as_str())
-            && now.millis() - at.millis() < WORKSPACE_CACHE_MILLIS
-        {
-            return Ok(ws.clone());
+        if let Some(ws) = self.workspaces.get(name.as_str(), now) {
+            return Ok(ws);
         }
         let ws = self.store.workspace_by_name(name.as_str()).await?.ok_or_else(|| {
             Error::NotFound(format!(
@@ -140,9 +152,7 @@ impl Services {
                 name.as_str()
             ))
         })?;
-        if let Ok(mut cache) = self.workspaces.0.write() {
-            cache.insert(ws.name.clone(), (ws.clone(), now));
-        }
+        self.workspaces.put(ws.name.clone(), ws.clone(), now);
         Ok(ws)
     }
 

@@ -773,3 +773,45 @@ async fn states_are_encrypted_at_rest() {
     }
     assert!(scanned > 0);
 }
+
+/// Servers trust a token they looked up for one second: a revocation made elsewhere (the CLI,
+/// another replica) applies within that second; expiry applies at once.
+#[tokio::test]
+async fn revocation_applies_within_a_second() {
+    let s = TestServer::start().await;
+    let (token, secret) = s
+        .services
+        .create_token(Some("default"), Role::Viewer, "soon-revoked", Some(10_000))
+        .await
+        .unwrap();
+    let t = secret.expose().to_owned();
+    assert_eq!(s.send("GET", "default/app", Some(&t), None).await.0, 204);
+    // Revoked directly in the store, as another process would.
+    s.services
+        .store
+        .revoke_token(&token.id, s.services.now())
+        .await
+        .unwrap();
+    s.clock.advance_millis(999);
+    assert_eq!(
+        s.send("GET", "default/app", Some(&t), None).await.0,
+        204,
+        "still trusted within the second"
+    );
+    s.clock.advance_millis(1);
+    assert_eq!(s.send("GET", "default/app", Some(&t), None).await.0, 401);
+
+    let (_, secret) = s
+        .services
+        .create_token(Some("default"), Role::Viewer, "expiring", Some(1_500))
+        .await
+        .unwrap();
+    let t = secret.expose().to_owned();
+    assert_eq!(s.send("GET", "default/app", Some(&t), None).await.0, 204);
+    s.clock.advance_millis(1_500);
+    assert_eq!(
+        s.send("GET", "default/app", Some(&t), None).await.0,
+        401,
+        "expiry is exact, cache or not"
+    );
+}
