@@ -1,8 +1,9 @@
 //! The embedded default store: one SQLite file in WAL mode.
 //!
-//! Writers go through a single-connection pool (writes serialize in-process without busy
-//! loops) and every write transaction is `BEGIN IMMEDIATE`, so a second statehouse process on
-//! the same file waits on the busy timeout instead of failing a read-to-write upgrade.
+//! Writers share one dedicated connection behind a mutex (writes serialize in-process without
+//! busy loops) and every write transaction is `BEGIN IMMEDIATE`, so a second statehouse process
+//! on the same file waits on the busy timeout instead of failing a read-to-write upgrade.
+//! WAL checkpoints run in a background task, not inside a request's commit.
 //! `synchronous=NORMAL` in WAL mode keeps every committed transaction across a process crash
 //! (`kill -9`); only an OS crash or power loss can drop the last commits.
 
@@ -12,10 +13,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, Transaction};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
 
 use statehouse_core::access::{Role, Token};
 use statehouse_core::clock::Timestamp;
@@ -30,9 +33,26 @@ use statehouse_core::{Error, Result};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How often the background checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// A WAL seen above this many frames (≈16 MB with 4 KiB pages) is truncated once writes pause.
+const TRUNCATE_ABOVE_FRAMES: i64 = 4096;
+/// The checkpointer's busy timeout: a `TRUNCATE` checkpoint gives up (and is retried at a later
+/// pause) rather than wait longer for the write lock, or hold it longer waiting for readers.
+const CHECKPOINTER_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 50";
+
 pub struct SqliteStore {
     read: SqlitePool,
-    write: SqlitePool,
+    /// The one write connection: writes serialize here without busy loops, and a statement on
+    /// a dedicated connection costs about half of one through a one-connection pool.
+    write: Mutex<SqliteConnection>,
+    checkpointer: JoinHandle<()>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpointer.abort();
+    }
 }
 
 fn db_err(e: sqlx::Error) -> Error {
@@ -42,6 +62,10 @@ fn db_err(e: sqlx::Error) -> Error {
         return Error::Conflict("already exists".into());
     }
     Error::Store(e.to_string())
+}
+
+fn open_err(e: sqlx::Error) -> Error {
+    Error::Store(format!("cannot open SQLite database: {e}"))
 }
 
 impl SqliteStore {
@@ -64,39 +88,44 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .map_err(|e| Error::Store(format!("cannot open SQLite database: {e}")))?;
+        // Checkpoints run in the background task below, not inside whichever commit crosses
+        // SQLite's automatic threshold (their fsyncs were the POST tail latency).
         // sqlx has no migration lock for SQLite: when two processes start on a new file at
-        // once, the loser fails on tables the winner just created; by then the winner is done
-        // (or nearly), so a retry finds the migrations applied.
+        // once, the loser fails (connecting, while the winner switches the file to WAL, or on
+        // tables the winner just created); by then the winner is done (or nearly), so a retry
+        // finds the file in WAL mode and the migrations applied.
         let mut attempt = 0;
-        loop {
-            match sqlx::migrate!("./migrations").run(&write).await {
-                Ok(()) => break,
+        let write = loop {
+            match open_writer(&options).await {
+                Ok(conn) => break conn,
                 Err(e) if attempt < 5 => {
                     attempt += 1;
-                    tracing::debug!(error = %e, attempt, "SQLite migration raced another process; retrying");
+                    tracing::debug!(error = %e, attempt, "SQLite first open raced another process; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
                 }
-                Err(e) => return Err(Error::Store(format!("SQLite migration failed: {e}"))),
+                Err(e) => return Err(e),
             }
-        }
+        };
         let read = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options.read_only(true))
+            // Connections to a local file don't go stale; the ping cost 20–40 µs per query.
+            .test_before_acquire(false)
+            .connect_with(options.clone().read_only(true))
             .await
-            .map_err(|e| Error::Store(format!("cannot open SQLite database: {e}")))?;
-        Ok(SqliteStore { read, write })
-    }
-
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.write
-            .begin_with("BEGIN IMMEDIATE")
+            .map_err(open_err)?;
+        // Opened with the usual busy timeout (first opens may race other processes), then
+        // shortened: see `checkpoint_loop`.
+        let mut checkpoint_conn = options.connect().await.map_err(open_err)?;
+        sqlx::query(CHECKPOINTER_BUSY_TIMEOUT)
+            .execute(&mut checkpoint_conn)
             .await
-            .map_err(db_err)
+            .map_err(open_err)?;
+        let checkpointer = tokio::spawn(checkpoint_loop(checkpoint_conn));
+        Ok(SqliteStore {
+            read,
+            write: Mutex::new(write),
+            checkpointer,
+        })
     }
 
     /// Copies the database into `target` with `VACUUM INTO` (a consistent online snapshot).
@@ -104,13 +133,96 @@ impl SqliteStore {
         let target = target
             .to_str()
             .ok_or_else(|| Error::Config("snapshot path is not UTF-8".into()))?;
+        let mut conn = self.write.lock().await;
         sqlx::query("VACUUM INTO ?")
             .bind(target)
-            .execute(&self.write)
+            .execute(&mut *conn)
             .await
             .map_err(db_err)?;
         Ok(())
     }
+}
+
+/// The write connection, migrated. Checkpoints run in the background task (`checkpoint_loop`),
+/// not inside whichever commit crosses SQLite's automatic threshold (their fsyncs were the POST
+/// tail latency).
+async fn open_writer(options: &SqliteConnectOptions) -> Result<SqliteConnection> {
+    let mut write = options
+        .clone()
+        .pragma("wal_autocheckpoint", "0")
+        .connect()
+        .await
+        .map_err(open_err)?;
+    // `run_direct` is `run` on a connection; `run(&mut conn)` makes `open`'s future not provably
+    // `Send` ("`Acquire` is not general enough").
+    sqlx::migrate!("./migrations")
+        .run_direct(None, &mut write, false)
+        .await
+        .map_err(|e| Error::Store(format!("SQLite migration failed: {e}")))?;
+    Ok(write)
+}
+
+/// Every write transaction is `BEGIN IMMEDIATE`: a second process on the same file waits on the
+/// busy timeout instead of failing a read-to-write upgrade.
+async fn begin_write(conn: &mut SqliteConnection) -> Result<Transaction<'_, Sqlite>> {
+    conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)
+}
+
+/// The WAL checkpointer, on its own connection, until the store is dropped (which aborts it).
+///
+/// Every second a `PASSIVE` checkpoint copies what it can without waiting for (or blocking)
+/// readers or writers; once all frames are copied, the next writer restarts the WAL from its
+/// beginning, so the file does not grow without bound. Several processes on one file each run
+/// one: a `PASSIVE` checkpoint that finds another in progress just reports busy.
+///
+/// `PASSIVE` never shrinks the file, so after the WAL has been seen above
+/// [`TRUNCATE_ABOVE_FRAMES`] a `TRUNCATE` checkpoint resets it to zero bytes — but only at a
+/// pause in writing (a tick that finds the WAL fully checkpointed and unchanged since the last
+/// tick), because `TRUNCATE` takes the write lock and waits for readers (bounded here to 50 ms by
+/// [`CHECKPOINTER_BUSY_TIMEOUT`]) and fsyncs: under sustained writes it would bring back the
+/// request-path stalls this task exists to remove.
+async fn checkpoint_loop(mut conn: SqliteConnection) {
+    let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is immediate
+    let mut last_log = -1;
+    let mut grew_large = false;
+    loop {
+        ticks.tick().await;
+        let (busy, log, checkpointed) = match checkpoint(&mut conn, PASSIVE).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "SQLite WAL checkpoint (PASSIVE) failed");
+                continue;
+            }
+        };
+        grew_large |= log > TRUNCATE_ABOVE_FRAMES;
+        let paused = busy == 0 && log == checkpointed && log == last_log;
+        last_log = log;
+        if grew_large && paused {
+            match checkpoint(&mut conn, TRUNCATE).await {
+                Ok((0, _, _)) => {
+                    grew_large = false;
+                    last_log = 0;
+                }
+                Ok(_) => {
+                    tracing::debug!("SQLite WAL checkpoint (TRUNCATE) was busy; retrying later")
+                }
+                Err(e) => tracing::debug!(error = %e, "SQLite WAL checkpoint (TRUNCATE) failed"),
+            }
+        }
+    }
+}
+
+const PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+const TRUNCATE: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
+
+/// Runs one `PRAGMA wal_checkpoint(…)`: (busy, frames in the WAL, frames checkpointed).
+async fn checkpoint(
+    conn: &mut SqliteConnection,
+    pragma: &'static str,
+) -> sqlx::Result<(i64, i64, i64)> {
+    sqlx::query_as(pragma).fetch_one(conn).await
 }
 
 const STATE_COLUMNS: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
@@ -224,7 +336,7 @@ fn version_with_body(row: &SqliteRow) -> Result<Option<(VersionMeta, SealedBody)
 }
 
 async fn live_state_in(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'_, Sqlite>,
     workspace_id: &str,
     name: &str,
 ) -> Result<Option<StateRecord>> {
@@ -238,7 +350,7 @@ async fn live_state_in(
 }
 
 async fn insert_empty_state(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'_, Sqlite>,
     workspace_id: &str,
     name: &str,
     at: Timestamp,
@@ -259,7 +371,7 @@ async fn insert_empty_state(
 }
 
 async fn ensure_state_in(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'_, Sqlite>,
     workspace_id: &str,
     name: &str,
     at: Timestamp,
@@ -273,7 +385,7 @@ async fn ensure_state_in(
         .ok_or_else(|| Error::Internal("state row vanished inside its transaction".into()))
 }
 
-async fn commit(tx: Transaction<'static, Sqlite>) -> Result<()> {
+async fn commit(tx: Transaction<'_, Sqlite>) -> Result<()> {
     tx.commit().await.map_err(db_err)
 }
 
@@ -297,7 +409,7 @@ impl Store for SqliteStore {
         )
         .bind(name)
         .bind(at.0)
-        .execute(&self.write)
+        .execute(&mut *self.write.lock().await)
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
@@ -311,7 +423,7 @@ impl Store for SqliteStore {
         .bind(&ws.name)
         .bind(ws.serial_protection)
         .bind(ws.created_at.0)
-        .execute(&self.write)
+        .execute(&mut *self.write.lock().await)
         .await
         .map_err(|e| match db_err(e) {
             Error::Conflict(_) => {
@@ -343,7 +455,7 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE workspaces SET serial_protection = ? WHERE id = ?")
             .bind(on)
             .bind(workspace_id)
-            .execute(&self.write)
+            .execute(&mut *self.write.lock().await)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -361,7 +473,7 @@ impl Store for SqliteStore {
         .bind(&t.secret_hash)
         .bind(t.created_at.0)
         .bind(t.expires_at.map(|e| e.0))
-        .execute(&self.write)
+        .execute(&mut *self.write.lock().await)
         .await
         .map_err(db_err)?;
         Ok(Token {
@@ -408,7 +520,7 @@ impl Store for SqliteStore {
             sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
                 .bind(at.0)
                 .bind(token_id)
-                .execute(&self.write)
+                .execute(&mut *self.write.lock().await)
                 .await
                 .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
@@ -433,7 +545,8 @@ impl Store for SqliteStore {
         if let Some(state) = self.state(workspace_id, name).await? {
             return Ok(state);
         }
-        let mut tx = self.begin_write().await?;
+        let mut conn = self.write.lock().await;
+        let mut tx = begin_write(&mut conn).await?;
         let state = ensure_state_in(&mut tx, workspace_id, name, at).await?;
         commit(tx).await?;
         Ok(state)
@@ -512,7 +625,8 @@ impl Store for SqliteStore {
         name: &str,
         w: &VersionWrite,
     ) -> Result<WriteOutcome> {
-        let mut tx = self.begin_write().await?;
+        let mut conn = self.write.lock().await;
+        let mut tx = begin_write(&mut conn).await?;
         let state = live_state_in(&mut tx, workspace_id, name).await?;
         let state = match state {
             Some(s) if s.id == w.state_id => s,
@@ -619,6 +733,7 @@ impl Store for SqliteStore {
         name: &str,
         req: &LockRequest,
     ) -> Result<LockOutcome> {
+        let mut conn = self.write.lock().await;
         // Fast path, one statement: a free lock on an existing live state is simply taken
         // (what `rules::decide_lock` says for a free lock). Everything else — a missing
         // state, a retried LOCK, a conflict — is decided in the transaction below.
@@ -633,13 +748,13 @@ impl Store for SqliteStore {
         .bind(req.at.0)
         .bind(workspace_id)
         .bind(name)
-        .execute(&self.write)
+        .execute(&mut *conn)
         .await
         .map_err(db_err)?;
         if taken.rows_affected() == 1 {
             return Ok(LockOutcome::Acquired);
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = begin_write(&mut conn).await?;
         let state = ensure_state_in(&mut tx, workspace_id, name, req.at).await?;
         let outcome = rules::decide_lock(state.lock.as_ref(), &req.id)?;
         if outcome == LockOutcome::Acquired {
@@ -666,6 +781,7 @@ impl Store for SqliteStore {
         name: &str,
         req: &UnlockRequest,
     ) -> Result<UnlockOutcome> {
+        let mut conn = self.write.lock().await;
         // Fast path, one statement: the holder releasing its own lock (matching ID and token).
         if let Some(id) = &req.id {
             let released = sqlx::query(
@@ -677,14 +793,14 @@ impl Store for SqliteStore {
             .bind(name)
             .bind(id)
             .bind(&req.token_id)
-            .execute(&self.write)
+            .execute(&mut *conn)
             .await
             .map_err(db_err)?;
             if released.rows_affected() == 1 {
                 return Ok(UnlockOutcome::Released);
             }
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = begin_write(&mut conn).await?;
         let Some(state) = live_state_in(&mut tx, workspace_id, name).await? else {
             return Ok(UnlockOutcome::NotLocked);
         };
@@ -710,7 +826,8 @@ impl Store for SqliteStore {
         by: &str,
         at: Timestamp,
     ) -> Result<bool> {
-        let mut tx = self.begin_write().await?;
+        let mut conn = self.write.lock().await;
+        let mut tx = begin_write(&mut conn).await?;
         let Some(state) = live_state_in(&mut tx, workspace_id, name).await? else {
             return Ok(false);
         };
@@ -760,7 +877,8 @@ impl Store for SqliteStore {
         state_id: &str,
         at: Timestamp,
     ) -> Result<bool> {
-        let mut tx = self.begin_write().await?;
+        let mut conn = self.write.lock().await;
+        let mut tx = begin_write(&mut conn).await?;
         let name: Option<String> = sqlx::query_scalar(
             "SELECT name FROM states WHERE id = ? AND workspace_id = ? AND deleted_at IS NOT NULL",
         )
@@ -788,7 +906,8 @@ impl Store for SqliteStore {
     }
 
     async fn purge_state(&self, workspace_id: &str, state_id: &str) -> Result<bool> {
-        let mut tx = self.begin_write().await?;
+        let mut conn = self.write.lock().await;
+        let mut tx = begin_write(&mut conn).await?;
         sqlx::query(
             "DELETE FROM state_versions WHERE state_id = \
              (SELECT id FROM states WHERE id = ? AND workspace_id = ? AND deleted_at IS NOT NULL)",
@@ -822,7 +941,7 @@ impl Store for SqliteStore {
         .bind(until.map(|u| u.0))
         .bind(workspace_id)
         .bind(name)
-        .execute(&self.write)
+        .execute(&mut *self.write.lock().await)
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
@@ -863,7 +982,7 @@ impl Store for SqliteStore {
         .bind(&old.version_id)
         .bind(&old.key_id)
         .bind(&old.wrapped_key)
-        .execute(&self.write)
+        .execute(&mut *self.write.lock().await)
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
