@@ -127,20 +127,6 @@ impl SqliteStore {
             checkpointer,
         })
     }
-
-    /// Copies the database into `target` with `VACUUM INTO` (a consistent online snapshot).
-    pub async fn snapshot_to(&self, target: &Path) -> Result<()> {
-        let target = target
-            .to_str()
-            .ok_or_else(|| Error::Config("snapshot path is not UTF-8".into()))?;
-        let mut conn = self.write.lock().await;
-        sqlx::query("VACUUM INTO ?")
-            .bind(target)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
-        Ok(())
-    }
 }
 
 /// The write connection, migrated. Checkpoints run in the background task (`checkpoint_loop`),
