@@ -267,7 +267,7 @@ impl Services {
         who: &Principal,
         ws: &str,
         name: &str,
-        body: &[u8],
+        body: Vec<u8>,
         claimed_md5: Option<&[u8]>,
         lock_id: Option<&str>,
     ) -> Result<WriteOutcome> {
@@ -275,13 +275,13 @@ impl Services {
         let (workspace, _) = self
             .authorize(who, ws, Role::Editor, "writing a state")
             .await?;
-        let digest = Md5::digest(body);
+        let digest = Md5::digest(&body);
         if claimed_md5.is_some_and(|claimed| claimed != digest.as_slice()) {
             return Err(Error::BadRequest(
                 "Content-MD5 does not match the body: it was damaged in transit; nothing was stored".into(),
             ));
         }
-        let meta = statefile::inspect(body)?;
+        let meta = statefile::inspect(&body)?;
         let md5 = hex::encode(digest);
         let record = self
             .store
@@ -301,14 +301,18 @@ impl Services {
         let version_id = new_id();
         let sealed = self
             .cipher
-            .seal(body, binding_for(&record.id, &version_id))?;
+            .seal(&body, binding_for(&record.id, &version_id))?;
+        let size = body.len() as i64;
+        // Only the sealed form is needed from here on; a large body is freed before the store
+        // copies the sealed one into the database.
+        drop(body);
         let write = VersionWrite {
             state_id: record.id.clone(),
             version_id,
             serial: meta.serial,
             lineage: meta.lineage,
             md5,
-            size: body.len() as i64,
+            size,
             client_version: meta.terraform_version,
             client_encrypted: meta.client_encrypted,
             sealed,
@@ -317,7 +321,7 @@ impl Services {
             at: self.now(),
         };
         self.store
-            .write_version(&workspace.id, name.as_str(), &write)
+            .write_version(&workspace.id, name.as_str(), write)
             .await
     }
 

@@ -79,7 +79,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         workspace_id: &str,
         name: &str,
-        write: &VersionWrite,
+        write: VersionWrite,
     ) -> Result<WriteOutcome>;
 
     /// Takes the lock after [`crate::rules::decide_lock`], creating the state row if needed.

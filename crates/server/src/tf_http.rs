@@ -111,7 +111,7 @@ async fn dispatch(
                     &who,
                     &workspace,
                     &name,
-                    &body,
+                    body,
                     claimed.as_deref(),
                     params.id.as_deref(),
                 )

@@ -104,7 +104,7 @@ pub async fn tf_pg(config: &Config, args: TfPgArgs) -> Result<()> {
                 &operator,
                 &args.workspace,
                 &target,
-                data.as_bytes(),
+                data.into_bytes(),
                 None,
                 None,
             )

@@ -295,7 +295,7 @@ fn created(outcome: Result<WriteOutcome>, what: &str) -> VersionMeta {
 
 async fn write(store: &dyn Store, ws: &Workspace, name: &str, w: &VersionWrite) -> VersionMeta {
     created(
-        store.write_version(&ws.id, name, w).await,
+        store.write_version(&ws.id, name, w.clone()).await,
         &format!("write of version {:?} (serial {})", w.version_id, w.serial),
     )
 }
@@ -793,7 +793,7 @@ pub async fn identical_write_is_unchanged(store: Arc<dyn Store>) {
     let mut again = write_of(&state.id, "v-2", 3, "lin", "same");
     again.at = at(9_000);
     match ok(
-        store.write_version(&ws.id, "net", &again).await,
+        store.write_version(&ws.id, "net", again.clone()).await,
         "identical write",
     ) {
         WriteOutcome::Unchanged(current) => {
@@ -822,7 +822,7 @@ pub async fn serial_not_above_conflicts(store: Arc<dyn Store>) {
     for (serial, tag) in [(5, "other-five"), (4, "four"), (0, "zero")] {
         let w = write_of(&state.id, &format!("v-{tag}"), serial, "lin", tag);
         let message = expect_conflict(
-            store.write_version(&ws.id, "net", &w).await,
+            store.write_version(&ws.id, "net", w.clone()).await,
             &format!("writing serial {serial} over serial 5"),
         );
         assert!(
@@ -849,7 +849,7 @@ pub async fn lineage_change_conflicts(store: Arc<dyn Store>) {
     .await;
     let message = expect_conflict(
         store
-            .write_version(&ws.id, "net", &write_of(&state.id, "v-2", 6, "lin-b", "b"))
+            .write_version(&ws.id, "net", write_of(&state.id, "v-2", 6, "lin-b", "b"))
             .await,
         "writing another lineage",
     );
@@ -917,7 +917,7 @@ pub async fn overwrite_window_allows_exactly_one_forced_write(store: Arc<dyn Sto
     let mut second = write_of(&state.id, "v-4", 0, "lin-third", "second");
     second.at = at(31_000);
     expect_conflict(
-        store.write_version(&ws.id, "net", &second).await,
+        store.write_version(&ws.id, "net", second.clone()).await,
         "a second protection-breaking write after the window was used",
     );
     assert_eq!(versions(&*store, &state.id).await.len(), 3);
@@ -942,7 +942,7 @@ pub async fn expired_or_closed_overwrite_window_does_not_help(store: Arc<dyn Sto
     let mut late = write_of(&state.id, "v-2", 1, "lin", "late");
     late.at = at(2_000);
     expect_conflict(
-        store.write_version(&ws.id, "net", &late).await,
+        store.write_version(&ws.id, "net", late.clone()).await,
         "a protection-breaking write at the window's end",
     );
     assert!(ok(
@@ -957,7 +957,7 @@ pub async fn expired_or_closed_overwrite_window_does_not_help(store: Arc<dyn Sto
     ));
     assert_eq!(live(&*store, &ws, "net").await.overwrite_until, None);
     expect_conflict(
-        store.write_version(&ws.id, "net", &late).await,
+        store.write_version(&ws.id, "net", late.clone()).await,
         "a protection-breaking write after the window was closed",
     );
     assert_eq!(versions(&*store, &state.id).await.len(), 1);
@@ -1031,7 +1031,7 @@ pub async fn write_to_replaced_or_missing_state_conflicts(store: Arc<dyn Store>)
             .write_version(
                 &ws.id,
                 "never",
-                &write_of("no-such-id", "v-0", 1, "lin", "x"),
+                write_of("no-such-id", "v-0", 1, "lin", "x"),
             )
             .await,
         "writing to a state that was never created",
@@ -1050,13 +1050,13 @@ pub async fn write_to_replaced_or_missing_state_conflicts(store: Arc<dyn Store>)
     ));
     let stale = write_of(&old.id, "v-2", 2, "lin", "b");
     expect_conflict(
-        store.write_version(&ws.id, "net", &stale).await,
+        store.write_version(&ws.id, "net", stale.clone()).await,
         "writing to a deleted state",
     );
     let new = ensure(&*store, &ws, "net").await;
     assert_ne!(new.id, old.id, "the recreated state has a new id");
     expect_conflict(
-        store.write_version(&ws.id, "net", &stale).await,
+        store.write_version(&ws.id, "net", stale.clone()).await,
         "writing with the id of the state that was deleted and recreated",
     );
     assert!(
@@ -1195,7 +1195,7 @@ pub async fn write_respects_lock(store: Arc<dyn Store>) {
     for claimed in [None, Some("L2")] {
         w.lock_id = claimed.map(str::to_owned);
         let holder = expect_locked(
-            store.write_version(&ws.id, "net", &w).await,
+            store.write_version(&ws.id, "net", w.clone()).await,
             &format!("writing a locked state claiming lock {claimed:?}"),
         );
         assert_eq!(holder, req.info);
@@ -1203,13 +1203,13 @@ pub async fn write_respects_lock(store: Arc<dyn Store>) {
     // Identical content does not slip past the lock either.
     let mut same = write_of(&state.id, "v-x", 1, "lin", "a");
     expect_locked(
-        store.write_version(&ws.id, "net", &same).await,
+        store.write_version(&ws.id, "net", same.clone()).await,
         "an identical write without the lock ID",
     );
     same.lock_id = Some("L1".into());
     assert_eq!(
         ok(
-            store.write_version(&ws.id, "net", &same).await,
+            store.write_version(&ws.id, "net", same.clone()).await,
             "identical write with lock"
         ),
         WriteOutcome::Unchanged(base)
@@ -1237,7 +1237,7 @@ pub async fn write_respects_lock(store: Arc<dyn Store>) {
     let mut after = write_of(&state.id, "v-3", 3, "lin", "c");
     after.lock_id = Some("L1".into());
     expect_conflict(
-        store.write_version(&ws.id, "net", &after).await,
+        store.write_version(&ws.id, "net", after.clone()).await,
         "writing with a lock ID that is no longer held",
     );
     after.lock_id = None;
@@ -1948,7 +1948,7 @@ async fn write_race(stores: [Arc<dyn Store>; 2]) {
         let ws_id = ws.id.clone();
         let w = write_of(&state.id, &format!("v-{i}"), 2, "lin", &format!("body-{i}"));
         async move {
-            let result = store.write_version(&ws_id, "raced", &w).await;
+            let result = store.write_version(&ws_id, "raced", w.clone()).await;
             (w, result)
         }
     })
@@ -2048,7 +2048,7 @@ pub async fn two_stores_see_each_others_changes(store: Arc<dyn Store>, peer: Arc
     );
     let mut blocked = write_of(&state.id, "v-2", 2, "lin", "b");
     expect_locked(
-        store.write_version(&ws.id, "net", &blocked).await,
+        store.write_version(&ws.id, "net", blocked.clone()).await,
         "writing through one store while the other holds the lock",
     );
     blocked.lock_id = Some("L1".into());

@@ -844,7 +844,7 @@ impl Store for PgStore {
         &self,
         workspace_id: &str,
         name: &str,
-        w: &VersionWrite,
+        w: VersionWrite,
     ) -> Result<WriteOutcome> {
         let mut tx = self.begin().await?;
         let state = match self.lock_live_state(&mut tx, workspace_id, name).await? {
@@ -915,7 +915,8 @@ impl Store for PgStore {
         .bind(w.client_encrypted)
         .bind(&w.sealed.key_id)
         .bind(&w.sealed.wrapped_key)
-        .bind(&w.sealed.ciphertext)
+        // Moved, not copied: for a large body this buffer is the biggest thing in memory.
+        .bind(w.sealed.ciphertext)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.db_err(e))?;

@@ -609,7 +609,7 @@ impl Store for SqliteStore {
         &self,
         workspace_id: &str,
         name: &str,
-        w: &VersionWrite,
+        w: VersionWrite,
     ) -> Result<WriteOutcome> {
         let mut conn = self.write.lock().await;
         let mut tx = begin_write(&mut conn).await?;
@@ -681,7 +681,8 @@ impl Store for SqliteStore {
         .bind(w.client_encrypted)
         .bind(&w.sealed.key_id)
         .bind(&w.sealed.wrapped_key)
-        .bind(&w.sealed.ciphertext)
+        // Moved, not copied: for a large body this buffer is the biggest thing in memory.
+        .bind(w.sealed.ciphertext)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;

@@ -84,7 +84,7 @@ async fn background_checkpointer_copies_and_then_truncates_the_wal() {
             author: "test".into(),
             at: Timestamp(serial),
         };
-        let outcome = store.write_version(&ws.id, "s", &write).await.unwrap();
+        let outcome = store.write_version(&ws.id, "s", write).await.unwrap();
         assert!(matches!(outcome, WriteOutcome::Created(_)));
     }
     let written = WRITES as u64 * BODY as u64;
