@@ -14,6 +14,7 @@ use crate::model::{
     VersionWrite, Workspace, WriteOutcome,
 };
 use crate::names::{StateName, WorkspaceName};
+use crate::rules::{self, Incoming, WriteContext, WriteDecision};
 use crate::store::Store;
 use crate::{Error, Result, statefile};
 
@@ -287,14 +288,24 @@ impl Services {
             .store
             .ensure_state(&workspace.id, name.as_str(), self.now())
             .await?;
-        // Terraform re-sends identical snapshots; answer those without compressing or encrypting.
+        // Terraform re-sends identical snapshots: when the rules already say "unchanged" on
+        // what we just read, answer without compressing or encrypting. The store decides again
+        // inside its transaction for everything else.
         if let Some(current) = record.current.as_ref().filter(|c| c.md5 == md5) {
-            let lock_ok = match (&record.lock, lock_id) {
-                (None, None) => true,
-                (Some(held), Some(id)) => held.id == id,
-                _ => false,
+            let context = WriteContext {
+                current: Some(current),
+                lock: record.lock.as_ref(),
+                serial_protection: workspace.serial_protection,
+                overwrite_until: record.overwrite_until,
+                now: self.now(),
             };
-            if lock_ok {
+            let incoming = Incoming {
+                serial: meta.serial,
+                lineage: &meta.lineage,
+                md5: &md5,
+                lock_id,
+            };
+            if let Ok(WriteDecision::Unchanged) = rules::decide_write(context, incoming) {
                 return Ok(WriteOutcome::Unchanged(current.clone()));
             }
         }
