@@ -8,7 +8,7 @@ use md5::{Digest, Md5};
 use crate::access::{Principal, Role, Token, TokenSecret, hash_secret};
 use crate::cache::TtlCache;
 use crate::clock::{Clock, Timestamp};
-use crate::crypto::{Binding, Cipher};
+use crate::crypto::{Binding, Cipher, SealedBody};
 use crate::model::{
     LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome, UnlockRequest, VersionMeta,
     VersionWrite, Workspace, WriteOutcome,
@@ -233,18 +233,13 @@ impl Services {
         let (workspace, _) = self
             .authorize(who, ws, Role::Viewer, "reading a state")
             .await?;
-        let Some((meta, sealed)) = self
+        let found = self
             .store
             .current_body(&workspace.id, name.as_str())
-            .await?
-        else {
-            return Ok(None);
-        };
-        let size = usize::try_from(meta.size).unwrap_or(0);
-        let body = self
-            .cipher
-            .open(&sealed, binding_for(&meta.state_id, &meta.id), size)?;
-        Ok(Some((meta, body)))
+            .await?;
+        found
+            .map(|(meta, sealed)| self.open_version(meta, &sealed))
+            .transpose()
     }
 
     pub async fn state_record(
@@ -415,15 +410,23 @@ impl Services {
         state_id: &str,
         version_no: i64,
     ) -> Result<Option<(VersionMeta, Vec<u8>)>> {
-        let Some((meta, sealed)) = self.store.version_body(state_id, version_no).await? else {
-            return Ok(None);
-        };
-        let body = self.cipher.open(
-            &sealed,
-            binding_for(&meta.state_id, &meta.id),
-            usize::try_from(meta.size).unwrap_or(0),
-        )?;
-        Ok(Some((meta, body)))
+        let found = self.store.version_body(state_id, version_no).await?;
+        found
+            .map(|(meta, sealed)| self.open_version(meta, &sealed))
+            .transpose()
+    }
+
+    /// Decrypts a stored version's body (bound to its state and version).
+    fn open_version(
+        &self,
+        meta: VersionMeta,
+        sealed: &SealedBody,
+    ) -> Result<(VersionMeta, Vec<u8>)> {
+        let size = usize::try_from(meta.size).unwrap_or(0);
+        let body = self
+            .cipher
+            .open(sealed, binding_for(&meta.state_id, &meta.id), size)?;
+        Ok((meta, body))
     }
 
     /// Re-wraps every data key under the cipher's current primary key; returns how many moved.

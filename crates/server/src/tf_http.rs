@@ -209,13 +209,6 @@ fn claimed_md5(headers: &HeaderMap) -> Result<Option<Vec<u8>>, Error> {
 }
 
 fn hex_to_base64(hex_digest: &str) -> Option<String> {
-    let raw = (0..hex_digest.len())
-        .step_by(2)
-        .map(|i| {
-            hex_digest
-                .get(i..i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()?;
+    let raw = hex::decode(hex_digest).ok()?;
     Some(base64::engine::general_purpose::STANDARD.encode(raw))
 }
