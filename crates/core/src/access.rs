@@ -114,6 +114,8 @@ pub struct Principal {
     pub token_name: String,
     pub workspace_id: Option<String>,
     pub role: Role,
+    /// The client's address as the server saw it (`None` for local CLI commands); audited.
+    pub source_ip: Option<String>,
 }
 
 impl Principal {
@@ -123,6 +125,7 @@ impl Principal {
             token_name: token.name.clone(),
             workspace_id: token.workspace_id.clone(),
             role: token.role,
+            source_ip: None,
         }
     }
 
@@ -133,6 +136,7 @@ impl Principal {
             token_name: "local-cli".into(),
             workspace_id: None,
             role: Role::Admin,
+            source_ip: None,
         }
     }
 
@@ -192,6 +196,7 @@ mod tests {
             token_name: "ci".into(),
             workspace_id: Some("w1".into()),
             role: Role::Editor,
+            source_ip: None,
         };
         assert_eq!(ws.role_in("w1"), Some(Role::Editor));
         assert_eq!(ws.role_in("w2"), None);
