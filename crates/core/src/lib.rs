@@ -12,5 +12,6 @@ pub mod rules;
 pub mod service;
 pub mod statefile;
 pub mod store;
+pub mod tfstate;
 
 pub use error::{Error, Result};
