@@ -11,7 +11,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::crypto::{Binding, Cipher, SealedBody};
 use crate::model::{
     LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome, UnlockRequest, VersionMeta,
-    VersionWrite, Workspace, WriteOutcome,
+    VersionWrite, Workspace, WorkspaceSettings, WriteOutcome,
 };
 use crate::names::{StateName, WorkspaceName};
 use crate::rules::{self, Incoming, WriteContext, WriteDecision};
@@ -136,6 +136,7 @@ impl Services {
             name: name.as_str().to_owned(),
             serial_protection: true,
             created_at: self.now(),
+            settings: WorkspaceSettings::DEFAULT,
         };
         self.store.create_workspace(&ws).await?;
         Ok(ws)

@@ -104,7 +104,7 @@ impl TestServer {
             Some(s) => self
                 .services
                 .store
-                .list_versions(&s.id)
+                .list_versions(&s.id, None, i64::MAX)
                 .await
                 .unwrap()
                 .len(),
