@@ -9,6 +9,7 @@ mod error;
 pub mod model;
 pub mod names;
 pub mod rules;
+pub mod search;
 pub mod service;
 pub mod statefile;
 pub mod store;

@@ -159,6 +159,8 @@ mod tests {
             client_version: None,
             forced: false,
             client_encrypted: false,
+            kept: false,
+            resource_count: None,
         }
     }
 

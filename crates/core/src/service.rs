@@ -16,7 +16,7 @@ use crate::model::{
 use crate::names::{StateName, WorkspaceName};
 use crate::rules::{self, Incoming, WriteContext, WriteDecision};
 use crate::store::Store;
-use crate::{Error, Result, statefile};
+use crate::{Error, Result, search, statefile};
 
 /// Everything the services need, cheap to clone.
 #[derive(Clone)]
@@ -305,6 +305,7 @@ impl Services {
                 return Ok(WriteOutcome::Unchanged(current.clone()));
             }
         }
+        let resources = search::resources_of(&body, meta.client_encrypted);
         let version_id = new_id();
         let sealed = self
             .cipher
@@ -326,6 +327,7 @@ impl Services {
             lock_id: lock_id.map(str::to_owned),
             author: who.token_name.clone(),
             at: self.now(),
+            resources,
         };
         self.store
             .write_version(&workspace.id, name.as_str(), write)

@@ -10,6 +10,9 @@
 
 use async_trait::async_trait;
 
+pub mod search;
+pub mod search_sql;
+
 use crate::Result;
 use crate::access::Token;
 use crate::clock::Timestamp;
@@ -20,7 +23,7 @@ use crate::model::{
 };
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: search::SearchStore + Send + Sync + 'static {
     /// Which backend this is ("sqlite" or "postgres"), for logs.
     fn kind(&self) -> &'static str;
 

@@ -22,7 +22,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod history;
+mod search;
 pub use history::*;
+pub use search::*;
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -38,6 +40,7 @@ use statehouse_core::model::{
 };
 use statehouse_core::service::md5_hex;
 use statehouse_core::store::Store;
+use statehouse_core::store::search::VersionResources;
 use statehouse_core::{Error, Result};
 
 // ---- harness ---------------------------------------------------------------------------------
@@ -147,6 +150,12 @@ macro_rules! __conformance_module {
                 list_versions_pages_newest_first,
                 retention_prunes_by_count_and_age_sparing_current_and_kept,
                 stale_locks_are_flagged_once_per_lock,
+                search_index_follows_the_current_version,
+                search_matches_each_field_exactly_or_by_prefix,
+                search_sees_only_the_given_workspaces,
+                search_pages_resume_exactly,
+                search_hides_deleted_states_until_restored,
+                unindexed_states_are_listed_until_indexed,
             );
             $(
                 $crate::__two_store_cases!(
@@ -259,6 +268,7 @@ fn write_of(
         lock_id: None,
         author: "ci-token".into(),
         at: at(1_000),
+        resources: VersionResources::Indexed(Vec::new()),
     }
 }
 
@@ -362,6 +372,7 @@ fn meta_of(w: &VersionWrite, version_no: i64, forced: bool) -> VersionMeta {
         forced,
         client_encrypted: w.client_encrypted,
         kept: false,
+        resource_count: w.resources.count(),
     }
 }
 

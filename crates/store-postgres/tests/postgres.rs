@@ -68,6 +68,8 @@ async fn schemas_keep_instances_apart() {
     let expected = [
         "_sqlx_migrations",
         "instance_flags",
+        "resource_index",
+        "resource_index_missing",
         "state_versions",
         "states",
         "tokens",
