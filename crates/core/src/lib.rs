@@ -6,6 +6,7 @@ pub mod cache;
 pub mod clock;
 pub mod crypto;
 mod error;
+pub mod history;
 pub mod model;
 pub mod names;
 pub mod rules;
@@ -14,5 +15,6 @@ pub mod service;
 pub mod statefile;
 pub mod store;
 pub mod tfstate;
+pub mod workspaces;
 
 pub use error::{Error, Result};

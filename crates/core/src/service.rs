@@ -24,8 +24,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub cipher: Arc<Cipher>,
     pub clock: Arc<dyn Clock>,
-    workspaces: Arc<TtlCache<Workspace>>,
-    tokens: Arc<TtlCache<Token>>,
+    pub(crate) workspaces: Arc<TtlCache<Workspace>>,
+    pub(crate) tokens: Arc<TtlCache<Token>>,
 }
 
 /// Every request resolves a workspace name. Workspaces are never renamed or deleted (yet), so
@@ -211,7 +211,7 @@ impl Services {
     // ---- states ---------------------------------------------------------------------------
 
     /// Resolves the workspace and checks the principal's role there.
-    async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         who: &Principal,
         ws: &str,
@@ -420,7 +420,7 @@ impl Services {
     }
 
     /// Decrypts a stored version's body (bound to its state and version).
-    fn open_version(
+    pub(crate) fn open_version(
         &self,
         meta: VersionMeta,
         sealed: &SealedBody,
