@@ -16,8 +16,8 @@ use crate::store::search::{
 use crate::tfstate::{self, MAX_INDEXED_TEXT};
 use crate::{Error, Result};
 
-pub const DEFAULT_LIMIT: i64 = 50;
-pub const MAX_LIMIT: i64 = 500;
+pub const DEFAULT_LIMIT: i64 = 100;
+pub const MAX_LIMIT: i64 = 1000;
 /// How many not-indexed states a search names (it counts them all).
 pub const NOT_INDEXED_LISTED: i64 = 20;
 
@@ -50,7 +50,7 @@ pub struct ResourceQuery {
     pub match_mode: MatchMode,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// Results per page (1–500, default 50).
+    /// Results per page (1–1000, default 100).
     pub limit: Option<i64>,
 }
 

@@ -4,6 +4,7 @@
 
 mod error;
 mod extract;
+mod search;
 mod states;
 mod views;
 mod workspaces;
@@ -27,7 +28,7 @@ use crate::AppState;
 #[openapi(
     info(
         title = "statehouse API",
-        description = "Workspaces, states, versions, locks and history of a statehouse server. \
+        description = "Workspaces, states, versions, locks, history and resource search of a statehouse server. \
             Authenticate with an API token as `Authorization: Bearer <token>` (or as the basic-auth password). \
             State names contain slashes: URL-encode them in paths (`env%2Fprod`)."
     ),
@@ -75,6 +76,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(states::diff))
         .routes(routes!(states::rollback))
         .routes(routes!(states::outputs))
+        .routes(routes!(search::resources))
 }
 
 pub fn routes() -> Router<Arc<AppState>> {

@@ -104,6 +104,9 @@ pub struct VersionView {
     pub client_encrypted: bool,
     /// Spared by version retention.
     pub kept: bool,
+    /// Resource instances in this version; null when unknown (client-side encrypted, not a
+    /// readable state format, or written before statehouse counted them).
+    pub resource_count: Option<i64>,
 }
 
 impl From<&VersionMeta> for VersionView {
@@ -120,6 +123,7 @@ impl From<&VersionMeta> for VersionView {
             forced: v.forced,
             client_encrypted: v.client_encrypted,
             kept: v.kept,
+            resource_count: v.resource_count,
         }
     }
 }
