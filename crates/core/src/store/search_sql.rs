@@ -107,12 +107,41 @@ fn filter(b: &mut Builder, m: &FieldMatch, mode: MatchMode) -> String {
     }
 }
 
+/// The index serving a driving column (same names in both schemas).
+fn index_of(column: &str) -> Option<&'static str> {
+    match column {
+        "r.type" => Some("resource_index_type"),
+        "r.name" => Some("resource_index_name"),
+        "r.module" => Some("resource_index_module"),
+        "r.provider" => Some("resource_index_provider"),
+        "r.attr_id" => Some("resource_index_attr_id"),
+        "r.attr_arn" => Some("resource_index_attr_arn"),
+        "r.attr_name" => Some("resource_index_attr_name"),
+        "r.attr_self_link" => Some("resource_index_attr_self_link"),
+        _ => None,
+    }
+}
+
 /// The part every variant shares: joins, liveness, access, and the non-driving filters.
-fn from_and_filters(b: &mut Builder, search: &ResourceSearch, skip_first: bool) -> String {
-    let join = match b.dialect {
-        // Forces the index scan on `resource_index` to be the outer loop (result order).
-        Dialect::Sqlite => "CROSS JOIN",
-        Dialect::Postgres => "JOIN",
+/// `driving` is the column whose index is scanned in result order.
+fn from_and_filters(
+    b: &mut Builder,
+    search: &ResourceSearch,
+    skip_first: bool,
+    driving: Option<&str>,
+) -> String {
+    let (join, indexed_by) = match b.dialect {
+        // Without statistics SQLite would rather use an equality on another column than the
+        // driving range and then sort every match: name the index, and keep `resource_index`
+        // the outer loop (result order) with CROSS JOIN.
+        Dialect::Sqlite => (
+            "CROSS JOIN",
+            driving
+                .and_then(index_of)
+                .map(|i| format!(" INDEXED BY {i}"))
+                .unwrap_or_default(),
+        ),
+        Dialect::Postgres => ("JOIN", String::new()),
     };
     let workspaces = b.bind(SqlValue::TextList(search.workspace_ids.clone()));
     let access = match b.dialect {
@@ -120,7 +149,7 @@ fn from_and_filters(b: &mut Builder, search: &ResourceSearch, skip_first: bool) 
         Dialect::Postgres => format!("s.workspace_id = ANY({workspaces}::text[])"),
     };
     let mut sql = format!(
-        " FROM resource_index r {join} states s ON s.id = r.state_id \
+        " FROM resource_index r{indexed_by} {join} states s ON s.id = r.state_id \
          JOIN workspaces w ON w.id = s.workspace_id \
          JOIN state_versions v ON v.id = s.current_version_id \
          WHERE s.deleted_at IS NULL AND {access}"
@@ -159,7 +188,7 @@ fn field_query(b: &mut Builder, search: &ResourceSearch, column: &str) {
         return;
     };
     let mut sql = format!("SELECT {HIT_COLUMNS}, {column} AS pos_value, '' AS pos_attr");
-    sql.push_str(&from_and_filters(b, search, true));
+    sql.push_str(&from_and_filters(b, search, true, Some(column)));
     let condition = matches(b, column, &driver.value, search.mode);
     sql.push_str(&format!(" AND {condition}"));
     if let Some(after) = &search.after {
@@ -175,7 +204,7 @@ fn field_query(b: &mut Builder, search: &ResourceSearch, column: &str) {
 /// Only `mode` given: rows in row order.
 fn row_order_query(b: &mut Builder, search: &ResourceSearch) {
     let mut sql = format!("SELECT {HIT_COLUMNS}, '' AS pos_value, '' AS pos_attr");
-    sql.push_str(&from_and_filters(b, search, false));
+    sql.push_str(&from_and_filters(b, search, false, None));
     if let Some(after) = &search.after {
         let row = b.bind(SqlValue::Int(after.row));
         sql.push_str(&format!(" AND r.id > {row}"));
@@ -204,7 +233,7 @@ fn any_query(b: &mut Builder, search: &ResourceSearch) {
         let column = attribute_column(attribute);
         let mut sql =
             format!("SELECT {HIT_COLUMNS}, {column} AS pos_value, '{attribute}' AS pos_attr");
-        sql.push_str(&from_and_filters(b, search, true));
+        sql.push_str(&from_and_filters(b, search, true, Some(column)));
         let condition = matches(b, column, &driver.value, search.mode);
         sql.push_str(&format!(" AND {condition}"));
         for (other_rank, other) in IDENTIFYING_ATTRIBUTES.iter().enumerate() {
