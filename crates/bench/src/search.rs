@@ -375,10 +375,14 @@ struct Samples {
     resource_names: Vec<String>,
 }
 
+/// `checkpoint`: SQLite only. Back-to-back seeding never pauses, so the server's checkpointer
+/// (which resets the WAL at pauses) would let the WAL grow by gigabytes; the seeder resets it
+/// every 100 states instead.
 async fn seed(
     store: Arc<dyn Store>,
     plan: &Plan,
     writers: usize,
+    checkpoint: Option<sqlx::SqlitePool>,
 ) -> Result<(Vec<Workspace>, Samples, usize)> {
     let mut workspaces = Vec::new();
     for w in 0..plan.workspaces {
@@ -396,6 +400,7 @@ async fn seed(
     for writer in 0..writers {
         let store = store.clone();
         let workspaces = workspaces.clone();
+        let checkpoint = checkpoint.clone();
         let (states, per) = (plan.states, *plan);
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::default();
@@ -426,6 +431,11 @@ async fn seed(
                 store
                     .write_version(&ws.id, &name, version_write(&record.id, 1, resources))
                     .await?;
+                if let Some(pool) = checkpoint.as_ref().filter(|_| i % 100 == 99) {
+                    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .execute(pool)
+                        .await?;
+                }
             }
             anyhow::Ok((samples, total))
         }));
@@ -720,7 +730,11 @@ async fn measure(
         plan.states, plan.instances
     );
     let started = Instant::now();
-    let (workspaces, samples, instances) = seed(store.clone(), plan, writers).await?;
+    let checkpoint = match raw {
+        Raw::Sqlite(pool) => Some(pool.clone()),
+        Raw::Postgres(_) => None,
+    };
+    let (workspaces, samples, instances) = seed(store.clone(), plan, writers, checkpoint).await?;
     let seed_time = started.elapsed();
     eprintln!(
         "  seeded {instances} instances in {:.1} s",
