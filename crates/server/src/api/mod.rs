@@ -5,7 +5,7 @@
 mod error;
 mod extract;
 mod states;
-mod views;
+pub mod views;
 mod workspaces;
 
 use std::sync::Arc;
