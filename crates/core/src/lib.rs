@@ -13,6 +13,7 @@ pub mod rules;
 pub mod service;
 pub mod statefile;
 pub mod store;
+pub mod tfstate;
 pub mod workspaces;
 
 pub use error::{Error, Result};

@@ -72,6 +72,9 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(states::deleted))
         .routes(routes!(states::restore))
         .routes(routes!(states::purge))
+        .routes(routes!(states::diff))
+        .routes(routes!(states::rollback))
+        .routes(routes!(states::outputs))
 }
 
 pub fn routes() -> Router<Arc<AppState>> {
