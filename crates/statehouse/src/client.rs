@@ -3,6 +3,15 @@
 //! requests to an in-process router over the locally configured store, authenticated as the
 //! local operator with a per-process secret. Each command is written once, against
 //! [`Client`], and behaves the same both ways.
+//!
+//! Adding a command for a new endpoint: add a variant to the command enum (or a new
+//! `Subcommand` enum in its own module, wired in `main.rs` with `remote.client(&config)`), then
+//! call `client.get(&path([...]), &query)` / `client.list(path, query, &paging)` (cursor pages)
+//! / `client.json(Method::POST, path, &Query::new(), Some(&json!({...})))` and hand the answer
+//! to [`crate::output::Output`] (`page`, `list`, `record`, `done`), which prints it as is with
+//! `--json` or as a table through a row function over the server's view type (derive
+//! `Deserialize` on it) or over `serde_json::Value`. Errors, exit codes, tokens and both
+//! transports come for free.
 
 use std::fmt;
 use std::time::Duration;

@@ -13,7 +13,7 @@ use statehouse_core::clock::{Clock, SystemClock, Timestamp, parse_duration};
 use statehouse_server::api::views::{DeletedStateView, LockView, StateView, VersionView};
 
 use crate::client::{Client, Paging, Query, path, typed};
-use crate::output::{Output, age, or_dash, size};
+use crate::output::{Output, age, or_dash, print_json, size};
 
 #[derive(Args)]
 pub struct StateRef {
@@ -82,6 +82,40 @@ pub enum StateCommand {
         /// Write to this file instead of stdout (replaced only once the download is complete).
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// What changed between two versions: resource instances added, removed and changed
+    /// (with attribute paths) and outputs. Sensitive values are masked unless you are a
+    /// workspace admin.
+    Diff {
+        #[command(flatten)]
+        state: StateRef,
+        /// The older version (default: the one before --to).
+        #[arg(long)]
+        from: Option<i64>,
+        /// The newer version (default: the current one).
+        #[arg(long)]
+        to: Option<i64>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Make an earlier version current again (editors): written as a new version with the
+    /// serial bumped, so the next plan accepts it. Refused while someone else holds the lock.
+    Rollback {
+        #[command(flatten)]
+        state: StateRef,
+        /// The version to make current again.
+        #[arg(long)]
+        version: i64,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// The current outputs of a state (sensitive values masked unless you are a workspace
+    /// admin).
+    Outputs {
+        #[command(flatten)]
+        state: StateRef,
+        #[command(flatten)]
+        output: Output,
     },
     /// Spare a version from version retention (workspace admins), or with --release let
     /// retention delete it again.
@@ -200,6 +234,64 @@ pub async fn run(client: &Client, cmd: StateCommand) -> Result<()> {
             version,
             output,
         } => download(client, &state, version, output.as_deref()).await,
+        StateCommand::Diff {
+            state,
+            from,
+            to,
+            output,
+        } => {
+            let query = Query::new().with("from", from).with("to", to);
+            let diff = client.get(&state.path(&["diff"]), &query).await?;
+            if output.json {
+                return print_json(&diff);
+            }
+            print_diff(&diff);
+            Ok(())
+        }
+        StateCommand::Rollback {
+            state,
+            version,
+            output,
+        } => {
+            let created = client
+                .json(
+                    Method::POST,
+                    &state.path(&["rollback"]),
+                    &Query::new(),
+                    Some(&json!({ "version": version })),
+                )
+                .await?;
+            let new: VersionView = typed(created.clone())?;
+            output.done(
+                &created,
+                &format!(
+                    "rolled {:?} back to version {version}: it is now version {} with serial {}",
+                    state.name, new.version, new.serial
+                ),
+            )
+        }
+        StateCommand::Outputs { state, output } => {
+            let found = client.get(&state.path(&["outputs"]), &Query::new()).await?;
+            if output.json {
+                return print_json(&found);
+            }
+            output.list(
+                found["outputs"].clone(),
+                &["NAME", "TYPE", "SENSITIVE", "VALUE"],
+                |o: &serde_json::Value| {
+                    vec![
+                        text(&o["name"]),
+                        if o["type"].is_null() {
+                            "-".into()
+                        } else {
+                            text(&o["type"])
+                        },
+                        if o["sensitive"] == true { "yes" } else { "" }.into(),
+                        text(&o["value"]),
+                    ]
+                },
+            )
+        }
         StateCommand::Keep {
             state,
             version,
@@ -303,6 +395,95 @@ pub async fn run(client: &Client, cmd: StateCommand) -> Result<()> {
         StateCommand::AllowOverwrite { .. } => {
             bail!("`state allow-overwrite` acts on the local database; it has no API")
         }
+    }
+}
+
+/// A JSON value for a table cell or a diff line: strings bare, everything else as JSON.
+fn text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A diff as people read `terraform plan`: `+` added, `-` removed, `~` changed.
+fn print_diff(diff: &serde_json::Value) {
+    let d = &diff["diff"];
+    let side = |h: &serde_json::Value| {
+        format!(
+            "serial {}, {} instances",
+            h["serial"], h["resource_instances"]
+        )
+    };
+    println!(
+        "version {} ({}) → version {} ({})",
+        diff["from"],
+        side(&d["before"]),
+        diff["to"],
+        side(&d["after"])
+    );
+    if d["before"]["lineage"] != d["after"]["lineage"] {
+        println!(
+            "lineage changed: {} → {}",
+            text(&d["before"]["lineage"]),
+            text(&d["after"]["lineage"])
+        );
+    }
+    let items = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
+    for added in items(&d["added"]) {
+        println!("+ {}", text(&added["address"]));
+    }
+    for removed in items(&d["removed"]) {
+        println!("- {}", text(&removed["address"]));
+    }
+    for changed in items(&d["changed"]) {
+        println!("~ {}", text(&changed["address"]));
+        if !changed["status"].is_null() {
+            println!(
+                "    status: {} → {}",
+                or_dash(changed["status"]["before"].as_str()),
+                or_dash(changed["status"]["after"].as_str())
+            );
+        }
+        for attr in items(&changed["attributes"]) {
+            let value = |key: &str| {
+                attr.get(key)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "(absent)".into())
+            };
+            println!(
+                "    {}: {} → {}",
+                text(&attr["path"]),
+                value("before"),
+                value("after")
+            );
+        }
+    }
+    let resources_changed = ["added", "removed", "changed"]
+        .iter()
+        .any(|k| !items(&d[*k]).is_empty());
+    if resources_changed {
+        println!("{} instances unchanged", d["unchanged"]);
+    } else {
+        println!(
+            "no resource instance changed ({} unchanged)",
+            d["unchanged"]
+        );
+    }
+    let outputs = &d["outputs"];
+    for added in items(&outputs["added"]) {
+        println!("+ output {} = {}", text(&added["name"]), added["value"]);
+    }
+    for removed in items(&outputs["removed"]) {
+        println!("- output {}", text(&removed["name"]));
+    }
+    for changed in items(&outputs["changed"]) {
+        println!(
+            "~ output {}: {} → {}",
+            text(&changed["name"]),
+            changed["before"],
+            changed["after"]
+        );
     }
 }
 

@@ -287,6 +287,39 @@ fn exercise_every_command(server: &Server, via: Via<'_>) {
     assert_eq!(json_of(&out)["holder"], "bootstrap-admin");
     assert!(json_of(&cli(&["state", "show", "app/net", "--json"]))["lock"].is_null());
 
+    // ---- outputs, diff, rollback ----
+    let outputs = json_of(&cli(&["state", "outputs", "app/net", "--json"]));
+    assert_eq!(outputs["version"], 3);
+    assert_eq!(outputs["outputs"][0]["name"], "marker");
+    assert_eq!(outputs["outputs"][0]["value"], "net-3");
+    let table = stdout(&cli(&["state", "outputs", "app/net"]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("marker ") && l.ends_with("net-3")),
+        "{table}"
+    );
+    let diff = json_of(&cli(&[
+        "state", "diff", "app/net", "--from", "1", "--to", "3", "--json",
+    ]));
+    assert_eq!(diff["diff"]["outputs"]["changed"][0]["before"], "net-1");
+    let text = stdout(&cli(&["state", "diff", "app/net", "--from", "1"]));
+    assert!(
+        text.starts_with("version 1 (serial 1, 0 instances) → version 3")
+            && text.contains("~ output marker: \"net-1\" → \"net-3\""),
+        "{text}"
+    );
+    let out = cli(&["state", "rollback", "app/net", "--version", "1", "--json"]);
+    assert_eq!(json_of(&out)["version"], 4);
+    assert!(
+        stderr(&out).contains("it is now version 4 with serial 4"),
+        "{}",
+        stderr(&out)
+    );
+    let current: Value = serde_json::from_slice(&cli(&["state", "get", "app/net"]).stdout).unwrap();
+    assert_eq!(current["serial"], 4);
+    assert_eq!(current["outputs"]["marker"]["value"], "net-1");
+
     // ---- delete, deleted, restore, purge ----
     cli(&["state", "delete", "app/db"]);
     assert_eq!(
