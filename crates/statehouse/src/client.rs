@@ -203,6 +203,16 @@ impl Client {
                 "--server / STATEHOUSE_SERVER {server:?} must be an http:// or https:// URL with a host, e.g. https://statehouse.example.com"
             );
         }
+        let token = token
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        if token.is_some() && url.scheme() == "http" && !is_loopback(&url) {
+            eprintln!(
+                "warning: the token goes unencrypted over http:// to {}; use https:// outside a trusted network",
+                url.host_str().unwrap_or_default()
+            );
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
@@ -213,10 +223,7 @@ impl Client {
             transport: Transport::Remote {
                 http,
                 base: url.as_str().trim_end_matches('/').to_owned(),
-                token: token
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned),
+                token,
             },
         })
     }
@@ -387,6 +394,16 @@ pub fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {
     )
 }
 
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A transport error as one line: what went wrong at the bottom, and what to check.
 fn describe_transport_error(e: &reqwest::Error) -> String {
     let mut root: &dyn std::error::Error = e;
@@ -458,6 +475,23 @@ mod tests {
             .with("limit", Some(5));
         assert_eq!(q.render(), "?prefix=env%2F&limit=5");
         assert_eq!(Query::new().render(), "");
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for (url, local) in [
+            ("http://127.0.0.1:8080", true),
+            ("http://localhost", true),
+            ("http://[::1]:1", true),
+            ("http://10.0.0.1", false),
+            ("http://statehouse.example.com", false),
+        ] {
+            assert_eq!(
+                is_loopback(&reqwest::Url::parse(url).unwrap()),
+                local,
+                "{url}"
+            );
+        }
     }
 
     #[test]

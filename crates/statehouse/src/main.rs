@@ -42,7 +42,8 @@ struct Cli {
     /// Without it they act on the local database.
     #[arg(long, global = true, env = "STATEHOUSE_SERVER", value_name = "URL")]
     server: Option<String>,
-    /// API token for --server, sent as a Bearer token.
+    /// API token for --server, sent as a Bearer token. Prefer STATEHOUSE_TOKEN: other users
+    /// of this machine can see command-line arguments.
     #[arg(
         long,
         global = true,
