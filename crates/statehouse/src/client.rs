@@ -222,7 +222,12 @@ impl Client {
         Ok(Client {
             transport: Transport::Remote {
                 http,
-                base: url.as_str().trim_end_matches('/').to_owned(),
+                // People paste the API's address too; requests add `/api/v1` themselves.
+                base: url
+                    .as_str()
+                    .trim_end_matches('/')
+                    .trim_end_matches("/api/v1")
+                    .to_owned(),
                 token,
             },
         })
@@ -497,6 +502,11 @@ mod tests {
     #[test]
     fn server_urls_are_checked() {
         assert!(Client::remote("https://statehouse.example.com/", None).is_ok());
+        let pasted = Client::remote("https://statehouse.example.com/api/v1/", None).unwrap();
+        assert!(matches!(
+            pasted.transport,
+            Transport::Remote { ref base, .. } if base == "https://statehouse.example.com"
+        ));
         for bad in ["statehouse.example.com", "ftp://x", "http://", ""] {
             assert!(Client::remote(bad, None).is_err(), "{bad}");
         }
