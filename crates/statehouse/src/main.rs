@@ -61,7 +61,7 @@ enum Command {
     /// Run the server (migrates the database first; first start creates the data directory,
     /// the master key and the `default` workspace, and prints a one-time admin token).
     Serve,
-    /// Apply database migrations and exit.
+    /// [local only] Apply database migrations and exit.
     Migrate,
     /// [local only] Create, list and revoke API tokens.
     #[command(subcommand)]
@@ -69,8 +69,8 @@ enum Command {
     /// Create, list, configure, rename and delete workspaces (local or --server).
     #[command(subcommand)]
     Workspace(workspaces::WorkspaceCommand),
-    /// States and versions: list, show, download, keep, force-unlock, delete, restore, purge
-    /// (local or --server; `allow-overwrite` local only).
+    /// States and versions: list, show, download, diff, outputs, rollback, keep, force-unlock,
+    /// delete, restore, purge (local or --server; `allow-overwrite` local only).
     #[command(subcommand)]
     State(states::StateCommand),
     /// [local only] Master key operations.
