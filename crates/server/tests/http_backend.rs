@@ -821,3 +821,39 @@ async fn revocation_applies_within_a_second() {
         "expiry is exact, cache or not"
     );
 }
+
+#[tokio::test]
+async fn operator_secret_authenticates_only_where_registered() {
+    use statehouse_core::access::{Principal, TokenSecret};
+    let s = TestServer::start().await;
+    let secret = TokenSecret::generate();
+    // The running server never heard of it.
+    assert_eq!(
+        s.send("GET", "default/app", Some(secret.expose()), None)
+            .await
+            .0,
+        401
+    );
+    let mut local = s.services.clone();
+    local.trust_operator_secret(&secret);
+    let copy = local.clone();
+    for services in [&local, &copy] {
+        assert_eq!(
+            services.authenticate(secret.expose()).await.ok(),
+            Some(Principal::local_operator())
+        );
+        let other = TokenSecret::generate();
+        assert!(services.authenticate(other.expose()).await.is_err());
+        assert!(services.authenticate("").await.is_err());
+    }
+    // Registering on a clone leaves the original (the server's) untouched, and nothing is stored.
+    assert!(s.services.authenticate(secret.expose()).await.is_err());
+    assert!(
+        s.services
+            .store
+            .token_by_hash(&secret.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

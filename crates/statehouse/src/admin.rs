@@ -1,18 +1,18 @@
-//! Operator commands that act directly on the configured database (they work while a server
-//! runs: SQLite in WAL mode and PostgreSQL both allow it).
+//! Operator commands that act directly on the configured database and key file, on the
+//! server host (they work while a server runs: SQLite in WAL mode and PostgreSQL both allow
+//! it): tokens, master key rotation, overwrite permission.
 
-use std::io::Write;
-
-use anyhow::{Context, Result, bail};
-use clap::{Args, Subcommand, ValueEnum};
-use statehouse_core::access::{Principal, Role};
-use statehouse_core::clock::{Timestamp, parse_duration};
+use anyhow::{Result, bail};
+use clap::{Subcommand, ValueEnum};
+use statehouse_core::access::Role;
+use statehouse_core::clock::parse_duration;
 use statehouse_core::crypto::MasterKey;
-use statehouse_core::model::{StateFilter, StateRecord, UnlockOutcome};
 use statehouse_core::service::Services;
 
 use crate::config::Config;
 use crate::instance;
+use crate::output::{Output, print_json, print_table};
+use crate::states::StateRef;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum RoleArg {
@@ -29,13 +29,6 @@ impl From<RoleArg> for Role {
             RoleArg::Admin => Role::Admin,
         }
     }
-}
-
-#[derive(Args)]
-pub struct Output {
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -68,97 +61,6 @@ pub enum TokenCommand {
     },
     /// Revoke a token by id, or by name when the name is unique among live tokens.
     Revoke { token: String },
-}
-
-#[derive(Subcommand)]
-pub enum WorkspaceCommand {
-    /// Create a workspace.
-    Create { name: String },
-    /// List workspaces.
-    List {
-        #[command(flatten)]
-        output: Output,
-    },
-    /// Change a workspace's settings.
-    Set {
-        name: String,
-        /// Refuse writes whose serial is not above the stored one or whose lineage differs
-        /// (default on). Off: such writes are accepted and flagged as forced.
-        #[arg(long, value_name = "on|off")]
-        serial_protection: OnOff,
-    },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum OnOff {
-    On,
-    Off,
-}
-
-#[derive(Args)]
-pub struct StateRef {
-    #[arg(long, default_value = "default")]
-    workspace: String,
-    /// State name, e.g. `prod/network`.
-    name: String,
-}
-
-#[derive(Subcommand)]
-pub enum StateCommand {
-    /// List live states of a workspace.
-    List {
-        #[arg(long, default_value = "default")]
-        workspace: String,
-        #[command(flatten)]
-        output: Output,
-    },
-    /// List the versions of a state, newest first.
-    Versions {
-        #[command(flatten)]
-        state: StateRef,
-        #[command(flatten)]
-        output: Output,
-    },
-    /// Print a state's current body, or a given version's, to stdout.
-    Get {
-        #[command(flatten)]
-        state: StateRef,
-        #[arg(long)]
-        version: Option<i64>,
-    },
-    /// Allow the next write that breaks serial/lineage protection (e.g. `terraform state push -force`)
-    /// within a time window; the write is accepted once and recorded as forced.
-    AllowOverwrite {
-        #[command(flatten)]
-        state: StateRef,
-        /// How long the permission lasts.
-        #[arg(long = "for", default_value = "10m")]
-        duration: String,
-    },
-    /// Release a lock whoever holds it.
-    ForceUnlock {
-        #[command(flatten)]
-        state: StateRef,
-    },
-    /// List soft-deleted states (restorable until purged).
-    Deleted {
-        #[arg(long, default_value = "default")]
-        workspace: String,
-        #[command(flatten)]
-        output: Output,
-    },
-    /// Make a deleted state live again (by the id shown by `state deleted`).
-    Restore {
-        #[arg(long, default_value = "default")]
-        workspace: String,
-        id: String,
-    },
-    /// Remove a deleted state and all its versions for good.
-    Purge {
-        #[arg(long, default_value = "default")]
-        workspace: String,
-        id: String,
-    },
 }
 
 #[derive(Subcommand)]
@@ -291,208 +193,30 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
     Ok(())
 }
 
-pub async fn workspace(config: &Config, cmd: WorkspaceCommand) -> Result<()> {
+/// `state allow-overwrite`: opens the one-shot window in the database directly (the API has
+/// no such operation; it is an operator's decision on the server host).
+pub async fn allow_overwrite(config: &Config, state: &StateRef, duration: &str) -> Result<()> {
+    let window = parse_duration(duration)?;
     let instance = instance::open(config).await?;
     let services = &instance.services;
-    match cmd {
-        WorkspaceCommand::Create { name } => {
-            let ws = services.create_workspace(&name).await?;
-            eprintln!("created workspace {:?}", ws.name);
-        }
-        WorkspaceCommand::List { output } => {
-            let list = services.store.list_workspaces().await?;
-            if output.json {
-                return print_json(&list);
-            }
-            let rows = list
-                .iter()
-                .map(|w| {
-                    vec![
-                        w.name.clone(),
-                        if w.serial_protection {
-                            "on".into()
-                        } else {
-                            "off".into()
-                        },
-                        w.created_at.to_rfc3339(),
-                    ]
-                })
-                .collect();
-            print_table(&["NAME", "SERIAL PROTECTION", "CREATED"], rows);
-        }
-        WorkspaceCommand::Set {
-            name,
-            serial_protection,
-        } => {
-            let mut ws = services.workspace(&name).await?;
-            let on = matches!(serial_protection, OnOff::On);
-            ws.serial_protection = on;
-            services.store.update_workspace(&ws).await?;
-            eprintln!(
-                "workspace {:?}: serial protection {}",
-                ws.name,
-                if on { "on" } else { "off" }
-            );
-        }
+    let ws = services.workspace(&state.workspace).await?;
+    let until = services.now().plus_millis(window.as_millis() as i64);
+    if !services
+        .store
+        .set_overwrite_until(&ws.id, &state.name, Some(until))
+        .await?
+    {
+        bail!(
+            "state {:?} does not exist in workspace {:?}",
+            state.name,
+            ws.name
+        );
     }
-    Ok(())
-}
-
-pub async fn state(config: &Config, cmd: StateCommand) -> Result<()> {
-    let instance = instance::open(config).await?;
-    let services = &instance.services;
-    let operator = Principal::local_operator();
-    match cmd {
-        StateCommand::List { workspace, output } => {
-            let ws = services.workspace(&workspace).await?;
-            let states = services
-                .store
-                .list_states(&ws.id, &StateFilter::default())
-                .await?;
-            if output.json {
-                return print_json(&states);
-            }
-            let now = services.now();
-            print_table(
-                &["NAME", "VERSION", "SERIAL", "SIZE", "UPDATED", "LOCKED BY"],
-                states.iter().map(|s| state_row(s, now)).collect(),
-            );
-        }
-        StateCommand::Versions { state, output } => {
-            let record = live_state(services, &operator, &state).await?;
-            let versions = services
-                .store
-                .list_versions(&record.id, None, i64::MAX)
-                .await?;
-            if output.json {
-                return print_json(&versions);
-            }
-            let rows = versions
-                .iter()
-                .map(|v| {
-                    vec![
-                        v.version_no.to_string(),
-                        v.serial.to_string(),
-                        v.lineage.clone(),
-                        v.size.to_string(),
-                        v.md5.clone(),
-                        v.created_at.to_rfc3339(),
-                        v.created_by.clone(),
-                        v.client_version.clone().unwrap_or_default(),
-                        [
-                            v.forced.then_some("forced"),
-                            v.client_encrypted.then_some("client-encrypted"),
-                        ]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    ]
-                })
-                .collect();
-            print_table(
-                &[
-                    "VERSION", "SERIAL", "LINEAGE", "SIZE", "MD5", "WRITTEN", "BY", "CLIENT",
-                    "FLAGS",
-                ],
-                rows,
-            );
-        }
-        StateCommand::Get { state, version } => {
-            let record = live_state(services, &operator, &state).await?;
-            let number = match version.or(record.current.as_ref().map(|c| c.version_no)) {
-                Some(n) => n,
-                None => bail!("state {:?} has no version yet", state.name),
-            };
-            let Some((_, body)) = services.version_body(&record.id, number).await? else {
-                bail!("state {:?} has no version {number}", state.name);
-            };
-            std::io::stdout()
-                .write_all(&body)
-                .context("writing to stdout")?;
-        }
-        StateCommand::AllowOverwrite { state, duration } => {
-            let window = parse_duration(&duration)?;
-            let ws = services.workspace(&state.workspace).await?;
-            let until = services.now().plus_millis(window.as_millis() as i64);
-            if !services
-                .store
-                .set_overwrite_until(&ws.id, &state.name, Some(until))
-                .await?
-            {
-                bail!(
-                    "state {:?} does not exist in workspace {:?}",
-                    state.name,
-                    ws.name
-                );
-            }
-            eprintln!(
-                "the next write to {:?} that breaks serial/lineage protection is accepted until {} (once, recorded as forced)",
-                state.name,
-                until.to_rfc3339()
-            );
-        }
-        StateCommand::ForceUnlock { state } => {
-            match services
-                .unlock_state(&operator, &state.workspace, &state.name, b"")
-                .await?
-            {
-                UnlockOutcome::ForceReleased { previous } => eprintln!(
-                    "released lock {} held by {:?} since {}",
-                    previous.id,
-                    previous.holder,
-                    previous.locked_at.to_rfc3339()
-                ),
-                UnlockOutcome::Released | UnlockOutcome::NotLocked => {
-                    eprintln!("state {:?} was not locked", state.name)
-                }
-            }
-        }
-        StateCommand::Deleted { workspace, output } => {
-            let ws = services.workspace(&workspace).await?;
-            let deleted = services.store.list_deleted_states(&ws.id).await?;
-            if output.json {
-                return print_json(&deleted);
-            }
-            let rows = deleted
-                .iter()
-                .map(|d| {
-                    vec![
-                        d.id.clone(),
-                        d.name.clone(),
-                        d.versions.to_string(),
-                        d.deleted_at.to_rfc3339(),
-                        d.deleted_by.clone(),
-                    ]
-                })
-                .collect();
-            print_table(&["ID", "NAME", "VERSIONS", "DELETED", "BY"], rows);
-        }
-        StateCommand::Restore { workspace, id } => {
-            let ws = services.workspace(&workspace).await?;
-            if !services
-                .store
-                .restore_state(&ws.id, &id, services.now())
-                .await?
-            {
-                bail!(
-                    "no deleted state with id {id:?} in workspace {:?}; see `statehouse state deleted`",
-                    ws.name
-                );
-            }
-            eprintln!("restored state {id}");
-        }
-        StateCommand::Purge { workspace, id } => {
-            let ws = services.workspace(&workspace).await?;
-            if !services.store.purge_state(&ws.id, &id).await? {
-                bail!(
-                    "no deleted state with id {id:?} in workspace {:?}; only deleted states can be purged",
-                    ws.name
-                );
-            }
-            eprintln!("purged state {id} and all its versions");
-        }
-    }
+    eprintln!(
+        "the next write to {:?} that breaks serial/lineage protection is accepted until {} (once, recorded as forced)",
+        state.name,
+        until.to_rfc3339()
+    );
     Ok(())
 }
 
@@ -536,18 +260,6 @@ pub async fn key(config: &Config, cmd: KeyCommand) -> Result<()> {
     Ok(())
 }
 
-async fn live_state(services: &Services, who: &Principal, state: &StateRef) -> Result<StateRecord> {
-    services
-        .state_record(who, &state.workspace, &state.name)
-        .await?
-        .with_context(|| {
-            format!(
-                "state {:?} does not exist in workspace {:?}",
-                state.name, state.workspace
-            )
-        })
-}
-
 async fn workspace_names(services: &Services) -> Result<Vec<(String, String)>> {
     Ok(services
         .store
@@ -564,62 +276,4 @@ fn lookup(names: &[(String, String)], id: &str) -> String {
         .find(|(i, _)| i == id)
         .map(|(_, n)| n.clone())
         .unwrap_or_else(|| id.to_owned())
-}
-
-fn state_row(s: &StateRecord, now: Timestamp) -> Vec<String> {
-    let lock = s
-        .lock
-        .as_ref()
-        .map(|l| {
-            format!(
-                "{} ({}s)",
-                l.holder,
-                (now.millis() - l.locked_at.millis()).max(0) / 1000
-            )
-        })
-        .unwrap_or_default();
-    match &s.current {
-        Some(v) => vec![
-            s.name.clone(),
-            v.version_no.to_string(),
-            v.serial.to_string(),
-            v.size.to_string(),
-            s.updated_at.to_rfc3339(),
-            lock,
-        ],
-        None => vec![
-            s.name.clone(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-            s.updated_at.to_rfc3339(),
-            lock,
-        ],
-    }
-}
-
-fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
-fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(headers.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        line(row);
-    }
 }

@@ -63,9 +63,12 @@ fn versions_json(server: &Server, name: &str) -> Vec<Value> {
         "--workspace",
         "default",
         name,
+        "--all",
         "--json",
     ]);
-    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(page["next_cursor"].is_null(), "--all follows every page");
+    page["items"].as_array().unwrap().clone()
 }
 
 /// `kill -9` while four clients write: every acknowledged write is there after restart, and
@@ -170,7 +173,7 @@ fn kill9_under_concurrent_writes_loses_nothing_acknowledged(store: Store) {
             "{name}: one version per write"
         );
         for v in &versions {
-            assert_eq!(v["version_no"], v["serial"], "{name}: {v}");
+            assert_eq!(v["version"], v["serial"], "{name}: {v}");
         }
         let old = server.cli(&[
             "state",
@@ -660,8 +663,9 @@ fn import_tf_pg_copies_every_workspace(store: Store) {
         err.contains("nothing was imported") && err.contains("bad name"),
         "{err}"
     );
-    let listed = server.cli(&["state", "list", "--workspace", "default", "--json"]);
-    let states: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let listed = server.cli(&["state", "list", "--workspace", "default", "--all", "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let states = listed["items"].as_array().unwrap();
     assert!(
         states
             .iter()

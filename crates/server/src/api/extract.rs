@@ -94,7 +94,7 @@ impl PageParams {
 }
 
 /// One page of a listing.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Present when more items follow: pass it as `cursor`.

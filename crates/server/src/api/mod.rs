@@ -6,7 +6,7 @@ mod error;
 mod extract;
 mod search;
 mod states;
-mod views;
+pub mod views;
 mod workspaces;
 
 use std::sync::Arc;
