@@ -24,7 +24,6 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use statehouse_core::access::TokenSecret;
-use statehouse_server::api::Page;
 use statehouse_server::{AppState, router};
 use tower::ServiceExt;
 
@@ -147,6 +146,10 @@ impl Query {
             self.0.push((key, v.to_string()));
         }
         self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     fn render(&self) -> String {
@@ -368,25 +371,33 @@ impl Client {
             .with_context(|| format!("the server's answer to {path} is not JSON"))
     }
 
-    /// A paged listing: one page (from `paging.cursor`), or every page with `paging.all`
-    /// joined into one (whose `next_cursor` is then null).
+    /// A paged listing (`{"items": [...], "next_cursor": …, …}`): one page (from
+    /// `paging.cursor`), or with `paging.all` every page, joined into the last page's answer
+    /// (whose `next_cursor` is then null). Other fields of the answer are kept.
     pub async fn list(
         &self,
         path: &str,
         query: Query,
         paging: &Paging,
-    ) -> Result<Page<serde_json::Value>> {
+    ) -> Result<serde_json::Value> {
         let query = query.with("limit", paging.limit);
         let mut cursor = paging.cursor.clone();
         let mut items = Vec::new();
         loop {
-            let mut page_query = Query(query.0.clone());
-            page_query = page_query.with("cursor", cursor.as_deref());
-            let page: Page<serde_json::Value> = typed(self.get(path, &page_query).await?)?;
-            items.extend(page.items);
-            match page.next_cursor {
-                Some(next) if paging.all => cursor = Some(next),
-                next_cursor => return Ok(Page { items, next_cursor }),
+            let page_query = Query(query.0.clone()).with("cursor", cursor.as_deref());
+            let mut page = self.get(path, &page_query).await?;
+            let Some(fields) = page.as_object_mut() else {
+                anyhow::bail!("the server's answer to {path} is not a page of items");
+            };
+            if let Some(serde_json::Value::Array(more)) = fields.remove("items") {
+                items.extend(more);
+            }
+            match fields.get("next_cursor").and_then(|c| c.as_str()) {
+                Some(next) if paging.all => cursor = Some(next.to_owned()),
+                _ => {
+                    fields.insert("items".into(), serde_json::Value::Array(items));
+                    return Ok(page);
+                }
             }
         }
     }

@@ -6,6 +6,7 @@ mod config;
 mod import;
 mod instance;
 mod output;
+mod search;
 mod serve;
 mod states;
 mod workspaces;
@@ -23,7 +24,7 @@ use crate::client::Client;
     version,
     about = "Self-hosted home for Terraform/OpenTofu state: locking with visible holders, every write versioned, encrypted at rest",
     long_about = None,
-    after_help = "`workspace` and `state` commands (except `state allow-overwrite`) talk to the REST API: of the server \
+    after_help = "`workspace`, `state` (except `state allow-overwrite`) and `search` commands talk to the REST API: of the server \
                   given by --server / STATEHOUSE_SERVER with the token from --token / STATEHOUSE_TOKEN, or, without \
                   --server, in-process on the locally configured database as the local operator (no token needed: \
                   whoever may read the data directory and master key may do everything). `serve`, `migrate`, \
@@ -38,7 +39,7 @@ struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "STATEHOUSE_CONFIG")]
     config: Option<PathBuf>,
-    /// statehouse server for `workspace` and `state` commands, e.g. https://statehouse.example.com.
+    /// statehouse server for `workspace`, `state` and `search` commands, e.g. https://statehouse.example.com.
     /// Without it they act on the local database.
     #[arg(long, global = true, env = "STATEHOUSE_SERVER", value_name = "URL")]
     server: Option<String>,
@@ -73,6 +74,9 @@ enum Command {
     /// delete, restore, purge (local or --server; `allow-overwrite` local only).
     #[command(subcommand)]
     State(states::StateCommand),
+    /// Find resource instances by identifier, type, name, module or provider across every
+    /// state you may read (local or --server).
+    Search(search::SearchArgs),
     /// [local only] Master key operations.
     #[command(subcommand)]
     Key(admin::KeyCommand),
@@ -196,6 +200,7 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
             admin::allow_overwrite(&config, &state, &duration).await
         }
         Command::State(cmd) => states::run(&remote.client(&config).await?, cmd).await,
+        Command::Search(args) => search::run(&remote.client(&config).await?, args).await,
         Command::Key(cmd) => {
             remote.local_only("key")?;
             admin::key(&config, cmd).await

@@ -5,7 +5,6 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use statehouse_server::api::Page;
 
 use crate::client::typed;
 
@@ -21,7 +20,7 @@ impl Output {
     /// with a hint on stderr when more follow.
     pub fn page<T: DeserializeOwned>(
         self,
-        page: Page<serde_json::Value>,
+        page: serde_json::Value,
         what: &str,
         headers: &[&str],
         row: impl Fn(&T) -> Vec<String>,
@@ -29,9 +28,8 @@ impl Output {
         if self.json {
             return print_json(&page);
         }
-        let next = page.next_cursor.clone();
-        self.list(serde_json::Value::Array(page.items), headers, row)?;
-        if let Some(cursor) = next {
+        self.list(page["items"].clone(), headers, row)?;
+        if let Some(cursor) = page["next_cursor"].as_str() {
             eprintln!("more {what} follow: add --all, or --cursor {cursor} for the next page");
         }
         Ok(())

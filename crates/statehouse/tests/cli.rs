@@ -23,7 +23,24 @@ fn state_body(serial: i64, marker: &str) -> Vec<u8> {
 }
 
 fn write_state(server: &Server, name: &str, serial: i64, marker: &str) -> Vec<u8> {
-    let body = state_body(serial, marker);
+    write_body(server, name, state_body(serial, marker))
+}
+
+/// A state holding one `aws_instance.web` whose `id` is `instance_id`.
+fn state_with_instance(instance_id: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "version": 4, "terraform_version": "1.0.3", "serial": 1, "lineage": "cli-db",
+        "outputs": {},
+        "resources": [{
+            "mode": "managed", "type": "aws_instance", "name": "web",
+            "provider": "provider[\"registry.terraform.io/hashicorp/aws\"]",
+            "instances": [{"schema_version": 1, "attributes": {"id": instance_id, "ami": "ami-1"}}]
+        }]
+    }))
+    .unwrap()
+}
+
+fn write_body(server: &Server, name: &str, body: Vec<u8>) -> Vec<u8> {
     let url = server.tf_address("default", name);
     let response = server.request("POST", &url, &server.admin_token, body.clone());
     assert_eq!(response.status(), 200, "POST {url}");
@@ -96,7 +113,7 @@ fn exercise_every_command(server: &Server, via: Via<'_>) {
     let v1 = write_state(server, "app/net", 1, "net-1");
     write_state(server, "app/net", 2, "net-2");
     let v3 = write_state(server, "app/net", 3, "net-3");
-    write_state(server, "app/db", 1, "db-1");
+    write_body(server, "app/db", state_with_instance("i-0cli123"));
     let lock = r#"{"ID":"cli-lock","Operation":"OperationTypeApply","Who":"alice@laptop","Version":"1.0.3"}"#;
     let url = server.tf_address("default", "app/net");
     assert_eq!(
@@ -224,6 +241,30 @@ fn exercise_every_command(server: &Server, via: Via<'_>) {
     );
     let net_row = lines.find(|l| l.starts_with("app/net ")).unwrap();
     assert!(net_row.contains("bootstrap-admin ("), "{net_row}");
+
+    // ---- search ----
+    let found = json_of(&cli(&["search", "i-0cli123", "--json"]));
+    assert_eq!(found["items"][0]["address"], "aws_instance.web");
+    assert_eq!(found["items"][0]["state"], "app/db");
+    assert_eq!(found["not_indexed"]["count"], 0);
+    let table = stdout(&cli(&["search", "--type", "aws_inst", "--match", "prefix"]));
+    assert!(
+        table.lines().any(|l| l.starts_with("default ")
+            && l.contains("aws_instance.web")
+            && l.contains("i-0cli123")),
+        "{table}"
+    );
+    let none = json_of(&cli(&[
+        "search",
+        "--type",
+        "aws_instance",
+        "--name",
+        "db",
+        "--json",
+    ]));
+    assert_eq!(none["items"], json!([]));
+    let err = fails(&server.cli_output(via, &["search"]), 1);
+    assert!(err.contains("nothing to search for"), "{err}");
 
     // ---- one state, versions, downloads ----
     let shown = json_of(&cli(&["state", "show", "app/net", "--json"]));
