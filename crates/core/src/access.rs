@@ -328,6 +328,12 @@ impl Principal {
         self.user.as_ref().map(|u| u.id.as_str())
     }
 
+    /// Whether this principal administers the whole instance (all workspaces, creating and
+    /// deleting them, users, instance tokens).
+    pub fn is_instance_admin(&self) -> bool {
+        self.instance_admin
+    }
+
     /// The role this principal has in a workspace, if any.
     pub fn role_in(&self, workspace_id: &str) -> Option<Role> {
         self.grants.role_in(workspace_id)

@@ -7,11 +7,14 @@ pub mod cache;
 pub mod clock;
 pub mod crypto;
 mod error;
+pub mod history;
 pub mod model;
 pub mod names;
 pub mod rules;
 pub mod service;
 pub mod statefile;
 pub mod store;
+pub mod tfstate;
+pub mod workspaces;
 
 pub use error::{Error, Result};

@@ -19,7 +19,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::crypto::{Binding, Cipher, SealedBody};
 use crate::model::{
     LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome, UnlockRequest, VersionMeta,
-    VersionWrite, Workspace, WriteOutcome,
+    VersionWrite, Workspace, WorkspaceSettings, WriteOutcome,
 };
 use crate::names::{StateName, WorkspaceName};
 use crate::rules::{self, Incoming, WriteContext, WriteDecision};
@@ -44,8 +44,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub cipher: Arc<Cipher>,
     pub clock: Arc<dyn Clock>,
-    workspaces: Arc<TtlCache<Workspace>>,
-    tokens: Arc<TtlCache<Token>>,
+    pub(crate) workspaces: Arc<TtlCache<Workspace>>,
+    pub(crate) tokens: Arc<TtlCache<Token>>,
     /// Users with their memberships, by user id (same trust window as tokens).
     users: Arc<TtlCache<UserAccess>>,
     /// Token ids whose use was recorded within the last minute.
@@ -256,6 +256,7 @@ impl Services {
             name: name.as_str().to_owned(),
             serial_protection: true,
             created_at: self.now(),
+            settings: WorkspaceSettings::DEFAULT,
         };
         self.store.create_workspace(&ws).await?;
         Ok(ws)
@@ -325,7 +326,7 @@ impl Services {
     // ---- states ---------------------------------------------------------------------------
 
     /// Resolves the workspace and checks the principal's role there.
-    async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         who: &Principal,
         ws: &str,
@@ -574,7 +575,7 @@ impl Services {
     }
 
     /// Decrypts a stored version's body (bound to its state and version).
-    fn open_version(
+    pub(crate) fn open_version(
         &self,
         meta: VersionMeta,
         sealed: &SealedBody,

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use statehouse_core::access::{Principal, Role};
 use statehouse_core::clock::{Timestamp, parse_duration};
 use statehouse_core::crypto::MasterKey;
-use statehouse_core::model::{StateRecord, UnlockOutcome};
+use statehouse_core::model::{StateFilter, StateRecord, UnlockOutcome};
 use statehouse_core::service::Services;
 
 use crate::config::Config;
@@ -324,9 +324,10 @@ pub async fn workspace(config: &Config, cmd: WorkspaceCommand) -> Result<()> {
             name,
             serial_protection,
         } => {
-            let ws = services.workspace(&name).await?;
+            let mut ws = services.workspace(&name).await?;
             let on = matches!(serial_protection, OnOff::On);
-            services.store.set_serial_protection(&ws.id, on).await?;
+            ws.serial_protection = on;
+            services.store.update_workspace(&ws).await?;
             eprintln!(
                 "workspace {:?}: serial protection {}",
                 ws.name,
@@ -344,7 +345,10 @@ pub async fn state(config: &Config, cmd: StateCommand) -> Result<()> {
     match cmd {
         StateCommand::List { workspace, output } => {
             let ws = services.workspace(&workspace).await?;
-            let states = services.store.list_states(&ws.id).await?;
+            let states = services
+                .store
+                .list_states(&ws.id, &StateFilter::default())
+                .await?;
             if output.json {
                 return print_json(&states);
             }
@@ -356,7 +360,10 @@ pub async fn state(config: &Config, cmd: StateCommand) -> Result<()> {
         }
         StateCommand::Versions { state, output } => {
             let record = live_state(services, &operator, &state).await?;
-            let versions = services.store.list_versions(&record.id).await?;
+            let versions = services
+                .store
+                .list_versions(&record.id, None, i64::MAX)
+                .await?;
             if output.json {
                 return print_json(&versions);
             }

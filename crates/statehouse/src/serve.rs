@@ -27,6 +27,7 @@ pub async fn run(config: Config) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(store = services.store.kind(), %addr, "statehouse started");
     println!("statehouse listening on http://{addr}");
+    let maintenance = tokio::spawn(maintenance_loop(services.clone()));
     let app = router(AppState {
         services,
         max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
@@ -49,8 +50,43 @@ pub async fn run(config: Config) -> Result<()> {
             tokio::time::sleep(DRAIN_TIMEOUT).await;
         } => tracing::warn!("drain timeout reached; exiting with requests still in flight"),
     }
+    maintenance.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often version retention and stale-lock detection run. Every replica runs them; the
+/// store makes each deletion and each stale-lock flag happen once.
+const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn maintenance_loop(services: statehouse_core::service::Services) {
+    let mut ticks = tokio::time::interval(MAINTENANCE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match services.run_maintenance().await {
+            Ok(report) => {
+                if report.versions_pruned > 0 {
+                    tracing::info!(
+                        versions = report.versions_pruned,
+                        "version retention deleted old versions"
+                    );
+                }
+                for (ws, state) in &report.stale_locks {
+                    if let Some(lock) = &state.lock {
+                        tracing::warn!(
+                            workspace = %ws.name,
+                            state = %state.name,
+                            holder = %lock.holder,
+                            since = %lock.locked_at.to_rfc3339(),
+                            "lock is stale"
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "maintenance pass failed; retrying next minute"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

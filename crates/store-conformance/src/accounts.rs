@@ -239,6 +239,35 @@ pub async fn memberships_set_replace_remove_and_list(store: Arc<dyn Store>) {
     }
 }
 
+pub async fn memberships_and_narrowed_tokens_go_with_their_workspace(store: Arc<dyn Store>) {
+    let ws = workspace(&*store, "doomed").await;
+    let alice = user(&*store, "alice").await;
+    ok(
+        store
+            .set_membership(&alice.id, &ws.id, Role::Admin, T0)
+            .await,
+        "set_membership",
+    );
+    let mut narrowed = new_token("t-narrowed", Some(&ws.id), Role::Admin, T0);
+    narrowed.user_id = Some(alice.id.clone());
+    ok(store.create_token(&narrowed).await, "create_token");
+    let mut everywhere = new_token("t-everywhere", None, Role::Admin, T0);
+    everywhere.user_id = Some(alice.id.clone());
+    ok(store.create_token(&everywhere).await, "create_token");
+    assert!(ok(store.delete_workspace(&ws.id).await, "delete_workspace"));
+    assert!(ok(store.user_memberships(&alice.id).await, "user_memberships").is_empty());
+    let left: Vec<String> = ok(store.user_tokens(&alice.id).await, "user_tokens")
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(
+        left,
+        ["t-everywhere"],
+        "a token narrowed to the workspace goes with it"
+    );
+    assert!(ok(store.user_by_id(&alice.id).await, "user_by_id").is_some());
+}
+
 pub async fn membership_of_unknown_user_or_workspace_is_not_found(store: Arc<dyn Store>) {
     let ws = workspace(&*store, "ws").await;
     let alice = user(&*store, "alice").await;

@@ -21,6 +21,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod history;
+pub use history::*;
+
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -29,8 +32,9 @@ use statehouse_core::access::{Role, Token};
 use statehouse_core::clock::Timestamp;
 use statehouse_core::crypto::SealedBody;
 use statehouse_core::model::{
-    DeletedState, HeldLock, LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome,
-    UnlockRequest, VersionMeta, VersionWrite, Workspace, WrappedKeyRow, WriteOutcome,
+    DeletedState, HeldLock, LockOutcome, LockRequest, NewToken, StateFilter, StateRecord,
+    UnlockOutcome, UnlockRequest, VersionMeta, VersionWrite, Workspace, WorkspaceSettings,
+    WrappedKeyRow, WriteOutcome,
 };
 use statehouse_core::service::md5_hex;
 use statehouse_core::store::Store;
@@ -140,10 +144,17 @@ macro_rules! __conformance_module {
                 concurrent_locks_exactly_one_wins,
                 concurrent_writes_exactly_one_wins,
                 concurrent_ensure_yields_one_state,
+                workspace_update_renames_and_stores_settings,
+                workspace_delete_only_when_empty,
+                list_states_filters_and_pages,
+                list_versions_pages_newest_first,
+                retention_prunes_by_count_and_age_sparing_current_and_kept,
+                stale_locks_are_flagged_once_per_lock,
                 user_create_lookup_and_duplicate_name,
                 user_update_and_list_in_name_order,
                 user_delete_cascades_to_memberships_tokens_and_sessions,
                 memberships_set_replace_remove_and_list,
+                memberships_and_narrowed_tokens_go_with_their_workspace,
                 membership_of_unknown_user_or_workspace_is_not_found,
                 user_tokens_carry_owner_and_last_use,
                 token_touch_moves_forward_only,
@@ -158,6 +169,7 @@ macro_rules! __conformance_module {
                     two_stores_concurrent_locks_exactly_one_wins,
                     two_stores_concurrent_writes_exactly_one_wins,
                     two_stores_concurrent_ensure_yields_one_state,
+                    two_stores_flag_each_stale_lock_once,
                 );
             )?
         }
@@ -214,6 +226,7 @@ fn workspace_value(name: &str) -> Workspace {
         name: name.to_owned(),
         serial_protection: true,
         created_at: T0,
+        settings: WorkspaceSettings::DEFAULT,
     }
 }
 
@@ -362,11 +375,15 @@ fn meta_of(w: &VersionWrite, version_no: i64, forced: bool) -> VersionMeta {
         client_version: w.client_version.clone(),
         forced,
         client_encrypted: w.client_encrypted,
+        kept: false,
     }
 }
 
 async fn versions(store: &dyn Store, state_id: &str) -> Vec<VersionMeta> {
-    ok(store.list_versions(state_id).await, "list_versions")
+    ok(
+        store.list_versions(state_id, None, i64::MAX).await,
+        "list_versions",
+    )
 }
 
 async fn body_of(store: &dyn Store, state_id: &str, version_no: i64) -> (VersionMeta, SealedBody) {
@@ -402,6 +419,7 @@ pub async fn workspace_create_and_lookup_by_name(store: Arc<dyn Store>) {
         name: "default".into(),
         serial_protection: true,
         created_at: at(123),
+        settings: WorkspaceSettings::DEFAULT,
     };
     ok(store.create_workspace(&ws).await, "create_workspace");
     let mut off = workspace_value("loose");
@@ -477,7 +495,12 @@ pub async fn serial_protection_toggles(store: Arc<dyn Store>) {
     let ws = workspace(&*store, "ws").await;
     let other = workspace(&*store, "other").await;
     ok(
-        store.set_serial_protection(&ws.id, false).await,
+        store
+            .update_workspace(&Workspace {
+                serial_protection: false,
+                ..ws.clone()
+            })
+            .await,
         "set_serial_protection(false)",
     );
     let read = ok(store.workspace_by_name("ws").await, "workspace_by_name").unwrap();
@@ -488,7 +511,12 @@ pub async fn serial_protection_toggles(store: Arc<dyn Store>) {
         "other workspaces are untouched"
     );
     ok(
-        store.set_serial_protection(&ws.id, true).await,
+        store
+            .update_workspace(&Workspace {
+                serial_protection: true,
+                ..ws.clone()
+            })
+            .await,
         "set_serial_protection(true)",
     );
     assert_eq!(
@@ -672,7 +700,10 @@ pub async fn ensure_state_creates_empty_state_once(store: Arc<dyn Store>) {
         Some(first.clone())
     );
     assert_eq!(
-        ok(store.list_states(&ws.id).await, "list_states"),
+        ok(
+            store.list_states(&ws.id, &StateFilter::default()).await,
+            "list_states"
+        ),
         vec![first],
         "exactly one state"
     );
@@ -693,7 +724,10 @@ pub async fn list_states_in_name_order_per_workspace(store: Arc<dyn Store>) {
         ensure(&*store, &ws, name).await;
     }
     ensure(&*store, &other, "elsewhere").await;
-    let listed = ok(store.list_states(&ws.id).await, "list_states");
+    let listed = ok(
+        store.list_states(&ws.id, &StateFilter::default()).await,
+        "list_states",
+    );
     let mut expected: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
     expected.sort();
     assert_eq!(
@@ -987,7 +1021,12 @@ pub async fn expired_or_closed_overwrite_window_does_not_help(store: Arc<dyn Sto
 pub async fn unprotected_workspace_accepts_forced_versions(store: Arc<dyn Store>) {
     let ws = workspace(&*store, "ws").await;
     ok(
-        store.set_serial_protection(&ws.id, false).await,
+        store
+            .update_workspace(&Workspace {
+                serial_protection: false,
+                ..ws.clone()
+            })
+            .await,
         "set_serial_protection",
     );
     let state = ensure(&*store, &ws, "net").await;
@@ -1121,7 +1160,10 @@ pub async fn lock_acquire_records_holder(store: Arc<dyn Store>) {
         }),
         "the lock keeps the LockInfo exactly as sent, the token and the time"
     );
-    let listed = ok(store.list_states(&ws.id).await, "list_states");
+    let listed = ok(
+        store.list_states(&ws.id, &StateFilter::default()).await,
+        "list_states",
+    );
     assert_eq!(listed, vec![record], "list_states shows the lock too");
 }
 
@@ -1401,7 +1443,10 @@ pub async fn delete_hides_state_keeps_versions(store: Arc<dyn Store>) {
         "a deleted state is not live"
     );
     assert_eq!(
-        ok(store.list_states(&ws.id).await, "list_states"),
+        ok(
+            store.list_states(&ws.id, &StateFilter::default()).await,
+            "list_states"
+        ),
         vec![keep],
         "list_states leaves deleted states out"
     );
@@ -1529,10 +1574,13 @@ pub async fn name_is_reusable_after_delete(store: Arc<dyn Store>) {
     .await;
     assert_eq!(meta.version_no, 1, "version numbers are per state");
     assert_eq!(
-        ok(store.list_states(&ws.id).await, "list_states")
-            .into_iter()
-            .map(|s| s.id)
-            .collect::<Vec<_>>(),
+        ok(
+            store.list_states(&ws.id, &StateFilter::default()).await,
+            "list_states"
+        )
+        .into_iter()
+        .map(|s| s.id)
+        .collect::<Vec<_>>(),
         vec![new.id.clone()]
     );
     assert_eq!(
@@ -1949,7 +1997,10 @@ async fn lock_race(stores: [Arc<dyn Store>; 2]) {
     for store in &stores {
         let record = live(&**store, &ws, "raced").await;
         assert_eq!(record.lock.map(|l| l.id), Some(winner.id.clone()));
-        let states = ok(store.list_states(&ws.id).await, "list_states");
+        let states = ok(
+            store.list_states(&ws.id, &StateFilter::default()).await,
+            "list_states",
+        );
         assert_eq!(states.len(), 1, "the race created exactly one state");
     }
 }
@@ -2031,7 +2082,14 @@ async fn ensure_race(stores: [Arc<dyn Store>; 2]) {
         "all concurrent ensure_state calls see one state"
     );
     for store in &stores {
-        assert_eq!(ok(store.list_states(&ws.id).await, "list_states").len(), 1);
+        assert_eq!(
+            ok(
+                store.list_states(&ws.id, &StateFilter::default()).await,
+                "list_states"
+            )
+            .len(),
+            1
+        );
     }
 }
 
