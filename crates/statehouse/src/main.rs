@@ -5,6 +5,7 @@ mod config;
 mod import;
 mod instance;
 mod serve;
+mod users;
 
 use std::path::PathBuf;
 
@@ -35,9 +36,13 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
-    /// Create, list and revoke API tokens.
+    /// Create, list and revoke API tokens (user, workspace service and instance tokens).
     #[command(subcommand)]
     Token(admin::TokenCommand),
+    /// Local users: create, list, set passwords, instance admin flag, disable/enable,
+    /// grant and revoke workspace roles.
+    #[command(subcommand)]
+    User(users::UserCommand),
     /// Create, list and configure workspaces.
     #[command(subcommand)]
     Workspace(admin::WorkspaceCommand),
@@ -89,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(cmd) => admin::token(&config, cmd).await,
+        Command::User(cmd) => users::run(&config, cmd).await,
         Command::Workspace(cmd) => admin::workspace(&config, cmd).await,
         Command::State(cmd) => admin::state(&config, cmd).await,
         Command::Key(cmd) => admin::key(&config, cmd).await,
