@@ -39,7 +39,8 @@ impl Services {
         source_ip: Option<&str>,
     ) -> Result<LoggedIn> {
         let now = self.now();
-        let window_start = now.plus_millis(-LOGIN_WINDOW_MILLIS);
+        // Failures count for exactly the window: one from `now - window` has aged out.
+        let window_start = now.plus_millis(1 - LOGIN_WINDOW_MILLIS);
         let account_key = format!("account:{}", name.trim().to_lowercase());
         let mut keys = vec![(
             account_key.clone(),
