@@ -29,6 +29,7 @@ on_both_stores!(
     migrate_from_the_pg_backend,
     gitlab_style_lock_addresses,
     lost_update_protection_and_allow_overwrite,
+    diff_and_rollback_then_clean_plan,
 );
 
 const APPLY: &[&str] = &["apply", "-input=false", "-no-color", "-auto-approve"];
@@ -941,4 +942,212 @@ fn lost_update_protection_and_allow_overwrite(store: Store) {
         replaced
     );
     assert_unlocked(&server, &address);
+}
+
+// ---- history: diff between real versions, rollback, then a clean plan --------------------------
+
+/// Calls the REST API with a bearer token; returns status and JSON body.
+fn api(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = common::http_client()
+        .request(method, format!("{}/api/v1{path}", server.url))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let response = request.send().expect("API request");
+    let status = response.status().as_u16();
+    let text = response.text().unwrap_or_default();
+    let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, value)
+}
+
+fn diff_and_rollback_then_clean_plan(store: Store) {
+    let Some(server) = start(store) else { return };
+    let editor = server.create_token("default", "editor", "ci-history");
+    // A producer state the consumer reads with a real data source instance.
+    let producer_address = server.tf_address("default", "history/producer");
+    let producer_dir = temp_dir("history-producer");
+    let producer = workdir(producer_dir.path(), &editor);
+    producer.write_config(&format!("{}{OUTPUTS}", http_backend(&producer_address)));
+    producer.ok(INIT);
+    producer.ok(APPLY);
+
+    let address = server.tf_address("default", "history/consumer");
+    let dir = temp_dir("history");
+    let tf = workdir(dir.path(), &editor);
+    let data_source = format!(
+        r#"
+data "terraform_remote_state" "producer" {{
+  backend = "http"
+  config = {{
+    address  = "{producer_address}"
+    username = "reader"
+    password = "{editor}"
+  }}
+}}
+"#
+    );
+    tf.write_config(&format!("{}{OUTPUTS}{data_source}", http_backend(&address)));
+    tf.ok(INIT);
+    tf.ok(APPLY); // version 1: greeting = hello, producer says hello
+    producer.ok(&[APPLY, &["-var", "greeting=world"]].concat());
+    tf.ok(&[APPLY, &["-var", "greeting=world"]].concat()); // version 2
+
+    let state = "history%2Fconsumer";
+    let admin = &server.admin_token;
+    let (status, diff) = api(
+        &server,
+        "GET",
+        &format!("/workspaces/default/states/{state}/diff"),
+        admin,
+        None,
+    );
+    assert_eq!(status, 200, "{diff}");
+    assert_eq!(
+        (diff["from"].as_i64(), diff["to"].as_i64()),
+        (Some(1), Some(2))
+    );
+    let changed_greeting = diff["diff"]["outputs"]["changed"]
+        .as_array()
+        .expect("output changes")
+        .iter()
+        .find(|c| c["name"] == "greeting")
+        .cloned()
+        .unwrap_or_else(|| panic!("greeting not among changed outputs: {diff}"));
+    assert_eq!(
+        (&changed_greeting["before"], &changed_greeting["after"]),
+        (&json!("hello"), &json!("world"))
+    );
+    let changed = diff["diff"]["changed"]
+        .as_array()
+        .expect("changed instances");
+    let data = changed
+        .iter()
+        .find(|c| c["address"] == "data.terraform_remote_state.producer")
+        .unwrap_or_else(|| panic!("the data source instance did not change: {diff}"));
+    assert!(
+        data["attributes"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|c| c["path"].as_str().is_some_and(|p| p.contains("greeting")))),
+        "the data source's outputs.greeting should have changed: {data}"
+    );
+
+    // Before the rollback, planning for "hello" sees changes.
+    let plan = tf.run(&[
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-detailed-exitcode",
+        "-var",
+        "greeting=hello",
+    ]);
+    assert_eq!(plan.status.code(), Some(2), "{}", describe(&plan));
+
+    // Rollback is refused while another client holds the lock.
+    let lock = lock_info(&unique_name("held"), "someone@else");
+    let response = server.request("LOCK", &address, admin, lock.clone());
+    assert_eq!(response.status(), 200);
+    let (status, refused) = api(
+        &server,
+        "POST",
+        &format!("/workspaces/default/states/{state}/rollback"),
+        &editor,
+        Some(json!({"version": 1})),
+    );
+    assert_eq!(status, 423, "{refused}");
+    assert_eq!(refused["error"]["lock"]["Who"], "someone@else");
+    let response = server.request("UNLOCK", &address, admin, lock);
+    assert_eq!(response.status(), 200);
+
+    let before = server.state_json("default", "history/consumer", admin);
+    let (status, rolled) = api(
+        &server,
+        "POST",
+        &format!("/workspaces/default/states/{state}/rollback"),
+        &editor,
+        Some(json!({"version": 1})),
+    );
+    assert_eq!(status, 201, "{rolled}");
+    assert_eq!(rolled["version"], 3);
+    assert_eq!(
+        rolled["serial"].as_i64(),
+        Some(serial(&before) + 1),
+        "serial bumped above the current one"
+    );
+    let after = server.state_json("default", "history/consumer", admin);
+    assert_eq!(after["lineage"], before["lineage"]);
+    assert_eq!(state_output_values(&after), expected_outputs("hello"));
+
+    // The real client accepts the rolled-back state: planning for "hello" is clean now.
+    let plan = tf.run(&[
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-detailed-exitcode",
+        "-var",
+        "greeting=hello",
+    ]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "plan after rollback should be clean\n{}",
+        describe(&plan)
+    );
+    // And the next apply writes above the rolled-back serial.
+    tf.ok(&[APPLY, &["-var", "greeting=again"]].concat());
+    let next = server.state_json("default", "history/consumer", admin);
+    assert!(serial(&next) > serial(&after), "{next}");
+
+    // The versions list tells the story, and the diff of the rollback shows world -> hello.
+    let (_, versions) = api(
+        &server,
+        "GET",
+        &format!("/workspaces/default/states/{state}/versions"),
+        admin,
+        None,
+    );
+    let numbers: Vec<i64> = versions["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|v| v["version"].as_i64())
+        .collect();
+    assert_eq!(numbers, [4, 3, 2, 1]);
+    let (_, back) = api(
+        &server,
+        "GET",
+        &format!("/workspaces/default/states/{state}/diff?from=2&to=3"),
+        admin,
+        None,
+    );
+    let greeting = back["diff"]["outputs"]["changed"]
+        .as_array()
+        .and_then(|c| c.iter().find(|o| o["name"] == "greeting").cloned());
+    assert_eq!(
+        greeting.map(|g| g["after"].clone()),
+        Some(json!("hello")),
+        "{back}"
+    );
+    let (status, outputs) = api(
+        &server,
+        "GET",
+        &format!("/workspaces/default/states/{state}/outputs"),
+        &editor,
+        None,
+    );
+    assert_eq!(status, 200, "{outputs}");
+    assert_eq!(outputs["version"], 4);
+    assert!(
+        outputs["outputs"].as_array().is_some_and(|o| o
+            .iter()
+            .any(|x| x["name"] == "greeting" && x["value"] == "again")),
+        "{outputs}"
+    );
 }
