@@ -225,6 +225,26 @@ pub struct PrincipalUser {
     pub name: String,
 }
 
+impl PrincipalUser {
+    fn of(access: &UserAccess) -> Self {
+        PrincipalUser {
+            id: access.user.id.clone(),
+            name: access.user.name.clone(),
+        }
+    }
+}
+
+impl UserAccess {
+    /// The user's own roles: admin everywhere for an instance admin, else its memberships.
+    pub fn grants(&self) -> Grants {
+        if self.user.instance_admin {
+            Grants::Everywhere(Role::Admin)
+        } else {
+            Grants::Workspaces(self.memberships.clone())
+        }
+    }
+}
+
 /// Who a request acts as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -265,39 +285,33 @@ impl Principal {
         }
     }
 
-    /// A user acting through `token` (its narrowing applies) or, with `None`, a browser session
-    /// identified by `session_id`.
-    pub fn for_user(user: &UserAccess, token: Option<&Token>, session_id: &str) -> Self {
-        let base = if user.user.instance_admin {
-            Grants::Everywhere(Role::Admin)
-        } else {
-            Grants::Workspaces(user.memberships.clone())
-        };
-        let person = PrincipalUser {
-            id: user.user.id.clone(),
-            name: user.user.name.clone(),
-        };
-        match token {
-            Some(t) => Principal {
-                token_id: t.id.clone(),
-                token_name: t.name.clone(),
-                credential: Credential::Token(TokenKind::User),
-                user: Some(person),
-                instance_admin: user.user.instance_admin && !t.is_narrowed(),
-                grants: base.narrowed(t.workspace_id.as_deref(), t.role),
-                narrowed: t.is_narrowed(),
-                source_ip: None,
-            },
-            None => Principal {
-                token_id: session_id.to_owned(),
-                token_name: user.user.name.clone(),
-                credential: Credential::Session,
-                user: Some(person),
-                instance_admin: user.user.instance_admin,
-                grants: base,
-                narrowed: false,
-                source_ip: None,
-            },
+    /// A user acting through one of its tokens: the user's roles within the token's narrowing.
+    pub fn for_user_token(user: &UserAccess, token: &Token) -> Self {
+        Principal {
+            token_id: token.id.clone(),
+            token_name: token.name.clone(),
+            credential: Credential::Token(TokenKind::User),
+            user: Some(PrincipalUser::of(user)),
+            instance_admin: user.user.instance_admin && !token.is_narrowed(),
+            grants: user
+                .grants()
+                .narrowed(token.workspace_id.as_deref(), token.role),
+            narrowed: token.is_narrowed(),
+            source_ip: None,
+        }
+    }
+
+    /// A user acting through a browser session: all of the user's roles.
+    pub fn for_session(user: &UserAccess, session_id: &str) -> Self {
+        Principal {
+            token_id: session_id.to_owned(),
+            token_name: user.user.name.clone(),
+            credential: Credential::Session,
+            user: Some(PrincipalUser::of(user)),
+            instance_admin: user.user.instance_admin,
+            grants: user.grants(),
+            narrowed: false,
+            source_ip: None,
         }
     }
 
@@ -475,7 +489,7 @@ mod tests {
     #[test]
     fn user_tokens_act_with_the_users_roles_narrowed() {
         let alice = user(false, &[("w1", Role::Editor), ("w2", Role::Viewer)]);
-        let full = Principal::for_user(&alice, Some(&token(Some("u1"), None, Role::Admin)), "");
+        let full = Principal::for_user_token(&alice, &token(Some("u1"), None, Role::Admin));
         assert_eq!(full.role_in("w1"), Some(Role::Editor));
         assert_eq!(full.role_in("w2"), Some(Role::Viewer));
         assert_eq!(full.role_in("w3"), None);
@@ -483,32 +497,21 @@ mod tests {
         assert_eq!(full.actor(), "alice");
         assert_eq!(full.token_name, "ci");
 
-        let to_w1 = Principal::for_user(
-            &alice,
-            Some(&token(Some("u1"), Some("w1"), Role::Admin)),
-            "",
-        );
+        let to_w1 = Principal::for_user_token(&alice, &token(Some("u1"), Some("w1"), Role::Admin));
         assert_eq!(to_w1.role_in("w1"), Some(Role::Editor));
         assert_eq!(to_w1.role_in("w2"), None, "narrowed to w1");
         assert!(to_w1.narrowed);
 
-        let capped = Principal::for_user(&alice, Some(&token(Some("u1"), None, Role::Viewer)), "");
+        let capped = Principal::for_user_token(&alice, &token(Some("u1"), None, Role::Viewer));
         assert_eq!(capped.role_in("w1"), Some(Role::Viewer), "capped at viewer");
         assert_eq!(capped.role_in("w2"), Some(Role::Viewer));
 
-        let to_w3 = Principal::for_user(
-            &alice,
-            Some(&token(Some("u1"), Some("w3"), Role::Admin)),
-            "",
-        );
+        let to_w3 = Principal::for_user_token(&alice, &token(Some("u1"), Some("w3"), Role::Admin));
         assert_eq!(to_w3.role_in("w3"), None, "narrowing never grants");
         assert_eq!(to_w3.grants, Grants::Workspaces(BTreeMap::new()));
 
-        let outputs = Principal::for_user(
-            &alice,
-            Some(&token(Some("u1"), Some("w1"), Role::Outputs)),
-            "",
-        );
+        let outputs =
+            Principal::for_user_token(&alice, &token(Some("u1"), Some("w1"), Role::Outputs));
         assert_eq!(outputs.role_in("w1"), Some(Role::Outputs));
         let err = outputs
             .require("w1", Role::Viewer, "reading a state")
@@ -524,11 +527,11 @@ mod tests {
     #[test]
     fn instance_admin_users() {
         let root = user(true, &[]);
-        let full = Principal::for_user(&root, Some(&token(Some("u1"), None, Role::Admin)), "");
+        let full = Principal::for_user_token(&root, &token(Some("u1"), None, Role::Admin));
         assert!(full.instance_admin);
         assert_eq!(full.role_in("any"), Some(Role::Admin));
         let narrowed =
-            Principal::for_user(&root, Some(&token(Some("u1"), Some("w1"), Role::Admin)), "");
+            Principal::for_user_token(&root, &token(Some("u1"), Some("w1"), Role::Admin));
         assert!(
             !narrowed.instance_admin,
             "a narrowed token never is an instance admin"
@@ -541,7 +544,7 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("narrowed"), "{err}");
-        let session = Principal::for_user(&root, None, "s1");
+        let session = Principal::for_session(&root, "s1");
         assert_eq!(session.credential, Credential::Session);
         assert_eq!(session.token_id, "s1");
         assert_eq!(session.token_name, "alice");

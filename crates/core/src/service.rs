@@ -155,7 +155,7 @@ impl Services {
                         access.user.name
                     )));
                 }
-                Principal::for_user(&access, Some(&token), "")
+                Principal::for_user_token(&access, &token)
             }
         };
         self.note_token_use(&token, now).await;

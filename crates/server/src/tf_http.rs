@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use base64::Engine;
@@ -19,7 +19,7 @@ use statehouse_core::model::{LockOutcome, UnlockOutcome, WriteOutcome};
 use statehouse_core::names::LOCK_SEGMENT;
 
 use crate::AppState;
-use crate::auth::{client_ip, principal};
+use crate::auth::{ClientIp, principal};
 use crate::body::read_limited;
 use crate::wire::WireError;
 
@@ -81,12 +81,12 @@ async fn dispatch(
     Path((workspace, raw_name)): Path<(String, String)>,
     Query(params): Query<Params>,
     headers: HeaderMap,
-    extensions: Extensions,
+    ClientIp(source_ip): ClientIp,
     body: Body,
 ) -> Result<Response, WireError> {
     let (name, op) = operation(&method, &raw_name)?;
     let mut who = principal(&state, &headers).await?;
-    who.source_ip = client_ip(&extensions);
+    who.source_ip = source_ip;
     let services = &state.services;
     match op {
         Operation::Read => {

@@ -151,7 +151,7 @@ impl Services {
         {
             tracing::warn!(error = %e, "could not record session use");
         }
-        Ok((Principal::for_user(&access, None, &session.id), session))
+        Ok((Principal::for_session(&access, &session.id), session))
     }
 
     /// Ends the session of this cookie (nothing happens for an unknown one).

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{Extensions, HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use statehouse_core::Error;
@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use super::users::UserView;
 use super::{ApiError, ApiJson, Caller, ErrorBody};
 use crate::AppState;
-use crate::auth::{CSRF_HEADER, client_ip, session_cookie, session_cookie_header};
+use crate::auth::{CSRF_HEADER, ClientIp, session_cookie, session_cookie_header};
 
 /// A password login. (No `Debug`: the password must never reach a log.)
 #[derive(Deserialize, ToSchema)]
@@ -47,10 +47,9 @@ pub struct LoginView {
         (status = 429, body = ErrorBody, description = "too many failed logins; see Retry-After")))]
 pub async fn login(
     State(app): State<Arc<AppState>>,
-    extensions: Extensions,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let ip = client_ip(&extensions);
     let logged_in = app
         .services
         .login(&body.name, &body.password, ip.as_deref())
