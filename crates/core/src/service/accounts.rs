@@ -13,11 +13,22 @@ use crate::clock::Timestamp;
 use crate::{Error, Result};
 
 /// Changes to a user; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct UserChange {
     pub password: Option<String>,
     pub instance_admin: Option<bool>,
     pub disabled: Option<bool>,
+}
+
+/// Never shows the password.
+impl std::fmt::Debug for UserChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserChange")
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("instance_admin", &self.instance_admin)
+            .field("disabled", &self.disabled)
+            .finish()
+    }
 }
 
 /// Whose token to create.

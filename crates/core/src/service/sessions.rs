@@ -17,8 +17,8 @@ const SESSION_TOUCH_MILLIS: i64 = 60_000;
 /// One message for every failed login, so it never tells whether the account exists.
 const LOGIN_FAILED: &str = "wrong user name or password";
 
-/// A successful login: the session cookie's secret and what the client is told.
-#[derive(Debug)]
+/// A successful login: the session cookie's secret and what the client is told. (No `Debug`:
+/// it carries the session's secrets.)
 pub struct LoggedIn {
     pub user: User,
     pub session: Session,
