@@ -7,7 +7,7 @@ use clap::{Subcommand, ValueEnum};
 use statehouse_core::access::{Principal, Role};
 use statehouse_core::clock::parse_duration;
 use statehouse_core::crypto::MasterKey;
-use statehouse_core::service::{Services, TokenOwner, TokenRequest};
+use statehouse_core::service::{TokenOwner, TokenRequest};
 
 use crate::config::Config;
 use crate::instance;
