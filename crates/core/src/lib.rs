@@ -2,6 +2,7 @@
 //! at rest, and the services that routes and CLI commands call.
 
 pub mod access;
+pub mod accounts;
 pub mod cache;
 pub mod clock;
 pub mod crypto;

@@ -60,6 +60,8 @@ pub struct StateFilter {
 pub struct NewToken {
     pub id: String,
     pub name: String,
+    /// A user token's owner; see [`crate::access::Token`] for the kinds.
+    pub user_id: Option<String>,
     pub workspace_id: Option<String>,
     pub role: Role,
     pub secret_hash: String,

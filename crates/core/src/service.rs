@@ -1,13 +1,21 @@
 //! Operations as users see them: authenticate, then read/write/lock states, manage tokens and
 //! workspaces. Routes and CLI commands call these; these call the store and the cipher.
 
+mod accounts;
+mod sessions;
+
 use std::sync::Arc;
 
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+pub use self::accounts::{NewToken as TokenRequest, TokenInfo, TokenOwner, UserChange};
+pub use self::sessions::{
+    LOGIN_WINDOW_MILLIS, LoggedIn, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP,
+};
 use crate::access::{Principal, Role, Token, TokenSecret, hash_secret};
+use crate::accounts::{AuthSettings, UserAccess};
 use crate::cache::TtlCache;
 use crate::clock::{Clock, Timestamp};
 use crate::crypto::{Binding, Cipher, SealedBody};
@@ -20,6 +28,18 @@ use crate::rules::{self, Incoming, WriteContext, WriteDecision};
 use crate::store::Store;
 use crate::{Error, Result, search, statefile};
 
+/// A state as the http backend hands it out.
+#[derive(Debug, Clone)]
+pub struct BackendRead {
+    /// The stored version it comes from.
+    pub meta: VersionMeta,
+    pub body: Vec<u8>,
+    /// Hex MD5 of `body` as sent (differs from `meta.md5` when reduced).
+    pub md5_hex: String,
+    /// Reduced to its outputs (the reader has the `outputs` role).
+    pub outputs_only: bool,
+}
+
 /// Everything the services need, cheap to clone.
 #[derive(Clone)]
 pub struct Services {
@@ -31,6 +51,11 @@ pub struct Services {
     /// SHA-256 of a secret that authenticates as the local operator, registered by a CLI
     /// process for its own in-process requests; only ever in this process's memory.
     operator_secret: Option<Arc<[u8; 32]>>,
+    /// Users with their memberships, by user id (same trust window as tokens).
+    users: Arc<TtlCache<UserAccess>>,
+    /// Token ids whose use was recorded within the last minute.
+    recently_touched: Arc<TtlCache<()>>,
+    auth: AuthSettings,
 }
 
 /// Every request resolves a workspace name. Workspaces are never renamed or deleted (yet), so
@@ -40,12 +65,17 @@ const WORKSPACE_CACHE_MILLIS: i64 = 5_000;
 
 /// Every request authenticates a token. A found token is remembered for one second, so a
 /// revocation made elsewhere (CLI, another replica) takes effect everywhere within a second;
-/// expiry is checked on every request.
+/// expiry is checked on every request. A user's roles and disabled flag are trusted as long.
 const TOKEN_CACHE_MILLIS: i64 = 1_000;
+
+/// A token's `last_used_at` is written at most this often (not a database write per request).
+const TOKEN_TOUCH_MILLIS: i64 = 60_000;
 
 /// The workspace created on first start.
 pub const DEFAULT_WORKSPACE: &str = "default";
 const BOOTSTRAP_FLAG: &str = "bootstrap-admin-token";
+/// The instance admin user created on first start; it owns the bootstrap token.
+pub const BOOTSTRAP_USER: &str = "admin";
 /// Longest LockInfo body accepted.
 const MAX_LOCK_INFO: usize = 64 * 1024;
 
@@ -74,6 +104,9 @@ impl Services {
             workspaces: Arc::new(TtlCache::new(WORKSPACE_CACHE_MILLIS)),
             tokens: Arc::new(TtlCache::new(TOKEN_CACHE_MILLIS)),
             operator_secret: None,
+            users: Arc::new(TtlCache::new(TOKEN_CACHE_MILLIS)),
+            recently_touched: Arc::new(TtlCache::new(TOKEN_TOUCH_MILLIS)),
+            auth: AuthSettings::default(),
         }
     }
 
@@ -92,13 +125,24 @@ impl Services {
         })
     }
 
+    /// Session lifetimes and cookie settings (default: [`AuthSettings::default`]).
+    pub fn with_auth_settings(mut self, auth: AuthSettings) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    pub fn auth_settings(&self) -> AuthSettings {
+        self.auth
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
     // ---- access ---------------------------------------------------------------------------
 
-    /// The principal for a presented token secret.
+    /// The principal for a presented token secret. Served from memory for up to a second
+    /// (tokens and users alike), so the hot path does not touch the database.
     pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
         if self.is_operator_secret(secret) {
             return Ok(Principal::local_operator());
@@ -115,14 +159,85 @@ impl Services {
                 found
             }
         };
-        match token {
-            Some(t) if t.is_usable_at(now) => Ok(Principal::from_token(&t)),
+        let token = match token {
+            Some(t) if t.is_usable_at(now) => t,
             Some(t) if t.revoked_at.is_some() => {
-                Err(Error::Unauthorized("token has been revoked".into()))
+                return Err(Error::Unauthorized("token has been revoked".into()));
             }
-            Some(_) => Err(Error::Unauthorized("token has expired".into())),
-            None => Err(Error::Unauthorized("unknown token".into())),
+            Some(_) => return Err(Error::Unauthorized("token has expired".into())),
+            None => return Err(Error::Unauthorized("unknown token".into())),
+        };
+        let principal = match &token.user_id {
+            None => Principal::from_token(&token),
+            Some(user_id) => {
+                let access = self.user_access(user_id).await?.ok_or_else(|| {
+                    Error::Unauthorized("the user this token belonged to no longer exists".into())
+                })?;
+                if access.user.is_disabled() {
+                    return Err(Error::Unauthorized(format!(
+                        "user {:?} is disabled: its tokens do not work until an instance admin enables it again",
+                        access.user.name
+                    )));
+                }
+                Principal::for_user_token(&access, &token)
+            }
+        };
+        self.note_token_use(&token, now).await;
+        Ok(principal)
+    }
+
+    /// A user with its memberships, from the one-second cache or the store.
+    async fn user_access(&self, user_id: &str) -> Result<Option<UserAccess>> {
+        let now = self.now();
+        if let Some(access) = self.users.get(user_id, now) {
+            return Ok(Some(access));
         }
+        let Some(user) = self.store.user_by_id(user_id).await? else {
+            return Ok(None);
+        };
+        let memberships = self
+            .store
+            .user_memberships(user_id)
+            .await?
+            .into_iter()
+            .map(|m| (m.workspace_id, m.role))
+            .collect();
+        let access = UserAccess { user, memberships };
+        self.users.put(user_id.to_owned(), access.clone(), now);
+        Ok(Some(access))
+    }
+
+    /// Records that a token was used, at most once a minute per token (per process; the stored
+    /// time also counts, so replicas do not each write every minute). A failure to record is
+    /// logged, never fatal to the request.
+    async fn note_token_use(&self, token: &Token, now: Timestamp) {
+        if self.recently_touched.get(&token.id, now).is_some() {
+            return;
+        }
+        self.recently_touched.put(token.id.clone(), (), now);
+        if token
+            .last_used_at
+            .is_some_and(|t| now.millis() - t.millis() < TOKEN_TOUCH_MILLIS)
+        {
+            return;
+        }
+        if let Err(e) = self.store.touch_token(&token.id, now).await {
+            tracing::warn!(token_id = token.id, error = %e, "could not record token use");
+        }
+    }
+
+    /// Drops what this process remembers about a user (roles, disabled flag), so a change
+    /// applies here at once (elsewhere within the cache's second).
+    pub fn forget_user(&self, user_id: &str) {
+        self.users.forget(user_id);
+        self.tokens
+            .forget_matching(|t| t.user_id.as_deref() == Some(user_id));
+    }
+
+    /// Drops a token from this process's cache (after a revocation).
+    pub fn forget_token(&self, token_id: &str) {
+        self.tokens.forget_matching(|t| t.id == token_id);
+        self.recently_touched.forget(token_id);
     }
 
     /// Creates the `default` workspace if it does not exist (safe to race with replicas).
@@ -141,14 +256,19 @@ impl Services {
         }
     }
 
-    /// Exactly once per database, across all replicas: mint an instance admin token whose
+    /// Exactly once per database, across all replicas: create the instance admin user `admin`
+    /// (without a password: it cannot log in until one is set) and mint a token of its, whose
     /// secret is returned to be shown to the operator.
     pub async fn claim_bootstrap_token(&self) -> Result<Option<TokenSecret>> {
         if !self.store.claim_flag(BOOTSTRAP_FLAG, self.now()).await? {
             return Ok(None);
         }
+        let admin = match self.store.user_by_name(BOOTSTRAP_USER).await? {
+            Some(user) => user,
+            None => self.insert_user(BOOTSTRAP_USER, None, true).await?,
+        };
         let (_, secret) = self
-            .mint_token(None, Role::Admin, "bootstrap-admin", None)
+            .mint_token(Some(admin.id), None, Role::Admin, "bootstrap-admin", None)
             .await?;
         Ok(Some(secret))
     }
@@ -182,7 +302,8 @@ impl Services {
         Ok(ws)
     }
 
-    /// Creates a token; `workspace: None` makes an instance-wide token.
+    /// Creates a workspace service token, or with `workspace: None` an instance token, without
+    /// checking who asks (local CLI, tests); [`Services::create_token_as`] checks.
     pub async fn create_token(
         &self,
         workspace: Option<&str>,
@@ -194,23 +315,16 @@ impl Services {
             Some(w) => Some(self.workspace(w).await?),
             None => None,
         };
-        let name = name.trim();
-        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-            return Err(Error::BadRequest(
-                "token name must be 1-100 printable characters".into(),
-            ));
-        }
-        if expires_in_millis.is_some_and(|m| m <= 0) {
-            return Err(Error::BadRequest(
-                "token expiry must be in the future".into(),
-            ));
-        }
+        let name = check_token_name(name)?;
+        check_token_expiry(expires_in_millis)?;
         let expires = expires_in_millis.map(|m| self.now().plus_millis(m));
-        self.mint_token(ws.map(|w| w.id), role, name, expires).await
+        self.mint_token(None, ws.map(|w| w.id), role, name, expires)
+            .await
     }
 
     async fn mint_token(
         &self,
+        user_id: Option<String>,
         workspace_id: Option<String>,
         role: Role,
         name: &str,
@@ -222,6 +336,7 @@ impl Services {
             .create_token(&NewToken {
                 id: new_id(),
                 name: name.to_owned(),
+                user_id,
                 workspace_id,
                 role,
                 secret_hash: secret.hash(),
@@ -265,6 +380,48 @@ impl Services {
         found
             .map(|(meta, sealed)| self.open_version(meta, &sealed))
             .transpose()
+    }
+
+    /// What the http backend's GET answers: the state as stored, or for a principal whose
+    /// role in the workspace is exactly `outputs`, the state reduced to its outputs
+    /// ([`statefile::outputs_only`]). `None` when the state has no version yet.
+    pub async fn read_state_for_backend(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+    ) -> Result<Option<BackendRead>> {
+        let name = StateName::parse(name)?;
+        let (workspace, role) = self
+            .authorize(who, ws, Role::Outputs, "reading a state")
+            .await?;
+        let Some((meta, sealed)) = self
+            .store
+            .current_body(&workspace.id, name.as_str())
+            .await?
+        else {
+            return Ok(None);
+        };
+        if role > Role::Outputs {
+            let (meta, body) = self.open_version(meta, &sealed)?;
+            let md5_hex = meta.md5.clone();
+            return Ok(Some(BackendRead {
+                meta,
+                body,
+                md5_hex,
+                outputs_only: false,
+            }));
+        }
+        let (meta, full) = self.open_version(meta, &sealed)?;
+        let body = statefile::outputs_only(&full)?;
+        drop(full);
+        let md5_hex = md5_hex(&body);
+        Ok(Some(BackendRead {
+            meta,
+            body,
+            md5_hex,
+            outputs_only: true,
+        }))
     }
 
     pub async fn state_record(
@@ -481,6 +638,25 @@ impl Services {
             }
         }
     }
+}
+
+fn check_token_name(name: &str) -> Result<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(Error::BadRequest(
+            "token name must be 1-100 printable characters".into(),
+        ));
+    }
+    Ok(name)
+}
+
+fn check_token_expiry(expires_in_millis: Option<i64>) -> Result<()> {
+    if expires_in_millis.is_some_and(|m| m <= 0) {
+        return Err(Error::BadRequest(
+            "token expiry must be in the future".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads the `ID` out of a LockInfo body, returning it with the body as text.

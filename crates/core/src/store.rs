@@ -8,6 +8,8 @@
 //! - "live" states are those not soft-deleted; at most one live state per (workspace, name);
 //! - timestamps are given by the caller (time is injected).
 
+pub mod accounts;
+
 use async_trait::async_trait;
 
 pub mod search;
@@ -23,7 +25,7 @@ use crate::model::{
 };
 
 #[async_trait]
-pub trait Store: search::SearchStore + Send + Sync + 'static {
+pub trait Store: accounts::AccountStore + search::SearchStore + Send + Sync + 'static {
     /// Which backend this is ("sqlite" or "postgres"), for logs.
     fn kind(&self) -> &'static str;
 

@@ -4,10 +4,10 @@
 
 use anyhow::{Result, bail};
 use clap::{Subcommand, ValueEnum};
-use statehouse_core::access::Role;
+use statehouse_core::access::{Principal, Role};
 use statehouse_core::clock::parse_duration;
 use statehouse_core::crypto::MasterKey;
-use statehouse_core::service::Services;
+use statehouse_core::service::{TokenOwner, TokenRequest};
 
 use crate::config::Config;
 use crate::instance;
@@ -16,6 +16,7 @@ use crate::states::StateRef;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum RoleArg {
+    Outputs,
     Viewer,
     Editor,
     Admin,
@@ -24,6 +25,7 @@ pub enum RoleArg {
 impl From<RoleArg> for Role {
     fn from(r: RoleArg) -> Role {
         match r {
+            RoleArg::Outputs => Role::Outputs,
             RoleArg::Viewer => Role::Viewer,
             RoleArg::Editor => Role::Editor,
             RoleArg::Admin => Role::Admin,
@@ -34,17 +36,26 @@ impl From<RoleArg> for Role {
 #[derive(Subcommand)]
 pub enum TokenCommand {
     /// Create a token; the secret is printed alone on the last line of stdout (shown once).
+    ///
+    /// Three kinds: `--user U` makes a user token acting with U's roles (optionally narrowed
+    /// with `--workspace` and capped with `--role`); `--workspace W --role R` a workspace
+    /// service token; `--instance --role R` an instance token valid in every workspace.
     Create {
-        /// Workspace the token acts in.
-        #[arg(long, required_unless_present = "instance")]
+        /// A user token of this user (acts with the user's current roles; stops working while
+        /// the user is disabled).
+        #[arg(long)]
+        user: Option<String>,
+        /// The service token's workspace, or the one workspace a user token is narrowed to.
+        #[arg(long, required_unless_present_any = ["instance", "user"])]
         workspace: Option<String>,
         /// Make an instance-wide token, valid in every workspace.
-        #[arg(long, conflicts_with = "workspace")]
+        #[arg(long, conflicts_with_all = ["workspace", "user"])]
         instance: bool,
-        /// viewer reads; editor also writes, locks and releases its own locks; admin also
-        /// deletes, force-unlocks and manages tokens and workspaces.
-        #[arg(long, value_enum)]
-        role: RoleArg,
+        /// outputs reads only states' outputs (through the http backend); viewer reads;
+        /// editor also writes, locks and releases its own locks; admin also deletes,
+        /// force-unlocks and manages members and tokens. For a user token: the most it may do.
+        #[arg(long, value_enum, required_unless_present = "user")]
+        role: Option<RoleArg>,
         /// A name to recognise the token by (shown as the author of writes and lock holder).
         #[arg(long)]
         name: Option<String>,
@@ -52,10 +63,13 @@ pub enum TokenCommand {
         #[arg(long)]
         expires: Option<String>,
     },
-    /// List tokens (never their secrets).
+    /// List tokens (never their secrets), with kind, owner and last use.
     List {
         #[arg(long)]
         workspace: Option<String>,
+        /// Only this user's tokens.
+        #[arg(long, conflicts_with = "workspace")]
+        user: Option<String>,
         #[command(flatten)]
         output: Output,
     },
@@ -74,8 +88,10 @@ pub enum KeyCommand {
 pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
     let instance = instance::open(config).await?;
     let services = &instance.services;
+    let operator = Principal::local_operator();
     match cmd {
         TokenCommand::Create {
+            user,
             workspace,
             instance: _,
             role,
@@ -83,26 +99,47 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
             expires,
         } => {
             let expires = expires.as_deref().map(parse_duration).transpose()?;
-            let role = Role::from(role);
-            let name = name.unwrap_or_else(|| {
-                format!("{}-{role}", workspace.as_deref().unwrap_or("instance"))
+            let role = role.map(Role::from);
+            let name = name.unwrap_or_else(|| match (&user, &workspace, role) {
+                (Some(u), _, _) => format!("{u}-token"),
+                (None, w, r) => format!(
+                    "{}-{}",
+                    w.as_deref().unwrap_or("instance"),
+                    r.map(|r| r.as_str()).unwrap_or("token")
+                ),
             });
+            let owner = match (&user, &workspace) {
+                (Some(u), _) => TokenOwner::User(u.clone()),
+                (None, Some(_)) => TokenOwner::Service,
+                (None, None) => TokenOwner::Instance,
+            };
             let (token, secret) = services
-                .create_token(
-                    workspace.as_deref(),
-                    role,
-                    &name,
-                    expires.map(|d| d.as_millis() as i64),
+                .create_token_as(
+                    &operator,
+                    TokenRequest {
+                        name,
+                        owner,
+                        workspace: workspace.clone(),
+                        role,
+                        expires_in_millis: expires.map(|d| d.as_millis() as i64),
+                    },
                 )
                 .await?;
+            let scope = match (&user, &workspace) {
+                (Some(u), Some(w)) => format!("for user {u:?}, narrowed to workspace {w:?}"),
+                (Some(u), None) => format!("for user {u:?}, wherever the user has a role"),
+                (None, Some(w)) => format!("in workspace {w:?}"),
+                (None, None) => "in every workspace".into(),
+            };
+            let role_text = if user.is_some() {
+                format!("at most role {}", token.role)
+            } else {
+                format!("role {}", token.role)
+            };
             eprintln!(
-                "created token {:?} (id {}) with role {} in {}{}",
+                "created token {:?} (id {}) with {role_text} {scope}{}",
                 token.name,
                 token.id,
-                token.role,
-                workspace
-                    .map(|w| format!("workspace {w:?}"))
-                    .unwrap_or_else(|| "every workspace".into()),
                 token
                     .expires_at
                     .map(|e| format!(", expires {}", e.to_rfc3339()))
@@ -111,38 +148,52 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
             eprintln!("the secret is shown once; store it now");
             println!("{}", secret.expose());
         }
-        TokenCommand::List { workspace, output } => {
-            let ws_id = match &workspace {
-                Some(w) => Some(services.workspace(w).await?.id),
-                None => None,
+        TokenCommand::List {
+            workspace,
+            user,
+            output,
+        } => {
+            let tokens = match &user {
+                Some(u) => {
+                    let user = services.user(&operator, u).await?;
+                    services.store.user_tokens(&user.id).await?
+                }
+                None => {
+                    let ws_id = match &workspace {
+                        Some(w) => Some(services.workspace(w).await?.id),
+                        None => None,
+                    };
+                    services.store.list_tokens(ws_id.as_deref()).await?
+                }
             };
-            let names = workspace_names(services).await?;
-            let tokens = services.store.list_tokens(ws_id.as_deref()).await?;
-            let now = services.now();
+            let tokens = services.describe_tokens(tokens).await?;
             if output.json {
                 return print_json(&tokens);
             }
+            let now = services.now();
             let rows = tokens
                 .iter()
                 .map(|t| {
                     vec![
                         t.id.clone(),
                         t.name.clone(),
-                        t.workspace_id
-                            .as_ref()
-                            .map(|w| lookup(&names, w))
-                            .unwrap_or_else(|| "*".into()),
+                        t.kind.as_str().to_owned(),
+                        t.user.clone().unwrap_or_else(|| "-".into()),
+                        t.workspace.clone().unwrap_or_else(|| "*".into()),
                         t.role.to_string(),
                         t.created_at.to_rfc3339(),
                         t.expires_at
                             .map(|e| e.to_rfc3339())
                             .unwrap_or_else(|| "never".into()),
+                        t.last_used_at
+                            .map(|e| e.to_rfc3339())
+                            .unwrap_or_else(|| "never".into()),
                         if t.revoked_at.is_some() {
                             "revoked".into()
-                        } else if t.is_usable_at(now) {
-                            "active".into()
-                        } else {
+                        } else if t.expires_at.is_some_and(|e| now >= e) {
                             "expired".into()
+                        } else {
+                            "active".into()
                         },
                     ]
                 })
@@ -151,10 +202,13 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
                 &[
                     "ID",
                     "NAME",
+                    "KIND",
+                    "USER",
                     "WORKSPACE",
                     "ROLE",
                     "CREATED",
                     "EXPIRES",
+                    "LAST USED",
                     "STATUS",
                 ],
                 rows,
@@ -258,22 +312,4 @@ pub async fn key(config: &Config, cmd: KeyCommand) -> Result<()> {
         }
     }
     Ok(())
-}
-
-async fn workspace_names(services: &Services) -> Result<Vec<(String, String)>> {
-    Ok(services
-        .store
-        .list_workspaces()
-        .await?
-        .into_iter()
-        .map(|w| (w.id, w.name))
-        .collect())
-}
-
-fn lookup(names: &[(String, String)], id: &str) -> String {
-    names
-        .iter()
-        .find(|(i, _)| i == id)
-        .map(|(_, n)| n.clone())
-        .unwrap_or_else(|| id.to_owned())
 }

@@ -9,6 +9,7 @@ mod output;
 mod search;
 mod serve;
 mod states;
+mod users;
 mod workspaces;
 
 use std::path::PathBuf;
@@ -64,9 +65,14 @@ enum Command {
     Serve,
     /// [local only] Apply database migrations and exit.
     Migrate,
-    /// [local only] Create, list and revoke API tokens.
+    /// [local only] Create, list and revoke API tokens (user, workspace service and instance
+    /// tokens).
     #[command(subcommand)]
     Token(admin::TokenCommand),
+    /// [local only] Local users: create, list, set passwords, instance admin flag,
+    /// disable/enable, grant and revoke workspace roles.
+    #[command(subcommand)]
+    User(users::UserCommand),
     /// Create, list, configure, rename and delete workspaces (local or --server).
     #[command(subcommand)]
     Workspace(workspaces::WorkspaceCommand),
@@ -193,6 +199,10 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
         Command::Token(cmd) => {
             remote.local_only("token")?;
             admin::token(&config, cmd).await
+        }
+        Command::User(cmd) => {
+            remote.local_only("user")?;
+            users::run(&config, cmd).await
         }
         Command::Workspace(cmd) => workspaces::run(&remote.client(&config).await?, cmd).await,
         Command::State(states::StateCommand::AllowOverwrite { state, duration }) => {

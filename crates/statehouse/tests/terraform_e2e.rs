@@ -12,14 +12,17 @@ mod common;
 
 use std::time::Duration;
 
+use base64::Engine;
 use common::{
     Server, Store, Terraform, describe, pg_url, pg_url_without_tls, skip_e2e, unique_name,
 };
+use md5::Digest;
 use serde_json::{Value, json};
 
 on_both_stores!(
     apply_reapply_and_clean_plan,
     remote_state_is_readable_with_a_viewer_token,
+    outputs_role_reads_outputs_without_resources,
     lock_contention_and_force_unlock,
     state_push_pull_1mb,
     state_push_pull_50mb,
@@ -364,6 +367,120 @@ fn remote_state_is_readable_with_a_viewer_token(store: Store) {
     let after = server.state_json("default", "shared/outputs", &server.admin_token);
     assert_eq!(before, after, "a viewer's apply changed the state");
     assert_unlocked(&server, &address);
+}
+
+/// A consumer given only the `outputs` role reads the producer's outputs through
+/// `terraform_remote_state`; the state it can get has no resources (here: the producer's own
+/// `terraform_remote_state` data source, whose attributes hold the producer's token).
+fn outputs_role_reads_outputs_without_resources(store: Store) {
+    let Some(server) = start(store) else { return };
+    let editor = server.create_token("default", "editor", "producer");
+    let viewer = server.create_token("default", "viewer", "auditor");
+    let outputs = server.create_token("default", "outputs", "consumer");
+    let base = server.tf_address("default", "outputs-role/base");
+    let producer_address = server.tf_address("default", "outputs-role/producer");
+
+    let base_dir = temp_dir("base");
+    let base_tf = workdir(base_dir.path(), &editor);
+    base_tf.write_config(&format!("{}{OUTPUTS}", http_backend(&base)));
+    base_tf.ok(INIT);
+    base_tf.ok(&[APPLY, &["-var", "greeting=from-base"]].concat());
+
+    // The producer reads the base state (a real resource instance in its own state) and
+    // publishes outputs.
+    let producer_dir = temp_dir("producer");
+    let producer = workdir(producer_dir.path(), &editor);
+    producer.write_config(&format!(
+        "{}{}",
+        http_backend(&producer_address),
+        remote_state_reader(&base, &editor)
+    ));
+    producer.ok(INIT);
+    producer.ok(APPLY);
+    let full = server.state_json("default", "outputs-role/producer", &viewer);
+    assert!(
+        full["resources"].as_array().is_some_and(|r| !r.is_empty()),
+        "a viewer reads the resources: {full}"
+    );
+    assert!(
+        full.to_string().contains(&editor),
+        "the data source's config holds the token"
+    );
+
+    // The consumer, with the outputs role, reads the producer's outputs.
+    let consumer_dir = temp_dir("consumer");
+    let consumer = Terraform::new(consumer_dir.path());
+    consumer.write_config(&format!(
+        r#"
+data "terraform_remote_state" "producer" {{
+  backend = "http"
+  config = {{
+    address  = "{producer_address}"
+    username = "consumer"
+    password = "{outputs}"
+  }}
+}}
+
+output "region" {{
+  value = data.terraform_remote_state.producer.outputs.copied_settings.region
+}}
+
+output "greeting" {{
+  value = data.terraform_remote_state.producer.outputs.copied_greeting
+}}
+"#
+    ));
+    consumer.ok(INIT);
+    consumer.ok(APPLY);
+    assert_eq!(
+        output_values(&consumer),
+        json!({ "region": "eu-1", "greeting": "from-base" })
+    );
+
+    // Read directly with the outputs token: outputs and identity, no resources, no secrets.
+    let url = server.tf_address("default", "outputs-role/producer");
+    let response = server.request("GET", &url, &outputs, Vec::new());
+    assert_eq!(response.status(), 200);
+    let md5 = response.headers()["content-md5"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.bytes().unwrap();
+    assert_eq!(
+        md5,
+        base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body))
+    );
+    let reduced: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reduced["resources"], json!([]));
+    for field in [
+        "version",
+        "terraform_version",
+        "serial",
+        "lineage",
+        "outputs",
+    ] {
+        assert_eq!(reduced[field], full[field], "{field}");
+    }
+    assert!(
+        !String::from_utf8_lossy(&body).contains(&editor),
+        "no resource attributes leak"
+    );
+
+    // The outputs role cannot be a backend: Terraform's LOCK is refused.
+    let as_consumer_dir = temp_dir("outputs-writes");
+    let as_consumer = workdir(as_consumer_dir.path(), &outputs);
+    as_consumer.write_config(&format!("{}{OUTPUTS}", http_backend(&producer_address)));
+    as_consumer.ok(INIT);
+    let refused = as_consumer.fails(APPLY);
+    assert!(
+        refused.contains("Error acquiring the state lock") && refused.contains("invalid auth"),
+        "expected the outputs role's LOCK to be refused with 403:\n{refused}"
+    );
+    assert_eq!(
+        server.state_json("default", "outputs-role/producer", &viewer),
+        full,
+        "nothing changed"
+    );
 }
 
 // ---- 3. lock contention, force-unlock ----------------------------------------------------------

@@ -43,6 +43,9 @@ use statehouse_core::store::Store;
 use statehouse_core::store::search::VersionResources;
 use statehouse_core::{Error, Result};
 
+mod accounts;
+pub use accounts::*;
+
 // ---- harness ---------------------------------------------------------------------------------
 
 /// What a store constructor may return: the store, optionally with a handle on its database
@@ -156,6 +159,17 @@ macro_rules! __conformance_module {
                 search_pages_resume_exactly,
                 search_hides_deleted_states_until_restored,
                 unindexed_states_are_listed_until_indexed,
+                user_create_lookup_and_duplicate_name,
+                user_update_and_list_in_name_order,
+                user_delete_cascades_to_memberships_tokens_and_sessions,
+                memberships_set_replace_remove_and_list,
+                memberships_and_narrowed_tokens_go_with_their_workspace,
+                membership_of_unknown_user_or_workspace_is_not_found,
+                user_tokens_carry_owner_and_last_use,
+                token_touch_moves_forward_only,
+                sessions_create_lookup_touch_and_delete,
+                expired_sessions_are_removed,
+                login_failures_count_per_key_within_window,
             );
             $(
                 $crate::__two_store_cases!(
@@ -211,7 +225,7 @@ macro_rules! __two_store_cases {
 /// A fixed point in time (2023-11-14T22:13:20Z); tests move from it, never from the wall clock.
 pub const T0: Timestamp = Timestamp(1_700_000_000_000);
 
-fn at(offset_millis: i64) -> Timestamp {
+pub(crate) fn at(offset_millis: i64) -> Timestamp {
     T0.plus_millis(offset_millis)
 }
 
@@ -225,7 +239,7 @@ fn workspace_value(name: &str) -> Workspace {
     }
 }
 
-async fn workspace(store: &dyn Store, name: &str) -> Workspace {
+pub(crate) async fn workspace(store: &dyn Store, name: &str) -> Workspace {
     let ws = workspace_value(name);
     store
         .create_workspace(&ws)
@@ -323,7 +337,7 @@ async fn write(store: &dyn Store, ws: &Workspace, name: &str, w: &VersionWrite) 
 }
 
 #[track_caller]
-fn expect_conflict<T: Debug>(result: Result<T>, what: &str) -> String {
+pub(crate) fn expect_conflict<T: Debug>(result: Result<T>, what: &str) -> String {
     match result {
         Err(Error::Conflict(message)) => {
             assert!(
@@ -353,7 +367,7 @@ fn expect_forbidden<T: Debug>(result: Result<T>, what: &str) {
 }
 
 #[track_caller]
-fn ok<T>(result: Result<T>, what: &str) -> T {
+pub(crate) fn ok<T>(result: Result<T>, what: &str) -> T {
     result.unwrap_or_else(|e| panic!("{what} failed: {e} ({e:?})"))
 }
 
@@ -525,10 +539,16 @@ pub async fn serial_protection_toggles(store: Arc<dyn Store>) {
 
 // ---- tokens ----------------------------------------------------------------------------------
 
-fn new_token(id: &str, workspace_id: Option<&str>, role: Role, created_at: Timestamp) -> NewToken {
+pub(crate) fn new_token(
+    id: &str,
+    workspace_id: Option<&str>,
+    role: Role,
+    created_at: Timestamp,
+) -> NewToken {
     NewToken {
         id: id.to_owned(),
         name: format!("{id} name"),
+        user_id: None,
         workspace_id: workspace_id.map(str::to_owned),
         role,
         secret_hash: format!("hash-of-{id}"),
@@ -537,16 +557,18 @@ fn new_token(id: &str, workspace_id: Option<&str>, role: Role, created_at: Times
     }
 }
 
-fn token_from(t: &NewToken) -> Token {
+pub(crate) fn token_from(t: &NewToken) -> Token {
     Token {
         id: t.id.clone(),
         name: t.name.clone(),
+        user_id: t.user_id.clone(),
         workspace_id: t.workspace_id.clone(),
         role: t.role,
         secret_hash: t.secret_hash.clone(),
         created_at: t.created_at,
         expires_at: t.expires_at,
         revoked_at: None,
+        last_used_at: None,
     }
 }
 
@@ -1916,7 +1938,7 @@ pub async fn claim_flag_once(store: Arc<dyn Store>) {
 const RACERS: usize = 16;
 
 /// Runs `n` tasks at once (each on the runtime's worker threads) and collects their results.
-async fn race<T, F, Fut>(n: usize, task: F) -> Vec<T>
+pub(crate) async fn race<T, F, Fut>(n: usize, task: F) -> Vec<T>
 where
     T: Send + 'static,
     F: Fn(usize) -> Fut,

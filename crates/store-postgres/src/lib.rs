@@ -56,6 +56,7 @@ use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
 use statehouse_core::store::Store;
 use statehouse_core::{Error, Result};
 
+mod accounts;
 mod search;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -517,14 +518,19 @@ fn token_from(row: &PgRow) -> Result<Token> {
     Ok(Token {
         id: get(row, "id")?,
         name: get(row, "name")?,
+        user_id: get(row, "user_id")?,
         workspace_id: get(row, "workspace_id")?,
-        role: Role::from_str(&role)
-            .map_err(|_| Error::Internal(format!("stored role {role:?} is unknown")))?,
+        role: parse_role(&role)?,
         secret_hash: get(row, "secret_hash")?,
         created_at: Timestamp(get(row, "created_at")?),
         expires_at: get::<Option<i64>>(row, "expires_at")?.map(Timestamp),
         revoked_at: get::<Option<i64>>(row, "revoked_at")?.map(Timestamp),
+        last_used_at: get::<Option<i64>>(row, "last_used_at")?.map(Timestamp),
     })
+}
+
+fn parse_role(role: &str) -> Result<Role> {
+    Role::from_str(role).map_err(|_| Error::Internal(format!("stored role {role:?} is unknown")))
 }
 
 fn version_with_body(row: &PgRow) -> Result<Option<(VersionMeta, SealedBody)>> {
@@ -739,11 +745,12 @@ impl Store for PgStore {
 
     async fn create_token(&self, t: &NewToken) -> Result<Token> {
         sqlx::query(
-            "INSERT INTO tokens (id, name, workspace_id, role, secret_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO tokens (id, name, user_id, workspace_id, role, secret_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&t.id)
         .bind(&t.name)
+        .bind(&t.user_id)
         .bind(&t.workspace_id)
         .bind(t.role.as_str())
         .bind(&t.secret_hash)
@@ -755,12 +762,14 @@ impl Store for PgStore {
         Ok(Token {
             id: t.id.clone(),
             name: t.name.clone(),
+            user_id: t.user_id.clone(),
             workspace_id: t.workspace_id.clone(),
             role: t.role,
             secret_hash: t.secret_hash.clone(),
             created_at: t.created_at,
             expires_at: t.expires_at,
             revoked_at: None,
+            last_used_at: None,
         })
     }
 

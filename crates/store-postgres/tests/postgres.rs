@@ -68,11 +68,15 @@ async fn schemas_keep_instances_apart() {
     let expected = [
         "_sqlx_migrations",
         "instance_flags",
+        "login_failures",
+        "memberships",
         "resource_index",
         "resource_index_missing",
+        "sessions",
         "state_versions",
         "states",
         "tokens",
+        "users",
         "workspaces",
     ];
     assert_eq!(

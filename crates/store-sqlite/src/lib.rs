@@ -32,6 +32,7 @@ use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
 use statehouse_core::store::Store;
 use statehouse_core::{Error, Result};
 
+mod accounts;
 mod search;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -306,14 +307,19 @@ fn token_from(row: &SqliteRow) -> Result<Token> {
     Ok(Token {
         id: get(row, "id")?,
         name: get(row, "name")?,
+        user_id: get(row, "user_id")?,
         workspace_id: get(row, "workspace_id")?,
-        role: Role::from_str(&role)
-            .map_err(|_| Error::Internal(format!("stored role {role:?} is unknown")))?,
+        role: parse_role(&role)?,
         secret_hash: get(row, "secret_hash")?,
         created_at: Timestamp(get(row, "created_at")?),
         expires_at: get::<Option<i64>>(row, "expires_at")?.map(Timestamp),
         revoked_at: get::<Option<i64>>(row, "revoked_at")?.map(Timestamp),
+        last_used_at: get::<Option<i64>>(row, "last_used_at")?.map(Timestamp),
     })
+}
+
+fn parse_role(role: &str) -> Result<Role> {
+    Role::from_str(role).map_err(|_| Error::Internal(format!("stored role {role:?} is unknown")))
 }
 
 fn sealed_from(row: &SqliteRow) -> Result<SealedBody> {
@@ -507,11 +513,12 @@ impl Store for SqliteStore {
 
     async fn create_token(&self, t: &NewToken) -> Result<Token> {
         sqlx::query(
-            "INSERT INTO tokens (id, name, workspace_id, role, secret_hash, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tokens (id, name, user_id, workspace_id, role, secret_hash, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&t.id)
         .bind(&t.name)
+        .bind(&t.user_id)
         .bind(&t.workspace_id)
         .bind(t.role.as_str())
         .bind(&t.secret_hash)
@@ -523,12 +530,14 @@ impl Store for SqliteStore {
         Ok(Token {
             id: t.id.clone(),
             name: t.name.clone(),
+            user_id: t.user_id.clone(),
             workspace_id: t.workspace_id.clone(),
             role: t.role,
             secret_hash: t.secret_hash.clone(),
             created_at: t.created_at,
             expires_at: t.expires_at,
             revoked_at: None,
+            last_used_at: None,
         })
     }
 

@@ -1,10 +1,9 @@
 //! Request extractors that answer bad input with API errors: the caller, JSON bodies, query
 //! strings, and cursor pagination.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use base64::Engine;
 use serde::de::DeserializeOwned;
@@ -16,7 +15,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiError;
 use crate::{AppState, auth};
 
-/// The authenticated principal making the request, with the client's address.
+/// The authenticated principal making the request (token, or session cookie with CSRF
+/// protection), with the client's address.
 pub struct Caller(pub Principal);
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -26,12 +26,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let mut principal = auth::principal(state, &parts.headers).await?;
-        principal.source_ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
-        Ok(Caller(principal))
+        Ok(Caller(auth::api_principal(state, parts).await?))
     }
 }
 

@@ -2,10 +2,13 @@
 //! as `{"error": {"code", "message"}}`, cursor pagination, and an OpenAPI document describing
 //! every route at `/api/v1/openapi.json`.
 
+mod auth;
 mod error;
 mod extract;
 mod search;
 mod states;
+mod tokens;
+mod users;
 pub mod views;
 mod workspaces;
 
@@ -29,7 +32,9 @@ use crate::AppState;
     info(
         title = "statehouse API",
         description = "Workspaces, states, versions, locks, history and resource search of a statehouse server. \
-            Authenticate with an API token as `Authorization: Bearer <token>` (or as the basic-auth password). \
+            Authenticate with an API token as `Authorization: Bearer <token>` (or as the basic-auth password), \
+            or log in at /auth/login for a session cookie: then send the returned csrf_token as \
+            `X-CSRF-Token` with every POST, PUT, PATCH and DELETE. \
             State names contain slashes: URL-encode them in paths (`env%2Fprod`)."
     ),
     modifiers(&Security),
@@ -77,6 +82,19 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(states::rollback))
         .routes(routes!(states::outputs))
         .routes(routes!(search::resources))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::show, users::change, users::delete))
+        .routes(routes!(users::members))
+        .routes(routes!(
+            users::member,
+            users::set_member,
+            users::remove_member
+        ))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
 }
 
 pub fn routes() -> Router<Arc<AppState>> {
