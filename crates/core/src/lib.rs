@@ -2,15 +2,19 @@
 //! at rest, and the services that routes and CLI commands call.
 
 pub mod access;
+pub mod audit;
 pub mod cache;
 pub mod clock;
 pub mod crypto;
 mod error;
+pub mod events;
+pub mod journal;
 pub mod model;
 pub mod names;
 pub mod rules;
 pub mod service;
 pub mod statefile;
 pub mod store;
+pub mod webhooks;
 
 pub use error::{Error, Result};

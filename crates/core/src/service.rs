@@ -1,14 +1,27 @@
 //! Operations as users see them: authenticate, then read/write/lock states, manage tokens and
-//! workspaces. Routes and CLI commands call these; these call the store and the cipher.
+//! workspaces. Routes and CLI commands call these; these call the store and the cipher. Every
+//! operation is audited (successes and refusals) and changes emit events; see `journal` (audit
+//! log, events) and `webhooks` (outgoing webhooks).
+
+mod journal;
+mod webhooks;
+
+pub use journal::MAX_PAGE as MAX_AUDIT_PAGE;
+pub use webhooks::{WebhookChange, WebhookSpec};
 
 use std::sync::Arc;
 
 use md5::{Digest, Md5};
 
+use serde_json::json;
+
 use crate::access::{Principal, Role, Token, TokenSecret, hash_secret};
+use crate::audit::AuditRecord;
 use crate::cache::TtlCache;
 use crate::clock::{Clock, Timestamp};
 use crate::crypto::{Binding, Cipher, SealedBody};
+use crate::events::{NewEvent, kind};
+use crate::journal::Journal;
 use crate::model::{
     LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome, UnlockRequest, VersionMeta,
     VersionWrite, Workspace, WriteOutcome,
@@ -26,6 +39,7 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     workspaces: Arc<TtlCache<Workspace>>,
     tokens: Arc<TtlCache<Token>>,
+    journal: Arc<Journal>,
 }
 
 /// Every request resolves a workspace name. Workspaces are never renamed or deleted (yet), so
@@ -63,6 +77,7 @@ pub fn md5_hex(body: &[u8]) -> String {
 impl Services {
     pub fn new(store: Arc<dyn Store>, cipher: Arc<Cipher>, clock: Arc<dyn Clock>) -> Self {
         Services {
+            journal: Arc::new(Journal::new(store.clone())),
             store,
             cipher,
             clock,
@@ -77,14 +92,55 @@ impl Services {
 
     // ---- access ---------------------------------------------------------------------------
 
-    /// The principal for a presented token secret.
+    /// The principal for a presented token secret, carrying the client's address. A refused
+    /// token is audited (`token.authenticate`, denied) with the address.
+    pub async fn authenticate_from(
+        &self,
+        secret: &str,
+        source_ip: Option<String>,
+    ) -> Result<Principal> {
+        match self.authenticate_token(secret).await {
+            Ok((principal, _)) => Ok(Principal {
+                source_ip,
+                ..principal
+            }),
+            Err((e, token)) => {
+                if !matches!(e, Error::Store(_) | Error::Internal(_)) {
+                    let (actor, id, name) = match token {
+                        Some(t) => (t.name.clone(), Some(t.id), Some(t.name)),
+                        None => ("unknown".to_owned(), None, None),
+                    };
+                    let record = AuditRecord::new(self.now(), actor, "token.authenticate")
+                        .token(id, name)
+                        .source_ip(source_ip)
+                        .refused_by(&e);
+                    self.journal.enqueue(record).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The principal for a presented token secret (no client address: local callers).
     pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
+        self.authenticate_from(secret, None).await
+    }
+
+    /// The token's principal, or the refusal with the token when one was found.
+    async fn authenticate_token(
+        &self,
+        secret: &str,
+    ) -> std::result::Result<(Principal, Token), (Error, Option<Token>)> {
         let hash = hash_secret(secret);
         let now = self.now();
         let token = match self.tokens.get(&hash, now) {
             Some(t) => Some(t),
             None => {
-                let found = self.store.token_by_hash(&hash).await?;
+                let found = self
+                    .store
+                    .token_by_hash(&hash)
+                    .await
+                    .map_err(|e| (e, None))?;
                 if let Some(t) = &found {
                     self.tokens.put(hash, t.clone(), now);
                 }
@@ -92,12 +148,13 @@ impl Services {
             }
         };
         match token {
-            Some(t) if t.is_usable_at(now) => Ok(Principal::from_token(&t)),
-            Some(t) if t.revoked_at.is_some() => {
-                Err(Error::Unauthorized("token has been revoked".into()))
-            }
-            Some(_) => Err(Error::Unauthorized("token has expired".into())),
-            None => Err(Error::Unauthorized("unknown token".into())),
+            Some(t) if t.is_usable_at(now) => Ok((Principal::from_token(&t), t)),
+            Some(t) if t.revoked_at.is_some() => Err((
+                Error::Unauthorized("token has been revoked".into()),
+                Some(t),
+            )),
+            Some(t) => Err((Error::Unauthorized("token has expired".into()), Some(t))),
+            None => Err((Error::Unauthorized("unknown token".into()), None)),
         }
     }
 
@@ -111,7 +168,10 @@ impl Services {
         {
             return Ok(());
         }
-        match self.create_workspace(DEFAULT_WORKSPACE).await {
+        match self
+            .create_workspace(&Principal::local_operator(), DEFAULT_WORKSPACE)
+            .await
+        {
             Ok(_) | Err(Error::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -123,13 +183,26 @@ impl Services {
         if !self.store.claim_flag(BOOTSTRAP_FLAG, self.now()).await? {
             return Ok(None);
         }
-        let (_, secret) = self
+        let (token, secret) = self
             .mint_token(None, Role::Admin, "bootstrap-admin", None)
             .await?;
+        let record = AuditRecord::new(self.now(), "statehouse", "token.create")
+            .target(token.id.clone())
+            .detail(json!({"name": token.name, "role": token.role, "workspace": null, "bootstrap": true}));
+        self.journal.commit(Some(record), None).await?;
         Ok(Some(secret))
     }
 
-    pub async fn create_workspace(&self, name: &str) -> Result<Workspace> {
+    /// Creates a workspace (instance admin).
+    pub async fn create_workspace(&self, who: &Principal, name: &str) -> Result<Workspace> {
+        let record = AuditRecord::by(who, "workspace.create", self.now()).target(name);
+        let result = self.create_workspace_unaudited(who, name).await;
+        self.conclude(result, record, |ws, r| (r.workspace(ws.name.clone()), None))
+            .await
+    }
+
+    async fn create_workspace_unaudited(&self, who: &Principal, name: &str) -> Result<Workspace> {
+        require_instance_admin(who, "creating a workspace")?;
         let name = WorkspaceName::parse(name)?;
         let ws = Workspace {
             id: new_id(),
@@ -157,17 +230,68 @@ impl Services {
         Ok(ws)
     }
 
-    /// Creates a token; `workspace: None` makes an instance-wide token.
+    /// Turns serial/lineage protection of a workspace on or off (workspace admin).
+    pub async fn set_serial_protection(&self, who: &Principal, ws: &str, on: bool) -> Result<()> {
+        let record = AuditRecord::by(who, "workspace.update", self.now())
+            .workspace(ws)
+            .target(ws)
+            .detail(json!({"serial_protection": on}));
+        let result = async {
+            let (workspace, _) = self
+                .authorize(who, ws, Role::Admin, "changing workspace settings")
+                .await?;
+            self.store
+                .set_serial_protection(&workspace.id, on)
+                .await?;
+            self.workspaces.forget(&workspace.name);
+            Ok(())
+        }
+        .await;
+        self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    /// Creates a token; `workspace: None` makes an instance-wide token (instance admin).
     pub async fn create_token(
         &self,
+        who: &Principal,
+        workspace: Option<&str>,
+        role: Role,
+        name: &str,
+        expires_in_millis: Option<i64>,
+    ) -> Result<(Token, TokenSecret)> {
+        let mut record = AuditRecord::by(who, "token.create", self.now()).detail(
+            json!({"name": name, "role": role, "workspace": workspace, "expires_in_ms": expires_in_millis}),
+        );
+        if let Some(w) = workspace {
+            record = record.workspace(w);
+        }
+        let result = self
+            .create_token_unaudited(who, workspace, role, name, expires_in_millis)
+            .await;
+        self.conclude(result, record, |(token, _), r| {
+            (r.target(token.id.clone()), None)
+        })
+        .await
+    }
+
+    async fn create_token_unaudited(
+        &self,
+        who: &Principal,
         workspace: Option<&str>,
         role: Role,
         name: &str,
         expires_in_millis: Option<i64>,
     ) -> Result<(Token, TokenSecret)> {
         let ws = match workspace {
-            Some(w) => Some(self.workspace(w).await?),
-            None => None,
+            Some(w) => Some(
+                self.authorize(who, w, Role::Admin, "creating a token")
+                    .await?
+                    .0,
+            ),
+            None => {
+                require_instance_admin(who, "creating an instance token")?;
+                None
+            }
         };
         let name = name.trim();
         if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
@@ -207,6 +331,42 @@ impl Services {
         Ok((token, secret))
     }
 
+    /// Revokes a token by id (instance admin, or an admin of the token's workspace); false
+    /// when it was already revoked.
+    pub async fn revoke_token(&self, who: &Principal, token_id: &str) -> Result<bool> {
+        let record = AuditRecord::by(who, "token.revoke", self.now()).target(token_id);
+        let result = async {
+            let token = self
+                .store
+                .list_tokens(None)
+                .await?
+                .into_iter()
+                .find(|t| t.id == token_id)
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "no token with id {token_id:?}; see `statehouse token list`"
+                    ))
+                })?;
+            match &token.workspace_id {
+                Some(ws) => {
+                    who.require(ws, Role::Admin, "revoking a token")?;
+                }
+                None => require_instance_admin(who, "revoking an instance token")?,
+            }
+            let revoked = self.store.revoke_token(&token.id, self.now()).await?;
+            Ok((revoked, token))
+        }
+        .await;
+        self.conclude(result, record, |(revoked, token), r| {
+            (
+                r.detail(json!({"name": token.name, "already_revoked": !revoked})),
+                None,
+            )
+        })
+        .await
+        .map(|(revoked, _)| revoked)
+    }
+
     // ---- states ---------------------------------------------------------------------------
 
     /// Resolves the workspace and checks the principal's role there.
@@ -223,7 +383,27 @@ impl Services {
     }
 
     /// The current version of a state with its body, `None` when it has no version yet.
+    /// Audited as `state.read` without waiting for the entry to be stored.
     pub async fn read_state(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+    ) -> Result<Option<(VersionMeta, Vec<u8>)>> {
+        let record = AuditRecord::by(who, "state.read", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = self.read_state_unaudited(who, ws, name).await;
+        let record = match &result {
+            Ok(Some((meta, _))) => record.detail(json!({"version": meta.version_no})),
+            Ok(None) => record.detail(json!({"version": null})),
+            Err(e) => record.refused_by(e),
+        };
+        self.journal.enqueue(record).await;
+        result
+    }
+
+    async fn read_state_unaudited(
         &self,
         who: &Principal,
         ws: &str,
@@ -257,7 +437,8 @@ impl Services {
 
     /// Stores `body` as the state's next version (or acknowledges an identical body).
     /// `claimed_md5` is the MD5 the client says it sent (`Content-MD5`); a mismatch means the
-    /// body was damaged on the way and nothing is stored.
+    /// body was damaged on the way and nothing is stored. Audited as `state.write`; a new
+    /// version emits `state.written`.
     pub async fn write_state(
         &self,
         who: &Principal,
@@ -267,6 +448,44 @@ impl Services {
         claimed_md5: Option<&[u8]>,
         lock_id: Option<&str>,
     ) -> Result<WriteOutcome> {
+        let record = AuditRecord::by(who, "state.write", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = self
+            .write_state_unaudited(who, ws, name, body, claimed_md5, lock_id)
+            .await;
+        self.conclude(result, record, |(workspace, outcome), r| match outcome {
+            WriteOutcome::Created(v) => {
+                let facts = json!({
+                    "version": v.version_no,
+                    "serial": v.serial,
+                    "lineage": v.lineage,
+                    "md5": v.md5,
+                    "size": v.size,
+                    "forced": v.forced,
+                    "lock_id": lock_id,
+                });
+                let event = self.event(kind::STATE_WRITTEN, workspace, name, who, facts.clone());
+                (r.detail(facts), Some(event))
+            }
+            WriteOutcome::Unchanged(v) => (
+                r.detail(json!({"version": v.version_no, "unchanged": true})),
+                None,
+            ),
+        })
+        .await
+        .map(|(_, outcome)| outcome)
+    }
+
+    async fn write_state_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        body: Vec<u8>,
+        claimed_md5: Option<&[u8]>,
+        lock_id: Option<&str>,
+    ) -> Result<(Workspace, WriteOutcome)> {
         let name = StateName::parse(name)?;
         let (workspace, _) = self
             .authorize(who, ws, Role::Editor, "writing a state")
@@ -301,7 +520,7 @@ impl Services {
                 lock_id,
             };
             if let Ok(WriteDecision::Unchanged) = rules::decide_write(context, incoming) {
-                return Ok(WriteOutcome::Unchanged(current.clone()));
+                return Ok((workspace, WriteOutcome::Unchanged(current.clone())));
             }
         }
         let version_id = new_id();
@@ -326,12 +545,15 @@ impl Services {
             author: who.token_name.clone(),
             at: self.now(),
         };
-        self.store
+        let outcome = self
+            .store
             .write_version(&workspace.id, name.as_str(), write)
-            .await
+            .await?;
+        Ok((workspace, outcome))
     }
 
-    /// Takes the state's lock with the client's LockInfo JSON.
+    /// Takes the state's lock with the client's LockInfo JSON. Audited as `lock.acquire`;
+    /// taking a free lock emits `lock.acquired`.
     pub async fn lock_state(
         &self,
         who: &Principal,
@@ -339,6 +561,39 @@ impl Services {
         name: &str,
         info: &[u8],
     ) -> Result<LockOutcome> {
+        let record = AuditRecord::by(who, "lock.acquire", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = self.lock_state_unaudited(who, ws, name, info).await;
+        self.conclude(result, record, |(workspace, outcome, request), r| {
+            let facts = json!({
+                "lock_id": request.id,
+                "already_held": *outcome == LockOutcome::AlreadyHeld,
+            });
+            let event = (*outcome == LockOutcome::Acquired).then(|| {
+                let info = serde_json::from_str::<serde_json::Value>(&request.info)
+                    .unwrap_or(serde_json::Value::Null);
+                self.event(
+                    kind::LOCK_ACQUIRED,
+                    workspace,
+                    name,
+                    who,
+                    json!({"lock_id": request.id, "info": info}),
+                )
+            });
+            (r.detail(facts), event)
+        })
+        .await
+        .map(|(_, outcome, _)| outcome)
+    }
+
+    async fn lock_state_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        info: &[u8],
+    ) -> Result<(Workspace, LockOutcome, LockRequest)> {
         let name = StateName::parse(name)?;
         let (workspace, _) = self
             .authorize(who, ws, Role::Editor, "locking a state")
@@ -352,12 +607,16 @@ impl Services {
             holder: who.token_name.clone(),
             at: self.now(),
         };
-        self.store
+        let outcome = self
+            .store
             .lock_state(&workspace.id, name.as_str(), &request)
-            .await
+            .await?;
+        Ok((workspace, outcome, request))
     }
 
     /// Releases the lock. An empty body, or another token's lock, is a force-unlock (admin).
+    /// Audited as `lock.release` or `lock.force_release`; emits `lock.released` or
+    /// `lock.force_unlocked`.
     pub async fn unlock_state(
         &self,
         who: &Principal,
@@ -365,6 +624,54 @@ impl Services {
         name: &str,
         info: &[u8],
     ) -> Result<UnlockOutcome> {
+        let record = AuditRecord::by(who, "lock.release", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = self.unlock_state_unaudited(who, ws, name, info).await;
+        self.conclude(result, record, |(workspace, outcome, id), r| match outcome {
+            UnlockOutcome::Released => {
+                let event = self.event(
+                    kind::LOCK_RELEASED,
+                    workspace,
+                    name,
+                    who,
+                    json!({"lock_id": id}),
+                );
+                (r.detail(json!({"lock_id": id})), Some(event))
+            }
+            UnlockOutcome::ForceReleased { previous } => {
+                let facts = json!({
+                    "lock_id": previous.id,
+                    "holder": previous.holder,
+                    "holder_token_id": previous.token_id,
+                    "locked_at": previous.locked_at,
+                });
+                let event = self.event(
+                    kind::LOCK_FORCE_UNLOCKED,
+                    workspace,
+                    name,
+                    who,
+                    facts.clone(),
+                );
+                let r = AuditRecord {
+                    action: "lock.force_release".into(),
+                    ..r
+                };
+                (r.detail(facts), Some(event))
+            }
+            UnlockOutcome::NotLocked => (r.detail(json!({"lock_id": id, "not_locked": true})), None),
+        })
+        .await
+        .map(|(_, outcome, _)| outcome)
+    }
+
+    async fn unlock_state_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        info: &[u8],
+    ) -> Result<(Workspace, UnlockOutcome, Option<String>)> {
         let name = StateName::parse(name)?;
         let (workspace, role) = self
             .authorize(who, ws, Role::Editor, "unlocking a state")
@@ -375,32 +682,160 @@ impl Services {
             parse_lock_info(info)?.0
         };
         let request = UnlockRequest {
-            id,
+            id: id.clone(),
             token_id: who.token_id.clone(),
             is_admin: role >= Role::Admin,
         };
-        self.store
+        let outcome = self
+            .store
             .unlock_state(&workspace.id, name.as_str(), &request)
-            .await
+            .await?;
+        Ok((workspace, outcome, id))
     }
 
-    /// Soft-deletes a state (admin). Its versions stay restorable until purged.
+    /// Soft-deletes a state (admin). Its versions stay restorable until purged. Audited as
+    /// `state.delete`; emits `state.deleted`.
     pub async fn delete_state(&self, who: &Principal, ws: &str, name: &str) -> Result<()> {
-        let name = StateName::parse(name)?;
-        let (workspace, _) = self
-            .authorize(who, ws, Role::Admin, "deleting a state")
-            .await?;
-        if self
-            .store
-            .delete_state(&workspace.id, name.as_str(), &who.token_name, self.now())
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(Error::NotFound(format!(
-                "state {name:?} does not exist in workspace {:?}",
-                workspace.name
-            )))
+        let record = AuditRecord::by(who, "state.delete", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = async {
+            let name = StateName::parse(name)?;
+            let (workspace, _) = self
+                .authorize(who, ws, Role::Admin, "deleting a state")
+                .await?;
+            if self
+                .store
+                .delete_state(&workspace.id, name.as_str(), &who.token_name, self.now())
+                .await?
+            {
+                Ok(workspace)
+            } else {
+                Err(Error::NotFound(format!(
+                    "state {name:?} does not exist in workspace {:?}",
+                    workspace.name
+                )))
+            }
+        }
+        .await;
+        self.conclude(result, record, |workspace, r| {
+            let event = self.event(kind::STATE_DELETED, workspace, name, who, json!({}));
+            (r, Some(event))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Makes a soft-deleted state live again (admin), by the id `state deleted` lists.
+    /// Audited as `state.restore`; emits `state.restored`.
+    pub async fn restore_state(&self, who: &Principal, ws: &str, state_id: &str) -> Result<()> {
+        let record = AuditRecord::by(who, "state.restore", self.now())
+            .workspace(ws)
+            .target(state_id);
+        let result = async {
+            let (workspace, _) = self
+                .authorize(who, ws, Role::Admin, "restoring a state")
+                .await?;
+            let name = self
+                .store
+                .list_deleted_states(&workspace.id)
+                .await?
+                .into_iter()
+                .find(|d| d.id == state_id)
+                .map(|d| d.name);
+            let restored = match &name {
+                Some(_) => {
+                    self.store
+                        .restore_state(&workspace.id, state_id, self.now())
+                        .await?
+                }
+                None => false,
+            };
+            match name {
+                Some(name) if restored => Ok((workspace, name)),
+                _ => Err(Error::NotFound(format!(
+                    "no deleted state with id {state_id:?} in workspace {:?}; see `statehouse state deleted`",
+                    workspace.name
+                ))),
+            }
+        }
+        .await;
+        self.conclude(result, record, |(workspace, name), r| {
+            let event = self.event(
+                kind::STATE_RESTORED,
+                workspace,
+                name,
+                who,
+                json!({"state_id": state_id}),
+            );
+            (r.detail(json!({"name": name})), Some(event))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes a soft-deleted state and all its versions for good (admin). Audited as
+    /// `state.purge`.
+    pub async fn purge_state(&self, who: &Principal, ws: &str, state_id: &str) -> Result<()> {
+        let record = AuditRecord::by(who, "state.purge", self.now())
+            .workspace(ws)
+            .target(state_id);
+        let result = async {
+            let (workspace, _) = self
+                .authorize(who, ws, Role::Admin, "purging a state")
+                .await?;
+            if self.store.purge_state(&workspace.id, state_id).await? {
+                Ok(())
+            } else {
+                Err(Error::NotFound(format!(
+                    "no deleted state with id {state_id:?} in workspace {:?}; only deleted states can be purged",
+                    workspace.name
+                )))
+            }
+        }
+        .await;
+        self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    /// An event about `subject` in `workspace`, caused by `who`, happening now.
+    fn event(
+        &self,
+        kind: &str,
+        workspace: &Workspace,
+        subject: &str,
+        who: &Principal,
+        payload: serde_json::Value,
+    ) -> NewEvent {
+        NewEvent {
+            at: self.now(),
+            kind: kind.to_owned(),
+            workspace_id: Some(workspace.id.clone()),
+            workspace: Some(workspace.name.clone()),
+            subject: Some(subject.to_owned()),
+            actor: who.token_name.clone(),
+            payload,
+        }
+    }
+
+    /// Audits the end of an operation. On success `describe` completes the record (and may
+    /// add an event) and the answer waits until both are stored, so nothing is acknowledged
+    /// unaudited; a refusal is recorded without waiting.
+    async fn conclude<T>(
+        &self,
+        result: Result<T>,
+        record: AuditRecord,
+        describe: impl FnOnce(&T, AuditRecord) -> (AuditRecord, Option<NewEvent>),
+    ) -> Result<T> {
+        match result {
+            Ok(value) => {
+                let (record, event) = describe(&value, record);
+                self.journal.commit(Some(record), event).await?;
+                Ok(value)
+            }
+            Err(e) => {
+                self.journal.enqueue(record.refused_by(&e)).await;
+                Err(e)
+            }
         }
     }
 
@@ -436,7 +871,7 @@ impl Services {
         loop {
             let rows = self.store.keys_not_under(&primary, 500).await?;
             if rows.is_empty() {
-                return Ok(moved);
+                return Ok(moved + self.rewrap_webhook_secrets(&primary).await?);
             }
             for row in rows {
                 let (key_id, wrapped) = self.cipher.rewrap(
@@ -453,6 +888,18 @@ impl Services {
                 }
             }
         }
+    }
+}
+
+/// Succeeds for instance-wide admin principals only.
+fn require_instance_admin(who: &Principal, action: &str) -> Result<()> {
+    if who.workspace_id.is_none() && who.role >= Role::Admin {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "token {:?} is not an instance admin; {action} needs an instance-wide admin token",
+            who.token_name
+        )))
     }
 }
 

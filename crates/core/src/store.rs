@@ -8,6 +8,9 @@
 //! - "live" states are those not soft-deleted; at most one live state per (workspace, name);
 //! - timestamps are given by the caller (time is injected).
 
+pub mod audit;
+pub mod webhooks;
+
 use async_trait::async_trait;
 
 use crate::Result;
@@ -20,7 +23,7 @@ use crate::model::{
 };
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: audit::AuditStore + webhooks::WebhookStore + Send + Sync + 'static {
     /// Which backend this is ("sqlite" or "postgres"), for logs.
     fn kind(&self) -> &'static str;
 

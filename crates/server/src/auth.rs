@@ -1,6 +1,9 @@
 //! Credentials: HTTP basic auth with the token as password (Terraform's `username`/`password`,
 //! `TF_HTTP_PASSWORD`), or `Authorization: Bearer <token>` (OpenTofu `headers`).
 
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use statehouse_core::access::Principal;
@@ -8,9 +11,15 @@ use statehouse_core::{Error, Result};
 
 use crate::AppState;
 
-pub async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
+/// The caller's principal, with the client's address (audited, also for refused tokens).
+pub async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<ConnectInfo<SocketAddr>>,
+) -> Result<Principal> {
     let secret = presented_secret(headers)?;
-    state.services.authenticate(&secret).await
+    let source_ip = peer.map(|ConnectInfo(addr)| addr.ip().to_string());
+    state.services.authenticate_from(&secret, source_ip).await
 }
 
 fn presented_secret(headers: &HeaderMap) -> Result<String> {

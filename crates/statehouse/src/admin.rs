@@ -162,6 +162,35 @@ pub enum StateCommand {
 }
 
 #[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain: exits non-zero naming the first altered, removed,
+    /// reordered or inserted entry. Prints the chain head; keep it somewhere else to detect a
+    /// rewrite of the whole chain later.
+    Verify {
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Print audit entries as JSON lines, oldest first.
+    Export {
+        /// Only entries at or after this time (RFC 3339, e.g. 2026-01-31T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        /// An action (`state.write`) or a prefix (`lock.*`).
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        workspace: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum KeyCommand {
     /// Generate a new master key and re-wrap every data key with it. Servers that share the
     /// key file pick the new key up by themselves; replicas with their own copy of the file
@@ -171,7 +200,13 @@ pub enum KeyCommand {
 
 pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
     let instance = instance::open(config).await?;
-    let services = &instance.services;
+    let result = token_command(&instance.services, cmd).await;
+    // Refusals are audited without waiting; store them before the process exits.
+    instance.services.flush_journal().await;
+    result
+}
+
+async fn token_command(services: &Services, cmd: TokenCommand) -> Result<()> {
     match cmd {
         TokenCommand::Create {
             workspace,
@@ -187,6 +222,7 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
             });
             let (token, secret) = services
                 .create_token(
+                    &Principal::local_operator(),
                     workspace.as_deref(),
                     role,
                     &name,
@@ -275,8 +311,7 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
                 ),
             };
             if services
-                .store
-                .revoke_token(&target.id, services.now())
+                .revoke_token(&Principal::local_operator(), &target.id)
                 .await?
             {
                 eprintln!("revoked token {:?} (id {})", target.name, target.id);
@@ -293,10 +328,18 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
 
 pub async fn workspace(config: &Config, cmd: WorkspaceCommand) -> Result<()> {
     let instance = instance::open(config).await?;
-    let services = &instance.services;
+    let result = workspace_command(&instance.services, cmd).await;
+    // Refusals are audited without waiting; store them before the process exits.
+    instance.services.flush_journal().await;
+    result
+}
+
+async fn workspace_command(services: &Services, cmd: WorkspaceCommand) -> Result<()> {
     match cmd {
         WorkspaceCommand::Create { name } => {
-            let ws = services.create_workspace(&name).await?;
+            let ws = services
+                .create_workspace(&Principal::local_operator(), &name)
+                .await?;
             eprintln!("created workspace {:?}", ws.name);
         }
         WorkspaceCommand::List { output } => {
@@ -326,7 +369,9 @@ pub async fn workspace(config: &Config, cmd: WorkspaceCommand) -> Result<()> {
         } => {
             let ws = services.workspace(&name).await?;
             let on = matches!(serial_protection, OnOff::On);
-            services.store.set_serial_protection(&ws.id, on).await?;
+            services
+                .set_serial_protection(&Principal::local_operator(), &ws.name, on)
+                .await?;
             eprintln!(
                 "workspace {:?}: serial protection {}",
                 ws.name,
@@ -339,7 +384,13 @@ pub async fn workspace(config: &Config, cmd: WorkspaceCommand) -> Result<()> {
 
 pub async fn state(config: &Config, cmd: StateCommand) -> Result<()> {
     let instance = instance::open(config).await?;
-    let services = &instance.services;
+    let result = state_command(&instance.services, cmd).await;
+    // Refusals are audited without waiting; store them before the process exits.
+    instance.services.flush_journal().await;
+    result
+}
+
+async fn state_command(services: &Services, cmd: StateCommand) -> Result<()> {
     let operator = Principal::local_operator();
     match cmd {
         StateCommand::List { workspace, output } => {
@@ -462,27 +513,11 @@ pub async fn state(config: &Config, cmd: StateCommand) -> Result<()> {
             print_table(&["ID", "NAME", "VERSIONS", "DELETED", "BY"], rows);
         }
         StateCommand::Restore { workspace, id } => {
-            let ws = services.workspace(&workspace).await?;
-            if !services
-                .store
-                .restore_state(&ws.id, &id, services.now())
-                .await?
-            {
-                bail!(
-                    "no deleted state with id {id:?} in workspace {:?}; see `statehouse state deleted`",
-                    ws.name
-                );
-            }
+            services.restore_state(&operator, &workspace, &id).await?;
             eprintln!("restored state {id}");
         }
         StateCommand::Purge { workspace, id } => {
-            let ws = services.workspace(&workspace).await?;
-            if !services.store.purge_state(&ws.id, &id).await? {
-                bail!(
-                    "no deleted state with id {id:?} in workspace {:?}; only deleted states can be purged",
-                    ws.name
-                );
-            }
+            services.purge_state(&operator, &workspace, &id).await?;
             eprintln!("purged state {id} and all its versions");
         }
     }
@@ -527,6 +562,84 @@ pub async fn key(config: &Config, cmd: KeyCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+pub async fn audit(config: &Config, cmd: AuditCommand) -> Result<()> {
+    let instance = instance::open(config).await?;
+    let services = &instance.services;
+    let operator = Principal::local_operator();
+    match cmd {
+        AuditCommand::Verify { output } => {
+            let report = services.verify_audit(&operator).await?;
+            if output.json {
+                print_json(&report)?;
+            } else {
+                let head = &report.head;
+                println!(
+                    "checked {} entries ({} to {}); chain head: entry {} hash {}",
+                    report.checked,
+                    head.pruned_seq + 1,
+                    head.last_seq,
+                    head.last_seq,
+                    head.last_hash
+                );
+                if head.pruned_seq > 0 {
+                    println!(
+                        "entries up to {} were pruned by retention (last pruned hash {})",
+                        head.pruned_seq, head.pruned_hash
+                    );
+                }
+            }
+            if let Some(problem) = report.problem {
+                bail!(
+                    "the audit log was tampered with: {} — restore the database from a backup you trust and investigate",
+                    problem.message
+                );
+            }
+            eprintln!("the audit log is intact");
+        }
+        AuditCommand::Export {
+            since,
+            until,
+            actor,
+            action,
+            workspace,
+            target,
+        } => {
+            let mut query = statehouse_core::audit::AuditQuery {
+                actor,
+                action,
+                workspace,
+                target,
+                since: since.as_deref().map(parse_time).transpose()?,
+                until: until.as_deref().map(parse_time).transpose()?,
+                cursor: Some(0),
+                newest_first: false,
+                limit: statehouse_core::service::MAX_AUDIT_PAGE,
+                ..Default::default()
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            loop {
+                let page = services.audit_entries(&operator, query.clone()).await?;
+                let Some(last) = page.last() else { break };
+                query.cursor = Some(last.seq);
+                for entry in &page {
+                    serde_json::to_writer(&mut out, entry)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            out.flush()?;
+        }
+    }
+    services.flush_journal().await;
+    Ok(())
+}
+
+/// RFC 3339 text to a timestamp.
+fn parse_time(text: &str) -> Result<Timestamp> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| Timestamp(t.timestamp_millis()))
+        .with_context(|| format!("invalid time {text:?}: use RFC 3339, e.g. 2026-01-31T00:00:00Z"))
 }
 
 async fn live_state(services: &Services, who: &Principal, state: &StateRef) -> Result<StateRecord> {

@@ -44,6 +44,9 @@ enum Command {
     /// Inspect states and versions, allow an overwrite, restore or purge deleted states.
     #[command(subcommand)]
     State(admin::StateCommand),
+    /// Verify or export the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
     /// Master key operations.
     #[command(subcommand)]
     Key(admin::KeyCommand),
@@ -91,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => admin::token(&config, cmd).await,
         Command::Workspace(cmd) => admin::workspace(&config, cmd).await,
         Command::State(cmd) => admin::state(&config, cmd).await,
+        Command::Audit(cmd) => admin::audit(&config, cmd).await,
         Command::Key(cmd) => admin::key(&config, cmd).await,
         Command::Import(ImportCommand::TfPg(args)) => import::tf_pg(&config, args).await,
     }

@@ -36,6 +36,9 @@
 //! rejects the `options` startup parameter). PgBouncer in transaction mode would lose them and
 //! is not supported.
 
+mod audit;
+mod webhooks;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,6 +7,9 @@
 //! `synchronous=NORMAL` in WAL mode keeps every committed transaction across a process crash
 //! (`kill -9`); only an OS crash or power loss can drop the last commits.
 
+mod audit;
+mod webhooks;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use md5::{Digest, Md5};
-use statehouse_core::access::Role;
+use statehouse_core::access::{Principal, Role};
 use statehouse_core::clock::{FakeClock, Timestamp};
 use statehouse_core::crypto::{Cipher, KeyFile};
 use statehouse_core::service::Services;
@@ -38,7 +38,10 @@ impl TestServer {
             clock.clone(),
         );
         services.ensure_default_workspace().await.unwrap();
-        services.create_workspace("other").await.unwrap();
+        services
+            .create_workspace(&Principal::local_operator(), "other")
+            .await
+            .unwrap();
         let app = router(AppState {
             services: services.clone(),
             max_state_bytes: MAX_BYTES,
@@ -62,7 +65,13 @@ impl TestServer {
     pub async fn token(&self, workspace: Option<&str>, role: Role) -> String {
         let (_, secret) = self
             .services
-            .create_token(workspace, role, &format!("{workspace:?}-{role}"), None)
+            .create_token(
+                &Principal::local_operator(),
+                workspace,
+                role,
+                &format!("{workspace:?}-{role}"),
+                None,
+            )
             .await
             .unwrap();
         secret.expose().to_owned()

@@ -1,0 +1,174 @@
+//! The journal writer: one task per process that appends audit records and events to the store
+//! in batches (group commit), then broadcasts the stored events to in-process subscribers.
+//!
+//! Callers put an item on a bounded queue. Mutations wait until their item is committed
+//! ([`Journal::commit`]); reads only wait for room in the queue ([`Journal::enqueue`]). While
+//! one batch is being written the next one gathers, so under load each transaction carries
+//! many entries and costs a single commit. [`Journal::flush`] returns once everything queued
+//! before it is stored (graceful shutdown, CLI commands before they exit).
+
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::audit::AuditRecord;
+use crate::events::{Event, NewEvent};
+use crate::store::Store;
+use crate::{Error, Result};
+
+/// Items waiting to be written; a full queue makes callers wait (back-pressure), never drops.
+const QUEUE_CAPACITY: usize = 16_384;
+/// Most items in one transaction.
+const MAX_BATCH: usize = 1_000;
+/// Events kept for in-process subscribers that fall behind.
+const BROADCAST_CAPACITY: usize = 4_096;
+
+type Reply = oneshot::Sender<Result<Option<Event>>>;
+
+enum Item {
+    Entry {
+        record: Option<AuditRecord>,
+        event: Option<NewEvent>,
+        reply: Option<Reply>,
+    },
+    Flush(oneshot::Sender<()>),
+}
+
+pub struct Journal {
+    store: Arc<dyn Store>,
+    /// Started on first use, so that building services needs no async runtime.
+    queue: OnceLock<mpsc::Sender<Item>>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Journal {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Journal {
+            store,
+            queue: OnceLock::new(),
+            events: broadcast::channel(BROADCAST_CAPACITY).0,
+        }
+    }
+
+    fn queue(&self) -> &mpsc::Sender<Item> {
+        self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+            tokio::spawn(write_loop(self.store.clone(), rx, self.events.clone()));
+            tx
+        })
+    }
+
+    /// Queues a record and/or event and waits until it is committed; returns the stored event.
+    pub async fn commit(
+        &self,
+        record: Option<AuditRecord>,
+        event: Option<NewEvent>,
+    ) -> Result<Option<Event>> {
+        let (reply, done) = oneshot::channel();
+        self.queue()
+            .send(Item::Entry {
+                record,
+                event,
+                reply: Some(reply),
+            })
+            .await
+            .map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())?
+    }
+
+    /// Queues a record without waiting for it to be stored (reads, refusals).
+    pub async fn enqueue(&self, record: AuditRecord) {
+        let item = Item::Entry {
+            record: Some(record),
+            event: None,
+            reply: None,
+        };
+        if self.queue().send(item).await.is_err() {
+            tracing::error!("audit journal writer is gone; an audit record was lost");
+        }
+    }
+
+    /// Returns once everything queued before this call is stored (or failed).
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.queue().send(Item::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Events as they are stored by this process, for in-process subscribers.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+}
+
+fn stopped() -> Error {
+    Error::Internal("the audit journal writer stopped".into())
+}
+
+async fn write_loop(
+    store: Arc<dyn Store>,
+    mut queue: mpsc::Receiver<Item>,
+    events: broadcast::Sender<Event>,
+) {
+    let mut batch = Vec::with_capacity(64);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        write_batch(store.as_ref(), std::mem::take(&mut batch), &events).await;
+    }
+}
+
+async fn write_batch(store: &dyn Store, batch: Vec<Item>, events: &broadcast::Sender<Event>) {
+    let mut records = Vec::new();
+    let mut new_events = Vec::new();
+    // Per item: its reply and the index of its event in `new_events`.
+    let mut replies = Vec::new();
+    let mut flushes = Vec::new();
+    for item in batch {
+        match item {
+            Item::Entry {
+                record,
+                event,
+                reply,
+            } => {
+                records.extend(record);
+                let event_index = event.map(|e| {
+                    new_events.push(e);
+                    new_events.len() - 1
+                });
+                if let Some(reply) = reply {
+                    replies.push((reply, event_index));
+                }
+            }
+            Item::Flush(done) => flushes.push(done),
+        }
+    }
+    if !records.is_empty() || !new_events.is_empty() {
+        match store.append_journal(&records, &new_events).await {
+            Ok(stored) => {
+                for (reply, index) in replies {
+                    let _ = reply.send(Ok(index.and_then(|i| stored.get(i).cloned())));
+                }
+                for event in stored {
+                    // No subscribers is fine.
+                    let _ = events.send(event);
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    records = records.len(),
+                    events = new_events.len(),
+                    "could not store audit records and events"
+                );
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(Error::Store(format!(
+                        "the audit log could not record this operation: {e}"
+                    ))));
+                }
+            }
+        }
+    }
+    for done in flushes {
+        let _ = done.send(());
+    }
+}
