@@ -479,10 +479,7 @@ mod tests {
     #[test]
     fn chain_links_each_entry_to_the_previous() {
         let entries = chain(0, GENESIS_HASH, &[record(1), record(2), record(3)]);
-        assert_eq!(
-            entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            [1, 2, 3]
-        );
+        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(entries[0].prev_hash, GENESIS_HASH);
         assert_eq!(entries[1].prev_hash, entries[0].hash);
         assert_eq!(entries[2].prev_hash, entries[1].hash);
@@ -560,7 +557,10 @@ mod tests {
     #[test]
     fn refusals_map_to_outcomes() {
         let r = record(1).refused_by(&Error::Forbidden("no".into()));
-        assert_eq!((r.outcome, r.reason.as_deref()), (Outcome::Denied, Some("no")));
+        assert_eq!(
+            (r.outcome, r.reason.as_deref()),
+            (Outcome::Denied, Some("no"))
+        );
         let r = record(1).refused_by(&Error::Conflict("serial".into()));
         assert_eq!(r.outcome, Outcome::Failed);
         let r = record(1).refused_by(&Error::Locked {

@@ -240,9 +240,7 @@ impl Services {
             let (workspace, _) = self
                 .authorize(who, ws, Role::Admin, "changing workspace settings")
                 .await?;
-            self.store
-                .set_serial_protection(&workspace.id, on)
-                .await?;
+            self.store.set_serial_protection(&workspace.id, on).await?;
             self.workspaces.forget(&workspace.name);
             Ok(())
         }
@@ -628,39 +626,45 @@ impl Services {
             .workspace(ws)
             .target(name);
         let result = self.unlock_state_unaudited(who, ws, name, info).await;
-        self.conclude(result, record, |(workspace, outcome, id), r| match outcome {
-            UnlockOutcome::Released => {
-                let event = self.event(
-                    kind::LOCK_RELEASED,
-                    workspace,
-                    name,
-                    who,
-                    json!({"lock_id": id}),
-                );
-                (r.detail(json!({"lock_id": id})), Some(event))
-            }
-            UnlockOutcome::ForceReleased { previous } => {
-                let facts = json!({
-                    "lock_id": previous.id,
-                    "holder": previous.holder,
-                    "holder_token_id": previous.token_id,
-                    "locked_at": previous.locked_at,
-                });
-                let event = self.event(
-                    kind::LOCK_FORCE_UNLOCKED,
-                    workspace,
-                    name,
-                    who,
-                    facts.clone(),
-                );
-                let r = AuditRecord {
-                    action: "lock.force_release".into(),
-                    ..r
-                };
-                (r.detail(facts), Some(event))
-            }
-            UnlockOutcome::NotLocked => (r.detail(json!({"lock_id": id, "not_locked": true})), None),
-        })
+        self.conclude(
+            result,
+            record,
+            |(workspace, outcome, id), r| match outcome {
+                UnlockOutcome::Released => {
+                    let event = self.event(
+                        kind::LOCK_RELEASED,
+                        workspace,
+                        name,
+                        who,
+                        json!({"lock_id": id}),
+                    );
+                    (r.detail(json!({"lock_id": id})), Some(event))
+                }
+                UnlockOutcome::ForceReleased { previous } => {
+                    let facts = json!({
+                        "lock_id": previous.id,
+                        "holder": previous.holder,
+                        "holder_token_id": previous.token_id,
+                        "locked_at": previous.locked_at,
+                    });
+                    let event = self.event(
+                        kind::LOCK_FORCE_UNLOCKED,
+                        workspace,
+                        name,
+                        who,
+                        facts.clone(),
+                    );
+                    let r = AuditRecord {
+                        action: "lock.force_release".into(),
+                        ..r
+                    };
+                    (r.detail(facts), Some(event))
+                }
+                UnlockOutcome::NotLocked => {
+                    (r.detail(json!({"lock_id": id, "not_locked": true})), None)
+                }
+            },
+        )
         .await
         .map(|(_, outcome, _)| outcome)
     }

@@ -640,7 +640,13 @@ async fn rbac_matrix() {
     }
     let (_, expiring) = s
         .services
-        .create_token(&Principal::local_operator(), Some("default"), Role::Admin, "short", Some(1_000))
+        .create_token(
+            &Principal::local_operator(),
+            Some("default"),
+            Role::Admin,
+            "short",
+            Some(1_000),
+        )
         .await
         .unwrap();
     s.clock.advance_millis(2_000);
@@ -781,7 +787,13 @@ async fn revocation_applies_within_a_second() {
     let s = TestServer::start().await;
     let (token, secret) = s
         .services
-        .create_token(&Principal::local_operator(), Some("default"), Role::Viewer, "soon-revoked", Some(10_000))
+        .create_token(
+            &Principal::local_operator(),
+            Some("default"),
+            Role::Viewer,
+            "soon-revoked",
+            Some(10_000),
+        )
         .await
         .unwrap();
     let t = secret.expose().to_owned();
@@ -803,7 +815,13 @@ async fn revocation_applies_within_a_second() {
 
     let (_, secret) = s
         .services
-        .create_token(&Principal::local_operator(), Some("default"), Role::Viewer, "expiring", Some(1_500))
+        .create_token(
+            &Principal::local_operator(),
+            Some("default"),
+            Role::Viewer,
+            "expiring",
+            Some(1_500),
+        )
         .await
         .unwrap();
     let t = secret.expose().to_owned();

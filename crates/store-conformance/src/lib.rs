@@ -21,6 +21,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod audit;
+pub use audit::{
+    audit_appends_chain_entries_in_order, audit_prune_keeps_the_chain_verifiable,
+    audit_queries_filter_and_page, concurrent_claims_never_overlap,
+    concurrent_journal_appends_keep_one_chain, deliveries_are_claimed_with_a_lease_and_finished,
+    events_are_numbered_in_order_and_filtered,
+    events_create_deliveries_for_matching_enabled_webhooks, two_stores_claims_never_overlap,
+    two_stores_journal_appends_keep_one_chain, webhook_keys_rewrap_compare_and_set,
+    webhooks_are_created_listed_updated_deleted,
+};
+
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -137,6 +148,16 @@ macro_rules! __conformance_module {
                 concurrent_locks_exactly_one_wins,
                 concurrent_writes_exactly_one_wins,
                 concurrent_ensure_yields_one_state,
+                audit_appends_chain_entries_in_order,
+                audit_queries_filter_and_page,
+                audit_prune_keeps_the_chain_verifiable,
+                events_are_numbered_in_order_and_filtered,
+                concurrent_journal_appends_keep_one_chain,
+                webhooks_are_created_listed_updated_deleted,
+                events_create_deliveries_for_matching_enabled_webhooks,
+                deliveries_are_claimed_with_a_lease_and_finished,
+                concurrent_claims_never_overlap,
+                webhook_keys_rewrap_compare_and_set,
             );
             $(
                 $crate::__two_store_cases!(
@@ -145,6 +166,8 @@ macro_rules! __conformance_module {
                     two_stores_concurrent_locks_exactly_one_wins,
                     two_stores_concurrent_writes_exactly_one_wins,
                     two_stores_concurrent_ensure_yields_one_state,
+                    two_stores_journal_appends_keep_one_chain,
+                    two_stores_claims_never_overlap,
                 );
             )?
         }
@@ -191,7 +214,7 @@ macro_rules! __two_store_cases {
 /// A fixed point in time (2023-11-14T22:13:20Z); tests move from it, never from the wall clock.
 pub const T0: Timestamp = Timestamp(1_700_000_000_000);
 
-fn at(offset_millis: i64) -> Timestamp {
+pub(crate) fn at(offset_millis: i64) -> Timestamp {
     T0.plus_millis(offset_millis)
 }
 
@@ -204,7 +227,7 @@ fn workspace_value(name: &str) -> Workspace {
     }
 }
 
-async fn workspace(store: &dyn Store, name: &str) -> Workspace {
+pub(crate) async fn workspace(store: &dyn Store, name: &str) -> Workspace {
     let ws = workspace_value(name);
     store
         .create_workspace(&ws)

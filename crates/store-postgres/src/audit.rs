@@ -35,7 +35,9 @@ fn entry_from(row: &PgRow) -> Result<AuditEntry> {
             workspace: get(row, "workspace")?,
             target: get(row, "target")?,
             outcome: Outcome::parse(&outcome).map_err(|_| {
-                statehouse_core::Error::Internal(format!("stored audit outcome {outcome:?} is unknown"))
+                statehouse_core::Error::Internal(format!(
+                    "stored audit outcome {outcome:?} is unknown"
+                ))
             })?,
             reason: get(row, "reason")?,
             detail: get(row, "detail")?,
@@ -120,8 +122,16 @@ async fn deliveries_for(tx: &mut PgConnection, events: &[Event]) -> sqlx::Result
     let mut out = Vec::new();
     for event in events {
         for (id, ws, filter) in &hooks {
-            if event.workspace_id.as_deref() == Some(ws.as_str()) && filter_matches(filter, &event.kind) {
-                out.push(Delivery::new(id, Some(event.seq), &event.kind, event_body(event), event.at));
+            if event.workspace_id.as_deref() == Some(ws.as_str())
+                && filter_matches(filter, &event.kind)
+            {
+                out.push(Delivery::new(
+                    id,
+                    Some(event.seq),
+                    &event.kind,
+                    event_body(event),
+                    event.at,
+                ));
             }
         }
     }
@@ -156,7 +166,11 @@ pub(crate) async fn insert_deliveries(
 
 #[async_trait]
 impl AuditStore for PgStore {
-    async fn append_journal(&self, records: &[AuditRecord], events: &[NewEvent]) -> Result<Vec<Event>> {
+    async fn append_journal(
+        &self,
+        records: &[AuditRecord],
+        events: &[NewEvent],
+    ) -> Result<Vec<Event>> {
         let mut tx = self.begin().await?;
         let err = |e| self.db_err(e);
         let (last_seq, last_hash, last_event): (i64, String, i64) = sqlx::query_as(
@@ -253,9 +267,17 @@ impl AuditStore for PgStore {
             }
             (None, _) => {}
         }
-        q.push(if query.newest_first { " ORDER BY seq DESC" } else { " ORDER BY seq" });
+        q.push(if query.newest_first {
+            " ORDER BY seq DESC"
+        } else {
+            " ORDER BY seq"
+        });
         q.push(" LIMIT ").push_bind(query.limit.max(1));
-        let rows = q.build().fetch_all(&self.pool).await.map_err(|e| self.db_err(e))?;
+        let rows = q
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.db_err(e))?;
         rows.iter().map(entry_from).collect()
     }
 
@@ -275,17 +297,16 @@ impl AuditStore for PgStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(err)?;
-        let upto = first_kept
-            .map_or(last_seq, |s| s - 1)
-            .min(pruned_seq + max);
+        let upto = first_kept.map_or(last_seq, |s| s - 1).min(pruned_seq + max);
         if upto <= pruned_seq {
             return Ok(0);
         }
-        let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_entries WHERE seq = $1")
-            .bind(upto)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err)?;
+        let hash: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit_entries WHERE seq = $1")
+                .bind(upto)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
         let Some(hash) = hash else {
             return Err(statehouse_core::Error::Internal(format!(
                 "audit entry {upto} is missing; run `statehouse audit verify`"
@@ -318,10 +339,16 @@ impl AuditStore for PgStore {
         );
         q.push_bind(after_seq);
         if let Some(ids) = workspace_ids {
-            q.push(" AND workspace_id = ANY(").push_bind(ids.to_vec()).push(")");
+            q.push(" AND workspace_id = ANY(")
+                .push_bind(ids.to_vec())
+                .push(")");
         }
         q.push(" ORDER BY seq LIMIT ").push_bind(limit.max(1));
-        let rows = q.build().fetch_all(&self.pool).await.map_err(|e| self.db_err(e))?;
+        let rows = q
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.db_err(e))?;
         rows.iter().map(event_from).collect()
     }
 

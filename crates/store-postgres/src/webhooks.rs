@@ -28,7 +28,9 @@ fn webhook_from(row: &PgRow) -> Result<Webhook> {
         workspace_id: get(row, "workspace_id")?,
         url: get(row, "url")?,
         events: serde_json::from_str(&events).map_err(|e| {
-            statehouse_core::Error::Internal(format!("stored webhook filter is not a JSON list: {e}"))
+            statehouse_core::Error::Internal(format!(
+                "stored webhook filter is not a JSON list: {e}"
+            ))
         })?,
         enabled: get(row, "enabled")?,
         description: get(row, "description")?,
@@ -102,7 +104,9 @@ impl WebhookStore for PgStore {
     }
 
     async fn webhook(&self, workspace_id: &str, id: &str) -> Result<Option<Webhook>> {
-        let sql = sqlx::AssertSqlSafe(format!("{WEBHOOK_COLUMNS} WHERE workspace_id = $1 AND id = $2"));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{WEBHOOK_COLUMNS} WHERE workspace_id = $1 AND id = $2"
+        ));
         let row = sqlx::query(sql)
             .bind(workspace_id)
             .bind(id)
@@ -271,7 +275,9 @@ impl WebhookStore for PgStore {
     }
 
     async fn delivery(&self, webhook_id: &str, id: &str) -> Result<Option<Delivery>> {
-        let sql = sqlx::AssertSqlSafe(format!("{DELIVERY_COLUMNS} WHERE webhook_id = $1 AND id = $2"));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{DELIVERY_COLUMNS} WHERE webhook_id = $1 AND id = $2"
+        ));
         let row = sqlx::query(sql)
             .bind(webhook_id)
             .bind(id)
@@ -315,7 +321,9 @@ impl WebhookStore for PgStore {
     }
 
     async fn webhooks_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<Webhook>> {
-        let sql = sqlx::AssertSqlSafe(format!("{WEBHOOK_COLUMNS} WHERE key_id <> $1 ORDER BY id LIMIT $2"));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{WEBHOOK_COLUMNS} WHERE key_id <> $1 ORDER BY id LIMIT $2"
+        ));
         let rows = sqlx::query(sql)
             .bind(key_id)
             .bind(limit)

@@ -33,7 +33,9 @@ fn entry_from(row: &SqliteRow) -> Result<AuditEntry> {
             workspace: get(row, "workspace")?,
             target: get(row, "target")?,
             outcome: Outcome::parse(&outcome).map_err(|_| {
-                statehouse_core::Error::Internal(format!("stored audit outcome {outcome:?} is unknown"))
+                statehouse_core::Error::Internal(format!(
+                    "stored audit outcome {outcome:?} is unknown"
+                ))
             })?,
             reason: get(row, "reason")?,
             detail: get(row, "detail")?,
@@ -106,7 +108,10 @@ async fn insert_events(tx: &mut Transaction<'_, Sqlite>, events: &[(Event, Strin
 }
 
 /// One pending delivery per event for every enabled webhook of its workspace that wants it.
-async fn deliveries_for(tx: &mut Transaction<'_, Sqlite>, events: &[Event]) -> Result<Vec<Delivery>> {
+async fn deliveries_for(
+    tx: &mut Transaction<'_, Sqlite>,
+    events: &[Event],
+) -> Result<Vec<Delivery>> {
     let hooks: Vec<(String, String, String)> =
         sqlx::query_as("SELECT id, workspace_id, events FROM webhooks WHERE enabled = 1")
             .fetch_all(&mut **tx)
@@ -119,8 +124,16 @@ async fn deliveries_for(tx: &mut Transaction<'_, Sqlite>, events: &[Event]) -> R
     let mut out = Vec::new();
     for event in events {
         for (id, ws, filter) in &hooks {
-            if event.workspace_id.as_deref() == Some(ws.as_str()) && filter_matches(filter, &event.kind) {
-                out.push(Delivery::new(id, Some(event.seq), &event.kind, event_body(event), event.at));
+            if event.workspace_id.as_deref() == Some(ws.as_str())
+                && filter_matches(filter, &event.kind)
+            {
+                out.push(Delivery::new(
+                    id,
+                    Some(event.seq),
+                    &event.kind,
+                    event_body(event),
+                    event.at,
+                ));
             }
         }
     }
@@ -155,14 +168,19 @@ pub(crate) async fn insert_deliveries(
 
 #[async_trait]
 impl AuditStore for SqliteStore {
-    async fn append_journal(&self, records: &[AuditRecord], events: &[NewEvent]) -> Result<Vec<Event>> {
+    async fn append_journal(
+        &self,
+        records: &[AuditRecord],
+        events: &[NewEvent],
+    ) -> Result<Vec<Event>> {
         let mut conn = self.write.lock().await;
         let mut tx = begin_write(&mut conn).await?;
-        let (last_seq, last_hash, last_event): (i64, String, i64) =
-            sqlx::query_as("SELECT last_seq, last_hash, last_event_seq FROM audit_chain WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
+        let (last_seq, last_hash, last_event): (i64, String, i64) = sqlx::query_as(
+            "SELECT last_seq, last_hash, last_event_seq FROM audit_chain WHERE id = 1",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
         let entries = audit::chain(last_seq, &last_hash, records);
         insert_entries(&mut tx, &entries).await?;
         let stored: Vec<(Event, String)> = events
@@ -182,23 +200,27 @@ impl AuditStore for SqliteStore {
             Some(e) => (e.seq, e.hash.as_str()),
             None => (last_seq, last_hash.as_str()),
         };
-        sqlx::query("UPDATE audit_chain SET last_seq = ?, last_hash = ?, last_event_seq = ? WHERE id = 1")
-            .bind(new_seq)
-            .bind(new_hash)
-            .bind(last_event + stored.len() as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE audit_chain SET last_seq = ?, last_hash = ?, last_event_seq = ? WHERE id = 1",
+        )
+        .bind(new_seq)
+        .bind(new_hash)
+        .bind(last_event + stored.len() as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         commit(tx).await?;
         Ok(stored)
     }
 
     async fn audit_head(&self) -> Result<ChainHead> {
         let (last_seq, last_hash, pruned_seq, pruned_hash): (i64, String, i64, String) =
-            sqlx::query_as("SELECT last_seq, last_hash, pruned_seq, pruned_hash FROM audit_chain WHERE id = 1")
-                .fetch_one(&self.read)
-                .await
-                .map_err(db_err)?;
+            sqlx::query_as(
+                "SELECT last_seq, last_hash, pruned_seq, pruned_hash FROM audit_chain WHERE id = 1",
+            )
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_err)?;
         Ok(ChainHead {
             last_seq,
             last_hash,
@@ -247,7 +269,11 @@ impl AuditStore for SqliteStore {
             }
             (None, _) => {}
         }
-        q.push(if query.newest_first { " ORDER BY seq DESC" } else { " ORDER BY seq" });
+        q.push(if query.newest_first {
+            " ORDER BY seq DESC"
+        } else {
+            " ORDER BY seq"
+        });
         q.push(" LIMIT ").push_bind(query.limit.max(1));
         let rows = q.build().fetch_all(&self.read).await.map_err(db_err)?;
         rows.iter().map(entry_from).collect()
@@ -269,17 +295,16 @@ impl AuditStore for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err)?;
-        let upto = first_kept
-            .map_or(last_seq, |s| s - 1)
-            .min(pruned_seq + max);
+        let upto = first_kept.map_or(last_seq, |s| s - 1).min(pruned_seq + max);
         if upto <= pruned_seq {
             return Ok(0);
         }
-        let hash: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_entries WHERE seq = ?")
-            .bind(upto)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let hash: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit_entries WHERE seq = ?")
+                .bind(upto)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
         let Some(hash) = hash else {
             return Err(statehouse_core::Error::Internal(format!(
                 "audit entry {upto} is missing; run `statehouse audit verify`"

@@ -27,7 +27,9 @@ fn webhook_from(row: &SqliteRow) -> Result<Webhook> {
         workspace_id: get(row, "workspace_id")?,
         url: get(row, "url")?,
         events: serde_json::from_str(&events).map_err(|e| {
-            statehouse_core::Error::Internal(format!("stored webhook filter is not a JSON list: {e}"))
+            statehouse_core::Error::Internal(format!(
+                "stored webhook filter is not a JSON list: {e}"
+            ))
         })?,
         enabled: get(row, "enabled")?,
         description: get(row, "description")?,
@@ -101,7 +103,9 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn webhook(&self, workspace_id: &str, id: &str) -> Result<Option<Webhook>> {
-        let sql = sqlx::AssertSqlSafe(format!("{WEBHOOK_COLUMNS} WHERE workspace_id = ? AND id = ?"));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{WEBHOOK_COLUMNS} WHERE workspace_id = ? AND id = ?"
+        ));
         let row = sqlx::query(sql)
             .bind(workspace_id)
             .bind(id)
@@ -172,15 +176,21 @@ impl WebhookStore for SqliteStore {
         .map_err(db_err)?;
         let mut claimed = Vec::with_capacity(ids.len());
         for id in ids {
-            sqlx::query("UPDATE webhook_deliveries SET lease_owner = ?, lease_until = ? WHERE id = ?")
-                .bind(lease_owner)
-                .bind(lease_until.millis())
+            sqlx::query(
+                "UPDATE webhook_deliveries SET lease_owner = ?, lease_until = ? WHERE id = ?",
+            )
+            .bind(lease_owner)
+            .bind(lease_until.millis())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let sql = sqlx::AssertSqlSafe(format!("{DELIVERY_COLUMNS} WHERE id = ?"));
+            let row = sqlx::query(sql)
                 .bind(&id)
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err)?;
-            let sql = sqlx::AssertSqlSafe(format!("{DELIVERY_COLUMNS} WHERE id = ?"));
-            let row = sqlx::query(sql).bind(&id).fetch_one(&mut *tx).await.map_err(db_err)?;
             let delivery = delivery_from(&row)?;
             let sql = sqlx::AssertSqlSafe(format!("{WEBHOOK_COLUMNS} WHERE id = ?"));
             let row = sqlx::query(sql)
@@ -263,7 +273,9 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn delivery(&self, webhook_id: &str, id: &str) -> Result<Option<Delivery>> {
-        let sql = sqlx::AssertSqlSafe(format!("{DELIVERY_COLUMNS} WHERE webhook_id = ? AND id = ?"));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{DELIVERY_COLUMNS} WHERE webhook_id = ? AND id = ?"
+        ));
         let row = sqlx::query(sql)
             .bind(webhook_id)
             .bind(id)
@@ -307,7 +319,9 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn webhooks_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<Webhook>> {
-        let sql = sqlx::AssertSqlSafe(format!("{WEBHOOK_COLUMNS} WHERE key_id <> ? ORDER BY id LIMIT ?"));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{WEBHOOK_COLUMNS} WHERE key_id <> ? ORDER BY id LIMIT ?"
+        ));
         let rows = sqlx::query(sql)
             .bind(key_id)
             .bind(limit)

@@ -68,7 +68,11 @@ impl Services {
     }
 
     /// Restricts a query to what `who` may read.
-    async fn scope_audit_query(&self, who: &Principal, mut query: AuditQuery) -> Result<AuditQuery> {
+    async fn scope_audit_query(
+        &self,
+        who: &Principal,
+        mut query: AuditQuery,
+    ) -> Result<AuditQuery> {
         query.limit = query.limit.clamp(1, MAX_PAGE);
         match &who.workspace_id {
             None if who.role >= Role::Admin => Ok(query),
@@ -79,7 +83,9 @@ impl Services {
                     .await?
                     .into_iter()
                     .find(|w| &w.id == own)
-                    .ok_or_else(|| Error::Forbidden("the token's workspace no longer exists".into()))?;
+                    .ok_or_else(|| {
+                        Error::Forbidden("the token's workspace no longer exists".into())
+                    })?;
                 match &query.workspace {
                     Some(asked) if asked != &workspace.name => Err(Error::Forbidden(format!(
                         "token {:?} may read the audit log of workspace {:?} only",

@@ -8,10 +8,9 @@ use crate::audit::AuditRecord;
 use crate::events::{self, kind};
 use crate::model::Workspace;
 use crate::webhooks::{
-    AttemptResult, Delivery, DeliveryAttempt, DeliveryStatus, HEADER_DELIVERY, HEADER_EVENT,
-    HEADER_SIGNATURE, HEADER_TIMESTAMP, LEASE_MILLIS, OutgoingRequest, Webhook, WebhookSecret,
-    WebhookTransport, DELIVERY_TIMEOUT, next_attempt_after, secret_binding, signature,
-    validate_url,
+    AttemptResult, DELIVERY_TIMEOUT, Delivery, DeliveryAttempt, DeliveryStatus, HEADER_DELIVERY,
+    HEADER_EVENT, HEADER_SIGNATURE, HEADER_TIMESTAMP, LEASE_MILLIS, OutgoingRequest, Webhook,
+    WebhookSecret, WebhookTransport, next_attempt_after, secret_binding, signature, validate_url,
 };
 use crate::{Error, Result};
 
@@ -57,18 +56,19 @@ impl Services {
     }
 
     async fn find_webhook(&self, workspace: &Workspace, id: &str) -> Result<Webhook> {
-        self.store
-            .webhook(&workspace.id, id)
-            .await?
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "no webhook {id:?} in workspace {:?}",
-                    workspace.name
-                ))
-            })
+        self.store.webhook(&workspace.id, id).await?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "no webhook {id:?} in workspace {:?}",
+                workspace.name
+            ))
+        })
     }
 
-    fn seal_secret(&self, workspace_id: &str, webhook_id: &str) -> Result<(WebhookSecret, crate::crypto::SealedBody)> {
+    fn seal_secret(
+        &self,
+        workspace_id: &str,
+        webhook_id: &str,
+    ) -> Result<(WebhookSecret, crate::crypto::SealedBody)> {
         let secret = WebhookSecret::generate();
         let sealed = self.cipher.seal(
             secret.expose().as_bytes(),
@@ -303,7 +303,11 @@ impl Services {
             let started = self.now();
             let outcome = match self
                 .cipher
-                .open(&claim.secret, secret_binding(&claim.workspace_id, &delivery.webhook_id), 64)
+                .open(
+                    &claim.secret,
+                    secret_binding(&claim.workspace_id, &delivery.webhook_id),
+                    64,
+                )
                 .and_then(WebhookSecret::from_bytes)
             {
                 Ok(secret) => {
