@@ -140,6 +140,12 @@ impl Principal {
         }
     }
 
+    /// Whether this principal administers the whole instance (all workspaces, creating and
+    /// deleting them).
+    pub fn is_instance_admin(&self) -> bool {
+        self.workspace_id.is_none() && self.role == Role::Admin
+    }
+
     /// The role this principal has in a workspace, if any.
     pub fn role_in(&self, workspace_id: &str) -> Option<Role> {
         match &self.workspace_id {

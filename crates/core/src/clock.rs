@@ -26,6 +26,17 @@ impl Timestamp {
             None => self.0.to_string(),
         }
     }
+
+    /// Reads RFC 3339 text (`2026-11-22T10:00:00Z`, any offset).
+    pub fn parse_rfc3339(text: &str) -> Result<Timestamp, crate::Error> {
+        chrono::DateTime::parse_from_rfc3339(text.trim())
+            .map(|t| Timestamp(t.timestamp_millis()))
+            .map_err(|e| {
+                crate::Error::BadRequest(format!(
+                    "{text:?} is not an RFC 3339 time ({e}); write e.g. 2026-11-22T10:00:00Z"
+                ))
+            })
+    }
 }
 
 pub trait Clock: Send + Sync + 'static {

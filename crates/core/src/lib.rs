@@ -8,6 +8,7 @@ pub mod clock;
 pub mod crypto;
 mod error;
 pub mod events;
+pub mod history;
 pub mod journal;
 pub mod model;
 pub mod names;
@@ -15,6 +16,8 @@ pub mod rules;
 pub mod service;
 pub mod statefile;
 pub mod store;
+pub mod tfstate;
 pub mod webhooks;
+pub mod workspaces;
 
 pub use error::{Error, Result};

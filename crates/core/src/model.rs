@@ -13,6 +13,46 @@ pub struct Workspace {
     /// Refuse writes whose serial is not above the current one or whose lineage differs.
     pub serial_protection: bool,
     pub created_at: Timestamp,
+    pub settings: WorkspaceSettings,
+}
+
+/// Per-workspace policies. `None` leaves a policy off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WorkspaceSettings {
+    /// Version retention: a version is kept while it is among the newest this many of its state…
+    pub keep_versions: Option<i64>,
+    /// …or younger than this (milliseconds). With both set, a version goes once it is outside
+    /// both; the current version and versions marked kept never go.
+    pub keep_versions_for_millis: Option<i64>,
+    /// Locks held longer than this (milliseconds) are flagged stale and raise `lock.stale`.
+    pub stale_lock_after_millis: Option<i64>,
+}
+
+impl WorkspaceSettings {
+    /// What a new workspace starts with: every version kept, locks stale after two hours.
+    pub const DEFAULT: WorkspaceSettings = WorkspaceSettings {
+        keep_versions: None,
+        keep_versions_for_millis: None,
+        stale_lock_after_millis: Some(2 * 60 * 60 * 1000),
+    };
+
+    /// Whether version retention is on at all.
+    pub fn prunes_versions(&self) -> bool {
+        self.keep_versions.is_some() || self.keep_versions_for_millis.is_some()
+    }
+}
+
+/// Which live states a listing returns, in name order, a page at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateFilter {
+    pub name_prefix: Option<String>,
+    /// `Some(true)`: only locked states; `Some(false)`: only unlocked ones.
+    pub locked: Option<bool>,
+    /// Only states updated at or after this time.
+    pub changed_since: Option<Timestamp>,
+    /// Resume after this name (the cursor).
+    pub after_name: Option<String>,
+    pub limit: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +97,8 @@ pub struct VersionMeta {
     pub forced: bool,
     /// An OpenTofu client-side encrypted state, stored as sent.
     pub client_encrypted: bool,
+    /// Marked by an admin to be spared by version retention.
+    pub kept: bool,
 }
 
 /// A live (not deleted) state with its lock and current version.

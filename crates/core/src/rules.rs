@@ -159,6 +159,7 @@ mod tests {
             client_version: None,
             forced: false,
             client_encrypted: false,
+            kept: false,
         }
     }
 

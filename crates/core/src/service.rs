@@ -24,11 +24,12 @@ use crate::events::{NewEvent, kind};
 use crate::journal::Journal;
 use crate::model::{
     LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome, UnlockRequest, VersionMeta,
-    VersionWrite, Workspace, WriteOutcome,
+    VersionWrite, Workspace, WorkspaceSettings, WriteOutcome,
 };
 use crate::names::{StateName, WorkspaceName};
 use crate::rules::{self, Incoming, WriteContext, WriteDecision};
 use crate::store::Store;
+use crate::workspaces::require_instance_admin;
 use crate::{Error, Result, statefile};
 
 /// Everything the services need, cheap to clone.
@@ -37,9 +38,9 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub cipher: Arc<Cipher>,
     pub clock: Arc<dyn Clock>,
-    workspaces: Arc<TtlCache<Workspace>>,
-    tokens: Arc<TtlCache<Token>>,
-    journal: Arc<Journal>,
+    pub(crate) workspaces: Arc<TtlCache<Workspace>>,
+    pub(crate) tokens: Arc<TtlCache<Token>>,
+    pub(crate) journal: Arc<Journal>,
 }
 
 /// Every request resolves a workspace name. Workspaces are never renamed or deleted (yet), so
@@ -168,10 +169,7 @@ impl Services {
         {
             return Ok(());
         }
-        match self
-            .create_workspace(&Principal::local_operator(), DEFAULT_WORKSPACE)
-            .await
-        {
+        match self.create_workspace(DEFAULT_WORKSPACE).await {
             Ok(_) | Err(Error::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -193,22 +191,14 @@ impl Services {
         Ok(Some(secret))
     }
 
-    /// Creates a workspace (instance admin).
-    pub async fn create_workspace(&self, who: &Principal, name: &str) -> Result<Workspace> {
-        let record = AuditRecord::by(who, "workspace.create", self.now()).target(name);
-        let result = self.create_workspace_unaudited(who, name).await;
-        self.conclude(result, record, |ws, r| (r.workspace(ws.name.clone()), None))
-            .await
-    }
-
-    async fn create_workspace_unaudited(&self, who: &Principal, name: &str) -> Result<Workspace> {
-        require_instance_admin(who, "creating a workspace")?;
+    pub async fn create_workspace(&self, name: &str) -> Result<Workspace> {
         let name = WorkspaceName::parse(name)?;
         let ws = Workspace {
             id: new_id(),
             name: name.as_str().to_owned(),
             serial_protection: true,
             created_at: self.now(),
+            settings: WorkspaceSettings::DEFAULT,
         };
         self.store.create_workspace(&ws).await?;
         Ok(ws)
@@ -228,24 +218,6 @@ impl Services {
         })?;
         self.workspaces.put(ws.name.clone(), ws.clone(), now);
         Ok(ws)
-    }
-
-    /// Turns serial/lineage protection of a workspace on or off (workspace admin).
-    pub async fn set_serial_protection(&self, who: &Principal, ws: &str, on: bool) -> Result<()> {
-        let record = AuditRecord::by(who, "workspace.update", self.now())
-            .workspace(ws)
-            .target(ws)
-            .detail(json!({"serial_protection": on}));
-        let result = async {
-            let (workspace, _) = self
-                .authorize(who, ws, Role::Admin, "changing workspace settings")
-                .await?;
-            self.store.set_serial_protection(&workspace.id, on).await?;
-            self.workspaces.forget(&workspace.name);
-            Ok(())
-        }
-        .await;
-        self.conclude(result, record, |_, r| (r, None)).await
     }
 
     /// Creates a token; `workspace: None` makes an instance-wide token (instance admin).
@@ -368,7 +340,7 @@ impl Services {
     // ---- states ---------------------------------------------------------------------------
 
     /// Resolves the workspace and checks the principal's role there.
-    async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         who: &Principal,
         ws: &str,
@@ -730,79 +702,8 @@ impl Services {
         .map(|_| ())
     }
 
-    /// Makes a soft-deleted state live again (admin), by the id `state deleted` lists.
-    /// Audited as `state.restore`; emits `state.restored`.
-    pub async fn restore_state(&self, who: &Principal, ws: &str, state_id: &str) -> Result<()> {
-        let record = AuditRecord::by(who, "state.restore", self.now())
-            .workspace(ws)
-            .target(state_id);
-        let result = async {
-            let (workspace, _) = self
-                .authorize(who, ws, Role::Admin, "restoring a state")
-                .await?;
-            let name = self
-                .store
-                .list_deleted_states(&workspace.id)
-                .await?
-                .into_iter()
-                .find(|d| d.id == state_id)
-                .map(|d| d.name);
-            let restored = match &name {
-                Some(_) => {
-                    self.store
-                        .restore_state(&workspace.id, state_id, self.now())
-                        .await?
-                }
-                None => false,
-            };
-            match name {
-                Some(name) if restored => Ok((workspace, name)),
-                _ => Err(Error::NotFound(format!(
-                    "no deleted state with id {state_id:?} in workspace {:?}; see `statehouse state deleted`",
-                    workspace.name
-                ))),
-            }
-        }
-        .await;
-        self.conclude(result, record, |(workspace, name), r| {
-            let event = self.event(
-                kind::STATE_RESTORED,
-                workspace,
-                name,
-                who,
-                json!({"state_id": state_id}),
-            );
-            (r.detail(json!({"name": name})), Some(event))
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// Removes a soft-deleted state and all its versions for good (admin). Audited as
-    /// `state.purge`.
-    pub async fn purge_state(&self, who: &Principal, ws: &str, state_id: &str) -> Result<()> {
-        let record = AuditRecord::by(who, "state.purge", self.now())
-            .workspace(ws)
-            .target(state_id);
-        let result = async {
-            let (workspace, _) = self
-                .authorize(who, ws, Role::Admin, "purging a state")
-                .await?;
-            if self.store.purge_state(&workspace.id, state_id).await? {
-                Ok(())
-            } else {
-                Err(Error::NotFound(format!(
-                    "no deleted state with id {state_id:?} in workspace {:?}; only deleted states can be purged",
-                    workspace.name
-                )))
-            }
-        }
-        .await;
-        self.conclude(result, record, |_, r| (r, None)).await
-    }
-
     /// An event about `subject` in `workspace`, caused by `who`, happening now.
-    fn event(
+    pub(crate) fn event(
         &self,
         kind: &str,
         workspace: &Workspace,
@@ -824,7 +725,7 @@ impl Services {
     /// Audits the end of an operation. On success `describe` completes the record (and may
     /// add an event) and the answer waits until both are stored, so nothing is acknowledged
     /// unaudited; a refusal is recorded without waiting.
-    async fn conclude<T>(
+    pub(crate) async fn conclude<T>(
         &self,
         result: Result<T>,
         record: AuditRecord,
@@ -856,7 +757,7 @@ impl Services {
     }
 
     /// Decrypts a stored version's body (bound to its state and version).
-    fn open_version(
+    pub(crate) fn open_version(
         &self,
         meta: VersionMeta,
         sealed: &SealedBody,
@@ -892,18 +793,6 @@ impl Services {
                 }
             }
         }
-    }
-}
-
-/// Succeeds for instance-wide admin principals only.
-fn require_instance_admin(who: &Principal, action: &str) -> Result<()> {
-    if who.workspace_id.is_none() && who.role >= Role::Admin {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(format!(
-            "token {:?} is not an instance admin; {action} needs an instance-wide admin token",
-            who.token_name
-        )))
     }
 }
 

@@ -18,8 +18,8 @@ use crate::access::Token;
 use crate::clock::Timestamp;
 use crate::crypto::SealedBody;
 use crate::model::{
-    DeletedState, LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome, UnlockRequest,
-    VersionMeta, VersionWrite, Workspace, WrappedKeyRow, WriteOutcome,
+    DeletedState, LockOutcome, LockRequest, NewToken, StateFilter, StateRecord, UnlockOutcome,
+    UnlockRequest, VersionMeta, VersionWrite, Workspace, WrappedKeyRow, WriteOutcome,
 };
 
 #[async_trait]
@@ -39,7 +39,12 @@ pub trait Store: audit::AuditStore + webhooks::WebhookStore + Send + Sync + 'sta
     async fn create_workspace(&self, workspace: &Workspace) -> Result<()>;
     async fn workspace_by_name(&self, name: &str) -> Result<Option<Workspace>>;
     async fn list_workspaces(&self) -> Result<Vec<Workspace>>;
-    async fn set_serial_protection(&self, workspace_id: &str, on: bool) -> Result<()>;
+    /// Stores the workspace's name, serial protection and settings (by id). False when there
+    /// is no such workspace; `Conflict` when the new name is taken.
+    async fn update_workspace(&self, workspace: &Workspace) -> Result<bool>;
+    /// Deletes an empty workspace with its tokens. `Conflict` while it has states (live or
+    /// soft-deleted); false when there is no such workspace.
+    async fn delete_workspace(&self, workspace_id: &str) -> Result<bool>;
 
     // Tokens
 
@@ -60,7 +65,12 @@ pub trait Store: audit::AuditStore + webhooks::WebhookStore + Send + Sync + 'sta
         name: &str,
         at: Timestamp,
     ) -> Result<StateRecord>;
-    async fn list_states(&self, workspace_id: &str) -> Result<Vec<StateRecord>>;
+    /// Live states in name order, filtered and paged by `filter`.
+    async fn list_states(
+        &self,
+        workspace_id: &str,
+        filter: &StateFilter,
+    ) -> Result<Vec<StateRecord>>;
     /// The current version of a live state with its sealed body.
     async fn current_body(
         &self,
@@ -73,8 +83,26 @@ pub trait Store: audit::AuditStore + webhooks::WebhookStore + Send + Sync + 'sta
         state_id: &str,
         version_no: i64,
     ) -> Result<Option<(VersionMeta, SealedBody)>>;
-    /// Newest first.
-    async fn list_versions(&self, state_id: &str) -> Result<Vec<VersionMeta>>;
+    /// Newest first: up to `limit` versions numbered below `before` (all when `None`).
+    async fn list_versions(
+        &self,
+        state_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<VersionMeta>>;
+    /// Marks a version as kept (spared by retention) or not; false when there is no such version.
+    async fn set_version_kept(&self, state_id: &str, version_no: i64, kept: bool) -> Result<bool>;
+    /// Deletes up to `limit` versions of the workspace's states (live or deleted) that are not
+    /// current, not kept, not among their state's newest `keep_last` (when given) and created
+    /// before `created_before` (when given); returns how many went. With neither given, nothing
+    /// goes.
+    async fn prune_versions(
+        &self,
+        workspace_id: &str,
+        keep_last: Option<i64>,
+        created_before: Option<Timestamp>,
+        limit: i64,
+    ) -> Result<u64>;
 
     /// Appends a version after [`crate::rules::decide_write`]. `Conflict` when the live state
     /// is no longer `write.state_id`.
@@ -126,6 +154,14 @@ pub trait Store: audit::AuditStore + webhooks::WebhookStore + Send + Sync + 'sta
         name: &str,
         until: Option<Timestamp>,
     ) -> Result<bool>;
+
+    /// Claims the workspace's locks taken before `locked_before` that were not flagged yet and
+    /// returns them: each lock is returned once, across all replicas.
+    async fn flag_stale_locks(
+        &self,
+        workspace_id: &str,
+        locked_before: Timestamp,
+    ) -> Result<Vec<StateRecord>>;
 
     // Master key rotation
 

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, header};
+use axum::http::{Extensions, HeaderMap, header};
 use base64::Engine;
 use statehouse_core::access::Principal;
 use statehouse_core::{Error, Result};
@@ -15,11 +15,20 @@ use crate::AppState;
 pub async fn principal(
     state: &AppState,
     headers: &HeaderMap,
-    peer: Option<ConnectInfo<SocketAddr>>,
+    extensions: &Extensions,
 ) -> Result<Principal> {
     let secret = presented_secret(headers)?;
-    let source_ip = peer.map(|ConnectInfo(addr)| addr.ip().to_string());
-    state.services.authenticate_from(&secret, source_ip).await
+    state
+        .services
+        .authenticate_from(&secret, source_ip(extensions))
+        .await
+}
+
+/// The client's address, when the server was started with connection info.
+pub fn source_ip(extensions: &Extensions) -> Option<String> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
 }
 
 fn presented_secret(headers: &HeaderMap) -> Result<String> {

@@ -1,6 +1,7 @@
 //! The HTTP face of statehouse: the Terraform/OpenTofu `http` backend, health endpoints,
 //! request ids and structured request logs.
 
+pub mod api;
 mod auth;
 mod body;
 mod health;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(tf_http::routes())
+        .merge(api::routes())
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

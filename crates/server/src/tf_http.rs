@@ -8,10 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use std::net::SocketAddr;
-
-use axum::Extension;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -83,12 +80,12 @@ async fn dispatch(
     method: Method,
     Path((workspace, raw_name)): Path<(String, String)>,
     Query(params): Query<Params>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, WireError> {
     let (name, op) = operation(&method, &raw_name)?;
-    let who = principal(&state, &headers, peer.map(|Extension(p)| p)).await?;
+    let who = principal(&state, &headers, &extensions).await?;
     let services = &state.services;
     match op {
         Operation::Read => {

@@ -5,6 +5,7 @@ mod common;
 
 use common::{TestServer, content_md5, lock_info, state_json};
 use statehouse_core::access::{Principal, Role};
+use statehouse_core::model::StateFilter;
 
 #[tokio::test]
 async fn read_write_versions_and_identical_snapshots() {
@@ -612,7 +613,12 @@ async fn bad_input_table() {
         good.as_slice()
     );
     let ws = s.services.workspace("default").await.unwrap();
-    let states = s.services.store.list_states(&ws.id).await.unwrap();
+    let states = s
+        .services
+        .store
+        .list_states(&ws.id, &StateFilter::default())
+        .await
+        .unwrap();
     assert_eq!(
         states.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         vec!["app"]

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use statehouse_core::access::{Principal, Role};
 use statehouse_core::clock::{Timestamp, parse_duration};
 use statehouse_core::crypto::MasterKey;
-use statehouse_core::model::{StateRecord, UnlockOutcome};
+use statehouse_core::model::{StateFilter, StateRecord, UnlockOutcome};
 use statehouse_core::service::Services;
 
 use crate::config::Config;
@@ -338,7 +338,7 @@ async fn workspace_command(services: &Services, cmd: WorkspaceCommand) -> Result
     match cmd {
         WorkspaceCommand::Create { name } => {
             let ws = services
-                .create_workspace(&Principal::local_operator(), &name)
+                .create_workspace_as(&Principal::local_operator(), &name)
                 .await?;
             eprintln!("created workspace {:?}", ws.name);
         }
@@ -367,11 +367,10 @@ async fn workspace_command(services: &Services, cmd: WorkspaceCommand) -> Result
             name,
             serial_protection,
         } => {
-            let ws = services.workspace(&name).await?;
+            let mut ws = services.workspace(&name).await?;
             let on = matches!(serial_protection, OnOff::On);
-            services
-                .set_serial_protection(&Principal::local_operator(), &ws.name, on)
-                .await?;
+            ws.serial_protection = on;
+            services.store.update_workspace(&ws).await?;
             eprintln!(
                 "workspace {:?}: serial protection {}",
                 ws.name,
@@ -395,7 +394,10 @@ async fn state_command(services: &Services, cmd: StateCommand) -> Result<()> {
     match cmd {
         StateCommand::List { workspace, output } => {
             let ws = services.workspace(&workspace).await?;
-            let states = services.store.list_states(&ws.id).await?;
+            let states = services
+                .store
+                .list_states(&ws.id, &StateFilter::default())
+                .await?;
             if output.json {
                 return print_json(&states);
             }
@@ -407,7 +409,10 @@ async fn state_command(services: &Services, cmd: StateCommand) -> Result<()> {
         }
         StateCommand::Versions { state, output } => {
             let record = live_state(services, &operator, &state).await?;
-            let versions = services.store.list_versions(&record.id).await?;
+            let versions = services
+                .store
+                .list_versions(&record.id, None, i64::MAX)
+                .await?;
             if output.json {
                 return print_json(&versions);
             }

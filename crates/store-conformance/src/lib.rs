@@ -31,6 +31,8 @@ pub use audit::{
     two_stores_journal_appends_keep_one_chain, webhook_keys_rewrap_compare_and_set,
     webhooks_are_created_listed_updated_deleted,
 };
+mod history;
+pub use history::*;
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -40,8 +42,9 @@ use statehouse_core::access::{Role, Token};
 use statehouse_core::clock::Timestamp;
 use statehouse_core::crypto::SealedBody;
 use statehouse_core::model::{
-    DeletedState, HeldLock, LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome,
-    UnlockRequest, VersionMeta, VersionWrite, Workspace, WrappedKeyRow, WriteOutcome,
+    DeletedState, HeldLock, LockOutcome, LockRequest, NewToken, StateFilter, StateRecord,
+    UnlockOutcome, UnlockRequest, VersionMeta, VersionWrite, Workspace, WorkspaceSettings,
+    WrappedKeyRow, WriteOutcome,
 };
 use statehouse_core::service::md5_hex;
 use statehouse_core::store::Store;
@@ -158,6 +161,12 @@ macro_rules! __conformance_module {
                 deliveries_are_claimed_with_a_lease_and_finished,
                 concurrent_claims_never_overlap,
                 webhook_keys_rewrap_compare_and_set,
+                workspace_update_renames_and_stores_settings,
+                workspace_delete_only_when_empty,
+                list_states_filters_and_pages,
+                list_versions_pages_newest_first,
+                retention_prunes_by_count_and_age_sparing_current_and_kept,
+                stale_locks_are_flagged_once_per_lock,
             );
             $(
                 $crate::__two_store_cases!(
@@ -168,6 +177,7 @@ macro_rules! __conformance_module {
                     two_stores_concurrent_ensure_yields_one_state,
                     two_stores_journal_appends_keep_one_chain,
                     two_stores_claims_never_overlap,
+                    two_stores_flag_each_stale_lock_once,
                 );
             )?
         }
@@ -224,6 +234,7 @@ fn workspace_value(name: &str) -> Workspace {
         name: name.to_owned(),
         serial_protection: true,
         created_at: T0,
+        settings: WorkspaceSettings::DEFAULT,
     }
 }
 
@@ -372,11 +383,15 @@ fn meta_of(w: &VersionWrite, version_no: i64, forced: bool) -> VersionMeta {
         client_version: w.client_version.clone(),
         forced,
         client_encrypted: w.client_encrypted,
+        kept: false,
     }
 }
 
 async fn versions(store: &dyn Store, state_id: &str) -> Vec<VersionMeta> {
-    ok(store.list_versions(state_id).await, "list_versions")
+    ok(
+        store.list_versions(state_id, None, i64::MAX).await,
+        "list_versions",
+    )
 }
 
 async fn body_of(store: &dyn Store, state_id: &str, version_no: i64) -> (VersionMeta, SealedBody) {
@@ -412,6 +427,7 @@ pub async fn workspace_create_and_lookup_by_name(store: Arc<dyn Store>) {
         name: "default".into(),
         serial_protection: true,
         created_at: at(123),
+        settings: WorkspaceSettings::DEFAULT,
     };
     ok(store.create_workspace(&ws).await, "create_workspace");
     let mut off = workspace_value("loose");
@@ -487,7 +503,12 @@ pub async fn serial_protection_toggles(store: Arc<dyn Store>) {
     let ws = workspace(&*store, "ws").await;
     let other = workspace(&*store, "other").await;
     ok(
-        store.set_serial_protection(&ws.id, false).await,
+        store
+            .update_workspace(&Workspace {
+                serial_protection: false,
+                ..ws.clone()
+            })
+            .await,
         "set_serial_protection(false)",
     );
     let read = ok(store.workspace_by_name("ws").await, "workspace_by_name").unwrap();
@@ -498,7 +519,12 @@ pub async fn serial_protection_toggles(store: Arc<dyn Store>) {
         "other workspaces are untouched"
     );
     ok(
-        store.set_serial_protection(&ws.id, true).await,
+        store
+            .update_workspace(&Workspace {
+                serial_protection: true,
+                ..ws.clone()
+            })
+            .await,
         "set_serial_protection(true)",
     );
     assert_eq!(
@@ -674,7 +700,10 @@ pub async fn ensure_state_creates_empty_state_once(store: Arc<dyn Store>) {
         Some(first.clone())
     );
     assert_eq!(
-        ok(store.list_states(&ws.id).await, "list_states"),
+        ok(
+            store.list_states(&ws.id, &StateFilter::default()).await,
+            "list_states"
+        ),
         vec![first],
         "exactly one state"
     );
@@ -695,7 +724,10 @@ pub async fn list_states_in_name_order_per_workspace(store: Arc<dyn Store>) {
         ensure(&*store, &ws, name).await;
     }
     ensure(&*store, &other, "elsewhere").await;
-    let listed = ok(store.list_states(&ws.id).await, "list_states");
+    let listed = ok(
+        store.list_states(&ws.id, &StateFilter::default()).await,
+        "list_states",
+    );
     let mut expected: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
     expected.sort();
     assert_eq!(
@@ -989,7 +1021,12 @@ pub async fn expired_or_closed_overwrite_window_does_not_help(store: Arc<dyn Sto
 pub async fn unprotected_workspace_accepts_forced_versions(store: Arc<dyn Store>) {
     let ws = workspace(&*store, "ws").await;
     ok(
-        store.set_serial_protection(&ws.id, false).await,
+        store
+            .update_workspace(&Workspace {
+                serial_protection: false,
+                ..ws.clone()
+            })
+            .await,
         "set_serial_protection",
     );
     let state = ensure(&*store, &ws, "net").await;
@@ -1123,7 +1160,10 @@ pub async fn lock_acquire_records_holder(store: Arc<dyn Store>) {
         }),
         "the lock keeps the LockInfo exactly as sent, the token and the time"
     );
-    let listed = ok(store.list_states(&ws.id).await, "list_states");
+    let listed = ok(
+        store.list_states(&ws.id, &StateFilter::default()).await,
+        "list_states",
+    );
     assert_eq!(listed, vec![record], "list_states shows the lock too");
 }
 
@@ -1403,7 +1443,10 @@ pub async fn delete_hides_state_keeps_versions(store: Arc<dyn Store>) {
         "a deleted state is not live"
     );
     assert_eq!(
-        ok(store.list_states(&ws.id).await, "list_states"),
+        ok(
+            store.list_states(&ws.id, &StateFilter::default()).await,
+            "list_states"
+        ),
         vec![keep],
         "list_states leaves deleted states out"
     );
@@ -1531,10 +1574,13 @@ pub async fn name_is_reusable_after_delete(store: Arc<dyn Store>) {
     .await;
     assert_eq!(meta.version_no, 1, "version numbers are per state");
     assert_eq!(
-        ok(store.list_states(&ws.id).await, "list_states")
-            .into_iter()
-            .map(|s| s.id)
-            .collect::<Vec<_>>(),
+        ok(
+            store.list_states(&ws.id, &StateFilter::default()).await,
+            "list_states"
+        )
+        .into_iter()
+        .map(|s| s.id)
+        .collect::<Vec<_>>(),
         vec![new.id.clone()]
     );
     assert_eq!(
@@ -1951,7 +1997,10 @@ async fn lock_race(stores: [Arc<dyn Store>; 2]) {
     for store in &stores {
         let record = live(&**store, &ws, "raced").await;
         assert_eq!(record.lock.map(|l| l.id), Some(winner.id.clone()));
-        let states = ok(store.list_states(&ws.id).await, "list_states");
+        let states = ok(
+            store.list_states(&ws.id, &StateFilter::default()).await,
+            "list_states",
+        );
         assert_eq!(states.len(), 1, "the race created exactly one state");
     }
 }
@@ -2033,7 +2082,14 @@ async fn ensure_race(stores: [Arc<dyn Store>; 2]) {
         "all concurrent ensure_state calls see one state"
     );
     for store in &stores {
-        assert_eq!(ok(store.list_states(&ws.id).await, "list_states").len(), 1);
+        assert_eq!(
+            ok(
+                store.list_states(&ws.id, &StateFilter::default()).await,
+                "list_states"
+            )
+            .len(),
+            1
+        );
     }
 }
 

@@ -51,8 +51,9 @@ use statehouse_core::access::{Role, Token};
 use statehouse_core::clock::Timestamp;
 use statehouse_core::crypto::SealedBody;
 use statehouse_core::model::{
-    DeletedState, HeldLock, LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome,
-    UnlockRequest, VersionMeta, VersionWrite, Workspace, WrappedKeyRow, WriteOutcome,
+    DeletedState, HeldLock, LockOutcome, LockRequest, NewToken, StateFilter, StateRecord,
+    UnlockOutcome, UnlockRequest, VersionMeta, VersionWrite, Workspace, WorkspaceSettings,
+    WrappedKeyRow, WriteOutcome,
 };
 use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
 use statehouse_core::store::Store;
@@ -420,25 +421,25 @@ fn map_error(target: &str, e: sqlx::Error) -> Error {
 const STATE_COLUMNS: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
     s.lock_id, s.lock_info, s.lock_token_id, s.lock_holder, s.locked_at, \
     v.id AS v_id, v.version_no, v.serial, v.lineage, v.md5, v.size, v.created_at AS v_created_at, \
-    v.created_by, v.client_version, v.forced, v.client_encrypted \
+    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept \
     FROM states s LEFT JOIN state_versions v ON v.id = s.current_version_id";
 
 const LIVE_STATE: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
     s.lock_id, s.lock_info, s.lock_token_id, s.lock_holder, s.locked_at, \
     v.id AS v_id, v.version_no, v.serial, v.lineage, v.md5, v.size, v.created_at AS v_created_at, \
-    v.created_by, v.client_version, v.forced, v.client_encrypted \
+    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept \
     FROM states s LEFT JOIN state_versions v ON v.id = s.current_version_id \
     WHERE s.workspace_id = $1 AND s.name = $2 AND s.deleted_at IS NULL";
 
 const STATE_BY_ID: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
     s.lock_id, s.lock_info, s.lock_token_id, s.lock_holder, s.locked_at, \
     v.id AS v_id, v.version_no, v.serial, v.lineage, v.md5, v.size, v.created_at AS v_created_at, \
-    v.created_by, v.client_version, v.forced, v.client_encrypted \
+    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept \
     FROM states s LEFT JOIN state_versions v ON v.id = s.current_version_id \
     WHERE s.id = $1";
 
 const VERSION_COLUMNS: &str = "id AS v_id, state_id, version_no, serial, lineage, md5, size, \
-    created_at AS v_created_at, created_by, client_version, forced, client_encrypted";
+    created_at AS v_created_at, created_by, client_version, forced, client_encrypted, kept";
 
 fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
     row: &'r PgRow,
@@ -469,6 +470,7 @@ fn version_from(row: &PgRow, state_id: Option<&str>) -> Result<Option<VersionMet
         client_version: get(row, "client_version")?,
         forced: get(row, "forced")?,
         client_encrypted: get(row, "client_encrypted")?,
+        kept: get(row, "kept")?,
     }))
 }
 
@@ -502,6 +504,11 @@ fn workspace_from(row: &PgRow) -> Result<Workspace> {
         name: get(row, "name")?,
         serial_protection: get(row, "serial_protection")?,
         created_at: Timestamp(get(row, "created_at")?),
+        settings: WorkspaceSettings {
+            keep_versions: get(row, "keep_versions")?,
+            keep_versions_for_millis: get(row, "keep_versions_for_ms")?,
+            stale_lock_after_millis: get(row, "stale_lock_after_ms")?,
+        },
     })
 }
 
@@ -634,12 +641,16 @@ impl Store for PgStore {
 
     async fn create_workspace(&self, ws: &Workspace) -> Result<()> {
         sqlx::query(
-            "INSERT INTO workspaces (id, name, serial_protection, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO workspaces (id, name, serial_protection, created_at, keep_versions, \
+             keep_versions_for_ms, stale_lock_after_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&ws.id)
         .bind(&ws.name)
         .bind(ws.serial_protection)
         .bind(ws.created_at.0)
+        .bind(ws.settings.keep_versions)
+        .bind(ws.settings.keep_versions_for_millis)
+        .bind(ws.settings.stale_lock_after_millis)
         .execute(&self.pool)
         .await
         .map_err(|e| match self.db_err(e) {
@@ -668,14 +679,62 @@ impl Store for PgStore {
         rows.iter().map(workspace_from).collect()
     }
 
-    async fn set_serial_protection(&self, workspace_id: &str, on: bool) -> Result<()> {
-        sqlx::query("UPDATE workspaces SET serial_protection = $1 WHERE id = $2")
-            .bind(on)
+    async fn update_workspace(&self, ws: &Workspace) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE workspaces SET name = $1, serial_protection = $2, keep_versions = $3, \
+             keep_versions_for_ms = $4, stale_lock_after_ms = $5 WHERE id = $6",
+        )
+        .bind(&ws.name)
+        .bind(ws.serial_protection)
+        .bind(ws.settings.keep_versions)
+        .bind(ws.settings.keep_versions_for_millis)
+        .bind(ws.settings.stale_lock_after_millis)
+        .bind(&ws.id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match self.db_err(e) {
+            Error::Conflict(_) => {
+                Error::Conflict(format!("workspace {:?} already exists", ws.name))
+            }
+            other => other,
+        })?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_workspace(&self, workspace_id: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        // The workspace row lock keeps a concurrent first write from creating a state in it.
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT id FROM workspaces WHERE id = $1 FOR UPDATE")
+                .bind(workspace_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.db_err(e))?;
+        if found.is_none() {
+            return Ok(false);
+        }
+        let states: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM states WHERE workspace_id = $1")
             .bind(workspace_id)
-            .execute(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(|e| self.db_err(e))?;
-        Ok(())
+        if states > 0 {
+            return Err(Error::Conflict(format!(
+                "the workspace still has {states} state(s), live or deleted; delete and purge them first"
+            )));
+        }
+        sqlx::query("DELETE FROM tokens WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let done = sqlx::query("DELETE FROM workspaces WHERE id = $1")
+            .bind(workspace_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        tx.commit().await.map_err(|e| self.db_err(e))?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn create_token(&self, t: &NewToken) -> Result<Token> {
@@ -774,12 +833,32 @@ impl Store for PgStore {
         )))
     }
 
-    async fn list_states(&self, workspace_id: &str) -> Result<Vec<StateRecord>> {
-        let sql = AssertSqlSafe(format!(
-            "{STATE_COLUMNS} WHERE s.workspace_id = $1 AND s.deleted_at IS NULL ORDER BY s.name"
+    async fn list_states(
+        &self,
+        workspace_id: &str,
+        filter: &StateFilter,
+    ) -> Result<Vec<StateRecord>> {
+        // Prefix as a range on the "C"-collated name (an index range scan, no LIKE escaping).
+        let prefix_end = filter
+            .name_prefix
+            .as_deref()
+            .map(|p| format!("{p}\u{10FFFF}"));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{STATE_COLUMNS} WHERE s.workspace_id = $1 AND s.deleted_at IS NULL \
+             AND ($2::text IS NULL OR s.name >= $2) AND ($3::text IS NULL OR s.name < $3) \
+             AND ($4::boolean IS NULL OR (s.lock_id IS NOT NULL) = $4) \
+             AND ($5::bigint IS NULL OR s.updated_at >= $5) \
+             AND ($6::text IS NULL OR s.name > $6) \
+             ORDER BY s.name LIMIT $7"
         ));
         let rows = sqlx::query(sql)
             .bind(workspace_id)
+            .bind(&filter.name_prefix)
+            .bind(&prefix_end)
+            .bind(filter.locked)
+            .bind(filter.changed_since.map(|t| t.0))
+            .bind(&filter.after_name)
+            .bind(filter.limit.unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.db_err(e))?;
@@ -829,18 +908,69 @@ impl Store for PgStore {
             .map(Option::flatten)
     }
 
-    async fn list_versions(&self, state_id: &str) -> Result<Vec<VersionMeta>> {
-        let sql = AssertSqlSafe(format!(
-            "SELECT {VERSION_COLUMNS} FROM state_versions WHERE state_id = $1 ORDER BY version_no DESC"
+    async fn list_versions(
+        &self,
+        state_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<VersionMeta>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM state_versions WHERE state_id = $1 \
+             AND ($2::bigint IS NULL OR version_no < $2) ORDER BY version_no DESC LIMIT $3"
         ));
         let rows = sqlx::query(sql)
             .bind(state_id)
+            .bind(before)
+            .bind(limit)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.db_err(e))?;
         rows.iter()
             .filter_map(|r| version_from(r, None).transpose())
             .collect()
+    }
+
+    async fn set_version_kept(&self, state_id: &str, version_no: i64, kept: bool) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE state_versions SET kept = $1 WHERE state_id = $2 AND version_no = $3",
+        )
+        .bind(kept)
+        .bind(state_id)
+        .bind(version_no)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn prune_versions(
+        &self,
+        workspace_id: &str,
+        keep_last: Option<i64>,
+        created_before: Option<Timestamp>,
+        limit: i64,
+    ) -> Result<u64> {
+        if keep_last.is_none() && created_before.is_none() {
+            return Ok(0);
+        }
+        // SKIP LOCKED: two replicas pruning at once split the work instead of queueing.
+        let done = sqlx::query(
+            "DELETE FROM state_versions WHERE id IN ( \
+               SELECT v.id FROM state_versions v JOIN states s ON s.id = v.state_id \
+               WHERE s.workspace_id = $1 AND v.id IS DISTINCT FROM s.current_version_id AND NOT v.kept \
+               AND ($2::bigint IS NULL OR v.version_no <= \
+                    (SELECT MAX(m.version_no) FROM state_versions m WHERE m.state_id = v.state_id) - $2) \
+               AND ($3::bigint IS NULL OR v.created_at < $3) \
+               LIMIT $4 FOR UPDATE OF v SKIP LOCKED)",
+        )
+        .bind(workspace_id)
+        .bind(keep_last)
+        .bind(created_before.map(|t| t.0))
+        .bind(limit)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(done.rows_affected())
     }
 
     async fn write_version(
@@ -948,6 +1078,7 @@ impl Store for PgStore {
             client_version: w.client_version.clone(),
             forced,
             client_encrypted: w.client_encrypted,
+            kept: false,
         }))
     }
 
@@ -1187,6 +1318,37 @@ impl Store for PgStore {
         .await
         .map_err(|e| self.db_err(e))?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn flag_stale_locks(
+        &self,
+        workspace_id: &str,
+        locked_before: Timestamp,
+    ) -> Result<Vec<StateRecord>> {
+        let mut tx = self.begin().await?;
+        // One UPDATE claims each lock once: a concurrent replica's UPDATE waits on the row and
+        // then no longer matches.
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE states SET stale_flagged_lock_id = lock_id \
+             WHERE workspace_id = $1 AND deleted_at IS NULL AND lock_id IS NOT NULL AND locked_at < $2 \
+             AND stale_flagged_lock_id IS DISTINCT FROM lock_id RETURNING id",
+        )
+        .bind(workspace_id)
+        .bind(locked_before.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        let mut flagged = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = sqlx::query(STATE_BY_ID)
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.db_err(e))?;
+            flagged.push(state_from(&row)?);
+        }
+        tx.commit().await.map_err(|e| self.db_err(e))?;
+        Ok(flagged)
     }
 
     async fn keys_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<WrappedKeyRow>> {

@@ -27,8 +27,9 @@ use statehouse_core::access::{Role, Token};
 use statehouse_core::clock::Timestamp;
 use statehouse_core::crypto::SealedBody;
 use statehouse_core::model::{
-    DeletedState, HeldLock, LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome,
-    UnlockRequest, VersionMeta, VersionWrite, Workspace, WrappedKeyRow, WriteOutcome,
+    DeletedState, HeldLock, LockOutcome, LockRequest, NewToken, StateFilter, StateRecord,
+    UnlockOutcome, UnlockRequest, VersionMeta, VersionWrite, Workspace, WorkspaceSettings,
+    WrappedKeyRow, WriteOutcome,
 };
 use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
 use statehouse_core::store::Store;
@@ -217,18 +218,18 @@ async fn checkpoint(
 const STATE_COLUMNS: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
     s.lock_id, s.lock_info, s.lock_token_id, s.lock_holder, s.locked_at, \
     v.id AS v_id, v.version_no, v.serial, v.lineage, v.md5, v.size, v.created_at AS v_created_at, \
-    v.created_by, v.client_version, v.forced, v.client_encrypted \
+    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept \
     FROM states s LEFT JOIN state_versions v ON v.id = s.current_version_id";
 
 const LIVE_STATE: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
     s.lock_id, s.lock_info, s.lock_token_id, s.lock_holder, s.locked_at, \
     v.id AS v_id, v.version_no, v.serial, v.lineage, v.md5, v.size, v.created_at AS v_created_at, \
-    v.created_by, v.client_version, v.forced, v.client_encrypted \
+    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept \
     FROM states s LEFT JOIN state_versions v ON v.id = s.current_version_id \
     WHERE s.workspace_id = ? AND s.name = ? AND s.deleted_at IS NULL";
 
 const VERSION_COLUMNS: &str = "id AS v_id, state_id, version_no, serial, lineage, md5, size, \
-    created_at AS v_created_at, created_by, client_version, forced, client_encrypted";
+    created_at AS v_created_at, created_by, client_version, forced, client_encrypted, kept";
 
 fn get<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
     row: &'r SqliteRow,
@@ -258,6 +259,7 @@ fn version_from(row: &SqliteRow, state_id: Option<&str>) -> Result<Option<Versio
         client_version: get(row, "client_version")?,
         forced: get(row, "forced")?,
         client_encrypted: get(row, "client_encrypted")?,
+        kept: get(row, "kept")?,
     }))
 }
 
@@ -291,6 +293,11 @@ fn workspace_from(row: &SqliteRow) -> Result<Workspace> {
         name: get(row, "name")?,
         serial_protection: get(row, "serial_protection")?,
         created_at: Timestamp(get(row, "created_at")?),
+        settings: WorkspaceSettings {
+            keep_versions: get(row, "keep_versions")?,
+            keep_versions_for_millis: get(row, "keep_versions_for_ms")?,
+            stale_lock_after_millis: get(row, "stale_lock_after_ms")?,
+        },
     })
 }
 
@@ -378,6 +385,11 @@ async fn commit(tx: Transaction<'_, Sqlite>) -> Result<()> {
     tx.commit().await.map_err(db_err)
 }
 
+/// The smallest string above every string that starts with `prefix`, for a range scan.
+fn prefix_upper_bound(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn kind(&self) -> &'static str {
@@ -406,12 +418,16 @@ impl Store for SqliteStore {
 
     async fn create_workspace(&self, ws: &Workspace) -> Result<()> {
         sqlx::query(
-            "INSERT INTO workspaces (id, name, serial_protection, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO workspaces (id, name, serial_protection, created_at, keep_versions, \
+             keep_versions_for_ms, stale_lock_after_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&ws.id)
         .bind(&ws.name)
         .bind(ws.serial_protection)
         .bind(ws.created_at.0)
+        .bind(ws.settings.keep_versions)
+        .bind(ws.settings.keep_versions_for_millis)
+        .bind(ws.settings.stale_lock_after_millis)
         .execute(&mut *self.write.lock().await)
         .await
         .map_err(|e| match db_err(e) {
@@ -440,14 +456,53 @@ impl Store for SqliteStore {
         rows.iter().map(workspace_from).collect()
     }
 
-    async fn set_serial_protection(&self, workspace_id: &str, on: bool) -> Result<()> {
-        sqlx::query("UPDATE workspaces SET serial_protection = ? WHERE id = ?")
-            .bind(on)
+    async fn update_workspace(&self, ws: &Workspace) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE workspaces SET name = ?, serial_protection = ?, keep_versions = ?, \
+             keep_versions_for_ms = ?, stale_lock_after_ms = ? WHERE id = ?",
+        )
+        .bind(&ws.name)
+        .bind(ws.serial_protection)
+        .bind(ws.settings.keep_versions)
+        .bind(ws.settings.keep_versions_for_millis)
+        .bind(ws.settings.stale_lock_after_millis)
+        .bind(&ws.id)
+        .execute(&mut *self.write.lock().await)
+        .await
+        .map_err(|e| match db_err(e) {
+            Error::Conflict(_) => {
+                Error::Conflict(format!("workspace {:?} already exists", ws.name))
+            }
+            other => other,
+        })?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_workspace(&self, workspace_id: &str) -> Result<bool> {
+        let mut conn = self.write.lock().await;
+        let mut tx = begin_write(&mut conn).await?;
+        let states: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM states WHERE workspace_id = ?")
             .bind(workspace_id)
-            .execute(&mut *self.write.lock().await)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
-        Ok(())
+        if states > 0 {
+            return Err(Error::Conflict(format!(
+                "the workspace still has {states} state(s), live or deleted; delete and purge them first"
+            )));
+        }
+        sqlx::query("DELETE FROM tokens WHERE workspace_id = ?")
+            .bind(workspace_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let done = sqlx::query("DELETE FROM workspaces WHERE id = ?")
+            .bind(workspace_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        commit(tx).await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn create_token(&self, t: &NewToken) -> Result<Token> {
@@ -541,12 +596,34 @@ impl Store for SqliteStore {
         Ok(state)
     }
 
-    async fn list_states(&self, workspace_id: &str) -> Result<Vec<StateRecord>> {
+    async fn list_states(
+        &self,
+        workspace_id: &str,
+        filter: &StateFilter,
+    ) -> Result<Vec<StateRecord>> {
+        // Prefix as a range on the name (an index range scan, and no LIKE wildcards to escape).
+        let prefix_end = filter.name_prefix.as_deref().map(prefix_upper_bound);
         let sql = sqlx::AssertSqlSafe(format!(
-            "{STATE_COLUMNS} WHERE s.workspace_id = ? AND s.deleted_at IS NULL ORDER BY s.name"
+            "{STATE_COLUMNS} WHERE s.workspace_id = ? AND s.deleted_at IS NULL \
+             AND (? IS NULL OR s.name >= ?) AND (? IS NULL OR s.name < ?) \
+             AND (? IS NULL OR (s.lock_id IS NOT NULL) = ?) \
+             AND (? IS NULL OR s.updated_at >= ?) \
+             AND (? IS NULL OR s.name > ?) \
+             ORDER BY s.name LIMIT ?"
         ));
         let rows = sqlx::query(sql)
             .bind(workspace_id)
+            .bind(&filter.name_prefix)
+            .bind(&filter.name_prefix)
+            .bind(&prefix_end)
+            .bind(&prefix_end)
+            .bind(filter.locked)
+            .bind(filter.locked)
+            .bind(filter.changed_since.map(|t| t.0))
+            .bind(filter.changed_since.map(|t| t.0))
+            .bind(&filter.after_name)
+            .bind(&filter.after_name)
+            .bind(filter.limit.unwrap_or(i64::MAX))
             .fetch_all(&self.read)
             .await
             .map_err(db_err)?;
@@ -594,18 +671,70 @@ impl Store for SqliteStore {
             .map(Option::flatten)
     }
 
-    async fn list_versions(&self, state_id: &str) -> Result<Vec<VersionMeta>> {
+    async fn list_versions(
+        &self,
+        state_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<VersionMeta>> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {VERSION_COLUMNS} FROM state_versions WHERE state_id = ? ORDER BY version_no DESC"
+            "SELECT {VERSION_COLUMNS} FROM state_versions WHERE state_id = ? \
+             AND (? IS NULL OR version_no < ?) ORDER BY version_no DESC LIMIT ?"
         ));
         let rows = sqlx::query(sql)
             .bind(state_id)
+            .bind(before)
+            .bind(before)
+            .bind(limit)
             .fetch_all(&self.read)
             .await
             .map_err(db_err)?;
         rows.iter()
             .filter_map(|r| version_from(r, None).transpose())
             .collect()
+    }
+
+    async fn set_version_kept(&self, state_id: &str, version_no: i64, kept: bool) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE state_versions SET kept = ? WHERE state_id = ? AND version_no = ?")
+                .bind(kept)
+                .bind(state_id)
+                .bind(version_no)
+                .execute(&mut *self.write.lock().await)
+                .await
+                .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn prune_versions(
+        &self,
+        workspace_id: &str,
+        keep_last: Option<i64>,
+        created_before: Option<Timestamp>,
+        limit: i64,
+    ) -> Result<u64> {
+        if keep_last.is_none() && created_before.is_none() {
+            return Ok(0);
+        }
+        let done = sqlx::query(
+            "DELETE FROM state_versions WHERE id IN ( \
+               SELECT v.id FROM state_versions v JOIN states s ON s.id = v.state_id \
+               WHERE s.workspace_id = ? AND v.id IS NOT s.current_version_id AND v.kept = 0 \
+               AND (? IS NULL OR v.version_no <= \
+                    (SELECT MAX(m.version_no) FROM state_versions m WHERE m.state_id = v.state_id) - ?) \
+               AND (? IS NULL OR v.created_at < ?) \
+               LIMIT ?)",
+        )
+        .bind(workspace_id)
+        .bind(keep_last)
+        .bind(keep_last)
+        .bind(created_before.map(|t| t.0))
+        .bind(created_before.map(|t| t.0))
+        .bind(limit)
+        .execute(&mut *self.write.lock().await)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
     }
 
     async fn write_version(
@@ -714,6 +843,7 @@ impl Store for SqliteStore {
             client_version: w.client_version.clone(),
             forced,
             client_encrypted: w.client_encrypted,
+            kept: false,
         }))
     }
 
@@ -935,6 +1065,37 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn flag_stale_locks(
+        &self,
+        workspace_id: &str,
+        locked_before: Timestamp,
+    ) -> Result<Vec<StateRecord>> {
+        let mut conn = self.write.lock().await;
+        let mut tx = begin_write(&mut conn).await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE states SET stale_flagged_lock_id = lock_id \
+             WHERE workspace_id = ? AND deleted_at IS NULL AND lock_id IS NOT NULL AND locked_at < ? \
+             AND stale_flagged_lock_id IS NOT lock_id RETURNING id",
+        )
+        .bind(workspace_id)
+        .bind(locked_before.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let mut flagged = Vec::with_capacity(ids.len());
+        for id in ids {
+            let sql = sqlx::AssertSqlSafe(format!("{STATE_COLUMNS} WHERE s.id = ?"));
+            let row = sqlx::query(sql)
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            flagged.push(state_from(&row)?);
+        }
+        commit(tx).await?;
+        Ok(flagged)
     }
 
     async fn keys_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<WrappedKeyRow>> {

@@ -10,7 +10,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use statehouse_core::clock::Timestamp;
 use statehouse_core::crypto::SealedBody;
-use statehouse_core::model::{VersionWrite, Workspace, WriteOutcome};
+use statehouse_core::model::{VersionWrite, Workspace, WorkspaceSettings, WriteOutcome};
 use statehouse_core::service::new_id;
 use statehouse_core::store::Store;
 use statehouse_store_sqlite::SqliteStore;
@@ -47,6 +47,7 @@ async fn background_checkpointer_copies_and_then_truncates_the_wal() {
         name: "ws".into(),
         serial_protection: false,
         created_at: Timestamp(1),
+        settings: WorkspaceSettings::DEFAULT,
     };
     store.create_workspace(&ws).await.unwrap();
     let state = store.ensure_state(&ws.id, "s", Timestamp(1)).await.unwrap();
@@ -109,7 +110,11 @@ async fn background_checkpointer_copies_and_then_truncates_the_wal() {
 
     // And the data is all there, read back through the store.
     assert_eq!(
-        store.list_versions(&state.id).await.unwrap().len(),
+        store
+            .list_versions(&state.id, None, i64::MAX)
+            .await
+            .unwrap()
+            .len(),
         WRITES as usize
     );
 }

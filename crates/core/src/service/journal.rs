@@ -5,10 +5,11 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::broadcast;
 
-use super::{Services, require_instance_admin};
+use super::Services;
 use crate::access::{Principal, Role};
 use crate::audit::{self, AuditEntry, AuditQuery, AuditRecord, VerifyReport};
 use crate::events::{Event, NewEvent};
+use crate::workspaces::require_instance_admin;
 use crate::{Error, Result};
 
 /// Most audit entries or events one query returns.

@@ -39,7 +39,7 @@ impl TestServer {
         );
         services.ensure_default_workspace().await.unwrap();
         services
-            .create_workspace(&Principal::local_operator(), "other")
+            .create_workspace_as(&Principal::local_operator(), "other")
             .await
             .unwrap();
         let app = router(AppState {
@@ -48,7 +48,14 @@ impl TestServer {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap()
+        });
         TestServer {
             url,
             services,
@@ -113,12 +120,44 @@ impl TestServer {
             Some(s) => self
                 .services
                 .store
-                .list_versions(&s.id)
+                .list_versions(&s.id, None, i64::MAX)
                 .await
                 .unwrap()
                 .len(),
             None => 0,
         }
+    }
+}
+
+impl TestServer {
+    /// Calls the REST API (`path` below `/api/v1`), returning status and JSON body (`Null`
+    /// for empty bodies).
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .client
+            .request(method, format!("{}/api/v1{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
+        (status, value)
     }
 }
 

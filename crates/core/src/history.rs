@@ -1,0 +1,338 @@
+//! A state's history as users act on it: listings, versions, kept versions, force-unlock,
+//! deleted states, and the maintenance pass (version retention, stale locks).
+
+use serde_json::json;
+
+use crate::access::{Principal, Role};
+use crate::audit::AuditRecord;
+use crate::events::kind;
+use crate::model::{DeletedState, StateFilter, StateRecord, UnlockOutcome, VersionMeta, Workspace};
+use crate::names::StateName;
+use crate::service::Services;
+use crate::{Error, Result};
+
+/// Largest page a listing returns.
+pub const MAX_PAGE: i64 = 1_000;
+/// Versions deleted per retention statement (keeps each write transaction short).
+const PRUNE_BATCH: i64 = 500;
+
+/// What one maintenance pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    pub versions_pruned: u64,
+    /// Locks that became stale in this pass (each reported once across replicas), with the
+    /// workspace they are in.
+    pub stale_locks: Vec<(Workspace, StateRecord)>,
+}
+
+impl Services {
+    /// Live states of a workspace, filtered and paged (viewers).
+    pub async fn list_states(
+        &self,
+        who: &Principal,
+        ws: &str,
+        filter: &StateFilter,
+    ) -> Result<(Workspace, Vec<StateRecord>)> {
+        let (workspace, _) = self
+            .authorize(who, ws, Role::Viewer, "listing states")
+            .await?;
+        if filter.limit.is_some_and(|l| !(1..=MAX_PAGE).contains(&l)) {
+            return Err(Error::BadRequest(format!(
+                "limit must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        let states = self.store.list_states(&workspace.id, filter).await?;
+        Ok((workspace, states))
+    }
+
+    /// One live state with its lock and current version (viewers); `NotFound` when missing.
+    pub async fn state_detail(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+    ) -> Result<(Workspace, StateRecord)> {
+        let name = StateName::parse(name)?;
+        let (workspace, _) = self
+            .authorize(who, ws, Role::Viewer, "reading a state")
+            .await?;
+        let record = self
+            .store
+            .state(&workspace.id, name.as_str())
+            .await?
+            .ok_or_else(|| state_not_found(&workspace, name.as_str()))?;
+        Ok((workspace, record))
+    }
+
+    /// Versions of a state, newest first, below `before` (viewers).
+    pub async fn list_versions(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<VersionMeta>> {
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(Error::BadRequest(format!(
+                "limit must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        let (_, record) = self.state_detail(who, ws, name).await?;
+        self.store.list_versions(&record.id, before, limit).await
+    }
+
+    /// One version's metadata and decrypted body (viewers). Audited as `state.read`.
+    pub async fn read_version(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        version_no: i64,
+    ) -> Result<(VersionMeta, Vec<u8>)> {
+        let record = AuditRecord::by(who, "state.read", self.now())
+            .workspace(ws)
+            .target(name)
+            .detail(json!({"version": version_no}));
+        let result = self.read_version_unaudited(who, ws, name, version_no).await;
+        if let Err(e) = &result {
+            self.record_later(record.refused_by(e)).await;
+        } else {
+            self.record_later(record).await;
+        }
+        result
+    }
+
+    async fn read_version_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        version_no: i64,
+    ) -> Result<(VersionMeta, Vec<u8>)> {
+        let (workspace, record) = self.state_detail(who, ws, name).await?;
+        let found = self.store.version_body(&record.id, version_no).await?;
+        let (meta, sealed) = found.ok_or_else(|| {
+            Error::NotFound(format!(
+                "state {:?} in workspace {:?} has no version {version_no} (it may have been pruned by retention)",
+                record.name, workspace.name
+            ))
+        })?;
+        self.open_version(meta, &sealed)
+    }
+
+    /// Spares a version from retention, or releases it again (workspace admins). Audited as
+    /// `state.keep_version`.
+    pub async fn keep_version(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        version_no: i64,
+        kept: bool,
+    ) -> Result<()> {
+        let record = AuditRecord::by(who, "state.keep_version", self.now())
+            .workspace(ws)
+            .target(name)
+            .detail(json!({"version": version_no, "kept": kept}));
+        let result = self
+            .keep_version_unaudited(who, ws, name, version_no, kept)
+            .await;
+        self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    async fn keep_version_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        version_no: i64,
+        kept: bool,
+    ) -> Result<()> {
+        let name = StateName::parse(name)?;
+        let (workspace, _) = self
+            .authorize(who, ws, Role::Admin, "marking versions kept")
+            .await?;
+        let record = self
+            .store
+            .state(&workspace.id, name.as_str())
+            .await?
+            .ok_or_else(|| state_not_found(&workspace, name.as_str()))?;
+        if !self
+            .store
+            .set_version_kept(&record.id, version_no, kept)
+            .await?
+        {
+            return Err(Error::NotFound(format!(
+                "state {:?} has no version {version_no}",
+                record.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Releases whoever holds the state's lock (workspace admins). The previous holder is
+    /// returned; `NotFound` when the state is not locked.
+    pub async fn force_unlock(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+    ) -> Result<crate::model::HeldLock> {
+        self.authorize(who, ws, Role::Admin, "force-unlocking a state")
+            .await?;
+        match self.unlock_state(who, ws, name, b"").await? {
+            UnlockOutcome::ForceReleased { previous } => Ok(previous),
+            UnlockOutcome::Released => Err(Error::Internal(
+                "an unlock without an ID released as the holder".into(),
+            )),
+            UnlockOutcome::NotLocked => {
+                Err(Error::NotFound(format!("state {name:?} is not locked")))
+            }
+        }
+    }
+
+    /// Soft-deleted states of a workspace, restorable until purged (workspace admins).
+    pub async fn list_deleted_states(
+        &self,
+        who: &Principal,
+        ws: &str,
+    ) -> Result<Vec<DeletedState>> {
+        let (workspace, _) = self
+            .authorize(who, ws, Role::Admin, "listing deleted states")
+            .await?;
+        self.store.list_deleted_states(&workspace.id).await
+    }
+
+    /// Makes a soft-deleted state live again (workspace admins). Audited as `state.restore`;
+    /// emits `state.restored`.
+    pub async fn restore_state(&self, who: &Principal, ws: &str, state_id: &str) -> Result<()> {
+        let record = AuditRecord::by(who, "state.restore", self.now())
+            .workspace(ws)
+            .target(state_id);
+        let result = self.restore_state_unaudited(who, ws, state_id).await;
+        self.conclude(result, record, |(workspace, name), r| {
+            let event = self.event(
+                kind::STATE_RESTORED,
+                workspace,
+                name,
+                who,
+                json!({"state_id": state_id}),
+            );
+            (r.detail(json!({"name": name})), Some(event))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn restore_state_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        state_id: &str,
+    ) -> Result<(Workspace, String)> {
+        let (workspace, _) = self
+            .authorize(who, ws, Role::Admin, "restoring a state")
+            .await?;
+        let name = self
+            .store
+            .list_deleted_states(&workspace.id)
+            .await?
+            .into_iter()
+            .find(|d| d.id == state_id)
+            .map(|d| d.name);
+        let restored = match &name {
+            Some(_) => {
+                self.store
+                    .restore_state(&workspace.id, state_id, self.now())
+                    .await?
+            }
+            None => false,
+        };
+        if let (Some(name), true) = (name, restored) {
+            Ok((workspace, name))
+        } else {
+            Err(Error::NotFound(format!(
+                "no deleted state with id {state_id:?} in workspace {:?}",
+                workspace.name
+            )))
+        }
+    }
+
+    /// Removes a soft-deleted state and all its versions for good (workspace admins).
+    /// Audited as `state.purge`.
+    pub async fn purge_state(&self, who: &Principal, ws: &str, state_id: &str) -> Result<()> {
+        let record = AuditRecord::by(who, "state.purge", self.now())
+            .workspace(ws)
+            .target(state_id);
+        let result = self.purge_state_unaudited(who, ws, state_id).await;
+        self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    async fn purge_state_unaudited(&self, who: &Principal, ws: &str, state_id: &str) -> Result<()> {
+        let (workspace, _) = self
+            .authorize(who, ws, Role::Admin, "purging a state")
+            .await?;
+        if self.store.purge_state(&workspace.id, state_id).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!(
+                "no deleted state with id {state_id:?} in workspace {:?}; only deleted states can be purged",
+                workspace.name
+            )))
+        }
+    }
+
+    /// One pass of background upkeep over every workspace: version retention and stale-lock
+    /// detection. Safe to run on several replicas at once.
+    pub async fn run_maintenance(&self) -> Result<MaintenanceReport> {
+        let now = self.now();
+        let mut report = MaintenanceReport::default();
+        for ws in self.store.list_workspaces().await? {
+            let settings = ws.settings;
+            if settings.prunes_versions() {
+                let created_before = settings
+                    .keep_versions_for_millis
+                    .map(|age| now.plus_millis(-age));
+                loop {
+                    let pruned = self
+                        .store
+                        .prune_versions(&ws.id, settings.keep_versions, created_before, PRUNE_BATCH)
+                        .await?;
+                    report.versions_pruned += pruned;
+                    if pruned < PRUNE_BATCH as u64 {
+                        break;
+                    }
+                }
+            }
+            if let Some(after) = settings.stale_lock_after_millis {
+                for state in self
+                    .store
+                    .flag_stale_locks(&ws.id, now.plus_millis(-after))
+                    .await?
+                {
+                    report.stale_locks.push((ws.clone(), state));
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Whether a lock taken at `locked_at` counts as stale under the workspace's threshold.
+pub fn lock_is_stale(
+    ws: &Workspace,
+    locked_at: crate::clock::Timestamp,
+    now: crate::clock::Timestamp,
+) -> bool {
+    ws.settings
+        .stale_lock_after_millis
+        .is_some_and(|after| now.millis() - locked_at.millis() > after)
+}
+
+fn state_not_found(ws: &Workspace, name: &str) -> Error {
+    Error::NotFound(format!(
+        "state {name:?} does not exist in workspace {:?}",
+        ws.name
+    ))
+}

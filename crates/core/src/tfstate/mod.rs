@@ -1,0 +1,25 @@
+//! Reading what is inside a Terraform state (format version 4): instance addresses, the
+//! difference between two versions, outputs, the resource search index entries, and a serial
+//! rewrite for rollback. Bodies are read with borrowed, raw JSON so large states stay cheap.
+//! ([`crate::statefile`] reads only the header every write needs.)
+
+mod address;
+mod diff;
+mod index;
+mod outputs;
+mod path;
+mod raw;
+mod serial;
+
+pub use address::{IndexKey, Mode, instance_address};
+pub use diff::{
+    AttributeChange, InstanceChange, InstanceRef, OutputChange, OutputsDiff, StateDiff,
+    StateHeader, StatusChange, diff,
+};
+pub use index::{
+    IdentifyingAttributes, IndexedResource, MAX_INDEXED_TEXT, index_entries, truncated,
+};
+pub use outputs::{Output, outputs};
+pub use path::SENSITIVE_MASK;
+pub use raw::SUPPORTED_FORMAT_VERSION;
+pub use serial::with_serial;

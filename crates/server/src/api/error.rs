@@ -1,0 +1,103 @@
+//! API errors: `{"error": {"code", "message"}}` with the status the domain error maps to.
+
+use axum::Json;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use statehouse_core::Error;
+use utoipa::ToSchema;
+
+use crate::wire::status_of;
+
+/// A domain error on its way to an API client.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+/// The body of every API error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `conflict`, `locked`, `too_large`, `unavailable`, `internal`.
+    pub code: &'static str,
+    /// What went wrong and what to do, for humans.
+    pub message: String,
+    /// For `locked`: the current holder's lock info as the client sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub lock: Option<serde_json::Value>,
+}
+
+fn code_of(e: &Error) -> &'static str {
+    match e {
+        Error::BadRequest(_) => "bad_request",
+        Error::Unauthorized(_) => "unauthorized",
+        Error::Forbidden(_) => "forbidden",
+        Error::NotFound(_) => "not_found",
+        Error::Conflict(_) => "conflict",
+        Error::Locked { .. } => "locked",
+        Error::TooLarge(_) => "too_large",
+        Error::Store(_) => "unavailable",
+        Error::Config(_) | Error::Internal(_) => "internal",
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_of(&self.0);
+        let code = code_of(&self.0);
+        let (message, lock) = match self.0 {
+            Error::Locked { holder_info } => {
+                let lock = serde_json::from_str(&holder_info).ok();
+                ("the state is locked by another client".to_owned(), lock)
+            }
+            e @ (Error::Store(_) | Error::Internal(_) | Error::Config(_)) => {
+                // Details go to the log (with the request id), not to the client.
+                tracing::error!(error = %e, "API request failed");
+                (
+                    "statehouse could not complete the request; see the server log".to_owned(),
+                    None,
+                )
+            }
+            e => {
+                tracing::info!(status = status.as_u16(), reason = %e, "API request refused");
+                (e.to_string(), None)
+            }
+        };
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message,
+                    lock,
+                },
+            }),
+        )
+            .into_response();
+        if code == "unauthorized" {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"statehouse\""),
+            );
+        }
+        response
+    }
+}
+
+/// Answer for paths under `/api/v1` that do not exist.
+pub async fn not_found() -> ApiError {
+    ApiError(Error::NotFound(
+        "no such API endpoint; the API is described at /api/v1/openapi.json".into(),
+    ))
+}

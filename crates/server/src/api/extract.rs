@@ -1,0 +1,153 @@
+//! Request extractors that answer bad input with API errors: the caller, JSON bodies, query
+//! strings, and cursor pagination.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use statehouse_core::Error;
+use statehouse_core::access::Principal;
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiError;
+use crate::{AppState, auth};
+
+/// The authenticated principal making the request, with the client's address.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = auth::principal(state, &parts.headers, &parts.extensions).await?;
+        Ok(Caller(principal))
+    }
+}
+
+/// A JSON body; malformed JSON or wrong fields are a 400 naming the problem.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(ApiError(Error::BadRequest(format!(
+                "invalid JSON body: {}",
+                rejection.body_text()
+            )))),
+        }
+    }
+}
+
+/// Query parameters; unknown values or wrong types are a 400 naming the problem.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError(Error::BadRequest(format!(
+                "invalid query parameters: {}",
+                rejection.body_text()
+            )))),
+        }
+    }
+}
+
+/// Page size when the client gives none.
+pub const DEFAULT_LIMIT: i64 = 100;
+
+/// Cursor pagination: pass `next_cursor` from one page as `cursor` to get the next.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Items per page, 1–1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+impl PageParams {
+    pub fn limit(&self) -> i64 {
+        self.limit.unwrap_or(DEFAULT_LIMIT)
+    }
+
+    /// The position the cursor encodes, if any.
+    pub fn position(&self) -> Result<Option<String>, ApiError> {
+        self.cursor.as_deref().map(decode_cursor).transpose()
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Present when more items follow: pass it as `cursor`.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page of `items` fetched with `limit`; when it is full, the cursor resumes after the
+    /// position `key` gives for the last item.
+    pub fn of(items: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Self {
+        let full = i64::try_from(items.len()).unwrap_or(i64::MAX) >= limit;
+        let next_cursor = if full {
+            items.last().map(|last| encode_cursor(&key(last)))
+        } else {
+            None
+        };
+        Page { items, next_cursor }
+    }
+}
+
+fn encode_cursor(position: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
+}
+
+fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .ok_or_else(|| {
+            ApiError(Error::BadRequest(
+                "invalid cursor: pass next_cursor from the previous page unchanged".into(),
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let page = Page::of(vec!["a/b", "c d"], 2, |s| s.to_string());
+        let cursor = page.next_cursor.clone();
+        let params = PageParams {
+            cursor,
+            limit: Some(2),
+        };
+        assert_eq!(params.position().ok().flatten().as_deref(), Some("c d"));
+        assert!(
+            Page::of(vec!["a"], 2, |s| s.to_string())
+                .next_cursor
+                .is_none()
+        );
+        let bad = PageParams {
+            cursor: Some("!!!".into()),
+            limit: None,
+        };
+        assert!(bad.position().is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! The REST API under `/api/v1`: JSON in and out, the same tokens as the state backend, errors
+//! as `{"error": {"code", "message"}}`, cursor pagination, and an OpenAPI document describing
+//! every route at `/api/v1/openapi.json`.
+
+mod error;
+mod extract;
+mod states;
+mod views;
+mod workspaces;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::routing::get;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{ApiError, ErrorBody};
+pub use extract::{ApiJson, ApiQuery, Caller, Page, PageParams};
+
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "statehouse API",
+        description = "Workspaces, states, versions, locks and history of a statehouse server. \
+            Authenticate with an API token as `Authorization: Bearer <token>` (or as the basic-auth password). \
+            State names contain slashes: URL-encode them in paths (`env%2Fprod`)."
+    ),
+    modifiers(&Security),
+    security(("token" = []), ("basic" = [])),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+    }
+}
+
+/// Every API route, and the OpenAPI document describing them.
+fn api() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(workspaces::list, workspaces::create))
+        .routes(routes!(
+            workspaces::show,
+            workspaces::change,
+            workspaces::delete
+        ))
+        .routes(routes!(states::list))
+        .routes(routes!(states::show, states::delete))
+        .routes(routes!(states::versions))
+        .routes(routes!(states::version))
+        .routes(routes!(states::version_body))
+        .routes(routes!(states::keep_version))
+        .routes(routes!(states::lock, states::force_unlock))
+        .routes(routes!(states::deleted))
+        .routes(routes!(states::restore))
+        .routes(routes!(states::purge))
+}
+
+pub fn routes() -> Router<Arc<AppState>> {
+    let (router, doc) = OpenApiRouter::new()
+        .nest("/api/v1", api())
+        .split_for_parts();
+    // Rendered once: the document never changes while the server runs.
+    let doc = bytes::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    router
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], doc) }
+            }),
+        )
+        .route("/api/v1", axum::routing::any(error::not_found))
+        .route("/api/v1/{*rest}", axum::routing::any(error::not_found))
+}
+
+/// The OpenAPI document, for tests and tooling.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<Arc<AppState>>::new()
+        .nest("/api/v1", api())
+        .split_for_parts()
+        .1
+}

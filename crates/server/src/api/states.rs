@@ -1,0 +1,294 @@
+//! `/api/v1/workspaces/{ws}/states…`: listings, detail, versions and their bodies, kept
+//! versions, locks and force-unlock, soft delete, restore and purge.
+//!
+//! State names contain slashes; in these paths a name is one URL-encoded segment
+//! (`env%2Fprod`), decoded before use.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use statehouse_core::Error;
+use statehouse_core::clock::Timestamp;
+use statehouse_core::model::StateFilter;
+use utoipa::{IntoParams, ToSchema};
+
+use super::views::{DeletedStateView, LockView, StateView, VersionView};
+use super::{ApiError, ApiJson, ApiQuery, Caller, ErrorBody, Page, PageParams};
+use crate::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StateListQuery {
+    /// Only states whose name starts with this.
+    pub prefix: Option<String>,
+    /// `true`: only locked states; `false`: only unlocked ones.
+    pub locked: Option<bool>,
+    /// Only states written since this RFC 3339 time.
+    pub changed_since: Option<String>,
+    pub cursor: Option<String>,
+    /// 1–1000, default 100.
+    pub limit: Option<i64>,
+}
+
+/// Live states of a workspace in name order, with current version and lock.
+#[utoipa::path(get, path = "/workspaces/{ws}/states", tag = "states",
+    params(("ws" = String, Path, description = "workspace name"), StateListQuery),
+    responses((status = 200, body = Page<StateView>), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path(ws): Path<String>,
+    ApiQuery(q): ApiQuery<StateListQuery>,
+) -> Result<Json<Page<StateView>>, ApiError> {
+    let page = PageParams {
+        cursor: q.cursor,
+        limit: q.limit,
+    };
+    let filter = StateFilter {
+        name_prefix: q.prefix,
+        locked: q.locked,
+        changed_since: q
+            .changed_since
+            .as_deref()
+            .map(Timestamp::parse_rfc3339)
+            .transpose()?,
+        after_name: page.position()?,
+        limit: Some(page.limit()),
+    };
+    let (workspace, states) = app.services.list_states(&who, &ws, &filter).await?;
+    let now = app.services.now();
+    let views = states
+        .iter()
+        .map(|s| StateView::new(&workspace, s, now))
+        .collect();
+    Ok(Json(Page::of(views, page.limit(), |s: &StateView| {
+        s.name.clone()
+    })))
+}
+
+/// One state: current version and lock.
+#[utoipa::path(get, path = "/workspaces/{ws}/states/{state}", tag = "states",
+    params(("ws" = String, Path, description = "workspace name"),
+        ("state" = String, Path, description = "state name, URL-encoded")),
+    responses((status = 200, body = StateView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn show(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, state)): Path<(String, String)>,
+) -> Result<Json<StateView>, ApiError> {
+    let (workspace, record) = app.services.state_detail(&who, &ws, &state).await?;
+    Ok(Json(StateView::new(
+        &workspace,
+        &record,
+        app.services.now(),
+    )))
+}
+
+/// Soft-deletes a state (workspace admins): it disappears from the backend and listings, its
+/// versions stay restorable until purged. Refused while locked.
+#[utoipa::path(delete, path = "/workspaces/{ws}/states/{state}", tag = "states",
+    params(("ws" = String, Path, description = "workspace name"),
+        ("state" = String, Path, description = "state name, URL-encoded")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 423, body = ErrorBody)))]
+pub async fn delete(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, state)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    app.services.delete_state(&who, &ws, &state).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Versions of a state, newest first.
+#[utoipa::path(get, path = "/workspaces/{ws}/states/{state}/versions", tag = "versions",
+    params(("ws" = String, Path, description = "workspace name"),
+        ("state" = String, Path, description = "state name, URL-encoded"), PageParams),
+    responses((status = 200, body = Page<VersionView>), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn versions(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, state)): Path<(String, String)>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<VersionView>>, ApiError> {
+    let before = page
+        .position()?
+        .map(|p| {
+            p.parse::<i64>()
+                .map_err(|_| Error::BadRequest("invalid cursor".into()))
+        })
+        .transpose()?;
+    let found = app
+        .services
+        .list_versions(&who, &ws, &state, before, page.limit())
+        .await?;
+    let views = found.iter().map(VersionView::from).collect();
+    Ok(Json(Page::of(views, page.limit(), |v: &VersionView| {
+        v.version.to_string()
+    })))
+}
+
+/// One version's metadata.
+#[utoipa::path(get, path = "/workspaces/{ws}/states/{state}/versions/{version}", tag = "versions",
+    params(("ws" = String, Path, description = "workspace name"),
+        ("state" = String, Path, description = "state name, URL-encoded"),
+        ("version" = i64, Path, description = "version number")),
+    responses((status = 200, body = VersionView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn version(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, state, version)): Path<(String, String, i64)>,
+) -> Result<Json<VersionView>, ApiError> {
+    let (meta, _) = app
+        .services
+        .read_version(&who, &ws, &state, version)
+        .await?;
+    Ok(Json(VersionView::from(&meta)))
+}
+
+/// Downloads a version: the state file exactly as it was written.
+#[utoipa::path(get, path = "/workspaces/{ws}/states/{state}/versions/{version}/body", tag = "versions",
+    params(("ws" = String, Path, description = "workspace name"),
+        ("state" = String, Path, description = "state name, URL-encoded"),
+        ("version" = i64, Path, description = "version number")),
+    responses((status = 200, description = "the state file", content_type = "application/json"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn version_body(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, state, version)): Path<(String, String, i64)>,
+) -> Result<Response, ApiError> {
+    let (meta, body) = app
+        .services
+        .read_version(&who, &ws, &state, version)
+        .await?;
+    let file = format!(
+        "attachment; filename=\"{}-v{}.tfstate\"",
+        state.replace('/', "_"),
+        meta.version_no
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeepVersion {
+    /// `true`: version retention never deletes this version; `false`: it may again.
+    pub kept: bool,
+}
+
+/// Marks a version as kept by retention, or releases it (workspace admins).
+#[utoipa::path(put, path = "/workspaces/{ws}/states/{state}/versions/{version}/keep", tag = "versions",
+    request_body = KeepVersion,
+    params(("ws" = String, Path, description = "workspace name"),
+        ("state" = String, Path, description = "state name, URL-encoded"),
+        ("version" = i64, Path, description = "version number")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn keep_version(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, state, version)): Path<(String, String, i64)>,
+    ApiJson(body): ApiJson<KeepVersion>,
+) -> Result<StatusCode, ApiError> {
+    app.services
+        .keep_version(&who, &ws, &state, version, body.kept)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who holds the state's lock, since when, for what; 404 when unlocked.
+#[utoipa::path(get, path = "/workspaces/{ws}/states/{state}/lock", tag = "locks",
+    params(("ws" = String, Path, description = "workspace name"),
+        ("state" = String, Path, description = "state name, URL-encoded")),
+    responses((status = 200, body = LockView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn lock(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, state)): Path<(String, String)>,
+) -> Result<Json<LockView>, ApiError> {
+    let (workspace, record) = app.services.state_detail(&who, &ws, &state).await?;
+    let lock = record
+        .lock
+        .as_ref()
+        .ok_or_else(|| Error::NotFound(format!("state {:?} is not locked", record.name)))?;
+    Ok(Json(LockView::new(lock, &workspace, app.services.now())))
+}
+
+/// Force-unlocks the state (workspace admins); returns the lock that was released.
+#[utoipa::path(delete, path = "/workspaces/{ws}/states/{state}/lock", tag = "locks",
+    params(("ws" = String, Path, description = "workspace name"),
+        ("state" = String, Path, description = "state name, URL-encoded")),
+    responses((status = 200, body = LockView), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "not locked")))]
+pub async fn force_unlock(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, state)): Path<(String, String)>,
+) -> Result<Json<LockView>, ApiError> {
+    let (workspace, _) = app.services.workspace_for(&who, &ws).await?;
+    let previous = app.services.force_unlock(&who, &ws, &state).await?;
+    Ok(Json(LockView::new(
+        &previous,
+        &workspace,
+        app.services.now(),
+    )))
+}
+
+/// Soft-deleted states of the workspace (workspace admins).
+#[utoipa::path(get, path = "/workspaces/{ws}/deleted-states", tag = "states",
+    params(("ws" = String, Path, description = "workspace name")),
+    responses((status = 200, body = Vec<DeletedStateView>), (status = 403, body = ErrorBody)))]
+pub async fn deleted(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path(ws): Path<String>,
+) -> Result<Json<Vec<DeletedStateView>>, ApiError> {
+    let found = app.services.list_deleted_states(&who, &ws).await?;
+    Ok(Json(found.iter().map(DeletedStateView::from).collect()))
+}
+
+/// Makes a soft-deleted state live again (workspace admins).
+#[utoipa::path(post, path = "/workspaces/{ws}/deleted-states/{id}/restore", tag = "states",
+    params(("ws" = String, Path, description = "workspace name"),
+        ("id" = String, Path, description = "id of the deleted state")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "a live state has its name")))]
+pub async fn restore(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    app.services.restore_state(&who, &ws, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a soft-deleted state and all its versions for good (workspace admins).
+#[utoipa::path(delete, path = "/workspaces/{ws}/deleted-states/{id}", tag = "states",
+    params(("ws" = String, Path, description = "workspace name"),
+        ("id" = String, Path, description = "id of the deleted state")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn purge(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    app.services.purge_state(&who, &ws, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

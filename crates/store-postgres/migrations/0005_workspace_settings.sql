@@ -1,0 +1,11 @@
+-- Workspace policies (version retention, stale-lock threshold), versions spared by retention,
+-- and which lock was last flagged stale (so each lock raises `lock.stale` once).
+
+ALTER TABLE workspaces ADD COLUMN keep_versions BIGINT;
+ALTER TABLE workspaces ADD COLUMN keep_versions_for_ms BIGINT;
+ALTER TABLE workspaces ADD COLUMN stale_lock_after_ms BIGINT DEFAULT 7200000;
+
+ALTER TABLE state_versions ADD COLUMN kept BOOLEAN NOT NULL DEFAULT FALSE;
+
+ALTER TABLE states ADD COLUMN stale_flagged_lock_id TEXT;
+CREATE INDEX states_locked ON states(workspace_id, locked_at) WHERE lock_id IS NOT NULL;
