@@ -2,10 +2,12 @@
 //! as `{"error": {"code", "message"}}`, cursor pagination, and an OpenAPI document describing
 //! every route at `/api/v1/openapi.json`.
 
+mod audit;
 mod error;
 mod extract;
 mod states;
 mod views;
+mod webhooks;
 mod workspaces;
 
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use crate::AppState;
     info(
         title = "statehouse API",
         description = "Workspaces, states, versions, locks and history of a statehouse server. \
+            The audit log, the event stream and outgoing webhooks are here too. \
             Authenticate with an API token as `Authorization: Bearer <token>` (or as the basic-auth password). \
             State names contain slashes: URL-encode them in paths (`env%2Fprod`)."
     ),
@@ -72,6 +75,16 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(states::deleted))
         .routes(routes!(states::restore))
         .routes(routes!(states::purge))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::export))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::events))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::show, webhooks::change, webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::delivery))
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(webhooks::ping))
 }
 
 pub fn routes() -> Router<Arc<AppState>> {
