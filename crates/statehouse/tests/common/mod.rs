@@ -511,6 +511,15 @@ impl Server {
         out
     }
 
+    /// Runs a `statehouse` CLI command against this server's database, whatever its outcome.
+    pub fn cli_unchecked(&self, args: &[&str]) -> Output {
+        statehouse_command(&self.env)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {BIN} {args:?}: {e}"))
+    }
+
     /// `statehouse token create`: returns the new token's secret.
     pub fn create_token(&self, workspace: &str, role: &str, name: &str) -> String {
         let out = self.cli(&[
