@@ -9,7 +9,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use statehouse_core::Result;
 use statehouse_core::audit::{self, AuditEntry, AuditQuery, AuditRecord, ChainHead, Outcome};
 use statehouse_core::clock::Timestamp;
-use statehouse_core::events::{Event, NewEvent, filter_matches};
+use statehouse_core::events::{Event, NewEvent};
 use statehouse_core::store::audit::AuditStore;
 use statehouse_core::webhooks::{Delivery, event_body};
 
@@ -61,12 +61,51 @@ fn event_from(row: &PgRow) -> Result<Event> {
     })
 }
 
-async fn insert_entries(tx: &mut PgConnection, entries: &[AuditEntry]) -> sqlx::Result<()> {
-    for chunk in entries.chunks(INSERT_CHUNK) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO audit_entries (seq, at, actor, token_id, token_name, source_ip, action, workspace, \
-             target, outcome, reason, detail, prev_hash, hash) ",
-        );
+/// The chain head and event counter as an append leaves them.
+#[derive(Debug, Clone)]
+pub(crate) struct JournalHead {
+    last_seq: i64,
+    last_hash: String,
+    last_event_seq: i64,
+}
+
+/// `lock.acquired` → `lock.*`: the prefix filter that also matches an event kind.
+fn prefix_filter(kind: &str) -> String {
+    match kind.split_once('.') {
+        Some((prefix, _)) => format!("{prefix}.*"),
+        None => kind.to_owned(),
+    }
+}
+
+/// One batch as one statement (one round trip, its own transaction). The head update runs
+/// first — every insert reads from it — and fails (NOT NULL) when another process appended
+/// since this one last looked; a concurrent appender waits for the head's row lock, then
+/// fails the same way and retries on the new head.
+fn batch_query<'q>(
+    head: &'q JournalHead,
+    entries: &'q [AuditEntry],
+    events: &'q [(Event, String, String, String)],
+    new_head: &'q JournalHead,
+) -> QueryBuilder<Postgres> {
+    let mut q = QueryBuilder::<Postgres>::new(
+        "WITH head AS (UPDATE audit_chain SET last_seq = CASE WHEN last_seq = ",
+    );
+    q.push_bind(head.last_seq)
+        .push(" AND last_event_seq = ")
+        .push_bind(head.last_event_seq)
+        .push(" THEN ")
+        .push_bind(new_head.last_seq)
+        .push(" END, last_hash = ")
+        .push_bind(new_head.last_hash.as_str())
+        .push(", last_event_seq = ")
+        .push_bind(new_head.last_event_seq)
+        .push(" WHERE id = 1 RETURNING last_seq)");
+    for (i, chunk) in entries.chunks(INSERT_CHUNK).enumerate() {
+        q.push(format!(
+            ", entries{i} AS (INSERT INTO audit_entries (seq, at, actor, token_id, token_name, source_ip, \
+             action, workspace, target, outcome, reason, detail, prev_hash, hash) \
+             SELECT v.* FROM head, ("
+        ));
         q.push_values(chunk, |mut b, e| {
             let r = &e.record;
             b.push_bind(e.seq)
@@ -84,17 +123,17 @@ async fn insert_entries(tx: &mut PgConnection, entries: &[AuditEntry]) -> sqlx::
                 .push_bind(e.prev_hash.as_str())
                 .push_bind(e.hash.as_str());
         });
-        q.build().execute(&mut *tx).await?;
-    }
-    Ok(())
-}
-
-async fn insert_events(tx: &mut PgConnection, events: &[(Event, String)]) -> sqlx::Result<()> {
-    for chunk in events.chunks(INSERT_CHUNK) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO events (seq, at, kind, workspace_id, workspace, subject, actor, payload) ",
+        q.push(
+            ") AS v(seq, at, actor, token_id, token_name, source_ip, action, workspace, target, outcome, \
+             reason, detail, prev_hash, hash))",
         );
-        q.push_values(chunk, |mut b, (e, payload)| {
+    }
+    for (i, chunk) in events.chunks(INSERT_CHUNK).enumerate() {
+        q.push(format!(
+            ", events{i} AS (INSERT INTO events (seq, at, kind, workspace_id, workspace, subject, actor, payload) \
+             SELECT v.* FROM head, ("
+        ));
+        q.push_values(chunk, |mut b, (e, payload, _, _)| {
             b.push_bind(e.seq)
                 .push_bind(e.at.millis())
                 .push_bind(e.kind.as_str())
@@ -104,38 +143,31 @@ async fn insert_events(tx: &mut PgConnection, events: &[(Event, String)]) -> sql
                 .push_bind(e.actor.as_str())
                 .push_bind(payload.as_str());
         });
-        q.build().execute(&mut *tx).await?;
+        q.push(") AS v(seq, at, kind, workspace_id, workspace, subject, actor, payload))");
+        // One pending delivery per event for every enabled webhook of its workspace whose
+        // filter names the kind, its prefix (`lock.*`) or `*`.
+        q.push(format!(
+            ", deliveries{i} AS (INSERT INTO webhook_deliveries (id, webhook_id, event_seq, kind, body, \
+             created_at, status, attempts, next_attempt_at) \
+             SELECT gen_random_uuid()::text, w.id, ev.seq, ev.kind, ev.body, ev.at, 'pending', 0, ev.at \
+             FROM head, ("
+        ));
+        q.push_values(chunk, |mut b, (e, _, prefix, body)| {
+            b.push_bind(e.seq)
+                .push_bind(e.kind.as_str())
+                .push_bind(e.workspace_id.as_deref())
+                .push_bind(prefix.as_str())
+                .push_bind(body.as_str())
+                .push_bind(e.at.millis());
+        });
+        q.push(
+            ") AS ev(seq, kind, workspace_id, prefix, body, at) \
+             JOIN webhooks w ON w.workspace_id = ev.workspace_id AND w.enabled \
+             AND w.events::jsonb ?| ARRAY['*', ev.kind, ev.prefix])",
+        );
     }
-    Ok(())
-}
-
-/// One pending delivery per event for every enabled webhook of its workspace that wants it.
-async fn deliveries_for(tx: &mut PgConnection, events: &[Event]) -> sqlx::Result<Vec<Delivery>> {
-    let hooks: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT id, workspace_id, events FROM webhooks WHERE enabled")
-            .fetch_all(&mut *tx)
-            .await?;
-    let hooks: Vec<(String, String, Vec<String>)> = hooks
-        .into_iter()
-        .map(|(id, ws, filter)| (id, ws, serde_json::from_str(&filter).unwrap_or_default()))
-        .collect();
-    let mut out = Vec::new();
-    for event in events {
-        for (id, ws, filter) in &hooks {
-            if event.workspace_id.as_deref() == Some(ws.as_str())
-                && filter_matches(filter, &event.kind)
-            {
-                out.push(Delivery::new(
-                    id,
-                    Some(event.seq),
-                    &event.kind,
-                    event_body(event),
-                    event.at,
-                ));
-            }
-        }
-    }
-    Ok(out)
+    q.push(" SELECT last_seq FROM head");
+    q
 }
 
 pub(crate) async fn insert_deliveries(
@@ -164,6 +196,76 @@ pub(crate) async fn insert_deliveries(
     Ok(())
 }
 
+/// The events of a batch with their payload text, prefix filter and webhook body.
+fn prepare_events(first_seq: i64, events: &[NewEvent]) -> Vec<(Event, String, String, String)> {
+    events
+        .iter()
+        .zip(first_seq..)
+        .map(|(e, seq)| {
+            let event = Event::from_new(seq, e);
+            let body = event_body(&event);
+            (event, e.payload.to_string(), prefix_filter(&e.kind), body)
+        })
+        .collect()
+}
+
+impl PgStore {
+    /// The slow path: a transaction that locks the head row first, so its batch cannot meet
+    /// a moved head.
+    async fn append_locked(
+        &self,
+        records: &[AuditRecord],
+        events: &[NewEvent],
+    ) -> Result<Vec<Event>> {
+        let err = |e| self.db_err(e);
+        let mut tx = self.begin().await?;
+        let (last_seq, last_hash, last_event_seq): (i64, String, i64) = sqlx::query_as(
+            "SELECT last_seq, last_hash, last_event_seq FROM audit_chain WHERE id = 1 FOR UPDATE",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        let head = JournalHead {
+            last_seq,
+            last_hash,
+            last_event_seq,
+        };
+        let entries = audit::chain(head.last_seq, &head.last_hash, records);
+        let stored = prepare_events(head.last_event_seq + 1, events);
+        let new_head = JournalHead {
+            last_seq: entries.last().map_or(head.last_seq, |e| e.seq),
+            last_hash: entries
+                .last()
+                .map_or_else(|| head.last_hash.clone(), |e| e.hash.clone()),
+            last_event_seq: head.last_event_seq + stored.len() as i64,
+        };
+        batch_query(&head, &entries, &stored, &new_head)
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        if let Ok(mut cache) = self.journal_head.lock() {
+            *cache = Some(new_head);
+        }
+        Ok(stored.into_iter().map(|(e, ..)| e).collect())
+    }
+
+    async fn read_journal_head(&self) -> Result<JournalHead> {
+        let (last_seq, last_hash, last_event_seq): (i64, String, i64) = sqlx::query_as(
+            "SELECT last_seq, last_hash, last_event_seq FROM audit_chain WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(JournalHead {
+            last_seq,
+            last_hash,
+            last_event_seq,
+        })
+    }
+}
+
 #[async_trait]
 impl AuditStore for PgStore {
     async fn append_journal(
@@ -171,44 +273,46 @@ impl AuditStore for PgStore {
         records: &[AuditRecord],
         events: &[NewEvent],
     ) -> Result<Vec<Event>> {
-        let mut tx = self.begin().await?;
-        let err = |e| self.db_err(e);
-        let (last_seq, last_hash, last_event): (i64, String, i64) = sqlx::query_as(
-            "SELECT last_seq, last_hash, last_event_seq FROM audit_chain WHERE id = 1 FOR UPDATE",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(err)?;
-        let entries = audit::chain(last_seq, &last_hash, records);
-        insert_entries(&mut tx, &entries).await.map_err(err)?;
-        let stored: Vec<(Event, String)> = events
-            .iter()
-            .zip(last_event + 1..)
-            .map(|(e, seq)| (Event::from_new(seq, e), e.payload.to_string()))
-            .collect();
-        if !stored.is_empty() {
-            insert_events(&mut tx, &stored).await.map_err(err)?;
-        }
-        let stored: Vec<Event> = stored.into_iter().map(|(e, _)| e).collect();
-        if !stored.is_empty() {
-            let deliveries = deliveries_for(&mut tx, &stored).await.map_err(err)?;
-            insert_deliveries(&mut tx, &deliveries).await.map_err(err)?;
-        }
-        let (new_seq, new_hash) = match entries.last() {
-            Some(e) => (e.seq, e.hash.as_str()),
-            None => (last_seq, last_hash.as_str()),
+        let cached = self.journal_head.lock().ok().and_then(|h| h.clone());
+        let head = match cached {
+            Some(h) => h,
+            None => self.read_journal_head().await?,
         };
-        sqlx::query(
-            "UPDATE audit_chain SET last_seq = $1, last_hash = $2, last_event_seq = $3 WHERE id = 1",
-        )
-        .bind(new_seq)
-        .bind(new_hash)
-        .bind(last_event + stored.len() as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        tx.commit().await.map_err(err)?;
-        Ok(stored)
+        {
+            let entries = audit::chain(head.last_seq, &head.last_hash, records);
+            let stored = prepare_events(head.last_event_seq + 1, events);
+            let new_head = JournalHead {
+                last_seq: entries.last().map_or(head.last_seq, |e| e.seq),
+                last_hash: entries
+                    .last()
+                    .map_or_else(|| head.last_hash.clone(), |e| e.hash.clone()),
+                last_event_seq: head.last_event_seq + stored.len() as i64,
+            };
+            let result = batch_query(&head, &entries, &stored, &new_head)
+                .build()
+                .execute(&self.pool)
+                .await;
+            match result {
+                Ok(_) => {
+                    if let Ok(mut cache) = self.journal_head.lock() {
+                        *cache = Some(new_head);
+                    }
+                    return Ok(stored.into_iter().map(|(e, ..)| e).collect());
+                }
+                Err(e) => {
+                    if let Ok(mut cache) = self.journal_head.lock() {
+                        *cache = None;
+                    }
+                    // not_null_violation: the head moved (another process appended). Append
+                    // again holding the head's row lock, which cannot go stale.
+                    let stale = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23502"));
+                    if !stale {
+                        return Err(self.db_err(e));
+                    }
+                    return self.append_locked(records, events).await;
+                }
+            }
+        }
     }
 
     async fn audit_head(&self) -> Result<ChainHead> {

@@ -237,6 +237,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Where the database is, for error messages (no password).
     target: Arc<str>,
+    /// The journal's head as this process last wrote it (appends check it in the database).
+    journal_head: std::sync::Mutex<Option<audit::JournalHead>>,
 }
 
 impl PgStore {
@@ -281,7 +283,11 @@ impl PgStore {
             Ok(pool) => pool,
             Err(e) => return Err(connect_failure(&options, &setup, &target, e).await),
         };
-        let store = PgStore { pool, target };
+        let store = PgStore {
+            pool,
+            target,
+            journal_head: std::sync::Mutex::new(None),
+        };
         if let Some(schema) = &settings.schema {
             store.create_schema(schema).await?;
         }

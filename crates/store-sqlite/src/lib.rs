@@ -51,6 +51,8 @@ pub struct SqliteStore {
     /// a dedicated connection costs about half of one through a one-connection pool.
     write: Mutex<SqliteConnection>,
     checkpointer: JoinHandle<()>,
+    /// The journal's head as this process last wrote it (appends check it in the database).
+    journal_head: std::sync::Mutex<Option<audit::JournalHead>>,
 }
 
 impl Drop for SqliteStore {
@@ -129,6 +131,7 @@ impl SqliteStore {
             read,
             write: Mutex::new(write),
             checkpointer,
+            journal_head: std::sync::Mutex::new(None),
         })
     }
 }
