@@ -111,39 +111,47 @@ async fn write_loop(
     mut queue: mpsc::Receiver<Item>,
     events: broadcast::Sender<Event>,
 ) {
-    let mut batch = Vec::with_capacity(64);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        write_batch(store.as_ref(), std::mem::take(&mut batch), &events).await;
-    }
-}
-
-async fn write_batch(store: &dyn Store, batch: Vec<Item>, events: &broadcast::Sender<Event>) {
-    let mut records = Vec::new();
-    let mut new_events = Vec::new();
-    // Per item: its reply and the index of its event in `new_events`.
-    let mut replies = Vec::new();
-    let mut flushes = Vec::new();
-    for item in batch {
-        match item {
-            Item::Entry {
-                record,
-                event,
-                reply,
-            } => {
-                records.extend(record);
-                let event_index = event.map(|e| {
-                    new_events.push(e);
-                    new_events.len() - 1
-                });
-                if let Some(reply) = reply {
-                    replies.push((reply, event_index));
+    let mut first = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut first, 1).await > 0 {
+        // The batch is what is queued when the store is ready to write: requests that were
+        // writing (and queued their entries meanwhile) join it.
+        let mut replies: Vec<(Reply, Option<usize>)> = Vec::new();
+        let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut counts = (0usize, 0usize);
+        let mut take = || {
+            let mut items = std::mem::take(&mut first);
+            while items.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(item) => items.push(item),
+                    Err(_) => break,
                 }
             }
-            Item::Flush(done) => flushes.push(done),
-        }
-    }
-    if !records.is_empty() || !new_events.is_empty() {
-        match store.append_journal(&records, &new_events).await {
+            let mut records = Vec::new();
+            let mut new_events = Vec::new();
+            for item in items {
+                match item {
+                    Item::Entry {
+                        record,
+                        event,
+                        reply,
+                    } => {
+                        records.extend(record);
+                        let event_index = event.map(|e| {
+                            new_events.push(e);
+                            new_events.len() - 1
+                        });
+                        if let Some(reply) = reply {
+                            replies.push((reply, event_index));
+                        }
+                    }
+                    Item::Flush(done) => flushes.push(done),
+                }
+            }
+            counts = (records.len(), new_events.len());
+            (records, new_events)
+        };
+        let result = store.append_queued(&mut take).await;
+        match result {
             Ok(stored) => {
                 for (reply, index) in replies {
                     let _ = reply.send(Ok(index.and_then(|i| stored.get(i).cloned())));
@@ -156,8 +164,8 @@ async fn write_batch(store: &dyn Store, batch: Vec<Item>, events: &broadcast::Se
             Err(e) => {
                 tracing::error!(
                     error = %e,
-                    records = records.len(),
-                    events = new_events.len(),
+                    records = counts.0,
+                    events = counts.1,
                     "could not store audit records and events"
                 );
                 for (reply, _) in replies {
@@ -167,8 +175,8 @@ async fn write_batch(store: &dyn Store, batch: Vec<Item>, events: &broadcast::Se
                 }
             }
         }
-    }
-    for done in flushes {
-        let _ = done.send(());
+        for done in flushes {
+            let _ = done.send(());
+        }
     }
 }

@@ -273,6 +273,9 @@ impl AuditStore for PgStore {
         records: &[AuditRecord],
         events: &[NewEvent],
     ) -> Result<Vec<Event>> {
+        if records.is_empty() && events.is_empty() {
+            return Ok(Vec::new());
+        }
         let cached = self.journal_head.lock().ok().and_then(|h| h.clone());
         let head = match cached {
             Some(h) => h,

@@ -8,7 +8,7 @@ use statehouse_core::Result;
 use statehouse_core::audit::{self, AuditEntry, AuditQuery, AuditRecord, ChainHead, Outcome};
 use statehouse_core::clock::Timestamp;
 use statehouse_core::events::{Event, NewEvent};
-use statehouse_core::store::audit::AuditStore;
+use statehouse_core::store::audit::{AuditStore, TakeBatch};
 use statehouse_core::webhooks::{Delivery, event_body};
 
 use crate::{SqliteStore, begin_write, commit, db_err, get};
@@ -203,18 +203,20 @@ async fn read_head(conn: &mut sqlx::SqliteConnection) -> Result<JournalHead> {
     })
 }
 
-#[async_trait]
-impl AuditStore for SqliteStore {
-    async fn append_journal(
+impl SqliteStore {
+    async fn append_with(
         &self,
+        conn: &mut sqlx::SqliteConnection,
         records: &[AuditRecord],
         events: &[NewEvent],
     ) -> Result<Vec<Event>> {
-        let mut conn = self.write.lock().await;
+        if records.is_empty() && events.is_empty() {
+            return Ok(Vec::new());
+        }
         let cached = self.journal_head.lock().ok().and_then(|h| h.clone());
         let mut head = match cached {
             Some(h) => h,
-            None => read_head(&mut conn).await?,
+            None => read_head(&mut *conn).await?,
         };
         // Fast path: the head this process wrote last, checked by the batch itself. When
         // another process appended since, the batch fails at once and runs again inside a
@@ -262,7 +264,7 @@ impl AuditStore for SqliteStore {
                         .execute(&mut *conn)
                         .await
                         .map_err(db_err)?;
-                    head = match read_head(&mut conn).await {
+                    head = match read_head(&mut *conn).await {
                         Ok(h) => h,
                         Err(e) => {
                             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
@@ -273,6 +275,26 @@ impl AuditStore for SqliteStore {
                 }
             }
         }
+    }
+}
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_journal(
+        &self,
+        records: &[AuditRecord],
+        events: &[NewEvent],
+    ) -> Result<Vec<Event>> {
+        let mut conn = self.write.lock().await;
+        self.append_with(&mut conn, records, events).await
+    }
+
+    async fn append_queued(&self, take: TakeBatch<'_>) -> Result<Vec<Event>> {
+        // Taken once the write connection is ours: entries queued by the writes that held it
+        // meanwhile join this batch.
+        let mut conn = self.write.lock().await;
+        let (records, events) = take();
+        self.append_with(&mut conn, &records, &events).await
     }
 
     async fn audit_head(&self) -> Result<ChainHead> {

@@ -8,6 +8,9 @@ use crate::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead};
 use crate::clock::Timestamp;
 use crate::events::{Event, NewEvent};
 
+/// Hands over everything queued for the journal: audit records and events, in order.
+pub type TakeBatch<'a> = &'a mut (dyn FnMut() -> (Vec<AuditRecord>, Vec<NewEvent>) + Send);
+
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Appends a batch in one transaction: `records` chained after the head (with
@@ -20,6 +23,14 @@ pub trait AuditStore: Send + Sync {
         records: &[AuditRecord],
         events: &[NewEvent],
     ) -> Result<Vec<Event>>;
+
+    /// [`AuditStore::append_journal`] of a batch taken by calling `take` once the store is
+    /// ready to write it, so that entries queued while it waited (for its write connection)
+    /// join the batch. The default takes the batch at once.
+    async fn append_queued(&self, take: TakeBatch<'_>) -> Result<Vec<Event>> {
+        let (records, events) = take();
+        self.append_journal(&records, &events).await
+    }
 
     async fn audit_head(&self) -> Result<ChainHead>;
 
