@@ -230,13 +230,12 @@ pub fn chain(last_seq: i64, last_hash: &str, records: &[AuditRecord]) -> Vec<Aud
         .map(|record| {
             seq += 1;
             let hash = entry_hash(&prev, seq, record);
-            let entry = AuditEntry {
+            AuditEntry {
                 seq,
                 record: record.clone(),
                 prev_hash: std::mem::replace(&mut prev, hash.clone()),
                 hash,
-            };
-            entry
+            }
         })
         .collect()
 }

@@ -163,15 +163,14 @@ impl WebhookStore for PgStore {
     ) -> Result<Vec<ClaimedDelivery>> {
         // Rows another worker is claiming right now are skipped, not waited for; the lease
         // keeps them from being claimed again once that worker's transaction commits.
-        let sql = sqlx::AssertSqlSafe(format!(
+        let ids: Vec<String> = sqlx::query_scalar(
             "WITH due AS (SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
              WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.enabled \
              AND (d.lease_until IS NULL OR d.lease_until <= $1) \
              ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED) \
              UPDATE webhook_deliveries SET lease_owner = $3, lease_until = $4 \
-             FROM due WHERE webhook_deliveries.id = due.id RETURNING webhook_deliveries.id"
-        ));
-        let ids: Vec<String> = sqlx::query_scalar(sql)
+             FROM due WHERE webhook_deliveries.id = due.id RETURNING webhook_deliveries.id",
+        )
             .bind(now.millis())
             .bind(limit)
             .bind(lease_owner)
