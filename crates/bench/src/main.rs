@@ -16,6 +16,7 @@ mod http;
 mod machine;
 mod pg;
 mod report;
+mod search;
 mod server;
 mod state;
 mod stats;
@@ -76,6 +77,9 @@ struct Cli {
 enum Section {
     Server,
     Terraform,
+    /// Resource search on 10,000 states / 1,000,000 instances, seeded through the store (only
+    /// when asked: seeding takes minutes).
+    Search,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -90,6 +94,9 @@ fn workspace_root() -> PathBuf {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if cli.only == Some(Section::Search) {
+        return run_search(&cli);
+    }
     let statehouse = cli
         .statehouse
         .clone()
@@ -116,8 +123,8 @@ fn main() -> Result<()> {
         }
     }
     stores.dedup();
-    let run_server = cli.only != Some(Section::Terraform);
-    let run_terraform = cli.only != Some(Section::Server);
+    let run_server = cli.only.is_none() || cli.only == Some(Section::Server);
+    let run_terraform = cli.only.is_none() || cli.only == Some(Section::Terraform);
     let terraform_bin = cli
         .terraform
         .clone()
@@ -193,6 +200,50 @@ fn main() -> Result<()> {
 
     report.load_after = machine::loadavg();
     print!("{}", report.render());
+    Ok(())
+}
+
+/// Section 3 alone: in-process against the stores, no server binary needed.
+fn run_search(cli: &Cli) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let plan = search::Plan::new(cli.quick);
+    let machine = machine::Machine::probe();
+    let load_before = machine::loadavg();
+    let mut results = Vec::new();
+    for kind in &cli.stores {
+        let store = match kind {
+            StoreKind::Sqlite => Store::Sqlite,
+            StoreKind::Postgres => match &cli.pg_url {
+                Some(url) => Store::Postgres(url.clone()),
+                None => bail!(
+                    "--stores includes postgres but no PostgreSQL URL was given: pass --pg-url or set STATEHOUSE_TEST_PG_URL"
+                ),
+            },
+        };
+        eprintln!("section 3, resource search: {}", store.label());
+        results.push(rt.block_on(search::run(&store, &plan))?);
+    }
+    println!("# statehouse benchmark report: resource search\n");
+    println!("Command: `{}`\n", report::redact(&command_line()));
+    if let Some(commit) = machine::git_commit(&workspace_root()) {
+        println!("- checkout: {commit}");
+    }
+    if let Some(url) = &cli.pg_url {
+        println!("- {} at `{}`", pg::describe(url), report::redact(url));
+    }
+    println!(
+        "- machine: {} CPUs ({}), {} RAM, Linux {}; temp dir {}",
+        machine.nproc, machine.cpu, machine.memory, machine.kernel, machine.temp_fs
+    );
+    println!(
+        "- load average before: {load_before}, after: {}\n",
+        machine::loadavg()
+    );
+    print!("{}", search::render(&results));
     Ok(())
 }
 

@@ -57,8 +57,8 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {
     pub at: Timestamp,
-    /// Who acted: the token's name today (users will bring `Principal::actor()`), `local-cli`
-    /// for operator commands, `unknown` when an unknown token was presented.
+    /// Who acted: the user's name, or a service token's name (`Principal::actor`); `local-cli`
+    /// for operator commands, `unknown` when an unknown credential was presented.
     pub actor: String,
     pub token_id: Option<String>,
     pub token_name: Option<String>,
@@ -94,13 +94,13 @@ impl AuditRecord {
         }
     }
 
-    /// An action by a principal: its token, address and (for now) its token name as the actor.
+    /// An action by a principal: its actor (user or token name), token and address.
     pub fn by(who: &Principal, action: &str, at: Timestamp) -> Self {
         AuditRecord {
             token_id: Some(who.token_id.clone()),
             token_name: Some(who.token_name.clone()),
             source_ip: who.source_ip.clone(),
-            ..AuditRecord::new(at, who.token_name.clone(), action)
+            ..AuditRecord::new(at, who.actor(), action)
         }
     }
 
@@ -149,7 +149,9 @@ impl AuditRecord {
             other => other.to_string(),
         };
         match error {
-            Error::Unauthorized(_) | Error::Forbidden(_) => self.denied(reason),
+            Error::Unauthorized(_) | Error::Forbidden(_) | Error::TooManyRequests { .. } => {
+                self.denied(reason)
+            }
             _ => self.failed(reason),
         }
     }

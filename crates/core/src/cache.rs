@@ -42,6 +42,13 @@ impl<V: Clone> TtlCache<V> {
             entries.remove(key);
         }
     }
+
+    /// Drops every entry whose value matches (e.g. all cached tokens of one user).
+    pub fn forget_matching(&self, matches: impl Fn(&V) -> bool) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|_, (value, _)| !matches(value));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -60,6 +67,18 @@ mod tests {
         assert_eq!(cache.get("a", Timestamp(11_500)), Some(2));
         cache.forget("a");
         assert_eq!(cache.get("a", Timestamp(11_500)), None);
+    }
+
+    #[test]
+    fn entries_are_forgotten_by_value() {
+        let cache = TtlCache::new(1_000);
+        cache.put("a".into(), "alice", Timestamp(0));
+        cache.put("b".into(), "bob", Timestamp(0));
+        cache.put("c".into(), "alice", Timestamp(0));
+        cache.forget_matching(|v| *v == "alice");
+        assert_eq!(cache.get("a", Timestamp(1)), None);
+        assert_eq!(cache.get("c", Timestamp(1)), None);
+        assert_eq!(cache.get("b", Timestamp(1)), Some("bob"));
     }
 
     #[test]

@@ -23,6 +23,12 @@ pub enum Error {
     /// 423: the state is locked by someone else; carries the holder's LockInfo JSON.
     #[error("state is locked by another client")]
     Locked { holder_info: String },
+    /// 429: too many attempts (failed logins); retry after the given number of seconds.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// 413
     #[error("{0}")]
     TooLarge(String),

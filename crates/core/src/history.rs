@@ -6,9 +6,11 @@ use serde_json::json;
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
 use crate::events::kind;
+use crate::model::WriteOutcome;
 use crate::model::{DeletedState, StateFilter, StateRecord, UnlockOutcome, VersionMeta, Workspace};
 use crate::names::StateName;
 use crate::service::Services;
+use crate::tfstate::{self, Output, StateDiff};
 use crate::{Error, Result};
 
 /// Largest page a listing returns.
@@ -119,6 +121,104 @@ impl Services {
             ))
         })?;
         self.open_version(meta, &sealed)
+    }
+
+    /// What changed from version `from` to version `to` (default: the current version) of a
+    /// state (viewers). Sensitive values are masked unless the caller is a workspace admin.
+    /// Returns the version numbers compared and the difference.
+    pub async fn diff_versions(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<(i64, i64, StateDiff)> {
+        let (workspace, record) = self.state_detail(who, ws, name).await?;
+        let reveal = who.role_in(&workspace.id).is_some_and(|r| r >= Role::Admin);
+        let to = match to {
+            Some(n) => n,
+            None => record
+                .current
+                .as_ref()
+                .map(|c| c.version_no)
+                .ok_or_else(|| {
+                    Error::NotFound(format!("state {:?} has no versions yet", record.name))
+                })?,
+        };
+        let from = from.unwrap_or(to - 1);
+        if from < 1 {
+            return Err(Error::BadRequest(format!(
+                "version {to} is the first version: give `from` explicitly to compare with a later one"
+            )));
+        }
+        let (_, old) = self.read_version(who, ws, name, from).await?;
+        let (_, new) = self.read_version(who, ws, name, to).await?;
+        let diff = tfstate::diff(&old, &new, reveal)?;
+        Ok((from, to, diff))
+    }
+
+    /// The current outputs of a state (viewers), sensitive ones masked unless the caller is a
+    /// workspace admin; with the version they come from.
+    pub async fn current_outputs(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+    ) -> Result<(VersionMeta, Vec<Output>)> {
+        let (workspace, record) = self.state_detail(who, ws, name).await?;
+        let reveal = who.role_in(&workspace.id).is_some_and(|r| r >= Role::Admin);
+        let current = record.current.as_ref().ok_or_else(|| {
+            Error::NotFound(format!("state {:?} has no versions yet", record.name))
+        })?;
+        let (meta, body) = self.read_version(who, ws, name, current.version_no).await?;
+        let outputs = tfstate::outputs(&body, reveal)?;
+        Ok((meta, outputs))
+    }
+
+    /// Makes version `version_no` current again (editors): its content is written as a new
+    /// version whose serial is one above the current one, so the next `terraform plan` accepts
+    /// it. Refused while another client holds the lock, and (by the write rules) when the old
+    /// version's lineage is not the current one, unless an admin opened an overwrite window.
+    pub async fn rollback(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        version_no: i64,
+    ) -> Result<VersionMeta> {
+        let (workspace, record) = self.state_detail(who, ws, name).await?;
+        who.require(&workspace.id, Role::Editor, "rolling back a state")?;
+        let current = record.current.as_ref().ok_or_else(|| {
+            Error::NotFound(format!("state {:?} has no versions yet", record.name))
+        })?;
+        // A lock held with the caller's own token (e.g. the CI token rolling back between
+        // runs) does not stand in the way; anyone else's does.
+        let lock_id = match &record.lock {
+            Some(lock) if lock.token_id == who.token_id => Some(lock.id.clone()),
+            Some(lock) => {
+                return Err(Error::Locked {
+                    holder_info: lock.info.clone(),
+                });
+            }
+            None => None,
+        };
+        if version_no == current.version_no {
+            return Err(Error::BadRequest(format!(
+                "version {version_no} is already the current version"
+            )));
+        }
+        let (_, body) = self.read_version(who, ws, name, version_no).await?;
+        // A different lineage is refused by the write rules unless an admin opened an
+        // overwrite window (then the version is recorded as forced).
+        let body = tfstate::with_serial(&body, current.serial + 1)?;
+        match self
+            .write_state(who, ws, name, body, None, lock_id.as_deref())
+            .await?
+        {
+            WriteOutcome::Created(meta) => Ok(meta),
+            WriteOutcome::Unchanged(meta) => Ok(meta),
+        }
     }
 
     /// Spares a version from retention, or releases it again (workspace admins). Audited as

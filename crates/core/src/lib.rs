@@ -2,6 +2,7 @@
 //! at rest, and the services that routes and CLI commands call.
 
 pub mod access;
+pub mod accounts;
 pub mod audit;
 pub mod cache;
 pub mod clock;
@@ -13,6 +14,7 @@ pub mod journal;
 pub mod model;
 pub mod names;
 pub mod rules;
+pub mod search;
 pub mod service;
 pub mod statefile;
 pub mod store;

@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::access::Role;
 use crate::clock::Timestamp;
 use crate::crypto::SealedBody;
+use crate::store::search::VersionResources;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Workspace {
@@ -59,6 +60,8 @@ pub struct StateFilter {
 pub struct NewToken {
     pub id: String,
     pub name: String,
+    /// A user token's owner; see [`crate::access::Token`] for the kinds.
+    pub user_id: Option<String>,
     pub workspace_id: Option<String>,
     pub role: Role,
     pub secret_hash: String,
@@ -99,6 +102,9 @@ pub struct VersionMeta {
     pub client_encrypted: bool,
     /// Marked by an admin to be spared by version retention.
     pub kept: bool,
+    /// Resource instances in this version; `None` when unknown (client-side encrypted,
+    /// unreadable, or written before statehouse counted them).
+    pub resource_count: Option<i64>,
 }
 
 /// A live (not deleted) state with its lock and current version.
@@ -143,6 +149,8 @@ pub struct VersionWrite {
     pub lock_id: Option<String>,
     pub author: String,
     pub at: Timestamp,
+    /// The version's resource instances for the search index (replaces the state's rows).
+    pub resources: VersionResources,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -160,6 +160,7 @@ mod tests {
             forced: false,
             client_encrypted: false,
             kept: false,
+            resource_count: None,
         }
     }
 

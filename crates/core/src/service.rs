@@ -1,21 +1,27 @@
 //! Operations as users see them: authenticate, then read/write/lock states, manage tokens and
-//! workspaces. Routes and CLI commands call these; these call the store and the cipher. Every
-//! operation is audited (successes and refusals) and changes emit events; see `journal` (audit
-//! log, events) and `webhooks` (outgoing webhooks).
+//! workspaces. Routes and CLI commands call these; these call the store and the cipher.
 
+mod accounts;
 mod journal;
+mod sessions;
 mod webhooks;
-
-pub use journal::MAX_PAGE as MAX_AUDIT_PAGE;
-pub use webhooks::{WebhookChange, WebhookSpec};
 
 use std::sync::Arc;
 
 use md5::{Digest, Md5};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
+pub use self::accounts::{NewToken as TokenRequest, TokenInfo, TokenOwner, UserChange};
+pub use self::journal::MAX_PAGE as MAX_AUDIT_PAGE;
+pub use self::sessions::{
+    LOGIN_WINDOW_MILLIS, LoggedIn, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP,
+};
+pub use self::webhooks::{WebhookChange, WebhookSpec};
 use serde_json::json;
 
 use crate::access::{Principal, Role, Token, TokenSecret, hash_secret};
+use crate::accounts::{AuthSettings, UserAccess};
 use crate::audit::AuditRecord;
 use crate::cache::TtlCache;
 use crate::clock::{Clock, Timestamp};
@@ -29,8 +35,19 @@ use crate::model::{
 use crate::names::{StateName, WorkspaceName};
 use crate::rules::{self, Incoming, WriteContext, WriteDecision};
 use crate::store::Store;
-use crate::workspaces::require_instance_admin;
-use crate::{Error, Result, statefile};
+use crate::{Error, Result, search, statefile};
+
+/// A state as the http backend hands it out.
+#[derive(Debug, Clone)]
+pub struct BackendRead {
+    /// The stored version it comes from.
+    pub meta: VersionMeta,
+    pub body: Vec<u8>,
+    /// Hex MD5 of `body` as sent (differs from `meta.md5` when reduced).
+    pub md5_hex: String,
+    /// Reduced to its outputs (the reader has the `outputs` role).
+    pub outputs_only: bool,
+}
 
 /// Everything the services need, cheap to clone.
 #[derive(Clone)]
@@ -40,6 +57,14 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub(crate) workspaces: Arc<TtlCache<Workspace>>,
     pub(crate) tokens: Arc<TtlCache<Token>>,
+    /// SHA-256 of a secret that authenticates as the local operator, registered by a CLI
+    /// process for its own in-process requests; only ever in this process's memory.
+    operator_secret: Option<Arc<[u8; 32]>>,
+    /// Users with their memberships, by user id (same trust window as tokens).
+    users: Arc<TtlCache<UserAccess>>,
+    /// Token ids whose use was recorded within the last minute.
+    recently_touched: Arc<TtlCache<()>>,
+    auth: AuthSettings,
     pub(crate) journal: Arc<Journal>,
 }
 
@@ -50,12 +75,17 @@ const WORKSPACE_CACHE_MILLIS: i64 = 5_000;
 
 /// Every request authenticates a token. A found token is remembered for one second, so a
 /// revocation made elsewhere (CLI, another replica) takes effect everywhere within a second;
-/// expiry is checked on every request.
+/// expiry is checked on every request. A user's roles and disabled flag are trusted as long.
 const TOKEN_CACHE_MILLIS: i64 = 1_000;
+
+/// A token's `last_used_at` is written at most this often (not a database write per request).
+const TOKEN_TOUCH_MILLIS: i64 = 60_000;
 
 /// The workspace created on first start.
 pub const DEFAULT_WORKSPACE: &str = "default";
 const BOOTSTRAP_FLAG: &str = "bootstrap-admin-token";
+/// The instance admin user created on first start; it owns the bootstrap token.
+pub const BOOTSTRAP_USER: &str = "admin";
 /// Longest LockInfo body accepted.
 const MAX_LOCK_INFO: usize = 64 * 1024;
 
@@ -84,7 +114,36 @@ impl Services {
             clock,
             workspaces: Arc::new(TtlCache::new(WORKSPACE_CACHE_MILLIS)),
             tokens: Arc::new(TtlCache::new(TOKEN_CACHE_MILLIS)),
+            operator_secret: None,
+            users: Arc::new(TtlCache::new(TOKEN_CACHE_MILLIS)),
+            recently_touched: Arc::new(TtlCache::new(TOKEN_TOUCH_MILLIS)),
+            auth: AuthSettings::default(),
         }
+    }
+
+    /// Lets `secret` authenticate as [`Principal::local_operator`] through these services (and
+    /// their clones made afterwards). For a CLI process talking to its own in-process API: the
+    /// secret is random per process, kept in memory only, and never stored, so it grants
+    /// nothing beyond the operator's access to the data directory and master key.
+    pub fn trust_operator_secret(&mut self, secret: &TokenSecret) {
+        self.operator_secret = Some(Arc::new(Sha256::digest(secret.expose().as_bytes()).into()));
+    }
+
+    fn is_operator_secret(&self, presented: &str) -> bool {
+        self.operator_secret.as_deref().is_some_and(|expected| {
+            let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+            bool::from(presented.ct_eq(expected))
+        })
+    }
+
+    /// Session lifetimes and cookie settings (default: [`AuthSettings::default`]).
+    pub fn with_auth_settings(mut self, auth: AuthSettings) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    pub fn auth_settings(&self) -> AuthSettings {
+        self.auth
     }
 
     pub fn now(&self) -> Timestamp {
@@ -93,26 +152,21 @@ impl Services {
 
     // ---- access ---------------------------------------------------------------------------
 
-    /// The principal for a presented token secret, carrying the client's address. A refused
-    /// token is audited (`token.authenticate`, denied) with the address.
+    /// [`Services::authenticate`] for a request from `source_ip`, which the principal carries;
+    /// a refused secret is audited (`token.authenticate`, denied) with the address.
     pub async fn authenticate_from(
         &self,
         secret: &str,
         source_ip: Option<String>,
     ) -> Result<Principal> {
-        match self.authenticate_token(secret).await {
-            Ok((principal, _)) => Ok(Principal {
+        match self.authenticate(secret).await {
+            Ok(principal) => Ok(Principal {
                 source_ip,
                 ..principal
             }),
-            Err((e, token)) => {
+            Err(e) => {
                 if !matches!(e, Error::Store(_) | Error::Internal(_)) {
-                    let (actor, id, name) = match token {
-                        Some(t) => (t.name.clone(), Some(t.id), Some(t.name)),
-                        None => ("unknown".to_owned(), None, None),
-                    };
-                    let record = AuditRecord::new(self.now(), actor, "token.authenticate")
-                        .token(id, name)
+                    let record = AuditRecord::new(self.now(), "unknown", "token.authenticate")
                         .source_ip(source_ip)
                         .refused_by(&e);
                     self.journal.enqueue(record).await;
@@ -122,41 +176,103 @@ impl Services {
         }
     }
 
-    /// The principal for a presented token secret (no client address: local callers).
+    /// The principal for a presented token secret. Served from memory for up to a second
+    /// (tokens and users alike), so the hot path does not touch the database.
     pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
-        self.authenticate_from(secret, None).await
-    }
-
-    /// The token's principal, or the refusal with the token when one was found.
-    async fn authenticate_token(
-        &self,
-        secret: &str,
-    ) -> std::result::Result<(Principal, Token), (Error, Option<Token>)> {
+        if self.is_operator_secret(secret) {
+            return Ok(Principal::local_operator());
+        }
         let hash = hash_secret(secret);
         let now = self.now();
         let token = match self.tokens.get(&hash, now) {
             Some(t) => Some(t),
             None => {
-                let found = self
-                    .store
-                    .token_by_hash(&hash)
-                    .await
-                    .map_err(|e| (e, None))?;
+                let found = self.store.token_by_hash(&hash).await?;
                 if let Some(t) = &found {
                     self.tokens.put(hash, t.clone(), now);
                 }
                 found
             }
         };
-        match token {
-            Some(t) if t.is_usable_at(now) => Ok((Principal::from_token(&t), t)),
-            Some(t) if t.revoked_at.is_some() => Err((
-                Error::Unauthorized("token has been revoked".into()),
-                Some(t),
-            )),
-            Some(t) => Err((Error::Unauthorized("token has expired".into()), Some(t))),
-            None => Err((Error::Unauthorized("unknown token".into()), None)),
+        let token = match token {
+            Some(t) if t.is_usable_at(now) => t,
+            Some(t) if t.revoked_at.is_some() => {
+                return Err(Error::Unauthorized("token has been revoked".into()));
+            }
+            Some(_) => return Err(Error::Unauthorized("token has expired".into())),
+            None => return Err(Error::Unauthorized("unknown token".into())),
+        };
+        let principal = match &token.user_id {
+            None => Principal::from_token(&token),
+            Some(user_id) => {
+                let access = self.user_access(user_id).await?.ok_or_else(|| {
+                    Error::Unauthorized("the user this token belonged to no longer exists".into())
+                })?;
+                if access.user.is_disabled() {
+                    return Err(Error::Unauthorized(format!(
+                        "user {:?} is disabled: its tokens do not work until an instance admin enables it again",
+                        access.user.name
+                    )));
+                }
+                Principal::for_user_token(&access, &token)
+            }
+        };
+        self.note_token_use(&token, now).await;
+        Ok(principal)
+    }
+
+    /// A user with its memberships, from the one-second cache or the store.
+    async fn user_access(&self, user_id: &str) -> Result<Option<UserAccess>> {
+        let now = self.now();
+        if let Some(access) = self.users.get(user_id, now) {
+            return Ok(Some(access));
         }
+        let Some(user) = self.store.user_by_id(user_id).await? else {
+            return Ok(None);
+        };
+        let memberships = self
+            .store
+            .user_memberships(user_id)
+            .await?
+            .into_iter()
+            .map(|m| (m.workspace_id, m.role))
+            .collect();
+        let access = UserAccess { user, memberships };
+        self.users.put(user_id.to_owned(), access.clone(), now);
+        Ok(Some(access))
+    }
+
+    /// Records that a token was used, at most once a minute per token (per process; the stored
+    /// time also counts, so replicas do not each write every minute). A failure to record is
+    /// logged, never fatal to the request.
+    async fn note_token_use(&self, token: &Token, now: Timestamp) {
+        if self.recently_touched.get(&token.id, now).is_some() {
+            return;
+        }
+        self.recently_touched.put(token.id.clone(), (), now);
+        if token
+            .last_used_at
+            .is_some_and(|t| now.millis() - t.millis() < TOKEN_TOUCH_MILLIS)
+        {
+            return;
+        }
+        if let Err(e) = self.store.touch_token(&token.id, now).await {
+            tracing::warn!(token_id = token.id, error = %e, "could not record token use");
+        }
+    }
+
+    /// Drops what this process remembers about a user (roles, disabled flag), so a change
+    /// applies here at once (elsewhere within the cache's second).
+    pub fn forget_user(&self, user_id: &str) {
+        self.users.forget(user_id);
+        self.tokens
+            .forget_matching(|t| t.user_id.as_deref() == Some(user_id));
+    }
+
+    /// Drops a token from this process's cache (after a revocation).
+    pub fn forget_token(&self, token_id: &str) {
+        self.tokens.forget_matching(|t| t.id == token_id);
+        self.recently_touched.forget(token_id);
     }
 
     /// Creates the `default` workspace if it does not exist (safe to race with replicas).
@@ -175,18 +291,23 @@ impl Services {
         }
     }
 
-    /// Exactly once per database, across all replicas: mint an instance admin token whose
+    /// Exactly once per database, across all replicas: create the instance admin user `admin`
+    /// (without a password: it cannot log in until one is set) and mint a token of its, whose
     /// secret is returned to be shown to the operator.
     pub async fn claim_bootstrap_token(&self) -> Result<Option<TokenSecret>> {
         if !self.store.claim_flag(BOOTSTRAP_FLAG, self.now()).await? {
             return Ok(None);
         }
+        let admin = match self.store.user_by_name(BOOTSTRAP_USER).await? {
+            Some(user) => user,
+            None => self.insert_user(BOOTSTRAP_USER, None, true).await?,
+        };
         let (token, secret) = self
-            .mint_token(None, Role::Admin, "bootstrap-admin", None)
+            .mint_token(Some(admin.id), None, Role::Admin, "bootstrap-admin", None)
             .await?;
         let record = AuditRecord::new(self.now(), "statehouse", "token.create")
             .target(token.id.clone())
-            .detail(json!({"name": token.name, "role": token.role, "workspace": null, "bootstrap": true}));
+            .detail(json!({"name": token.name, "role": token.role, "user": BOOTSTRAP_USER, "bootstrap": true}));
         self.journal.commit(Some(record), None).await?;
         Ok(Some(secret))
     }
@@ -220,66 +341,29 @@ impl Services {
         Ok(ws)
     }
 
-    /// Creates a token; `workspace: None` makes an instance-wide token (instance admin).
+    /// Creates a workspace service token, or with `workspace: None` an instance token, without
+    /// checking who asks (local CLI, tests); [`Services::create_token_as`] checks.
     pub async fn create_token(
         &self,
-        who: &Principal,
-        workspace: Option<&str>,
-        role: Role,
-        name: &str,
-        expires_in_millis: Option<i64>,
-    ) -> Result<(Token, TokenSecret)> {
-        let mut record = AuditRecord::by(who, "token.create", self.now()).detail(
-            json!({"name": name, "role": role, "workspace": workspace, "expires_in_ms": expires_in_millis}),
-        );
-        if let Some(w) = workspace {
-            record = record.workspace(w);
-        }
-        let result = self
-            .create_token_unaudited(who, workspace, role, name, expires_in_millis)
-            .await;
-        self.conclude(result, record, |(token, _), r| {
-            (r.target(token.id.clone()), None)
-        })
-        .await
-    }
-
-    async fn create_token_unaudited(
-        &self,
-        who: &Principal,
         workspace: Option<&str>,
         role: Role,
         name: &str,
         expires_in_millis: Option<i64>,
     ) -> Result<(Token, TokenSecret)> {
         let ws = match workspace {
-            Some(w) => Some(
-                self.authorize(who, w, Role::Admin, "creating a token")
-                    .await?
-                    .0,
-            ),
-            None => {
-                require_instance_admin(who, "creating an instance token")?;
-                None
-            }
+            Some(w) => Some(self.workspace(w).await?),
+            None => None,
         };
-        let name = name.trim();
-        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-            return Err(Error::BadRequest(
-                "token name must be 1-100 printable characters".into(),
-            ));
-        }
-        if expires_in_millis.is_some_and(|m| m <= 0) {
-            return Err(Error::BadRequest(
-                "token expiry must be in the future".into(),
-            ));
-        }
+        let name = check_token_name(name)?;
+        check_token_expiry(expires_in_millis)?;
         let expires = expires_in_millis.map(|m| self.now().plus_millis(m));
-        self.mint_token(ws.map(|w| w.id), role, name, expires).await
+        self.mint_token(None, ws.map(|w| w.id), role, name, expires)
+            .await
     }
 
     async fn mint_token(
         &self,
+        user_id: Option<String>,
         workspace_id: Option<String>,
         role: Role,
         name: &str,
@@ -291,6 +375,7 @@ impl Services {
             .create_token(&NewToken {
                 id: new_id(),
                 name: name.to_owned(),
+                user_id,
                 workspace_id,
                 role,
                 secret_hash: secret.hash(),
@@ -299,42 +384,6 @@ impl Services {
             })
             .await?;
         Ok((token, secret))
-    }
-
-    /// Revokes a token by id (instance admin, or an admin of the token's workspace); false
-    /// when it was already revoked.
-    pub async fn revoke_token(&self, who: &Principal, token_id: &str) -> Result<bool> {
-        let record = AuditRecord::by(who, "token.revoke", self.now()).target(token_id);
-        let result = async {
-            let token = self
-                .store
-                .list_tokens(None)
-                .await?
-                .into_iter()
-                .find(|t| t.id == token_id)
-                .ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "no token with id {token_id:?}; see `statehouse token list`"
-                    ))
-                })?;
-            match &token.workspace_id {
-                Some(ws) => {
-                    who.require(ws, Role::Admin, "revoking a token")?;
-                }
-                None => require_instance_admin(who, "revoking an instance token")?,
-            }
-            let revoked = self.store.revoke_token(&token.id, self.now()).await?;
-            Ok((revoked, token))
-        }
-        .await;
-        self.conclude(result, record, |(revoked, token), r| {
-            (
-                r.detail(json!({"name": token.name, "already_revoked": !revoked})),
-                None,
-            )
-        })
-        .await
-        .map(|(revoked, _)| revoked)
     }
 
     // ---- states ---------------------------------------------------------------------------
@@ -390,6 +439,72 @@ impl Services {
         found
             .map(|(meta, sealed)| self.open_version(meta, &sealed))
             .transpose()
+    }
+
+    /// What the http backend's GET answers: the state as stored, or for a principal whose
+    /// role in the workspace is exactly `outputs`, the state reduced to its outputs. Audited as
+    /// `state.read` without waiting for the entry to be stored.
+    pub async fn read_state_for_backend(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+    ) -> Result<Option<BackendRead>> {
+        let record = AuditRecord::by(who, "state.read", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = self.read_state_for_backend_unaudited(who, ws, name).await;
+        let record = match &result {
+            Ok(Some(read)) => record.detail(
+                json!({"version": read.meta.version_no, "outputs_only": read.outputs_only}),
+            ),
+            Ok(None) => record.detail(json!({"version": null})),
+            Err(e) => record.refused_by(e),
+        };
+        self.journal.enqueue(record).await;
+        result
+    }
+
+    /// What the http backend's GET answers: the state as stored, or for a principal whose
+    /// role in the workspace is exactly `outputs`, the state reduced to its outputs
+    /// ([`statefile::outputs_only`]). `None` when the state has no version yet.
+    async fn read_state_for_backend_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+    ) -> Result<Option<BackendRead>> {
+        let name = StateName::parse(name)?;
+        let (workspace, role) = self
+            .authorize(who, ws, Role::Outputs, "reading a state")
+            .await?;
+        let Some((meta, sealed)) = self
+            .store
+            .current_body(&workspace.id, name.as_str())
+            .await?
+        else {
+            return Ok(None);
+        };
+        if role > Role::Outputs {
+            let (meta, body) = self.open_version(meta, &sealed)?;
+            let md5_hex = meta.md5.clone();
+            return Ok(Some(BackendRead {
+                meta,
+                body,
+                md5_hex,
+                outputs_only: false,
+            }));
+        }
+        let (meta, full) = self.open_version(meta, &sealed)?;
+        let body = statefile::outputs_only(&full)?;
+        drop(full);
+        let md5_hex = md5_hex(&body);
+        Ok(Some(BackendRead {
+            meta,
+            body,
+            md5_hex,
+            outputs_only: true,
+        }))
     }
 
     pub async fn state_record(
@@ -493,6 +608,7 @@ impl Services {
                 return Ok((workspace, WriteOutcome::Unchanged(current.clone())));
             }
         }
+        let resources = search::resources_of(&body, meta.client_encrypted);
         let version_id = new_id();
         let sealed = self
             .cipher
@@ -514,6 +630,7 @@ impl Services {
             lock_id: lock_id.map(str::to_owned),
             author: who.token_name.clone(),
             at: self.now(),
+            resources,
         };
         let outcome = self
             .store
@@ -717,7 +834,7 @@ impl Services {
             workspace_id: Some(workspace.id.clone()),
             workspace: Some(workspace.name.clone()),
             subject: Some(subject.to_owned()),
-            actor: who.token_name.clone(),
+            actor: who.actor(),
             payload,
         }
     }
@@ -794,6 +911,25 @@ impl Services {
             }
         }
     }
+}
+
+fn check_token_name(name: &str) -> Result<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(Error::BadRequest(
+            "token name must be 1-100 printable characters".into(),
+        ));
+    }
+    Ok(name)
+}
+
+fn check_token_expiry(expires_in_millis: Option<i64>) -> Result<()> {
+    if expires_in_millis.is_some_and(|m| m <= 0) {
+        return Err(Error::BadRequest(
+            "token expiry must be in the future".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads the `ID` out of a LockInfo body, returning it with the body as text.

@@ -1,8 +1,11 @@
 //! What statehouse reads out of a state body: just enough to version and protect it.
 //! The body itself is stored byte for byte as the client sent it.
 
-use serde::Deserialize;
+use std::borrow::Cow;
+
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::Error;
 
@@ -62,6 +65,67 @@ pub fn inspect(body: &[u8]) -> Result<StateMeta, Error> {
         terraform_version: probe.terraform_version,
         client_encrypted,
     })
+}
+
+#[derive(Deserialize)]
+struct OutputsSource<'a> {
+    version: Option<u64>,
+    #[serde(borrow)]
+    terraform_version: Option<Cow<'a, str>>,
+    serial: Option<i64>,
+    #[serde(borrow)]
+    lineage: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    outputs: Option<&'a RawValue>,
+    encrypted_data: Option<IgnoredAny>,
+}
+
+#[derive(Serialize)]
+struct OutputsOnly<'a> {
+    version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    terraform_version: Option<Cow<'a, str>>,
+    serial: i64,
+    lineage: Cow<'a, str>,
+    outputs: &'a RawValue,
+    resources: [(); 0],
+}
+
+/// The state reduced to its outputs: the same `version`, `terraform_version`, `serial`,
+/// `lineage` and `outputs` (byte for byte), `resources: []`, and nothing else. What the
+/// `outputs` role reads, so `terraform_remote_state` consumers see no resource attributes.
+///
+/// `Forbidden` for states that cannot be reduced: OpenTofu client-side encrypted ones (the
+/// outputs are inside the ciphertext) and formats before version 4 (Terraform < 0.12).
+pub fn outputs_only(body: &[u8]) -> Result<Vec<u8>, Error> {
+    let source: OutputsSource<'_> = serde_json::from_slice(body)
+        .map_err(|e| Error::Internal(format!("stored state is not readable JSON: {e}")))?;
+    if source.encrypted_data.is_some() {
+        return Err(Error::Forbidden(
+            "this state is encrypted by OpenTofu on the client, so statehouse cannot take its outputs out \
+             of it; the outputs role cannot read it: use a viewer token (and the encryption key) instead"
+                .into(),
+        ));
+    }
+    let version = source.version.unwrap_or(0);
+    if version < 4 {
+        return Err(Error::Forbidden(format!(
+            "this state has format version {version} (Terraform before 0.12), whose outputs statehouse \
+             cannot take out; the outputs role cannot read it: use a viewer token, or write it with a newer client"
+        )));
+    }
+    let empty: &RawValue =
+        serde_json::from_str("{}").map_err(|e| Error::Internal(format!("empty outputs: {e}")))?;
+    let reduced = OutputsOnly {
+        version,
+        terraform_version: source.terraform_version,
+        serial: source.serial.unwrap_or(0),
+        lineage: source.lineage.unwrap_or_default(),
+        outputs: source.outputs.unwrap_or(empty),
+        resources: [],
+    };
+    serde_json::to_vec_pretty(&reduced)
+        .map_err(|e| Error::Internal(format!("cannot write the reduced state: {e}")))
 }
 
 #[cfg(test)]
@@ -124,6 +188,60 @@ mod tests {
                 "{:?}: {err}",
                 String::from_utf8_lossy(body)
             );
+        }
+    }
+
+    #[test]
+    fn outputs_only_keeps_outputs_and_strips_resources() -> Result<(), Error> {
+        let body = br#"{
+  "version": 4, "terraform_version": "1.0.3", "serial": 12, "lineage": "lin-1",
+  "outputs": {"vpc_id": {"value": "vpc-123", "type": "string"},
+              "db_password": {"value": "s3cret", "type": "string", "sensitive": true}},
+  "resources": [{"mode": "managed", "type": "aws_instance", "name": "web",
+                 "instances": [{"attributes": {"private_key": "RESOURCE-SECRET"}}]}],
+  "check_results": [{"object_kind": "resource", "config_addr": "RESOURCE-SECRET"}]
+}"#;
+        let reduced = outputs_only(body)?;
+        let text = String::from_utf8(reduced.clone()).unwrap_or_default();
+        assert!(!text.contains("RESOURCE-SECRET"), "{text}");
+        assert!(!text.contains("check_results"), "{text}");
+        let value: serde_json::Value =
+            serde_json::from_slice(&reduced).map_err(|e| Error::Internal(e.to_string()))?;
+        let original: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| Error::Internal(e.to_string()))?;
+        assert_eq!(value["version"], 4);
+        assert_eq!(value["terraform_version"], "1.0.3");
+        assert_eq!(value["serial"], 12);
+        assert_eq!(value["lineage"], "lin-1");
+        assert_eq!(value["outputs"], original["outputs"]);
+        assert_eq!(value["resources"], serde_json::json!([]));
+        assert_eq!(value.as_object().map(|o| o.len()), Some(6));
+        // Still a state the service accepts and reads the same facts from.
+        let meta = inspect(&reduced)?;
+        assert_eq!((meta.serial, meta.lineage.as_str()), (12, "lin-1"));
+        Ok(())
+    }
+
+    #[test]
+    fn outputs_only_without_outputs_gives_an_empty_object() -> Result<(), Error> {
+        let reduced = outputs_only(br#"{"version":4,"serial":1,"lineage":"l","resources":[]}"#)?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&reduced).map_err(|e| Error::Internal(e.to_string()))?;
+        assert_eq!(value["outputs"], serde_json::json!({}));
+        assert!(value.get("terraform_version").is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn outputs_only_refuses_what_it_cannot_reduce() {
+        let encrypted = br#"{"serial":3,"lineage":"l","meta":{},"encrypted_data":"AAAA","encryption_version":"v0"}"#;
+        match outputs_only(encrypted) {
+            Err(Error::Forbidden(m)) => assert!(m.contains("encrypted by OpenTofu"), "{m}"),
+            other => panic!("expected Forbidden, got {other:?}"),
+        }
+        match outputs_only(br#"{"version":3,"serial":1,"lineage":"l","modules":[]}"#) {
+            Err(Error::Forbidden(m)) => assert!(m.contains("format version 3"), "{m}"),
+            other => panic!("expected Forbidden, got {other:?}"),
         }
     }
 }

@@ -8,10 +8,14 @@
 //! - "live" states are those not soft-deleted; at most one live state per (workspace, name);
 //! - timestamps are given by the caller (time is injected).
 
+pub mod accounts;
 pub mod audit;
 pub mod webhooks;
 
 use async_trait::async_trait;
+
+pub mod search;
+pub mod search_sql;
 
 use crate::Result;
 use crate::access::Token;
@@ -23,7 +27,15 @@ use crate::model::{
 };
 
 #[async_trait]
-pub trait Store: audit::AuditStore + webhooks::WebhookStore + Send + Sync + 'static {
+pub trait Store:
+    accounts::AccountStore
+    + audit::AuditStore
+    + search::SearchStore
+    + webhooks::WebhookStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Which backend this is ("sqlite" or "postgres"), for logs.
     fn kind(&self) -> &'static str;
 

@@ -1,34 +1,116 @@
 //! Credentials: HTTP basic auth with the token as password (Terraform's `username`/`password`,
-//! `TF_HTTP_PASSWORD`), or `Authorization: Bearer <token>` (OpenTofu `headers`).
+//! `TF_HTTP_PASSWORD`), or `Authorization: Bearer <token>` (OpenTofu `headers`). The REST API
+//! also accepts a browser session (the `statehouse_session` cookie), with CSRF protection.
 
 use std::net::SocketAddr;
 
-use axum::extract::ConnectInfo;
-use axum::http::{Extensions, HeaderMap, header};
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, header};
 use base64::Engine;
 use statehouse_core::access::Principal;
+use statehouse_core::accounts::{SessionSecret, constant_time_eq};
 use statehouse_core::{Error, Result};
 
 use crate::AppState;
 
-/// The caller's principal, with the client's address (audited, also for refused tokens).
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "statehouse_session";
+/// The header a cookie-authenticated request with an unsafe method must carry.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The principal of a token (basic or bearer); what the http backend accepts (never cookies).
+/// It carries the client's address, which also goes into the audit log when the token is
+/// refused.
 pub async fn principal(
     state: &AppState,
     headers: &HeaderMap,
-    extensions: &Extensions,
+    source_ip: Option<String>,
 ) -> Result<Principal> {
     let secret = presented_secret(headers)?;
-    state
-        .services
-        .authenticate_from(&secret, source_ip(extensions))
-        .await
+    state.services.authenticate_from(&secret, source_ip).await
 }
 
-/// The client's address, when the server was started with connection info.
-pub fn source_ip(extensions: &Extensions) -> Option<String> {
+/// The principal of an API request: a token when an `Authorization` header is present, else
+/// the session cookie. A cookie-authenticated request with an unsafe method must carry the
+/// session's CSRF token in `X-CSRF-Token` (a page of another site can make the browser send
+/// the cookie, but cannot read the token).
+pub async fn api_principal(state: &AppState, parts: &Parts) -> Result<Principal> {
+    let headers = &parts.headers;
+    let mut principal = match session_cookie(headers) {
+        Some(cookie) if !headers.contains_key(header::AUTHORIZATION) => {
+            let secret = SessionSecret::from_cookie(&cookie);
+            let (principal, _) = state.services.authenticate_session(&secret).await?;
+            if !is_safe(&parts.method) {
+                let presented = headers
+                    .get(CSRF_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if !constant_time_eq(presented, &secret.csrf_token()) {
+                    return Err(Error::Forbidden(
+                        "missing or wrong X-CSRF-Token header: a request authenticated by the session cookie \
+                         must carry the csrf_token the login (or GET /api/v1/auth/me) returned"
+                            .into(),
+                    ));
+                }
+            }
+            principal
+        }
+        _ => principal(state, headers, client_ip(&parts.extensions)).await?,
+    };
+    principal.source_ip = client_ip(&parts.extensions);
+    Ok(principal)
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The client's address as the connection shows it (no proxy headers are trusted).
+pub fn client_ip(extensions: &Extensions) -> Option<String> {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip().to_string())
+}
+
+/// Extracts the client's address, if the server was started with connection info.
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(&parts.extensions)))
+    }
+}
+
+/// The value of the session cookie, if the request carries one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value.to_owned())
+}
+
+/// `Set-Cookie` for a new session (`max_age_secs`), or with `None` one that removes it.
+pub fn session_cookie_header(
+    value: Option<&str>,
+    max_age_secs: i64,
+    secure: bool,
+) -> Option<HeaderValue> {
+    let (value, max_age) = match value {
+        Some(v) => (v, max_age_secs.max(0)),
+        None => ("", 0),
+    };
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .ok()
 }
 
 fn presented_secret(headers: &HeaderMap) -> Result<String> {
@@ -95,6 +177,37 @@ mod tests {
                 .ok()
                 .as_deref(),
             Some("sht_xyz")
+        );
+    }
+
+    #[test]
+    fn reads_the_session_cookie() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; statehouse_session=shs_abc; x=y"),
+        );
+        assert_eq!(session_cookie(&h).as_deref(), Some("shs_abc"));
+        let mut empty = HeaderMap::new();
+        empty.insert(
+            header::COOKIE,
+            HeaderValue::from_static("statehouse_session="),
+        );
+        assert_eq!(session_cookie(&empty), None);
+        assert_eq!(session_cookie(&HeaderMap::new()), None);
+        let set = session_cookie_header(Some("shs_abc"), 60, true)
+            .map(|v| v.to_str().unwrap_or("").to_owned())
+            .unwrap_or_default();
+        assert_eq!(
+            set,
+            "statehouse_session=shs_abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
+        );
+        let clear = session_cookie_header(None, 60, false)
+            .map(|v| v.to_str().unwrap_or("").to_owned())
+            .unwrap_or_default();
+        assert_eq!(
+            clear,
+            "statehouse_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
         );
     }
 

@@ -19,7 +19,7 @@ use statehouse_core::model::{LockOutcome, UnlockOutcome, WriteOutcome};
 use statehouse_core::names::LOCK_SEGMENT;
 
 use crate::AppState;
-use crate::auth::principal;
+use crate::auth::{ClientIp, principal};
 use crate::body::read_limited;
 use crate::wire::WireError;
 
@@ -80,26 +80,32 @@ async fn dispatch(
     method: Method,
     Path((workspace, raw_name)): Path<(String, String)>,
     Query(params): Query<Params>,
-    extensions: axum::http::Extensions,
     headers: HeaderMap,
+    ClientIp(source_ip): ClientIp,
     body: Body,
 ) -> Result<Response, WireError> {
     let (name, op) = operation(&method, &raw_name)?;
-    let who = principal(&state, &headers, &extensions).await?;
+    let who = principal(&state, &headers, source_ip).await?;
     let services = &state.services;
     match op {
         Operation::Read => {
-            let Some((meta, body)) = services.read_state(&who, &workspace, &name).await? else {
+            // The `outputs` role gets the state reduced to its outputs.
+            let Some(read) = services
+                .read_state_for_backend(&who, &workspace, &name)
+                .await?
+            else {
                 return Ok(StatusCode::NO_CONTENT.into_response());
             };
-            let mut response = body.into_response();
+            let mut response = read.body.into_response();
             let h = response.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
-            // The stored MD5 of the exact bytes, so the client can check what it received.
-            if let Some(v) = hex_to_base64(&meta.md5).and_then(|b| HeaderValue::from_str(&b).ok()) {
+            // The MD5 of the exact bytes sent, so the client can check what it received.
+            if let Some(v) =
+                hex_to_base64(&read.md5_hex).and_then(|b| HeaderValue::from_str(&b).ok())
+            {
                 h.insert("content-md5", v);
             }
             Ok(response)

@@ -23,6 +23,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Locked { .. } => StatusCode::LOCKED,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Config(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -46,6 +47,16 @@ impl IntoResponse for WireError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"statehouse\", charset=\"UTF-8\""),
                 );
+                resp
+            }
+            Error::TooManyRequests {
+                message,
+                retry_after_secs,
+            } => {
+                tracing::info!(status = 429, reason = %message, "request refused");
+                let mut resp = (status, format!("{message}\n")).into_response();
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
                 resp
             }
             e @ (Error::Store(_) | Error::Internal(_) | Error::Config(_)) => {

@@ -649,3 +649,162 @@ async fn deleted_states_restore() {
         .await;
     assert_eq!(status, 404, "no longer deleted");
 }
+
+const AWS_V1: &[u8] = include_bytes!("../../core/tests/fixtures/tfstate/aws-v1.tfstate");
+const AWS_V2: &[u8] = include_bytes!("../../core/tests/fixtures/tfstate/aws-v2.tfstate");
+
+#[tokio::test]
+async fn diff_and_outputs_mask_sensitive_values_for_non_admins() {
+    let s = TestServer::start().await;
+    let editor = s.token(Some("default"), Role::Editor).await;
+    let viewer = s.token(Some("default"), Role::Viewer).await;
+    let admin = s.token(Some("default"), Role::Admin).await;
+    for body in [AWS_V1, AWS_V2] {
+        let (status, text) = s
+            .send("POST", "default/aws", Some(&editor), Some(body))
+            .await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let (status, as_viewer) = s
+        .api(
+            "GET",
+            "/workspaces/default/states/aws/diff",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{as_viewer}");
+    let (_, as_admin) = s
+        .api(
+            "GET",
+            "/workspaces/default/states/aws/diff?from=1&to=2",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let text_viewer = as_viewer.to_string();
+    let text_admin = as_admin.to_string();
+    assert!(
+        text_admin.contains("s3cr3t-v2"),
+        "admins see sensitive values"
+    );
+    assert!(
+        !text_viewer.contains("s3cr3t"),
+        "viewers never do: {text_viewer}"
+    );
+    assert!(text_viewer.contains("(sensitive)"));
+    assert_eq!(as_viewer["diff"]["before"]["serial"], 12);
+    assert_eq!(as_viewer["diff"]["after"]["serial"], 13);
+
+    let (_, outputs) = s
+        .api(
+            "GET",
+            "/workspaces/default/states/aws/outputs",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    let password = outputs["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "db_password")
+        .cloned()
+        .unwrap();
+    assert_eq!(password["value"], "(sensitive)");
+    assert_eq!(password["sensitive"], true);
+    let (_, outputs) = s
+        .api(
+            "GET",
+            "/workspaces/default/states/aws/outputs",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(outputs.to_string().contains("s3cr3t-v2"));
+
+    for (query, want) in [("?from=0", 400), ("?from=1&to=9", 404), ("?from=x", 400)] {
+        let (status, body) = s
+            .api(
+                "GET",
+                &format!("/workspaces/default/states/aws/diff{query}"),
+                Some(&viewer),
+                None,
+            )
+            .await;
+        assert_eq!(status, want, "{query}: {body}");
+    }
+    let (status, _) = s
+        .api(
+            "GET",
+            "/workspaces/default/states/aws/diff",
+            Some(&s.token(Some("other"), Role::Admin).await),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "another workspace's admin sees nothing here");
+}
+
+#[tokio::test]
+async fn rollback_rules() {
+    let s = TestServer::start().await;
+    let editor = s.token(Some("default"), Role::Editor).await;
+    let viewer = s.token(Some("default"), Role::Viewer).await;
+    for serial in 1..=3 {
+        put_state(&s, &editor, "app", serial, &format!("m{serial}")).await;
+    }
+    let url = "/workspaces/default/states/app/rollback";
+    let (status, _) = s
+        .api("POST", url, Some(&viewer), Some(json!({"version": 1})))
+        .await;
+    assert_eq!(status, 403, "viewers cannot roll back");
+    let (status, _) = s
+        .api("POST", url, Some(&editor), Some(json!({"version": 3})))
+        .await;
+    assert_eq!(status, 400, "already current");
+    let (status, _) = s
+        .api("POST", url, Some(&editor), Some(json!({"version": 42})))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = s
+        .api("POST", url, Some(&editor), Some(json!({"v": 1})))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        s.versions("default", "app").await,
+        3,
+        "refusals change nothing"
+    );
+
+    // The caller's own lock does not block it; the rollback writes v1's content at serial 4.
+    let (status, _) = s
+        .send(
+            "LOCK",
+            "default/app",
+            Some(&editor),
+            Some(&lock_info("mine", "me@ci")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, v4) = s
+        .api("POST", url, Some(&editor), Some(json!({"version": 1})))
+        .await;
+    assert_eq!(status, 201, "{v4}");
+    assert_eq!(
+        (v4["version"].as_i64(), v4["serial"].as_i64()),
+        (Some(4), Some(4))
+    );
+    let (_, body) = s.send("GET", "default/app", Some(&viewer), None).await;
+    let state: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(state["serial"], 4);
+    assert_eq!(state["outputs"]["m"]["value"], "m1");
+
+    // Someone else's lock does.
+    let other = s.token(Some("default"), Role::Editor).await;
+    let (status, body) = s
+        .api("POST", url, Some(&other), Some(json!({"version": 2})))
+        .await;
+    assert_eq!((status, code(&body)), (423, "locked"), "{body}");
+    assert_eq!(body["error"]["lock"]["ID"], "mine");
+    assert_eq!(s.versions("default", "app").await, 4);
+}

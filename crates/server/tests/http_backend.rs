@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TestServer, content_md5, lock_info, state_json};
-use statehouse_core::access::{Principal, Role};
+use statehouse_core::access::Role;
 use statehouse_core::model::StateFilter;
 
 #[tokio::test]
@@ -646,16 +646,36 @@ async fn rbac_matrix() {
     }
     let (_, expiring) = s
         .services
-        .create_token(
-            &Principal::local_operator(),
-            Some("default"),
-            Role::Admin,
-            "short",
-            Some(1_000),
-        )
+        .create_token(Some("default"), Role::Admin, "short", Some(1_000))
         .await
         .unwrap();
     s.clock.advance_millis(2_000);
+    // Users: their tokens act with their roles in "default", narrowed or capped per token.
+    s.user("uviewer", &[("default", Role::Viewer)]).await;
+    s.user(
+        "uadmin",
+        &[("default", Role::Admin), ("other", Role::Admin)],
+    )
+    .await;
+    s.user("unobody", &[("other", Role::Admin)]).await;
+    s.user("udisabled", &[("default", Role::Admin)]).await;
+    let op = statehouse_core::access::Principal::local_operator();
+    s.services
+        .create_user(&op, "uroot", None, true)
+        .await
+        .unwrap();
+    let disabled_token = s.user_token("udisabled", None, None).await;
+    s.services
+        .update_user(
+            &op,
+            "udisabled",
+            statehouse_core::service::UserChange {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let principals: Vec<(&str, Option<String>)> = vec![
         ("anonymous", None),
         ("garbage", Some("sht_not-a-token".into())),
@@ -665,22 +685,83 @@ async fn rbac_matrix() {
             "other-ws-admin",
             Some(s.token(Some("other"), Role::Admin).await),
         ),
+        (
+            "outputs",
+            Some(s.token(Some("default"), Role::Outputs).await),
+        ),
         ("viewer", Some(s.token(Some("default"), Role::Viewer).await)),
         ("editor", Some(s.token(Some("default"), Role::Editor).await)),
         ("admin", Some(s.token(Some("default"), Role::Admin).await)),
         ("instance-admin", Some(s.token(None, Role::Admin).await)),
+        (
+            "user-viewer",
+            Some(s.user_token("uviewer", None, None).await),
+        ),
+        (
+            "user-admin-capped-editor",
+            Some(
+                s.user_token("uadmin", Some("default"), Some(Role::Editor))
+                    .await,
+            ),
+        ),
+        (
+            "user-admin-narrowed-to-other",
+            Some(s.user_token("uadmin", Some("other"), None).await),
+        ),
+        (
+            "user-without-role",
+            Some(s.user_token("unobody", None, None).await),
+        ),
+        ("user-disabled", Some(disabled_token)),
+        (
+            "user-instance-admin",
+            Some(s.user_token("uroot", None, None).await),
+        ),
+        (
+            "user-admin-capped-outputs",
+            Some(s.user_token("uadmin", None, Some(Role::Outputs)).await),
+        ),
     ];
-    // (operation, [anonymous, garbage, revoked, expired, other-ws, viewer, editor, admin, instance])
-    let expected: [(&str, [u16; 9]); 6] = [
-        ("GET", [401, 401, 401, 401, 403, 200, 200, 200, 200]),
-        ("POST", [401, 401, 401, 401, 403, 403, 200, 200, 200]),
-        ("LOCK", [401, 401, 401, 401, 403, 403, 200, 200, 200]),
-        ("UNLOCK-OWN", [401, 401, 401, 401, 403, 403, 200, 200, 200]),
+    // Columns as in `principals`:
+    // anon garbage revoked expired other-ws | outputs viewer editor admin instance |
+    // u-viewer u-capped-editor u-narrowed-other u-no-role u-disabled u-instance-admin u-capped-outputs
+    let expected: [(&str, [u16; 17]); 6] = [
+        (
+            "GET",
+            [
+                401, 401, 401, 401, 403, 200, 200, 200, 200, 200, 200, 200, 403, 403, 401, 200, 200,
+            ],
+        ),
+        (
+            "POST",
+            [
+                401, 401, 401, 401, 403, 403, 403, 200, 200, 200, 403, 200, 403, 403, 401, 200, 403,
+            ],
+        ),
+        (
+            "LOCK",
+            [
+                401, 401, 401, 401, 403, 403, 403, 200, 200, 200, 403, 200, 403, 403, 401, 200, 403,
+            ],
+        ),
+        (
+            "UNLOCK-OWN",
+            [
+                401, 401, 401, 401, 403, 403, 403, 200, 200, 200, 403, 200, 403, 403, 401, 200, 403,
+            ],
+        ),
         (
             "FORCE-UNLOCK",
-            [401, 401, 401, 401, 403, 403, 403, 200, 200],
+            [
+                401, 401, 401, 401, 403, 403, 403, 403, 200, 200, 403, 403, 403, 403, 401, 200, 403,
+            ],
         ),
-        ("DELETE", [401, 401, 401, 401, 403, 403, 403, 200, 200]),
+        (
+            "DELETE",
+            [
+                401, 401, 401, 401, 403, 403, 403, 403, 200, 200, 403, 403, 403, 403, 401, 200, 403,
+            ],
+        ),
     ];
     let mut serial = 1;
     for (op, wants) in expected {
@@ -736,6 +817,9 @@ async fn rbac_matrix() {
                 _ => unreachable!(),
             };
             assert_eq!(got.0, want, "{op} as {who}: {}", got.1);
+            if op != "GET" && who.contains("outputs") {
+                assert!(got.1.contains("role outputs"), "{op} as {who}: {}", got.1);
+            }
         }
     }
     // 401s carry WWW-Authenticate so clients know to send credentials.
@@ -793,13 +877,7 @@ async fn revocation_applies_within_a_second() {
     let s = TestServer::start().await;
     let (token, secret) = s
         .services
-        .create_token(
-            &Principal::local_operator(),
-            Some("default"),
-            Role::Viewer,
-            "soon-revoked",
-            Some(10_000),
-        )
+        .create_token(Some("default"), Role::Viewer, "soon-revoked", Some(10_000))
         .await
         .unwrap();
     let t = secret.expose().to_owned();
@@ -821,13 +899,7 @@ async fn revocation_applies_within_a_second() {
 
     let (_, secret) = s
         .services
-        .create_token(
-            &Principal::local_operator(),
-            Some("default"),
-            Role::Viewer,
-            "expiring",
-            Some(1_500),
-        )
+        .create_token(Some("default"), Role::Viewer, "expiring", Some(1_500))
         .await
         .unwrap();
     let t = secret.expose().to_owned();
@@ -838,4 +910,154 @@ async fn revocation_applies_within_a_second() {
         401,
         "expiry is exact, cache or not"
     );
+}
+
+#[tokio::test]
+async fn operator_secret_authenticates_only_where_registered() {
+    use statehouse_core::access::{Principal, TokenSecret};
+    let s = TestServer::start().await;
+    let secret = TokenSecret::generate();
+    // The running server never heard of it.
+    assert_eq!(
+        s.send("GET", "default/app", Some(secret.expose()), None)
+            .await
+            .0,
+        401
+    );
+    let mut local = s.services.clone();
+    local.trust_operator_secret(&secret);
+    let copy = local.clone();
+    for services in [&local, &copy] {
+        assert_eq!(
+            services.authenticate(secret.expose()).await.ok(),
+            Some(Principal::local_operator())
+        );
+        let other = TokenSecret::generate();
+        assert!(services.authenticate(other.expose()).await.is_err());
+        assert!(services.authenticate("").await.is_err());
+    }
+    // Registering on a clone leaves the original (the server's) untouched, and nothing is stored.
+    assert!(s.services.authenticate(secret.expose()).await.is_err());
+    assert!(
+        s.services
+            .store
+            .token_by_hash(&secret.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A state with real resources, as Terraform 1.0.3 writes it (a `terraform_remote_state` data
+/// source with a secret-looking attribute).
+fn state_with_resources(serial: i64) -> Vec<u8> {
+    format!(
+        r#"{{
+  "version": 4,
+  "terraform_version": "1.0.3",
+  "serial": {serial},
+  "lineage": "L",
+  "outputs": {{
+    "vpc_id": {{ "value": "vpc-42", "type": "string" }},
+    "db_password": {{ "value": "pw-in-output", "type": "string", "sensitive": true }}
+  }},
+  "resources": [
+    {{
+      "mode": "data",
+      "type": "terraform_remote_state",
+      "name": "net",
+      "provider": "provider[\"terraform.io/builtin/terraform\"]",
+      "instances": [{{ "schema_version": 0, "attributes": {{ "backend": "http", "config": {{ "value": {{ "password": "RESOURCE-SECRET" }}, "type": ["object", {{ "password": "string" }}] }} }} }}]
+    }}
+  ]
+}}"#
+    )
+    .into_bytes()
+}
+
+/// The outputs role reads states reduced to their outputs, with a matching Content-MD5; every
+/// other backend method is refused with a reason; encrypted states cannot be reduced.
+#[tokio::test]
+async fn outputs_role_reads_only_outputs() {
+    let s = TestServer::start().await;
+    let editor = s.token(Some("default"), Role::Editor).await;
+    let outputs = s.token(Some("default"), Role::Outputs).await;
+    let full = state_with_resources(3);
+    assert_eq!(
+        s.send("POST", "default/net", Some(&editor), Some(&full))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        s.send("GET", "default/net", Some(&editor), None)
+            .await
+            .1
+            .as_bytes(),
+        full.as_slice(),
+        "editors read the state as stored"
+    );
+    let resp = s
+        .client
+        .get(s.addr("default/net"))
+        .basic_auth("terraform", Some(&outputs))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let md5 = resp.headers()["content-md5"].to_str().unwrap().to_owned();
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(
+        md5,
+        content_md5(&body),
+        "Content-MD5 is of the reduced body"
+    );
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(!text.contains("RESOURCE-SECRET"), "{text}");
+    let reduced: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let original: serde_json::Value = serde_json::from_slice(&full).unwrap();
+    for field in [
+        "version",
+        "terraform_version",
+        "serial",
+        "lineage",
+        "outputs",
+    ] {
+        assert_eq!(reduced[field], original[field], "{field}");
+    }
+    assert_eq!(reduced["resources"], serde_json::json!([]));
+    // Nothing was written by reading.
+    assert_eq!(s.versions("default", "net").await, 1);
+    // The other methods, with the reason.
+    for (method, body) in [
+        ("POST", Some(state_with_resources(4))),
+        ("LOCK", Some(lock_info("x", "o"))),
+        ("UNLOCK", Some(lock_info("x", "o"))),
+        ("DELETE", None),
+    ] {
+        let (status, msg) = s
+            .send(method, "default/net", Some(&outputs), body.as_deref())
+            .await;
+        assert_eq!(status, 403, "{method}");
+        assert!(
+            msg.contains("role outputs") && msg.contains("needs"),
+            "{method}: {msg}"
+        );
+    }
+    // No state yet: 204 as for everyone.
+    assert_eq!(
+        s.send("GET", "default/none", Some(&outputs), None).await.0,
+        204
+    );
+    // OpenTofu client-side encrypted state: cannot be reduced.
+    let encrypted = br#"{"serial":1,"lineage":"E","meta":{"key_provider.pbkdf2.k":"e30="},"encrypted_data":"c2VjcmV0","encryption_version":"v0"}"#;
+    assert_eq!(
+        s.send("POST", "default/enc", Some(&editor), Some(encrypted))
+            .await
+            .0,
+        200
+    );
+    let (status, msg) = s.send("GET", "default/enc", Some(&outputs), None).await;
+    assert_eq!(status, 403);
+    assert!(msg.contains("encrypted by OpenTofu"), "{msg}");
 }

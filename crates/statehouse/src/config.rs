@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use statehouse_core::accounts::AuthSettings;
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -30,6 +31,49 @@ pub struct Config {
     /// Events (and finished webhook deliveries) older than this are pruned.
     pub event_retention: HumanDuration,
     pub postgres: PostgresConfig,
+    pub auth: AuthConfig,
+}
+
+/// Browser sessions (password login).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Turn off only for plain-HTTP
+    /// setups on a trusted network or localhost.
+    pub cookie_secure: bool,
+    /// A session unused for this long ends.
+    pub session_idle: HumanDuration,
+    /// A session ends this long after login, however much it is used.
+    pub session_lifetime: HumanDuration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        let defaults = AuthSettings::default();
+        let millis = |m: i64| HumanDuration(Duration::from_millis(u64::try_from(m).unwrap_or(0)));
+        AuthConfig {
+            cookie_secure: defaults.cookie_secure,
+            session_idle: millis(defaults.session_idle_millis),
+            session_lifetime: millis(defaults.session_lifetime_millis),
+        }
+    }
+}
+
+impl AuthConfig {
+    pub fn settings(&self) -> Result<AuthSettings> {
+        let millis = |d: &HumanDuration| i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX);
+        let settings = AuthSettings {
+            cookie_secure: self.cookie_secure,
+            session_idle_millis: millis(&self.session_idle),
+            session_lifetime_millis: millis(&self.session_lifetime),
+        };
+        if settings.session_idle_millis < 60_000 || settings.session_lifetime_millis < 60_000 {
+            anyhow::bail!(
+                "auth.session_idle and auth.session_lifetime must be at least 1m (STATEHOUSE_AUTH__SESSION_IDLE, STATEHOUSE_AUTH__SESSION_LIFETIME)"
+            );
+        }
+        Ok(settings)
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -58,6 +102,7 @@ impl Default for Config {
             audit_retention: HumanDuration(Duration::from_secs(365 * 86_400)),
             event_retention: HumanDuration(Duration::from_secs(30 * 86_400)),
             postgres: PostgresConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -207,6 +252,23 @@ mod tests {
             );
             assert_eq!(c.event_retention.0, Duration::from_secs(30 * 86_400));
             assert!(!format!("{c:?}").contains("pw"));
+            assert!(
+                c.auth.cookie_secure,
+                "session cookies are Secure by default"
+            );
+            assert_eq!(c.auth.settings().unwrap(), AuthSettings::default());
+            jail.set_env("STATEHOUSE_AUTH__COOKIE_SECURE", "false");
+            jail.set_env("STATEHOUSE_AUTH__SESSION_IDLE", "30m");
+            let c = Config::load(Some(Path::new("c.toml"))).unwrap();
+            let auth = c.auth.settings().unwrap();
+            assert!(!auth.cookie_secure);
+            assert_eq!(auth.session_idle_millis, 30 * 60_000);
+            jail.set_env("STATEHOUSE_AUTH__SESSION_IDLE", "5s");
+            let c = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert!(
+                c.auth.settings().is_err(),
+                "sub-minute sessions are refused"
+            );
             Ok(())
         });
     }

@@ -100,7 +100,8 @@ pub async fn open(config: &Config) -> Result<Instance> {
             row.key_id
         );
     }
-    let services = Services::new(store, Arc::new(cipher), Arc::new(SystemClock));
+    let services = Services::new(store, Arc::new(cipher), Arc::new(SystemClock))
+        .with_auth_settings(config.auth.settings()?);
     services.ensure_default_workspace().await?;
     Ok(Instance {
         services,

@@ -1,14 +1,22 @@
 //! statehouse: one self-hosted binary that keeps a team's infrastructure state safe.
 
 mod admin;
+mod client;
 mod config;
 mod import;
 mod instance;
+mod output;
 mod serve;
+mod states;
+mod users;
+mod workspaces;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::client::Client;
 
 #[derive(Parser)]
 #[command(
@@ -16,14 +24,35 @@ use clap::{Parser, Subcommand};
     version,
     about = "Self-hosted home for Terraform/OpenTofu state: locking with visible holders, every write versioned, encrypted at rest",
     long_about = None,
-    after_help = "Configuration comes from defaults, then the TOML file given by --config / STATEHOUSE_CONFIG, then \
-                  STATEHOUSE_* environment variables (see the README). Commands other than `serve` act directly on the \
-                  configured database and work while a server runs."
+    after_help = "`workspace` and `state` commands (except `state allow-overwrite`) talk to the REST API: of the server \
+                  given by --server / STATEHOUSE_SERVER with the token from --token / STATEHOUSE_TOKEN, or, without \
+                  --server, in-process on the locally configured database as the local operator (no token needed: \
+                  whoever may read the data directory and master key may do everything). `serve`, `migrate`, \
+                  `token`, `key`, `import` and `state allow-overwrite` act on the local database only; run them on \
+                  the server host.\n\n\
+                  Configuration comes from defaults, then the TOML file given by --config / STATEHOUSE_CONFIG, then \
+                  STATEHOUSE_* environment variables (see the README).\n\n\
+                  Exit status: 0 success, 1 refused or invalid (including 4xx answers), 2 usage error, \
+                  3 server unreachable or failing (connection, TLS, 5xx)."
 )]
 struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "STATEHOUSE_CONFIG")]
     config: Option<PathBuf>,
+    /// statehouse server for `workspace` and `state` commands, e.g. https://statehouse.example.com.
+    /// Without it they act on the local database.
+    #[arg(long, global = true, env = "STATEHOUSE_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// API token for --server, sent as a Bearer token. Prefer STATEHOUSE_TOKEN: other users
+    /// of this machine can see command-line arguments.
+    #[arg(
+        long,
+        global = true,
+        env = "STATEHOUSE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,24 +62,30 @@ enum Command {
     /// Run the server (migrates the database first; first start creates the data directory,
     /// the master key and the `default` workspace, and prints a one-time admin token).
     Serve,
-    /// Apply database migrations and exit.
+    /// [local only] Apply database migrations and exit.
     Migrate,
-    /// Create, list and revoke API tokens.
+    /// [local only] Create, list and revoke API tokens (user, workspace service and instance
+    /// tokens).
     #[command(subcommand)]
     Token(admin::TokenCommand),
-    /// Create, list and configure workspaces.
+    /// [local only] Local users: create, list, set passwords, instance admin flag,
+    /// disable/enable, grant and revoke workspace roles.
     #[command(subcommand)]
-    Workspace(admin::WorkspaceCommand),
-    /// Inspect states and versions, allow an overwrite, restore or purge deleted states.
+    User(users::UserCommand),
+    /// Create, list, configure, rename and delete workspaces (local or --server).
     #[command(subcommand)]
-    State(admin::StateCommand),
-    /// Verify or export the tamper-evident audit log.
+    Workspace(workspaces::WorkspaceCommand),
+    /// States and versions: list, show, download, diff, outputs, rollback, keep, force-unlock,
+    /// delete, restore, purge (local or --server; `allow-overwrite` local only).
     #[command(subcommand)]
-    Audit(admin::AuditCommand),
-    /// Master key operations.
+    State(states::StateCommand),
+    /// [local only] Master key operations.
     #[command(subcommand)]
     Key(admin::KeyCommand),
-    /// Import states from another backend.
+    /// [local only] Verify or export the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
+    /// [local only] Import states from another backend.
     #[command(subcommand)]
     Import(ImportCommand),
 }
@@ -62,7 +97,12 @@ enum ImportCommand {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let remote = Remote::from(&cli, &matches);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -73,29 +113,123 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, remote)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(client::exit_code(&e))
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// The global `--server` / `--token` options and where they came from.
+struct Remote {
+    server: Option<String>,
+    token: Option<String>,
+    server_source: Option<ValueSource>,
+    token_source: Option<ValueSource>,
+}
+
+impl Remote {
+    fn from(cli: &Cli, matches: &ArgMatches) -> Remote {
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        Remote {
+            server: given(&cli.server),
+            token: given(&cli.token),
+            server_source: global_source(matches, "server"),
+            token_source: global_source(matches, "token"),
+        }
+    }
+
+    /// The API client: the server when one is given, else this process.
+    async fn client(&self, config: &config::Config) -> anyhow::Result<Client> {
+        if self.server.is_none() && self.token_source == Some(ValueSource::CommandLine) {
+            anyhow::bail!(
+                "--token needs --server (or STATEHOUSE_SERVER); without a server, commands act on the local database as the operator"
+            );
+        }
+        Client::connect(config, self.server.as_deref(), self.token.as_deref()).await
+    }
+
+    /// Refuses a command that acts on the local database when a server is given: it would
+    /// act on this machine's data directory, not on that server.
+    fn local_only(&self, command: &str) -> anyhow::Result<()> {
+        if self.server.is_none() {
+            return Ok(());
+        }
+        let from = match self.server_source {
+            Some(ValueSource::EnvVariable) => "STATEHOUSE_SERVER is set",
+            _ => "--server is given",
+        };
+        anyhow::bail!(
+            "`statehouse {command}` acts on the local database and key file, not through the API, but {from}. \
+             Run it on the server host, without --server / STATEHOUSE_SERVER"
+        )
+    }
+}
+
+/// Where a global option's value came from (clap records it on the subcommand it was parsed
+/// with).
+fn global_source(matches: &ArgMatches, id: &str) -> Option<ValueSource> {
+    let mut current = matches;
+    let mut source = current.value_source(id);
+    while let Some((_, sub)) = current.subcommand() {
+        current = sub;
+        if let Some(s) = current.value_source(id)
+            && s != ValueSource::DefaultValue
+        {
+            source = Some(s);
+        }
+    }
+    source
+}
+
+async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
     let config = config::Config::load(cli.config.as_deref())?;
     match cli.command {
+        // The server itself: a STATEHOUSE_SERVER meant for CLI commands does not concern it.
         Command::Serve => serve::run(config).await,
         Command::Migrate => {
+            remote.local_only("migrate")?;
             instance::open(&config).await?;
             eprintln!("database is migrated");
             Ok(())
         }
-        Command::Token(cmd) => admin::token(&config, cmd).await,
-        Command::Workspace(cmd) => admin::workspace(&config, cmd).await,
-        Command::State(cmd) => admin::state(&config, cmd).await,
-        Command::Audit(cmd) => admin::audit(&config, cmd).await,
-        Command::Key(cmd) => admin::key(&config, cmd).await,
-        Command::Import(ImportCommand::TfPg(args)) => import::tf_pg(&config, args).await,
+        Command::Token(cmd) => {
+            remote.local_only("token")?;
+            admin::token(&config, cmd).await
+        }
+        Command::User(cmd) => {
+            remote.local_only("user")?;
+            users::run(&config, cmd).await
+        }
+        Command::Workspace(cmd) => {
+            let client = remote.client(&config).await?;
+            let result = workspaces::run(&client, cmd).await;
+            client.finish().await;
+            result
+        }
+        Command::State(states::StateCommand::AllowOverwrite { state, duration }) => {
+            remote.local_only("state allow-overwrite")?;
+            admin::allow_overwrite(&config, &state, &duration).await
+        }
+        Command::State(cmd) => {
+            let client = remote.client(&config).await?;
+            let result = states::run(&client, cmd).await;
+            client.finish().await;
+            result
+        }
+        Command::Audit(cmd) => {
+            remote.local_only("audit")?;
+            admin::audit(&config, cmd).await
+        }
+        Command::Key(cmd) => {
+            remote.local_only("key")?;
+            admin::key(&config, cmd).await
+        }
+        Command::Import(ImportCommand::TfPg(args)) => {
+            remote.local_only("import")?;
+            import::tf_pg(&config, args).await
+        }
     }
 }

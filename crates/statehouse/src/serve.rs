@@ -23,6 +23,10 @@ pub async fn run(config: Config) -> Result<()> {
     }
     if let Some(secret) = services.claim_bootstrap_token().await? {
         println!("admin token (shown once): {}", secret.expose());
+        println!(
+            "it belongs to the instance admin user \"admin\", which has no password yet: \
+             set one with `statehouse user passwd admin` to log in"
+        );
     }
     let listener = TcpListener::bind(&config.listen)
         .await

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, Store, pg_execute, pg_url, skip_e2e};
+use common::{Server, Store, Via, pg_execute, pg_url, skip_e2e};
 use serde_json::Value;
 
 on_both_stores!(shutdown_keeps_every_entry_and_verify_catches_tampering);
@@ -130,7 +130,7 @@ fn shutdown_keeps_every_entry_and_verify_catches_tampering(store: Store) {
         &server,
         &format!("UPDATE audit_entries SET actor = 'someone-else' WHERE seq = {victim}"),
     );
-    let caught = server.cli_unchecked(&["audit", "verify"]);
+    let caught = server.cli_output(Via::Local, &["audit", "verify"]);
     let stderr = String::from_utf8_lossy(&caught.stderr);
     assert!(
         !caught.status.success(),

@@ -26,6 +26,7 @@ on_both_stores!(
     wrong_or_missing_master_key_stops_startup,
     import_tf_pg_copies_every_workspace,
     sigterm_drains_in_flight_requests,
+    users_and_passwords_from_the_cli,
 );
 
 fn state_body(serial: i64, lineage: &str, payload: &str) -> Vec<u8> {
@@ -63,9 +64,12 @@ fn versions_json(server: &Server, name: &str) -> Vec<Value> {
         "--workspace",
         "default",
         name,
+        "--all",
         "--json",
     ]);
-    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(page["next_cursor"].is_null(), "--all follows every page");
+    page["items"].as_array().unwrap().clone()
 }
 
 /// `kill -9` while four clients write: every acknowledged write is there after restart, and
@@ -170,7 +174,7 @@ fn kill9_under_concurrent_writes_loses_nothing_acknowledged(store: Store) {
             "{name}: one version per write"
         );
         for v in &versions {
-            assert_eq!(v["version_no"], v["serial"], "{name}: {v}");
+            assert_eq!(v["version"], v["serial"], "{name}: {v}");
         }
         let old = server.cli(&[
             "state",
@@ -660,8 +664,9 @@ fn import_tf_pg_copies_every_workspace(store: Store) {
         err.contains("nothing was imported") && err.contains("bad name"),
         "{err}"
     );
-    let listed = server.cli(&["state", "list", "--workspace", "default", "--json"]);
-    let states: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let listed = server.cli(&["state", "list", "--workspace", "default", "--all", "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let states = listed["items"].as_array().unwrap();
     assert!(
         states
             .iter()
@@ -717,4 +722,137 @@ fn sigterm_drains_in_flight_requests(store: Store) {
         server.state_json("default", "drain", &server.admin_token)["serial"],
         1
     );
+}
+
+/// Runs a CLI command with `input` on stdin; returns stdout.
+fn cli_with_stdin(server: &Server, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = server
+        .command()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "statehouse {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn login_status(server: &Server, name: &str, password: &str) -> u16 {
+    common::http_client()
+        .post(format!("{}/api/v1/auth/login", server.url))
+        .json(&serde_json::json!({"name": name, "password": password}))
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// An operator sets the first password and manages users with the CLI, without a server
+/// call; the running server sees the changes (within its one-second trust window).
+fn users_and_passwords_from_the_cli(store: Store) {
+    if skip_e2e() {
+        return;
+    }
+    let server = Server::start(store);
+    // The bootstrap token belongs to the user "admin", who has no password yet.
+    let me: Value = common::http_client()
+        .get(format!("{}/api/v1/auth/me", server.url))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(me["user"]["name"], "admin", "{me}");
+    assert_eq!(me["user"]["has_password"], false);
+    assert_eq!(me["instance_admin"], true);
+    assert_eq!(login_status(&server, "admin", "first admin password"), 401);
+    cli_with_stdin(
+        &server,
+        &["user", "passwd", "admin"],
+        "first admin password\n",
+    );
+    assert_eq!(login_status(&server, "admin", "first admin password"), 200);
+
+    cli_with_stdin(
+        &server,
+        &["user", "add", "alice", "--password-stdin"],
+        "alice's password\n",
+    );
+    server.cli(&[
+        "user",
+        "grant",
+        "alice",
+        "--workspace",
+        "default",
+        "--role",
+        "outputs",
+    ]);
+    let out = server.cli(&[
+        "token",
+        "create",
+        "--user",
+        "alice",
+        "--name",
+        "alice-laptop",
+    ]);
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(token.starts_with("sht_"), "{token}");
+    let address = server.tf_address("default", "cli/users");
+    let get = |t: &str| {
+        server
+            .request("GET", &address, t, Vec::new())
+            .status()
+            .as_u16()
+    };
+    assert_eq!(get(&token), 204, "an outputs member may read");
+    let users: Value =
+        serde_json::from_slice(&server.cli(&["user", "list", "--json"]).stdout).unwrap();
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "alice"]);
+    let tokens: Value = serde_json::from_slice(
+        &server
+            .cli(&["token", "list", "--user", "alice", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(tokens[0]["name"], "alice-laptop");
+    assert_eq!(tokens[0]["kind"], "user");
+    assert!(tokens[0]["last_used_at"].is_i64(), "{tokens}");
+
+    // Disabling in the CLI stops the token on the running server within a second.
+    server.cli(&["user", "disable", "alice"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while get(&token) != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "a disabled user's token kept working"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(login_status(&server, "alice", "alice's password"), 401);
+    server.cli(&["user", "enable", "alice"]);
+    server.cli(&["user", "revoke", "alice", "--workspace", "default"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while get(&token) != 403 {
+        assert!(Instant::now() < deadline, "revoking the role did not apply");
+        thread::sleep(Duration::from_millis(100));
+    }
 }

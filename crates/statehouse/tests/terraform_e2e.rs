@@ -12,20 +12,24 @@ mod common;
 
 use std::time::Duration;
 
+use base64::Engine;
 use common::{
     Server, Store, Terraform, describe, pg_url, pg_url_without_tls, skip_e2e, unique_name,
 };
+use md5::Digest;
 use serde_json::{Value, json};
 
 on_both_stores!(
     apply_reapply_and_clean_plan,
     remote_state_is_readable_with_a_viewer_token,
+    outputs_role_reads_outputs_without_resources,
     lock_contention_and_force_unlock,
     state_push_pull_1mb,
     state_push_pull_50mb,
     migrate_from_the_pg_backend,
     gitlab_style_lock_addresses,
     lost_update_protection_and_allow_overwrite,
+    diff_and_rollback_then_clean_plan,
 );
 
 const APPLY: &[&str] = &["apply", "-input=false", "-no-color", "-auto-approve"];
@@ -363,6 +367,120 @@ fn remote_state_is_readable_with_a_viewer_token(store: Store) {
     let after = server.state_json("default", "shared/outputs", &server.admin_token);
     assert_eq!(before, after, "a viewer's apply changed the state");
     assert_unlocked(&server, &address);
+}
+
+/// A consumer given only the `outputs` role reads the producer's outputs through
+/// `terraform_remote_state`; the state it can get has no resources (here: the producer's own
+/// `terraform_remote_state` data source, whose attributes hold the producer's token).
+fn outputs_role_reads_outputs_without_resources(store: Store) {
+    let Some(server) = start(store) else { return };
+    let editor = server.create_token("default", "editor", "producer");
+    let viewer = server.create_token("default", "viewer", "auditor");
+    let outputs = server.create_token("default", "outputs", "consumer");
+    let base = server.tf_address("default", "outputs-role/base");
+    let producer_address = server.tf_address("default", "outputs-role/producer");
+
+    let base_dir = temp_dir("base");
+    let base_tf = workdir(base_dir.path(), &editor);
+    base_tf.write_config(&format!("{}{OUTPUTS}", http_backend(&base)));
+    base_tf.ok(INIT);
+    base_tf.ok(&[APPLY, &["-var", "greeting=from-base"]].concat());
+
+    // The producer reads the base state (a real resource instance in its own state) and
+    // publishes outputs.
+    let producer_dir = temp_dir("producer");
+    let producer = workdir(producer_dir.path(), &editor);
+    producer.write_config(&format!(
+        "{}{}",
+        http_backend(&producer_address),
+        remote_state_reader(&base, &editor)
+    ));
+    producer.ok(INIT);
+    producer.ok(APPLY);
+    let full = server.state_json("default", "outputs-role/producer", &viewer);
+    assert!(
+        full["resources"].as_array().is_some_and(|r| !r.is_empty()),
+        "a viewer reads the resources: {full}"
+    );
+    assert!(
+        full.to_string().contains(&editor),
+        "the data source's config holds the token"
+    );
+
+    // The consumer, with the outputs role, reads the producer's outputs.
+    let consumer_dir = temp_dir("consumer");
+    let consumer = Terraform::new(consumer_dir.path());
+    consumer.write_config(&format!(
+        r#"
+data "terraform_remote_state" "producer" {{
+  backend = "http"
+  config = {{
+    address  = "{producer_address}"
+    username = "consumer"
+    password = "{outputs}"
+  }}
+}}
+
+output "region" {{
+  value = data.terraform_remote_state.producer.outputs.copied_settings.region
+}}
+
+output "greeting" {{
+  value = data.terraform_remote_state.producer.outputs.copied_greeting
+}}
+"#
+    ));
+    consumer.ok(INIT);
+    consumer.ok(APPLY);
+    assert_eq!(
+        output_values(&consumer),
+        json!({ "region": "eu-1", "greeting": "from-base" })
+    );
+
+    // Read directly with the outputs token: outputs and identity, no resources, no secrets.
+    let url = server.tf_address("default", "outputs-role/producer");
+    let response = server.request("GET", &url, &outputs, Vec::new());
+    assert_eq!(response.status(), 200);
+    let md5 = response.headers()["content-md5"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.bytes().unwrap();
+    assert_eq!(
+        md5,
+        base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body))
+    );
+    let reduced: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reduced["resources"], json!([]));
+    for field in [
+        "version",
+        "terraform_version",
+        "serial",
+        "lineage",
+        "outputs",
+    ] {
+        assert_eq!(reduced[field], full[field], "{field}");
+    }
+    assert!(
+        !String::from_utf8_lossy(&body).contains(&editor),
+        "no resource attributes leak"
+    );
+
+    // The outputs role cannot be a backend: Terraform's LOCK is refused.
+    let as_consumer_dir = temp_dir("outputs-writes");
+    let as_consumer = workdir(as_consumer_dir.path(), &outputs);
+    as_consumer.write_config(&format!("{}{OUTPUTS}", http_backend(&producer_address)));
+    as_consumer.ok(INIT);
+    let refused = as_consumer.fails(APPLY);
+    assert!(
+        refused.contains("Error acquiring the state lock") && refused.contains("invalid auth"),
+        "expected the outputs role's LOCK to be refused with 403:\n{refused}"
+    );
+    assert_eq!(
+        server.state_json("default", "outputs-role/producer", &viewer),
+        full,
+        "nothing changed"
+    );
 }
 
 // ---- 3. lock contention, force-unlock ----------------------------------------------------------
@@ -824,4 +942,212 @@ fn lost_update_protection_and_allow_overwrite(store: Store) {
         replaced
     );
     assert_unlocked(&server, &address);
+}
+
+// ---- history: diff between real versions, rollback, then a clean plan --------------------------
+
+/// Calls the REST API with a bearer token; returns status and JSON body.
+fn api(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = common::http_client()
+        .request(method, format!("{}/api/v1{path}", server.url))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let response = request.send().expect("API request");
+    let status = response.status().as_u16();
+    let text = response.text().unwrap_or_default();
+    let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, value)
+}
+
+fn diff_and_rollback_then_clean_plan(store: Store) {
+    let Some(server) = start(store) else { return };
+    let editor = server.create_token("default", "editor", "ci-history");
+    // A producer state the consumer reads with a real data source instance.
+    let producer_address = server.tf_address("default", "history/producer");
+    let producer_dir = temp_dir("history-producer");
+    let producer = workdir(producer_dir.path(), &editor);
+    producer.write_config(&format!("{}{OUTPUTS}", http_backend(&producer_address)));
+    producer.ok(INIT);
+    producer.ok(APPLY);
+
+    let address = server.tf_address("default", "history/consumer");
+    let dir = temp_dir("history");
+    let tf = workdir(dir.path(), &editor);
+    let data_source = format!(
+        r#"
+data "terraform_remote_state" "producer" {{
+  backend = "http"
+  config = {{
+    address  = "{producer_address}"
+    username = "reader"
+    password = "{editor}"
+  }}
+}}
+"#
+    );
+    tf.write_config(&format!("{}{OUTPUTS}{data_source}", http_backend(&address)));
+    tf.ok(INIT);
+    tf.ok(APPLY); // version 1: greeting = hello, producer says hello
+    producer.ok(&[APPLY, &["-var", "greeting=world"]].concat());
+    tf.ok(&[APPLY, &["-var", "greeting=world"]].concat()); // version 2
+
+    let state = "history%2Fconsumer";
+    let admin = &server.admin_token;
+    let (status, diff) = api(
+        &server,
+        "GET",
+        &format!("/workspaces/default/states/{state}/diff"),
+        admin,
+        None,
+    );
+    assert_eq!(status, 200, "{diff}");
+    assert_eq!(
+        (diff["from"].as_i64(), diff["to"].as_i64()),
+        (Some(1), Some(2))
+    );
+    let changed_greeting = diff["diff"]["outputs"]["changed"]
+        .as_array()
+        .expect("output changes")
+        .iter()
+        .find(|c| c["name"] == "greeting")
+        .cloned()
+        .unwrap_or_else(|| panic!("greeting not among changed outputs: {diff}"));
+    assert_eq!(
+        (&changed_greeting["before"], &changed_greeting["after"]),
+        (&json!("hello"), &json!("world"))
+    );
+    let changed = diff["diff"]["changed"]
+        .as_array()
+        .expect("changed instances");
+    let data = changed
+        .iter()
+        .find(|c| c["address"] == "data.terraform_remote_state.producer")
+        .unwrap_or_else(|| panic!("the data source instance did not change: {diff}"));
+    assert!(
+        data["attributes"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|c| c["path"].as_str().is_some_and(|p| p.contains("greeting")))),
+        "the data source's outputs.greeting should have changed: {data}"
+    );
+
+    // Before the rollback, planning for "hello" sees changes.
+    let plan = tf.run(&[
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-detailed-exitcode",
+        "-var",
+        "greeting=hello",
+    ]);
+    assert_eq!(plan.status.code(), Some(2), "{}", describe(&plan));
+
+    // Rollback is refused while another client holds the lock.
+    let lock = lock_info(&unique_name("held"), "someone@else");
+    let response = server.request("LOCK", &address, admin, lock.clone());
+    assert_eq!(response.status(), 200);
+    let (status, refused) = api(
+        &server,
+        "POST",
+        &format!("/workspaces/default/states/{state}/rollback"),
+        &editor,
+        Some(json!({"version": 1})),
+    );
+    assert_eq!(status, 423, "{refused}");
+    assert_eq!(refused["error"]["lock"]["Who"], "someone@else");
+    let response = server.request("UNLOCK", &address, admin, lock);
+    assert_eq!(response.status(), 200);
+
+    let before = server.state_json("default", "history/consumer", admin);
+    let (status, rolled) = api(
+        &server,
+        "POST",
+        &format!("/workspaces/default/states/{state}/rollback"),
+        &editor,
+        Some(json!({"version": 1})),
+    );
+    assert_eq!(status, 201, "{rolled}");
+    assert_eq!(rolled["version"], 3);
+    assert_eq!(
+        rolled["serial"].as_i64(),
+        Some(serial(&before) + 1),
+        "serial bumped above the current one"
+    );
+    let after = server.state_json("default", "history/consumer", admin);
+    assert_eq!(after["lineage"], before["lineage"]);
+    assert_eq!(state_output_values(&after), expected_outputs("hello"));
+
+    // The real client accepts the rolled-back state: planning for "hello" is clean now.
+    let plan = tf.run(&[
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-detailed-exitcode",
+        "-var",
+        "greeting=hello",
+    ]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "plan after rollback should be clean\n{}",
+        describe(&plan)
+    );
+    // And the next apply writes above the rolled-back serial.
+    tf.ok(&[APPLY, &["-var", "greeting=again"]].concat());
+    let next = server.state_json("default", "history/consumer", admin);
+    assert!(serial(&next) > serial(&after), "{next}");
+
+    // The versions list tells the story, and the diff of the rollback shows world -> hello.
+    let (_, versions) = api(
+        &server,
+        "GET",
+        &format!("/workspaces/default/states/{state}/versions"),
+        admin,
+        None,
+    );
+    let numbers: Vec<i64> = versions["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|v| v["version"].as_i64())
+        .collect();
+    assert_eq!(numbers, [4, 3, 2, 1]);
+    let (_, back) = api(
+        &server,
+        "GET",
+        &format!("/workspaces/default/states/{state}/diff?from=2&to=3"),
+        admin,
+        None,
+    );
+    let greeting = back["diff"]["outputs"]["changed"]
+        .as_array()
+        .and_then(|c| c.iter().find(|o| o["name"] == "greeting").cloned());
+    assert_eq!(
+        greeting.map(|g| g["after"].clone()),
+        Some(json!("hello")),
+        "{back}"
+    );
+    let (status, outputs) = api(
+        &server,
+        "GET",
+        &format!("/workspaces/default/states/{state}/outputs"),
+        &editor,
+        None,
+    );
+    assert_eq!(status, 200, "{outputs}");
+    assert_eq!(outputs["version"], 4);
+    assert!(
+        outputs["outputs"].as_array().is_some_and(|o| o
+            .iter()
+            .any(|x| x["name"] == "greeting" && x["value"] == "again")),
+        "{outputs}"
+    );
 }

@@ -63,6 +63,7 @@ pub async fn workspace_delete_only_when_empty(store: Arc<dyn Store>) {
             .create_token(&NewToken {
                 id: "tok-doomed".into(),
                 name: "ci".into(),
+                user_id: None,
                 workspace_id: Some(ws.id.clone()),
                 role: Role::Editor,
                 secret_hash: "hash-doomed".into(),

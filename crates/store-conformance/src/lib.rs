@@ -32,7 +32,9 @@ pub use audit::{
     webhooks_are_created_listed_updated_deleted,
 };
 mod history;
+mod search;
 pub use history::*;
+pub use search::*;
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -48,7 +50,11 @@ use statehouse_core::model::{
 };
 use statehouse_core::service::md5_hex;
 use statehouse_core::store::Store;
+use statehouse_core::store::search::VersionResources;
 use statehouse_core::{Error, Result};
+
+mod accounts;
+pub use accounts::*;
 
 // ---- harness ---------------------------------------------------------------------------------
 
@@ -167,6 +173,23 @@ macro_rules! __conformance_module {
                 list_versions_pages_newest_first,
                 retention_prunes_by_count_and_age_sparing_current_and_kept,
                 stale_locks_are_flagged_once_per_lock,
+                search_index_follows_the_current_version,
+                search_matches_each_field_exactly_or_by_prefix,
+                search_sees_only_the_given_workspaces,
+                search_pages_resume_exactly,
+                search_hides_deleted_states_until_restored,
+                unindexed_states_are_listed_until_indexed,
+                user_create_lookup_and_duplicate_name,
+                user_update_and_list_in_name_order,
+                user_delete_cascades_to_memberships_tokens_and_sessions,
+                memberships_set_replace_remove_and_list,
+                memberships_and_narrowed_tokens_go_with_their_workspace,
+                membership_of_unknown_user_or_workspace_is_not_found,
+                user_tokens_carry_owner_and_last_use,
+                token_touch_moves_forward_only,
+                sessions_create_lookup_touch_and_delete,
+                expired_sessions_are_removed,
+                login_failures_count_per_key_within_window,
             );
             $(
                 $crate::__two_store_cases!(
@@ -281,6 +304,7 @@ fn write_of(
         lock_id: None,
         author: "ci-token".into(),
         at: at(1_000),
+        resources: VersionResources::Indexed(Vec::new()),
     }
 }
 
@@ -335,7 +359,7 @@ async fn write(store: &dyn Store, ws: &Workspace, name: &str, w: &VersionWrite) 
 }
 
 #[track_caller]
-fn expect_conflict<T: Debug>(result: Result<T>, what: &str) -> String {
+pub(crate) fn expect_conflict<T: Debug>(result: Result<T>, what: &str) -> String {
     match result {
         Err(Error::Conflict(message)) => {
             assert!(
@@ -365,7 +389,7 @@ fn expect_forbidden<T: Debug>(result: Result<T>, what: &str) {
 }
 
 #[track_caller]
-fn ok<T>(result: Result<T>, what: &str) -> T {
+pub(crate) fn ok<T>(result: Result<T>, what: &str) -> T {
     result.unwrap_or_else(|e| panic!("{what} failed: {e} ({e:?})"))
 }
 
@@ -384,6 +408,7 @@ fn meta_of(w: &VersionWrite, version_no: i64, forced: bool) -> VersionMeta {
         forced,
         client_encrypted: w.client_encrypted,
         kept: false,
+        resource_count: w.resources.count(),
     }
 }
 
@@ -536,10 +561,16 @@ pub async fn serial_protection_toggles(store: Arc<dyn Store>) {
 
 // ---- tokens ----------------------------------------------------------------------------------
 
-fn new_token(id: &str, workspace_id: Option<&str>, role: Role, created_at: Timestamp) -> NewToken {
+pub(crate) fn new_token(
+    id: &str,
+    workspace_id: Option<&str>,
+    role: Role,
+    created_at: Timestamp,
+) -> NewToken {
     NewToken {
         id: id.to_owned(),
         name: format!("{id} name"),
+        user_id: None,
         workspace_id: workspace_id.map(str::to_owned),
         role,
         secret_hash: format!("hash-of-{id}"),
@@ -548,16 +579,18 @@ fn new_token(id: &str, workspace_id: Option<&str>, role: Role, created_at: Times
     }
 }
 
-fn token_from(t: &NewToken) -> Token {
+pub(crate) fn token_from(t: &NewToken) -> Token {
     Token {
         id: t.id.clone(),
         name: t.name.clone(),
+        user_id: t.user_id.clone(),
         workspace_id: t.workspace_id.clone(),
         role: t.role,
         secret_hash: t.secret_hash.clone(),
         created_at: t.created_at,
         expires_at: t.expires_at,
         revoked_at: None,
+        last_used_at: None,
     }
 }
 
@@ -1927,7 +1960,7 @@ pub async fn claim_flag_once(store: Arc<dyn Store>) {
 const RACERS: usize = 16;
 
 /// Runs `n` tasks at once (each on the runtime's worker threads) and collects their results.
-async fn race<T, F, Fut>(n: usize, task: F) -> Vec<T>
+pub(crate) async fn race<T, F, Fut>(n: usize, task: F) -> Vec<T>
 where
     T: Send + 'static,
     F: Fn(usize) -> Fut,

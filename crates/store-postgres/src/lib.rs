@@ -59,6 +59,9 @@ use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
 use statehouse_core::store::Store;
 use statehouse_core::{Error, Result};
 
+mod accounts;
+mod search;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How to reach PostgreSQL and how to behave there.
@@ -427,25 +430,25 @@ fn map_error(target: &str, e: sqlx::Error) -> Error {
 const STATE_COLUMNS: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
     s.lock_id, s.lock_info, s.lock_token_id, s.lock_holder, s.locked_at, \
     v.id AS v_id, v.version_no, v.serial, v.lineage, v.md5, v.size, v.created_at AS v_created_at, \
-    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept \
+    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept, v.resource_count \
     FROM states s LEFT JOIN state_versions v ON v.id = s.current_version_id";
 
 const LIVE_STATE: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
     s.lock_id, s.lock_info, s.lock_token_id, s.lock_holder, s.locked_at, \
     v.id AS v_id, v.version_no, v.serial, v.lineage, v.md5, v.size, v.created_at AS v_created_at, \
-    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept \
+    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept, v.resource_count \
     FROM states s LEFT JOIN state_versions v ON v.id = s.current_version_id \
     WHERE s.workspace_id = $1 AND s.name = $2 AND s.deleted_at IS NULL";
 
 const STATE_BY_ID: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
     s.lock_id, s.lock_info, s.lock_token_id, s.lock_holder, s.locked_at, \
     v.id AS v_id, v.version_no, v.serial, v.lineage, v.md5, v.size, v.created_at AS v_created_at, \
-    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept \
+    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept, v.resource_count \
     FROM states s LEFT JOIN state_versions v ON v.id = s.current_version_id \
     WHERE s.id = $1";
 
 const VERSION_COLUMNS: &str = "id AS v_id, state_id, version_no, serial, lineage, md5, size, \
-    created_at AS v_created_at, created_by, client_version, forced, client_encrypted, kept";
+    created_at AS v_created_at, created_by, client_version, forced, client_encrypted, kept, resource_count";
 
 fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
     row: &'r PgRow,
@@ -477,6 +480,7 @@ fn version_from(row: &PgRow, state_id: Option<&str>) -> Result<Option<VersionMet
         forced: get(row, "forced")?,
         client_encrypted: get(row, "client_encrypted")?,
         kept: get(row, "kept")?,
+        resource_count: get(row, "resource_count")?,
     }))
 }
 
@@ -523,14 +527,19 @@ fn token_from(row: &PgRow) -> Result<Token> {
     Ok(Token {
         id: get(row, "id")?,
         name: get(row, "name")?,
+        user_id: get(row, "user_id")?,
         workspace_id: get(row, "workspace_id")?,
-        role: Role::from_str(&role)
-            .map_err(|_| Error::Internal(format!("stored role {role:?} is unknown")))?,
+        role: parse_role(&role)?,
         secret_hash: get(row, "secret_hash")?,
         created_at: Timestamp(get(row, "created_at")?),
         expires_at: get::<Option<i64>>(row, "expires_at")?.map(Timestamp),
         revoked_at: get::<Option<i64>>(row, "revoked_at")?.map(Timestamp),
+        last_used_at: get::<Option<i64>>(row, "last_used_at")?.map(Timestamp),
     })
+}
+
+fn parse_role(role: &str) -> Result<Role> {
+    Role::from_str(role).map_err(|_| Error::Internal(format!("stored role {role:?} is unknown")))
 }
 
 fn version_with_body(row: &PgRow) -> Result<Option<(VersionMeta, SealedBody)>> {
@@ -745,11 +754,12 @@ impl Store for PgStore {
 
     async fn create_token(&self, t: &NewToken) -> Result<Token> {
         sqlx::query(
-            "INSERT INTO tokens (id, name, workspace_id, role, secret_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO tokens (id, name, user_id, workspace_id, role, secret_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&t.id)
         .bind(&t.name)
+        .bind(&t.user_id)
         .bind(&t.workspace_id)
         .bind(t.role.as_str())
         .bind(&t.secret_hash)
@@ -761,12 +771,14 @@ impl Store for PgStore {
         Ok(Token {
             id: t.id.clone(),
             name: t.name.clone(),
+            user_id: t.user_id.clone(),
             workspace_id: t.workspace_id.clone(),
             role: t.role,
             secret_hash: t.secret_hash.clone(),
             created_at: t.created_at,
             expires_at: t.expires_at,
             revoked_at: None,
+            last_used_at: None,
         })
     }
 
@@ -1027,6 +1039,7 @@ impl Store for PgStore {
                 consumes_override,
             } => (forced, consumes_override),
         };
+        let resource_count = w.resources.count();
         // Safe without a sequence: every writer of this state holds its row lock.
         let version_no: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(version_no), 0) + 1 FROM state_versions WHERE state_id = $1",
@@ -1037,8 +1050,8 @@ impl Store for PgStore {
         .map_err(|e| self.db_err(e))?;
         sqlx::query(
             "INSERT INTO state_versions (id, state_id, version_no, serial, lineage, md5, size, created_at, created_by, \
-             client_version, forced, client_encrypted, key_id, wrapped_key, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             client_version, forced, client_encrypted, resource_count, key_id, wrapped_key, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&w.version_id)
         .bind(&state.id)
@@ -1052,6 +1065,7 @@ impl Store for PgStore {
         .bind(&w.client_version)
         .bind(forced)
         .bind(w.client_encrypted)
+        .bind(resource_count)
         .bind(&w.sealed.key_id)
         .bind(&w.sealed.wrapped_key)
         // Moved, not copied: for a large body this buffer is the biggest thing in memory.
@@ -1070,6 +1084,8 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| self.db_err(e))?;
+        self.replace_index(&mut tx, &state.id, version_no, w.at, w.resources)
+            .await?;
         tx.commit().await.map_err(|e| self.db_err(e))?;
         Ok(WriteOutcome::Created(VersionMeta {
             id: w.version_id.clone(),
@@ -1085,6 +1101,7 @@ impl Store for PgStore {
             forced,
             client_encrypted: w.client_encrypted,
             kept: false,
+            resource_count,
         }))
     }
 

@@ -35,6 +35,9 @@ use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
 use statehouse_core::store::Store;
 use statehouse_core::{Error, Result};
 
+mod accounts;
+mod search;
+
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often the background checkpointer copies the WAL into the database file.
@@ -221,18 +224,18 @@ async fn checkpoint(
 const STATE_COLUMNS: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
     s.lock_id, s.lock_info, s.lock_token_id, s.lock_holder, s.locked_at, \
     v.id AS v_id, v.version_no, v.serial, v.lineage, v.md5, v.size, v.created_at AS v_created_at, \
-    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept \
+    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept, v.resource_count \
     FROM states s LEFT JOIN state_versions v ON v.id = s.current_version_id";
 
 const LIVE_STATE: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
     s.lock_id, s.lock_info, s.lock_token_id, s.lock_holder, s.locked_at, \
     v.id AS v_id, v.version_no, v.serial, v.lineage, v.md5, v.size, v.created_at AS v_created_at, \
-    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept \
+    v.created_by, v.client_version, v.forced, v.client_encrypted, v.kept, v.resource_count \
     FROM states s LEFT JOIN state_versions v ON v.id = s.current_version_id \
     WHERE s.workspace_id = ? AND s.name = ? AND s.deleted_at IS NULL";
 
 const VERSION_COLUMNS: &str = "id AS v_id, state_id, version_no, serial, lineage, md5, size, \
-    created_at AS v_created_at, created_by, client_version, forced, client_encrypted, kept";
+    created_at AS v_created_at, created_by, client_version, forced, client_encrypted, kept, resource_count";
 
 fn get<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
     row: &'r SqliteRow,
@@ -263,6 +266,7 @@ fn version_from(row: &SqliteRow, state_id: Option<&str>) -> Result<Option<Versio
         forced: get(row, "forced")?,
         client_encrypted: get(row, "client_encrypted")?,
         kept: get(row, "kept")?,
+        resource_count: get(row, "resource_count")?,
     }))
 }
 
@@ -309,14 +313,19 @@ fn token_from(row: &SqliteRow) -> Result<Token> {
     Ok(Token {
         id: get(row, "id")?,
         name: get(row, "name")?,
+        user_id: get(row, "user_id")?,
         workspace_id: get(row, "workspace_id")?,
-        role: Role::from_str(&role)
-            .map_err(|_| Error::Internal(format!("stored role {role:?} is unknown")))?,
+        role: parse_role(&role)?,
         secret_hash: get(row, "secret_hash")?,
         created_at: Timestamp(get(row, "created_at")?),
         expires_at: get::<Option<i64>>(row, "expires_at")?.map(Timestamp),
         revoked_at: get::<Option<i64>>(row, "revoked_at")?.map(Timestamp),
+        last_used_at: get::<Option<i64>>(row, "last_used_at")?.map(Timestamp),
     })
+}
+
+fn parse_role(role: &str) -> Result<Role> {
+    Role::from_str(role).map_err(|_| Error::Internal(format!("stored role {role:?} is unknown")))
 }
 
 fn sealed_from(row: &SqliteRow) -> Result<SealedBody> {
@@ -510,11 +519,12 @@ impl Store for SqliteStore {
 
     async fn create_token(&self, t: &NewToken) -> Result<Token> {
         sqlx::query(
-            "INSERT INTO tokens (id, name, workspace_id, role, secret_hash, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tokens (id, name, user_id, workspace_id, role, secret_hash, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&t.id)
         .bind(&t.name)
+        .bind(&t.user_id)
         .bind(&t.workspace_id)
         .bind(t.role.as_str())
         .bind(&t.secret_hash)
@@ -526,12 +536,14 @@ impl Store for SqliteStore {
         Ok(Token {
             id: t.id.clone(),
             name: t.name.clone(),
+            user_id: t.user_id.clone(),
             workspace_id: t.workspace_id.clone(),
             role: t.role,
             secret_hash: t.secret_hash.clone(),
             created_at: t.created_at,
             expires_at: t.expires_at,
             revoked_at: None,
+            last_used_at: None,
         })
     }
 
@@ -790,6 +802,7 @@ impl Store for SqliteStore {
                 consumes_override,
             } => (forced, consumes_override),
         };
+        let resource_count = w.resources.count();
         let version_no: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(version_no), 0) + 1 FROM state_versions WHERE state_id = ?",
         )
@@ -799,8 +812,8 @@ impl Store for SqliteStore {
         .map_err(db_err)?;
         sqlx::query(
             "INSERT INTO state_versions (id, state_id, version_no, serial, lineage, md5, size, created_at, created_by, \
-             client_version, forced, client_encrypted, key_id, wrapped_key, body) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             client_version, forced, client_encrypted, resource_count, key_id, wrapped_key, body) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&w.version_id)
         .bind(&state.id)
@@ -814,6 +827,7 @@ impl Store for SqliteStore {
         .bind(&w.client_version)
         .bind(forced)
         .bind(w.client_encrypted)
+        .bind(resource_count)
         .bind(&w.sealed.key_id)
         .bind(&w.sealed.wrapped_key)
         // Moved, not copied: for a large body this buffer is the biggest thing in memory.
@@ -832,6 +846,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        search::replace_index(&mut tx, &state.id, version_no, w.at, w.resources).await?;
         commit(tx).await?;
         Ok(WriteOutcome::Created(VersionMeta {
             id: w.version_id.clone(),
@@ -847,6 +862,7 @@ impl Store for SqliteStore {
             forced,
             client_encrypted: w.client_encrypted,
             kept: false,
+            resource_count,
         }))
     }
 

@@ -13,6 +13,7 @@ use statehouse_core::crypto::SealedBody;
 use statehouse_core::model::{VersionWrite, Workspace, WorkspaceSettings, WriteOutcome};
 use statehouse_core::service::new_id;
 use statehouse_core::store::Store;
+use statehouse_core::store::search::VersionResources;
 use statehouse_store_sqlite::SqliteStore;
 
 const WRITES: i64 = 2_000;
@@ -84,6 +85,7 @@ async fn background_checkpointer_copies_and_then_truncates_the_wal() {
             lock_id: None,
             author: "test".into(),
             at: Timestamp(serial),
+            resources: VersionResources::Indexed(Vec::new()),
         };
         let outcome = store.write_version(&ws.id, "s", write).await.unwrap();
         assert!(matches!(outcome, WriteOutcome::Created(_)));

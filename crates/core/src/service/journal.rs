@@ -6,7 +6,7 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use super::Services;
-use crate::access::{Principal, Role};
+use crate::access::{Grants, Principal, Role};
 use crate::audit::{self, AuditEntry, AuditQuery, AuditRecord, VerifyReport};
 use crate::events::{Event, NewEvent};
 use crate::workspaces::require_instance_admin;
@@ -68,39 +68,50 @@ impl Services {
         self.store.audit_entries(&query).await
     }
 
-    /// Restricts a query to what `who` may read.
+    /// Restricts a query to what `who` may read: instance admins everything, workspace admins
+    /// their workspaces' entries (naming the workspace when they administer several).
     async fn scope_audit_query(
         &self,
         who: &Principal,
         mut query: AuditQuery,
     ) -> Result<AuditQuery> {
         query.limit = query.limit.clamp(1, MAX_PAGE);
-        match &who.workspace_id {
-            None if who.role >= Role::Admin => Ok(query),
-            Some(own) if who.role >= Role::Admin => {
-                let workspace = self
-                    .store
-                    .list_workspaces()
-                    .await?
-                    .into_iter()
-                    .find(|w| &w.id == own)
-                    .ok_or_else(|| {
-                        Error::Forbidden("the token's workspace no longer exists".into())
-                    })?;
-                match &query.workspace {
-                    Some(asked) if asked != &workspace.name => Err(Error::Forbidden(format!(
-                        "token {:?} may read the audit log of workspace {:?} only",
-                        who.token_name, workspace.name
-                    ))),
-                    _ => {
-                        query.workspace = Some(workspace.name);
-                        Ok(query)
-                    }
-                }
+        let administered: Vec<String> = match &who.grants {
+            _ if who.is_instance_admin() => return Ok(query),
+            Grants::Everywhere(role) if *role >= Role::Admin => return Ok(query),
+            Grants::Everywhere(_) => Vec::new(),
+            Grants::Workspaces(map) => map
+                .iter()
+                .filter(|(_, role)| **role >= Role::Admin)
+                .map(|(id, _)| id.clone())
+                .collect(),
+        };
+        let names: Vec<String> = self
+            .store
+            .list_workspaces()
+            .await?
+            .into_iter()
+            .filter(|w| administered.contains(&w.id))
+            .map(|w| w.name)
+            .collect();
+        match (&query.workspace, names.as_slice()) {
+            (_, []) => Err(Error::Forbidden(format!(
+                "{} administers no workspace; reading the audit log needs an admin role",
+                who.describe()
+            ))),
+            (Some(asked), _) if !names.contains(asked) => Err(Error::Forbidden(format!(
+                "{} may read the audit log of the workspaces it administers only: {}",
+                who.describe(),
+                names.join(", ")
+            ))),
+            (Some(_), _) => Ok(query),
+            (None, [only]) => {
+                query.workspace = Some(only.clone());
+                Ok(query)
             }
-            _ => Err(Error::Forbidden(format!(
-                "token {:?} has role {}; reading the audit log needs admin",
-                who.token_name, who.role
+            (None, _) => Err(Error::BadRequest(format!(
+                "pass workspace=<name>: you administer several workspaces ({})",
+                names.join(", ")
             ))),
         }
     }
@@ -154,11 +165,16 @@ impl Services {
         limit: i64,
     ) -> Result<Vec<Event>> {
         let limit = limit.clamp(1, MAX_PAGE);
-        match &who.workspace_id {
-            None => self.store.events_after(after_seq, None, limit).await,
-            Some(ws) => {
+        match &who.grants {
+            Grants::Everywhere(_) => self.store.events_after(after_seq, None, limit).await,
+            Grants::Workspaces(map) => {
+                let readable: Vec<String> = map
+                    .iter()
+                    .filter(|(_, role)| **role >= Role::Viewer)
+                    .map(|(id, _)| id.clone())
+                    .collect();
                 self.store
-                    .events_after(after_seq, Some(std::slice::from_ref(ws)), limit)
+                    .events_after(after_seq, Some(&readable), limit)
                     .await
             }
         }

@@ -28,7 +28,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `locked`, `too_large`, `unavailable`, `internal`.
+    /// `conflict`, `locked`, `too_large`, `too_many_requests`, `unavailable`, `internal`.
     pub code: &'static str,
     /// What went wrong and what to do, for humans.
     pub message: String,
@@ -47,6 +47,7 @@ fn code_of(e: &Error) -> &'static str {
         Error::Conflict(_) => "conflict",
         Error::Locked { .. } => "locked",
         Error::TooLarge(_) => "too_large",
+        Error::TooManyRequests { .. } => "too_many_requests",
         Error::Store(_) => "unavailable",
         Error::Config(_) | Error::Internal(_) => "internal",
     }
@@ -56,6 +57,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
         let code = code_of(&self.0);
+        let retry_after = match &self.0 {
+            Error::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         let (message, lock) = match self.0 {
             Error::Locked { holder_info } => {
                 let lock = serde_json::from_str(&holder_info).ok();
@@ -85,6 +92,11 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if code == "unauthorized" {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

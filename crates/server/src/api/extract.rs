@@ -15,7 +15,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiError;
 use crate::{AppState, auth};
 
-/// The authenticated principal making the request, with the client's address.
+/// The authenticated principal making the request (token, or session cookie with CSRF
+/// protection), with the client's address.
 pub struct Caller(pub Principal);
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -25,8 +26,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let principal = auth::principal(state, &parts.headers, &parts.extensions).await?;
-        Ok(Caller(principal))
+        Ok(Caller(auth::api_principal(state, parts).await?))
     }
 }
 
@@ -89,7 +89,7 @@ impl PageParams {
 }
 
 /// One page of a listing.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Present when more items follow: pass it as `cursor`.

@@ -3,10 +3,14 @@
 //! every route at `/api/v1/openapi.json`.
 
 mod audit;
+mod auth;
 mod error;
 mod extract;
+mod search;
 mod states;
-mod views;
+mod tokens;
+mod users;
+pub mod views;
 mod webhooks;
 mod workspaces;
 
@@ -29,9 +33,10 @@ use crate::AppState;
 #[openapi(
     info(
         title = "statehouse API",
-        description = "Workspaces, states, versions, locks and history of a statehouse server. \
-            The audit log, the event stream and outgoing webhooks are here too. \
-            Authenticate with an API token as `Authorization: Bearer <token>` (or as the basic-auth password). \
+        description = "Workspaces, states, versions, locks, history and resource search of a statehouse server, its audit log, event stream and outgoing webhooks. \
+            Authenticate with an API token as `Authorization: Bearer <token>` (or as the basic-auth password), \
+            or log in at /auth/login for a session cookie: then send the returned csrf_token as \
+            `X-CSRF-Token` with every POST, PUT, PATCH and DELETE. \
             State names contain slashes: URL-encode them in paths (`env%2Fprod`)."
     ),
     modifiers(&Security),
@@ -75,6 +80,23 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(states::deleted))
         .routes(routes!(states::restore))
         .routes(routes!(states::purge))
+        .routes(routes!(states::diff))
+        .routes(routes!(states::rollback))
+        .routes(routes!(states::outputs))
+        .routes(routes!(search::resources))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::show, users::change, users::delete))
+        .routes(routes!(users::members))
+        .routes(routes!(
+            users::member,
+            users::set_member,
+            users::remove_member
+        ))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))
         .routes(routes!(audit::export))
         .routes(routes!(audit::verify))

@@ -10,10 +10,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use statehouse_core::Error;
 use statehouse_core::clock::Timestamp;
 use statehouse_core::model::StateFilter;
+use statehouse_core::tfstate::{Output, StateDiff};
 use utoipa::{IntoParams, ToSchema};
 
 use super::views::{DeletedStateView, LockView, StateView, VersionView};
@@ -291,4 +292,109 @@ pub async fn purge(
 ) -> Result<StatusCode, ApiError> {
     app.services.purge_state(&who, &ws, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DiffQuery {
+    /// The older version (default: the one before `to`).
+    pub from: Option<i64>,
+    /// The newer version (default: the current one).
+    pub to: Option<i64>,
+}
+
+/// Differences between two versions of a state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiffView {
+    pub from: i64,
+    pub to: i64,
+    /// `before`/`after` headers (serial, lineage, client version, instance count), `added` and
+    /// `removed` instances, `changed` instances with their changed attribute `path`s and
+    /// `before`/`after` values, `unchanged` count, and `outputs` (`added`, `removed`,
+    /// `changed`). Sensitive values read `(sensitive)` unless the caller is a workspace admin.
+    #[schema(value_type = Object)]
+    pub diff: StateDiff,
+}
+
+/// Resource-level diff between two versions: added, removed and changed instances (with
+/// attribute paths and values) and output changes.
+#[utoipa::path(get, path = "/workspaces/{ws}/states/{state}/diff", tag = "versions",
+    params(("ws" = String, Path, description = "workspace name"),
+        ("state" = String, Path, description = "state name, URL-encoded"), DiffQuery),
+    responses((status = 200, body = DiffView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn diff(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, state)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<DiffQuery>,
+) -> Result<Json<DiffView>, ApiError> {
+    let (from, to, diff) = app
+        .services
+        .diff_versions(&who, &ws, &state, q.from, q.to)
+        .await?;
+    Ok(Json(DiffView { from, to, diff }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    /// The version to make current again.
+    pub version: i64,
+}
+
+/// Makes an earlier version current again: it is written as a new version with the serial
+/// bumped above the current one, so the next `terraform plan` accepts it (editors). Refused
+/// (423) while another client holds the lock.
+#[utoipa::path(post, path = "/workspaces/{ws}/states/{state}/rollback", tag = "versions",
+    request_body = Rollback,
+    params(("ws" = String, Path, description = "workspace name"),
+        ("state" = String, Path, description = "state name, URL-encoded")),
+    responses((status = 201, body = VersionView, description = "the new current version"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 423, body = ErrorBody)))]
+pub async fn rollback(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, state)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Rollback>,
+) -> Result<(StatusCode, Json<VersionView>), ApiError> {
+    let meta = app
+        .services
+        .rollback(&who, &ws, &state, body.version)
+        .await?;
+    Ok((StatusCode::CREATED, Json(VersionView::from(&meta))))
+}
+
+/// A state's current outputs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutputsView {
+    /// The version they come from.
+    pub version: i64,
+    pub serial: i64,
+    /// `name`, `value` (`(sensitive)` unless the caller is a workspace admin), `type`,
+    /// `sensitive`.
+    #[schema(value_type = Vec<Object>)]
+    pub outputs: Vec<Output>,
+}
+
+/// The current outputs of a state.
+#[utoipa::path(get, path = "/workspaces/{ws}/states/{state}/outputs", tag = "states",
+    params(("ws" = String, Path, description = "workspace name"),
+        ("state" = String, Path, description = "state name, URL-encoded")),
+    responses((status = 200, body = OutputsView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn outputs(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, state)): Path<(String, String)>,
+) -> Result<Json<OutputsView>, ApiError> {
+    let (meta, outputs) = app.services.current_outputs(&who, &ws, &state).await?;
+    Ok(Json(OutputsView {
+        version: meta.version_no,
+        serial: meta.serial,
+        outputs,
+    }))
 }

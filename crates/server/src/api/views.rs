@@ -1,8 +1,8 @@
 //! What the API returns: records as clients see them (times in RFC 3339, durations in
 //! seconds), built from the domain records, never exposing secrets or internal ids they do
-//! not need.
+//! not need. Also deserializable: the CLI reads responses into these same types.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use statehouse_core::access::Role;
 use statehouse_core::clock::Timestamp;
 use statehouse_core::history::lock_is_stale;
@@ -13,7 +13,7 @@ fn seconds(millis: Option<i64>) -> Option<i64> {
     millis.map(|m| m / 1_000)
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WorkspaceView {
     pub name: String,
     /// Writes must raise the serial and keep the lineage.
@@ -43,7 +43,7 @@ impl WorkspaceView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LockView {
     /// The lock ID the client chose.
     pub id: String,
@@ -84,7 +84,7 @@ impl LockView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VersionView {
     /// 1, 2, 3, … per state.
     pub version: i64,
@@ -104,6 +104,9 @@ pub struct VersionView {
     pub client_encrypted: bool,
     /// Spared by version retention.
     pub kept: bool,
+    /// Resource instances in this version; null when unknown (client-side encrypted, not a
+    /// readable state format, or written before statehouse counted them).
+    pub resource_count: Option<i64>,
 }
 
 impl From<&VersionMeta> for VersionView {
@@ -120,11 +123,12 @@ impl From<&VersionMeta> for VersionView {
             forced: v.forced,
             client_encrypted: v.client_encrypted,
             kept: v.kept,
+            resource_count: v.resource_count,
         }
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StateView {
     pub workspace: String,
     pub name: String,
@@ -149,7 +153,7 @@ impl StateView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeletedStateView {
     /// Use this id to restore or purge.
     pub id: String,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use md5::{Digest, Md5};
-use statehouse_core::access::{Principal, Role};
+use statehouse_core::access::Role;
 use statehouse_core::clock::{FakeClock, Timestamp};
 use statehouse_core::crypto::{Cipher, KeyFile};
 use statehouse_core::service::Services;
@@ -22,6 +22,8 @@ pub struct TestServer {
 }
 
 pub const MAX_BYTES: usize = 1024 * 1024;
+/// The password test users get.
+pub const PASSWORD: &str = "correct horse battery staple";
 
 impl TestServer {
     pub async fn start() -> TestServer {
@@ -38,10 +40,7 @@ impl TestServer {
             clock.clone(),
         );
         services.ensure_default_workspace().await.unwrap();
-        services
-            .create_workspace_as(&Principal::local_operator(), "other")
-            .await
-            .unwrap();
+        services.create_workspace("other").await.unwrap();
         let app = router(AppState {
             services: services.clone(),
             max_state_bytes: MAX_BYTES,
@@ -72,16 +71,60 @@ impl TestServer {
     pub async fn token(&self, workspace: Option<&str>, role: Role) -> String {
         let (_, secret) = self
             .services
-            .create_token(
-                &Principal::local_operator(),
-                workspace,
-                role,
-                &format!("{workspace:?}-{role}"),
-                None,
+            .create_token(workspace, role, &format!("{workspace:?}-{role}"), None)
+            .await
+            .unwrap();
+        secret.expose().to_owned()
+    }
+
+    /// A user with a password, its roles given as (workspace, role).
+    pub async fn user(
+        &self,
+        name: &str,
+        roles: &[(&str, Role)],
+    ) -> statehouse_core::accounts::User {
+        let op = statehouse_core::access::Principal::local_operator();
+        let user = self
+            .services
+            .create_user(&op, name, Some(PASSWORD), false)
+            .await
+            .unwrap();
+        for (ws, role) in roles {
+            self.services
+                .set_member(&op, ws, name, *role)
+                .await
+                .unwrap();
+        }
+        user
+    }
+
+    /// A user token of `user`, optionally narrowed to a workspace and/or capped at a role.
+    pub async fn user_token(
+        &self,
+        user: &str,
+        workspace: Option<&str>,
+        cap: Option<Role>,
+    ) -> String {
+        let op = statehouse_core::access::Principal::local_operator();
+        let (_, secret) = self
+            .services
+            .create_token_as(
+                &op,
+                statehouse_core::service::TokenRequest {
+                    name: format!("{user}-{workspace:?}-{cap:?}"),
+                    owner: statehouse_core::service::TokenOwner::User(user.into()),
+                    workspace: workspace.map(str::to_owned),
+                    role: cap,
+                    expires_in_millis: None,
+                },
             )
             .await
             .unwrap();
         secret.expose().to_owned()
+    }
+
+    pub fn api_url(&self, path: &str) -> String {
+        format!("{}/api/v1{}", self.url, path)
     }
 
     pub fn addr(&self, path: &str) -> String {

@@ -265,6 +265,7 @@ pub struct Server {
     env: Vec<(String, String)>,
     log: Captured,
     _data_dir: Option<tempfile::TempDir>,
+    remote_cli_dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -299,6 +300,7 @@ impl Server {
             env,
             log,
             _data_dir: Some(data_dir),
+            remote_cli_dir: empty_dir(),
         };
         server.await_startup(&lines_rx, true);
         // Keep draining stdout after startup.
@@ -359,6 +361,7 @@ impl Server {
             env: self.env.clone(),
             log,
             _data_dir: None,
+            remote_cli_dir: empty_dir(),
         };
         peer.await_startup(&lines_rx, false);
         thread::spawn(move || while lines_rx.recv().is_ok() {});
@@ -379,6 +382,12 @@ impl Server {
     /// The PostgreSQL schema of this server, if it runs on PostgreSQL.
     pub fn pg_schema(&self) -> Option<&str> {
         self.pg_schema.as_deref()
+    }
+
+    /// The working directory of remote CLI commands: empty, and it must stay so (a remote
+    /// command that opened a local database would create `./statehouse-data` here).
+    pub fn remote_cli_dir(&self) -> &Path {
+        self.remote_cli_dir.path()
     }
 
     /// The data directory (SQLite database and master key file).
@@ -493,16 +502,18 @@ impl Server {
         format!("{}/tf/{workspace}/{state}", self.url)
     }
 
-    /// Runs a `statehouse` CLI command against this server's database.
+    /// Runs a `statehouse` CLI command against this server's database; fails the test unless
+    /// it succeeds.
     pub fn cli(&self, args: &[&str]) -> Output {
-        let out = statehouse_command(&self.env)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {BIN} {args:?}: {e}"));
+        self.cli_via(Via::Local, args)
+    }
+
+    /// Runs a `statehouse` CLI command the given way; fails the test unless it succeeds.
+    pub fn cli_via(&self, via: Via<'_>, args: &[&str]) -> Output {
+        let out = self.cli_output(via, args);
         assert!(
             out.status.success(),
-            "statehouse {args:?} failed ({})\nstdout:\n{}\nstderr:\n{}\n{}",
+            "statehouse {args:?} ({via:?}) failed ({})\nstdout:\n{}\nstderr:\n{}\n{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
@@ -511,9 +522,23 @@ impl Server {
         out
     }
 
-    /// Runs a `statehouse` CLI command against this server's database, whatever its outcome.
-    pub fn cli_unchecked(&self, args: &[&str]) -> Output {
-        statehouse_command(&self.env)
+    /// Runs a `statehouse` CLI command the given way and returns what it did, success or not.
+    /// Remote commands run with an environment of their own (only `STATEHOUSE_SERVER` and
+    /// `STATEHOUSE_TOKEN`) in an empty working directory, so they cannot touch the server's data.
+    pub fn cli_output(&self, via: Via<'_>, args: &[&str]) -> Output {
+        let mut command = match via {
+            Via::Local => statehouse_command(&self.env),
+            Via::Remote { token } => {
+                let mut env = vec![("STATEHOUSE_SERVER".to_owned(), self.url.clone())];
+                if let Some(token) = token {
+                    env.push(("STATEHOUSE_TOKEN".to_owned(), token.to_owned()));
+                }
+                let mut command = statehouse_command(&env);
+                command.current_dir(self.remote_cli_dir());
+                command
+            }
+        };
+        command
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -639,6 +664,22 @@ fn spawn_serve(env: &[(String, String)]) -> (Child, Captured, Receiver<String>) 
     let stderr = child.stderr.take().expect("piped stderr");
     log.drain(stderr);
     (child, log, lines_rx)
+}
+
+/// How a CLI command reaches statehouse.
+#[derive(Debug, Clone, Copy)]
+pub enum Via<'a> {
+    /// Without `--server`: in-process on the server's database, as the local operator.
+    Local,
+    /// Over HTTP to the server, with this token (or none).
+    Remote { token: Option<&'a str> },
+}
+
+fn empty_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("statehouse-cli-cwd-")
+        .tempdir()
+        .expect("temp dir")
 }
 
 fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {

@@ -1,0 +1,196 @@
+//! Password login, browser sessions and the throttling of failed logins.
+
+use super::{Services, new_id};
+use crate::access::Principal;
+use crate::accounts::{Session, SessionSecret, User, parse_user_name, verify_password_blocking};
+use crate::audit::AuditRecord;
+use crate::{Error, Result};
+
+/// Failed logins are counted over this window, per account name and per source address.
+pub const LOGIN_WINDOW_MILLIS: i64 = 15 * 60_000;
+/// Failed logins for one account name within the window before further attempts get 429.
+pub const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
+/// Failed logins from one address within the window before further attempts get 429.
+pub const MAX_FAILURES_PER_IP: i64 = 20;
+/// A session's `last_seen_at` is written at most this often.
+const SESSION_TOUCH_MILLIS: i64 = 60_000;
+
+/// One message for every failed login, so it never tells whether the account exists.
+const LOGIN_FAILED: &str = "wrong user name or password";
+
+/// A successful login: the session cookie's secret and what the client is told. (No `Debug`:
+/// it carries the session's secrets.)
+pub struct LoggedIn {
+    pub user: User,
+    pub session: Session,
+    pub secret: SessionSecret,
+    /// To be sent back as `X-CSRF-Token` with every unsafe request of this session.
+    pub csrf_token: String,
+}
+
+impl Services {
+    /// Checks a user name and password and opens a session. Failures are counted per account
+    /// name and per source address; past the limits, attempts are refused with
+    /// `TooManyRequests` before the password is looked at. An unknown user, a user without a
+    /// password, a disabled user and a wrong password all fail alike, and take alike long.
+    async fn login_unaudited(
+        &self,
+        name: &str,
+        password: &str,
+        source_ip: Option<&str>,
+    ) -> Result<LoggedIn> {
+        let now = self.now();
+        // Failures count for exactly the window: one from `now - window` has aged out.
+        let window_start = now.plus_millis(1 - LOGIN_WINDOW_MILLIS);
+        let account_key = format!("account:{}", name.trim().to_lowercase());
+        let mut keys = vec![(
+            account_key.clone(),
+            MAX_FAILURES_PER_ACCOUNT,
+            "this account",
+        )];
+        if let Some(ip) = source_ip {
+            keys.push((format!("ip:{ip}"), MAX_FAILURES_PER_IP, "this address"));
+        }
+        for (key, max, what) in &keys {
+            let failures = self.store.login_failures(key, window_start).await?;
+            if failures.count >= *max {
+                let frees_at = failures
+                    .oldest
+                    .unwrap_or(now)
+                    .plus_millis(LOGIN_WINDOW_MILLIS);
+                let retry_after_secs =
+                    u64::try_from((frees_at.millis() - now.millis() + 999) / 1000)
+                        .unwrap_or(1)
+                        .max(1);
+                return Err(Error::TooManyRequests {
+                    message: format!(
+                        "too many failed logins for {what}; try again in {retry_after_secs} seconds"
+                    ),
+                    retry_after_secs,
+                });
+            }
+        }
+        let user = match parse_user_name(name) {
+            Ok(n) => self.store.user_by_name(&n).await?,
+            Err(_) => None,
+        };
+        let usable_hash = user
+            .as_ref()
+            .filter(|u| !u.is_disabled())
+            .and_then(|u| u.password_hash.as_deref());
+        let verified = verify_password_blocking(usable_hash, password).await;
+        let user = match user {
+            Some(user) if verified => user,
+            other => {
+                let reason = match &other {
+                    None => "no such user",
+                    Some(u) if u.is_disabled() => "user is disabled",
+                    Some(u) if !u.has_password() => {
+                        "user has no password (set one with `statehouse user passwd`)"
+                    }
+                    Some(_) => "wrong password",
+                };
+                tracing::info!(user = name, source_ip, reason, "login refused");
+                let keys: Vec<String> = keys.into_iter().map(|(k, _, _)| k).collect();
+                self.store
+                    .record_login_failure(&keys, now, window_start)
+                    .await?;
+                return Err(Error::Unauthorized(LOGIN_FAILED.into()));
+            }
+        };
+        self.store.clear_login_failures(&account_key).await?;
+        let idle_since = now.plus_millis(-self.auth.session_idle_millis);
+        self.store.delete_expired_sessions(now, idle_since).await?;
+        let secret = SessionSecret::generate();
+        let session = Session {
+            id: new_id(),
+            user_id: user.id.clone(),
+            secret_hash: secret.hash(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now.plus_millis(self.auth.session_lifetime_millis),
+            source_ip: source_ip.map(str::to_owned),
+        };
+        self.store.create_session(&session).await?;
+        let csrf_token = secret.csrf_token();
+        Ok(LoggedIn {
+            user,
+            session,
+            secret,
+            csrf_token,
+        })
+    }
+
+    /// The principal of a session cookie, with the session. Ends sessions past their idle or
+    /// absolute limit; records use at most once a minute.
+    pub async fn authenticate_session(
+        &self,
+        secret: &SessionSecret,
+    ) -> Result<(Principal, Session)> {
+        let now = self.now();
+        let session = self
+            .store
+            .session_by_hash(&secret.hash())
+            .await?
+            .ok_or_else(|| {
+                Error::Unauthorized("not logged in (or the session was ended); log in again".into())
+            })?;
+        let idle = now.millis() - session.last_seen_at.millis();
+        if now >= session.expires_at || idle >= self.auth.session_idle_millis {
+            self.store.delete_session(&session.id).await?;
+            return Err(Error::Unauthorized(
+                "session has expired; log in again".into(),
+            ));
+        }
+        let access = self
+            .user_access(&session.user_id)
+            .await?
+            .filter(|a| !a.user.is_disabled())
+            .ok_or_else(|| Error::Unauthorized("this session's user is disabled or gone".into()))?;
+        if idle >= SESSION_TOUCH_MILLIS
+            && let Err(e) = self.store.touch_session(&session.id, now).await
+        {
+            tracing::warn!(error = %e, "could not record session use");
+        }
+        Ok((Principal::for_session(&access, &session.id), session))
+    }
+
+    /// Ends the session of this cookie (nothing happens for an unknown one).
+    pub async fn logout(&self, secret: &SessionSecret) -> Result<()> {
+        if let Some(session) = self.store.session_by_hash(&secret.hash()).await? {
+            self.store.delete_session(&session.id).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Services {
+    /// Checks a user name and password and opens a session (see the unaudited variant for the
+    /// rules). Audited as `login.succeeded` or `login.failed` with the name tried and the
+    /// client's address; never the password.
+    pub async fn login(
+        &self,
+        name: &str,
+        password: &str,
+        source_ip: Option<&str>,
+    ) -> Result<LoggedIn> {
+        let result = self.login_unaudited(name, password, source_ip).await;
+        let source_ip = source_ip.map(str::to_owned);
+        match &result {
+            Ok(_) => {
+                let record = AuditRecord::new(self.now(), name.trim(), "login.succeeded")
+                    .source_ip(source_ip)
+                    .target(name.trim());
+                self.record(record).await?;
+            }
+            Err(e) => {
+                let record = AuditRecord::new(self.now(), name.trim(), "login.failed")
+                    .source_ip(source_ip)
+                    .target(name.trim())
+                    .refused_by(e);
+                self.record_later(record).await;
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,865 @@
+//! The resource search index: replaced with each version, appearance kept, deleted states
+//! hidden until restored, exact and prefix matches per field, access, pages, and states that
+//! could not be indexed.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use statehouse_core::clock::Timestamp;
+use statehouse_core::model::{StateFilter, VersionWrite, Workspace};
+use statehouse_core::store::Store;
+use statehouse_core::store::search::{
+    FieldMatch, MatchMode, NotIndexedReason, ResourceHit, ResourceSearch, SearchField,
+    VersionResources,
+};
+use statehouse_core::tfstate::{IdentifyingAttributes, IndexKey, IndexedResource, Mode};
+
+use crate::{at, ensure, ok, versions, workspace, write, write_of};
+
+const AWS: &str = "provider[\"registry.terraform.io/hashicorp/aws\"]";
+const GOOGLE: &str = "provider[\"registry.terraform.io/hashicorp/google\"]";
+
+/// An instance `module.type.name[key]` with the given identifying attributes.
+fn instance(
+    module: &str,
+    resource_type: &str,
+    name: &str,
+    key: Option<IndexKey>,
+    ids: IdentifyingAttributes,
+) -> IndexedResource {
+    let mode = if resource_type.starts_with("data.") {
+        Mode::Data
+    } else {
+        Mode::Managed
+    };
+    let resource_type = resource_type.trim_start_matches("data.");
+    let address = statehouse_core::tfstate::instance_address(
+        Some(module),
+        mode,
+        resource_type,
+        name,
+        key.as_ref(),
+    );
+    IndexedResource {
+        address,
+        mode,
+        resource_type: resource_type.into(),
+        name: name.into(),
+        module: module.into(),
+        provider: if resource_type.starts_with("google") {
+            GOOGLE.into()
+        } else {
+            AWS.into()
+        },
+        index_key: key,
+        ids,
+    }
+}
+
+fn ids(id: &str) -> IdentifyingAttributes {
+    IdentifyingAttributes {
+        id: Some(id.into()),
+        ..Default::default()
+    }
+}
+
+fn indexed_write(
+    state_id: &str,
+    version_id: &str,
+    serial: i64,
+    when: Timestamp,
+    resources: Vec<IndexedResource>,
+) -> VersionWrite {
+    VersionWrite {
+        at: when,
+        resources: VersionResources::Indexed(resources),
+        ..write_of(state_id, version_id, serial, "lin", version_id)
+    }
+}
+
+fn search_in(
+    workspaces: &[&Workspace],
+    field: SearchField,
+    value: &str,
+    mode: MatchMode,
+) -> ResourceSearch {
+    ResourceSearch::new(
+        workspaces.iter().map(|w| w.id.clone()).collect(),
+        vec![FieldMatch {
+            field,
+            value: value.into(),
+        }],
+        mode,
+        None,
+        1000,
+    )
+}
+
+async fn run(store: &dyn Store, search: &ResourceSearch) -> Vec<ResourceHit> {
+    ok(store.search_resources(search).await, "search_resources")
+}
+
+async fn addresses(store: &dyn Store, search: &ResourceSearch) -> Vec<String> {
+    let mut found: Vec<String> = run(store, search)
+        .await
+        .into_iter()
+        .map(|h| format!("{}:{}", h.state_name, h.address))
+        .collect();
+    found.sort();
+    found
+}
+
+fn sorted(items: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = items.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+pub async fn search_index_follows_the_current_version(store: Arc<dyn Store>) {
+    let ws = workspace(&*store, "ws").await;
+    let state = ensure(&*store, &ws, "net").await;
+    let a = instance("", "aws_instance", "a", None, ids("i-a"));
+    let b1 = instance("", "aws_instance", "b", None, ids("i-b-old"));
+    let b2 = instance("", "aws_instance", "b", None, ids("i-b-new"));
+    let c = instance("", "aws_instance", "c", None, ids("i-c"));
+    let w1 = indexed_write(&state.id, "v-1", 1, at(100), vec![a.clone(), b1]);
+    let v1 = write(&*store, &ws, "net", &w1).await;
+    assert_eq!(v1.resource_count, Some(2));
+    let by_type = search_in(&[&ws], SearchField::Type, "aws_instance", MatchMode::Exact);
+    assert_eq!(
+        addresses(&*store, &by_type).await,
+        sorted(&["net:aws_instance.a", "net:aws_instance.b"])
+    );
+
+    let w2 = indexed_write(&state.id, "v-2", 2, at(200), vec![b2, c]);
+    write(&*store, &ws, "net", &w2).await;
+    let hits = run(&*store, &by_type).await;
+    assert_eq!(hits.len(), 2, "a is gone, c came: {hits:#?}");
+    let b = hits.iter().find(|h| h.address == "aws_instance.b").unwrap();
+    assert_eq!(
+        (b.appeared_version_no, b.appeared_at, b.version_no),
+        (1, at(100), 2),
+        "b keeps when it appeared, though its id changed"
+    );
+    assert_eq!(b.attributes.id.as_deref(), Some("i-b-new"));
+    assert_eq!(b.state_id, state.id);
+    assert_eq!(
+        (b.workspace_id.as_str(), b.workspace_name.as_str()),
+        (ws.id.as_str(), "ws")
+    );
+    let c = hits.iter().find(|h| h.address == "aws_instance.c").unwrap();
+    assert_eq!((c.appeared_version_no, c.appeared_at), (2, at(200)));
+    let old_id = search_in(&[&ws], SearchField::Id, "i-b-old", MatchMode::Exact);
+    assert!(
+        run(&*store, &old_id).await.is_empty(),
+        "the old id is not indexed any more"
+    );
+    let new_id = search_in(&[&ws], SearchField::Id, "i-b-new", MatchMode::Exact);
+    assert_eq!(run(&*store, &new_id).await.len(), 1);
+
+    // An identical snapshot stores nothing, so it changes nothing in the index either.
+    let same = VersionWrite {
+        resources: VersionResources::Indexed(vec![a]),
+        ..w2.clone()
+    };
+    ok(
+        store.write_version(&ws.id, "net", same).await,
+        "identical write",
+    );
+    assert_eq!(run(&*store, &by_type).await.len(), 2);
+
+    // An address that leaves and comes back appears anew.
+    let w3 = indexed_write(&state.id, "v-3", 3, at(300), vec![]);
+    let v3 = write(&*store, &ws, "net", &w3).await;
+    assert_eq!(v3.resource_count, Some(0));
+    assert!(run(&*store, &by_type).await.is_empty());
+    let again = instance("", "aws_instance", "c", None, ids("i-c"));
+    write(
+        &*store,
+        &ws,
+        "net",
+        &indexed_write(&state.id, "v-4", 4, at(400), vec![again]),
+    )
+    .await;
+    let hits = run(&*store, &by_type).await;
+    assert_eq!(
+        (hits[0].appeared_version_no, hits[0].appeared_at),
+        (4, at(400))
+    );
+
+    // Versions carry their resource count.
+    let counts: Vec<Option<i64>> = versions(&*store, &state.id)
+        .await
+        .iter()
+        .map(|v| v.resource_count)
+        .collect();
+    assert_eq!(counts, vec![Some(1), Some(0), Some(2), Some(2)]);
+    let listed = ok(
+        store.list_states(&ws.id, &StateFilter::default()).await,
+        "list_states",
+    );
+    assert_eq!(listed[0].current.as_ref().unwrap().resource_count, Some(1));
+}
+
+/// Resources in two states whose values sit right around each other's prefixes.
+async fn seed_fields(store: &dyn Store, ws: &Workspace) {
+    let net = ensure(store, ws, "net").await;
+    let app = ensure(store, ws, "app").await;
+    let with = |id: &str, arn: Option<&str>, name: Option<&str>, link: Option<&str>| {
+        IdentifyingAttributes {
+            id: Some(id.into()),
+            arn: arn.map(Into::into),
+            name: name.map(Into::into),
+            self_link: link.map(Into::into),
+        }
+    };
+    let net_resources = vec![
+        instance(
+            "",
+            "aws_instance",
+            "web",
+            Some(IndexKey::Int(0)),
+            with("i-100", Some("arn:aws:ec2:i-100"), None, None),
+        ),
+        instance(
+            "",
+            "aws_instance",
+            "web",
+            Some(IndexKey::Int(1)),
+            with("i-101", Some("arn:aws:ec2:i-101"), None, None),
+        ),
+        instance(
+            "",
+            "aws_instance_profile",
+            "web",
+            None,
+            with("prof-1", None, Some("web-profile"), None),
+        ),
+        instance(
+            "",
+            "aws_instancf",
+            "odd",
+            None,
+            with("odd-1", None, None, None),
+        ),
+        instance(
+            "",
+            "data.aws_ami",
+            "ubuntu",
+            None,
+            with("ami-1", None, Some("ubuntu-focal"), None),
+        ),
+    ];
+    let app_resources = vec![
+        instance(
+            "module.app[\"web\"]",
+            "aws_s3_bucket",
+            "logs",
+            Some(IndexKey::Str("web".into())),
+            with(
+                "web-logs",
+                Some("arn:aws:s3:::web-logs"),
+                Some("web-logs"),
+                None,
+            ),
+        ),
+        instance(
+            "module.app[\"web\"].module.vm[0]",
+            "google_compute_instance",
+            "vm",
+            None,
+            with(
+                "projects/p/vm",
+                None,
+                Some("vm-1"),
+                Some("https://compute/p/vm-1"),
+            ),
+        ),
+        instance(
+            "module.application",
+            "aws_instance",
+            "web2",
+            None,
+            with("i-200", None, None, None),
+        ),
+    ];
+    let (net_version, app_version) = (format!("{}-net-1", ws.name), format!("{}-app-1", ws.name));
+    write(
+        store,
+        ws,
+        "net",
+        &indexed_write(&net.id, &net_version, 1, at(10), net_resources),
+    )
+    .await;
+    write(
+        store,
+        ws,
+        "app",
+        &indexed_write(&app.id, &app_version, 1, at(20), app_resources),
+    )
+    .await;
+}
+
+pub async fn search_matches_each_field_exactly_or_by_prefix(store: Arc<dyn Store>) {
+    let ws = workspace(&*store, "ws").await;
+    seed_fields(&*store, &ws).await;
+    let cases: Vec<(SearchField, &str, MatchMode, Vec<&str>)> = vec![
+        (
+            SearchField::Type,
+            "aws_instance",
+            MatchMode::Exact,
+            vec![
+                "net:aws_instance.web[0]",
+                "net:aws_instance.web[1]",
+                "app:module.application.aws_instance.web2",
+            ],
+        ),
+        (
+            SearchField::Type,
+            "aws_instance",
+            MatchMode::Prefix,
+            vec![
+                "net:aws_instance.web[0]",
+                "net:aws_instance.web[1]",
+                "net:aws_instance_profile.web",
+                "app:module.application.aws_instance.web2",
+            ],
+        ),
+        (SearchField::Type, "aws_inst", MatchMode::Exact, vec![]),
+        (
+            SearchField::Type,
+            "google",
+            MatchMode::Prefix,
+            vec!["app:module.app[\"web\"].module.vm[0].google_compute_instance.vm"],
+        ),
+        (
+            SearchField::Name,
+            "web",
+            MatchMode::Exact,
+            vec![
+                "net:aws_instance.web[0]",
+                "net:aws_instance.web[1]",
+                "net:aws_instance_profile.web",
+            ],
+        ),
+        (
+            SearchField::Name,
+            "web",
+            MatchMode::Prefix,
+            vec![
+                "net:aws_instance.web[0]",
+                "net:aws_instance.web[1]",
+                "net:aws_instance_profile.web",
+                "app:module.application.aws_instance.web2",
+            ],
+        ),
+        (
+            SearchField::Module,
+            "",
+            MatchMode::Exact,
+            vec![
+                "net:aws_instance.web[0]",
+                "net:aws_instance.web[1]",
+                "net:aws_instance_profile.web",
+                "net:aws_instancf.odd",
+                "net:data.aws_ami.ubuntu",
+            ],
+        ),
+        (
+            SearchField::Module,
+            "module.app[\"web\"]",
+            MatchMode::Exact,
+            vec!["app:module.app[\"web\"].aws_s3_bucket.logs[\"web\"]"],
+        ),
+        (
+            SearchField::Module,
+            "module.app[\"web\"]",
+            MatchMode::Prefix,
+            vec![
+                "app:module.app[\"web\"].aws_s3_bucket.logs[\"web\"]",
+                "app:module.app[\"web\"].module.vm[0].google_compute_instance.vm",
+            ],
+        ),
+        (
+            SearchField::Module,
+            "module.app",
+            MatchMode::Prefix,
+            vec![
+                "app:module.app[\"web\"].aws_s3_bucket.logs[\"web\"]",
+                "app:module.app[\"web\"].module.vm[0].google_compute_instance.vm",
+                "app:module.application.aws_instance.web2",
+            ],
+        ),
+        (
+            SearchField::Provider,
+            GOOGLE,
+            MatchMode::Exact,
+            vec!["app:module.app[\"web\"].module.vm[0].google_compute_instance.vm"],
+        ),
+        (
+            SearchField::Provider,
+            "provider[\"registry.terraform.io/hashicorp/g",
+            MatchMode::Prefix,
+            vec!["app:module.app[\"web\"].module.vm[0].google_compute_instance.vm"],
+        ),
+        (
+            SearchField::Mode,
+            "data",
+            MatchMode::Exact,
+            vec!["net:data.aws_ami.ubuntu"],
+        ),
+        (
+            SearchField::Mode,
+            "data",
+            MatchMode::Prefix,
+            vec!["net:data.aws_ami.ubuntu"],
+        ),
+        (SearchField::Id, "i-10", MatchMode::Exact, vec![]),
+        (
+            SearchField::Id,
+            "i-10",
+            MatchMode::Prefix,
+            vec!["net:aws_instance.web[0]", "net:aws_instance.web[1]"],
+        ),
+        (
+            SearchField::Id,
+            "i-101",
+            MatchMode::Exact,
+            vec!["net:aws_instance.web[1]"],
+        ),
+        (
+            SearchField::Arn,
+            "arn:aws:s3:::web-logs",
+            MatchMode::Exact,
+            vec!["app:module.app[\"web\"].aws_s3_bucket.logs[\"web\"]"],
+        ),
+        (
+            SearchField::Arn,
+            "arn:aws:ec2:",
+            MatchMode::Prefix,
+            vec!["net:aws_instance.web[0]", "net:aws_instance.web[1]"],
+        ),
+        (
+            SearchField::NameAttribute,
+            "web-",
+            MatchMode::Prefix,
+            vec![
+                "net:aws_instance_profile.web",
+                "app:module.app[\"web\"].aws_s3_bucket.logs[\"web\"]",
+            ],
+        ),
+        (
+            SearchField::NameAttribute,
+            "ubuntu-focal",
+            MatchMode::Exact,
+            vec!["net:data.aws_ami.ubuntu"],
+        ),
+        (
+            SearchField::SelfLink,
+            "https://compute/",
+            MatchMode::Prefix,
+            vec!["app:module.app[\"web\"].module.vm[0].google_compute_instance.vm"],
+        ),
+        (
+            SearchField::SelfLink,
+            "https://compute/",
+            MatchMode::Exact,
+            vec![],
+        ),
+        (
+            SearchField::Any,
+            "web-logs",
+            MatchMode::Exact,
+            vec!["app:module.app[\"web\"].aws_s3_bucket.logs[\"web\"]"],
+        ),
+        (
+            SearchField::Any,
+            "web",
+            MatchMode::Prefix,
+            vec![
+                "net:aws_instance_profile.web",
+                "app:module.app[\"web\"].aws_s3_bucket.logs[\"web\"]",
+            ],
+        ),
+        (
+            SearchField::Any,
+            "vm-1",
+            MatchMode::Exact,
+            vec!["app:module.app[\"web\"].module.vm[0].google_compute_instance.vm"],
+        ),
+        (
+            SearchField::Any,
+            "arn:aws:ec2:i-100",
+            MatchMode::Exact,
+            vec!["net:aws_instance.web[0]"],
+        ),
+    ];
+    for (field, value, mode, expected) in cases {
+        let search = search_in(&[&ws], field, value, mode);
+        assert_eq!(
+            addresses(&*store, &search).await,
+            sorted(&expected),
+            "{field:?} {mode:?} {value:?}"
+        );
+    }
+
+    // Several fields: all must match.
+    let both = ResourceSearch::new(
+        vec![ws.id.clone()],
+        vec![
+            FieldMatch {
+                field: SearchField::Type,
+                value: "aws_instance".into(),
+            },
+            FieldMatch {
+                field: SearchField::Module,
+                value: "module.app".into(),
+            },
+        ],
+        MatchMode::Prefix,
+        None,
+        100,
+    );
+    assert_eq!(
+        addresses(&*store, &both).await,
+        sorted(&["app:module.application.aws_instance.web2"])
+    );
+    let typed_any = ResourceSearch::new(
+        vec![ws.id.clone()],
+        vec![
+            FieldMatch {
+                field: SearchField::Mode,
+                value: "managed".into(),
+            },
+            FieldMatch {
+                field: SearchField::Any,
+                value: "i-1".into(),
+            },
+        ],
+        MatchMode::Prefix,
+        None,
+        100,
+    );
+    assert_eq!(
+        addresses(&*store, &typed_any).await,
+        sorted(&["net:aws_instance.web[0]", "net:aws_instance.web[1]"])
+    );
+
+    // Hits carry everything the index keeps.
+    let hit = run(
+        &*store,
+        &search_in(&[&ws], SearchField::Id, "web-logs", MatchMode::Exact),
+    )
+    .await
+    .remove(0);
+    assert_eq!(hit.mode, Mode::Managed);
+    assert_eq!(hit.resource_type, "aws_s3_bucket");
+    assert_eq!(hit.name, "logs");
+    assert_eq!(hit.module, "module.app[\"web\"]");
+    assert_eq!(hit.provider, AWS);
+    assert_eq!(hit.index_key.as_deref(), Some("\"web\""));
+    assert_eq!(hit.attributes.arn.as_deref(), Some("arn:aws:s3:::web-logs"));
+    assert_eq!(hit.attributes.name.as_deref(), Some("web-logs"));
+    assert_eq!(hit.attributes.self_link, None);
+    assert_eq!(
+        (hit.version_no, hit.appeared_version_no, hit.appeared_at),
+        (1, 1, at(20))
+    );
+}
+
+pub async fn search_sees_only_the_given_workspaces(store: Arc<dyn Store>) {
+    let mine = workspace(&*store, "mine").await;
+    let theirs = workspace(&*store, "theirs").await;
+    seed_fields(&*store, &mine).await;
+    seed_fields(&*store, &theirs).await;
+    let both = search_in(
+        &[&mine, &theirs],
+        SearchField::Id,
+        "i-101",
+        MatchMode::Exact,
+    );
+    assert_eq!(run(&*store, &both).await.len(), 2);
+    let only_mine = search_in(&[&mine], SearchField::Id, "i-101", MatchMode::Exact);
+    let hits = run(&*store, &only_mine).await;
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].workspace_name, "mine");
+    let none = search_in(&[], SearchField::Id, "i-101", MatchMode::Exact);
+    assert!(
+        run(&*store, &none).await.is_empty(),
+        "no readable workspace, no results"
+    );
+    let (count, _) = ok(store.unindexed_states(&[], 10).await, "unindexed_states");
+    assert_eq!(count, 0);
+}
+
+/// Pages through `search` `page` hits at a time; every hit exactly once, in one order.
+async fn all_pages(store: &dyn Store, mut search: ResourceSearch, page: i64) -> Vec<ResourceHit> {
+    let everything = run(store, &search).await;
+    search.limit = page;
+    let mut seen = Vec::new();
+    loop {
+        let hits = run(store, &search).await;
+        assert!(hits.len() as i64 <= page);
+        let Some(last) = hits.last() else { break };
+        search.after = Some(last.position.clone());
+        seen.extend(hits);
+    }
+    let ids = |hits: &[ResourceHit]| {
+        hits.iter()
+            .map(|h| (h.state_id.clone(), h.address.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(&seen),
+        ids(&everything),
+        "pages put together are the one-shot result, in order"
+    );
+    let distinct: HashSet<_> = ids(&seen).into_iter().collect();
+    assert_eq!(distinct.len(), seen.len(), "no hit twice");
+    seen
+}
+
+pub async fn search_pages_resume_exactly(store: Arc<dyn Store>) {
+    let ws = workspace(&*store, "ws").await;
+    let mut resources = Vec::new();
+    for i in 0..23 {
+        // Equal types and names across many rows: the row number breaks ties.
+        let ids = IdentifyingAttributes {
+            id: Some(format!("i-{:03}", i % 7)),
+            arn: Some(format!("i-{:03}", (i * 5) % 11)),
+            name: (i % 3 == 0).then(|| format!("i-{:03}", i)),
+            self_link: None,
+        };
+        resources.push(instance(
+            "",
+            "aws_instance",
+            "n",
+            Some(IndexKey::Int(i)),
+            ids,
+        ));
+    }
+    for name in ["s1", "s2"] {
+        let state = ensure(&*store, &ws, name).await;
+        write(
+            &*store,
+            &ws,
+            name,
+            &indexed_write(&state.id, &format!("{name}-1"), 1, at(1), resources.clone()),
+        )
+        .await;
+    }
+    for page in [1, 4, 10] {
+        let hits = all_pages(
+            &*store,
+            search_in(&[&ws], SearchField::Type, "aws_instance", MatchMode::Exact),
+            page,
+        )
+        .await;
+        assert_eq!(hits.len(), 46);
+        let hits = all_pages(
+            &*store,
+            search_in(&[&ws], SearchField::Mode, "managed", MatchMode::Exact),
+            page,
+        )
+        .await;
+        assert_eq!(hits.len(), 46);
+        let hits = all_pages(
+            &*store,
+            search_in(&[&ws], SearchField::Id, "i-00", MatchMode::Prefix),
+            page,
+        )
+        .await;
+        assert_eq!(hits.len(), 46);
+        // Any attribute: every instance matches through several attributes, listed once.
+        let hits = all_pages(
+            &*store,
+            search_in(&[&ws], SearchField::Any, "i-0", MatchMode::Prefix),
+            page,
+        )
+        .await;
+        assert_eq!(hits.len(), 46);
+        let hits = all_pages(
+            &*store,
+            search_in(&[&ws], SearchField::Any, "i-003", MatchMode::Exact),
+            page,
+        )
+        .await;
+        // id i-003: i ∈ {3,10,17}; arn i-003: 5i ≡ 3 (mod 11) → i ∈ {5,16}; name i-003: i = 3.
+        assert_eq!(hits.len(), 10);
+    }
+}
+
+pub async fn search_hides_deleted_states_until_restored(store: Arc<dyn Store>) {
+    let ws = workspace(&*store, "ws").await;
+    let state = ensure(&*store, &ws, "net").await;
+    let w = indexed_write(
+        &state.id,
+        "v-1",
+        1,
+        at(1),
+        vec![instance("", "aws_vpc", "main", None, ids("vpc-1"))],
+    );
+    write(&*store, &ws, "net", &w).await;
+    let by_id = search_in(&[&ws], SearchField::Id, "vpc-1", MatchMode::Exact);
+    assert_eq!(run(&*store, &by_id).await.len(), 1);
+    assert!(ok(
+        store.delete_state(&ws.id, "net", "admin", at(2)).await,
+        "delete"
+    ));
+    assert!(
+        run(&*store, &by_id).await.is_empty(),
+        "deleted states are not searched"
+    );
+    assert!(ok(
+        store.restore_state(&ws.id, &state.id, at(3)).await,
+        "restore"
+    ));
+    let hits = run(&*store, &by_id).await;
+    assert_eq!(hits.len(), 1, "restore brings the state's resources back");
+    assert_eq!(
+        (hits[0].appeared_version_no, hits[0].appeared_at),
+        (1, at(1))
+    );
+
+    // A new state under the same name while the old one is deleted: only the live one matches.
+    assert!(ok(
+        store.delete_state(&ws.id, "net", "admin", at(4)).await,
+        "delete"
+    ));
+    let fresh = ensure(&*store, &ws, "net").await;
+    let w = indexed_write(
+        &fresh.id,
+        "v-new",
+        1,
+        at(5),
+        vec![instance("", "aws_vpc", "main", None, ids("vpc-1"))],
+    );
+    write(&*store, &ws, "net", &w).await;
+    let hits = run(&*store, &by_id).await;
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].state_id, fresh.id);
+
+    assert!(ok(store.purge_state(&ws.id, &state.id).await, "purge"));
+    let hits = run(&*store, &by_id).await;
+    assert_eq!(
+        hits.len(),
+        1,
+        "purging the old state leaves the live one's rows"
+    );
+    assert_eq!(hits[0].state_id, fresh.id);
+    assert!(ok(
+        store.delete_state(&ws.id, "net", "admin", at(6)).await,
+        "delete"
+    ));
+    assert!(ok(store.purge_state(&ws.id, &fresh.id).await, "purge"));
+    assert!(run(&*store, &by_id).await.is_empty());
+    // With its states purged the workspace is empty; deleting it proves no index row holds on.
+    assert!(ok(store.delete_workspace(&ws.id).await, "delete_workspace"));
+}
+
+pub async fn unindexed_states_are_listed_until_indexed(store: Arc<dyn Store>) {
+    let ws = workspace(&*store, "ws").await;
+    let other = workspace(&*store, "other").await;
+    let sealed = ensure(&*store, &ws, "sealed").await;
+    let plain = ensure(&*store, &ws, "plain").await;
+    let elsewhere = ensure(&*store, &other, "elsewhere").await;
+    write(
+        &*store,
+        &ws,
+        "plain",
+        &indexed_write(
+            &plain.id,
+            "p-1",
+            1,
+            at(1),
+            vec![instance("", "aws_vpc", "main", None, ids("vpc-1"))],
+        ),
+    )
+    .await;
+    let encrypted = VersionWrite {
+        client_encrypted: true,
+        resources: VersionResources::NotIndexed(NotIndexedReason::ClientEncrypted),
+        ..indexed_write(&sealed.id, "s-1", 1, at(2), vec![])
+    };
+    let v = write(&*store, &ws, "sealed", &encrypted).await;
+    assert_eq!(v.resource_count, None);
+    let unreadable = VersionWrite {
+        resources: VersionResources::NotIndexed(NotIndexedReason::Unreadable),
+        ..indexed_write(&elsewhere.id, "e-1", 1, at(3), vec![])
+    };
+    write(&*store, &other, "elsewhere", &unreadable).await;
+
+    let (count, states) = ok(
+        store
+            .unindexed_states(std::slice::from_ref(&ws.id), 10)
+            .await,
+        "unindexed",
+    );
+    assert_eq!(count, 1);
+    assert_eq!(states[0].state_name, "sealed");
+    assert_eq!(states[0].state_id, sealed.id);
+    assert_eq!(states[0].workspace_name, "ws");
+    assert_eq!(states[0].reason, NotIndexedReason::ClientEncrypted);
+    let (count, states) = ok(
+        store
+            .unindexed_states(&[ws.id.clone(), other.id.clone()], 1)
+            .await,
+        "unindexed",
+    );
+    assert_eq!(count, 2, "the count covers every readable workspace");
+    assert_eq!(states.len(), 1, "the list stops at the limit");
+    assert_eq!(states[0].workspace_name, "other");
+    assert_eq!(states[0].reason, NotIndexedReason::Unreadable);
+
+    // A state going from indexed to encrypted loses its rows.
+    let encrypted_now = VersionWrite {
+        client_encrypted: true,
+        resources: VersionResources::NotIndexed(NotIndexedReason::ClientEncrypted),
+        ..indexed_write(&plain.id, "p-2", 2, at(4), vec![])
+    };
+    write(&*store, &ws, "plain", &encrypted_now).await;
+    let by_id = search_in(&[&ws], SearchField::Id, "vpc-1", MatchMode::Exact);
+    assert!(run(&*store, &by_id).await.is_empty());
+    let (count, _) = ok(
+        store
+            .unindexed_states(std::slice::from_ref(&ws.id), 10)
+            .await,
+        "unindexed",
+    );
+    assert_eq!(count, 2);
+
+    // Readable again: indexed, no longer listed.
+    write(
+        &*store,
+        &ws,
+        "sealed",
+        &indexed_write(
+            &sealed.id,
+            "s-2",
+            2,
+            at(5),
+            vec![instance("", "aws_vpc", "other", None, ids("vpc-2"))],
+        ),
+    )
+    .await;
+    let (count, states) = ok(
+        store
+            .unindexed_states(std::slice::from_ref(&ws.id), 10)
+            .await,
+        "unindexed",
+    );
+    assert_eq!(count, 1);
+    assert_eq!(states[0].state_name, "plain");
+    // Deleted states are not listed.
+    assert!(ok(
+        store.delete_state(&ws.id, "plain", "admin", at(6)).await,
+        "delete"
+    ));
+    let (count, states) = ok(
+        store
+            .unindexed_states(std::slice::from_ref(&ws.id), 10)
+            .await,
+        "unindexed",
+    );
+    assert_eq!((count, states.len()), (0, 0));
+}
