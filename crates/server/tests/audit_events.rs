@@ -407,3 +407,60 @@ async fn changes_emit_events_to_subscribers_and_pollers() {
 fn body_of(serial: i64) -> Vec<u8> {
     state_json(serial, "lin-o", "o")
 }
+
+#[tokio::test]
+async fn logins_and_account_changes_are_audited() {
+    let s = TestServer::start().await;
+    let operator = Principal::local_operator();
+    s.services
+        .create_user(&operator, "alice", Some("correct horse battery"), false)
+        .await
+        .unwrap();
+    s.services
+        .set_member(&operator, "default", "alice", Role::Editor)
+        .await
+        .unwrap();
+    let (status, _) = s
+        .api(
+            "POST",
+            "/auth/login",
+            None,
+            Some(serde_json::json!({"name": "alice", "password": "wrong password here"})),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = s
+        .api(
+            "POST",
+            "/auth/login",
+            None,
+            Some(serde_json::json!({"name": "alice", "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let all = entries(&s).await;
+    let created = find(&all, "user.create", "success");
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].record.target.as_deref(), Some("alice"));
+    assert!(
+        !created[0]
+            .record
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("horse"),
+        "no password in the log"
+    );
+    assert_eq!(find(&all, "member.set", "success").len(), 1);
+    let failed = find(&all, "login.failed", "denied");
+    assert_eq!(failed.len(), 1, "{all:#?}");
+    assert_eq!(failed[0].record.actor, "alice");
+    assert_eq!(failed[0].record.source_ip.as_deref(), Some("127.0.0.1"));
+    let ok = find(&all, "login.succeeded", "success");
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].record.source_ip.as_deref(), Some("127.0.0.1"));
+    assert!(
+        all.iter()
+            .all(|e| !format!("{e:?}").contains("correct horse"))
+    );
+}
