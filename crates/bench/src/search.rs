@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use statehouse_core::access::{Principal, Role};
+use std::collections::BTreeMap;
+
+use statehouse_core::access::{Grants, Principal, Role};
 use statehouse_core::clock::{SystemClock, Timestamp};
 use statehouse_core::crypto::{Cipher, Keyring, MasterKey, SealedBody};
 use statehouse_core::model::{VersionWrite, Workspace, WorkspaceSettings};
@@ -771,8 +773,8 @@ async fn measure(
     let services = Services::new(store.clone(), cipher, Arc::new(SystemClock));
     let everyone = Principal::local_operator();
     let one_workspace = Principal {
-        workspace_id: Some(workspaces[1].id.clone()),
-        role: Role::Viewer,
+        instance_admin: false,
+        grants: Grants::Workspaces(BTreeMap::from([(workspaces[1].id.clone(), Role::Viewer)])),
         ..Principal::local_operator()
     };
     let all_ids: Vec<String> = workspaces.iter().map(|w| w.id.clone()).collect();

@@ -1,7 +1,11 @@
 //! A state's history as users act on it: listings, versions, kept versions, force-unlock,
 //! deleted states, and the maintenance pass (version retention, stale locks).
 
+use serde_json::json;
+
 use crate::access::{Principal, Role};
+use crate::audit::AuditRecord;
+use crate::events::kind;
 use crate::model::WriteOutcome;
 use crate::model::{DeletedState, StateFilter, StateRecord, UnlockOutcome, VersionMeta, Workspace};
 use crate::names::StateName;
@@ -80,8 +84,28 @@ impl Services {
         self.store.list_versions(&record.id, before, limit).await
     }
 
-    /// One version's metadata and decrypted body (viewers).
+    /// One version's metadata and decrypted body (viewers). Audited as `state.read`.
     pub async fn read_version(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        version_no: i64,
+    ) -> Result<(VersionMeta, Vec<u8>)> {
+        let record = AuditRecord::by(who, "state.read", self.now())
+            .workspace(ws)
+            .target(name)
+            .detail(json!({"version": version_no}));
+        let result = self.read_version_unaudited(who, ws, name, version_no).await;
+        if let Err(e) = &result {
+            self.record_later(record.refused_by(e)).await;
+        } else {
+            self.record_later(record).await;
+        }
+        result
+    }
+
+    async fn read_version_unaudited(
         &self,
         who: &Principal,
         ws: &str,
@@ -197,8 +221,27 @@ impl Services {
         }
     }
 
-    /// Spares a version from retention, or releases it again (workspace admins).
+    /// Spares a version from retention, or releases it again (workspace admins). Audited as
+    /// `state.keep_version`.
     pub async fn keep_version(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        version_no: i64,
+        kept: bool,
+    ) -> Result<()> {
+        let record = AuditRecord::by(who, "state.keep_version", self.now())
+            .workspace(ws)
+            .target(name)
+            .detail(json!({"version": version_no, "kept": kept}));
+        let result = self
+            .keep_version_unaudited(who, ws, name, version_no, kept)
+            .await;
+        self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    async fn keep_version_unaudited(
         &self,
         who: &Principal,
         ws: &str,
@@ -261,17 +304,53 @@ impl Services {
         self.store.list_deleted_states(&workspace.id).await
     }
 
-    /// Makes a soft-deleted state live again (workspace admins).
+    /// Makes a soft-deleted state live again (workspace admins). Audited as `state.restore`;
+    /// emits `state.restored`.
     pub async fn restore_state(&self, who: &Principal, ws: &str, state_id: &str) -> Result<()> {
+        let record = AuditRecord::by(who, "state.restore", self.now())
+            .workspace(ws)
+            .target(state_id);
+        let result = self.restore_state_unaudited(who, ws, state_id).await;
+        self.conclude(result, record, |(workspace, name), r| {
+            let event = self.event(
+                kind::STATE_RESTORED,
+                workspace,
+                name,
+                who,
+                json!({"state_id": state_id}),
+            );
+            (r.detail(json!({"name": name})), Some(event))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn restore_state_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        state_id: &str,
+    ) -> Result<(Workspace, String)> {
         let (workspace, _) = self
             .authorize(who, ws, Role::Admin, "restoring a state")
             .await?;
-        if self
+        let name = self
             .store
-            .restore_state(&workspace.id, state_id, self.now())
+            .list_deleted_states(&workspace.id)
             .await?
-        {
-            Ok(())
+            .into_iter()
+            .find(|d| d.id == state_id)
+            .map(|d| d.name);
+        let restored = match &name {
+            Some(_) => {
+                self.store
+                    .restore_state(&workspace.id, state_id, self.now())
+                    .await?
+            }
+            None => false,
+        };
+        if let (Some(name), true) = (name, restored) {
+            Ok((workspace, name))
         } else {
             Err(Error::NotFound(format!(
                 "no deleted state with id {state_id:?} in workspace {:?}",
@@ -281,7 +360,16 @@ impl Services {
     }
 
     /// Removes a soft-deleted state and all its versions for good (workspace admins).
+    /// Audited as `state.purge`.
     pub async fn purge_state(&self, who: &Principal, ws: &str, state_id: &str) -> Result<()> {
+        let record = AuditRecord::by(who, "state.purge", self.now())
+            .workspace(ws)
+            .target(state_id);
+        let result = self.purge_state_unaudited(who, ws, state_id).await;
+        self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    async fn purge_state_unaudited(&self, who: &Principal, ws: &str, state_id: &str) -> Result<()> {
         let (workspace, _) = self
             .authorize(who, ws, Role::Admin, "purging a state")
             .await?;

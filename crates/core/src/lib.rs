@@ -3,11 +3,14 @@
 
 pub mod access;
 pub mod accounts;
+pub mod audit;
 pub mod cache;
 pub mod clock;
 pub mod crypto;
 mod error;
+pub mod events;
 pub mod history;
+pub mod journal;
 pub mod model;
 pub mod names;
 pub mod rules;
@@ -16,6 +19,7 @@ pub mod service;
 pub mod statefile;
 pub mod store;
 pub mod tfstate;
+pub mod webhooks;
 pub mod workspaces;
 
 pub use error::{Error, Result};

@@ -2,7 +2,9 @@
 //! workspaces. Routes and CLI commands call these; these call the store and the cipher.
 
 mod accounts;
+mod journal;
 mod sessions;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -11,14 +13,21 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 pub use self::accounts::{NewToken as TokenRequest, TokenInfo, TokenOwner, UserChange};
+pub use self::journal::MAX_PAGE as MAX_AUDIT_PAGE;
 pub use self::sessions::{
     LOGIN_WINDOW_MILLIS, LoggedIn, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP,
 };
+pub use self::webhooks::{WebhookChange, WebhookSpec};
+use serde_json::json;
+
 use crate::access::{Principal, Role, Token, TokenSecret, hash_secret};
 use crate::accounts::{AuthSettings, UserAccess};
+use crate::audit::AuditRecord;
 use crate::cache::TtlCache;
 use crate::clock::{Clock, Timestamp};
 use crate::crypto::{Binding, Cipher, SealedBody};
+use crate::events::{NewEvent, kind};
+use crate::journal::Journal;
 use crate::model::{
     LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome, UnlockRequest, VersionMeta,
     VersionWrite, Workspace, WorkspaceSettings, WriteOutcome,
@@ -56,6 +65,7 @@ pub struct Services {
     /// Token ids whose use was recorded within the last minute.
     recently_touched: Arc<TtlCache<()>>,
     auth: AuthSettings,
+    pub(crate) journal: Arc<Journal>,
 }
 
 /// Every request resolves a workspace name. Workspaces are never renamed or deleted (yet), so
@@ -98,6 +108,7 @@ pub fn md5_hex(body: &[u8]) -> String {
 impl Services {
     pub fn new(store: Arc<dyn Store>, cipher: Arc<Cipher>, clock: Arc<dyn Clock>) -> Self {
         Services {
+            journal: Arc::new(Journal::new(store.clone())),
             store,
             cipher,
             clock,
@@ -140,6 +151,30 @@ impl Services {
     }
 
     // ---- access ---------------------------------------------------------------------------
+
+    /// [`Services::authenticate`] for a request from `source_ip`, which the principal carries;
+    /// a refused secret is audited (`token.authenticate`, denied) with the address.
+    pub async fn authenticate_from(
+        &self,
+        secret: &str,
+        source_ip: Option<String>,
+    ) -> Result<Principal> {
+        match self.authenticate(secret).await {
+            Ok(principal) => Ok(Principal {
+                source_ip,
+                ..principal
+            }),
+            Err(e) => {
+                if !matches!(e, Error::Store(_) | Error::Internal(_)) {
+                    let record = AuditRecord::new(self.now(), "unknown", "token.authenticate")
+                        .source_ip(source_ip)
+                        .refused_by(&e);
+                    self.journal.enqueue(record).await;
+                }
+                Err(e)
+            }
+        }
+    }
 
     /// The principal for a presented token secret. Served from memory for up to a second
     /// (tokens and users alike), so the hot path does not touch the database.
@@ -267,9 +302,13 @@ impl Services {
             Some(user) => user,
             None => self.insert_user(BOOTSTRAP_USER, None, true).await?,
         };
-        let (_, secret) = self
+        let (token, secret) = self
             .mint_token(Some(admin.id), None, Role::Admin, "bootstrap-admin", None)
             .await?;
+        let record = AuditRecord::new(self.now(), "statehouse", "token.create")
+            .target(token.id.clone())
+            .detail(json!({"name": token.name, "role": token.role, "user": BOOTSTRAP_USER, "bootstrap": true}));
+        self.journal.commit(Some(record), None).await?;
         Ok(Some(secret))
     }
 
@@ -363,7 +402,27 @@ impl Services {
     }
 
     /// The current version of a state with its body, `None` when it has no version yet.
+    /// Audited as `state.read` without waiting for the entry to be stored.
     pub async fn read_state(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+    ) -> Result<Option<(VersionMeta, Vec<u8>)>> {
+        let record = AuditRecord::by(who, "state.read", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = self.read_state_unaudited(who, ws, name).await;
+        let record = match &result {
+            Ok(Some((meta, _))) => record.detail(json!({"version": meta.version_no})),
+            Ok(None) => record.detail(json!({"version": null})),
+            Err(e) => record.refused_by(e),
+        };
+        self.journal.enqueue(record).await;
+        result
+    }
+
+    async fn read_state_unaudited(
         &self,
         who: &Principal,
         ws: &str,
@@ -383,9 +442,33 @@ impl Services {
     }
 
     /// What the http backend's GET answers: the state as stored, or for a principal whose
+    /// role in the workspace is exactly `outputs`, the state reduced to its outputs. Audited as
+    /// `state.read` without waiting for the entry to be stored.
+    pub async fn read_state_for_backend(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+    ) -> Result<Option<BackendRead>> {
+        let record = AuditRecord::by(who, "state.read", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = self.read_state_for_backend_unaudited(who, ws, name).await;
+        let record = match &result {
+            Ok(Some(read)) => record.detail(
+                json!({"version": read.meta.version_no, "outputs_only": read.outputs_only}),
+            ),
+            Ok(None) => record.detail(json!({"version": null})),
+            Err(e) => record.refused_by(e),
+        };
+        self.journal.enqueue(record).await;
+        result
+    }
+
+    /// What the http backend's GET answers: the state as stored, or for a principal whose
     /// role in the workspace is exactly `outputs`, the state reduced to its outputs
     /// ([`statefile::outputs_only`]). `None` when the state has no version yet.
-    pub async fn read_state_for_backend(
+    async fn read_state_for_backend_unaudited(
         &self,
         who: &Principal,
         ws: &str,
@@ -439,7 +522,8 @@ impl Services {
 
     /// Stores `body` as the state's next version (or acknowledges an identical body).
     /// `claimed_md5` is the MD5 the client says it sent (`Content-MD5`); a mismatch means the
-    /// body was damaged on the way and nothing is stored.
+    /// body was damaged on the way and nothing is stored. Audited as `state.write`; a new
+    /// version emits `state.written`.
     pub async fn write_state(
         &self,
         who: &Principal,
@@ -449,6 +533,44 @@ impl Services {
         claimed_md5: Option<&[u8]>,
         lock_id: Option<&str>,
     ) -> Result<WriteOutcome> {
+        let record = AuditRecord::by(who, "state.write", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = self
+            .write_state_unaudited(who, ws, name, body, claimed_md5, lock_id)
+            .await;
+        self.conclude(result, record, |(workspace, outcome), r| match outcome {
+            WriteOutcome::Created(v) => {
+                let facts = json!({
+                    "version": v.version_no,
+                    "serial": v.serial,
+                    "lineage": v.lineage,
+                    "md5": v.md5,
+                    "size": v.size,
+                    "forced": v.forced,
+                    "lock_id": lock_id,
+                });
+                let event = self.event(kind::STATE_WRITTEN, workspace, name, who, facts.clone());
+                (r.detail(facts), Some(event))
+            }
+            WriteOutcome::Unchanged(v) => (
+                r.detail(json!({"version": v.version_no, "unchanged": true})),
+                None,
+            ),
+        })
+        .await
+        .map(|(_, outcome)| outcome)
+    }
+
+    async fn write_state_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        body: Vec<u8>,
+        claimed_md5: Option<&[u8]>,
+        lock_id: Option<&str>,
+    ) -> Result<(Workspace, WriteOutcome)> {
         let name = StateName::parse(name)?;
         let (workspace, _) = self
             .authorize(who, ws, Role::Editor, "writing a state")
@@ -483,7 +605,7 @@ impl Services {
                 lock_id,
             };
             if let Ok(WriteDecision::Unchanged) = rules::decide_write(context, incoming) {
-                return Ok(WriteOutcome::Unchanged(current.clone()));
+                return Ok((workspace, WriteOutcome::Unchanged(current.clone())));
             }
         }
         let resources = search::resources_of(&body, meta.client_encrypted);
@@ -510,12 +632,15 @@ impl Services {
             at: self.now(),
             resources,
         };
-        self.store
+        let outcome = self
+            .store
             .write_version(&workspace.id, name.as_str(), write)
-            .await
+            .await?;
+        Ok((workspace, outcome))
     }
 
-    /// Takes the state's lock with the client's LockInfo JSON.
+    /// Takes the state's lock with the client's LockInfo JSON. Audited as `lock.acquire`;
+    /// taking a free lock emits `lock.acquired`.
     pub async fn lock_state(
         &self,
         who: &Principal,
@@ -523,6 +648,39 @@ impl Services {
         name: &str,
         info: &[u8],
     ) -> Result<LockOutcome> {
+        let record = AuditRecord::by(who, "lock.acquire", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = self.lock_state_unaudited(who, ws, name, info).await;
+        self.conclude(result, record, |(workspace, outcome, request), r| {
+            let facts = json!({
+                "lock_id": request.id,
+                "already_held": *outcome == LockOutcome::AlreadyHeld,
+            });
+            let event = (*outcome == LockOutcome::Acquired).then(|| {
+                let info = serde_json::from_str::<serde_json::Value>(&request.info)
+                    .unwrap_or(serde_json::Value::Null);
+                self.event(
+                    kind::LOCK_ACQUIRED,
+                    workspace,
+                    name,
+                    who,
+                    json!({"lock_id": request.id, "info": info}),
+                )
+            });
+            (r.detail(facts), event)
+        })
+        .await
+        .map(|(_, outcome, _)| outcome)
+    }
+
+    async fn lock_state_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        info: &[u8],
+    ) -> Result<(Workspace, LockOutcome, LockRequest)> {
         let name = StateName::parse(name)?;
         let (workspace, _) = self
             .authorize(who, ws, Role::Editor, "locking a state")
@@ -536,12 +694,16 @@ impl Services {
             holder: who.token_name.clone(),
             at: self.now(),
         };
-        self.store
+        let outcome = self
+            .store
             .lock_state(&workspace.id, name.as_str(), &request)
-            .await
+            .await?;
+        Ok((workspace, outcome, request))
     }
 
     /// Releases the lock. An empty body, or another token's lock, is a force-unlock (admin).
+    /// Audited as `lock.release` or `lock.force_release`; emits `lock.released` or
+    /// `lock.force_unlocked`.
     pub async fn unlock_state(
         &self,
         who: &Principal,
@@ -549,6 +711,60 @@ impl Services {
         name: &str,
         info: &[u8],
     ) -> Result<UnlockOutcome> {
+        let record = AuditRecord::by(who, "lock.release", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = self.unlock_state_unaudited(who, ws, name, info).await;
+        self.conclude(
+            result,
+            record,
+            |(workspace, outcome, id), r| match outcome {
+                UnlockOutcome::Released => {
+                    let event = self.event(
+                        kind::LOCK_RELEASED,
+                        workspace,
+                        name,
+                        who,
+                        json!({"lock_id": id}),
+                    );
+                    (r.detail(json!({"lock_id": id})), Some(event))
+                }
+                UnlockOutcome::ForceReleased { previous } => {
+                    let facts = json!({
+                        "lock_id": previous.id,
+                        "holder": previous.holder,
+                        "holder_token_id": previous.token_id,
+                        "locked_at": previous.locked_at,
+                    });
+                    let event = self.event(
+                        kind::LOCK_FORCE_UNLOCKED,
+                        workspace,
+                        name,
+                        who,
+                        facts.clone(),
+                    );
+                    let r = AuditRecord {
+                        action: "lock.force_release".into(),
+                        ..r
+                    };
+                    (r.detail(facts), Some(event))
+                }
+                UnlockOutcome::NotLocked => {
+                    (r.detail(json!({"lock_id": id, "not_locked": true})), None)
+                }
+            },
+        )
+        .await
+        .map(|(_, outcome, _)| outcome)
+    }
+
+    async fn unlock_state_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        info: &[u8],
+    ) -> Result<(Workspace, UnlockOutcome, Option<String>)> {
         let name = StateName::parse(name)?;
         let (workspace, role) = self
             .authorize(who, ws, Role::Editor, "unlocking a state")
@@ -559,32 +775,89 @@ impl Services {
             parse_lock_info(info)?.0
         };
         let request = UnlockRequest {
-            id,
+            id: id.clone(),
             token_id: who.token_id.clone(),
             is_admin: role >= Role::Admin,
         };
-        self.store
+        let outcome = self
+            .store
             .unlock_state(&workspace.id, name.as_str(), &request)
-            .await
+            .await?;
+        Ok((workspace, outcome, id))
     }
 
-    /// Soft-deletes a state (admin). Its versions stay restorable until purged.
+    /// Soft-deletes a state (admin). Its versions stay restorable until purged. Audited as
+    /// `state.delete`; emits `state.deleted`.
     pub async fn delete_state(&self, who: &Principal, ws: &str, name: &str) -> Result<()> {
-        let name = StateName::parse(name)?;
-        let (workspace, _) = self
-            .authorize(who, ws, Role::Admin, "deleting a state")
-            .await?;
-        if self
-            .store
-            .delete_state(&workspace.id, name.as_str(), &who.token_name, self.now())
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(Error::NotFound(format!(
-                "state {name:?} does not exist in workspace {:?}",
-                workspace.name
-            )))
+        let record = AuditRecord::by(who, "state.delete", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = async {
+            let name = StateName::parse(name)?;
+            let (workspace, _) = self
+                .authorize(who, ws, Role::Admin, "deleting a state")
+                .await?;
+            if self
+                .store
+                .delete_state(&workspace.id, name.as_str(), &who.token_name, self.now())
+                .await?
+            {
+                Ok(workspace)
+            } else {
+                Err(Error::NotFound(format!(
+                    "state {name:?} does not exist in workspace {:?}",
+                    workspace.name
+                )))
+            }
+        }
+        .await;
+        self.conclude(result, record, |workspace, r| {
+            let event = self.event(kind::STATE_DELETED, workspace, name, who, json!({}));
+            (r, Some(event))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// An event about `subject` in `workspace`, caused by `who`, happening now.
+    pub(crate) fn event(
+        &self,
+        kind: &str,
+        workspace: &Workspace,
+        subject: &str,
+        who: &Principal,
+        payload: serde_json::Value,
+    ) -> NewEvent {
+        NewEvent {
+            at: self.now(),
+            kind: kind.to_owned(),
+            workspace_id: Some(workspace.id.clone()),
+            workspace: Some(workspace.name.clone()),
+            subject: Some(subject.to_owned()),
+            actor: who.actor(),
+            payload,
+        }
+    }
+
+    /// Audits the end of an operation. On success `describe` completes the record (and may
+    /// add an event) and the answer waits until both are stored, so nothing is acknowledged
+    /// unaudited; a refusal is recorded without waiting.
+    pub(crate) async fn conclude<T>(
+        &self,
+        result: Result<T>,
+        record: AuditRecord,
+        describe: impl FnOnce(&T, AuditRecord) -> (AuditRecord, Option<NewEvent>),
+    ) -> Result<T> {
+        match result {
+            Ok(value) => {
+                let (record, event) = describe(&value, record);
+                self.journal.commit(Some(record), event).await?;
+                Ok(value)
+            }
+            Err(e) => {
+                self.journal.enqueue(record.refused_by(&e)).await;
+                Err(e)
+            }
         }
     }
 
@@ -620,7 +893,7 @@ impl Services {
         loop {
             let rows = self.store.keys_not_under(&primary, 500).await?;
             if rows.is_empty() {
-                return Ok(moved);
+                return Ok(moved + self.rewrap_webhook_secrets(&primary).await?);
             }
             for row in rows {
                 let (key_id, wrapped) = self.cipher.rewrap(

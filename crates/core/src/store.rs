@@ -9,6 +9,8 @@
 //! - timestamps are given by the caller (time is injected).
 
 pub mod accounts;
+pub mod audit;
+pub mod webhooks;
 
 use async_trait::async_trait;
 
@@ -25,7 +27,15 @@ use crate::model::{
 };
 
 #[async_trait]
-pub trait Store: accounts::AccountStore + search::SearchStore + Send + Sync + 'static {
+pub trait Store:
+    accounts::AccountStore
+    + audit::AuditStore
+    + search::SearchStore
+    + webhooks::WebhookStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Which backend this is ("sqlite" or "postgres"), for logs.
     fn kind(&self) -> &'static str;
 

@@ -1,7 +1,10 @@
 //! Workspace management as users see it: list what you may see, create, rename, change
 //! policies, delete when empty.
 
+use serde_json::json;
+
 use crate::access::{Principal, Role};
+use crate::audit::AuditRecord;
 use crate::model::Workspace;
 use crate::names::WorkspaceName;
 use crate::service::{DEFAULT_WORKSPACE, Services};
@@ -75,14 +78,42 @@ impl Services {
             .await
     }
 
-    /// Creates a workspace (instance admins).
+    /// Creates a workspace (instance admins). Audited as `workspace.create`.
     pub async fn create_workspace_as(&self, who: &Principal, name: &str) -> Result<Workspace> {
-        require_instance_admin(who, "creating a workspace")?;
-        self.create_workspace(name).await
+        let record = AuditRecord::by(who, "workspace.create", self.now())
+            .workspace(name)
+            .target(name);
+        let result = async {
+            require_instance_admin(who, "creating a workspace")?;
+            self.create_workspace(name).await
+        }
+        .await;
+        self.conclude(result, record, |_, r| (r, None)).await
     }
 
-    /// Renames a workspace or changes its policies (workspace admins).
+    /// Renames a workspace or changes its policies (workspace admins). Audited as
+    /// `workspace.update`.
     pub async fn change_workspace(
+        &self,
+        who: &Principal,
+        ws: &str,
+        change: &WorkspaceChange,
+    ) -> Result<Workspace> {
+        let record = AuditRecord::by(who, "workspace.update", self.now())
+            .workspace(ws)
+            .target(ws)
+            .detail(json!({
+                "name": change.name,
+                "serial_protection": change.serial_protection,
+                "keep_versions": change.keep_versions,
+                "keep_versions_for_ms": change.keep_versions_for_millis,
+                "stale_lock_after_ms": change.stale_lock_after_millis,
+            }));
+        let result = self.change_workspace_unaudited(who, ws, change).await;
+        self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    async fn change_workspace_unaudited(
         &self,
         who: &Principal,
         ws: &str,
@@ -110,7 +141,16 @@ impl Services {
     }
 
     /// Deletes a workspace that has no states left (instance admins). Its tokens go with it.
+    /// Audited as `workspace.delete`.
     pub async fn delete_workspace(&self, who: &Principal, ws: &str) -> Result<()> {
+        let record = AuditRecord::by(who, "workspace.delete", self.now())
+            .workspace(ws)
+            .target(ws);
+        let result = self.delete_workspace_unaudited(who, ws).await;
+        self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    async fn delete_workspace_unaudited(&self, who: &Principal, ws: &str) -> Result<()> {
         require_instance_admin(who, "deleting a workspace")?;
         let workspace = self.workspace(ws).await?;
         if workspace.name == DEFAULT_WORKSPACE {

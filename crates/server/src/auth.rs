@@ -20,9 +20,15 @@ pub const SESSION_COOKIE: &str = "statehouse_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The principal of a token (basic or bearer); what the http backend accepts (never cookies).
-pub async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
+/// It carries the client's address, which also goes into the audit log when the token is
+/// refused.
+pub async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+    source_ip: Option<String>,
+) -> Result<Principal> {
     let secret = presented_secret(headers)?;
-    state.services.authenticate(&secret).await
+    state.services.authenticate_from(&secret, source_ip).await
 }
 
 /// The principal of an API request: a token when an `Authorization` header is present, else
@@ -50,7 +56,7 @@ pub async fn api_principal(state: &AppState, parts: &Parts) -> Result<Principal>
             }
             principal
         }
-        _ => principal(state, headers).await?,
+        _ => principal(state, headers, client_ip(&parts.extensions)).await?,
     };
     principal.source_ip = client_ip(&parts.extensions);
     Ok(principal)

@@ -6,6 +6,7 @@ mod auth;
 mod body;
 mod health;
 mod tf_http;
+pub mod webhook_sender;
 mod wire;
 
 use std::sync::Arc;

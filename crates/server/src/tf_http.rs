@@ -85,8 +85,7 @@ async fn dispatch(
     body: Body,
 ) -> Result<Response, WireError> {
     let (name, op) = operation(&method, &raw_name)?;
-    let mut who = principal(&state, &headers).await?;
-    who.source_ip = source_ip;
+    let who = principal(&state, &headers, source_ip).await?;
     let services = &state.services;
     match op {
         Operation::Read => {

@@ -2,10 +2,12 @@
 //! server host (they work while a server runs: SQLite in WAL mode and PostgreSQL both allow
 //! it): tokens, master key rotation, overwrite permission.
 
-use anyhow::{Result, bail};
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use statehouse_core::access::{Principal, Role};
-use statehouse_core::clock::parse_duration;
+use statehouse_core::clock::{Timestamp, parse_duration};
 use statehouse_core::crypto::MasterKey;
 use statehouse_core::service::{TokenOwner, TokenRequest};
 
@@ -78,6 +80,35 @@ pub enum TokenCommand {
 }
 
 #[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain: exits non-zero naming the first altered, removed,
+    /// reordered or inserted entry. Prints the chain head; keep it somewhere else to detect a
+    /// rewrite of the whole chain later.
+    Verify {
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Print audit entries as JSON lines, oldest first.
+    Export {
+        /// Only entries at or after this time (RFC 3339, e.g. 2026-01-31T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        /// An action (`state.write`) or a prefix (`lock.*`).
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        workspace: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum KeyCommand {
     /// Generate a new master key and re-wrap every data key with it. Servers that share the
     /// key file pick the new key up by themselves; replicas with their own copy of the file
@@ -87,7 +118,16 @@ pub enum KeyCommand {
 
 pub async fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
     let instance = instance::open(config).await?;
-    let services = &instance.services;
+    let result = token_command(&instance.services, cmd).await;
+    // Refusals are audited without waiting; store them before the process exits.
+    instance.services.flush_journal().await;
+    result
+}
+
+async fn token_command(
+    services: &statehouse_core::service::Services,
+    cmd: TokenCommand,
+) -> Result<()> {
     let operator = Principal::local_operator();
     match cmd {
         TokenCommand::Create {
@@ -312,4 +352,82 @@ pub async fn key(config: &Config, cmd: KeyCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+pub async fn audit(config: &Config, cmd: AuditCommand) -> Result<()> {
+    let instance = instance::open(config).await?;
+    let services = &instance.services;
+    let operator = Principal::local_operator();
+    match cmd {
+        AuditCommand::Verify { output } => {
+            let report = services.verify_audit(&operator).await?;
+            if output.json {
+                print_json(&report)?;
+            } else {
+                let head = &report.head;
+                println!(
+                    "checked {} entries ({} to {}); chain head: entry {} hash {}",
+                    report.checked,
+                    head.pruned_seq + 1,
+                    head.last_seq,
+                    head.last_seq,
+                    head.last_hash
+                );
+                if head.pruned_seq > 0 {
+                    println!(
+                        "entries up to {} were pruned by retention (last pruned hash {})",
+                        head.pruned_seq, head.pruned_hash
+                    );
+                }
+            }
+            if let Some(problem) = report.problem {
+                bail!(
+                    "the audit log was tampered with: {} — restore the database from a backup you trust and investigate",
+                    problem.message
+                );
+            }
+            eprintln!("the audit log is intact");
+        }
+        AuditCommand::Export {
+            since,
+            until,
+            actor,
+            action,
+            workspace,
+            target,
+        } => {
+            let mut query = statehouse_core::audit::AuditQuery {
+                actor,
+                action,
+                workspace,
+                target,
+                since: since.as_deref().map(parse_time).transpose()?,
+                until: until.as_deref().map(parse_time).transpose()?,
+                cursor: Some(0),
+                newest_first: false,
+                limit: statehouse_core::service::MAX_AUDIT_PAGE,
+                ..Default::default()
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            loop {
+                let page = services.audit_entries(&operator, query.clone()).await?;
+                let Some(last) = page.last() else { break };
+                query.cursor = Some(last.seq);
+                for entry in &page {
+                    serde_json::to_writer(&mut out, entry)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            out.flush()?;
+        }
+    }
+    services.flush_journal().await;
+    Ok(())
+}
+
+/// RFC 3339 text to a timestamp.
+fn parse_time(text: &str) -> Result<Timestamp> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| Timestamp(t.timestamp_millis()))
+        .with_context(|| format!("invalid time {text:?}: use RFC 3339, e.g. 2026-01-31T00:00:00Z"))
 }

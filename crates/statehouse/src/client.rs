@@ -58,6 +58,8 @@ enum Transport {
     Local {
         router: axum::Router,
         secret: TokenSecret,
+        /// Kept to store the audit entries of this process's requests before it exits.
+        services: statehouse_core::service::Services,
     },
 }
 
@@ -244,12 +246,23 @@ impl Client {
         let secret = TokenSecret::generate();
         services.trust_operator_secret(&secret);
         let router = router(AppState {
-            services,
+            services: services.clone(),
             max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
         });
         Ok(Client {
-            transport: Transport::Local { router, secret },
+            transport: Transport::Local {
+                router,
+                secret,
+                services,
+            },
         })
+    }
+
+    /// Stores the audit entries this process queued (local mode); call before exiting.
+    pub async fn finish(&self) {
+        if let Transport::Local { services, .. } = &self.transport {
+            services.flush_journal().await;
+        }
     }
 
     /// Sends a request to `/api/v1{path}`; a JSON `body` is sent as such. Error statuses come
@@ -286,7 +299,7 @@ impl Client {
                     body: ResponseBody::Remote(response),
                 }
             }
-            Transport::Local { router, secret } => {
+            Transport::Local { router, secret, .. } => {
                 let mut request = axum::http::Request::builder()
                     .method(method.as_str())
                     .uri(&target)

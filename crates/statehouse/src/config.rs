@@ -26,6 +26,10 @@ pub struct Config {
     pub max_state_bytes: u64,
     /// `text` (default) or `json`.
     pub log_format: String,
+    /// Audit entries older than this are pruned (the chain stays verifiable).
+    pub audit_retention: HumanDuration,
+    /// Events (and finished webhook deliveries) older than this are pruned.
+    pub event_retention: HumanDuration,
     pub postgres: PostgresConfig,
     pub auth: AuthConfig,
 }
@@ -95,6 +99,8 @@ impl Default for Config {
             master_key_file: None,
             max_state_bytes: 512 * 1024 * 1024,
             log_format: "text".into(),
+            audit_retention: HumanDuration(Duration::from_secs(365 * 86_400)),
+            event_retention: HumanDuration(Duration::from_secs(30 * 86_400)),
             postgres: PostgresConfig::default(),
             auth: AuthConfig::default(),
         }
@@ -239,6 +245,12 @@ mod tests {
             assert_eq!(c.postgres.pool_max, 7);
             assert_eq!(c.postgres.statement_timeout.0, Duration::from_secs(5));
             assert_eq!(c.max_state_bytes, 512 * 1024 * 1024);
+            assert_eq!(
+                c.audit_retention.0,
+                Duration::from_secs(365 * 86_400),
+                "audit entries are kept a year by default"
+            );
+            assert_eq!(c.event_retention.0, Duration::from_secs(30 * 86_400));
             assert!(!format!("{c:?}").contains("pw"));
             assert!(
                 c.auth.cookie_secure,

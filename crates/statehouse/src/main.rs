@@ -86,6 +86,9 @@ enum Command {
     /// [local only] Master key operations.
     #[command(subcommand)]
     Key(admin::KeyCommand),
+    /// [local only] Verify or export the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
     /// [local only] Import states from another backend.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -204,13 +207,32 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
             remote.local_only("user")?;
             users::run(&config, cmd).await
         }
-        Command::Workspace(cmd) => workspaces::run(&remote.client(&config).await?, cmd).await,
+        Command::Workspace(cmd) => {
+            let client = remote.client(&config).await?;
+            let result = workspaces::run(&client, cmd).await;
+            client.finish().await;
+            result
+        }
         Command::State(states::StateCommand::AllowOverwrite { state, duration }) => {
             remote.local_only("state allow-overwrite")?;
             admin::allow_overwrite(&config, &state, &duration).await
         }
-        Command::State(cmd) => states::run(&remote.client(&config).await?, cmd).await,
-        Command::Search(args) => search::run(&remote.client(&config).await?, args).await,
+        Command::State(cmd) => {
+            let client = remote.client(&config).await?;
+            let result = states::run(&client, cmd).await;
+            client.finish().await;
+            result
+        }
+        Command::Search(args) => {
+            let client = remote.client(&config).await?;
+            let result = search::run(&client, args).await;
+            client.finish().await;
+            result
+        }
+        Command::Audit(cmd) => {
+            remote.local_only("audit")?;
+            admin::audit(&config, cmd).await
+        }
         Command::Key(cmd) => {
             remote.local_only("key")?;
             admin::key(&config, cmd).await

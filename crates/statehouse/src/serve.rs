@@ -1,6 +1,9 @@
 //! `statehouse serve`.
 
 use anyhow::{Context, Result};
+use statehouse_server::webhook_sender::{
+    HttpTransport, Retention, run_retention, run_webhook_worker,
+};
 use statehouse_server::{AppState, DRAIN_TIMEOUT, router};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -33,10 +36,25 @@ pub async fn run(config: Config) -> Result<()> {
     println!("statehouse listening on http://{addr}");
     let maintenance = tokio::spawn(maintenance_loop(services.clone()));
     let app = router(AppState {
-        services,
+        services: services.clone(),
         max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = [
+        tokio::spawn(run_webhook_worker(
+            services.clone(),
+            HttpTransport::new()?,
+            stop_rx.clone(),
+        )),
+        tokio::spawn(run_retention(
+            services.clone(),
+            Retention {
+                audit: config.audit_retention.0,
+                events: config.event_retention.0,
+            },
+            stop_rx.clone(),
+        )),
+    ];
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -46,6 +64,7 @@ pub async fn run(config: Config) -> Result<()> {
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
     });
+
     let mut stop_rx = stop_rx;
     tokio::select! {
         result = server => result.context("server failed")?,
@@ -55,6 +74,12 @@ pub async fn run(config: Config) -> Result<()> {
         } => tracing::warn!("drain timeout reached; exiting with requests still in flight"),
     }
     maintenance.abort();
+    // The shutdown signal also stopped the background work (a webhook POST in flight finishes
+    // or times out); then every audit entry and event still queued is stored before exiting.
+    for task in background {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(15), task).await;
+    }
+    services.flush_journal().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -63,7 +63,16 @@ pub enum UserCommand {
 
 pub async fn run(config: &Config, cmd: UserCommand) -> Result<()> {
     let instance = instance::open(config).await?;
-    let services = &instance.services;
+    let result = run_command(&instance.services, cmd).await;
+    // Refusals are audited without waiting; store them before the process exits.
+    instance.services.flush_journal().await;
+    result
+}
+
+async fn run_command(
+    services: &statehouse_core::service::Services,
+    cmd: UserCommand,
+) -> Result<()> {
     let operator = Principal::local_operator();
     match cmd {
         UserCommand::Add {

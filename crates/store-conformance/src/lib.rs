@@ -21,6 +21,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod audit;
+pub use audit::{
+    audit_appends_chain_entries_in_order, audit_prune_keeps_the_chain_verifiable,
+    audit_queries_filter_and_page, concurrent_claims_never_overlap,
+    concurrent_journal_appends_keep_one_chain, deliveries_are_claimed_with_a_lease_and_finished,
+    events_are_numbered_in_order_and_filtered,
+    events_create_deliveries_for_matching_enabled_webhooks, two_stores_claims_never_overlap,
+    two_stores_journal_appends_keep_one_chain, webhook_keys_rewrap_compare_and_set,
+    webhooks_are_created_listed_updated_deleted,
+};
 mod history;
 mod search;
 pub use history::*;
@@ -147,6 +157,16 @@ macro_rules! __conformance_module {
                 concurrent_locks_exactly_one_wins,
                 concurrent_writes_exactly_one_wins,
                 concurrent_ensure_yields_one_state,
+                audit_appends_chain_entries_in_order,
+                audit_queries_filter_and_page,
+                audit_prune_keeps_the_chain_verifiable,
+                events_are_numbered_in_order_and_filtered,
+                concurrent_journal_appends_keep_one_chain,
+                webhooks_are_created_listed_updated_deleted,
+                events_create_deliveries_for_matching_enabled_webhooks,
+                deliveries_are_claimed_with_a_lease_and_finished,
+                concurrent_claims_never_overlap,
+                webhook_keys_rewrap_compare_and_set,
                 workspace_update_renames_and_stores_settings,
                 workspace_delete_only_when_empty,
                 list_states_filters_and_pages,
@@ -178,6 +198,8 @@ macro_rules! __conformance_module {
                     two_stores_concurrent_locks_exactly_one_wins,
                     two_stores_concurrent_writes_exactly_one_wins,
                     two_stores_concurrent_ensure_yields_one_state,
+                    two_stores_journal_appends_keep_one_chain,
+                    two_stores_claims_never_overlap,
                     two_stores_flag_each_stale_lock_once,
                 );
             )?

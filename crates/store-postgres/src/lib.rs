@@ -36,6 +36,9 @@
 //! rejects the `options` startup parameter). PgBouncer in transaction mode would lose them and
 //! is not supported.
 
+mod audit;
+mod webhooks;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -237,6 +240,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Where the database is, for error messages (no password).
     target: Arc<str>,
+    /// The journal's head as this process last wrote it (appends check it in the database).
+    journal_head: std::sync::Mutex<Option<audit::JournalHead>>,
 }
 
 impl PgStore {
@@ -281,7 +286,11 @@ impl PgStore {
             Ok(pool) => pool,
             Err(e) => return Err(connect_failure(&options, &setup, &target, e).await),
         };
-        let store = PgStore { pool, target };
+        let store = PgStore {
+            pool,
+            target,
+            journal_head: std::sync::Mutex::new(None),
+        };
         if let Some(schema) = &settings.schema {
             store.create_schema(schema).await?;
         }

@@ -67,6 +67,9 @@ async fn schemas_keep_instances_apart() {
     );
     let expected = [
         "_sqlx_migrations",
+        "audit_chain",
+        "audit_entries",
+        "events",
         "instance_flags",
         "login_failures",
         "memberships",
@@ -77,6 +80,9 @@ async fn schemas_keep_instances_apart() {
         "states",
         "tokens",
         "users",
+        "webhook_attempts",
+        "webhook_deliveries",
+        "webhooks",
         "workspaces",
     ];
     assert_eq!(

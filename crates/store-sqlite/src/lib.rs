@@ -7,6 +7,9 @@
 //! `synchronous=NORMAL` in WAL mode keeps every committed transaction across a process crash
 //! (`kill -9`); only an OS crash or power loss can drop the last commits.
 
+mod audit;
+mod webhooks;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -51,6 +54,8 @@ pub struct SqliteStore {
     /// a dedicated connection costs about half of one through a one-connection pool.
     write: Mutex<SqliteConnection>,
     checkpointer: JoinHandle<()>,
+    /// The journal's head as this process last wrote it (appends check it in the database).
+    journal_head: std::sync::Mutex<Option<audit::JournalHead>>,
 }
 
 impl Drop for SqliteStore {
@@ -129,6 +134,7 @@ impl SqliteStore {
             read,
             write: Mutex::new(write),
             checkpointer,
+            journal_head: std::sync::Mutex::new(None),
         })
     }
 }

@@ -3,12 +3,14 @@
 //! workspace admins their workspace's members and service tokens, users their own tokens.
 
 use serde::Serialize;
+use serde_json::json;
 
 use super::{Services, check_token_expiry, check_token_name, new_id};
 use crate::access::{Credential, Principal, Role, Token, TokenKind, TokenSecret};
 use crate::accounts::{
     Membership, User, check_new_password, hash_password_blocking, parse_user_name,
 };
+use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
 use crate::{Error, Result};
 
@@ -105,7 +107,7 @@ impl Services {
 
     /// Creates a user (instance admins). Without a password the user cannot log in until one
     /// is set, but can own tokens.
-    pub async fn create_user(
+    async fn create_user_unaudited(
         &self,
         who: &Principal,
         name: &str,
@@ -149,7 +151,7 @@ impl Services {
     /// change anything; users may set their own password (through a session or an
     /// unrestricted token). A new password or disabling ends the user's sessions; every change
     /// applies to this process at once and to others within a second.
-    pub async fn update_user(
+    async fn update_user_unaudited(
         &self,
         who: &Principal,
         name: &str,
@@ -192,7 +194,7 @@ impl Services {
     }
 
     /// Removes a user with its memberships, tokens and sessions (instance admins).
-    pub async fn delete_user(&self, who: &Principal, name: &str) -> Result<User> {
+    async fn delete_user_unaudited(&self, who: &Principal, name: &str) -> Result<User> {
         who.require_instance_admin("deleting users")?;
         let user = self.find_user(name).await?;
         if who.user_id() == Some(user.id.as_str()) {
@@ -240,7 +242,7 @@ impl Services {
 
     /// Gives a user a role in a workspace, replacing the one it had (workspace admins,
     /// instance admins). Applies to this process at once, elsewhere within a second.
-    pub async fn set_member(
+    async fn set_member_unaudited(
         &self,
         who: &Principal,
         ws: &str,
@@ -267,7 +269,12 @@ impl Services {
     }
 
     /// Takes a user's role in a workspace away (workspace admins, instance admins).
-    pub async fn remove_member(&self, who: &Principal, ws: &str, user_name: &str) -> Result<()> {
+    async fn remove_member_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        user_name: &str,
+    ) -> Result<()> {
         let (workspace, _) = self
             .authorize(who, ws, Role::Admin, "managing members")
             .await?;
@@ -291,7 +298,7 @@ impl Services {
     /// Creates a token of any kind, checking that `who` may: a user makes its own tokens
     /// (through a session or an unrestricted token), a workspace admin that workspace's
     /// service tokens, an instance admin anything.
-    pub async fn create_token_as(
+    async fn create_token_as_unaudited(
         &self,
         who: &Principal,
         request: NewToken,
@@ -432,7 +439,11 @@ impl Services {
 
     /// Revokes a token: one's own, a service token of a workspace one administers, or (instance
     /// admins) any. Applies to this process at once, elsewhere within a second.
-    pub async fn revoke_token_as(&self, who: &Principal, token_id: &str) -> Result<TokenInfo> {
+    async fn revoke_token_as_unaudited(
+        &self,
+        who: &Principal,
+        token_id: &str,
+    ) -> Result<TokenInfo> {
         let not_found = || Error::NotFound(format!("token {token_id:?} does not exist"));
         let token = self
             .store
@@ -477,5 +488,110 @@ fn acts_fully_as_user(who: &Principal) -> bool {
         Credential::Session | Credential::Local => true,
         Credential::Token(TokenKind::User) => !who.narrowed,
         Credential::Token(_) => false,
+    }
+}
+
+/// The audited entry points of account management: each records its outcome (successes
+/// wait until the entry is stored). Passwords and secrets never reach the log.
+impl Services {
+    /// Creates a user (instance admins). Audited as `user.create`.
+    pub async fn create_user(
+        &self,
+        who: &Principal,
+        name: &str,
+        password: Option<&str>,
+        instance_admin: bool,
+    ) -> Result<User> {
+        let record = AuditRecord::by(who, "user.create", self.now())
+            .target(name)
+            .detail(json!({"instance_admin": instance_admin, "password_set": password.is_some()}));
+        let result = self
+            .create_user_unaudited(who, name, password, instance_admin)
+            .await;
+        self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    /// Changes a user's password, instance-admin flag or disabled flag. Audited as
+    /// `user.update` (never the password itself).
+    pub async fn update_user(
+        &self,
+        who: &Principal,
+        name: &str,
+        change: UserChange,
+    ) -> Result<User> {
+        let record = AuditRecord::by(who, "user.update", self.now())
+            .target(name)
+            .detail(json!({
+                "password_changed": change.password.is_some(),
+                "instance_admin": change.instance_admin,
+                "disabled": change.disabled,
+            }));
+        let result = self.update_user_unaudited(who, name, change).await;
+        self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    /// Deletes a user (instance admins). Audited as `user.delete`.
+    pub async fn delete_user(&self, who: &Principal, name: &str) -> Result<User> {
+        let record = AuditRecord::by(who, "user.delete", self.now()).target(name);
+        let result = self.delete_user_unaudited(who, name).await;
+        self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    /// Grants a user a role in a workspace (workspace admins). Audited as `member.set`.
+    pub async fn set_member(
+        &self,
+        who: &Principal,
+        ws: &str,
+        user_name: &str,
+        role: Role,
+    ) -> Result<Membership> {
+        let record = AuditRecord::by(who, "member.set", self.now())
+            .workspace(ws)
+            .target(user_name)
+            .detail(json!({"role": role}));
+        let result = self.set_member_unaudited(who, ws, user_name, role).await;
+        self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    /// Removes a user from a workspace (workspace admins). Audited as `member.remove`.
+    pub async fn remove_member(&self, who: &Principal, ws: &str, user_name: &str) -> Result<()> {
+        let record = AuditRecord::by(who, "member.remove", self.now())
+            .workspace(ws)
+            .target(user_name);
+        let result = self.remove_member_unaudited(who, ws, user_name).await;
+        self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    /// Creates a token of any kind, checking that `who` may (see the unaudited variant).
+    /// Audited as `token.create`; the target is the new token's id.
+    pub async fn create_token_as(
+        &self,
+        who: &Principal,
+        request: NewToken,
+    ) -> Result<(Token, TokenSecret)> {
+        let mut record = AuditRecord::by(who, "token.create", self.now()).detail(json!({
+            "name": request.name,
+            "workspace": request.workspace,
+            "role": request.role,
+            "expires_in_ms": request.expires_in_millis,
+        }));
+        if let Some(ws) = &request.workspace {
+            record = record.workspace(ws.clone());
+        }
+        let result = self.create_token_as_unaudited(who, request).await;
+        self.conclude(result, record, |(token, _), r| {
+            (r.target(token.id.clone()), None)
+        })
+        .await
+    }
+
+    /// Revokes a token (see the unaudited variant for who may). Audited as `token.revoke`.
+    pub async fn revoke_token_as(&self, who: &Principal, token_id: &str) -> Result<TokenInfo> {
+        let record = AuditRecord::by(who, "token.revoke", self.now()).target(token_id);
+        let result = self.revoke_token_as_unaudited(who, token_id).await;
+        self.conclude(result, record, |info, r| {
+            (r.detail(json!({"name": info.name})), None)
+        })
+        .await
     }
 }

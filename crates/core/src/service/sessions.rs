@@ -3,6 +3,7 @@
 use super::{Services, new_id};
 use crate::access::Principal;
 use crate::accounts::{Session, SessionSecret, User, parse_user_name, verify_password_blocking};
+use crate::audit::AuditRecord;
 use crate::{Error, Result};
 
 /// Failed logins are counted over this window, per account name and per source address.
@@ -32,7 +33,7 @@ impl Services {
     /// name and per source address; past the limits, attempts are refused with
     /// `TooManyRequests` before the password is looked at. An unknown user, a user without a
     /// password, a disabled user and a wrong password all fail alike, and take alike long.
-    pub async fn login(
+    async fn login_unaudited(
         &self,
         name: &str,
         password: &str,
@@ -160,5 +161,36 @@ impl Services {
             self.store.delete_session(&session.id).await?;
         }
         Ok(())
+    }
+}
+
+impl Services {
+    /// Checks a user name and password and opens a session (see the unaudited variant for the
+    /// rules). Audited as `login.succeeded` or `login.failed` with the name tried and the
+    /// client's address; never the password.
+    pub async fn login(
+        &self,
+        name: &str,
+        password: &str,
+        source_ip: Option<&str>,
+    ) -> Result<LoggedIn> {
+        let result = self.login_unaudited(name, password, source_ip).await;
+        let source_ip = source_ip.map(str::to_owned);
+        match &result {
+            Ok(_) => {
+                let record = AuditRecord::new(self.now(), name.trim(), "login.succeeded")
+                    .source_ip(source_ip)
+                    .target(name.trim());
+                self.record(record).await?;
+            }
+            Err(e) => {
+                let record = AuditRecord::new(self.now(), name.trim(), "login.failed")
+                    .source_ip(source_ip)
+                    .target(name.trim())
+                    .refused_by(e);
+                self.record_later(record).await;
+            }
+        }
+        result
     }
 }

@@ -2,6 +2,7 @@
 //! as `{"error": {"code", "message"}}`, cursor pagination, and an OpenAPI document describing
 //! every route at `/api/v1/openapi.json`.
 
+mod audit;
 mod auth;
 mod error;
 mod extract;
@@ -10,6 +11,7 @@ mod states;
 mod tokens;
 mod users;
 pub mod views;
+mod webhooks;
 mod workspaces;
 
 use std::sync::Arc;
@@ -31,7 +33,7 @@ use crate::AppState;
 #[openapi(
     info(
         title = "statehouse API",
-        description = "Workspaces, states, versions, locks, history and resource search of a statehouse server. \
+        description = "Workspaces, states, versions, locks, history and resource search of a statehouse server, its audit log, event stream and outgoing webhooks. \
             Authenticate with an API token as `Authorization: Bearer <token>` (or as the basic-auth password), \
             or log in at /auth/login for a session cookie: then send the returned csrf_token as \
             `X-CSRF-Token` with every POST, PUT, PATCH and DELETE. \
@@ -95,6 +97,16 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         ))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::export))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::events))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::show, webhooks::change, webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::delivery))
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(webhooks::ping))
 }
 
 pub fn routes() -> Router<Arc<AppState>> {

@@ -1,0 +1,194 @@
+//! Services of the audit log and the event stream: recording, querying, verifying, pruning.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use super::Services;
+use crate::access::{Grants, Principal, Role};
+use crate::audit::{self, AuditEntry, AuditQuery, AuditRecord, VerifyReport};
+use crate::events::{Event, NewEvent};
+use crate::workspaces::require_instance_admin;
+use crate::{Error, Result};
+
+/// Most audit entries or events one query returns.
+pub const MAX_PAGE: i64 = 1_000;
+/// Entries removed per prune transaction.
+const PRUNE_BATCH: i64 = 10_000;
+
+impl Services {
+    /// Records an audit entry and waits until it is stored. For changes: acknowledge the
+    /// change only after this returns. (Login and account changes call this.)
+    pub async fn record(&self, record: AuditRecord) -> Result<()> {
+        self.journal.commit(Some(record), None).await.map(|_| ())
+    }
+
+    /// Queues an audit entry without waiting for it to be stored (reads, refusals).
+    pub async fn record_later(&self, record: AuditRecord) {
+        self.journal.enqueue(record).await;
+    }
+
+    /// Emits an event (stored with its webhook deliveries, then broadcast to subscribers) and
+    /// waits until it is stored. `state.rolled_back`, `lock.stale` and later kinds go here.
+    pub async fn emit_event(&self, event: NewEvent) -> Result<Event> {
+        self.journal
+            .commit(None, Some(event))
+            .await?
+            .ok_or_else(|| Error::Internal("an emitted event was not returned".into()))
+    }
+
+    /// Records an audit entry and emits an event in one batch, waiting until both are stored.
+    pub async fn record_with_event(&self, record: AuditRecord, event: NewEvent) -> Result<Event> {
+        self.journal
+            .commit(Some(record), Some(event))
+            .await?
+            .ok_or_else(|| Error::Internal("an emitted event was not returned".into()))
+    }
+
+    /// Events as this process stores them. Events of other replicas are not broadcast here;
+    /// read them with [`Services::events_after`].
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+        self.journal.subscribe()
+    }
+
+    /// Returns once every audit entry and event queued so far is stored (graceful shutdown,
+    /// CLI commands before exiting).
+    pub async fn flush_journal(&self) {
+        self.journal.flush().await;
+    }
+
+    /// Audit entries (instance admin: all; workspace admin: only their workspace's).
+    pub async fn audit_entries(
+        &self,
+        who: &Principal,
+        query: AuditQuery,
+    ) -> Result<Vec<AuditEntry>> {
+        let query = self.scope_audit_query(who, query).await?;
+        self.store.audit_entries(&query).await
+    }
+
+    /// Restricts a query to what `who` may read: instance admins everything, workspace admins
+    /// their workspaces' entries (naming the workspace when they administer several).
+    async fn scope_audit_query(
+        &self,
+        who: &Principal,
+        mut query: AuditQuery,
+    ) -> Result<AuditQuery> {
+        query.limit = query.limit.clamp(1, MAX_PAGE);
+        let administered: Vec<String> = match &who.grants {
+            _ if who.is_instance_admin() => return Ok(query),
+            Grants::Everywhere(role) if *role >= Role::Admin => return Ok(query),
+            Grants::Everywhere(_) => Vec::new(),
+            Grants::Workspaces(map) => map
+                .iter()
+                .filter(|(_, role)| **role >= Role::Admin)
+                .map(|(id, _)| id.clone())
+                .collect(),
+        };
+        let names: Vec<String> = self
+            .store
+            .list_workspaces()
+            .await?
+            .into_iter()
+            .filter(|w| administered.contains(&w.id))
+            .map(|w| w.name)
+            .collect();
+        match (&query.workspace, names.as_slice()) {
+            (_, []) => Err(Error::Forbidden(format!(
+                "{} administers no workspace; reading the audit log needs an admin role",
+                who.describe()
+            ))),
+            (Some(asked), _) if !names.contains(asked) => Err(Error::Forbidden(format!(
+                "{} may read the audit log of the workspaces it administers only: {}",
+                who.describe(),
+                names.join(", ")
+            ))),
+            (Some(_), _) => Ok(query),
+            (None, [only]) => {
+                query.workspace = Some(only.clone());
+                Ok(query)
+            }
+            (None, _) => Err(Error::BadRequest(format!(
+                "pass workspace=<name>: you administer several workspaces ({})",
+                names.join(", ")
+            ))),
+        }
+    }
+
+    /// Checks the whole chain (instance admin); the check itself is audited.
+    pub async fn verify_audit(&self, who: &Principal) -> Result<VerifyReport> {
+        let record = AuditRecord::by(who, "audit.verify", self.now());
+        if let Err(e) = require_instance_admin(who, "verifying the audit log") {
+            self.record_later(record.refused_by(&e)).await;
+            return Err(e);
+        }
+        // Entries queued before the check are part of what it checks.
+        self.flush_journal().await;
+        let report = audit::verify_chain(self.store.as_ref()).await?;
+        let record = match &report.problem {
+            None => record.detail(json!({"checked": report.checked, "intact": true})),
+            Some(p) => record
+                .failed(p.message.clone())
+                .detail(json!({"checked": report.checked, "intact": false, "seq": p.seq})),
+        };
+        self.record(record).await?;
+        Ok(report)
+    }
+
+    /// Removes audit entries older than `retention` from the oldest end (the chain stays
+    /// verifiable); records `audit.prune` with the count. Returns how many went.
+    pub async fn prune_audit(&self, retention: Duration) -> Result<u64> {
+        let before = self.now().plus_millis(-millis(retention));
+        let mut pruned = 0;
+        loop {
+            let n = self.store.prune_audit(before, PRUNE_BATCH).await?;
+            pruned += n;
+            if n < PRUNE_BATCH as u64 {
+                break;
+            }
+        }
+        if pruned > 0 {
+            let record = AuditRecord::new(self.now(), "statehouse", "audit.prune").detail(
+                json!({"pruned": pruned, "before": before, "retention_ms": millis(retention)}),
+            );
+            self.record(record).await?;
+        }
+        Ok(pruned)
+    }
+
+    /// Events after `after_seq`, oldest first, of the workspaces `who` can read.
+    pub async fn events_after(
+        &self,
+        who: &Principal,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        match &who.grants {
+            Grants::Everywhere(_) => self.store.events_after(after_seq, None, limit).await,
+            Grants::Workspaces(map) => {
+                let readable: Vec<String> = map
+                    .iter()
+                    .filter(|(_, role)| **role >= Role::Viewer)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                self.store
+                    .events_after(after_seq, Some(&readable), limit)
+                    .await
+            }
+        }
+    }
+
+    /// Removes events, and finished webhook deliveries, older than `retention`.
+    pub async fn prune_events(&self, retention: Duration) -> Result<u64> {
+        let before = self.now().plus_millis(-millis(retention));
+        let events = self.store.prune_events(before).await?;
+        self.store.prune_deliveries(before).await?;
+        Ok(events)
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
