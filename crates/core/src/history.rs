@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
-use crate::events::kind;
+use crate::events::{NewEvent, kind};
 use crate::model::WriteOutcome;
 use crate::model::{DeletedState, StateFilter, StateRecord, UnlockOutcome, VersionMeta, Workspace};
 use crate::names::StateName;
@@ -158,21 +158,51 @@ impl Services {
         Ok((from, to, diff))
     }
 
-    /// The current outputs of a state (viewers), sensitive ones masked unless the caller is a
-    /// workspace admin; with the version they come from.
+    /// The current outputs of a state (the `outputs` role and above), sensitive ones masked
+    /// unless the caller is a workspace admin; with the version they come from. Audited as
+    /// `state.read_outputs`.
     pub async fn current_outputs(
         &self,
         who: &Principal,
         ws: &str,
         name: &str,
     ) -> Result<(VersionMeta, Vec<Output>)> {
-        let (workspace, record) = self.state_detail(who, ws, name).await?;
-        let reveal = who.role_in(&workspace.id).is_some_and(|r| r >= Role::Admin);
-        let current = record.current.as_ref().ok_or_else(|| {
-            Error::NotFound(format!("state {:?} has no versions yet", record.name))
+        let record = AuditRecord::by(who, "state.read_outputs", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = self.current_outputs_unaudited(who, ws, name).await;
+        match &result {
+            Ok((meta, _)) => {
+                self.record_later(record.detail(json!({"version": meta.version_no})))
+                    .await
+            }
+            Err(e) => self.record_later(record.refused_by(e)).await,
+        }
+        result
+    }
+
+    async fn current_outputs_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+    ) -> Result<(VersionMeta, Vec<Output>)> {
+        let state_name = StateName::parse(name)?;
+        let (workspace, role) = self
+            .authorize(who, ws, Role::Outputs, "reading outputs")
+            .await?;
+        let found = self
+            .store
+            .current_body(&workspace.id, state_name.as_str())
+            .await?;
+        let (meta, sealed) = found.ok_or_else(|| {
+            Error::NotFound(format!(
+                "state {name:?} in workspace {:?} does not exist or has no versions yet",
+                workspace.name
+            ))
         })?;
-        let (meta, body) = self.read_version(who, ws, name, current.version_no).await?;
-        let outputs = tfstate::outputs(&body, reveal)?;
+        let (meta, body) = self.open_version(meta, &sealed)?;
+        let outputs = tfstate::outputs(&body, role >= Role::Admin)?;
         Ok((meta, outputs))
     }
 
@@ -180,6 +210,9 @@ impl Services {
     /// version whose serial is one above the current one, so the next `terraform plan` accepts
     /// it. Refused while another client holds the lock, and (by the write rules) when the old
     /// version's lineage is not the current one, unless an admin opened an overwrite window.
+    ///
+    /// Audited as `state.rollback` (the write itself also as `state.write`); emits
+    /// `state.rolled_back` with the version brought back and the new version.
     pub async fn rollback(
         &self,
         who: &Principal,
@@ -187,6 +220,37 @@ impl Services {
         name: &str,
         version_no: i64,
     ) -> Result<VersionMeta> {
+        let record = AuditRecord::by(who, "state.rollback", self.now())
+            .workspace(ws)
+            .target(name)
+            .detail(json!({"to_version": version_no}));
+        let result = self.rollback_unaudited(who, ws, name, version_no).await;
+        self.conclude(result, record, |(workspace, meta), r| {
+            let payload = json!({
+                "rolled_back_to": version_no,
+                "version": meta.version_no,
+                "serial": meta.serial,
+            });
+            let event = self.event(
+                kind::STATE_ROLLED_BACK,
+                workspace,
+                name,
+                who,
+                payload.clone(),
+            );
+            (r.detail(payload), Some(event))
+        })
+        .await
+        .map(|(_, meta)| meta)
+    }
+
+    async fn rollback_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        version_no: i64,
+    ) -> Result<(Workspace, VersionMeta)> {
         let (workspace, record) = self.state_detail(who, ws, name).await?;
         who.require(&workspace.id, Role::Editor, "rolling back a state")?;
         let current = record.current.as_ref().ok_or_else(|| {
@@ -216,8 +280,7 @@ impl Services {
             .write_state(who, ws, name, body, None, lock_id.as_deref())
             .await?
         {
-            WriteOutcome::Created(meta) => Ok(meta),
-            WriteOutcome::Unchanged(meta) => Ok(meta),
+            WriteOutcome::Created(meta) | WriteOutcome::Unchanged(meta) => Ok((workspace, meta)),
         }
     }
 
@@ -411,6 +474,23 @@ impl Services {
                     .flag_stale_locks(&ws.id, now.plus_millis(-after))
                     .await?
                 {
+                    if let Some(lock) = &state.lock {
+                        self.emit_event(NewEvent {
+                            at: now,
+                            kind: kind::LOCK_STALE.to_owned(),
+                            workspace_id: Some(ws.id.clone()),
+                            workspace: Some(ws.name.clone()),
+                            subject: Some(state.name.clone()),
+                            actor: "statehouse".to_owned(),
+                            payload: json!({
+                                "lock_id": lock.id,
+                                "holder": lock.holder,
+                                "locked_at": lock.locked_at.to_rfc3339(),
+                                "stale_after_seconds": after / 1_000,
+                            }),
+                        })
+                        .await?;
+                    }
                     report.stale_locks.push((ws.clone(), state));
                 }
             }

@@ -74,7 +74,7 @@ impl Services {
 
     /// One workspace and the principal's role in it (any role).
     pub async fn workspace_for(&self, who: &Principal, ws: &str) -> Result<(Workspace, Role)> {
-        self.authorize(who, ws, Role::Viewer, "seeing a workspace")
+        self.authorize(who, ws, Role::Outputs, "seeing a workspace")
             .await
     }
 

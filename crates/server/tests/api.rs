@@ -808,3 +808,107 @@ async fn rollback_rules() {
     assert_eq!(body["error"]["lock"]["ID"], "mine");
     assert_eq!(s.versions("default", "app").await, 4);
 }
+
+/// Kinds of the events visible to `token`, oldest first.
+async fn event_kinds(s: &TestServer, token: &str) -> Vec<(String, Value)> {
+    s.services.flush_journal().await;
+    let (status, page) = s.api("GET", "/events?limit=1000", Some(token), None).await;
+    assert_eq!(status, 200, "{page}");
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap().to_owned(), e["payload"].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn rollback_and_stale_locks_raise_events_and_audit_entries() {
+    let s = TestServer::start().await;
+    let admin = s.token(None, Role::Admin).await;
+    let editor = s.token(Some("default"), Role::Editor).await;
+    put_state(&s, &editor, "app", 1, "one").await;
+    put_state(&s, &editor, "app", 2, "two").await;
+    let (status, _) = s
+        .api(
+            "POST",
+            "/workspaces/default/states/app/rollback",
+            Some(&editor),
+            Some(json!({"version": 1})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let events = event_kinds(&s, &admin).await;
+    let rolled = events
+        .iter()
+        .find(|(k, _)| k == "state.rolled_back")
+        .unwrap_or_else(|| panic!("no state.rolled_back in {events:?}"));
+    assert_eq!(rolled.1["rolled_back_to"], 1);
+    assert_eq!(rolled.1["version"], 3);
+    let (_, audit) = s
+        .api("GET", "/audit?action=state.rollback", Some(&admin), None)
+        .await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+
+    let (status, _) = s
+        .send(
+            "LOCK",
+            "default/app",
+            Some(&editor),
+            Some(&lock_info("L-s", "ci@runner")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    s.clock.advance_millis(3 * 60 * MINUTE);
+    s.services.run_maintenance().await.unwrap();
+    s.services.run_maintenance().await.unwrap();
+    let stale: Vec<_> = event_kinds(&s, &admin)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k == "lock.stale")
+        .collect();
+    assert_eq!(stale.len(), 1, "one lock.stale per lock: {stale:?}");
+    assert_eq!(stale[0].1["lock_id"], "L-s");
+}
+
+#[tokio::test]
+async fn outputs_role_reads_outputs_and_nothing_else_through_the_api() {
+    let s = TestServer::start().await;
+    let editor = s.token(Some("default"), Role::Editor).await;
+    let outputs = s.token(Some("default"), Role::Outputs).await;
+    let (status, _) = s
+        .send("POST", "default/aws", Some(&editor), Some(AWS_V2))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = s
+        .api(
+            "GET",
+            "/workspaces/default/states/aws/outputs",
+            Some(&outputs),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.to_string().contains("s3cr3t"),
+        "sensitive outputs are masked"
+    );
+    let (status, ws) = s
+        .api("GET", "/workspaces/default", Some(&outputs), None)
+        .await;
+    assert_eq!((status, ws["your_role"].as_str()), (200, Some("outputs")));
+    for path in [
+        "/workspaces/default/states",
+        "/workspaces/default/states/aws",
+        "/workspaces/default/states/aws/versions",
+        "/workspaces/default/states/aws/versions/1/body",
+        "/workspaces/default/states/aws/diff?from=1&to=1",
+        "/search/resources?type=aws_instance",
+    ] {
+        let (status, body) = s.api("GET", path, Some(&outputs), None).await;
+        assert!(
+            status == 403 || (path.starts_with("/search") && body["items"] == json!([])),
+            "{path}: {status} {body}"
+        );
+    }
+}
