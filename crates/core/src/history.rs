@@ -54,10 +54,21 @@ impl Services {
         ws: &str,
         name: &str,
     ) -> Result<(Workspace, StateRecord)> {
+        self.live_state_for(who, ws, name, Role::Viewer, "reading a state")
+            .await
+    }
+
+    /// A live state, once the principal is known to have `needed` in its workspace.
+    async fn live_state_for(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        needed: Role,
+        action: &str,
+    ) -> Result<(Workspace, StateRecord)> {
         let name = StateName::parse(name)?;
-        let (workspace, _) = self
-            .authorize(who, ws, Role::Viewer, "reading a state")
-            .await?;
+        let (workspace, _) = self.authorize(who, ws, needed, action).await?;
         let record = self
             .store
             .state(&workspace.id, name.as_str())
@@ -312,15 +323,9 @@ impl Services {
         version_no: i64,
         kept: bool,
     ) -> Result<()> {
-        let name = StateName::parse(name)?;
-        let (workspace, _) = self
-            .authorize(who, ws, Role::Admin, "marking versions kept")
+        let (_, record) = self
+            .live_state_for(who, ws, name, Role::Admin, "marking versions kept")
             .await?;
-        let record = self
-            .store
-            .state(&workspace.id, name.as_str())
-            .await?
-            .ok_or_else(|| state_not_found(&workspace, name.as_str()))?;
         if !self
             .store
             .set_version_kept(&record.id, version_no, kept)

@@ -599,7 +599,7 @@ pub async fn deliveries_are_claimed_with_a_lease_and_finished(store: Arc<dyn Sto
     let ids: Vec<_> = early.iter().map(|c| c.delivery.id.clone()).collect();
     assert_eq!(
         ids,
-        [later.id.clone()],
+        std::slice::from_ref(&later.id),
         "a retry is not due before its time"
     );
     let again = store
@@ -607,7 +607,7 @@ pub async fn deliveries_are_claimed_with_a_lease_and_finished(store: Arc<dyn Sto
         .await
         .expect("claim");
     let ids: Vec<_> = again.iter().map(|c| c.delivery.id.clone()).collect();
-    assert_eq!(ids, [due.id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&due.id));
     let ok = AttemptResult {
         delivery_id: due.id.clone(),
         lease_owner: "w3".into(),
@@ -707,7 +707,7 @@ pub async fn webhook_keys_rewrap_compare_and_set(store: Arc<dyn Store>) {
             .is_empty()
     );
     let listed = store.webhooks_not_under("key-2", 10).await.expect("list");
-    assert_eq!(listed, [hook.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&hook));
     assert!(
         store
             .replace_webhook_key("h", &hook.secret, "key-2", b"new")
