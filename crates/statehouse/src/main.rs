@@ -1,6 +1,7 @@
 //! statehouse: one self-hosted binary that keeps a team's infrastructure state safe.
 
 mod admin;
+mod audit;
 mod client;
 mod config;
 mod import;
@@ -9,6 +10,7 @@ mod output;
 mod search;
 mod serve;
 mod states;
+mod tokens;
 mod users;
 mod workspaces;
 
@@ -25,12 +27,12 @@ use crate::client::Client;
     version,
     about = "Self-hosted home for Terraform/OpenTofu state: locking with visible holders, every write versioned, encrypted at rest",
     long_about = None,
-    after_help = "`workspace`, `state` (except `state allow-overwrite`) and `search` commands talk to the REST API: of the server \
-                  given by --server / STATEHOUSE_SERVER with the token from --token / STATEHOUSE_TOKEN, or, without \
-                  --server, in-process on the locally configured database as the local operator (no token needed: \
-                  whoever may read the data directory and master key may do everything). `serve`, `migrate`, \
-                  `token`, `key`, `import` and `state allow-overwrite` act on the local database only; run them on \
-                  the server host.\n\n\
+    after_help = "`workspace`, `state` (except `state allow-overwrite`), `search`, `user`, `token` and `audit` commands \
+                  talk to the REST API: of the server given by --server / STATEHOUSE_SERVER with the token from \
+                  --token / STATEHOUSE_TOKEN, or, without --server, in-process on the locally configured database as \
+                  the local operator (no token needed: whoever may read the data directory and master key may do \
+                  everything). `serve`, `migrate`, `key`, `import` and `state allow-overwrite` act on the local \
+                  database only; run them on the server host.\n\n\
                   Configuration comes from defaults, then the TOML file given by --config / STATEHOUSE_CONFIG, then \
                   STATEHOUSE_* environment variables (see the README).\n\n\
                   Exit status: 0 success, 1 refused or invalid (including 4xx answers), 2 usage error, \
@@ -40,7 +42,8 @@ struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "STATEHOUSE_CONFIG")]
     config: Option<PathBuf>,
-    /// statehouse server for `workspace`, `state` and `search` commands, e.g. https://statehouse.example.com.
+    /// statehouse server for `workspace`, `state`, `search`, `user`, `token` and `audit`
+    /// commands, e.g. https://statehouse.example.com.
     /// Without it they act on the local database.
     #[arg(long, global = true, env = "STATEHOUSE_SERVER", value_name = "URL")]
     server: Option<String>,
@@ -65,12 +68,12 @@ enum Command {
     Serve,
     /// [local only] Apply database migrations and exit.
     Migrate,
-    /// [local only] Create, list and revoke API tokens (user, workspace service and instance
-    /// tokens).
+    /// Create, list and revoke API tokens: user, workspace service and instance tokens (local
+    /// or --server).
     #[command(subcommand)]
-    Token(admin::TokenCommand),
-    /// [local only] Local users: create, list, set passwords, instance admin flag,
-    /// disable/enable, grant and revoke workspace roles.
+    Token(tokens::TokenCommand),
+    /// Users: create, list, show, set passwords, instance admin flag, disable/enable, grant
+    /// and revoke workspace roles (local or --server).
     #[command(subcommand)]
     User(users::UserCommand),
     /// Create, list, configure, rename and delete workspaces (local or --server).
@@ -86,9 +89,9 @@ enum Command {
     /// [local only] Master key operations.
     #[command(subcommand)]
     Key(admin::KeyCommand),
-    /// [local only] Verify or export the tamper-evident audit log.
+    /// List, export or verify the tamper-evident audit log (local or --server).
     #[command(subcommand)]
-    Audit(admin::AuditCommand),
+    Audit(audit::AuditCommand),
     /// [local only] Import states from another backend.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -200,12 +203,16 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(cmd) => {
-            remote.local_only("token")?;
-            admin::token(&config, cmd).await
+            let client = remote.client(&config).await?;
+            let result = tokens::run(&client, cmd).await;
+            client.finish().await;
+            result
         }
         Command::User(cmd) => {
-            remote.local_only("user")?;
-            users::run(&config, cmd).await
+            let client = remote.client(&config).await?;
+            let result = users::run(&client, cmd).await;
+            client.finish().await;
+            result
         }
         Command::Workspace(cmd) => {
             let client = remote.client(&config).await?;
@@ -230,8 +237,10 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
             result
         }
         Command::Audit(cmd) => {
-            remote.local_only("audit")?;
-            admin::audit(&config, cmd).await
+            let client = remote.client(&config).await?;
+            let result = audit::run(&client, cmd).await;
+            client.finish().await;
+            result
         }
         Command::Key(cmd) => {
             remote.local_only("key")?;

@@ -489,6 +489,11 @@ fn print_diff(diff: &serde_json::Value) {
 
 /// `--changed-since` as the API takes it: RFC 3339, from a time or a duration before now.
 fn since(text: &str) -> Result<String> {
+    time_or_ago(text, "--changed-since")
+}
+
+/// A time option: RFC 3339 as given, or a duration before now (`2h`, `7d`), as RFC 3339.
+pub fn time_or_ago(text: &str, option: &str) -> Result<String> {
     if let Ok(ago) = parse_duration(text) {
         let millis = i64::try_from(ago.as_millis()).unwrap_or(i64::MAX);
         return Ok(Timestamp(SystemClock.now().millis().saturating_sub(millis)).to_rfc3339());
@@ -496,7 +501,7 @@ fn since(text: &str) -> Result<String> {
     match Timestamp::parse_rfc3339(text) {
         Ok(t) => Ok(t.to_rfc3339()),
         Err(_) => bail!(
-            "--changed-since {text:?}: give a time (2026-11-22T10:00:00Z) or a duration before now (2h, 7d)"
+            "{option} {text:?}: give a time (2026-11-22T10:00:00Z) or a duration before now (2h, 7d)"
         ),
     }
 }

@@ -1,23 +1,24 @@
-//! `statehouse user …`: local users, acting directly on the configured database (so an
-//! operator can set the first password without a server).
+//! `statehouse user …`: users and their workspace roles, through the API — locally as the
+//! operator (so an operator can set the first password without a server) or on a server with
+//! an instance admin's token (a user may also set its own password).
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use statehouse_core::access::Principal;
-use statehouse_core::service::UserChange;
+use reqwest::Method;
+use serde_json::{Value, json};
+use statehouse_core::access::Role;
 
 use crate::admin::RoleArg;
-use crate::config::Config;
-use crate::instance;
-use crate::output::{Output, print_json, print_table};
+use crate::client::{Client, Query, path};
+use crate::output::{Output, print_json};
 use crate::workspaces::OnOff;
 
 #[derive(Subcommand)]
 pub enum UserCommand {
-    /// Create a user. With --password-stdin, the password is read from the first line of
-    /// stdin; without it the user cannot log in until `user passwd` sets one.
+    /// Create a user (instance admins). With --password-stdin, the password is read from the
+    /// first line of stdin; without it the user cannot log in until `user passwd` sets one.
     Add {
         name: String,
         /// Read the password from stdin (the first line).
@@ -26,34 +27,60 @@ pub enum UserCommand {
         /// Make the user an instance admin (manages users; admin in every workspace).
         #[arg(long)]
         instance_admin: bool,
+        #[command(flatten)]
+        output: Output,
     },
-    /// List users.
+    /// List users with their workspace roles (instance admins).
     List {
         #[command(flatten)]
         output: Output,
     },
-    /// Set a user's password: typed without echo on a terminal, else the first line of stdin.
-    /// Ends the user's browser sessions.
-    Passwd { name: String },
-    /// Make a user an instance admin, or no longer one.
+    /// Show one user with its workspace roles (instance admins, or the user itself).
+    Show {
+        name: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Set a user's password (instance admins, or the user itself): typed without echo on a
+    /// terminal, else the first line of stdin; sent in the request body, never as an
+    /// argument. Ends the user's browser sessions.
+    Passwd {
+        name: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Make a user an instance admin, or no longer one (instance admins).
     SetAdmin {
         name: String,
         #[arg(value_name = "on|off")]
         on: OnOff,
+        #[command(flatten)]
+        output: Output,
     },
-    /// Disable a user: it cannot log in, and its tokens and sessions stop working.
-    Disable { name: String },
-    /// Enable a disabled user again.
-    Enable { name: String },
-    /// Give a user a role in a workspace (replacing the one it had).
+    /// Disable a user: it cannot log in, and its tokens and sessions stop working (instance
+    /// admins).
+    Disable {
+        name: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Enable a disabled user again (instance admins).
+    Enable {
+        name: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Give a user a role in a workspace, replacing the one it had (workspace admins).
     Grant {
         name: String,
         #[arg(long, default_value = "default")]
         workspace: String,
         #[arg(long, value_enum)]
         role: RoleArg,
+        #[command(flatten)]
+        output: Output,
     },
-    /// Take a user's role in a workspace away.
+    /// Take a user's role in a workspace away (workspace admins).
     Revoke {
         name: String,
         #[arg(long, default_value = "default")]
@@ -61,78 +88,60 @@ pub enum UserCommand {
     },
 }
 
-pub async fn run(config: &Config, cmd: UserCommand) -> Result<()> {
-    let instance = instance::open(config).await?;
-    let result = run_command(&instance.services, cmd).await;
-    // Refusals are audited without waiting; store them before the process exits.
-    instance.services.flush_journal().await;
-    result
-}
-
-async fn run_command(
-    services: &statehouse_core::service::Services,
-    cmd: UserCommand,
-) -> Result<()> {
-    let operator = Principal::local_operator();
+pub async fn run(client: &Client, cmd: UserCommand) -> Result<()> {
     match cmd {
         UserCommand::Add {
             name,
             password_stdin,
             instance_admin,
+            output,
         } => {
             let password = if password_stdin {
                 Some(read_password(false)?)
             } else {
                 None
             };
-            let user = services
-                .create_user(&operator, &name, password.as_deref(), instance_admin)
+            let user = client
+                .json(
+                    Method::POST,
+                    &path(["users"]),
+                    &Query::new(),
+                    Some(&json!({
+                        "name": name,
+                        "password": password,
+                        "instance_admin": instance_admin,
+                    })),
+                )
                 .await?;
-            eprintln!(
-                "created user {:?}{}{}",
-                user.name,
-                if user.instance_admin {
+            let confirmation = format!(
+                "created user {}{}{}",
+                quoted(&user["name"]),
+                if user["instance_admin"] == true {
                     " (instance admin)"
                 } else {
                     ""
                 },
-                if user.has_password() {
+                if user["has_password"] == true {
                     ""
                 } else {
                     "; it has no password: set one with `statehouse user passwd`"
                 }
             );
+            output.done(&user, &confirmation)
         }
         UserCommand::List { output } => {
-            let users = services.list_users(&operator).await?;
+            let users = client.get(&path(["users"]), &Query::new()).await?;
             if output.json {
                 return print_json(&users);
             }
-            let mut rows = Vec::new();
-            for u in &users {
-                let roles = services
-                    .store
-                    .user_memberships(&u.id)
-                    .await?
-                    .iter()
-                    .map(|m| format!("{}:{}", m.workspace_name, m.role))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                rows.push(vec![
-                    u.name.clone(),
-                    if u.instance_admin { "yes" } else { "no" }.into(),
-                    if u.has_password() { "set" } else { "none" }.into(),
-                    if u.is_disabled() {
-                        "disabled"
-                    } else {
-                        "active"
-                    }
-                    .into(),
-                    if roles.is_empty() { "-".into() } else { roles },
-                    u.created_at.to_rfc3339(),
-                ]);
+            // The list has no roles; each user's answer does.
+            let mut detailed = Vec::new();
+            for user in users.as_array().into_iter().flatten() {
+                let name = user["name"].as_str().unwrap_or_default();
+                detailed.push(client.get(&path(["users", name]), &Query::new()).await?);
             }
-            print_table(
+            output.list(
+                Value::Array(detailed),
                 &[
                     "NAME",
                     "INSTANCE ADMIN",
@@ -141,69 +150,140 @@ async fn run_command(
                     "ROLES",
                     "CREATED",
                 ],
-                rows,
-            );
+                user_row,
+            )
         }
-        UserCommand::Passwd { name } => {
+        UserCommand::Show { name, output } => {
+            let user = client.get(&path(["users", &name]), &Query::new()).await?;
+            output.record(user, |u: &Value| {
+                const LABELS: [&str; 6] = [
+                    "name",
+                    "instance admin",
+                    "password",
+                    "status",
+                    "roles",
+                    "created",
+                ];
+                LABELS.into_iter().zip(user_row(u)).collect()
+            })
+        }
+        UserCommand::Passwd { name, output } => {
             let password = read_password(true)?;
-            let change = UserChange {
-                password: Some(password),
-                ..UserChange::default()
-            };
-            let user = services.update_user(&operator, &name, change).await?;
-            eprintln!("password of {:?} set; its sessions were ended", user.name);
+            let user = change(client, &name, json!({ "password": password })).await?;
+            output.done(
+                &user,
+                &format!(
+                    "password of {} set; its sessions were ended",
+                    quoted(&user["name"])
+                ),
+            )
         }
-        UserCommand::SetAdmin { name, on } => {
+        UserCommand::SetAdmin { name, on, output } => {
             let on = matches!(on, OnOff::On);
-            let change = UserChange {
-                instance_admin: Some(on),
-                ..UserChange::default()
-            };
-            let user = services.update_user(&operator, &name, change).await?;
-            eprintln!(
-                "{:?} is {}an instance admin",
-                user.name,
-                if on { "" } else { "no longer " }
-            );
+            let user = change(client, &name, json!({ "instance_admin": on })).await?;
+            output.done(
+                &user,
+                &format!(
+                    "{} is {}an instance admin",
+                    quoted(&user["name"]),
+                    if on { "" } else { "no longer " }
+                ),
+            )
         }
-        UserCommand::Disable { name } => {
-            let change = UserChange {
-                disabled: Some(true),
-                ..UserChange::default()
-            };
-            let user = services.update_user(&operator, &name, change).await?;
-            eprintln!(
-                "disabled {:?}: it cannot log in and its tokens stop working (within a second on running servers)",
-                user.name
-            );
+        UserCommand::Disable { name, output } => {
+            let user = change(client, &name, json!({ "disabled": true })).await?;
+            output.done(
+                &user,
+                &format!(
+                    "disabled {}: it cannot log in and its tokens stop working (within a second on running servers)",
+                    quoted(&user["name"])
+                ),
+            )
         }
-        UserCommand::Enable { name } => {
-            let change = UserChange {
-                disabled: Some(false),
-                ..UserChange::default()
-            };
-            let user = services.update_user(&operator, &name, change).await?;
-            eprintln!("enabled {:?}", user.name);
+        UserCommand::Enable { name, output } => {
+            let user = change(client, &name, json!({ "disabled": false })).await?;
+            output.done(&user, &format!("enabled {}", quoted(&user["name"])))
         }
         UserCommand::Grant {
             name,
             workspace,
             role,
+            output,
         } => {
-            let m = services
-                .set_member(&operator, &workspace, &name, role.into())
+            let role = Role::from(role);
+            let member = client
+                .json(
+                    Method::PUT,
+                    &path(["workspaces", &workspace, "members", &name]),
+                    &Query::new(),
+                    Some(&json!({ "role": role.as_str() })),
+                )
                 .await?;
-            eprintln!(
-                "{:?} has role {} in workspace {:?}",
-                m.user_name, m.role, m.workspace_name
-            );
+            output.done(
+                &member,
+                &format!(
+                    "{} has role {} in workspace {}",
+                    quoted(&member["user"]),
+                    member["role"].as_str().unwrap_or(role.as_str()),
+                    quoted(&member["workspace"])
+                ),
+            )
         }
         UserCommand::Revoke { name, workspace } => {
-            services.remove_member(&operator, &workspace, &name).await?;
+            client
+                .json(
+                    Method::DELETE,
+                    &path(["workspaces", &workspace, "members", &name]),
+                    &Query::new(),
+                    None,
+                )
+                .await?;
             eprintln!("{name:?} no longer has a role in workspace {workspace:?}");
+            Ok(())
         }
     }
-    Ok(())
+}
+
+/// `PATCH /users/{name}` with these fields; the user as it is now.
+async fn change(client: &Client, name: &str, patch: Value) -> Result<Value> {
+    client
+        .json(
+            Method::PATCH,
+            &path(["users", name]),
+            &Query::new(),
+            Some(&patch),
+        )
+        .await
+}
+
+/// A JSON string as Rust's `{:?}` shows it (`"alice"`), for confirmations.
+fn quoted(value: &Value) -> String {
+    format!("{:?}", value.as_str().unwrap_or_default())
+}
+
+fn user_row(u: &Value) -> Vec<String> {
+    let roles = u["memberships"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            format!(
+                "{}:{}",
+                m["workspace"].as_str().unwrap_or_default(),
+                m["role"].as_str().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let yes_no = |on: bool, yes: &str, no: &str| if on { yes } else { no }.to_owned();
+    vec![
+        u["name"].as_str().unwrap_or_default().to_owned(),
+        yes_no(u["instance_admin"] == true, "yes", "no"),
+        yes_no(u["has_password"] == true, "set", "none"),
+        yes_no(u["disabled"] == true, "disabled", "active"),
+        if roles.is_empty() { "-".into() } else { roles },
+        u["created_at"].as_str().unwrap_or_default().to_owned(),
+    ]
 }
 
 /// A password from stdin: on a terminal (when `prompt`), asked for twice without echo;

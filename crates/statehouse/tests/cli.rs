@@ -76,6 +76,7 @@ fn every_command_works_locally(store: Store) {
     }
     let server = Server::start(store);
     exercise_every_command(&server, Via::Local);
+    exercise_users_tokens_and_audit(&server, Via::Local);
 }
 
 fn every_command_works_remotely(store: Store) {
@@ -87,6 +88,12 @@ fn every_command_works_remotely(store: Store) {
     // Workspace creation and deletion need an instance admin.
     let instance_admin = server.admin_token.clone();
     exercise_every_command(
+        &server,
+        Via::Remote {
+            token: Some(&instance_admin),
+        },
+    );
+    exercise_users_tokens_and_audit(
         &server,
         Via::Remote {
             token: Some(&instance_admin),
@@ -385,6 +392,256 @@ fn exercise_every_command(server: &Server, via: Via<'_>) {
     assert_eq!(json_of(&cli(&["state", "deleted", "--json"])), json!([]));
 }
 
+/// `user`, `token` and `audit` commands with the given transport, as an instance admin.
+fn exercise_users_tokens_and_audit(server: &Server, via: Via<'_>) {
+    let cli = |args: &[&str]| server.cli_via(via, args);
+    let with_input = |args: &[&str], input: &str| {
+        let out = server.cli_with_input(via, args, input);
+        assert!(
+            out.status.success(),
+            "statehouse {args:?} ({via:?}) failed:\n{}",
+            stderr(&out)
+        );
+        out
+    };
+    let login = |name: &str, password: &str| {
+        common::http_client()
+            .post(format!("{}/api/v1/auth/login", server.url))
+            .json(&json!({"name": name, "password": password}))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+
+    // ---- users ----
+    let out = with_input(
+        &["user", "add", "carol", "--password-stdin", "--json"],
+        "carol's password\n",
+    );
+    assert!(
+        stderr(&out).contains("created user \"carol\""),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(json_of(&out)["has_password"], true);
+    assert!(!stdout(&out).contains("carol's password"));
+    assert_eq!(login("carol", "carol's password"), 200);
+    let out = cli(&["user", "add", "dave"]);
+    assert!(stderr(&out).contains("no password"), "{}", stderr(&out));
+    let out = cli(&["user", "grant", "carol", "--role", "editor", "--json"]);
+    assert!(
+        stderr(&out).contains("\"carol\" has role editor in workspace \"default\""),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(json_of(&out)["role"], "editor");
+    let users = json_of(&cli(&["user", "list", "--json"]));
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "carol", "dave"]);
+    let table = stdout(&cli(&["user", "list"]));
+    assert!(table.starts_with("NAME"), "{table}");
+    let carol_line = table.lines().find(|l| l.starts_with("carol")).unwrap();
+    assert!(
+        carol_line.contains("set") && carol_line.contains("default:editor"),
+        "{table}"
+    );
+    let carol = json_of(&cli(&["user", "show", "carol", "--json"]));
+    assert_eq!(carol["memberships"][0]["workspace"], "default");
+    assert!(stdout(&cli(&["user", "show", "dave"])).contains("password:"));
+
+    let out = with_input(&["user", "passwd", "dave"], "dave's new password\n");
+    assert!(stderr(&out).contains("password of \"dave\" set"));
+    assert_eq!(login("dave", "dave's new password"), 200);
+    let dave = json_of(&cli(&["user", "set-admin", "dave", "on", "--json"]));
+    assert_eq!(dave["instance_admin"], true);
+    let out = cli(&["user", "set-admin", "dave", "off"]);
+    assert!(stderr(&out).contains("\"dave\" is no longer an instance admin"));
+    let dave = json_of(&cli(&["user", "disable", "dave", "--json"]));
+    assert_eq!(dave["disabled"], true);
+    assert_eq!(login("dave", "dave's new password"), 401);
+    cli(&["user", "enable", "dave"]);
+    assert_eq!(login("dave", "dave's new password"), 200);
+    let out = cli(&["user", "revoke", "carol", "--workspace", "default"]);
+    assert!(stderr(&out).contains("no longer has a role"));
+    let carol = json_of(&cli(&["user", "show", "carol", "--json"]));
+    assert_eq!(carol["memberships"], json!([]));
+
+    // ---- tokens ----
+    let out = cli(&[
+        "token",
+        "create",
+        "--user",
+        "carol",
+        "--name",
+        "carol-ci",
+        "--expires",
+        "1d",
+    ]);
+    let secret = stdout(&out).trim().to_owned();
+    assert!(
+        secret.starts_with("sht_") && !secret.contains('\n'),
+        "{secret}"
+    );
+    assert!(
+        stderr(&out).contains("for user \"carol\"") && stderr(&out).contains("expires"),
+        "{}",
+        stderr(&out)
+    );
+    let viewer = cli(&[
+        "token",
+        "create",
+        "--workspace",
+        "default",
+        "--role",
+        "viewer",
+        "--name",
+        "svc-viewer",
+    ]);
+    assert!(stdout(&viewer).trim().starts_with("sht_"));
+    let tokens = json_of(&cli(&["token", "list", "--json"]));
+    let find = |name: &str| {
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no token {name} in {tokens}"))
+            .clone()
+    };
+    let carol_ci = find("carol-ci");
+    assert_eq!(carol_ci["kind"], "user");
+    assert_eq!(carol_ci["user"], "carol");
+    assert_eq!(carol_ci["status"], "active");
+    assert!(carol_ci["expires_at"].is_string());
+    assert_eq!(find("svc-viewer")["kind"], "service");
+    let carols = json_of(&cli(&["token", "list", "--user", "carol", "--json"]));
+    assert_eq!(carols.as_array().unwrap().len(), 1, "{carols}");
+    let in_default = json_of(&cli(&["token", "list", "--workspace", "default", "--json"]));
+    assert!(
+        in_default
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["name"] != "carol-ci"),
+        "{in_default}"
+    );
+    let table = stdout(&cli(&["token", "list"]));
+    assert!(
+        table.starts_with("ID") && table.contains("LAST USED") && table.contains("svc-viewer"),
+        "{table}"
+    );
+    let out = cli(&["token", "revoke", "svc-viewer"]);
+    assert!(
+        stderr(&out).contains("revoked token \"svc-viewer\""),
+        "{}",
+        stderr(&out)
+    );
+    let revoked_id = find("svc-viewer")["id"].as_str().unwrap().to_owned();
+    let out = cli(&["token", "revoke", &revoked_id]);
+    assert!(
+        stderr(&out).contains("was already revoked"),
+        "{}",
+        stderr(&out)
+    );
+    let err = fails(
+        &server.cli_output(via, &["token", "revoke", "svc-viewer"]),
+        1,
+    );
+    assert!(err.contains("no token you may see"), "{err}");
+
+    // ---- audit ----
+    let out = cli(&["audit", "verify"]);
+    assert!(stdout(&out).starts_with("checked "), "{}", stdout(&out));
+    assert!(stderr(&out).contains("intact"));
+    let report = json_of(&cli(&["audit", "verify", "--json"]));
+    assert_eq!(report["intact"], true);
+    assert!(report["problem"].is_null());
+
+    let page = json_of(&cli(&[
+        "audit", "list", "--action", "user.*", "--target", "dave", "--limit", "2", "--json",
+    ]));
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
+    assert!(page["next_cursor"].is_string(), "{page}");
+    // dave: created, password, admin on, admin off, disabled, enabled.
+    let all = json_of(&cli(&[
+        "audit", "list", "--action", "user.*", "--target", "dave", "--all", "--json",
+    ]));
+    let actions: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions.len(), 6, "{all}");
+    assert_eq!(actions.last(), Some(&"user.create"), "newest first: {all}");
+    assert!(all["next_cursor"].is_null());
+    let since_future = json_of(&cli(&[
+        "audit",
+        "list",
+        "--since",
+        "2999-01-01T00:00:00Z",
+        "--json",
+    ]));
+    assert_eq!(since_future["items"], json!([]));
+    let table = stdout(&cli(&[
+        "audit",
+        "list",
+        "--action",
+        "member.*",
+        "--workspace",
+        "default",
+    ]));
+    assert!(
+        table.starts_with("SEQ") && table.contains("member.set") && table.contains("member.remove"),
+        "{table}"
+    );
+
+    let export = stdout(&cli(&[
+        "audit", "export", "--action", "token.*", "--since", "1h",
+    ]));
+    let exported: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(exported.len() >= 3, "{export}");
+    assert!(
+        exported
+            .iter()
+            .all(|e| e["action"].as_str().unwrap().starts_with("token.")),
+        "{export}"
+    );
+    let seqs: Vec<i64> = exported
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "oldest first: {seqs:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let out = cli(&["audit", "export", "-o", file.to_str().unwrap()]);
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).contains("audit entries to"),
+        "{}",
+        stderr(&out)
+    );
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.lines().count() > exported.len());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no .partial left"
+    );
+}
+
 /// A failed command: exit status and the one-line `error: …` it printed.
 fn fails(out: &Output, code: i32) -> String {
     let err = stderr(out);
@@ -431,6 +688,20 @@ fn remote_refusals_are_clear_and_change_nothing() {
             "needs admin",
         ),
         (&["workspace", "create", "mine"][..], "instance admin"),
+        (&["user", "list"][..], "instance admin"),
+        (&["user", "add", "eve"][..], "instance admin"),
+        (&["user", "set-admin", "admin", "off"][..], "instance admin"),
+        (
+            &["token", "create", "--user", "admin", "--role", "viewer"][..],
+            "instance admin",
+        ),
+        (
+            &["token", "create", "--instance", "--role", "viewer"][..],
+            "instance admin",
+        ),
+        (&["audit", "verify"][..], "instance admin"),
+        (&["audit", "list"][..], "needs an admin role"),
+        (&["audit", "export"][..], "needs an admin role"),
     ] {
         let out = server.cli_output(as_viewer, args);
         let err = fails(&out, 1);
@@ -441,6 +712,30 @@ fn remote_refusals_are_clear_and_change_nothing() {
     assert_eq!(names(&json_of(&listed)), vec!["kept/state"]);
     let ws = json_of(&server.cli(&["workspace", "show", "default", "--json"]));
     assert!(ws["keep_versions"].is_null());
+    let users = json_of(&server.cli(&["user", "list", "--json"]));
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+    assert_eq!(users[0]["instance_admin"], true);
+    // A viewer sees no tokens but its own kind's, and revokes none.
+    let seen = json_of(&server.cli_via(as_viewer, &["token", "list", "--json"]));
+    assert_eq!(seen, json!([]));
+
+    // A workspace admin reads its workspace's audit entries, but may not verify the chain.
+    let ws_admin = server.create_token("default", "admin", "ws-admin");
+    let as_ws_admin = Via::Remote {
+        token: Some(&ws_admin),
+    };
+    let page = json_of(&server.cli_via(as_ws_admin, &["audit", "list", "--all", "--json"]));
+    let entries = page["items"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    assert!(
+        entries.iter().all(|e| e["workspace"] == "default"),
+        "{page}"
+    );
+    let err = fails(&server.cli_output(as_ws_admin, &["audit", "verify"]), 1);
+    assert!(
+        err.contains("instance admin") && err.contains("\"ws-admin\""),
+        "{err}"
+    );
 
     // No token, a wrong token.
     let err = fails(

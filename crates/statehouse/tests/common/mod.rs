@@ -526,7 +526,33 @@ impl Server {
     /// Remote commands run with an environment of their own (only `STATEHOUSE_SERVER` and
     /// `STATEHOUSE_TOKEN`) in an empty working directory, so they cannot touch the server's data.
     pub fn cli_output(&self, via: Via<'_>, args: &[&str]) -> Output {
-        let mut command = match via {
+        self.cli_command(via)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {BIN} {args:?}: {e}"))
+    }
+
+    /// Like [`Server::cli_output`], with `input` on stdin (a password, for instance).
+    pub fn cli_with_input(&self, via: Via<'_>, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .cli_command(via)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {BIN} {args:?}: {e}"));
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(input.as_bytes()).expect("writing stdin");
+        drop(stdin);
+        child.wait_with_output().expect("waiting for the CLI")
+    }
+
+    /// The `statehouse` command for this server, the given way (arguments not yet added).
+    fn cli_command(&self, via: Via<'_>) -> Command {
+        match via {
             Via::Local => statehouse_command(&self.env),
             Via::Remote { token } => {
                 let mut env = vec![("STATEHOUSE_SERVER".to_owned(), self.url.clone())];
@@ -537,12 +563,7 @@ impl Server {
                 command.current_dir(self.remote_cli_dir());
                 command
             }
-        };
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {BIN} {args:?}: {e}"))
+        }
     }
 
     /// `statehouse token create`: returns the new token's secret.

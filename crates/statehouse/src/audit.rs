@@ -1,0 +1,255 @@
+//! `statehouse audit …`: the tamper-evident audit log through the API — locally as the
+//! operator or on a server (instance admins see everything, workspace admins their
+//! workspaces' entries; only instance admins verify the chain).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::client::{Client, Paging, Query, path};
+use crate::output::{Output, print_json};
+use crate::states::time_or_ago;
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// List audit entries, newest first (--oldest-first to turn around), one page at a time.
+    List {
+        #[command(flatten)]
+        filter: AuditFilter,
+        /// Oldest entries first.
+        #[arg(long)]
+        oldest_first: bool,
+        #[command(flatten)]
+        paging: Paging,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Print every matching audit entry as JSON lines, oldest first, streamed.
+    Export {
+        #[command(flatten)]
+        filter: AuditFilter,
+        /// Write to this file instead of stdout (replaced only once the export is complete).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Check the audit log's hash chain (instance admins): exits non-zero naming the first
+    /// altered, removed, reordered or inserted entry. Prints the chain head; keep it somewhere
+    /// else to detect a rewrite of the whole chain later.
+    Verify {
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+/// Which entries; all optional.
+#[derive(Args)]
+pub struct AuditFilter {
+    /// Who acted: a user, a token name, `unknown`.
+    #[arg(long)]
+    actor: Option<String>,
+    /// An action (`state.write`) or a prefix (`lock.*`).
+    #[arg(long)]
+    action: Option<String>,
+    #[arg(long)]
+    workspace: Option<String>,
+    /// What was acted on: a state name, a token id, a user name, …
+    #[arg(long)]
+    target: Option<String>,
+    /// `success`, `denied` or `failed`.
+    #[arg(long)]
+    outcome: Option<String>,
+    /// Only entries at or after this time (RFC 3339, e.g. 2026-01-31T00:00:00Z) or within
+    /// a duration before now (e.g. 2h, 7d).
+    #[arg(long, value_name = "TIME|DURATION")]
+    since: Option<String>,
+    /// Only entries before this time (RFC 3339) or this long ago.
+    #[arg(long, value_name = "TIME|DURATION")]
+    until: Option<String>,
+}
+
+impl AuditFilter {
+    fn query(self) -> Result<Query> {
+        Ok(Query::new()
+            .with("actor", self.actor)
+            .with("action", self.action)
+            .with("workspace", self.workspace)
+            .with("target", self.target)
+            .with("outcome", self.outcome)
+            .with(
+                "since",
+                self.since
+                    .as_deref()
+                    .map(|t| time_or_ago(t, "--since"))
+                    .transpose()?,
+            )
+            .with(
+                "until",
+                self.until
+                    .as_deref()
+                    .map(|t| time_or_ago(t, "--until"))
+                    .transpose()?,
+            ))
+    }
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or("-").to_owned()
+}
+
+fn row(e: &Value) -> Vec<String> {
+    let actor = match e["token_name"].as_str() {
+        Some(token) if e["actor"].as_str() != Some(token) => {
+            format!("{} ({token})", text(&e["actor"]))
+        }
+        _ => text(&e["actor"]),
+    };
+    vec![
+        e["seq"].to_string(),
+        text(&e["time"]),
+        actor,
+        text(&e["action"]),
+        text(&e["workspace"]),
+        text(&e["target"]),
+        text(&e["outcome"]),
+        text(&e["source_ip"]),
+        e["reason"].as_str().unwrap_or_default().to_owned(),
+    ]
+}
+
+pub async fn run(client: &Client, cmd: AuditCommand) -> Result<()> {
+    match cmd {
+        AuditCommand::List {
+            filter,
+            oldest_first,
+            paging,
+            output,
+        } => {
+            let query = filter
+                .query()?
+                .with("order", oldest_first.then_some("oldest"));
+            let page = client.list(&path(["audit"]), query, &paging).await?;
+            output.page(
+                page,
+                "entries",
+                &[
+                    "SEQ",
+                    "TIME",
+                    "ACTOR",
+                    "ACTION",
+                    "WORKSPACE",
+                    "TARGET",
+                    "OUTCOME",
+                    "FROM",
+                    "REASON",
+                ],
+                row,
+            )
+        }
+        AuditCommand::Export { filter, output } => {
+            export(client, filter.query()?, output.as_deref()).await
+        }
+        AuditCommand::Verify { output } => {
+            let report = client
+                .json(
+                    Method::POST,
+                    &path(["audit", "verify"]),
+                    &Query::new(),
+                    None,
+                )
+                .await?;
+            if output.json {
+                print_json(&report)?;
+            } else {
+                let number = |v: &Value| v.as_i64().unwrap_or_default();
+                let pruned = number(&report["pruned_seq"]);
+                println!(
+                    "checked {} entries ({} to {}); chain head: entry {} hash {}",
+                    number(&report["checked"]),
+                    pruned + 1,
+                    number(&report["last_seq"]),
+                    number(&report["last_seq"]),
+                    text(&report["last_hash"])
+                );
+                if pruned > 0 {
+                    println!(
+                        "entries up to {pruned} were pruned by retention (last pruned hash {})",
+                        text(&report["pruned_hash"])
+                    );
+                }
+            }
+            if let Some(problem) = report["problem"].as_object() {
+                bail!(
+                    "the audit log was tampered with: {} — restore the database from a backup you trust and investigate",
+                    problem
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("the chain is broken")
+                );
+            }
+            if report["intact"] != true {
+                bail!("the server did not report the audit log as intact: {report}");
+            }
+            eprintln!("the audit log is intact");
+            Ok(())
+        }
+    }
+}
+
+/// Streams the export to stdout, or to `file` through `FILE.partial` (renamed once complete,
+/// so a broken export never replaces a good file).
+async fn export(client: &Client, query: Query, file: Option<&Path>) -> Result<()> {
+    let mut response = client
+        .send(Method::GET, &path(["audit", "export"]), &query, None)
+        .await?;
+    let partial = file.map(|f| {
+        let mut name = f.as_os_str().to_owned();
+        name.push(".partial");
+        PathBuf::from(name)
+    });
+    let mut sink: Box<dyn Write> = match &partial {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let copied = async {
+        let mut lines: u64 = 0;
+        let mut last = b'\n';
+        while let Some(chunk) = response.chunk().await? {
+            lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+            if let Some(b) = chunk.last() {
+                last = *b;
+            }
+            sink.write_all(&chunk).context("writing the export")?;
+        }
+        sink.flush().context("writing the export")?;
+        drop(sink);
+        // Every entry ends with a newline; a cut-off line means the server stopped early.
+        if last != b'\n' {
+            bail!(
+                "the export ended in the middle of an entry (the server stopped early); try again"
+            );
+        }
+        Ok(lines)
+    }
+    .await;
+    match (&partial, file) {
+        (Some(p), Some(f)) => match copied {
+            Ok(lines) => {
+                std::fs::rename(p, f)
+                    .with_context(|| format!("cannot move {} to {}", p.display(), f.display()))?;
+                eprintln!("wrote {lines} audit entries to {}", f.display());
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(p);
+                Err(e.context(format!("{} was left as it was", f.display())))
+            }
+        },
+        _ => copied.map(|_| ()),
+    }
+}
