@@ -428,3 +428,31 @@ async fn a_pg_dump_exiting_nonzero_after_output_never_succeeds_and_never_sees_th
     assert_eq!(argv.trim(), "--format=custom --compress=0 --no-password");
     assert!(files_under(&store).is_empty());
 }
+
+/// Peak resident memory of this process (`VmHWM`), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[tokio::test]
+async fn memory_stays_bounded_whatever_the_dump_size() {
+    const DUMP: u64 = 200_000_000;
+    let tmp = tempfile::tempdir().unwrap();
+    // Incompressible bytes, so every layer really has to move all of them.
+    let script = fake_pg_dump(tmp.path(), &format!("head -c {DUMP} /dev/urandom"));
+    let before = peak_rss();
+    let mut sink = tokio::io::sink();
+    let outcome = statehouse_backup::dump_to(&fake_options(script, 10_000, 120_000), &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(outcome.dump_bytes, DUMP);
+    assert!(outcome.stored_bytes > DUMP, "{outcome:?}");
+    let grew = peak_rss().saturating_sub(before);
+    assert!(
+        grew < 64 * 1024 * 1024,
+        "peak memory grew by {grew} bytes for a {DUMP}-byte dump"
+    );
+}
