@@ -63,11 +63,11 @@ impl PgConnection {
                 url.scheme()
             )));
         }
+        // Percent-decoding only: a `+` in a password is a plus, not a space.
         let decode = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
         };
         let user = match url.username() {
             "" => "postgres".to_owned(),
@@ -392,16 +392,16 @@ mod tests {
     #[test]
     fn url_is_split_into_fields_and_the_password_is_redacted_in_debug() {
         let c = PgConnection::from_url(
-            "postgres://al%40ice:p%2Fss@db.example:6543/my%20db?sslmode=require",
+            "postgres://al%40ice:p%2Fs+s@db.example:6543/my%20db?sslmode=require",
         )
         .unwrap();
         assert_eq!(c.host, "db.example");
         assert_eq!(c.port, 6543);
         assert_eq!(c.user, "al@ice");
-        assert_eq!(c.password.as_deref(), Some("p/ss"));
+        assert_eq!(c.password.as_deref(), Some("p/s+s"));
         assert_eq!(c.database, "my db");
         assert_eq!(c.sslmode.as_deref(), Some("require"));
-        assert!(!format!("{c:?}").contains("p/ss"));
+        assert!(!format!("{c:?}").contains("p/s+s"));
         let d = PgConnection::from_url("postgres://bob@localhost").unwrap();
         assert_eq!(
             (d.port, d.database.as_str(), d.password),
