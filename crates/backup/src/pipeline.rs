@@ -331,9 +331,17 @@ async fn stream<W: AsyncWrite + Unpin + ?Sized>(
             break;
         }
         dump_bytes += n as u64;
-        compressor
-            .write_all(&chunk[..n])
-            .map_err(|e| BackupError::Encode(e.to_string()))?;
+        // Compression and encryption are CPU work (milliseconds per chunk, more at high zstd
+        // levels): off the async workers so a running backup never stalls request handling.
+        let (back, returned, written) = tokio::task::spawn_blocking(move || {
+            let written = compressor.write_all(&chunk[..n]);
+            (compressor, chunk, written)
+        })
+        .await
+        .map_err(|e| BackupError::Encode(format!("the compression task failed: {e}")))?;
+        compressor = back;
+        chunk = returned;
+        written.map_err(|e| BackupError::Encode(e.to_string()))?;
         out.write(&staging.take(), timer).await?;
     }
     let encrypted = compressor
