@@ -57,6 +57,7 @@ use statehouse_core::model::{
 };
 use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
 use statehouse_core::store::Store;
+use statehouse_core::store::search::ResourceSearch;
 use statehouse_core::{Error, Result};
 
 mod accounts;
@@ -860,7 +861,7 @@ impl Store for PgStore {
         let prefix_end = filter
             .name_prefix
             .as_deref()
-            .map(|p| format!("{p}\u{10FFFF}"));
+            .and_then(|p| ResourceSearch::prefix_range(p).1);
         let sql = sqlx::AssertSqlSafe(format!(
             "{STATE_COLUMNS} WHERE s.workspace_id = $1 AND s.deleted_at IS NULL \
              AND ($2::text IS NULL OR s.name >= $2) AND ($3::text IS NULL OR s.name < $3) \

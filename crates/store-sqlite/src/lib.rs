@@ -33,6 +33,7 @@ use statehouse_core::model::{
 };
 use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
 use statehouse_core::store::Store;
+use statehouse_core::store::search::ResourceSearch;
 use statehouse_core::{Error, Result};
 
 mod accounts;
@@ -397,11 +398,6 @@ async fn commit(tx: Transaction<'_, Sqlite>) -> Result<()> {
     tx.commit().await.map_err(db_err)
 }
 
-/// The smallest string above every string that starts with `prefix`, for a range scan.
-fn prefix_upper_bound(prefix: &str) -> String {
-    format!("{prefix}\u{10FFFF}")
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     fn kind(&self) -> &'static str {
@@ -617,7 +613,10 @@ impl Store for SqliteStore {
         filter: &StateFilter,
     ) -> Result<Vec<StateRecord>> {
         // Prefix as a range on the name (an index range scan, and no LIKE wildcards to escape).
-        let prefix_end = filter.name_prefix.as_deref().map(prefix_upper_bound);
+        let prefix_end = filter
+            .name_prefix
+            .as_deref()
+            .and_then(|p| ResourceSearch::prefix_range(p).1);
         let sql = sqlx::AssertSqlSafe(format!(
             "{STATE_COLUMNS} WHERE s.workspace_id = ? AND s.deleted_at IS NULL \
              AND (? IS NULL OR s.name >= ?) AND (? IS NULL OR s.name < ?) \
