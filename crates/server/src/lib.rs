@@ -5,6 +5,7 @@ pub mod api;
 mod auth;
 mod body;
 mod health;
+pub mod maintenance;
 mod tf_http;
 pub mod webhook_sender;
 mod wire;

@@ -1,6 +1,7 @@
 //! `statehouse serve`.
 
 use anyhow::{Context, Result};
+use statehouse_server::maintenance::run_maintenance;
 use statehouse_server::webhook_sender::{
     HttpTransport, Retention, run_retention, run_webhook_worker,
 };
@@ -34,13 +35,13 @@ pub async fn run(config: Config) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(store = services.store.kind(), %addr, "statehouse started");
     println!("statehouse listening on http://{addr}");
-    let maintenance = tokio::spawn(maintenance_loop(services.clone()));
     let app = router(AppState {
         services: services.clone(),
         max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = [
+        tokio::spawn(run_maintenance(services.clone(), stop_rx.clone())),
         tokio::spawn(run_webhook_worker(
             services.clone(),
             HttpTransport::new()?,
@@ -73,7 +74,6 @@ pub async fn run(config: Config) -> Result<()> {
             tokio::time::sleep(DRAIN_TIMEOUT).await;
         } => tracing::warn!("drain timeout reached; exiting with requests still in flight"),
     }
-    maintenance.abort();
     // The shutdown signal also stopped the background work (a webhook POST in flight finishes
     // or times out); then every audit entry and event still queued is stored before exiting.
     for task in background {
@@ -82,40 +82,6 @@ pub async fn run(config: Config) -> Result<()> {
     services.flush_journal().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// How often version retention and stale-lock detection run. Every replica runs them; the
-/// store makes each deletion and each stale-lock flag happen once.
-const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-async fn maintenance_loop(services: statehouse_core::service::Services) {
-    let mut ticks = tokio::time::interval(MAINTENANCE_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        match services.run_maintenance().await {
-            Ok(report) => {
-                if report.versions_pruned > 0 {
-                    tracing::info!(
-                        versions = report.versions_pruned,
-                        "version retention deleted old versions"
-                    );
-                }
-                for (ws, state) in &report.stale_locks {
-                    if let Some(lock) = &state.lock {
-                        tracing::warn!(
-                            workspace = %ws.name,
-                            state = %state.name,
-                            holder = %lock.holder,
-                            since = %lock.locked_at.to_rfc3339(),
-                            "lock is stale"
-                        );
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "maintenance pass failed; retrying next minute"),
-        }
-    }
 }
 
 async fn shutdown_signal() {
