@@ -37,29 +37,32 @@ pub async fn principal(
 /// the cookie, but cannot read the token).
 pub async fn api_principal(state: &AppState, parts: &Parts) -> Result<Principal> {
     let headers = &parts.headers;
-    let mut principal = match session_cookie(headers) {
+    let source_ip = client_ip(&parts.extensions);
+    match session_cookie(headers) {
         Some(cookie) if !headers.contains_key(header::AUTHORIZATION) => {
             let secret = SessionSecret::from_cookie(&cookie);
-            let (principal, _) = state.services.authenticate_session(&secret).await?;
-            if !is_safe(&parts.method) {
-                let presented = headers
-                    .get(CSRF_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                if !constant_time_eq(presented, &secret.csrf_token()) {
-                    return Err(Error::Forbidden(
-                        "missing or wrong X-CSRF-Token header: a request authenticated by the session cookie \
-                         must carry the csrf_token the login (or GET /api/v1/auth/me) returned"
-                            .into(),
-                    ));
-                }
+            let (mut principal, _) = state.services.authenticate_session(&secret).await?;
+            if !is_safe(&parts.method) && !carries_csrf_token(headers, &secret) {
+                return Err(Error::Forbidden(
+                    "missing or wrong X-CSRF-Token header: a request authenticated by the session cookie \
+                     must carry the csrf_token the login (or GET /api/v1/auth/me) returned"
+                        .into(),
+                ));
             }
-            principal
+            principal.source_ip = source_ip;
+            Ok(principal)
         }
-        _ => principal(state, headers, client_ip(&parts.extensions)).await?,
-    };
-    principal.source_ip = client_ip(&parts.extensions);
-    Ok(principal)
+        _ => principal(state, headers, source_ip).await,
+    }
+}
+
+/// Whether the request's `X-CSRF-Token` is the one of this session (compared in constant time).
+pub fn carries_csrf_token(headers: &HeaderMap, secret: &SessionSecret) -> bool {
+    let presented = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    constant_time_eq(presented, &secret.csrf_token())
 }
 
 fn is_safe(method: &Method) -> bool {

@@ -9,13 +9,13 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use statehouse_core::Error;
 use statehouse_core::access::Credential;
-use statehouse_core::accounts::{SessionSecret, constant_time_eq};
+use statehouse_core::accounts::SessionSecret;
 use utoipa::ToSchema;
 
 use super::users::UserView;
 use super::{ApiError, ApiJson, Caller, ErrorBody};
 use crate::AppState;
-use crate::auth::{CSRF_HEADER, ClientIp, session_cookie, session_cookie_header};
+use crate::auth::{ClientIp, carries_csrf_token, session_cookie, session_cookie_header};
 
 /// A password login. (No `Debug`: the password must never reach a log.)
 #[derive(Deserialize, ToSchema)]
@@ -85,11 +85,7 @@ pub async fn logout(
 ) -> Result<Response, ApiError> {
     if let Some(cookie) = session_cookie(&headers) {
         let secret = SessionSecret::from_cookie(&cookie);
-        let presented = headers
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !constant_time_eq(presented, &secret.csrf_token()) {
+        if !carries_csrf_token(&headers, &secret) {
             return Err(ApiError(Error::Forbidden(
                 "missing or wrong X-CSRF-Token header: logging out needs the session's csrf_token"
                     .into(),
