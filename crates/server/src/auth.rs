@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, HeaderValue, Method, header};
 use base64::Engine;
 use statehouse_core::access::Principal;
-use statehouse_core::accounts::{SessionSecret, constant_time_eq};
+use statehouse_core::accounts::{Session, SessionSecret, constant_time_eq};
 use statehouse_core::{Error, Result};
 
 use crate::AppState;
@@ -36,12 +36,19 @@ pub async fn principal(
 /// session's CSRF token in `X-CSRF-Token` (a page of another site can make the browser send
 /// the cookie, but cannot read the token).
 pub async fn api_principal(state: &AppState, parts: &Parts) -> Result<Principal> {
+    api_caller(state, parts)
+        .await
+        .map(|(principal, _)| principal)
+}
+
+/// [`api_principal`] with the session it came through (`None` for a token).
+pub async fn api_caller(state: &AppState, parts: &Parts) -> Result<(Principal, Option<Session>)> {
     let headers = &parts.headers;
     let source_ip = client_ip(&parts.extensions);
     match session_cookie(headers) {
         Some(cookie) if !headers.contains_key(header::AUTHORIZATION) => {
             let secret = SessionSecret::from_cookie(&cookie);
-            let (mut principal, _) = state.services.authenticate_session(&secret).await?;
+            let (mut principal, session) = state.services.authenticate_session(&secret).await?;
             if !is_safe(&parts.method) && !carries_csrf_token(headers, &secret) {
                 return Err(Error::Forbidden(
                     "missing or wrong X-CSRF-Token header: a request authenticated by the session cookie \
@@ -50,9 +57,9 @@ pub async fn api_principal(state: &AppState, parts: &Parts) -> Result<Principal>
                 ));
             }
             principal.source_ip = source_ip;
-            Ok(principal)
+            Ok((principal, Some(session)))
         }
-        _ => principal(state, headers, source_ip).await,
+        _ => Ok((principal(state, headers, source_ip).await?, None)),
     }
 }
 

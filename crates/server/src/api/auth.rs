@@ -12,8 +12,9 @@ use statehouse_core::access::Credential;
 use statehouse_core::accounts::SessionSecret;
 use utoipa::ToSchema;
 
+use super::extract::SessionCaller;
 use super::users::UserView;
-use super::{ApiError, ApiJson, Caller, ErrorBody};
+use super::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
 use crate::auth::{ClientIp, carries_csrf_token, session_cookie, session_cookie_header};
 
@@ -134,7 +135,7 @@ pub struct MeView {
     responses((status = 200, body = MeView), (status = 401, body = ErrorBody)))]
 pub async fn me(
     State(app): State<Arc<AppState>>,
-    Caller(who): Caller,
+    SessionCaller(who, session): SessionCaller,
     headers: HeaderMap,
 ) -> Result<Json<MeView>, ApiError> {
     let services = &app.services;
@@ -153,17 +154,15 @@ pub async fn me(
         .collect();
     let (credential, token_id, token_name, csrf_token, session_expires_at) = match who.credential {
         Credential::Session => {
+            // The session was authenticated with the request; only its CSRF token is derived
+            // from the cookie again.
             let secret = session_cookie(&headers).map(|c| SessionSecret::from_cookie(&c));
-            let expires = match &secret {
-                Some(s) => Some(services.authenticate_session(s).await?.1.expires_at),
-                None => None,
-            };
             (
                 "session".to_owned(),
                 None,
                 None,
                 secret.map(|s| s.csrf_token()),
-                expires.map(|e| e.to_rfc3339()),
+                session.map(|s| s.expires_at.to_rfc3339()),
             )
         }
         Credential::Token(kind) => (

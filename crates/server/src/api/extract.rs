@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use statehouse_core::Error;
 use statehouse_core::access::Principal;
+use statehouse_core::accounts::Session;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
@@ -27,6 +28,22 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         Ok(Caller(auth::api_principal(state, parts).await?))
+    }
+}
+
+/// A [`Caller`] with the session it came through (`None` for a token), for routes that
+/// describe the session itself.
+pub struct SessionCaller(pub Principal, pub Option<Session>);
+
+impl FromRequestParts<Arc<AppState>> for SessionCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let (principal, session) = auth::api_caller(state, parts).await?;
+        Ok(SessionCaller(principal, session))
     }
 }
 
