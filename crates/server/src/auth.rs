@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, HeaderValue, Method, header};
 use base64::Engine;
 use statehouse_core::access::Principal;
-use statehouse_core::accounts::{SessionSecret, constant_time_eq};
+use statehouse_core::accounts::{Session, SessionSecret, constant_time_eq};
 use statehouse_core::{Error, Result};
 
 use crate::AppState;
@@ -36,30 +36,40 @@ pub async fn principal(
 /// session's CSRF token in `X-CSRF-Token` (a page of another site can make the browser send
 /// the cookie, but cannot read the token).
 pub async fn api_principal(state: &AppState, parts: &Parts) -> Result<Principal> {
+    api_caller(state, parts)
+        .await
+        .map(|(principal, _)| principal)
+}
+
+/// [`api_principal`] with the session it came through (`None` for a token).
+pub async fn api_caller(state: &AppState, parts: &Parts) -> Result<(Principal, Option<Session>)> {
     let headers = &parts.headers;
-    let mut principal = match session_cookie(headers) {
+    let source_ip = client_ip(&parts.extensions);
+    match session_cookie(headers) {
         Some(cookie) if !headers.contains_key(header::AUTHORIZATION) => {
             let secret = SessionSecret::from_cookie(&cookie);
-            let (principal, _) = state.services.authenticate_session(&secret).await?;
-            if !is_safe(&parts.method) {
-                let presented = headers
-                    .get(CSRF_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                if !constant_time_eq(presented, &secret.csrf_token()) {
-                    return Err(Error::Forbidden(
-                        "missing or wrong X-CSRF-Token header: a request authenticated by the session cookie \
-                         must carry the csrf_token the login (or GET /api/v1/auth/me) returned"
-                            .into(),
-                    ));
-                }
+            let (mut principal, session) = state.services.authenticate_session(&secret).await?;
+            if !is_safe(&parts.method) && !carries_csrf_token(headers, &secret) {
+                return Err(Error::Forbidden(
+                    "missing or wrong X-CSRF-Token header: a request authenticated by the session cookie \
+                     must carry the csrf_token the login (or GET /api/v1/auth/me) returned"
+                        .into(),
+                ));
             }
-            principal
+            principal.source_ip = source_ip;
+            Ok((principal, Some(session)))
         }
-        _ => principal(state, headers, client_ip(&parts.extensions)).await?,
-    };
-    principal.source_ip = client_ip(&parts.extensions);
-    Ok(principal)
+        _ => Ok((principal(state, headers, source_ip).await?, None)),
+    }
+}
+
+/// Whether the request's `X-CSRF-Token` is the one of this session (compared in constant time).
+pub fn carries_csrf_token(headers: &HeaderMap, secret: &SessionSecret) -> bool {
+    let presented = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    constant_time_eq(presented, &secret.csrf_token())
 }
 
 fn is_safe(method: &Method) -> bool {

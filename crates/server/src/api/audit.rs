@@ -15,7 +15,7 @@ use statehouse_core::clock::Timestamp;
 use statehouse_core::events::Event;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::DEFAULT_LIMIT;
+use super::extract::{checked_limit, numeric_position};
 use super::{ApiError, ApiQuery, Caller, ErrorBody, Page};
 use crate::AppState;
 
@@ -107,10 +107,7 @@ fn parse_time(text: &str, what: &str) -> Result<Timestamp, Error> {
 
 impl AuditParams {
     fn query(&self) -> Result<AuditQuery, ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=1_000).contains(&limit) {
-            return Err(Error::BadRequest("limit must be between 1 and 1000".into()).into());
-        }
+        let limit = checked_limit(self.limit)?;
         let newest_first = match self.order.as_deref() {
             None | Some("newest") => true,
             Some("oldest") => false,
@@ -121,16 +118,7 @@ impl AuditParams {
                 .into());
             }
         };
-        let cursor = super::PageParams {
-            cursor: self.cursor.clone(),
-            limit: None,
-        }
-        .position()?
-        .map(|p| {
-            p.parse::<i64>()
-                .map_err(|_| Error::BadRequest("invalid cursor".into()))
-        })
-        .transpose()?;
+        let cursor = numeric_position(self.cursor.as_deref())?;
         Ok(AuditQuery {
             actor: self.actor.clone(),
             target: self.target.clone(),
@@ -339,10 +327,7 @@ pub async fn events(
     ApiQuery(params): ApiQuery<EventParams>,
 ) -> Result<Json<EventPage>, ApiError> {
     let after = params.after.unwrap_or(0);
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=1_000).contains(&limit) {
-        return Err(Error::BadRequest("limit must be between 1 and 1000".into()).into());
-    }
+    let limit = checked_limit(params.limit)?;
     let found = app.services.events_after(&who, after, limit).await?;
     Ok(Json(EventPage {
         next_after: found.last().map_or(after, |e| e.seq),

@@ -9,13 +9,14 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use statehouse_core::Error;
 use statehouse_core::access::Credential;
-use statehouse_core::accounts::{SessionSecret, constant_time_eq};
+use statehouse_core::accounts::SessionSecret;
 use utoipa::ToSchema;
 
+use super::extract::SessionCaller;
 use super::users::UserView;
-use super::{ApiError, ApiJson, Caller, ErrorBody};
+use super::{ApiError, ApiJson, ErrorBody};
 use crate::AppState;
-use crate::auth::{CSRF_HEADER, ClientIp, session_cookie, session_cookie_header};
+use crate::auth::{ClientIp, carries_csrf_token, session_cookie, session_cookie_header};
 
 /// A password login. (No `Debug`: the password must never reach a log.)
 #[derive(Deserialize, ToSchema)]
@@ -85,11 +86,7 @@ pub async fn logout(
 ) -> Result<Response, ApiError> {
     if let Some(cookie) = session_cookie(&headers) {
         let secret = SessionSecret::from_cookie(&cookie);
-        let presented = headers
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !constant_time_eq(presented, &secret.csrf_token()) {
+        if !carries_csrf_token(&headers, &secret) {
             return Err(ApiError(Error::Forbidden(
                 "missing or wrong X-CSRF-Token header: logging out needs the session's csrf_token"
                     .into(),
@@ -138,7 +135,7 @@ pub struct MeView {
     responses((status = 200, body = MeView), (status = 401, body = ErrorBody)))]
 pub async fn me(
     State(app): State<Arc<AppState>>,
-    Caller(who): Caller,
+    SessionCaller(who, session): SessionCaller,
     headers: HeaderMap,
 ) -> Result<Json<MeView>, ApiError> {
     let services = &app.services;
@@ -157,17 +154,15 @@ pub async fn me(
         .collect();
     let (credential, token_id, token_name, csrf_token, session_expires_at) = match who.credential {
         Credential::Session => {
+            // The session was authenticated with the request; only its CSRF token is derived
+            // from the cookie again.
             let secret = session_cookie(&headers).map(|c| SessionSecret::from_cookie(&c));
-            let expires = match &secret {
-                Some(s) => Some(services.authenticate_session(s).await?.1.expires_at),
-                None => None,
-            };
             (
                 "session".to_owned(),
                 None,
                 None,
                 secret.map(|s| s.csrf_token()),
-                expires.map(|e| e.to_rfc3339()),
+                session.map(|s| s.expires_at.to_rfc3339()),
             )
         }
         Credential::Token(kind) => (

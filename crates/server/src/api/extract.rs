@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use statehouse_core::Error;
 use statehouse_core::access::Principal;
+use statehouse_core::accounts::Session;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
@@ -27,6 +28,22 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         Ok(Caller(auth::api_principal(state, parts).await?))
+    }
+}
+
+/// A [`Caller`] with the session it came through (`None` for a token), for routes that
+/// describe the session itself.
+pub struct SessionCaller(pub Principal, pub Option<Session>);
+
+impl FromRequestParts<Arc<AppState>> for SessionCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let (principal, session) = auth::api_caller(state, parts).await?;
+        Ok(SessionCaller(principal, session))
     }
 }
 
@@ -86,6 +103,31 @@ impl PageParams {
     pub fn position(&self) -> Result<Option<String>, ApiError> {
         self.cursor.as_deref().map(decode_cursor).transpose()
     }
+
+    /// The position of a cursor over a numeric key (version, sequence, time), if any.
+    pub fn numeric_position(&self) -> Result<Option<i64>, ApiError> {
+        numeric_position(self.cursor.as_deref())
+    }
+}
+
+/// The numeric position `cursor` encodes, if given.
+pub fn numeric_position(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
+    cursor
+        .map(|c| {
+            decode_cursor(c)?
+                .parse::<i64>()
+                .map_err(|_| ApiError(Error::BadRequest("invalid cursor".into())))
+        })
+        .transpose()
+}
+
+/// `limit`, or the default page size; outside 1–1000 it is a 400.
+pub fn checked_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=1_000).contains(&limit) {
+        return Err(Error::BadRequest("limit must be between 1 and 1000".into()).into());
+    }
+    Ok(limit)
 }
 
 /// One page of a listing.

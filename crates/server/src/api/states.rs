@@ -120,13 +120,7 @@ pub async fn versions(
     Path((ws, state)): Path<(String, String)>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<Page<VersionView>>, ApiError> {
-    let before = page
-        .position()?
-        .map(|p| {
-            p.parse::<i64>()
-                .map_err(|_| Error::BadRequest("invalid cursor".into()))
-        })
-        .transpose()?;
+    let before = page.numeric_position()?;
     let found = app
         .services
         .list_versions(&who, &ws, &state, before, page.limit())

@@ -7,12 +7,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use statehouse_core::Error;
 use statehouse_core::clock::Timestamp;
 use statehouse_core::service::{WebhookChange, WebhookSpec};
 use statehouse_core::webhooks::{Delivery, DeliveryAttempt, Webhook};
 use utoipa::ToSchema;
 
+use super::extract::checked_limit;
 use super::{ApiError, ApiJson, ApiQuery, Caller, ErrorBody, Page, PageParams};
 use crate::AppState;
 
@@ -254,23 +254,14 @@ pub async fn deliveries(
     Path((ws, id)): Path<(String, String)>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<Page<DeliveryView>>, ApiError> {
-    let before = page
-        .position()?
-        .map(|p| {
-            p.parse::<i64>()
-                .map(Timestamp)
-                .map_err(|_| Error::BadRequest("invalid cursor".into()))
-        })
-        .transpose()?;
-    if !(1..=1_000).contains(&page.limit()) {
-        return Err(Error::BadRequest("limit must be between 1 and 1000".into()).into());
-    }
+    let before = page.numeric_position()?.map(Timestamp);
+    let limit = checked_limit(page.limit)?;
     let found = app
         .services
-        .webhook_deliveries(&who, &ws, &id, before, page.limit())
+        .webhook_deliveries(&who, &ws, &id, before, limit)
         .await?;
     let views = found.iter().map(DeliveryView::from).collect();
-    Ok(Json(Page::of(views, page.limit(), |d: &DeliveryView| {
+    Ok(Json(Page::of(views, limit, |d: &DeliveryView| {
         d.created_ms.to_string()
     })))
 }
