@@ -480,17 +480,15 @@ impl Services {
         else {
             return Ok(None);
         };
+        let (meta, full) = self.open_version(meta, &sealed)?;
         if role > Role::Outputs {
-            let (meta, body) = self.open_version(meta, &sealed)?;
-            let md5_hex = meta.md5.clone();
             return Ok(Some(BackendRead {
+                md5_hex: meta.md5.clone(),
                 meta,
-                body,
-                md5_hex,
+                body: full,
                 outputs_only: false,
             }));
         }
-        let (meta, full) = self.open_version(meta, &sealed)?;
         let body = statefile::outputs_only(&full)?;
         drop(full);
         let md5_hex = md5_hex(&body);
