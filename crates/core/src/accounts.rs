@@ -9,6 +9,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::access::{Role, hash_secret, random_secret};
 use crate::clock::Timestamp;
@@ -111,13 +112,10 @@ impl fmt::Debug for SessionSecret {
     }
 }
 
-/// Compares two strings in time that depends only on their lengths.
+/// Compares two strings in time that depends only on their lengths (`subtle`, as for the
+/// operator secret).
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// Session lifetimes and the cookie's `Secure` attribute (configuration `auth.*`).

@@ -108,12 +108,7 @@ impl Services {
             .target(name)
             .detail(json!({"version": version_no}));
         let result = self.read_version_unaudited(who, ws, name, version_no).await;
-        if let Err(e) = &result {
-            self.record_later(record.refused_by(e)).await;
-        } else {
-            self.record_later(record).await;
-        }
-        result
+        self.conclude_read(result, record, |_, r| r).await
     }
 
     async fn read_version_unaudited(
@@ -182,14 +177,10 @@ impl Services {
             .workspace(ws)
             .target(name);
         let result = self.current_outputs_unaudited(who, ws, name).await;
-        match &result {
-            Ok((meta, _)) => {
-                self.record_later(record.detail(json!({"version": meta.version_no})))
-                    .await
-            }
-            Err(e) => self.record_later(record.refused_by(e)).await,
-        }
-        result
+        self.conclude_read(result, record, |(meta, _), r| {
+            r.detail(json!({"version": meta.version_no}))
+        })
+        .await
     }
 
     async fn current_outputs_unaudited(

@@ -413,13 +413,10 @@ impl Services {
             .workspace(ws)
             .target(name);
         let result = self.read_state_unaudited(who, ws, name).await;
-        let record = match &result {
-            Ok(Some((meta, _))) => record.detail(json!({"version": meta.version_no})),
-            Ok(None) => record.detail(json!({"version": null})),
-            Err(e) => record.refused_by(e),
-        };
-        self.journal.enqueue(record).await;
-        result
+        self.conclude_read(result, record, |found, r| {
+            r.detail(json!({"version": found.as_ref().map(|(meta, _)| meta.version_no)}))
+        })
+        .await
     }
 
     async fn read_state_unaudited(
@@ -454,15 +451,13 @@ impl Services {
             .workspace(ws)
             .target(name);
         let result = self.read_state_for_backend_unaudited(who, ws, name).await;
-        let record = match &result {
-            Ok(Some(read)) => record.detail(
+        self.conclude_read(result, record, |found, r| match found {
+            Some(read) => r.detail(
                 json!({"version": read.meta.version_no, "outputs_only": read.outputs_only}),
             ),
-            Ok(None) => record.detail(json!({"version": null})),
-            Err(e) => record.refused_by(e),
-        };
-        self.journal.enqueue(record).await;
-        result
+            None => r.detail(json!({"version": null})),
+        })
+        .await
     }
 
     /// What the http backend's GET answers: the state as stored, or for a principal whose
@@ -485,17 +480,15 @@ impl Services {
         else {
             return Ok(None);
         };
+        let (meta, full) = self.open_version(meta, &sealed)?;
         if role > Role::Outputs {
-            let (meta, body) = self.open_version(meta, &sealed)?;
-            let md5_hex = meta.md5.clone();
             return Ok(Some(BackendRead {
+                md5_hex: meta.md5.clone(),
                 meta,
-                body,
-                md5_hex,
+                body: full,
                 outputs_only: false,
             }));
         }
-        let (meta, full) = self.open_version(meta, &sealed)?;
         let body = statefile::outputs_only(&full)?;
         drop(full);
         let md5_hex = md5_hex(&body);
@@ -859,6 +852,22 @@ impl Services {
                 Err(e)
             }
         }
+    }
+
+    /// Audits the end of a read without waiting for the entry to be stored: on success
+    /// `describe` completes the record; a refusal is recorded as such.
+    pub(crate) async fn conclude_read<T>(
+        &self,
+        result: Result<T>,
+        record: AuditRecord,
+        describe: impl FnOnce(&T, AuditRecord) -> AuditRecord,
+    ) -> Result<T> {
+        let record = match &result {
+            Ok(value) => describe(value, record),
+            Err(e) => record.refused_by(e),
+        };
+        self.journal.enqueue(record).await;
+        result
     }
 
     /// A version's body, decrypted.

@@ -11,12 +11,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use serde::Serialize;
 use sha2::Sha256;
 
+use crate::access::random_secret;
 use crate::clock::Timestamp;
 use crate::crypto::{Binding, SealedBody};
 use crate::events::Event;
@@ -72,12 +71,7 @@ pub struct WebhookSecret(String);
 
 impl WebhookSecret {
     pub fn generate() -> Self {
-        let mut raw = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        WebhookSecret(format!(
-            "whsec_{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-        ))
+        WebhookSecret(random_secret("whsec_"))
     }
 
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {

@@ -84,7 +84,7 @@ impl Services {
             .workspace(name)
             .target(name);
         let result = async {
-            require_instance_admin(who, "creating a workspace")?;
+            who.require_instance_admin("creating a workspace")?;
             self.create_workspace(name).await
         }
         .await;
@@ -151,7 +151,7 @@ impl Services {
     }
 
     async fn delete_workspace_unaudited(&self, who: &Principal, ws: &str) -> Result<()> {
-        require_instance_admin(who, "deleting a workspace")?;
+        who.require_instance_admin("deleting a workspace")?;
         let workspace = self.workspace(ws).await?;
         if workspace.name == DEFAULT_WORKSPACE {
             return Err(Error::BadRequest(format!(
@@ -167,17 +167,6 @@ impl Services {
             )));
         }
         Ok(())
-    }
-}
-
-pub(crate) fn require_instance_admin(who: &Principal, action: &str) -> Result<()> {
-    if who.is_instance_admin() {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(format!(
-            "{action} needs an instance admin; {:?} is not one",
-            who.token_name
-        )))
     }
 }
 

@@ -9,7 +9,6 @@ use super::Services;
 use crate::access::{Grants, Principal, Role};
 use crate::audit::{self, AuditEntry, AuditQuery, AuditRecord, VerifyReport};
 use crate::events::{Event, NewEvent};
-use crate::workspaces::require_instance_admin;
 use crate::{Error, Result};
 
 /// Most audit entries or events one query returns.
@@ -119,7 +118,7 @@ impl Services {
     /// Checks the whole chain (instance admin); the check itself is audited.
     pub async fn verify_audit(&self, who: &Principal) -> Result<VerifyReport> {
         let record = AuditRecord::by(who, "audit.verify", self.now());
-        if let Err(e) = require_instance_admin(who, "verifying the audit log") {
+        if let Err(e) = who.require_instance_admin("verifying the audit log") {
             self.record_later(record.refused_by(&e)).await;
             return Err(e);
         }
