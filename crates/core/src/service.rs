@@ -645,14 +645,12 @@ impl Services {
             .workspace(ws)
             .target(name);
         let result = self.lock_state_unaudited(who, ws, name, info).await;
-        self.conclude(result, record, |(workspace, outcome, request), r| {
+        self.conclude(result, record, |(workspace, outcome, request, info), r| {
             let facts = json!({
                 "lock_id": request.id,
                 "already_held": *outcome == LockOutcome::AlreadyHeld,
             });
             let event = (*outcome == LockOutcome::Acquired).then(|| {
-                let info = serde_json::from_str::<serde_json::Value>(&request.info)
-                    .unwrap_or(serde_json::Value::Null);
                 self.event(
                     kind::LOCK_ACQUIRED,
                     workspace,
@@ -664,7 +662,7 @@ impl Services {
             (r.detail(facts), event)
         })
         .await
-        .map(|(_, outcome, _)| outcome)
+        .map(|(_, outcome, _, _)| outcome)
     }
 
     async fn lock_state_unaudited(
@@ -673,16 +671,16 @@ impl Services {
         ws: &str,
         name: &str,
         info: &[u8],
-    ) -> Result<(Workspace, LockOutcome, LockRequest)> {
+    ) -> Result<(Workspace, LockOutcome, LockRequest, serde_json::Value)> {
         let name = StateName::parse(name)?;
         let (workspace, _) = self
             .authorize(who, ws, Role::Editor, "locking a state")
             .await?;
-        let (id, info) = parse_lock_info(info)?;
+        let LockInfo { id, text, value } = read_lock_info(info)?;
         let id = id.ok_or_else(|| Error::BadRequest("lock info has no \"ID\"".into()))?;
         let request = LockRequest {
             id,
-            info,
+            info: text,
             token_id: who.token_id.clone(),
             holder: who.token_name.clone(),
             at: self.now(),
@@ -691,7 +689,7 @@ impl Services {
             .store
             .lock_state(&workspace.id, name.as_str(), &request)
             .await?;
-        Ok((workspace, outcome, request))
+        Ok((workspace, outcome, request, value))
     }
 
     /// Releases the lock. An empty body, or another token's lock, is a force-unlock (admin).
@@ -943,6 +941,18 @@ fn check_token_expiry(expires_in_millis: Option<i64>) -> Result<()> {
 
 /// Reads the `ID` out of a LockInfo body, returning it with the body as text.
 fn parse_lock_info(body: &[u8]) -> Result<(Option<String>, String)> {
+    read_lock_info(body).map(|info| (info.id, info.text))
+}
+
+/// A LockInfo body as read once: its `ID`, the text as sent, and the parsed JSON (for the
+/// `lock.acquired` event, so the body is not parsed twice).
+struct LockInfo {
+    id: Option<String>,
+    text: String,
+    value: serde_json::Value,
+}
+
+fn read_lock_info(body: &[u8]) -> Result<LockInfo> {
     if body.len() > MAX_LOCK_INFO {
         return Err(Error::TooLarge(format!(
             "lock info is larger than {MAX_LOCK_INFO} bytes"
@@ -964,7 +974,11 @@ fn parse_lock_info(body: &[u8]) -> Result<(Option<String>, String)> {
             ));
         }
     };
-    Ok((id, text.to_owned()))
+    Ok(LockInfo {
+        id,
+        text: text.to_owned(),
+        value,
+    })
 }
 
 #[cfg(test)]
