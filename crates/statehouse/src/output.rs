@@ -1,7 +1,10 @@
 //! How commands print: aligned tables (or `key: value` details) for people, the API's JSON
 //! with `--json` for scripts. Data goes to stdout; confirmations and hints go to stderr.
 
-use anyhow::Result;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -104,6 +107,39 @@ pub fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
     line(headers.iter().map(|h| h.to_string()).collect());
     for row in rows {
         line(row);
+    }
+}
+
+/// Writes a download to stdout, or to `file` through `FILE.partial`, which replaces `file`
+/// only once `write` succeeded: a broken download never replaces a good file (the partial
+/// one is removed).
+pub async fn write_out<T>(
+    file: Option<&Path>,
+    write: impl AsyncFnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<T> {
+    let Some(file) = file else {
+        return write(&mut std::io::BufWriter::new(std::io::stdout().lock())).await;
+    };
+    let mut partial = file.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let mut sink = std::io::BufWriter::new(
+        std::fs::File::create(&partial)
+            .with_context(|| format!("cannot create {}", partial.display()))?,
+    );
+    let written = write(&mut sink).await;
+    drop(sink);
+    match written {
+        Ok(value) => {
+            std::fs::rename(&partial, file).with_context(|| {
+                format!("cannot move {} to {}", partial.display(), file.display())
+            })?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e.context(format!("{} was left as it was", file.display())))
+        }
     }
 }
 
