@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::client::{Client, Paging, Query, path};
-use crate::output::{Output, print_json, write_out};
+use crate::output::{Output, print_json, str_or, write_out};
 use crate::states::time_or_ago;
 
 #[derive(Subcommand)]
@@ -95,27 +95,23 @@ impl AuditFilter {
     }
 }
 
-fn text(value: &Value) -> String {
-    value.as_str().unwrap_or("-").to_owned()
-}
-
 fn row(e: &Value) -> Vec<String> {
     let actor = match e["token_name"].as_str() {
         Some(token) if e["actor"].as_str() != Some(token) => {
-            format!("{} ({token})", text(&e["actor"]))
+            format!("{} ({token})", str_or(&e["actor"], "-"))
         }
-        _ => text(&e["actor"]),
+        _ => str_or(&e["actor"], "-"),
     };
     vec![
         e["seq"].to_string(),
-        text(&e["time"]),
+        str_or(&e["time"], "-"),
         actor,
-        text(&e["action"]),
-        text(&e["workspace"]),
-        text(&e["target"]),
-        text(&e["outcome"]),
-        text(&e["source_ip"]),
-        e["reason"].as_str().unwrap_or_default().to_owned(),
+        str_or(&e["action"], "-"),
+        str_or(&e["workspace"], "-"),
+        str_or(&e["target"], "-"),
+        str_or(&e["outcome"], "-"),
+        str_or(&e["source_ip"], "-"),
+        str_or(&e["reason"], ""),
     ]
 }
 
@@ -171,12 +167,12 @@ pub async fn run(client: &Client, cmd: AuditCommand) -> Result<()> {
                     pruned + 1,
                     number(&report["last_seq"]),
                     number(&report["last_seq"]),
-                    text(&report["last_hash"])
+                    str_or(&report["last_hash"], "-")
                 );
                 if pruned > 0 {
                     println!(
                         "entries up to {pruned} were pruned by retention (last pruned hash {})",
-                        text(&report["pruned_hash"])
+                        str_or(&report["pruned_hash"], "-")
                     );
                 }
             }

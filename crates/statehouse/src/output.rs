@@ -185,6 +185,11 @@ pub fn size(bytes: i64) -> String {
     format!("{value:.1} {unit}")
 }
 
+/// A JSON string as a table cell; `or` when it is absent or not a string.
+pub fn str_or(value: &serde_json::Value, or: &str) -> String {
+    value.as_str().unwrap_or(or).to_owned()
+}
+
 pub fn on_off(on: bool) -> String {
     if on { "on" } else { "off" }.into()
 }
