@@ -2,7 +2,6 @@
 //! operator or on a server (instance admins see everything, workspace admins their
 //! workspaces' entries; only instance admins verify the chain).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -11,7 +10,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::client::{Client, Paging, Query, path};
-use crate::output::{Output, print_json};
+use crate::output::{Output, print_json, str_or, write_out};
 use crate::states::time_or_ago;
 
 #[derive(Subcommand)]
@@ -96,27 +95,23 @@ impl AuditFilter {
     }
 }
 
-fn text(value: &Value) -> String {
-    value.as_str().unwrap_or("-").to_owned()
-}
-
 fn row(e: &Value) -> Vec<String> {
     let actor = match e["token_name"].as_str() {
         Some(token) if e["actor"].as_str() != Some(token) => {
-            format!("{} ({token})", text(&e["actor"]))
+            format!("{} ({token})", str_or(&e["actor"], "-"))
         }
-        _ => text(&e["actor"]),
+        _ => str_or(&e["actor"], "-"),
     };
     vec![
         e["seq"].to_string(),
-        text(&e["time"]),
+        str_or(&e["time"], "-"),
         actor,
-        text(&e["action"]),
-        text(&e["workspace"]),
-        text(&e["target"]),
-        text(&e["outcome"]),
-        text(&e["source_ip"]),
-        e["reason"].as_str().unwrap_or_default().to_owned(),
+        str_or(&e["action"], "-"),
+        str_or(&e["workspace"], "-"),
+        str_or(&e["target"], "-"),
+        str_or(&e["outcome"], "-"),
+        str_or(&e["source_ip"], "-"),
+        str_or(&e["reason"], ""),
     ]
 }
 
@@ -172,12 +167,12 @@ pub async fn run(client: &Client, cmd: AuditCommand) -> Result<()> {
                     pruned + 1,
                     number(&report["last_seq"]),
                     number(&report["last_seq"]),
-                    text(&report["last_hash"])
+                    str_or(&report["last_hash"], "-")
                 );
                 if pruned > 0 {
                     println!(
                         "entries up to {pruned} were pruned by retention (last pruned hash {})",
-                        text(&report["pruned_hash"])
+                        str_or(&report["pruned_hash"], "-")
                     );
                 }
             }
@@ -199,24 +194,12 @@ pub async fn run(client: &Client, cmd: AuditCommand) -> Result<()> {
     }
 }
 
-/// Streams the export to stdout, or to `file` through `FILE.partial` (renamed once complete,
-/// so a broken export never replaces a good file).
+/// Streams the export to stdout or to `file` (see [`write_out`]).
 async fn export(client: &Client, query: Query, file: Option<&Path>) -> Result<()> {
     let mut response = client
         .send(Method::GET, &path(["audit", "export"]), &query, None)
         .await?;
-    let partial = file.map(|f| {
-        let mut name = f.as_os_str().to_owned();
-        name.push(".partial");
-        PathBuf::from(name)
-    });
-    let mut sink: Box<dyn Write> = match &partial {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
-    let copied = async {
+    let lines = write_out(file, async |sink| {
         let mut lines: u64 = 0;
         let mut last = b'\n';
         while let Some(chunk) = response.chunk().await? {
@@ -227,7 +210,6 @@ async fn export(client: &Client, query: Query, file: Option<&Path>) -> Result<()
             sink.write_all(&chunk).context("writing the export")?;
         }
         sink.flush().context("writing the export")?;
-        drop(sink);
         // Every entry ends with a newline; a cut-off line means the server stopped early.
         if last != b'\n' {
             bail!(
@@ -235,21 +217,10 @@ async fn export(client: &Client, query: Query, file: Option<&Path>) -> Result<()
             );
         }
         Ok(lines)
+    })
+    .await?;
+    if let Some(f) = file {
+        eprintln!("wrote {lines} audit entries to {}", f.display());
     }
-    .await;
-    match (&partial, file) {
-        (Some(p), Some(f)) => match copied {
-            Ok(lines) => {
-                std::fs::rename(p, f)
-                    .with_context(|| format!("cannot move {} to {}", p.display(), f.display()))?;
-                eprintln!("wrote {lines} audit entries to {}", f.display());
-                Ok(())
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(p);
-                Err(e.context(format!("{} was left as it was", f.display())))
-            }
-        },
-        _ => copied.map(|_| ()),
-    }
+    Ok(())
 }

@@ -135,7 +135,7 @@ pub fn path<'a>(segments: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 /// Query parameters; `None` values are left out.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Query(Vec<(&'static str, String)>);
 
 impl Query {
@@ -397,7 +397,7 @@ impl Client {
         let mut cursor = paging.cursor.clone();
         let mut items = Vec::new();
         loop {
-            let page_query = Query(query.0.clone()).with("cursor", cursor.as_deref());
+            let page_query = query.clone().with("cursor", cursor.as_deref());
             let mut page = self.get(path, &page_query).await?;
             let Some(fields) = page.as_object_mut() else {
                 anyhow::bail!("the server's answer to {path} is not a page of items");

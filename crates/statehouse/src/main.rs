@@ -148,14 +148,22 @@ impl Remote {
         }
     }
 
-    /// The API client: the server when one is given, else this process.
-    async fn client(&self, config: &config::Config) -> anyhow::Result<Client> {
+    /// Runs a command against the API client (the server when one is given, else this
+    /// process), then stores the audit entries the client queued, whatever the outcome.
+    async fn api(
+        &self,
+        config: &config::Config,
+        command: impl AsyncFnOnce(&Client) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         if self.server.is_none() && self.token_source == Some(ValueSource::CommandLine) {
             anyhow::bail!(
                 "--token needs --server (or STATEHOUSE_SERVER); without a server, commands act on the local database as the operator"
             );
         }
-        Client::connect(config, self.server.as_deref(), self.token.as_deref()).await
+        let client = Client::connect(config, self.server.as_deref(), self.token.as_deref()).await?;
+        let result = command(&client).await;
+        client.finish().await;
+        result
     }
 
     /// Refuses a command that acts on the local database when a server is given: it would
@@ -203,44 +211,38 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(cmd) => {
-            let client = remote.client(&config).await?;
-            let result = tokens::run(&client, cmd).await;
-            client.finish().await;
-            result
+            remote
+                .api(&config, async |client| tokens::run(client, cmd).await)
+                .await
         }
         Command::User(cmd) => {
-            let client = remote.client(&config).await?;
-            let result = users::run(&client, cmd).await;
-            client.finish().await;
-            result
+            remote
+                .api(&config, async |client| users::run(client, cmd).await)
+                .await
         }
         Command::Workspace(cmd) => {
-            let client = remote.client(&config).await?;
-            let result = workspaces::run(&client, cmd).await;
-            client.finish().await;
-            result
+            remote
+                .api(&config, async |client| workspaces::run(client, cmd).await)
+                .await
         }
         Command::State(states::StateCommand::AllowOverwrite { state, duration }) => {
             remote.local_only("state allow-overwrite")?;
             admin::allow_overwrite(&config, &state, &duration).await
         }
         Command::State(cmd) => {
-            let client = remote.client(&config).await?;
-            let result = states::run(&client, cmd).await;
-            client.finish().await;
-            result
+            remote
+                .api(&config, async |client| states::run(client, cmd).await)
+                .await
         }
         Command::Search(args) => {
-            let client = remote.client(&config).await?;
-            let result = search::run(&client, args).await;
-            client.finish().await;
-            result
+            remote
+                .api(&config, async |client| search::run(client, args).await)
+                .await
         }
         Command::Audit(cmd) => {
-            let client = remote.client(&config).await?;
-            let result = audit::run(&client, cmd).await;
-            client.finish().await;
-            result
+            remote
+                .api(&config, async |client| audit::run(client, cmd).await)
+                .await
         }
         Command::Key(cmd) => {
             remote.local_only("key")?;

@@ -1,7 +1,10 @@
 //! How commands print: aligned tables (or `key: value` details) for people, the API's JSON
 //! with `--json` for scripts. Data goes to stdout; confirmations and hints go to stderr.
 
-use anyhow::Result;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -107,6 +110,39 @@ pub fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
+/// Writes a download to stdout, or to `file` through `FILE.partial`, which replaces `file`
+/// only once `write` succeeded: a broken download never replaces a good file (the partial
+/// one is removed).
+pub async fn write_out<T>(
+    file: Option<&Path>,
+    write: impl AsyncFnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<T> {
+    let Some(file) = file else {
+        return write(&mut std::io::BufWriter::new(std::io::stdout().lock())).await;
+    };
+    let mut partial = file.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let mut sink = std::io::BufWriter::new(
+        std::fs::File::create(&partial)
+            .with_context(|| format!("cannot create {}", partial.display()))?,
+    );
+    let written = write(&mut sink).await;
+    drop(sink);
+    match written {
+        Ok(value) => {
+            std::fs::rename(&partial, file).with_context(|| {
+                format!("cannot move {} to {}", partial.display(), file.display())
+            })?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e.context(format!("{} was left as it was", file.display())))
+        }
+    }
+}
+
 /// `90` → `1m30s`, `7200` → `2h`, `200000` → `2d7h`: the largest unit and the next one.
 pub fn age(seconds: i64) -> String {
     const UNITS: [(&str, i64); 4] = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
@@ -147,6 +183,11 @@ pub fn size(bytes: i64) -> String {
         unit = u;
     }
     format!("{value:.1} {unit}")
+}
+
+/// A JSON string as a table cell; `or` when it is absent or not a string.
+pub fn str_or(value: &serde_json::Value, or: &str) -> String {
+    value.as_str().unwrap_or(or).to_owned()
 }
 
 pub fn on_off(on: bool) -> String {

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 use crate::client::{Client, Paging, Query, path};
-use crate::output::Output;
+use crate::output::{Output, str_or};
 
 #[derive(Args)]
 pub struct SearchArgs {
@@ -94,12 +94,11 @@ pub async fn run(client: &Client, args: SearchArgs) -> Result<()> {
             "APPEARED",
         ],
         |hit: &Value| {
-            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
             let attributes = &hit["attributes"];
             vec![
-                text(&hit["workspace"]),
-                text(&hit["state"]),
-                text(&hit["address"]),
+                str_or(&hit["workspace"], ""),
+                str_or(&hit["state"], ""),
+                str_or(&hit["address"], ""),
                 ["id", "arn", "name", "self_link"]
                     .iter()
                     .find_map(|k| attributes[*k].as_str())
@@ -109,7 +108,7 @@ pub async fn run(client: &Client, args: SearchArgs) -> Result<()> {
                 format!(
                     "v{} {}",
                     hit["appeared_in_version"],
-                    text(&hit["appeared_at"])
+                    str_or(&hit["appeared_at"], "")
                 ),
             ]
         },

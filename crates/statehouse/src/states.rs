@@ -1,7 +1,6 @@
 //! `statehouse state …`: through the API, locally or on a server — except `allow-overwrite`,
 //! an operator action on the local database (see `admin`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -13,7 +12,7 @@ use statehouse_core::clock::{Clock, SystemClock, Timestamp, parse_duration};
 use statehouse_server::api::views::{DeletedStateView, LockView, StateView, VersionView};
 
 use crate::client::{Client, Paging, Query, path, typed};
-use crate::output::{Output, age, or_dash, print_json, size};
+use crate::output::{Output, age, or_dash, print_json, size, write_out};
 
 #[derive(Args)]
 pub struct StateRef {
@@ -631,18 +630,7 @@ async fn download(
             None,
         )
         .await?;
-    let partial = file.map(|f| {
-        let mut name = f.as_os_str().to_owned();
-        name.push(".partial");
-        PathBuf::from(name)
-    });
-    let mut sink: Box<dyn Write> = match &partial {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        )),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let copied = async {
+    write_out(file, async |sink| {
         let mut md5 = Md5::new();
         let mut written: i64 = 0;
         while let Some(chunk) = response.chunk().await? {
@@ -651,7 +639,6 @@ async fn download(
             sink.write_all(&chunk).context("writing the state")?;
         }
         sink.flush().context("writing the state")?;
-        drop(sink);
         let got = hex::encode(md5.finalize());
         if written != meta.size || got != meta.md5 {
             bail!(
@@ -663,29 +650,18 @@ async fn download(
             );
         }
         Ok(())
+    })
+    .await?;
+    if let Some(f) = file {
+        eprintln!(
+            "wrote version {} of {:?} ({}) to {}",
+            meta.version,
+            state.name,
+            size(meta.size),
+            f.display()
+        );
     }
-    .await;
-    match (&partial, file) {
-        (Some(p), Some(f)) => match copied {
-            Ok(()) => {
-                std::fs::rename(p, f)
-                    .with_context(|| format!("cannot move {} to {}", p.display(), f.display()))?;
-                eprintln!(
-                    "wrote version {} of {:?} ({}) to {}",
-                    meta.version,
-                    state.name,
-                    size(meta.size),
-                    f.display()
-                );
-                Ok(())
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(p);
-                Err(e.context(format!("{} was left as it was", f.display())))
-            }
-        },
-        _ => copied,
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use statehouse_core::clock::parse_duration;
 
 use crate::admin::RoleArg;
 use crate::client::{Client, Query, path};
-use crate::output::{Output, print_json};
+use crate::output::{Output, print_json, str_or};
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -79,22 +79,18 @@ const HEADERS: [&str; 10] = [
     "STATUS",
 ];
 
-fn text(value: &Value, or: &str) -> String {
-    value.as_str().unwrap_or(or).to_owned()
-}
-
 fn row(t: &Value) -> Vec<String> {
     vec![
-        text(&t["id"], ""),
-        text(&t["name"], ""),
-        text(&t["kind"], ""),
-        text(&t["user"], "-"),
-        text(&t["workspace"], "*"),
-        text(&t["role"], ""),
-        text(&t["created_at"], ""),
-        text(&t["expires_at"], "never"),
-        text(&t["last_used_at"], "never"),
-        text(&t["status"], ""),
+        str_or(&t["id"], ""),
+        str_or(&t["name"], ""),
+        str_or(&t["kind"], ""),
+        str_or(&t["user"], "-"),
+        str_or(&t["workspace"], "*"),
+        str_or(&t["role"], ""),
+        str_or(&t["created_at"], ""),
+        str_or(&t["expires_at"], "never"),
+        str_or(&t["last_used_at"], "never"),
+        str_or(&t["status"], ""),
     ]
 }
 
@@ -155,14 +151,14 @@ pub async fn run(client: &Client, cmd: TokenCommand) -> Result<()> {
                 (None, None) => "in every workspace".into(),
             };
             let role_text = if user.is_some() {
-                format!("at most role {}", text(&token["role"], ""))
+                format!("at most role {}", str_or(&token["role"], ""))
             } else {
-                format!("role {}", text(&token["role"], ""))
+                format!("role {}", str_or(&token["role"], ""))
             };
             eprintln!(
                 "created token {:?} (id {}) with {role_text} {scope}{}",
-                text(&token["name"], ""),
-                text(&token["id"], ""),
+                str_or(&token["name"], ""),
+                str_or(&token["id"], ""),
                 token["expires_at"]
                     .as_str()
                     .map(|e| format!(", expires {e}"))
@@ -207,8 +203,8 @@ pub async fn run(client: &Client, cmd: TokenCommand) -> Result<()> {
                     "several live tokens are named {which:?}; revoke by id (see `statehouse token list`)"
                 ),
             };
-            let name = text(&target["name"], "");
-            let id = text(&target["id"], "");
+            let name = str_or(&target["name"], "");
+            let id = str_or(&target["id"], "");
             if !target["revoked_at"].is_null() {
                 eprintln!("token {name:?} (id {id}) was already revoked");
                 if output.json {

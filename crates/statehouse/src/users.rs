@@ -12,7 +12,7 @@ use statehouse_core::access::Role;
 
 use crate::admin::RoleArg;
 use crate::client::{Client, Query, path};
-use crate::output::{Output, print_json};
+use crate::output::{Output, print_json, str_or};
 use crate::workspaces::OnOff;
 
 #[derive(Subcommand)]
@@ -277,12 +277,12 @@ fn user_row(u: &Value) -> Vec<String> {
         .join(",");
     let yes_no = |on: bool, yes: &str, no: &str| if on { yes } else { no }.to_owned();
     vec![
-        u["name"].as_str().unwrap_or_default().to_owned(),
+        str_or(&u["name"], ""),
         yes_no(u["instance_admin"] == true, "yes", "no"),
         yes_no(u["has_password"] == true, "set", "none"),
         yes_no(u["disabled"] == true, "disabled", "active"),
         if roles.is_empty() { "-".into() } else { roles },
-        u["created_at"].as_str().unwrap_or_default().to_owned(),
+        str_or(&u["created_at"], ""),
     ]
 }
 
