@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backups;
 pub mod webhooks;
 
 use async_trait::async_trait;
