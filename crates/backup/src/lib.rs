@@ -6,6 +6,8 @@
 
 pub mod pg_tools;
 pub mod pipeline;
+pub mod retention;
+pub mod schedule;
 pub mod target;
 
 use statehouse_core::clock::{Clock, Timestamp};

@@ -1,0 +1,363 @@
+//! Which successful backups to delete: keep the last N, keep those younger than a duration,
+//! keep grandfather-father-son buckets (the newest backup of each of the last N days, weeks,
+//! months, years that have one), then cap the total size. A backup survives if any rule keeps
+//! it; the size cap then removes the oldest survivors. The newest backup is never deleted.
+
+use std::collections::HashSet;
+
+use chrono::Datelike;
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use statehouse_core::clock::Timestamp;
+use statehouse_core::{Error, Result};
+
+use crate::schedule::in_zone;
+
+/// A database's retention policy. With no rule set, every backup is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// Keep the newest N backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    /// Keep backups younger than this many days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_days: Option<u32>,
+    /// Grandfather-father-son counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_daily: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_weekly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_monthly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_yearly: Option<u32>,
+    /// Total stored size the kept backups may take; the oldest go first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_total_bytes: Option<u64>,
+}
+
+/// A successful backup as retention sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub id: String,
+    pub finished_at: Timestamp,
+    pub stored_bytes: u64,
+}
+
+impl RetentionPolicy {
+    fn keeps_by_rule(&self) -> bool {
+        self.keep_last.is_some()
+            || self.keep_days.is_some()
+            || self.keep_daily.is_some()
+            || self.keep_weekly.is_some()
+            || self.keep_monthly.is_some()
+            || self.keep_yearly.is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.keeps_by_rule() && self.max_total_bytes.is_none()
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.keep_last == Some(0) {
+            return Err(Error::BadRequest(
+                "keep_last must be at least 1 (the newest backup is always kept)".into(),
+            ));
+        }
+        if self.max_total_bytes == Some(0) {
+            return Err(Error::BadRequest(
+                "max_total_bytes must be positive; leave it out for no size cap".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ids of `backups` to delete at `now`; calendar buckets are taken in `tz`.
+    pub fn select_for_deletion(&self, backups: &[Kept], now: Timestamp, tz: Tz) -> Vec<String> {
+        if self.is_empty() || backups.is_empty() {
+            return Vec::new();
+        }
+        let mut newest_first: Vec<&Kept> = backups.iter().collect();
+        newest_first.sort_by(|a, b| {
+            b.finished_at
+                .cmp(&a.finished_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
+
+        let mut keep: HashSet<&str> = HashSet::new();
+        if self.keeps_by_rule() {
+            if let Some(n) = self.keep_last {
+                keep.extend(newest_first.iter().take(n as usize).map(|b| b.id.as_str()));
+            }
+            if let Some(days) = self.keep_days {
+                let cutoff = now.plus_millis(-i64::from(days) * 86_400_000);
+                keep.extend(
+                    newest_first
+                        .iter()
+                        .filter(|b| b.finished_at >= cutoff)
+                        .map(|b| b.id.as_str()),
+                );
+            }
+            let buckets: [(Option<u32>, fn(&chrono::DateTime<Tz>) -> (i32, u32)); 4] = [
+                (self.keep_daily, |t| (t.year(), t.ordinal())),
+                (self.keep_weekly, |t| {
+                    let w = t.iso_week();
+                    (w.year(), w.week())
+                }),
+                (self.keep_monthly, |t| (t.year(), t.month())),
+                (self.keep_yearly, |t| (t.year(), 0)),
+            ];
+            for (count, bucket_of) in buckets {
+                let Some(count) = count else { continue };
+                let mut seen = Vec::new();
+                for b in &newest_first {
+                    if seen.len() >= count as usize {
+                        break;
+                    }
+                    let Some(local) = in_zone(b.finished_at, tz) else {
+                        continue;
+                    };
+                    let bucket = bucket_of(&local);
+                    if !seen.contains(&bucket) {
+                        seen.push(bucket);
+                        keep.insert(b.id.as_str());
+                    }
+                }
+            }
+        } else {
+            keep.extend(newest_first.iter().map(|b| b.id.as_str()));
+        }
+        if let Some(newest) = newest_first.first() {
+            keep.insert(newest.id.as_str());
+        }
+
+        if let Some(cap) = self.max_total_bytes {
+            let mut total: u64 = 0;
+            for (i, b) in newest_first.iter().enumerate() {
+                if !keep.contains(b.id.as_str()) {
+                    continue;
+                }
+                total = total.saturating_add(b.stored_bytes);
+                if total > cap && i > 0 {
+                    keep.remove(b.id.as_str());
+                }
+            }
+        }
+
+        newest_first
+            .iter()
+            .filter(|b| !keep.contains(b.id.as_str()))
+            .map(|b| b.id.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    fn at(text: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(text).unwrap()
+    }
+
+    /// One backup a day at 02:00 UTC for `days` days ending on 2026-11-22, 100 bytes each;
+    /// ids are the dates.
+    fn daily_backups(days: i64) -> Vec<Kept> {
+        let last = at("2026-11-22T02:00:00Z");
+        (0..days)
+            .map(|i| {
+                let t = last.plus_millis(-i * DAY);
+                Kept {
+                    id: t.to_rfc3339()[..10].to_owned(),
+                    finished_at: t,
+                    stored_bytes: 100,
+                }
+            })
+            .collect()
+    }
+
+    fn kept_after(policy: &RetentionPolicy, backups: &[Kept]) -> Vec<String> {
+        let gone: HashSet<String> = policy
+            .select_for_deletion(backups, at("2026-11-22T12:00:00Z"), Tz::UTC)
+            .into_iter()
+            .collect();
+        let mut kept: Vec<String> = backups
+            .iter()
+            .filter(|b| !gone.contains(&b.id))
+            .map(|b| b.id.clone())
+            .collect();
+        kept.sort();
+        kept
+    }
+
+    #[test]
+    fn no_rules_keep_everything() {
+        let backups = daily_backups(10);
+        assert_eq!(kept_after(&RetentionPolicy::default(), &backups).len(), 10);
+    }
+
+    #[test]
+    fn keep_last_and_keep_days() {
+        let backups = daily_backups(10);
+        let last3 = RetentionPolicy {
+            keep_last: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            kept_after(&last3, &backups),
+            ["2026-11-20", "2026-11-21", "2026-11-22"]
+        );
+        let days = RetentionPolicy {
+            keep_days: Some(2),
+            ..Default::default()
+        };
+        // Younger than 2 days at 2026-11-22T12:00: the 21st and 22nd (the 20th is 2.4 days old).
+        assert_eq!(kept_after(&days, &backups), ["2026-11-21", "2026-11-22"]);
+    }
+
+    #[test]
+    fn rules_are_a_union() {
+        let backups = daily_backups(10);
+        let policy = RetentionPolicy {
+            keep_last: Some(1),
+            keep_days: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            kept_after(&policy, &backups),
+            ["2026-11-20", "2026-11-21", "2026-11-22"]
+        );
+    }
+
+    #[test]
+    fn gfs_keeps_the_newest_of_each_bucket() {
+        let backups = daily_backups(400);
+        let policy = RetentionPolicy {
+            keep_daily: Some(7),
+            keep_weekly: Some(4),
+            keep_monthly: Some(6),
+            keep_yearly: Some(2),
+            ..Default::default()
+        };
+        let kept = kept_after(&policy, &backups);
+        // 7 days (16th–22nd); weekly: newest of ISO weeks 47 (22nd, a Sunday), 46 (15th),
+        // 45 (8th), 44 (1st); monthly: 22 Nov, 31 Oct, 30 Sep, 31 Aug, 31 Jul, 30 Jun;
+        // yearly: 2026 (22 Nov), 2025 (31 Dec).
+        let expected = [
+            "2025-12-31",
+            "2026-06-30",
+            "2026-07-31",
+            "2026-08-31",
+            "2026-09-30",
+            "2026-10-31",
+            "2026-11-01",
+            "2026-11-08",
+            "2026-11-15",
+            "2026-11-16",
+            "2026-11-17",
+            "2026-11-18",
+            "2026-11-19",
+            "2026-11-20",
+            "2026-11-21",
+            "2026-11-22",
+        ];
+        assert_eq!(kept, expected);
+    }
+
+    #[test]
+    fn several_backups_a_day_keep_the_newest_of_the_day() {
+        let mut backups = daily_backups(3);
+        backups.push(Kept {
+            id: "late-22".into(),
+            finished_at: at("2026-11-22T11:00:00Z"),
+            stored_bytes: 100,
+        });
+        let policy = RetentionPolicy {
+            keep_daily: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(kept_after(&policy, &backups), ["2026-11-21", "late-22"]);
+    }
+
+    #[test]
+    fn gfs_buckets_follow_the_time_zone() {
+        // 23:30 UTC on the 21st is already the 22nd in Tokyo: same day as the 22nd's backup.
+        let backups = vec![
+            Kept {
+                id: "a".into(),
+                finished_at: at("2026-11-21T23:30:00Z"),
+                stored_bytes: 1,
+            },
+            Kept {
+                id: "b".into(),
+                finished_at: at("2026-11-22T02:00:00Z"),
+                stored_bytes: 1,
+            },
+        ];
+        let policy = RetentionPolicy {
+            keep_daily: Some(5),
+            ..Default::default()
+        };
+        let now = at("2026-11-22T12:00:00Z");
+        assert!(
+            policy
+                .select_for_deletion(&backups, now, Tz::UTC)
+                .is_empty()
+        );
+        assert_eq!(
+            policy.select_for_deletion(&backups, now, Tz::Asia__Tokyo),
+            ["a"]
+        );
+    }
+
+    #[test]
+    fn size_cap_drops_the_oldest_but_never_the_newest() {
+        let backups = daily_backups(10);
+        let policy = RetentionPolicy {
+            max_total_bytes: Some(350),
+            ..Default::default()
+        };
+        assert_eq!(
+            kept_after(&policy, &backups),
+            ["2026-11-20", "2026-11-21", "2026-11-22"]
+        );
+        let tiny = RetentionPolicy {
+            keep_last: Some(5),
+            max_total_bytes: Some(10),
+            ..Default::default()
+        };
+        assert_eq!(kept_after(&tiny, &backups), ["2026-11-22"]);
+    }
+
+    #[test]
+    fn the_newest_backup_survives_every_rule() {
+        let old = vec![Kept {
+            id: "only".into(),
+            finished_at: at("2020-01-01T00:00:00Z"),
+            stored_bytes: 1,
+        }];
+        let policy = RetentionPolicy {
+            keep_days: Some(1),
+            ..Default::default()
+        };
+        assert!(
+            policy
+                .select_for_deletion(&old, at("2026-11-22T00:00:00Z"), Tz::UTC)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn pointless_policies_are_refused() {
+        let zero = RetentionPolicy {
+            keep_last: Some(0),
+            ..Default::default()
+        };
+        assert!(zero.validate().is_err());
+        assert!(RetentionPolicy::default().validate().is_ok());
+    }
+}
