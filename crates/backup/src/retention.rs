@@ -37,6 +37,9 @@ pub struct RetentionPolicy {
     pub max_total_bytes: Option<u64>,
 }
 
+/// Maps a local time to its calendar bucket (day, ISO week, month or year).
+type BucketOf = fn(&chrono::DateTime<Tz>) -> (i32, u32);
+
 /// A successful backup as retention sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
@@ -99,7 +102,7 @@ impl RetentionPolicy {
                         .map(|b| b.id.as_str()),
                 );
             }
-            let buckets: [(Option<u32>, fn(&chrono::DateTime<Tz>) -> (i32, u32)); 4] = [
+            let buckets: [(Option<u32>, BucketOf); 4] = [
                 (self.keep_daily, |t| (t.year(), t.ordinal())),
                 (self.keep_weekly, |t| {
                     let w = t.iso_week();
