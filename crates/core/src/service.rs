@@ -389,7 +389,7 @@ impl Services {
     // ---- states ---------------------------------------------------------------------------
 
     /// Resolves the workspace and checks the principal's role there.
-    pub(crate) async fn authorize(
+    pub async fn authorize(
         &self,
         who: &Principal,
         ws: &str,
@@ -833,7 +833,7 @@ impl Services {
     /// Audits the end of an operation. On success `describe` completes the record (and may
     /// add an event) and the answer waits until both are stored, so nothing is acknowledged
     /// unaudited; a refusal is recorded without waiting.
-    pub(crate) async fn conclude<T>(
+    pub async fn conclude<T>(
         &self,
         result: Result<T>,
         record: AuditRecord,
@@ -854,7 +854,7 @@ impl Services {
 
     /// Audits the end of a read without waiting for the entry to be stored: on success
     /// `describe` completes the record; a refusal is recorded as such.
-    pub(crate) async fn conclude_read<T>(
+    pub async fn conclude_read<T>(
         &self,
         result: Result<T>,
         record: AuditRecord,
