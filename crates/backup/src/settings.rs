@@ -337,6 +337,9 @@ pub struct WorkspaceBackupSecrets {
     /// `AGE-SECRET-KEY-1…` of the managed key pair.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_identity: Option<String>,
+    /// Managed identities replaced by a newer one, oldest first: older backups need them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_identities: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passphrase: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

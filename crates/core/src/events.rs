@@ -18,6 +18,12 @@ pub mod kind {
     pub const LOCK_RELEASED: &str = "lock.released";
     pub const LOCK_FORCE_UNLOCKED: &str = "lock.force_unlocked";
     pub const LOCK_STALE: &str = "lock.stale";
+    pub const BACKUP_SUCCEEDED: &str = "backup.succeeded";
+    pub const BACKUP_FAILED: &str = "backup.failed";
+    pub const VERIFICATION_SUCCEEDED: &str = "verification.succeeded";
+    pub const VERIFICATION_FAILED: &str = "verification.failed";
+    pub const DATABASE_DOWN: &str = "database.down";
+    pub const DATABASE_UP: &str = "database.up";
     /// Sent only to one webhook, on request, to test it.
     pub const PING: &str = "ping";
 
@@ -31,6 +37,12 @@ pub mod kind {
         LOCK_RELEASED,
         LOCK_FORCE_UNLOCKED,
         LOCK_STALE,
+        BACKUP_SUCCEEDED,
+        BACKUP_FAILED,
+        VERIFICATION_SUCCEEDED,
+        VERIFICATION_FAILED,
+        DATABASE_DOWN,
+        DATABASE_UP,
     ];
 }
 

@@ -1,0 +1,202 @@
+//! Backups as users and the scheduler see them: registering databases, targets, notifiers and
+//! encryption, running backups (scheduled, caught up, retried, on demand), retention, restore,
+//! verification, health checks, notifications.
+//!
+//! Request path: route or CLI → [`BackupService`] → `Store` (+ the pipeline, targets, notifiers).
+//! Authorization and audit go through the core [`Services`].
+
+mod databases;
+mod encryption;
+mod health;
+mod notifiers;
+mod runs;
+mod scheduler;
+mod targets;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use statehouse_core::backups::SealedKind;
+use statehouse_core::crypto::SealedBody;
+use statehouse_core::service::{Services, new_id};
+use statehouse_core::{Error, Result};
+use tokio::sync::Notify;
+
+pub use self::databases::{DatabaseChange, DatabaseSpec, DatabaseView, ReadonlyRoleRequest};
+pub use self::encryption::{EncryptionChange, EncryptionView, GeneratedKey};
+pub use self::health::{HealthReport, Uptime};
+pub use self::notifiers::{NotifierInput, NotifierView};
+pub use self::runs::{BackupView, RestoreRequest};
+pub use self::scheduler::TickReport;
+pub use self::targets::{TargetInput, TargetView};
+
+/// How this process runs backups.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// Backups this process runs at once (others wait queued).
+    pub concurrency: usize,
+    /// Where PostgreSQL client binaries are looked for first (`/usr/lib/postgresql/*/bin`
+    /// when empty), then `PATH`.
+    pub pg_bin_dirs: Vec<PathBuf>,
+    /// How long a claimed run stays with this process without renewal.
+    pub lease: Duration,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions {
+            concurrency: 2,
+            pg_bin_dirs: Vec::new(),
+            lease: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The backup services; cheap to clone.
+#[derive(Clone)]
+pub struct BackupService {
+    pub core: Services,
+    http: reqwest::Client,
+    /// Names this process in run leases.
+    worker_id: String,
+    options: Arc<BackupOptions>,
+    /// Runs (backups, verifications, health checks) in flight in this process.
+    in_flight: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
+}
+
+impl BackupService {
+    pub fn new(core: Services, options: BackupOptions) -> Result<BackupService> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;
+        Ok(BackupService {
+            core,
+            http,
+            worker_id: format!("worker-{}", new_id()),
+            options: Arc::new(options),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            idle: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Seals a secrets object for a row; `None` when it has no secret field.
+    fn seal_secrets<T: Serialize>(
+        &self,
+        kind: SealedKind,
+        workspace_id: &str,
+        row_id: &str,
+        secrets: &T,
+    ) -> Result<Option<SealedBody>> {
+        let value = serde_json::to_value(secrets).map_err(|e| Error::Internal(e.to_string()))?;
+        if value.as_object().is_some_and(|o| o.is_empty()) || value.is_null() {
+            return Ok(None);
+        }
+        let text = serde_json::to_vec(&value).map_err(|e| Error::Internal(e.to_string()))?;
+        self.core
+            .cipher
+            .seal(&text, kind.binding(workspace_id, row_id))
+            .map(Some)
+    }
+
+    /// Opens a row's sealed secrets; the type's default when it has none.
+    fn open_secrets<T: DeserializeOwned + Default>(
+        &self,
+        kind: SealedKind,
+        workspace_id: &str,
+        row_id: &str,
+        sealed: Option<&SealedBody>,
+    ) -> Result<T> {
+        let Some(sealed) = sealed else {
+            return Ok(T::default());
+        };
+        let plain = self
+            .core
+            .cipher
+            .open(sealed, kind.binding(workspace_id, row_id), 256)?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| Error::Internal(format!("stored {} secrets do not parse: {e}", kind.as_str())))
+    }
+
+    /// Runs `work` in the background, counted until it ends ([`BackupService::wait_idle`]).
+    fn spawn_counted<F>(&self, work: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let in_flight = self.in_flight.clone();
+        let idle = self.idle.clone();
+        tokio::spawn(async move {
+            work.await;
+            if in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                idle.notify_waiters();
+            }
+        });
+    }
+
+    /// Runs in flight in this process.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Returns once nothing started by this process is running (tests, graceful shutdown).
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.in_flight() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The answer of a "test" action (target, notifier): a failure is an answer, not an error.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TestOutcome {
+    pub ok: bool,
+    /// What went wrong, in words to act on.
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+impl TestOutcome {
+    fn from_result(result: std::result::Result<(), String>, took: Duration) -> TestOutcome {
+        TestOutcome {
+            ok: result.is_ok(),
+            error: result.err(),
+            duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// Names a row by id or name for "not found" messages.
+fn not_found(what: &str, key: &str, workspace: &str) -> Error {
+    Error::NotFound(format!("no {what} {key:?} in workspace {workspace:?}"))
+}
+
+/// Names of rows: 1–64 letters, digits, `-`, `_`, `.`, starting with a letter or digit.
+fn check_name(what: &str, name: &str) -> Result<String> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(Error::BadRequest(format!(
+            "{what} name {name:?} must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )))
+    }
+}

@@ -1,0 +1,1265 @@
+//! Backup runs: "backup now", the worker's runs, listing, download, delete, restore, verify,
+//! and retention after each success.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use age::secrecy::SecretString;
+use serde::Serialize;
+use serde_json::json;
+use statehouse_core::access::{Principal, Role};
+use statehouse_core::audit::AuditRecord;
+use statehouse_core::backups::{
+    BackupFilter, BackupRecord, BackupResult, BackupStatus, BackupTrigger, DatabaseRecord,
+    TargetRecord, VerificationRecord,
+};
+use statehouse_core::clock::Timestamp;
+use statehouse_core::events::{NewEvent, kind};
+use statehouse_core::model::Workspace;
+use statehouse_core::service::new_id;
+use statehouse_core::{Error, Result};
+use utoipa::ToSchema;
+
+use super::encryption::Encryptor;
+use super::{BackupService, not_found};
+use crate::connection::PgConnection;
+use crate::keys::{Decryption, Encryption};
+use crate::pg_tools::{find_pg_tool, find_pg_tool_for_server};
+use crate::pipeline::{BackupError, DumpOptions};
+use crate::restore::{RestoreOptions, restore_from};
+use crate::retention::Kept;
+use crate::schedule::parse_timezone;
+use crate::settings::{DatabaseMode, DatabaseSettings};
+use crate::targets::{BackupTarget, ObjectReader};
+use crate::verify::{VerificationReport, VerifyOptions, verify_cheap, verify_full};
+use crate::{object_name, run_backup};
+
+/// Called with the bytes moved so far and the expected total, when known.
+pub type ProgressFn = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
+
+/// A backup run as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackupView {
+    pub id: String,
+    /// The registered database's name.
+    pub database: String,
+    /// The PostgreSQL database dumped.
+    pub db_name: Option<String>,
+    pub target: String,
+    pub object: Option<String>,
+    /// `queued`, `running`, `succeeded`, `failed`.
+    pub status: String,
+    /// `schedule`, `catch_up`, `manual`, `retry`.
+    pub trigger: String,
+    pub attempt: i64,
+    pub requested_by: String,
+    pub queued_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub stored_bytes: Option<i64>,
+    pub dump_bytes: Option<i64>,
+    pub sha256: Option<String>,
+    pub server_version: Option<String>,
+    pub error: Option<String>,
+    /// Latest verification: `restore` or `list` level, ok or not.
+    pub verified_at: Option<String>,
+    pub verification_level: Option<String>,
+    pub verification_ok: Option<bool>,
+    /// Recipients, zstd level, row counts at dump time.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// Restoring a backup.
+#[derive(Clone, Default)]
+pub struct RestoreRequest {
+    /// Restore into this database of the backup's server (default: the one dumped).
+    pub into_database: Option<String>,
+    /// Or into another server altogether (`postgres://…`).
+    pub into_url: Option<String>,
+    /// Create the database when missing (default true).
+    pub create: Option<bool>,
+    /// `--clean --if-exists` (default true).
+    pub clean: Option<bool>,
+    /// `--no-owner` (default true).
+    pub no_owner: Option<bool>,
+    /// pg_restore jobs (default 1; above 1 the archive is spooled to disk first).
+    pub jobs: Option<u32>,
+    /// An age identity file's text, for backups the server cannot decrypt itself.
+    pub identity: Option<SecretString>,
+    pub passphrase: Option<SecretString>,
+}
+
+impl std::fmt::Debug for RestoreRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestoreRequest")
+            .field("into_database", &self.into_database)
+            .field("into_url", &self.into_url.as_ref().map(|_| "<url>"))
+            .field("jobs", &self.jobs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RestoreView {
+    pub backup_id: String,
+    pub database: String,
+    pub created_database: bool,
+    pub stored_bytes: u64,
+    pub dump_bytes: u64,
+    pub duration_ms: u64,
+}
+
+/// One verification as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VerificationView {
+    pub id: String,
+    pub backup_id: String,
+    pub at: String,
+    /// `restore` (scratch restore + row counts) or `list` (decrypt, checksum, table of contents).
+    pub level: String,
+    pub ok: bool,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+impl From<&VerificationRecord> for VerificationView {
+    fn from(v: &VerificationRecord) -> Self {
+        VerificationView {
+            id: v.id.clone(),
+            backup_id: v.backup_id.clone(),
+            at: v.at.to_rfc3339(),
+            level: v.level.clone(),
+            ok: v.ok,
+            detail: v.detail.clone(),
+        }
+    }
+}
+
+/// Counts the bytes a target's upload receives (progress of a running backup).
+struct CountingTarget {
+    inner: Arc<dyn BackupTarget>,
+    written: Arc<AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl BackupTarget for CountingTarget {
+    async fn begin(
+        &self,
+        name: &str,
+        expected_size: Option<u64>,
+    ) -> std::result::Result<Box<dyn crate::targets::BackupUpload>, BackupError> {
+        let inner = self.inner.begin(name, expected_size).await?;
+        Ok(Box::new(CountingUpload {
+            inner,
+            written: self.written.clone(),
+        }))
+    }
+    async fn open(&self, name: &str) -> std::result::Result<ObjectReader, BackupError> {
+        self.inner.open(name).await
+    }
+    async fn size(&self, name: &str) -> std::result::Result<Option<u64>, BackupError> {
+        self.inner.size(name).await
+    }
+    async fn read_metadata(
+        &self,
+        name: &str,
+    ) -> std::result::Result<crate::targets::BackupMetadata, BackupError> {
+        self.inner.read_metadata(name).await
+    }
+    async fn delete(&self, name: &str) -> std::result::Result<(), BackupError> {
+        self.inner.delete(name).await
+    }
+    async fn probe(&self) -> std::result::Result<(), BackupError> {
+        self.inner.probe().await
+    }
+}
+
+struct CountingUpload {
+    inner: Box<dyn crate::targets::BackupUpload>,
+    written: Arc<AtomicU64>,
+}
+
+impl tokio::io::AsyncWrite for CountingUpload {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(this.inner.writer()).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &polled {
+            this.written.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.inner.writer()).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.inner.writer()).poll_shutdown(cx)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::targets::BackupUpload for CountingUpload {
+    fn writer(&mut self) -> &mut (dyn tokio::io::AsyncWrite + Send + Unpin) {
+        self
+    }
+
+    async fn commit(
+        self: Box<Self>,
+        metadata: &crate::targets::BackupMetadata,
+    ) -> std::result::Result<(), BackupError> {
+        self.inner.commit(metadata).await
+    }
+
+    async fn abort(self: Box<Self>) {
+        self.inner.abort().await
+    }
+}
+
+/// How a stored backup can be decrypted by the server, when it can.
+fn decryption_from(
+    identities: &[String],
+    passphrase: Option<&String>,
+) -> std::result::Result<Option<Decryption>, BackupError> {
+    if let Some(p) = passphrase {
+        return Ok(Some(Decryption::Passphrase(SecretString::from(p.clone()))));
+    }
+    if identities.is_empty() {
+        return Ok(None);
+    }
+    Decryption::from_identity_file_text(&SecretString::from(identities.join("\n"))).map(Some)
+}
+
+/// The major version in a `server_version` text (`15.4 (Debian …)` → 15).
+fn major_of(version: &str) -> Option<u32> {
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|m| m.parse().ok())
+}
+
+impl BackupService {
+    fn connection_for(
+        &self,
+        db: &DatabaseRecord,
+        settings: &DatabaseSettings,
+        database: &str,
+    ) -> Result<PgConnection> {
+        let c = &settings.connection;
+        Ok(PgConnection {
+            host: c.host.clone(),
+            port: c.port,
+            database: database.to_owned(),
+            user: c.user.clone(),
+            password: self.database_password(db)?,
+            sslmode: c.sslmode.clone(),
+            ca_certificate: c.ca_cert.clone(),
+            connect_timeout: crate::connection::DEFAULT_CONNECT_TIMEOUT,
+        })
+    }
+
+    async fn view_backups(&self, runs: &[BackupRecord]) -> Result<Vec<BackupView>> {
+        let mut databases: Vec<(String, String)> = Vec::new();
+        let mut targets: Vec<(String, String)> = Vec::new();
+        let mut out = Vec::with_capacity(runs.len());
+        for b in runs {
+            let database = match databases.iter().find(|(id, _)| *id == b.database_id) {
+                Some((_, name)) => name.clone(),
+                None => {
+                    let name = self
+                        .core
+                        .store
+                        .database(&b.workspace_id, &b.database_id)
+                        .await?
+                        .map(|d| d.name)
+                        .unwrap_or_else(|| b.database_id.clone());
+                    databases.push((b.database_id.clone(), name.clone()));
+                    name
+                }
+            };
+            let target = match targets.iter().find(|(id, _)| *id == b.target_id) {
+                Some((_, name)) => name.clone(),
+                None => {
+                    let name = self
+                        .core
+                        .store
+                        .target(&b.workspace_id, &b.target_id)
+                        .await?
+                        .map(|t| t.name)
+                        .unwrap_or_else(|| b.target_id.clone());
+                    targets.push((b.target_id.clone(), name.clone()));
+                    name
+                }
+            };
+            out.push(BackupView {
+                id: b.id.clone(),
+                database,
+                db_name: b.db_name.clone(),
+                target,
+                object: b.object.clone(),
+                status: b.status.as_str().to_owned(),
+                trigger: b.trigger.as_str().to_owned(),
+                attempt: b.attempt,
+                requested_by: b.requested_by.clone(),
+                queued_at: b.queued_at.to_rfc3339(),
+                started_at: b.started_at.map(|t| t.to_rfc3339()),
+                finished_at: b.finished_at.map(|t| t.to_rfc3339()),
+                duration_ms: b
+                    .started_at
+                    .zip(b.finished_at)
+                    .map(|(s, f)| f.millis().saturating_sub(s.millis())),
+                stored_bytes: b.stored_bytes,
+                dump_bytes: b.dump_bytes,
+                sha256: b.sha256.clone(),
+                server_version: b.server_version.clone(),
+                error: b.error.clone(),
+                verified_at: b.verification.as_ref().map(|v| v.at.to_rfc3339()),
+                verification_level: b.verification.as_ref().map(|v| v.level.clone()),
+                verification_ok: b.verification.as_ref().map(|v| v.ok),
+                detail: b.detail.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn find_backup(&self, workspace: &Workspace, id: &str) -> Result<BackupRecord> {
+        self.core
+            .store
+            .backup(&workspace.id, id)
+            .await?
+            .ok_or_else(|| not_found("backup", id, &workspace.name))
+    }
+
+    /// Backups of a workspace (or of one database), newest first.
+    pub async fn list_backups(
+        &self,
+        who: &Principal,
+        ws: &str,
+        database: Option<&str>,
+        status: Option<BackupStatus>,
+        before: Option<(Timestamp, String)>,
+        limit: i64,
+    ) -> Result<Vec<BackupView>> {
+        let (workspace, _) = self
+            .core
+            .authorize(who, ws, Role::Viewer, "listing backups")
+            .await?;
+        let database_id = match database {
+            Some(key) => Some(self.find_database(&workspace, key).await?.id),
+            None => None,
+        };
+        let filter = BackupFilter {
+            database_id,
+            status,
+            before,
+            limit,
+        };
+        let runs = self.core.store.list_backups(&workspace.id, &filter).await?;
+        self.view_backups(&runs).await
+    }
+
+    pub async fn backup(&self, who: &Principal, ws: &str, id: &str) -> Result<BackupView> {
+        let (workspace, _) = self
+            .core
+            .authorize(who, ws, Role::Viewer, "reading a backup")
+            .await?;
+        let run = self.find_backup(&workspace, id).await?;
+        Ok(self.view_backups(&[run]).await?.remove(0))
+    }
+
+    pub async fn list_verifications(
+        &self,
+        who: &Principal,
+        ws: &str,
+        id: &str,
+    ) -> Result<Vec<VerificationView>> {
+        let (workspace, _) = self
+            .core
+            .authorize(who, ws, Role::Viewer, "reading a backup")
+            .await?;
+        let run = self.find_backup(&workspace, id).await?;
+        Ok(self
+            .core
+            .store
+            .list_verifications(&run.id)
+            .await?
+            .iter()
+            .map(VerificationView::from)
+            .collect())
+    }
+
+    fn new_run(
+        &self,
+        db: &DatabaseRecord,
+        db_name: Option<String>,
+        trigger: BackupTrigger,
+        attempt: i64,
+        requested_by: &str,
+        not_before: Timestamp,
+    ) -> BackupRecord {
+        BackupRecord {
+            id: new_id(),
+            workspace_id: db.workspace_id.clone(),
+            database_id: db.id.clone(),
+            db_name,
+            target_id: db.target_id.clone(),
+            object: None,
+            status: BackupStatus::Queued,
+            trigger,
+            attempt,
+            requested_by: requested_by.to_owned(),
+            queued_at: self.core.now(),
+            not_before,
+            started_at: None,
+            finished_at: None,
+            lease_owner: None,
+            lease_until: None,
+            stored_bytes: None,
+            dump_bytes: None,
+            sha256: None,
+            server_version: None,
+            error: None,
+            detail: json!({}),
+            verification: None,
+        }
+    }
+
+    /// A scheduled run of `db` (the scheduler enqueues it with its job-clock advance).
+    pub(crate) fn scheduled_run(&self, db: &DatabaseRecord, trigger: BackupTrigger) -> BackupRecord {
+        self.new_run(db, None, trigger, 1, "schedule", self.core.now())
+    }
+
+    /// Queues a backup for the workers (workspace editor) and returns at once.
+    pub async fn queue_backup(&self, who: &Principal, ws: &str, key: &str) -> Result<BackupView> {
+        let record = AuditRecord::by(who, "backup.queue", self.core.now())
+            .workspace(ws)
+            .target(key);
+        let result = async {
+            let (workspace, _) = self
+                .core
+                .authorize(who, ws, Role::Editor, "starting backups")
+                .await?;
+            let db = self.find_database(&workspace, key).await?;
+            let run = self.new_run(&db, None, BackupTrigger::Manual, 1, &who.actor(), self.core.now());
+            self.core.store.insert_backup(&run).await?;
+            Ok(self.view_backups(&[run]).await?.remove(0))
+        }
+        .await;
+        self.core
+            .conclude(result, record, |v, r| (r.detail(json!({"backup": v.id})), None))
+            .await
+    }
+
+    /// Backs `key` up now in this process (workspace editor) and returns the finished runs
+    /// (one per database in whole-server mode). `progress` hears the bytes stored so far.
+    pub async fn backup_now(
+        &self,
+        who: &Principal,
+        ws: &str,
+        key: &str,
+        progress: Option<ProgressFn>,
+    ) -> Result<Vec<BackupView>> {
+        let record = AuditRecord::by(who, "backup.run", self.core.now())
+            .workspace(ws)
+            .target(key);
+        let result = async {
+            let (workspace, _) = self
+                .core
+                .authorize(who, ws, Role::Editor, "starting backups")
+                .await?;
+            let db = self.find_database(&workspace, key).await?;
+            let settings = DatabaseSettings::from_json(&db.settings)?;
+            let names = self.databases_to_dump(&db, &settings).await?;
+            let mut finished = Vec::new();
+            for name in names {
+                let mut run = self.new_run(
+                    &db,
+                    Some(name),
+                    BackupTrigger::Manual,
+                    1,
+                    &who.actor(),
+                    self.core.now(),
+                );
+                run.status = BackupStatus::Running;
+                run.started_at = Some(self.core.now());
+                run.lease_owner = Some(self.worker_id.clone());
+                run.lease_until = Some(self.lease_until());
+                self.core.store.insert_backup(&run).await?;
+                finished.push(self.execute(run, progress.clone()).await);
+            }
+            self.view_backups(&finished).await
+        }
+        .await;
+        self.core
+            .conclude(result, record, |runs, r| {
+                let ids: Vec<&str> = runs.iter().map(|v| v.id.as_str()).collect();
+                let failed = runs.iter().filter(|v| v.status == "failed").count();
+                (r.detail(json!({"backups": ids, "failed": failed})), None)
+            })
+            .await
+    }
+
+    fn lease_until(&self) -> Timestamp {
+        let millis = i64::try_from(self.options.lease.as_millis()).unwrap_or(i64::MAX);
+        self.core.now().plus_millis(millis)
+    }
+
+    /// The PostgreSQL databases a run of `db` dumps: its own, or the server's (whole-server
+    /// mode, discovered now).
+    async fn databases_to_dump(
+        &self,
+        db: &DatabaseRecord,
+        settings: &DatabaseSettings,
+    ) -> Result<Vec<String>> {
+        match &settings.mode {
+            DatabaseMode::Single => Ok(vec![settings.connection.database.clone()]),
+            DatabaseMode::Server { include, exclude } => {
+                let conn = self.connection_for(db, settings, &settings.connection.database)?;
+                let found = crate::discover_databases(&conn, include, exclude)
+                    .await
+                    .map_err(|e| Error::Config(format!("listing the server's databases failed: {e}")))?;
+                if found.is_empty() {
+                    return Err(Error::Config(format!(
+                        "no database on {} matches the include/exclude patterns",
+                        settings.connection.display()
+                    )));
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    /// Runs a claimed (running, leased) run to its end, records the outcome, emits its event,
+    /// and follows up: retention and verification after a success, a retry after a failure.
+    /// Returns the run as finished.
+    pub(crate) async fn execute(&self, mut run: BackupRecord, progress: Option<ProgressFn>) -> BackupRecord {
+        let db = match self.core.store.database(&run.workspace_id, &run.database_id).await {
+            Ok(Some(db)) => db,
+            Ok(None) => {
+                let result = self.failed_result(&run, "its database was unregistered".into());
+                self.finish(&mut run, result).await;
+                return run;
+            }
+            Err(e) => {
+                let result = self.failed_result(&run, e.to_string());
+                self.finish(&mut run, result).await;
+                return run;
+            }
+        };
+        let renewer = {
+            let service = self.clone();
+            let id = run.id.clone();
+            tokio::spawn(async move {
+                let every = service.options.lease / 3;
+                loop {
+                    tokio::time::sleep(every).await;
+                    let until = service.lease_until();
+                    match service
+                        .core
+                        .store
+                        .renew_backup(&id, &service.worker_id, until, None, None)
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => tracing::warn!(backup = %id, error = %e, "renewing a backup lease failed"),
+                    }
+                }
+            })
+        };
+        let outcome = self.perform(&mut run, &db, progress).await;
+        renewer.abort();
+        let result = match outcome {
+            Ok(result) => result,
+            Err(e) => self.failed_result(&run, e.to_string()),
+        };
+        let succeeded = result.status == BackupStatus::Succeeded;
+        self.finish(&mut run, result).await;
+        if succeeded {
+            if let Err(e) = self.apply_retention(&db).await {
+                tracing::warn!(database = %db.name, error = %e, "retention failed; retrying after the next backup");
+            }
+            let verify_after = DatabaseSettings::from_json(&db.settings)
+                .map(|s| s.verify.after_backup)
+                .unwrap_or(false);
+            if verify_after && let Err(e) = self.verify_run(&run, &db).await {
+                tracing::warn!(backup = %run.id, error = %e, "verification could not run");
+            }
+        } else {
+            self.maybe_retry(&run, &db).await;
+        }
+        run
+    }
+
+    fn failed_result(&self, run: &BackupRecord, error: String) -> BackupResult {
+        BackupResult {
+            status: BackupStatus::Failed,
+            finished_at: self.core.now(),
+            db_name: run.db_name.clone(),
+            object: run.object.clone(),
+            stored_bytes: None,
+            dump_bytes: None,
+            sha256: None,
+            server_version: run.server_version.clone(),
+            error: Some(error),
+            detail: run.detail.clone(),
+        }
+    }
+
+    /// Records the end of a run and emits `backup.succeeded`/`backup.failed`.
+    async fn finish(&self, run: &mut BackupRecord, result: BackupResult) {
+        match self
+            .core
+            .store
+            .finish_backup(&run.id, &self.worker_id, &result)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(backup = %run.id, "the backup's lease was lost before it finished; its outcome is not recorded");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(backup = %run.id, error = %e, "recording a backup's outcome failed");
+                return;
+            }
+        }
+        run.status = result.status;
+        run.finished_at = Some(result.finished_at);
+        run.db_name = result.db_name.clone();
+        run.object = result.object.clone();
+        run.stored_bytes = result.stored_bytes;
+        run.dump_bytes = result.dump_bytes;
+        run.sha256 = result.sha256.clone();
+        run.server_version = result.server_version.clone();
+        run.error = result.error.clone();
+        run.detail = result.detail.clone();
+        run.lease_owner = None;
+        run.lease_until = None;
+        let kind = if run.status == BackupStatus::Succeeded {
+            kind::BACKUP_SUCCEEDED
+        } else {
+            kind::BACKUP_FAILED
+        };
+        self.emit_backup_event(run, kind, json!({"error": run.error})).await;
+    }
+
+    pub(crate) async fn emit_backup_event(
+        &self,
+        run: &BackupRecord,
+        kind: &str,
+        extra: serde_json::Value,
+    ) {
+        let (workspace, database) = self.names_of(&run.workspace_id, &run.database_id).await;
+        let mut payload = json!({
+            "backup_id": run.id,
+            "database_id": run.database_id,
+            "database": database,
+            "db_name": run.db_name,
+            "object": run.object,
+            "stored_bytes": run.stored_bytes,
+            "trigger": run.trigger.as_str(),
+            "attempt": run.attempt,
+        });
+        if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                p.insert(k.clone(), v.clone());
+            }
+        }
+        let event = NewEvent {
+            at: self.core.now(),
+            kind: kind.to_owned(),
+            workspace_id: Some(run.workspace_id.clone()),
+            workspace: Some(workspace),
+            subject: Some(database),
+            actor: run.requested_by.clone(),
+            payload,
+        };
+        if let Err(e) = self.core.emit_event(event).await {
+            tracing::warn!(backup = %run.id, error = %e, "emitting a backup event failed");
+        }
+    }
+
+    /// Workspace and database names for events (ids when they are gone).
+    pub(crate) async fn names_of(&self, workspace_id: &str, database_id: &str) -> (String, String) {
+        let workspace = self
+            .core
+            .store
+            .list_workspaces()
+            .await
+            .ok()
+            .and_then(|all| all.into_iter().find(|w| w.id == workspace_id))
+            .map(|w| w.name)
+            .unwrap_or_else(|| workspace_id.to_owned());
+        let database = self
+            .core
+            .store
+            .database(workspace_id, database_id)
+            .await
+            .ok()
+            .flatten()
+            .map(|d| d.name)
+            .unwrap_or_else(|| database_id.to_owned());
+        (workspace, database)
+    }
+
+    async fn maybe_retry(&self, run: &BackupRecord, db: &DatabaseRecord) {
+        let Ok(settings) = DatabaseSettings::from_json(&db.settings) else {
+            return;
+        };
+        if run.attempt > i64::from(settings.retries) || !db.enabled {
+            return;
+        }
+        let attempt = run.attempt + 1;
+        let delay = i64::try_from(DatabaseSettings::retry_delay(attempt).as_millis()).unwrap_or(i64::MAX);
+        let retry = self.new_run(
+            db,
+            run.db_name.clone(),
+            BackupTrigger::Retry,
+            attempt,
+            &run.requested_by,
+            self.core.now().plus_millis(delay),
+        );
+        if let Err(e) = self.core.store.insert_backup(&retry).await {
+            tracing::warn!(backup = %run.id, error = %e, "queueing a retry failed");
+        }
+    }
+
+    /// Dumps one database into the target. In whole-server mode a run without a database
+    /// name first discovers the server's databases and queues one run for each other one.
+    async fn perform(
+        &self,
+        run: &mut BackupRecord,
+        db: &DatabaseRecord,
+        progress: Option<ProgressFn>,
+    ) -> Result<BackupResult> {
+        let settings = DatabaseSettings::from_json(&db.settings)?;
+        let db_name = match &run.db_name {
+            Some(name) => name.clone(),
+            None => {
+                let mut names = self.databases_to_dump(db, &settings).await?.into_iter();
+                let first = names.next().unwrap_or_else(|| settings.connection.database.clone());
+                for other in names {
+                    let sibling = self.new_run(
+                        db,
+                        Some(other),
+                        run.trigger,
+                        1,
+                        &run.requested_by,
+                        self.core.now(),
+                    );
+                    self.core.store.insert_backup(&sibling).await?;
+                }
+                first
+            }
+        };
+        run.db_name = Some(db_name.clone());
+        let connection = self.connection_for(db, &settings, &db_name)?;
+        let (pg_dump, version) = find_pg_tool_for_server("pg_dump", &connection, &self.options.pg_tools).await?;
+        run.server_version = Some(version.text.clone());
+        let target_record = self
+            .core
+            .store
+            .target(&db.workspace_id, &db.target_id)
+            .await?
+            .ok_or_else(|| Error::Config("the database's storage target is gone".into()))?;
+        let written = Arc::new(AtomicU64::new(0));
+        let target = CountingTarget {
+            inner: self.open_stored_target(&target_record)?,
+            written: written.clone(),
+        };
+        let name = object_name(&db_name, self.core.now(), &run.id);
+        self.core
+            .store
+            .renew_backup(&run.id, &self.worker_id, self.lease_until(), Some(&name), Some(&db_name))
+            .await?;
+        run.object = Some(name.clone());
+        let encryption = match self.encryptor(&db.workspace_id).await? {
+            Encryptor::Recipients(r) => Encryption::Recipients(r),
+            Encryptor::Passphrase(p) => Encryption::Passphrase(SecretString::from(p)),
+        };
+        let expected = self.previous_size(db).await;
+        let options = DumpOptions {
+            pg_dump: pg_dump.path,
+            connection,
+            zstd_level: settings.zstd_level,
+            encryption,
+            count_rows: true,
+            stall_timeout: Duration::from_secs(settings.stall_timeout_secs),
+            total_timeout: Duration::from_secs(settings.total_timeout_secs),
+        };
+        let reporter = progress.map(|report| {
+            let written = written.clone();
+            tokio::spawn(async move {
+                loop {
+                    report(written.load(Ordering::Relaxed), expected);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            })
+        });
+        let dumped = run_backup(
+            &options,
+            Some(version.text.clone()),
+            &target,
+            &name,
+            self.core.clock.as_ref(),
+            expected,
+        )
+        .await;
+        if let Some(reporter) = reporter {
+            reporter.abort();
+        }
+        let metadata = dumped?;
+        Ok(BackupResult {
+            status: BackupStatus::Succeeded,
+            finished_at: self.core.now(),
+            db_name: Some(db_name),
+            object: Some(name),
+            stored_bytes: i64::try_from(metadata.stored_bytes).ok(),
+            dump_bytes: i64::try_from(metadata.dump_bytes).ok(),
+            sha256: Some(metadata.sha256.clone()),
+            server_version: Some(version.text),
+            error: None,
+            detail: json!({
+                "recipients": metadata.recipients,
+                "zstd_level": metadata.zstd_level,
+                "row_counts": metadata.row_counts,
+                "pg_dump_version": pg_dump.major,
+            }),
+        })
+    }
+
+    /// The newest successful backup's size: the upload's part size follows it.
+    async fn previous_size(&self, db: &DatabaseRecord) -> Option<u64> {
+        let filter = BackupFilter {
+            database_id: Some(db.id.clone()),
+            status: Some(BackupStatus::Succeeded),
+            before: None,
+            limit: 1,
+        };
+        let last = self.core.store.list_backups(&db.workspace_id, &filter).await.ok()?;
+        last.first()
+            .and_then(|b| b.stored_bytes)
+            .and_then(|n| u64::try_from(n).ok())
+    }
+
+    /// Successful backups of a database, newest first (all pages).
+    async fn succeeded_backups(&self, db: &DatabaseRecord) -> Result<Vec<BackupRecord>> {
+        let mut all = Vec::new();
+        let mut before = None;
+        loop {
+            let filter = BackupFilter {
+                database_id: Some(db.id.clone()),
+                status: Some(BackupStatus::Succeeded),
+                before: before.clone(),
+                limit: 500,
+            };
+            let page = self.core.store.list_backups(&db.workspace_id, &filter).await?;
+            let done = page.len() < 500;
+            before = page.last().map(|b| (b.queued_at, b.id.clone()));
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Deletes what the database's retention policy no longer keeps (object, sidecar, row).
+    /// Per PostgreSQL database in whole-server mode. Returns how many went.
+    pub(crate) async fn apply_retention(&self, db: &DatabaseRecord) -> Result<u64> {
+        let settings = DatabaseSettings::from_json(&db.settings)?;
+        if settings.retention.is_empty() {
+            return Ok(0);
+        }
+        let tz = match &settings.schedule {
+            Some(s) => parse_timezone(&s.timezone)?,
+            None => chrono_tz::Tz::UTC,
+        };
+        let runs = self.succeeded_backups(db).await?;
+        let mut groups: Vec<(Option<String>, Vec<&BackupRecord>)> = Vec::new();
+        for run in &runs {
+            match groups.iter_mut().find(|(name, _)| *name == run.db_name) {
+                Some((_, list)) => list.push(run),
+                None => groups.push((run.db_name.clone(), vec![run])),
+            }
+        }
+        let mut deleted = 0;
+        for (_, group) in groups {
+            let kept: Vec<Kept> = group
+                .iter()
+                .map(|b| Kept {
+                    id: b.id.clone(),
+                    finished_at: b.finished_at.unwrap_or(b.queued_at),
+                    stored_bytes: b.stored_bytes.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                })
+                .collect();
+            for id in settings
+                .retention
+                .select_for_deletion(&kept, self.core.now(), tz)
+            {
+                let Some(run) = group.iter().find(|b| b.id == id) else {
+                    continue;
+                };
+                self.remove_backup(run).await?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes a finished run's object and sidecar, then its row.
+    async fn remove_backup(&self, run: &BackupRecord) -> Result<()> {
+        if let Some(object) = &run.object {
+            let target = self
+                .core
+                .store
+                .target(&run.workspace_id, &run.target_id)
+                .await?
+                .ok_or_else(|| Error::Config("the backup's storage target is gone".into()))?;
+            self.open_stored_target(&target)?
+                .delete(object)
+                .await
+                .map_err(|e| Error::Internal(format!("deleting {object} failed: {e}")))?;
+        }
+        self.core.store.delete_backup(&run.workspace_id, &run.id).await?;
+        Ok(())
+    }
+
+    /// Deletes a backup (workspace admin): its object and sidecar, then its record.
+    pub async fn delete_backup(&self, who: &Principal, ws: &str, id: &str) -> Result<()> {
+        let record = AuditRecord::by(who, "backup.delete", self.core.now())
+            .workspace(ws)
+            .target(id);
+        let result = async {
+            let workspace = self.admin_of(who, ws, "deleting backups").await?;
+            let run = self.find_backup(&workspace, id).await?;
+            if matches!(run.status, BackupStatus::Queued | BackupStatus::Running) {
+                return Err(Error::Conflict(format!(
+                    "backup {id} is {}; wait until it ends",
+                    run.status.as_str()
+                )));
+            }
+            self.remove_backup(&run).await
+        }
+        .await;
+        self.core.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    async fn target_of(&self, run: &BackupRecord) -> Result<(TargetRecord, Arc<dyn BackupTarget>)> {
+        let record = self
+            .core
+            .store
+            .target(&run.workspace_id, &run.target_id)
+            .await?
+            .ok_or_else(|| Error::Config("the backup's storage target is gone".into()))?;
+        let opened = self.open_stored_target(&record)?;
+        Ok((record, opened))
+    }
+
+    fn stored_object<'a>(&self, run: &'a BackupRecord) -> Result<&'a str> {
+        match (&run.status, &run.object) {
+            (BackupStatus::Succeeded, Some(object)) => Ok(object),
+            _ => Err(Error::Conflict(format!(
+                "backup {} has no stored object (it is {})",
+                run.id,
+                run.status.as_str()
+            ))),
+        }
+    }
+
+    /// Opens a backup's stored object for download (workspace admin): the run, the object's
+    /// size and a streaming reader of its exact bytes.
+    pub async fn open_backup(
+        &self,
+        who: &Principal,
+        ws: &str,
+        id: &str,
+    ) -> Result<(BackupView, Option<u64>, ObjectReader)> {
+        let record = AuditRecord::by(who, "backup.download", self.core.now())
+            .workspace(ws)
+            .target(id);
+        let result = async {
+            let workspace = self.admin_of(who, ws, "downloading backups").await?;
+            let run = self.find_backup(&workspace, id).await?;
+            let object = self.stored_object(&run)?.to_owned();
+            let (_, target) = self.target_of(&run).await?;
+            let size = target
+                .size(&object)
+                .await
+                .map_err(|e| Error::Internal(format!("reading {object} failed: {e}")))?;
+            let reader = target
+                .open(&object)
+                .await
+                .map_err(|e| Error::Internal(format!("reading {object} failed: {e}")))?;
+            let view = self.view_backups(&[run]).await?.remove(0);
+            Ok((view, size, reader))
+        }
+        .await;
+        self.core.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    /// Restores a backup (workspace admin) into its database, another database of the same
+    /// server, or another server. `progress` hears the stored bytes read.
+    pub async fn restore_backup(
+        &self,
+        who: &Principal,
+        ws: &str,
+        id: &str,
+        request: RestoreRequest,
+        progress: Option<ProgressFn>,
+    ) -> Result<RestoreView> {
+        let record = AuditRecord::by(who, "backup.restore", self.core.now())
+            .workspace(ws)
+            .target(id)
+            .detail(json!({
+                "into_database": request.into_database,
+                "into_other_server": request.into_url.is_some(),
+            }));
+        let result = async {
+            let workspace = self.admin_of(who, ws, "restoring backups").await?;
+            let run = self.find_backup(&workspace, id).await?;
+            let object = self.stored_object(&run)?.to_owned();
+            let db = self
+                .core
+                .store
+                .database(&workspace.id, &run.database_id)
+                .await?
+                .ok_or_else(|| Error::Conflict("the backup's database is no longer registered".into()))?;
+            let settings = DatabaseSettings::from_json(&db.settings)?;
+            let connection = match &request.into_url {
+                Some(url) => {
+                    let mut c = PgConnection::from_url(url).map_err(|e| Error::BadRequest(e.to_string()))?;
+                    if let Some(name) = &request.into_database {
+                        c = c.with_database(name);
+                    }
+                    c
+                }
+                None => {
+                    let name = request
+                        .into_database
+                        .clone()
+                        .or_else(|| run.db_name.clone())
+                        .unwrap_or_else(|| settings.connection.database.clone());
+                    self.connection_for(&db, &settings, &name)?
+                }
+            };
+            let decryption = match (&request.identity, &request.passphrase) {
+                (Some(identity), _) => Decryption::from_identity_file_text(identity)
+                    .map_err(|e| Error::BadRequest(e.to_string()))?,
+                (None, Some(p)) => Decryption::Passphrase(p.clone()),
+                (None, None) => {
+                    let (identities, passphrase) = self.managed_identities(&workspace.id).await?;
+                    decryption_from(&identities, passphrase.as_ref())
+                        .map_err(|e| Error::Internal(e.to_string()))?
+                        .ok_or_else(|| Error::BadRequest(
+                            "the server holds no key for this workspace's backups: supply the age identity (--identity key.txt) or the passphrase".into(),
+                        ))?
+                }
+            };
+            let probe = connection.with_database(crate::restore::MAINTENANCE_DATABASE);
+            let (pg_restore, _) = match find_pg_tool_for_server("pg_restore", &probe, &self.options.pg_tools).await {
+                Ok(found) => found,
+                Err(_) => find_pg_tool_for_server("pg_restore", &connection, &self.options.pg_tools).await?,
+            };
+            let mut options = RestoreOptions::new(pg_restore.path, connection.clone(), decryption);
+            options.create_if_missing = request.create.unwrap_or(true);
+            options.clean = request.clean.unwrap_or(true);
+            options.no_owner = request.no_owner.unwrap_or(true);
+            options.jobs = request.jobs.unwrap_or(1).max(1);
+            options.expected_sha256 = run.sha256.clone();
+            let (_, target) = self.target_of(&run).await?;
+            let mut reader = target
+                .open(&object)
+                .await
+                .map_err(|e| Error::Internal(format!("reading {object} failed: {e}")))?;
+            let total = run.stored_bytes.and_then(|n| u64::try_from(n).ok());
+            let report = move |n: u64| {
+                if let Some(p) = &progress {
+                    p(n, total);
+                }
+            };
+            let started = std::time::Instant::now();
+            let outcome = restore_from(&options, &mut reader, &report)
+                .await
+                .map_err(|e| Error::BadRequest(format!("the restore failed: {e}")))?;
+            Ok(RestoreView {
+                backup_id: run.id.clone(),
+                database: connection.database.clone(),
+                created_database: outcome.created_database,
+                stored_bytes: outcome.stored_bytes,
+                dump_bytes: outcome.dump_bytes,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            })
+        }
+        .await;
+        self.core
+            .conclude(result, record, |v, r| {
+                (r.detail(json!({"database": v.database, "created": v.created_database})), None)
+            })
+            .await
+    }
+
+    /// Verifies a backup now (workspace editor) and records the outcome.
+    pub async fn verify_backup(&self, who: &Principal, ws: &str, id: &str) -> Result<VerificationView> {
+        let record = AuditRecord::by(who, "backup.verify", self.core.now())
+            .workspace(ws)
+            .target(id);
+        let result = async {
+            let (workspace, _) = self
+                .core
+                .authorize(who, ws, Role::Editor, "verifying backups")
+                .await?;
+            let run = self.find_backup(&workspace, id).await?;
+            self.stored_object(&run)?;
+            let db = self
+                .core
+                .store
+                .database(&workspace.id, &run.database_id)
+                .await?
+                .ok_or_else(|| Error::Conflict("the backup's database is no longer registered".into()))?;
+            self.verify_run(&run, &db).await.map(|v| VerificationView::from(&v))
+        }
+        .await;
+        self.core
+            .conclude(result, record, |v, r| (r.detail(json!({"level": v.level, "ok": v.ok})), None))
+            .await
+    }
+
+    /// Verifies a stored backup as well as this server can: a scratch restore with row counts
+    /// when a verification server is set and the server can decrypt; `pg_restore --list` after
+    /// decrypting when it can decrypt; otherwise the stored object's checksum. Records the
+    /// outcome and emits `verification.succeeded`/`verification.failed`.
+    pub(crate) async fn verify_run(
+        &self,
+        run: &BackupRecord,
+        db: &DatabaseRecord,
+    ) -> Result<VerificationRecord> {
+        let object = self.stored_object(run)?.to_owned();
+        let (config, secrets) = self.backup_config(&db.workspace_id).await?;
+        let (identities, passphrase) = self.managed_identities(&db.workspace_id).await?;
+        let decryption = decryption_from(&identities, passphrase.as_ref())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let (_, target) = self.target_of(run).await?;
+        let mut reader = target
+            .open(&object)
+            .await
+            .map_err(|e| Error::Internal(format!("reading {object} failed: {e}")))?;
+        let settings = DatabaseSettings::from_json(&db.settings)?;
+        let expected_counts: Option<crate::RowCounts> = run
+            .detail
+            .get("row_counts")
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        let (level, ok, detail) = match decryption {
+            None => {
+                let (ok, detail) = checksum_only(&mut reader, run.sha256.as_deref()).await;
+                ("checksum", ok, json!({"detail": detail}))
+            }
+            Some(decryption) => {
+                let major = run.server_version.as_deref().and_then(major_of).unwrap_or(0);
+                let mut options = VerifyOptions {
+                    pg_restore: find_pg_tool("pg_restore", major, &self.options.pg_tools)
+                        .await?
+                        .path,
+                    decryption,
+                    expected_sha256: run.sha256.clone(),
+                    jobs: 1,
+                    spool_dir: None,
+                    stall_timeout: Duration::from_secs(settings.stall_timeout_secs),
+                    total_timeout: Duration::from_secs(settings.total_timeout_secs),
+                };
+                let report: VerificationReport = match (&config.verification_server, &expected_counts) {
+                    (Some(server), Some(counts)) => {
+                        let c = server;
+                        let conn = PgConnection {
+                            host: c.host.clone(),
+                            port: c.port,
+                            database: c.database.clone(),
+                            user: c.user.clone(),
+                            password: secrets.verification_password.clone(),
+                            sslmode: c.sslmode.clone(),
+                            ca_certificate: c.ca_cert.clone(),
+                            connect_timeout: crate::connection::DEFAULT_CONNECT_TIMEOUT,
+                        };
+                        let (tool, _) = find_pg_tool_for_server("pg_restore", &conn, &self.options.pg_tools).await?;
+                        options.pg_restore = tool.path;
+                        verify_full(&options, &conn, counts, &mut reader, &|_| {}).await?
+                    }
+                    _ => verify_cheap(&options, &mut reader).await?,
+                };
+                let level = match report.level {
+                    crate::verify::VerificationLevel::Full => "restore",
+                    crate::verify::VerificationLevel::Cheap => "list",
+                };
+                (
+                    level,
+                    report.ok,
+                    serde_json::to_value(&report).unwrap_or_else(|_| json!({})),
+                )
+            }
+        };
+        let verification = VerificationRecord {
+            id: new_id(),
+            backup_id: run.id.clone(),
+            at: self.core.now(),
+            level: level.to_owned(),
+            ok,
+            detail: detail.clone(),
+        };
+        self.core.store.record_verification(&verification).await?;
+        let kind = if ok {
+            kind::VERIFICATION_SUCCEEDED
+        } else {
+            kind::VERIFICATION_FAILED
+        };
+        let error = detail.get("detail").and_then(|d| d.as_str()).map(str::to_owned);
+        self.emit_backup_event(run, kind, json!({"level": level, "error": error, "detail": error}))
+            .await;
+        Ok(verification)
+    }
+}
+
+/// Reads a stored object to its end and compares its SHA-256 with the recorded one (what can
+/// be checked without the key).
+async fn checksum_only(reader: &mut ObjectReader, expected: Option<&str>) -> (bool, String) {
+    use sha2::{Digest, Sha256};
+    use tokio::io::AsyncReadExt;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                total += n as u64;
+            }
+            Err(e) => return (false, format!("reading the stored object failed: {e}")),
+        }
+    }
+    let actual = hex::encode(hasher.finalize());
+    match expected {
+        Some(expected) if expected == actual => (
+            true,
+            format!("the server cannot decrypt this backup; its {total} stored bytes match the recorded SHA-256"),
+        ),
+        Some(expected) => (
+            false,
+            format!("the stored object's SHA-256 is {actual}, but {expected} was recorded: the object is damaged or was replaced"),
+        ),
+        None => (false, "no checksum was recorded for this backup".into()),
+    }
+}
