@@ -41,7 +41,7 @@ impl NotifyError {
     pub fn is_retryable(&self) -> bool {
         match self {
             NotifyError::Invalid(_) => false,
-            NotifyError::Rejected { status, .. } => *status == 429 || *status >= 500,
+            NotifyError::Rejected { status, .. } => matches!(*status, 408 | 429) || *status >= 500,
             NotifyError::Smtp { permanent, .. } => !permanent,
             NotifyError::Unreachable(_) => true,
         }

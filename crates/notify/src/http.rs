@@ -122,7 +122,11 @@ pub(crate) async fn post_json_to_secret_url(
     http: &reqwest::Client,
     timeout: Duration,
 ) -> Result<Answer, NotifyError> {
-    let url = crate::spec::check_url("webhook_url", webhook_url.expose(), service)?;
+    let url = crate::spec::check_url(
+        "webhook_url",
+        webhook_url.expose(),
+        &crate::spec::paste_hint(service),
+    )?;
     let secrets = crate::secret::url_and_parts(webhook_url.expose());
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let request = http.post(url.clone()).json(payload);

@@ -146,3 +146,29 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
     cut.push('…');
     cut
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_counts_characters_and_marks_the_cut() {
+        assert_eq!(truncate("héllo", 5), "héllo");
+        assert_eq!(truncate("héllo wörld", 6), "héllo…");
+        assert_eq!(truncate("💾💾💾", 2), "💾…");
+    }
+
+    #[test]
+    fn plain_text_lists_facts_in_order() {
+        let mut n = test_notification("prod", Timestamp(0));
+        n.database = Some("billing".to_owned());
+        n.fields = vec![("Size".to_owned(), "3 MB".to_owned())];
+        n.link = Some("https://statehouse.example.com/x".to_owned());
+        assert_eq!(
+            n.plain_text(),
+            "This channel is set up correctly: statehouse will send notifications here.\n\n\
+             Workspace: prod\nDatabase: billing\nSize: 3 MB\nEvent: notifier.test\n\
+             Severity: info\nAt: 1970-01-01T00:00:00Z\n\nhttps://statehouse.example.com/x\n"
+        );
+    }
+}

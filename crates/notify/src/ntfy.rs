@@ -8,7 +8,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use crate::error::NotifyError;
 use crate::http::{exchange, expect_success};
 use crate::notification::{Notification, Severity, truncate};
-use crate::spec::{NtfyPriority, NtfySpec, check_url};
+use crate::spec::{NTFY_SERVER_HINT, NtfyPriority, NtfySpec, check_url};
 
 pub(crate) async fn send(
     spec: &NtfySpec,
@@ -19,7 +19,7 @@ pub(crate) async fn send(
     let mut secrets = vec![spec.topic.expose()];
     secrets.extend(spec.access_token.as_ref().map(|s| s.expose()));
     secrets.extend(spec.password.as_ref().map(|s| s.expose()));
-    let server = check_url("server", &spec.server, "your ntfy server")?;
+    let server = check_url("server", &spec.server, NTFY_SERVER_HINT)?;
     let mut url = server.clone();
     url.path_segments_mut()
         .map_err(|()| NotifyError::Invalid("server must be an http(s) URL".to_owned()))?

@@ -90,7 +90,29 @@ pub(crate) fn payload(n: &Notification) -> Value {
         }));
     }
     json!({
-        "text": format!("[{}] {}: {}", n.severity.label(), n.title, n.message),
+        "text": escape_mrkdwn(&format!("[{}] {}: {}", n.severity.label(), n.title, n.message)),
         "blocks": blocks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use statehouse_core::clock::Timestamp;
+
+    #[test]
+    fn more_than_ten_facts_take_several_sections_and_long_titles_are_cut() {
+        let mut n = crate::test_notification("prod", Timestamp(0));
+        n.title = "x".repeat(400);
+        n.fields = (0..12).map(|i| (format!("f{i}"), i.to_string())).collect();
+        let payload = payload(&n);
+        let blocks = payload["blocks"].as_array().unwrap_or(&Vec::new()).clone();
+        let header = blocks[0]["text"]["text"].as_str().unwrap_or("");
+        assert_eq!(header.chars().count(), 150);
+        // Workspace + 12 fields = 13 facts: sections of 10 and 3.
+        assert_eq!(blocks[2]["fields"].as_array().map(Vec::len), Some(10));
+        assert_eq!(blocks[3]["fields"].as_array().map(Vec::len), Some(3));
+        assert_eq!(blocks[4]["type"], "context");
+        assert_eq!(blocks.len(), 5, "no button without a link");
+    }
 }

@@ -277,15 +277,24 @@ impl NotifierSpec {
     pub fn validate(&self) -> Result<(), NotifyError> {
         match self {
             NotifierSpec::Email(spec) => crate::email::validate(spec),
-            NotifierSpec::Slack(spec) => {
-                check_url("webhook_url", spec.webhook_url.expose(), "Slack").map(drop)
-            }
-            NotifierSpec::Discord(spec) => {
-                check_url("webhook_url", spec.webhook_url.expose(), "Discord").map(drop)
-            }
-            NotifierSpec::Teams(spec) => {
-                check_url("webhook_url", spec.webhook_url.expose(), "Teams").map(drop)
-            }
+            NotifierSpec::Slack(spec) => check_url(
+                "webhook_url",
+                spec.webhook_url.expose(),
+                &paste_hint("Slack"),
+            )
+            .map(drop),
+            NotifierSpec::Discord(spec) => check_url(
+                "webhook_url",
+                spec.webhook_url.expose(),
+                &paste_hint("Discord"),
+            )
+            .map(drop),
+            NotifierSpec::Teams(spec) => check_url(
+                "webhook_url",
+                spec.webhook_url.expose(),
+                &paste_hint("the Teams Workflows (or incoming webhook)"),
+            )
+            .map(drop),
             NotifierSpec::Mattermost(spec) => validate_mattermost(spec),
             NotifierSpec::Telegram(spec) => validate_telegram(spec),
             NotifierSpec::Ntfy(spec) => validate_ntfy(spec),
@@ -399,8 +408,7 @@ fn secret_strings(secret: &Map<String, Value>) -> Vec<String> {
 
 /// Checks that `value` is an absolute http(s) URL. The message never repeats the URL: it may be
 /// a secret.
-pub(crate) fn check_url(field: &str, value: &str, service: &str) -> Result<url::Url, NotifyError> {
-    let hint = format!("paste the whole URL {service} gives you, starting with https://");
+pub(crate) fn check_url(field: &str, value: &str, hint: &str) -> Result<url::Url, NotifyError> {
     if value.trim().is_empty() {
         return Err(NotifyError::Invalid(format!("{field} is empty: {hint}")));
     }
@@ -420,6 +428,16 @@ pub(crate) fn check_url(field: &str, value: &str, service: &str) -> Result<url::
     Ok(url)
 }
 
+/// The hint for a webhook URL copied from a service's settings.
+pub(crate) fn paste_hint(service: &str) -> String {
+    format!("paste the whole webhook URL {service} gives you, starting with https://")
+}
+
+pub(crate) const TELEGRAM_API_BASE_HINT: &str =
+    "leave api_base out for https://api.telegram.org, or give your own Bot API server's URL";
+pub(crate) const NTFY_SERVER_HINT: &str = "leave server out for https://ntfy.sh, or give your own server's URL, e.g. https://ntfy.example.com";
+pub(crate) const WEBHOOK_URL_HINT: &str = "give the receiver's whole URL, starting with https://";
+
 fn check_not_blank(field: &str, value: &Option<String>, example: &str) -> Result<(), NotifyError> {
     match value {
         Some(text) if text.trim().is_empty() => Err(NotifyError::Invalid(format!(
@@ -430,7 +448,11 @@ fn check_not_blank(field: &str, value: &Option<String>, example: &str) -> Result
 }
 
 fn validate_mattermost(spec: &MattermostSpec) -> Result<(), NotifyError> {
-    check_url("webhook_url", spec.webhook_url.expose(), "Mattermost")?;
+    check_url(
+        "webhook_url",
+        spec.webhook_url.expose(),
+        &paste_hint("Mattermost"),
+    )?;
     check_not_blank("channel", &spec.channel, "town-square")?;
     check_not_blank("username", &spec.username, "statehouse")
 }
@@ -474,11 +496,11 @@ fn validate_telegram(spec: &TelegramSpec) -> Result<(), NotifyError> {
                 .to_owned(),
         ));
     }
-    check_url("api_base", &spec.api_base, "your Telegram Bot API server").map(drop)
+    check_url("api_base", &spec.api_base, TELEGRAM_API_BASE_HINT).map(drop)
 }
 
 fn validate_ntfy(spec: &NtfySpec) -> Result<(), NotifyError> {
-    check_url("server", &spec.server, "your ntfy server").map(drop)?;
+    check_url("server", &spec.server, NTFY_SERVER_HINT).map(drop)?;
     let topic = spec.topic.expose();
     if topic.is_empty()
         || topic.len() > 64
@@ -516,4 +538,411 @@ fn validate_ntfy(spec: &NtfySpec) -> Result<(), NotifyError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// Every secret value used in `every_kind`.
+    const SECRETS: &[&str] = &[
+        "mail-pa55word",
+        "https://hooks.slack.com/services/T0/B0/slack-secret",
+        "https://discord.com/api/webhooks/1/discord-secret",
+        "123456:tg-secret-token",
+        "https://example.webhook.office.com/teams-secret",
+        "https://mm.example.com/hooks/mm-secret",
+        "topic-secret",
+        "tk_ntfy-secret",
+        "ntfy-pa55word",
+        "https://receiver.example.com/hook?key=webhook-secret",
+        "Bearer header-secret",
+    ];
+
+    fn every_kind() -> Vec<NotifierSpec> {
+        vec![
+            NotifierSpec::Email(EmailSpec {
+                host: "smtp.example.com".to_owned(),
+                port: Some(2525),
+                security: EmailSecurity::Tls,
+                username: Some("alice".to_owned()),
+                password: Some(Secret::new("mail-pa55word")),
+                from: "statehouse@example.com".to_owned(),
+                to: vec!["ops@example.com".to_owned()],
+                ca_certificate_pem: Some("-----BEGIN CERTIFICATE-----".to_owned()),
+                accept_invalid_certs: true,
+            }),
+            NotifierSpec::Slack(SlackSpec {
+                webhook_url: Secret::new(SECRETS[1]),
+            }),
+            NotifierSpec::Discord(DiscordSpec {
+                webhook_url: Secret::new(SECRETS[2]),
+            }),
+            NotifierSpec::Telegram(TelegramSpec {
+                bot_token: Secret::new(SECRETS[3]),
+                chat_id: "-100200".to_owned(),
+                message_thread_id: Some(7),
+                api_base: DEFAULT_TELEGRAM_API_BASE.to_owned(),
+            }),
+            NotifierSpec::Teams(TeamsSpec {
+                webhook_url: Secret::new(SECRETS[4]),
+            }),
+            NotifierSpec::Mattermost(MattermostSpec {
+                webhook_url: Secret::new(SECRETS[5]),
+                channel: Some("ops".to_owned()),
+                username: Some("statehouse".to_owned()),
+            }),
+            NotifierSpec::Ntfy(NtfySpec {
+                server: "https://ntfy.example.com".to_owned(),
+                topic: Secret::new("topic-secret"),
+                access_token: Some(Secret::new("tk_ntfy-secret")),
+                username: None,
+                password: None,
+                priority: Some(NtfyPriority::High),
+                tags: vec!["floppy_disk".to_owned()],
+            }),
+            NotifierSpec::Ntfy(NtfySpec {
+                server: DEFAULT_NTFY_SERVER.to_owned(),
+                topic: Secret::new("topic-secret"),
+                access_token: None,
+                username: Some("bob".to_owned()),
+                password: Some(Secret::new("ntfy-pa55word")),
+                priority: None,
+                tags: Vec::new(),
+            }),
+            NotifierSpec::Webhook(WebhookSpec {
+                url: Secret::new(SECRETS[9]),
+                method: WebhookMethod::Put,
+                headers: BTreeMap::from([(
+                    "Authorization".to_owned(),
+                    Secret::new("Bearer header-secret"),
+                )]),
+                body_template: Some("{\"t\": \"{{title}}\"}".to_owned()),
+            }),
+        ]
+    }
+
+    fn assert_no_secret(text: &str) {
+        for secret in SECRETS {
+            assert!(!text.contains(secret), "{secret} leaked into {text}");
+        }
+    }
+
+    #[test]
+    fn split_and_join_round_trip_for_every_kind() {
+        for spec in every_kind() {
+            let (public, secret) = spec.split_secrets();
+            assert_eq!(public["kind"], spec.kind());
+            assert_no_secret(&public.to_string());
+            let secret_fields = secret_fields(spec.kind()).unwrap();
+            let secret_map = secret.as_object().unwrap();
+            assert!(!secret_map.is_empty(), "{} has secrets", spec.kind());
+            assert!(
+                secret_map
+                    .keys()
+                    .all(|k| secret_fields.contains(&k.as_str()))
+            );
+            assert_eq!(NotifierSpec::from_parts(&public, &secret).unwrap(), spec);
+            // Storage round trip: both parts as text and back.
+            let public: Value = serde_json::from_str(&public.to_string()).unwrap();
+            let secret: Value = serde_json::from_str(&secret.to_string()).unwrap();
+            assert_eq!(NotifierSpec::from_parts(&public, &secret).unwrap(), spec);
+        }
+    }
+
+    #[test]
+    fn from_parts_refuses_mixed_up_parts_without_repeating_secrets() {
+        let spec = NotifierSpec::Slack(SlackSpec {
+            webhook_url: Secret::new(SECRETS[1]),
+        });
+        let (public, secret) = spec.split_secrets();
+
+        let missing = NotifierSpec::from_parts(&public, &Value::Null).unwrap_err();
+        assert!(missing.to_string().contains("webhook_url"), "{missing}");
+
+        let mut smuggled = secret.clone();
+        smuggled["channel"] = json!("x");
+        let err = NotifierSpec::from_parts(&public, &smuggled).unwrap_err();
+        assert!(err.to_string().contains("\"channel\""), "{err}");
+
+        let err = NotifierSpec::from_parts(&secret, &secret).unwrap_err();
+        assert!(err.to_string().contains("unknown kind"), "{err}");
+
+        let mut both = public.clone();
+        both["webhook_url"] = json!("https://elsewhere.example.com/");
+        let err = NotifierSpec::from_parts(&both, &secret).unwrap_err();
+        assert!(err.to_string().contains("both"), "{err}");
+
+        // A secret of the wrong type: serde's message would quote it.
+        let telegram = json!({"kind": "telegram", "chat_id": "@x"});
+        let err =
+            NotifierSpec::from_parts(&telegram, &json!({"bot_token": ["123456:tg-secret-token"]}))
+                .unwrap_err();
+        assert!(matches!(err, NotifyError::Invalid(_)));
+        assert_no_secret(&err.to_string());
+    }
+
+    #[test]
+    fn redacted_view_and_debug_show_no_secret() {
+        for spec in every_kind() {
+            let redacted = spec.redacted();
+            assert_no_secret(&redacted.to_string());
+            assert_no_secret(&format!("{spec:?}"));
+            assert_eq!(redacted["kind"], spec.kind());
+        }
+        let kinds = every_kind();
+        assert_eq!(
+            kinds[1].redacted(),
+            json!({"kind": "slack", "webhook_url": "https://hooks.slack.com/…"})
+        );
+        assert_eq!(kinds[3].redacted()["bot_token"], "123456:********");
+        assert_eq!(kinds[3].redacted()["chat_id"], "-100200");
+        assert_eq!(kinds[0].redacted()["password"], "********");
+        assert_eq!(kinds[0].redacted()["username"], "alice");
+        assert_eq!(
+            kinds[8].redacted()["headers"],
+            json!({"Authorization": "********"})
+        );
+        assert_eq!(kinds[8].redacted()["url"], "https://receiver.example.com/…");
+        assert_eq!(kinds[6].redacted()["topic"], "********");
+    }
+
+    #[test]
+    fn json_as_people_write_it_gets_defaults() {
+        let spec: NotifierSpec = serde_json::from_value(json!({
+            "kind": "telegram", "bot_token": "1:abc", "chat_id": -1001234567890_i64
+        }))
+        .unwrap();
+        let NotifierSpec::Telegram(telegram) = &spec else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(telegram.chat_id, "-1001234567890");
+        assert_eq!(telegram.api_base, "https://api.telegram.org");
+
+        let spec: NotifierSpec = serde_json::from_value(json!({
+            "kind": "email", "host": "smtp.example.com",
+            "from": "a@example.com", "to": ["b@example.com"]
+        }))
+        .unwrap();
+        let NotifierSpec::Email(email) = &spec else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(email.security, EmailSecurity::Starttls);
+        assert_eq!(email.port(), 587);
+        assert!(!email.accept_invalid_certs);
+        spec.validate().unwrap();
+
+        let spec: NotifierSpec =
+            serde_json::from_value(json!({"kind": "ntfy", "topic": "alerts"})).unwrap();
+        let NotifierSpec::Ntfy(ntfy) = &spec else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(ntfy.server, "https://ntfy.sh");
+
+        let spec: NotifierSpec = serde_json::from_value(json!({
+            "kind": "webhook", "url": "https://x.example.com/", "method": "patch"
+        }))
+        .unwrap();
+        let NotifierSpec::Webhook(webhook) = &spec else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(webhook.method, WebhookMethod::Patch);
+        assert_eq!(
+            serde_json::to_value(&spec).unwrap()["method"],
+            json!("PATCH")
+        );
+
+        // A misspelt field is refused, not ignored.
+        let err = serde_json::from_value::<NotifierSpec>(json!({
+            "kind": "slack", "webhook_url": "https://hooks.slack.com/x", "chanel": "ops"
+        }))
+        .unwrap_err();
+        assert!(err.to_string().contains("chanel"), "{err}");
+    }
+
+    fn invalid(spec: NotifierSpec) -> String {
+        match spec.validate() {
+            Err(NotifyError::Invalid(message)) => {
+                assert_no_secret(&message);
+                message
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    fn email(edit: impl FnOnce(&mut EmailSpec)) -> NotifierSpec {
+        let mut spec = EmailSpec {
+            host: "smtp.example.com".to_owned(),
+            port: None,
+            security: EmailSecurity::Starttls,
+            username: None,
+            password: None,
+            from: "statehouse@example.com".to_owned(),
+            to: vec!["ops@example.com".to_owned()],
+            ca_certificate_pem: None,
+            accept_invalid_certs: false,
+        };
+        edit(&mut spec);
+        NotifierSpec::Email(spec)
+    }
+
+    #[test]
+    fn every_kind_of_the_sample_validates() {
+        for spec in every_kind() {
+            if let NotifierSpec::Email(_) = spec {
+                continue; // its CA is not a certificate; checked below
+            }
+            spec.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn email_validation_says_what_to_fix() {
+        assert!(
+            invalid(email(|s| s.host = "smtp://mail.example.com".to_owned()))
+                .contains("no smtp://")
+        );
+        assert!(invalid(email(|s| s.port = Some(0))).contains("leave port out"));
+        assert!(
+            invalid(email(|s| s.from = "not an address".to_owned()))
+                .contains("from \"not an address\"")
+        );
+        assert!(invalid(email(|s| s.to.clear())).contains("at least one recipient"));
+        assert!(invalid(email(|s| s.to.push("x@".to_owned()))).contains("to \"x@\""));
+        assert!(invalid(email(|s| s.username = Some("alice".to_owned()))).contains("go together"));
+        let clear_text = invalid(email(|s| {
+            s.security = EmailSecurity::None;
+            s.username = Some("alice".to_owned());
+            s.password = Some(Secret::new("mail-pa55word"));
+        }));
+        assert!(clear_text.contains("unencrypted"), "{clear_text}");
+        assert!(
+            invalid(email(|s| s.ca_certificate_pem = Some("hello".to_owned())))
+                .contains("no certificate")
+        );
+        email(|s| {
+            s.security = EmailSecurity::None;
+        })
+        .validate()
+        .unwrap();
+    }
+
+    #[test]
+    fn webhook_url_validation_never_repeats_the_url() {
+        let message = invalid(NotifierSpec::Slack(SlackSpec {
+            webhook_url: Secret::new("hooks.slack.com/services/T0/B0/slack-secret"),
+        }));
+        assert!(
+            message.contains("webhook_url is not a valid URL"),
+            "{message}"
+        );
+        assert!(!message.contains("slack-secret"), "{message}");
+        let message = invalid(NotifierSpec::Discord(DiscordSpec {
+            webhook_url: Secret::new("ftp://discord.com/discord-secret"),
+        }));
+        assert!(message.contains("https://"), "{message}");
+        assert!(!message.contains("discord-secret"), "{message}");
+        assert!(
+            invalid(NotifierSpec::Teams(TeamsSpec {
+                webhook_url: Secret::new(" "),
+            }))
+            .contains("webhook_url is empty")
+        );
+    }
+
+    #[test]
+    fn telegram_validation() {
+        let telegram = |edit: fn(&mut TelegramSpec)| {
+            let mut spec = TelegramSpec {
+                bot_token: Secret::new("123456:AAH-x_y"),
+                chat_id: "-100200".to_owned(),
+                message_thread_id: None,
+                api_base: DEFAULT_TELEGRAM_API_BASE.to_owned(),
+            };
+            edit(&mut spec);
+            NotifierSpec::Telegram(spec)
+        };
+        telegram(|_| {}).validate().unwrap();
+        telegram(|s| s.chat_id = "@alerts_channel".to_owned())
+            .validate()
+            .unwrap();
+        let message = invalid(telegram(|s| s.bot_token = Secret::new("tg-secret-token")));
+        assert!(message.contains("@BotFather"), "{message}");
+        assert!(invalid(telegram(|s| s.chat_id = "alerts".to_owned())).contains("@username"));
+        assert!(invalid(telegram(|s| s.message_thread_id = Some(0))).contains("positive"));
+        assert!(
+            invalid(telegram(|s| s.api_base = "api.telegram.org".to_owned())).contains("api_base")
+        );
+    }
+
+    #[test]
+    fn ntfy_validation() {
+        let ntfy = |edit: fn(&mut NtfySpec)| {
+            let mut spec = NtfySpec {
+                server: DEFAULT_NTFY_SERVER.to_owned(),
+                topic: Secret::new("alerts"),
+                access_token: None,
+                username: None,
+                password: None,
+                priority: None,
+                tags: Vec::new(),
+            };
+            edit(&mut spec);
+            NotifierSpec::Ntfy(spec)
+        };
+        ntfy(|_| {}).validate().unwrap();
+        assert!(invalid(ntfy(|s| s.topic = Secret::new("a/b"))).contains("topic"));
+        assert!(
+            invalid(ntfy(|s| {
+                s.access_token = Some(Secret::new("tk_ntfy-secret"));
+                s.username = Some("bob".to_owned());
+                s.password = Some(Secret::new("ntfy-pa55word"));
+            }))
+            .contains("not both")
+        );
+        assert!(invalid(ntfy(|s| s.username = Some("bob".to_owned()))).contains("go together"));
+        assert!(invalid(ntfy(|s| s.tags = vec!["a,b".to_owned()])).contains("commas"));
+    }
+
+    #[test]
+    fn webhook_validation() {
+        let webhook = |template: Option<&str>, headers: &[(&str, &str)]| {
+            NotifierSpec::Webhook(WebhookSpec {
+                url: Secret::new(SECRETS[9]),
+                method: WebhookMethod::Post,
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Secret::new(*v)))
+                    .collect(),
+                body_template: template.map(str::to_owned),
+            })
+        };
+        webhook(None, &[]).validate().unwrap();
+        webhook(Some("{\"text\": \"{{title}} at {{ at }}\"}"), &[])
+            .validate()
+            .unwrap();
+        webhook(Some("{{title}}"), &[]).validate().unwrap();
+        let unknown = invalid(webhook(Some("{\"t\": \"{{titel}}\"}"), &[]));
+        assert!(
+            unknown.contains("{{titel}}") && unknown.contains("{{title}}"),
+            "{unknown}"
+        );
+        let outside = invalid(webhook(Some("{\"t\": {{title}}}"), &[]));
+        assert!(outside.contains("not valid JSON"), "{outside}");
+        // Not JSON by its Content-Type: the same template is fine.
+        webhook(
+            Some("{\"t\": {{title}}}"),
+            &[("Content-Type", "text/plain")],
+        )
+        .validate()
+        .unwrap();
+        assert!(invalid(webhook(None, &[("Bad Header", "x")])).contains("\"Bad Header\""));
+        let value = invalid(webhook(None, &[("X-Key", "Bearer header-secret\n")]));
+        assert!(value.contains("\"X-Key\""), "{value}");
+        assert!(invalid(webhook(Some("  "), &[])).contains("leave it out"));
+    }
 }

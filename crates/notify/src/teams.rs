@@ -17,7 +17,7 @@ pub(crate) async fn send(
 ) -> Result<(), NotifyError> {
     let answer = crate::http::post_json_to_secret_url(
         "Teams",
-        "Teams (Workflows or incoming webhook)",
+        "the Teams Workflows (or incoming webhook)",
         &spec.webhook_url,
         &payload(n),
         http,

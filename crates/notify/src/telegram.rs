@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::error::NotifyError;
 use crate::http::{exchange, quote};
 use crate::notification::{Notification, truncate};
-use crate::spec::{TelegramSpec, check_url};
+use crate::spec::{TELEGRAM_API_BASE_HINT, TelegramSpec, check_url};
 
 pub(crate) async fn send(
     spec: &TelegramSpec,
@@ -17,14 +17,14 @@ pub(crate) async fn send(
 ) -> Result<(), NotifyError> {
     let token = spec.bot_token.expose();
     let secrets = [token];
-    let base = check_url("api_base", &spec.api_base, "your Telegram Bot API server")?;
+    let base = check_url("api_base", &spec.api_base, TELEGRAM_API_BASE_HINT)?;
     let url = check_url(
         "bot_token",
         &format!(
             "{}/bot{token}/sendMessage",
             base.as_str().trim_end_matches('/')
         ),
-        "@BotFather",
+        "use the token @BotFather gave you",
     )?;
     let request = http.post(url.clone()).json(&payload(spec, n));
     let answer = exchange("Telegram", &url, request, timeout, &secrets).await?;

@@ -8,7 +8,7 @@ use statehouse_core::clock::Timestamp;
 use crate::error::NotifyError;
 use crate::http::{exchange, expect_success};
 use crate::notification::{Notification, Severity};
-use crate::spec::{WebhookSpec, check_url};
+use crate::spec::{WEBHOOK_URL_HINT, WebhookSpec, check_url};
 
 /// The placeholders a body template may use, each written `{{name}}`.
 pub const PLACEHOLDERS: &[&str] = &[
@@ -31,7 +31,7 @@ pub(crate) async fn send(
     let url_parts = crate::secret::url_and_parts(spec.url.expose());
     let mut secrets: Vec<&str> = url_parts.iter().map(String::as_str).collect();
     secrets.extend(spec.headers.values().map(|v| v.expose()));
-    let url = check_url("url", spec.url.expose(), "the receiver")?;
+    let url = check_url("url", spec.url.expose(), WEBHOOK_URL_HINT)?;
     let mut request = http
         .request(spec.method.as_reqwest(), url.clone())
         .headers(header_map(spec)?)
@@ -161,7 +161,7 @@ fn placeholders_in(template: &str) -> Vec<&str> {
 }
 
 pub(crate) fn validate(spec: &WebhookSpec) -> Result<(), NotifyError> {
-    check_url("url", spec.url.expose(), "the receiver")?;
+    check_url("url", spec.url.expose(), WEBHOOK_URL_HINT)?;
     header_map(spec)?;
     let Some(template) = &spec.body_template else {
         return Ok(());
@@ -207,4 +207,24 @@ pub(crate) fn validate(spec: &WebhookSpec) -> Result<(), NotifyError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_notification;
+
+    #[test]
+    fn render_fills_known_placeholders_and_leaves_the_rest() {
+        let n = test_notification("prod \"eu\"", Timestamp(0));
+        assert_eq!(
+            render("{{workspace}}/{{ database }}/{{nope}}/{{at", &n, false),
+            "prod \"eu\"//{{nope}}/{{at"
+        );
+        assert_eq!(
+            render("{\"w\": \"{{workspace}}\", \"at\": \"{{at}}\"}", &n, true),
+            "{\"w\": \"prod \\\"eu\\\"\", \"at\": \"1970-01-01T00:00:00Z\"}"
+        );
+        assert_eq!(render("no placeholders", &n, true), "no placeholders");
+    }
 }
