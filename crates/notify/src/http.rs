@@ -25,11 +25,19 @@ pub(crate) async fn exchange(
     timeout: Duration,
     secrets: &[&str],
 ) -> Result<Answer, NotifyError> {
-    let host = url.host_str().unwrap_or("?");
+    let host = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => "?".to_owned(),
+    };
     let unreachable = |e: reqwest::Error| {
         let e = e.without_url();
         let reason = if e.is_timeout() {
             format!("no answer within {} s", timeout.as_secs_f64())
+        } else if e.is_connect() {
+            // "error sending request: client error (Connect): tcp connect error: Connection
+            // refused": the last cause is the one that helps (refused, DNS, certificate).
+            deepest_cause(&e)
         } else {
             error_chain(&e)
         };
@@ -75,10 +83,20 @@ pub(crate) fn rejected(
     detail: &str,
     secrets: &[&str],
 ) -> NotifyError {
+    let mut detail = quote(detail, secrets);
+    if status.is_redirection() {
+        // Redirects are not followed: a webhook URL names its receiver.
+        let note = "a redirect, which is not followed: set the URL it points to instead";
+        detail = if detail.is_empty() {
+            note.to_owned()
+        } else {
+            format!("{detail} ({note})")
+        };
+    }
     NotifyError::Rejected {
         channel,
         status: status.as_u16(),
-        detail: quote(detail, secrets),
+        detail,
     }
 }
 
@@ -133,4 +151,12 @@ pub(crate) async fn post_json_to_secret_url(
     let answer = exchange(channel, &url, request, timeout, &secrets).await?;
     expect_success(channel, &answer, &secrets)?;
     Ok(answer)
+}
+
+fn deepest_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest = e;
+    while let Some(cause) = deepest.source() {
+        deepest = cause;
+    }
+    deepest.to_string()
 }

@@ -519,10 +519,12 @@ async fn unreachable_receiver_is_a_clear_error_without_the_url() {
         let err = deliver(&spec).await.unwrap_err();
         let text = err.to_string();
         assert!(
-            text.starts_with("cannot reach ") && text.contains("at 127.0.0.1:"),
+            text.starts_with("cannot reach Slack at ")
+                || text.starts_with("cannot reach Telegram at "),
             "{text}"
         );
-        assert!(text.to_lowercase().contains("refused"), "{text}");
+        assert!(text.to_lowercase().contains("connection refused"), "{text}");
+        assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
         assert!(!text.contains("secret-path-token"), "{text}");
         assert!(!text.contains("ABC-def_ghi"), "{text}");
         assert!(matches!(err, NotifyError::Unreachable(_)));
@@ -542,9 +544,10 @@ async fn silent_receiver_times_out() {
     )
     .await
     .unwrap_err();
+    let port = receiver.base.rsplit(':').next().unwrap();
     assert_eq!(
         err.to_string(),
-        "cannot reach Slack at 127.0.0.1: no answer within 0.3 s"
+        format!("cannot reach Slack at 127.0.0.1:{port}: no answer within 0.3 s")
     );
 }
 
@@ -565,4 +568,17 @@ async fn test_notification_reaches_a_receiver() {
     assert_eq!(body["severity"], "info");
     assert_eq!(body["workspace"], "staging");
     assert_eq!(body["database"], Value::Null);
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let receiver = Receiver::answering(301, "").await;
+    let text = deliver(&slack(receiver.url("/moved")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        text,
+        "Slack answered HTTP 301: a redirect, which is not followed: set the URL it points to instead"
+    );
 }
