@@ -13,7 +13,6 @@ mod runs;
 mod scheduler;
 mod targets;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -26,11 +25,13 @@ use statehouse_core::service::{Services, new_id};
 use statehouse_core::{Error, Result};
 use tokio::sync::Notify;
 
+use crate::pg_tools::PgToolSearch;
+
 pub use self::databases::{DatabaseChange, DatabaseSpec, DatabaseView, ReadonlyRoleRequest};
 pub use self::encryption::{EncryptionChange, EncryptionView, GeneratedKey};
-pub use self::health::{HealthReport, Uptime};
+pub use self::health::{HealthCheckView, HealthReport, ReadonlyRole, Uptime};
 pub use self::notifiers::{NotifierInput, NotifierView};
-pub use self::runs::{BackupView, RestoreRequest};
+pub use self::runs::{BackupView, ProgressFn, RestoreRequest, RestoreView, VerificationView};
 pub use self::scheduler::TickReport;
 pub use self::targets::{TargetInput, TargetView};
 
@@ -39,9 +40,9 @@ pub use self::targets::{TargetInput, TargetView};
 pub struct BackupOptions {
     /// Backups this process runs at once (others wait queued).
     pub concurrency: usize,
-    /// Where PostgreSQL client binaries are looked for first (`/usr/lib/postgresql/*/bin`
-    /// when empty), then `PATH`.
-    pub pg_bin_dirs: Vec<PathBuf>,
+    /// Where PostgreSQL client binaries are looked for (`/usr/lib/postgresql/*/bin`, then
+    /// `PATH`, by default).
+    pub pg_tools: PgToolSearch,
     /// How long a claimed run stays with this process without renewal.
     pub lease: Duration,
 }
@@ -50,7 +51,7 @@ impl Default for BackupOptions {
     fn default() -> Self {
         BackupOptions {
             concurrency: 2,
-            pg_bin_dirs: Vec::new(),
+            pg_tools: PgToolSearch::system(),
             lease: Duration::from_secs(120),
         }
     }
@@ -66,6 +67,8 @@ pub struct BackupService {
     options: Arc<BackupOptions>,
     /// Runs (backups, verifications, health checks) in flight in this process.
     in_flight: Arc<AtomicUsize>,
+    /// Backups among them (bounded by [`BackupOptions::concurrency`]).
+    running_backups: Arc<AtomicUsize>,
     idle: Arc<Notify>,
 }
 
@@ -81,6 +84,7 @@ impl BackupService {
             worker_id: format!("worker-{}", new_id()),
             options: Arc::new(options),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            running_backups: Arc::new(AtomicUsize::new(0)),
             idle: Arc::new(Notify::new()),
         })
     }

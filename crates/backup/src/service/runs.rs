@@ -600,7 +600,7 @@ impl BackupService {
                 tracing::warn!(backup = %run.id, error = %e, "verification could not run");
             }
         } else {
-            self.maybe_retry(&run, &db).await;
+            self.retry_after_failure(&run, &db).await;
         }
         run
     }
@@ -717,7 +717,7 @@ impl BackupService {
         (workspace, database)
     }
 
-    async fn maybe_retry(&self, run: &BackupRecord, db: &DatabaseRecord) {
+    pub(crate) async fn retry_after_failure(&self, run: &BackupRecord, db: &DatabaseRecord) {
         let Ok(settings) = DatabaseSettings::from_json(&db.settings) else {
             return;
         };
