@@ -8,6 +8,7 @@ pub mod pg_tools;
 pub mod pipeline;
 pub mod retention;
 pub mod schedule;
+pub mod service;
 pub mod settings;
 pub mod target;
 

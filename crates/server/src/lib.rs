@@ -23,6 +23,8 @@ use tower_http::trace::TraceLayer;
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
+    /// PostgreSQL backups (databases, targets, notifiers, runs).
+    pub backups: statehouse_backup::service::BackupService,
     /// Bodies larger than this are refused with 413.
     pub max_state_bytes: usize,
 }

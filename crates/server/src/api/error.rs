@@ -68,7 +68,7 @@ impl IntoResponse for ApiError {
                 let lock = serde_json::from_str(&holder_info).ok();
                 ("the state is locked by another client".to_owned(), lock)
             }
-            e @ (Error::Store(_) | Error::Internal(_) | Error::Config(_)) => {
+            e @ (Error::Store(_) | Error::Internal(_)) => {
                 // Details go to the log (with the request id), not to the client.
                 tracing::error!(error = %e, "API request failed");
                 (

@@ -156,7 +156,7 @@ fn encode_cursor(position: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
 }
 
-fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()

@@ -3,6 +3,7 @@
 //! every route at `/api/v1/openapi.json`.
 
 mod audit;
+mod backups;
 mod auth;
 mod error;
 mod extract;
@@ -33,7 +34,7 @@ use crate::AppState;
 #[openapi(
     info(
         title = "statehouse API",
-        description = "Workspaces, states, versions, locks, history and resource search of a statehouse server, its audit log, event stream and outgoing webhooks. \
+        description = "Workspaces, states, versions, locks, history and resource search of a statehouse server, its audit log, event stream and outgoing webhooks, and scheduled PostgreSQL backups (databases, storage targets, notifiers, backups, restore, verification, health). \
             Authenticate with an API token as `Authorization: Bearer <token>` (or as the basic-auth password), \
             or log in at /auth/login for a session cookie: then send the returned csrf_token as \
             `X-CSRF-Token` with every POST, PUT, PATCH and DELETE. \
@@ -107,6 +108,38 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(webhooks::delivery))
         .routes(routes!(webhooks::redeliver))
         .routes(routes!(webhooks::ping))
+        .routes(routes!(backups::list_databases, backups::create_database))
+        .routes(routes!(
+            backups::show_database,
+            backups::change_database,
+            backups::delete_database
+        ))
+        .routes(routes!(backups::check_database))
+        .routes(routes!(backups::health))
+        .routes(routes!(backups::readonly_role))
+        .routes(routes!(backups::backup_now))
+        .routes(routes!(backups::list_backups))
+        .routes(routes!(backups::show_backup, backups::delete_backup))
+        .routes(routes!(backups::download_backup))
+        .routes(routes!(backups::restore_backup))
+        .routes(routes!(backups::verify_backup))
+        .routes(routes!(backups::verifications))
+        .routes(routes!(backups::list_targets, backups::create_target))
+        .routes(routes!(
+            backups::show_target,
+            backups::change_target,
+            backups::delete_target
+        ))
+        .routes(routes!(backups::test_target))
+        .routes(routes!(backups::list_notifiers, backups::create_notifier))
+        .routes(routes!(
+            backups::show_notifier,
+            backups::change_notifier,
+            backups::delete_notifier
+        ))
+        .routes(routes!(backups::test_notifier))
+        .routes(routes!(backups::encryption, backups::change_encryption))
+        .routes(routes!(backups::export_key))
 }
 
 pub fn routes() -> Router<Arc<AppState>> {
