@@ -23,6 +23,7 @@ use http_body_util::BodyExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
+use statehouse_backup::service::{BackupOptions, BackupService};
 use statehouse_core::access::TokenSecret;
 use statehouse_server::{AppState, router};
 use tower::ServiceExt;
@@ -245,8 +246,10 @@ impl Client {
         let mut services = instance.services;
         let secret = TokenSecret::generate();
         services.trust_operator_secret(&secret);
+        let backups = BackupService::new(services.clone(), BackupOptions::default())?;
         let router = router(AppState {
             services: services.clone(),
+            backups,
             max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
         });
         Ok(Client {

@@ -6,6 +6,7 @@ use statehouse_server::webhook_sender::{
     HttpTransport, Retention, run_retention, run_webhook_worker,
 };
 use statehouse_server::{AppState, DRAIN_TIMEOUT, router};
+use statehouse_backup::service::{BackupOptions, BackupService};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -35,8 +36,10 @@ pub async fn run(config: Config) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(store = services.store.kind(), %addr, "statehouse started");
     println!("statehouse listening on http://{addr}");
+    let backups = BackupService::new(services.clone(), BackupOptions::default())?;
     let app = router(AppState {
         services: services.clone(),
+        backups: backups.clone(),
         max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -47,6 +50,8 @@ pub async fn run(config: Config) -> Result<()> {
             HttpTransport::new()?,
             stop_rx.clone(),
         )),
+        tokio::spawn(backups.clone().run_scheduler(stop_rx.clone())),
+        tokio::spawn(backups.clone().run_notifications(stop_rx.clone())),
         tokio::spawn(run_retention(
             services.clone(),
             Retention {

@@ -41,8 +41,14 @@ impl TestServer {
         );
         services.ensure_default_workspace().await.unwrap();
         services.create_workspace("other").await.unwrap();
+        let backups = statehouse_backup::service::BackupService::new(
+            services.clone(),
+            Default::default(),
+        )
+        .unwrap();
         let app = router(AppState {
             services: services.clone(),
+            backups,
             max_state_bytes: MAX_BYTES,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
