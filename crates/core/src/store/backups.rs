@@ -61,9 +61,10 @@ pub trait BackupStore: Send + Sync {
     /// Replaces name, settings, secrets, target, enabled and updated_at (not health); false
     /// when missing.
     async fn update_database(&self, database: &DatabaseRecord) -> Result<bool>;
-    /// Removes the database with its health checks and its job-clock entries (names starting
-    /// with `"<kind>:<database id>"` for any kind). `Conflict` while backups of it exist (they
-    /// must be deleted first: nothing is dropped silently); false when missing.
+    /// Removes the database with its health checks and its job-clock entries (named
+    /// `"<kind>:<database id>"` or `"<kind>:<database id>:<anything>"`, for any kind).
+    /// `Conflict` while backups of it exist (they must be deleted first: nothing is dropped
+    /// silently); false when missing.
     async fn delete_database(&self, workspace_id: &str, id: &str) -> Result<bool>;
 
     // Workspace backup settings
