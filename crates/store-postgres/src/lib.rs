@@ -37,6 +37,7 @@
 //! is not supported.
 
 mod audit;
+mod backups;
 mod webhooks;
 
 use std::str::FromStr;
@@ -739,6 +740,7 @@ impl Store for PgStore {
                 "the workspace still has {states} state(s), live or deleted; delete and purge them first"
             )));
         }
+        backups::delete_workspace_backups(self, &mut tx, workspace_id).await?;
         sqlx::query("DELETE FROM tokens WHERE workspace_id = $1")
             .bind(workspace_id)
             .execute(&mut *tx)
