@@ -501,6 +501,12 @@ impl Store for SqliteStore {
             )));
         }
         backups::delete_workspace_backups(&mut tx, workspace_id).await?;
+        // A workspace's webhooks go with it (their deliveries cascade), like its tokens.
+        sqlx::query("DELETE FROM webhooks WHERE workspace_id = ?")
+            .bind(workspace_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         sqlx::query("DELETE FROM tokens WHERE workspace_id = ?")
             .bind(workspace_id)
             .execute(&mut *tx)
