@@ -6,7 +6,9 @@
 //!   when the upload completes, an abort discards the parts.
 //! - SFTP: streamed into `<name>.partial`, renamed to `<name>` on commit, deleted on abort.
 //! - FTP: streamed; OpenDAL writes a temporary `<file>.<random>` in the root folder and renames
-//!   it on close. An abort deletes that temporary file.
+//!   it on close. FTP transfers cannot be abandoned without desynchronising the connection, so an
+//!   abort finishes the transfer and deletes the object right away: a partial object is visible
+//!   under its name for that moment, never with its sidecar (which marks a finished backup).
 //! - WebDAV, Google Drive: OpenDAL uploads these in one request from one in-memory buffer, so the
 //!   object is spooled to an (unlinked) temp file while the dump runs and read into memory for
 //!   the upload at commit: memory ≈ object size, capped by [`SPOOLED_UPLOAD_LIMIT`].
@@ -77,7 +79,8 @@ fn root_of(folder: Option<&str>) -> String {
 impl RemoteTarget {
     /// Builds the operator for a validated, non-local spec.
     pub(crate) fn open(spec: &TargetSpec) -> Result<RemoteTarget, BackupError> {
-        // Registers OpenDAL's HTTP client (reqwest with rustls) as its default transport.
+        // Registers OpenDAL's HTTP client (reqwest with rustls: feature http-transport-reqwest)
+        // as the default transport.
         static INSTALL: Once = Once::new();
         INSTALL.call_once(opendal::install_default);
 
@@ -711,7 +714,14 @@ impl BackupUpload for RemoteUpload {
 
     async fn abort(mut self: Box<Self>) {
         if let Body::Stream(sink) = &mut self.body {
-            sink.abort().await;
+            if self.to.mode == WriteMode::StreamServiceTemp {
+                // FTP cannot abort a transfer and stay in step with the server (the pooled
+                // connection would then answer the next command with this transfer's reply):
+                // the transfer is finished instead, and the object deleted below.
+                let _ = sink.close().await;
+            } else {
+                sink.abort().await;
+            }
         }
         // Drops the writer (and with it FTP's data connection) before cleaning up after it.
         self.body = Body::Done(tokio::io::sink());
@@ -721,7 +731,10 @@ impl BackupUpload for RemoteUpload {
             WriteMode::StreamThenRename => {
                 let _ = to.op.delete(&format!("{}.partial", to.name)).await;
             }
-            WriteMode::StreamServiceTemp => to.sweep_ftp_temp().await,
+            WriteMode::StreamServiceTemp => {
+                let _ = to.op.delete(&to.name).await;
+                to.sweep_ftp_temp().await;
+            }
         }
     }
 }
