@@ -146,6 +146,10 @@ pub enum BackupError {
     /// A backup object or its metadata is not in the storage target.
     #[error("{0}")]
     NotFound(String),
+    /// Reading, deleting or testing a storage target failed (the message names the target and
+    /// the step).
+    #[error("{0}")]
+    Target(String),
 }
 
 impl From<BackupError> for statehouse_core::Error {

@@ -31,6 +31,15 @@ impl LocalDirTarget {
 }
 
 fn storage_error(what: &str, path: &Path, e: std::io::Error) -> BackupError {
+    BackupError::Storage(describe(what, path, &e))
+}
+
+/// A failed read, look-up or delete.
+fn target_error(what: &str, path: &Path, e: std::io::Error) -> BackupError {
+    BackupError::Target(describe(what, path, &e))
+}
+
+fn describe(what: &str, path: &Path, e: &std::io::Error) -> String {
     let hint = match e.kind() {
         ErrorKind::PermissionDenied => {
             " (the statehouse process may not write there: check the directory's owner and mode)"
@@ -38,7 +47,7 @@ fn storage_error(what: &str, path: &Path, e: std::io::Error) -> BackupError {
         ErrorKind::StorageFull => " (the disk is full)",
         _ => "",
     };
-    BackupError::Storage(format!("{what} {}: {e}{hint}", path.display()))
+    format!("{what} {}: {e}{hint}", path.display())
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -68,7 +77,7 @@ async fn remove_if_present(path: &Path) -> Result<(), BackupError> {
     match tokio::fs::remove_file(path).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(storage_error("cannot delete", path, e)),
+        Err(e) => Err(target_error("cannot delete", path, e)),
     }
 }
 
@@ -104,7 +113,7 @@ impl BackupTarget for LocalDirTarget {
                 "backup object {name} does not exist in {}",
                 self.root.display()
             ))),
-            Err(e) => Err(storage_error("cannot open", &path, e)),
+            Err(e) => Err(target_error("cannot open", &path, e)),
         }
     }
 
@@ -113,7 +122,7 @@ impl BackupTarget for LocalDirTarget {
         match tokio::fs::metadata(&path).await {
             Ok(meta) => Ok(Some(meta.len())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(storage_error("cannot read the size of", &path, e)),
+            Err(e) => Err(target_error("cannot read the size of", &path, e)),
         }
     }
 
@@ -125,7 +134,7 @@ impl BackupTarget for LocalDirTarget {
                 "the metadata file {} does not exist",
                 path.display()
             ))),
-            Err(e) => Err(storage_error("cannot read", &path, e)),
+            Err(e) => Err(target_error("cannot read", &path, e)),
         }
     }
 
@@ -140,8 +149,12 @@ impl BackupTarget for LocalDirTarget {
         let path = self.resolve(&name)?;
         let payload = probe_payload(&name);
         let step = |step: &str, e: BackupError| {
-            BackupError::Storage(format!(
-                "the storage test failed while {step} in {}: {e}",
+            let cause = match e {
+                BackupError::Storage(m) | BackupError::Target(m) => m,
+                other => other.to_string(),
+            };
+            BackupError::Target(format!(
+                "the storage test failed while {step} in {}: {cause}",
                 self.root.display()
             ))
         };
@@ -163,7 +176,7 @@ impl BackupTarget for LocalDirTarget {
             .await
             .map_err(|e| step("deleting the test file", e));
         if read? != payload {
-            return Err(BackupError::Storage(format!(
+            return Err(BackupError::Target(format!(
                 "the storage test failed: the test file read back from {} differs from what was written",
                 self.root.display()
             )));

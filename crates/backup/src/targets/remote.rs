@@ -14,7 +14,7 @@
 //!   the upload at commit: memory ≈ object size, capped by [`SPOOLED_UPLOAD_LIMIT`].
 
 use std::io::SeekFrom;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -55,15 +55,90 @@ enum WriteMode {
 
 pub(crate) struct RemoteTarget {
     op: Operator,
-    /// "S3 bucket \"backups\"", for messages.
-    label: String,
+    explainer: Arc<Explainer>,
     mode: WriteMode,
     /// The SFTP private key, written to a 0600 temp file for the `ssh` client; removed on drop.
     _key_file: Option<tempfile::TempPath>,
 }
 
 fn build_error(label: &str, e: &opendal::Error) -> BackupError {
-    BackupError::Config(format!("cannot set up the {label} target: {e}"))
+    BackupError::Config(format!("cannot set up the {label} target: {}", details(e)))
+}
+
+/// Turns OpenDAL errors into messages for users: what probably went wrong, then the service's
+/// own words, with every secret of the target blanked out (OpenDAL puts some, such as Google's
+/// refresh token, in request URLs that its errors quote).
+pub(crate) struct Explainer {
+    /// "S3 bucket \"backups\"".
+    label: String,
+    secrets: Vec<String>,
+}
+
+impl Explainer {
+    fn new(spec: &TargetSpec, label: String) -> Explainer {
+        let mut secrets = Vec::new();
+        if let (_, serde_json::Value::Object(fields)) = spec.split_secrets() {
+            for value in fields.values().filter_map(serde_json::Value::as_str) {
+                let encoded: String =
+                    url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+                let escaped = percent_encoding::utf8_percent_encode(
+                    value,
+                    percent_encoding::NON_ALPHANUMERIC,
+                )
+                .to_string();
+                secrets.extend([value.to_owned(), encoded, escaped]);
+                // A SAS token's signature also travels on its own.
+                for pair in value.trim_start_matches('?').split('&') {
+                    if let Some(sig) = pair.strip_prefix("sig=") {
+                        secrets.push(sig.to_owned());
+                    }
+                }
+            }
+        }
+        // Short values would blank out ordinary words; longest first so parts never win.
+        secrets.retain(|s| s.len() >= 4);
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Explainer { label, secrets }
+    }
+
+    fn scrub(&self, text: String) -> String {
+        self.secrets.iter().fold(text, |text, secret| {
+            text.replace(secret.as_str(), "<redacted>")
+        })
+    }
+
+    /// "<hint>. Details: <the service's words>".
+    pub(crate) fn explain(&self, e: &opendal::Error, writing: bool) -> String {
+        self.scrub(format!("{}. Details: {}", hint(e, writing), details(e)))
+    }
+}
+
+/// The error's own message and causes (not its context, which quotes whole requests), with the
+/// HTTP status when there was one; at most 600 characters.
+fn details(e: &opendal::Error) -> String {
+    let mut text = e.message().trim().to_owned();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(cause.to_string().trim());
+        source = cause.source();
+    }
+    let full = e.to_string();
+    if let Some(at) = full.find("status: ") {
+        let status: String = full[at + 8..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if !status.is_empty() {
+            text = format!("HTTP {status}: {text}");
+        }
+    }
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.char_indices().nth(600) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
 }
 
 /// The folder inside the store as an OpenDAL root (`/a/b/`).
@@ -239,18 +314,33 @@ impl RemoteTarget {
         }
         Ok(RemoteTarget {
             op,
-            label,
+            explainer: Arc::new(Explainer::new(spec, label)),
             mode,
             _key_file: key_file,
         })
     }
 
-    fn failure(&self, what: &str, e: &opendal::Error, writing: bool) -> BackupError {
-        BackupError::Storage(format!(
-            "{what} on the {}: {}: {e}",
-            self.label,
-            hint(e, writing)
+    /// A failed read, look-up or delete.
+    fn failure(&self, what: &str, e: &opendal::Error) -> BackupError {
+        BackupError::Target(format!(
+            "{what} on the {}: {}",
+            self.explainer.label,
+            self.explainer.explain(e, false)
         ))
+    }
+
+    /// A failed write.
+    fn write_failure(&self, what: &str, e: &opendal::Error) -> BackupError {
+        BackupError::Storage(format!(
+            "{what} on the {}: {}",
+            self.explainer.label,
+            self.explainer.explain(e, true)
+        ))
+    }
+
+    fn sink(&self, writer: opendal::Writer) -> OpendalSink {
+        let explainer = self.explainer.clone();
+        OpendalSink::new(writer, Arc::new(move |e| explainer.explain(e, true)))
     }
 }
 
@@ -407,8 +497,8 @@ impl BackupTarget for RemoteTarget {
                     .chunk(plan.part_size)
                     .concurrent(plan.concurrency)
                     .await
-                    .map_err(|e| self.failure(&writing("multipart", name), &e, true))?;
-                Body::Stream(OpendalSink::new(writer, describe_write_error))
+                    .map_err(|e| self.write_failure(&writing("multipart", name), &e))?;
+                Body::Stream(self.sink(writer))
             }
             WriteMode::StreamThenRename | WriteMode::StreamServiceTemp => {
                 let path = self.upload_path(name);
@@ -417,12 +507,12 @@ impl BackupTarget for RemoteTarget {
                     .writer_with(&path)
                     .chunk(STREAM_CHUNK)
                     .await
-                    .map_err(|e| self.failure(&writing("stream", &path), &e, true))?;
-                Body::Stream(OpendalSink::new(writer, describe_write_error))
+                    .map_err(|e| self.write_failure(&writing("stream", &path), &e))?;
+                Body::Stream(self.sink(writer))
             }
             WriteMode::Spooled => {
                 if let Some(expected) = expected_size.filter(|s| *s > SPOOLED_UPLOAD_LIMIT) {
-                    return Err(spool_too_large(&self.label, expected));
+                    return Err(spool_too_large(&self.explainer.label, expected));
                 }
                 let file = tempfile::tempfile().map_err(|e| {
                     BackupError::Storage(format!(
@@ -435,7 +525,7 @@ impl BackupTarget for RemoteTarget {
         Ok(Box::new(RemoteUpload {
             to: UploadTo {
                 op: self.op.clone(),
-                label: self.label.clone(),
+                explainer: self.explainer.clone(),
                 mode: self.mode,
                 name: name.to_owned(),
             },
@@ -455,11 +545,11 @@ impl BackupTarget for RemoteTarget {
         } else {
             self.op.reader(name).await
         }
-        .map_err(|e| self.failure(&format!("cannot read {name}"), &e, false))?;
+        .map_err(|e| self.failure(&format!("cannot read {name}"), &e))?;
         let stream = reader
             .into_bytes_stream(0..size)
             .await
-            .map_err(|e| self.failure(&format!("cannot read {name}"), &e, false))?;
+            .map_err(|e| self.failure(&format!("cannot read {name}"), &e))?;
         Ok(Box::new(tokio_util::io::StreamReader::new(stream)))
     }
 
@@ -469,7 +559,7 @@ impl BackupTarget for RemoteTarget {
             Ok(meta) if meta.is_file() => Ok(Some(meta.content_length())),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.failure(&format!("cannot look up {name}"), &e, false)),
+            Err(e) => Err(self.failure(&format!("cannot look up {name}"), &e)),
         }
     }
 
@@ -480,9 +570,9 @@ impl BackupTarget for RemoteTarget {
             Ok(buffer) => decode_metadata(name, &buffer.to_vec()),
             Err(e) if e.kind() == ErrorKind::NotFound => Err(BackupError::NotFound(format!(
                 "the metadata file {sidecar} does not exist on the {}",
-                self.label
+                self.explainer.label
             ))),
-            Err(e) => Err(self.failure(&format!("cannot read {sidecar}"), &e, false)),
+            Err(e) => Err(self.failure(&format!("cannot read {sidecar}"), &e)),
         }
     }
 
@@ -492,7 +582,7 @@ impl BackupTarget for RemoteTarget {
             match self.op.delete(&path).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(self.failure(&format!("cannot delete {path}"), &e, false)),
+                Err(e) => return Err(self.failure(&format!("cannot delete {path}"), &e)),
             }
         }
         Ok(())
@@ -501,11 +591,11 @@ impl BackupTarget for RemoteTarget {
     async fn probe(&self) -> Result<(), BackupError> {
         let name = probe_name();
         let payload = probe_payload(&name);
+        let label = &self.explainer.label;
         let step = |step: &str, e: &opendal::Error, writing: bool| {
-            BackupError::Storage(format!(
-                "the storage test of the {} failed while {step}: {}. Details: {e}",
-                self.label,
-                hint(e, writing)
+            BackupError::Target(format!(
+                "the storage test of the {label} failed while {step}: {}",
+                self.explainer.explain(e, writing)
             ))
         };
         let run = async {
@@ -528,9 +618,8 @@ impl BackupTarget for RemoteTarget {
                 let _ = self.op.delete(&format!("{PROBE_FOLDER}/")).await;
             }
             if read?.to_vec() != payload {
-                return Err(BackupError::Storage(format!(
-                    "the storage test of the {} failed: the test object read back differs from what was written",
-                    self.label
+                return Err(BackupError::Target(format!(
+                    "the storage test of the {label} failed: the test object read back differs from what was written"
                 )));
             }
             deleted
@@ -538,9 +627,8 @@ impl BackupTarget for RemoteTarget {
         tokio::time::timeout(PROBE_TIMEOUT, run)
             .await
             .unwrap_or_else(|_| {
-                Err(BackupError::Storage(format!(
-                    "the storage test of the {} did not finish within {} s: the server cannot be reached or does not answer (check the endpoint or host and port, DNS and firewalls)",
-                    self.label,
+                Err(BackupError::Target(format!(
+                    "the storage test of the {label} did not finish within {} s: the server cannot be reached or does not answer (check the endpoint or host and port, DNS and firewalls)",
                     PROBE_TIMEOUT.as_secs()
                 )))
             })
@@ -559,13 +647,9 @@ impl RemoteTarget {
     fn not_found(&self, name: &str) -> BackupError {
         BackupError::NotFound(format!(
             "backup object {name} does not exist on the {}",
-            self.label
+            self.explainer.label
         ))
     }
-}
-
-fn describe_write_error(e: &opendal::Error) -> String {
-    format!("{}: {e}", hint(e, true))
 }
 
 fn spool_too_large(label: &str, size: u64) -> BackupError {
@@ -592,7 +676,7 @@ struct RemoteUpload {
 /// across awaits.
 struct UploadTo {
     op: Operator,
-    label: String,
+    explainer: Arc<Explainer>,
     mode: WriteMode,
     name: String,
 }
@@ -600,9 +684,9 @@ struct UploadTo {
 impl UploadTo {
     fn failure(&self, what: &str, e: &opendal::Error) -> BackupError {
         BackupError::Storage(format!(
-            "{what} on the {}: {}: {e}",
-            self.label,
-            hint(e, true)
+            "{what} on the {}: {}",
+            self.explainer.label,
+            self.explainer.explain(e, true)
         ))
     }
 
@@ -614,7 +698,7 @@ impl UploadTo {
         file.flush().await.map_err(io)?;
         let size = file.seek(SeekFrom::End(0)).await.map_err(io)?;
         if size > SPOOLED_UPLOAD_LIMIT {
-            return Err(spool_too_large(&self.label, size));
+            return Err(spool_too_large(&self.explainer.label, size));
         }
         file.seek(SeekFrom::Start(0)).await.map_err(io)?;
         let mut chunks = Vec::new();
@@ -676,7 +760,7 @@ impl BackupUpload for RemoteUpload {
                 if let Err(message) = sink.close().await {
                     let failure = BackupError::Storage(format!(
                         "cannot complete {} on the {}: {message}",
-                        to.name, to.label
+                        to.name, to.explainer.label
                     ));
                     if to.mode == WriteMode::StreamThenRename {
                         let _ = to.op.delete(&format!("{}.partial", to.name)).await;

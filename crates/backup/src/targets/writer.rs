@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
@@ -63,6 +64,9 @@ pub fn upload_plan(expected_size: Option<u64>) -> UploadPlan {
     }
 }
 
+/// Turns an OpenDAL error into the user-facing message (with the target's hints, secrets blanked).
+pub(crate) type Describe = Arc<dyn Fn(&opendal::Error) -> String + Send + Sync>;
+
 type PendingWrite = Pin<Box<dyn Future<Output = (opendal::Writer, opendal::Result<()>)> + Send>>;
 
 enum State {
@@ -77,12 +81,11 @@ enum State {
 pub(crate) struct OpendalSink {
     state: State,
     buffer: BytesMut,
-    /// Turns an OpenDAL error into the user-facing message (with the target's hints).
-    describe: fn(&opendal::Error) -> String,
+    describe: Describe,
 }
 
 impl OpendalSink {
-    pub(crate) fn new(writer: opendal::Writer, describe: fn(&opendal::Error) -> String) -> Self {
+    pub(crate) fn new(writer: opendal::Writer, describe: Describe) -> Self {
         OpendalSink {
             state: State::Idle(writer),
             buffer: BytesMut::new(),

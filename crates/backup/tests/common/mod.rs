@@ -139,6 +139,7 @@ pub async fn abort_leaves_nothing(target: &dyn BackupTarget, name: &str) {
 /// The probe fails and its message contains every one of `words`.
 pub async fn probe_fails_with(target: &dyn BackupTarget, words: &[&str]) -> String {
     let message = target.probe().await.unwrap_err().to_string();
+    eprintln!("probe error: {message}");
     for word in words {
         assert!(message.contains(word), "{word:?} not in: {message}");
     }
