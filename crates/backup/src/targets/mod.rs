@@ -24,12 +24,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::pipeline::BackupError;
 
 pub use local::LocalDirTarget;
-pub use remote::{SPOOLED_UPLOAD_LIMIT, UploadPlan, upload_plan};
+pub use remote::SPOOLED_UPLOAD_LIMIT;
 pub use spec::{
     AzblobSpec, FtpSpec, GcsSpec, GdriveSpec, KnownHostsStrategy, LocalSpec, S3Spec, Secret,
     SftpSpec, TargetSpec, WebdavSpec,
 };
-pub use writer::{MIN_PART_SIZE, UPLOAD_MEMORY_BUDGET};
+pub use writer::{MIN_PART_SIZE, UPLOAD_MEMORY_BUDGET, UploadPlan, upload_plan};
 
 /// The folder [`BackupTarget::probe`] writes its test object into.
 pub const PROBE_FOLDER: &str = ".statehouse-probe";

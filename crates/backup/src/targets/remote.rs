@@ -25,14 +25,12 @@ use opendal::{ErrorKind, Operator, services};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 
 use super::spec::{KnownHostsStrategy, TargetSpec};
-use super::writer::OpendalSink;
+use super::writer::{OpendalSink, upload_plan};
 use super::{
     BackupMetadata, BackupTarget, BackupUpload, ObjectReader, PROBE_FOLDER, check_object_name,
     decode_metadata, encode_metadata, probe_name, probe_payload, sidecar_name,
 };
 use crate::pipeline::BackupError;
-
-pub use super::writer::{UploadPlan, upload_plan};
 
 /// The largest object WebDAV and Google Drive targets take: OpenDAL sends those in one request
 /// from one in-memory buffer, so the whole object is in memory during its upload.
@@ -820,5 +818,59 @@ impl BackupUpload for RemoteUpload {
                 to.sweep_ftp_temp().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::targets::{AzblobSpec, Secret, WebdavSpec, open_target};
+
+    #[tokio::test]
+    async fn spooled_targets_refuse_backups_larger_than_they_can_hold() {
+        let spec = TargetSpec::Webdav(WebdavSpec {
+            endpoint: "http://127.0.0.1:9".to_owned(),
+            username: None,
+            password: None,
+            root: None,
+        });
+        let target = open_target(&spec).unwrap();
+        let err = target
+            .begin("db/x.dump.zst.age", Some(2 * SPOOLED_UPLOAD_LIMIT))
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("larger than the 1024 MiB"), "{err}");
+        assert!(
+            err.contains("use an S3, Azure, GCS, SFTP or FTP target"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn explanations_blank_out_every_secret_form() {
+        let sas = "sv=2024-01-01&ss=b&sig=AbC%2Fdef%3D&se=2030-01-01T00%3A00Z";
+        let spec = TargetSpec::Azblob(AzblobSpec {
+            container: "c".to_owned(),
+            account_name: "acct".to_owned(),
+            account_key: Some(Secret::new("key/with+chars==")),
+            sas_token: Some(Secret::new(sas)),
+            endpoint: None,
+            prefix: None,
+        });
+        let explainer = Explainer::new(&spec, "Azure".to_owned());
+        let text = format!(
+            "raw {sas} key key/with+chars== encoded key%2Fwith%2Bchars%3D%3D sig AbC%2Fdef%3D"
+        );
+        let scrubbed = explainer.scrub(text);
+        for leaked in ["key/with", "key%2Fwith", "AbC%2Fdef", "sv=2024"] {
+            assert!(!scrubbed.contains(leaked), "{leaked} in {scrubbed}");
+        }
+        assert!(
+            scrubbed.starts_with("raw <redacted> key <redacted>"),
+            "{scrubbed}"
+        );
     }
 }
