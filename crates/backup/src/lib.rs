@@ -10,14 +10,17 @@ pub mod retention;
 pub mod schedule;
 pub mod service;
 pub mod settings;
-pub mod target;
+pub mod targets;
 
 use statehouse_core::clock::{Clock, Timestamp};
 
 pub use pipeline::{
     BackupError, DEFAULT_ZSTD_LEVEL, DumpOptions, DumpOutcome, PgConnection, dump_to,
 };
-pub use target::{BackupMetadata, BackupTarget, BackupUpload, LocalDirTarget};
+pub use targets::{
+    BackupMetadata, BackupTarget, BackupUpload, LocalDirTarget, ObjectReader, TargetSpec,
+    open_target,
+};
 
 /// The readable object name `<db>/<db>-<UTC time>-<id>.dump.zst.age`; characters other than
 /// letters, digits, `_`, `-` and `.` in the database name become `_` (so it stays one path
@@ -44,15 +47,18 @@ pub fn object_name(database: &str, started: Timestamp, id: &str) -> String {
 
 /// Runs one backup end to end: dumps into a new object `name` of `target`, then commits it with
 /// its sidecar metadata. On any failure the partial object is thrown away and the error returned.
+/// `expected_size` is a hint of the stored size (the previous backup's, say) that lets multipart
+/// targets size their parts for very large databases (see [`targets::upload_plan`]).
 pub async fn run_backup(
     options: &DumpOptions,
     server_version: Option<String>,
     target: &dyn BackupTarget,
     name: &str,
+    expected_size: Option<u64>,
     clock: &dyn Clock,
 ) -> Result<BackupMetadata, BackupError> {
     let started = clock.now();
-    let mut upload = target.begin(name).await?;
+    let mut upload = target.begin(name, expected_size).await?;
     let outcome = match dump_to(options, upload.writer()).await {
         Ok(outcome) => outcome,
         Err(e) => {

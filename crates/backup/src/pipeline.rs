@@ -143,6 +143,13 @@ pub enum BackupError {
     Encode(String),
     #[error("writing the backup to the storage target failed: {0}")]
     Storage(String),
+    /// A backup object or its metadata is not in the storage target.
+    #[error("{0}")]
+    NotFound(String),
+    /// Reading, deleting or testing a storage target failed (the message names the target and
+    /// the step).
+    #[error("{0}")]
+    Target(String),
 }
 
 impl From<BackupError> for statehouse_core::Error {
@@ -151,6 +158,7 @@ impl From<BackupError> for statehouse_core::Error {
             BackupError::Config(_) | BackupError::Spawn { .. } => {
                 statehouse_core::Error::Config(e.to_string())
             }
+            BackupError::NotFound(message) => statehouse_core::Error::NotFound(message),
             _ => statehouse_core::Error::Internal(e.to_string()),
         }
     }

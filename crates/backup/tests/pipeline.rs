@@ -206,6 +206,7 @@ async fn a_backup_restores_with_age_zstd_and_pg_restore_alone_and_damage_is_dete
         Some(server_version.clone()),
         &target,
         &name,
+        None,
         &clock,
     )
     .await
@@ -308,6 +309,7 @@ async fn a_failing_pg_dump_fails_the_backup_with_its_message_and_stores_nothing(
         None,
         &LocalDirTarget::new(&store),
         "x/x.dump.zst.age",
+        None,
         &clock,
     )
     .await
@@ -364,6 +366,7 @@ async fn a_silent_pg_dump_is_stalled_out_and_killed() {
         None,
         &LocalDirTarget::new(&store),
         "a/b",
+        None,
         &clock,
     )
     .await
@@ -390,6 +393,7 @@ async fn a_slow_but_steady_pg_dump_hits_the_total_timeout_and_is_killed() {
         None,
         &LocalDirTarget::new(tmp.path().join("store")),
         "a/b",
+        None,
         &FakeClock::new(Timestamp(0)),
     )
     .await
@@ -416,6 +420,7 @@ async fn a_pg_dump_exiting_nonzero_after_output_never_succeeds_and_never_sees_th
         None,
         &LocalDirTarget::new(&store),
         "a/b",
+        None,
         &FakeClock::new(Timestamp(0)),
     )
     .await
