@@ -4,16 +4,36 @@
 //!
 //! Internal for now: not yet reachable from the CLI or the API.
 
+pub mod connection;
+pub mod databases;
+mod decode;
+pub mod health;
+pub mod keys;
 pub mod pg_tools;
 pub mod pipeline;
+pub mod restore;
+pub mod roles;
+pub mod row_counts;
 pub mod target;
+pub mod verify;
 
 use statehouse_core::clock::{Clock, Timestamp};
 
+pub use connection::{DEFAULT_CONNECT_TIMEOUT, PgConnection, ServerVersion, server_version};
+pub use databases::discover_databases;
+pub use health::check_health;
+pub use keys::{Decryption, Encryption, generate_key_pair};
 pub use pipeline::{
-    BackupError, DEFAULT_ZSTD_LEVEL, DumpOptions, DumpOutcome, PgConnection, dump_to,
+    BackupError, DEFAULT_ZSTD_LEVEL, DumpOptions, DumpOutcome, ZSTD_LEVELS, dump_to,
 };
+pub use restore::{RestoreOptions, RestoreOutcome, create_database_if_missing, restore_from};
+pub use roles::{PrivilegeWarning, check_privileges, create_readonly_role};
+pub use row_counts::RowCounts;
 pub use target::{BackupMetadata, BackupTarget, BackupUpload, LocalDirTarget};
+pub use verify::{
+    RowCountMismatch, VerificationLevel, VerificationReport, VerifyOptions, verify_cheap,
+    verify_full,
+};
 
 /// The readable object name `<db>/<db>-<UTC time>-<id>.dump.zst.age`; characters other than
 /// letters, digits, `_`, `-` and `.` in the database name become `_` (so it stays one path
@@ -66,16 +86,22 @@ pub async fn run_backup(
         statehouse_version: env!("CARGO_PKG_VERSION").to_owned(),
         pipeline: "pg_dump --format=custom --compress=0 | zstd | age".to_owned(),
         zstd_level: options.zstd_level,
-        recipients: options.recipients.iter().map(ToString::to_string).collect(),
+        recipients: options.encryption.recipients_text(),
         started_at: started.to_rfc3339(),
         finished_at: finished.to_rfc3339(),
         duration_ms: finished.millis().saturating_sub(started.millis()),
         dump_bytes: outcome.dump_bytes,
         stored_bytes: outcome.stored_bytes,
         sha256: outcome.sha256,
-        restore_command: format!(
-            "age -d -i key.txt {file} | zstd -d | pg_restore --no-owner -d <database>"
-        ),
+        restore_command: match options.encryption {
+            // age asks for the passphrase on the terminal.
+            Encryption::Passphrase(_) => {
+                format!("age -d {file} | zstd -d | pg_restore --no-owner -d <database>")
+            }
+            Encryption::Recipients(_) => {
+                format!("age -d -i key.txt {file} | zstd -d | pg_restore --no-owner -d <database>")
+            }
+        },
     };
     upload.commit(&metadata).await?;
     Ok(metadata)
