@@ -16,8 +16,9 @@ pub async fn check_health(
 ) -> Result<Duration, String> {
     let started = Instant::now();
     let probe = async {
+        // The outer deadline decides (and says so); the inner one is only a backstop.
         let unbounded = PgConnection {
-            connect_timeout: timeout,
+            connect_timeout: timeout.saturating_mul(2),
             ..connection.clone()
         };
         let mut session = unbounded.connect().await.map_err(|e| e.to_string())?;

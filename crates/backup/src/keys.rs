@@ -217,9 +217,15 @@ fn decrypt_error(e: &age::DecryptError) -> BackupError {
             "the object is not an age-encrypted backup (its header is invalid or damaged)"
                 .to_owned()
         }
+        age::DecryptError::Io(e) => format!(
+            "the backup object is damaged or incomplete (reading its age header: {e}); it cannot \
+             be restored"
+        ),
         age::DecryptError::InvalidMac => {
             "the backup's header is damaged (its MAC does not match)".to_owned()
         }
+        // Reachable once anything enables age's `plugin` feature (more variants).
+        #[allow(unreachable_patterns)]
         other => format!("the backup cannot be decrypted: {other}"),
     })
 }
