@@ -4,6 +4,10 @@
 //! Three parts run at once, linked by small bounded channels: a feeder reads the object (hashes
 //! it, reports progress), a blocking worker decrypts and decompresses, a drainer writes the
 //! archive to the sink. Memory: a few 256 KiB chunks in flight plus zstd's window (capped).
+//!
+//! The drainer holds the archive's last chunk back until the whole object has been decoded and
+//! its checksum matched: whatever reads the sink (pg_restore) never sees a complete archive
+//! from a damaged, truncated or substituted object.
 
 use std::io::Read;
 
@@ -48,13 +52,21 @@ impl From<BackupError> for DecodeError {
     }
 }
 
-/// Decrypts and decompresses `object` into `sink` (flushed, not shut down). With
-/// `sink_may_stop`, a sink that stops accepting bytes (a tool that read all it needed, like
-/// `pg_restore --list`) is not an error: the rest is decoded and discarded. Only a whole,
-/// authentic object returns `Ok`.
+/// What the worker sends the drainer.
+enum Message {
+    Chunk(Vec<u8>),
+    /// The object ended where it should and every byte of it authenticated.
+    End,
+}
+
+/// Decrypts and decompresses `object` into `sink` (flushed, not shut down), checking the
+/// object's SHA-256 against `expected_sha256` when given. With `sink_may_stop`, a sink that
+/// stops accepting bytes (a tool that read all it needed, like `pg_restore --list`) is not an
+/// error: the rest is decoded and discarded. Only a whole, authentic object returns `Ok`.
 pub(crate) async fn decode_into<R, W>(
     object: &mut R,
     decryption: &Decryption,
+    expected_sha256: Option<&str>,
     sink: &mut W,
     sink_may_stop: bool,
     timer: &Timer,
@@ -65,7 +77,8 @@ where
     W: AsyncWrite + Unpin + ?Sized,
 {
     let (in_tx, in_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<Message>(QUEUE);
+    let (hash_tx, hash_rx) = tokio::sync::oneshot::channel::<String>();
     let decryption = decryption.clone();
     let worker = tokio::task::spawn_blocking(move || {
         decode_blocking(&decryption, ChannelReader::new(in_rx), &out_tx)
@@ -91,24 +104,51 @@ where
                 break;
             }
         }
-        Ok::<_, BackupError>((stored, hex::encode(hasher.finalize())))
+        let sha256 = hex::encode(hasher.finalize());
+        let _ = hash_tx.send(sha256.clone());
+        Ok::<_, BackupError>((stored, sha256))
     };
 
     let drainer = async move {
         let mut dump_bytes = 0u64;
         let mut stopped = false;
-        while let Some(chunk) = timer.run(out_rx.recv()).await? {
-            dump_bytes += chunk.len() as u64;
-            if stopped {
-                continue;
+        let mut held: Option<Vec<u8>> = None;
+        let mut ended = false;
+        let mut write = async |chunk: &[u8], stopped: &mut bool| {
+            if *stopped {
+                return Ok(());
             }
-            match timer.run(sink.write_all(&chunk)).await? {
-                Ok(()) => {}
+            match timer.run(sink.write_all(chunk)).await? {
+                Ok(()) => Ok(()),
                 Err(e) if sink_may_stop && e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    stopped = true;
+                    *stopped = true;
+                    Ok(())
                 }
-                Err(e) => return Err(DecodeError::Sink(e)),
+                Err(e) => Err(DecodeError::Sink(e)),
             }
+        };
+        while let Some(message) = timer.run(out_rx.recv()).await? {
+            match message {
+                Message::Chunk(chunk) => {
+                    dump_bytes += chunk.len() as u64;
+                    if let Some(previous) = held.replace(chunk) {
+                        write(&previous, &mut stopped).await?;
+                    }
+                }
+                Message::End => ended = true,
+            }
+        }
+        if !ended {
+            // The worker failed: it says why. The held chunk is never delivered.
+            return Ok((dump_bytes, stopped));
+        }
+        // The worker read the object to its end, so the feeder has hashed all of it.
+        let Ok(sha256) = hash_rx.await else {
+            return Ok((dump_bytes, stopped));
+        };
+        check_sha256(expected_sha256, &sha256)?;
+        if let Some(last) = held {
+            write(&last, &mut stopped).await?;
         }
         if !stopped {
             match timer.run(sink.flush()).await? {
@@ -153,7 +193,7 @@ enum WorkerError {
 fn decode_blocking(
     decryption: &Decryption,
     input: ChannelReader,
-    out: &mpsc::Sender<Vec<u8>>,
+    out: &mpsc::Sender<Message>,
 ) -> Result<(), WorkerError> {
     let decrypted = decryption.decrypt(input).map_err(WorkerError::Backup)?;
     let mut decoder = zstd::stream::read::Decoder::new(decrypted)
@@ -164,10 +204,12 @@ fn decode_blocking(
         let n =
             read_full(&mut decoder, &mut chunk).map_err(|e| WorkerError::Backup(damaged(&e)))?;
         if n == 0 {
-            return Ok(());
+            return out
+                .blocking_send(Message::End)
+                .map_err(|_| WorkerError::OutputClosed);
         }
         chunk.truncate(n);
-        out.blocking_send(chunk)
+        out.blocking_send(Message::Chunk(chunk))
             .map_err(|_| WorkerError::OutputClosed)?;
     }
 }
@@ -229,7 +271,7 @@ impl Read for ChannelReader {
 }
 
 /// Fails unless `actual` is the `expected` checksum (when one is known).
-pub(crate) fn check_sha256(expected: Option<&str>, actual: &str) -> Result<(), BackupError> {
+fn check_sha256(expected: Option<&str>, actual: &str) -> Result<(), BackupError> {
     match expected {
         Some(expected) if !expected.trim().eq_ignore_ascii_case(actual) => {
             Err(BackupError::ChecksumMismatch {

@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 use crate::connection::{LibpqEnv, PgConnection, conninfo_value, query_error, quote_ident};
-use crate::decode::{DecodeError, Decoded, check_sha256, decode_into};
+use crate::decode::{DecodeError, Decoded, decode_into};
 use crate::keys::Decryption;
 use crate::pipeline::{BackupError, Timer, clean_stderr, read_tail};
 
@@ -164,7 +164,8 @@ pub async fn restore_from<R: AsyncRead + Unpin + ?Sized>(
 }
 
 /// One job: the archive streams through pg_restore's stdin. pg_restore only gets the end of
-/// its input once the whole object is authenticated and its checksum matches.
+/// the archive once the whole object is authenticated and its checksum matches; on any failure
+/// it is killed first (with `single_transaction`, nothing of it stays).
 async fn restore_streamed<R: AsyncRead + Unpin + ?Sized>(
     options: &RestoreOptions,
     object: &mut R,
@@ -183,19 +184,13 @@ async fn restore_streamed<R: AsyncRead + Unpin + ?Sized>(
     let decoded = decode_into(
         object,
         &options.decryption,
+        options.expected_sha256.as_deref(),
         &mut stdin,
         false,
         timer,
         progress,
     )
     .await;
-    let decoded = match decoded {
-        Ok(decoded) => match check_sha256(options.expected_sha256.as_deref(), &decoded.sha256) {
-            Ok(()) => Ok(decoded),
-            Err(e) => Err(DecodeError::Backup(e)),
-        },
-        Err(e) => Err(e),
-    };
     match decoded {
         Ok(decoded) => {
             let _ = stdin.shutdown().await;
@@ -249,6 +244,7 @@ async fn restore_spooled<R: AsyncRead + Unpin + ?Sized>(
     let decoded = decode_into(
         object,
         &options.decryption,
+        options.expected_sha256.as_deref(),
         &mut file,
         false,
         timer,
@@ -265,7 +261,6 @@ async fn restore_spooled<R: AsyncRead + Unpin + ?Sized>(
         )),
     })?;
     drop(file);
-    check_sha256(options.expected_sha256.as_deref(), &decoded.sha256)?;
     let env = LibpqEnv::new(&options.connection)?;
     let mut child = spawn_pg_restore(options, &env, Some(spool.path()), Stdio::null())?;
     let stderr_task = child.stderr.take().map(|s| tokio::spawn(read_tail(s)));

@@ -14,7 +14,7 @@ use tokio::process::Command;
 use tokio::time::Instant;
 
 use crate::connection::{PgConnection, query_error, quote_ident, version_of_session};
-use crate::decode::{DecodeError, check_sha256, decode_into};
+use crate::decode::{DecodeError, decode_into};
 use crate::keys::Decryption;
 use crate::pipeline::{BackupError, Timer, clean_stderr, read_tail};
 use crate::restore::{RestoreOptions, restore_from};
@@ -137,6 +137,7 @@ pub async fn verify_cheap<R: AsyncRead + Unpin + ?Sized>(
     let decoded = decode_into(
         object,
         &options.decryption,
+        options.expected_sha256.as_deref(),
         &mut stdin,
         true,
         &timer,
@@ -159,10 +160,6 @@ pub async fn verify_cheap<R: AsyncRead + Unpin + ?Sized>(
             return report_or_error(level, started, e);
         }
     };
-    if let Err(e) = check_sha256(options.expected_sha256.as_deref(), &decoded.sha256) {
-        let _ = child.kill().await;
-        return report_or_error(level, started, e);
-    }
     let status = match timer.run_total(child.wait()).await {
         Ok(Ok(status)) => status,
         Ok(Err(e)) => return Err(BackupError::Decode(format!("waiting for pg_restore: {e}"))),

@@ -350,3 +350,131 @@ async fn a_stalled_object_read_fails_the_restore_and_stops_pg_restore() {
     }
     assert_eq!(left, "0");
 }
+
+/// Peak resident memory of this process (`VmHWM`), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+fn script(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn memory_stays_bounded_while_dumping_straight_into_a_restore() {
+    const DUMP: u64 = 200_000_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let received = tmp.path().join("received");
+    // Incompressible bytes, so every layer really has to move all of them.
+    let pg_dump = script(
+        tmp.path(),
+        "pg_dump",
+        &format!("head -c {DUMP} /dev/urandom"),
+    );
+    let pg_restore = script(
+        tmp.path(),
+        "pg_restore",
+        &format!("wc -c > {}", received.display()),
+    );
+    let (identity, recipient) = generate_key_pair();
+    let connection = PgConnection::from_url("postgres://u@127.0.0.1:1/db").unwrap();
+    let dump = statehouse_backup::DumpOptions {
+        pg_dump,
+        connection: connection.clone(),
+        zstd_level: statehouse_backup::DEFAULT_ZSTD_LEVEL,
+        encryption: Encryption::from_config(&[recipient], None).unwrap(),
+        count_rows: false,
+        stall_timeout: Duration::from_secs(10),
+        total_timeout: Duration::from_secs(120),
+    };
+    let mut restore = RestoreOptions::new(
+        pg_restore,
+        connection,
+        Decryption::from_identity_file_text(&identity).unwrap(),
+    );
+    restore.stall_timeout = Duration::from_secs(10);
+    let before = peak_rss();
+    let (mut writer, mut reader) = tokio::io::duplex(256 * 1024);
+    let dumping = async move {
+        let outcome = statehouse_backup::dump_to(&dump, &mut writer).await;
+        drop(writer);
+        outcome
+    };
+    let (dumped, restored) = tokio::join!(dumping, restore_from(&restore, &mut reader, &|_| {}));
+    let (dumped, restored) = (dumped.unwrap(), restored.unwrap());
+    assert_eq!(restored.dump_bytes, DUMP);
+    assert_eq!(restored.sha256, dumped.sha256);
+    assert_eq!(restored.stored_bytes, dumped.stored_bytes);
+    assert_eq!(
+        std::fs::read_to_string(&received).unwrap().trim(),
+        DUMP.to_string()
+    );
+    let grew = peak_rss().saturating_sub(before);
+    assert!(
+        grew < 64 * 1024 * 1024,
+        "peak memory grew by {grew} bytes dumping and restoring {DUMP} bytes"
+    );
+}
+
+#[tokio::test]
+async fn pg_restore_never_sees_the_whole_archive_of_an_object_with_the_wrong_checksum() {
+    const DUMP: u64 = 1_000_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let received = tmp.path().join("received");
+    let pg_dump = script(
+        tmp.path(),
+        "pg_dump",
+        &format!("head -c {DUMP} /dev/urandom"),
+    );
+    // Records what it was given, then waits for its input to end like pg_restore does.
+    let pg_restore = script(
+        tmp.path(),
+        "pg_restore",
+        &format!("cat > {}", received.display()),
+    );
+    let (identity, recipient) = generate_key_pair();
+    let connection = PgConnection::from_url("postgres://u@127.0.0.1:1/db").unwrap();
+    let dump = statehouse_backup::DumpOptions {
+        pg_dump,
+        connection: connection.clone(),
+        zstd_level: statehouse_backup::DEFAULT_ZSTD_LEVEL,
+        encryption: Encryption::from_config(&[recipient], None).unwrap(),
+        count_rows: false,
+        stall_timeout: Duration::from_secs(10),
+        total_timeout: Duration::from_secs(60),
+    };
+    let mut object = Vec::new();
+    let dumped = statehouse_backup::dump_to(&dump, &mut object)
+        .await
+        .unwrap();
+    let mut restore = RestoreOptions::new(
+        pg_restore,
+        connection,
+        Decryption::from_identity_file_text(&identity).unwrap(),
+    );
+
+    restore.expected_sha256 = Some("0".repeat(64));
+    let err = restore_from(&restore, &mut object.as_slice(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BackupError::ChecksumMismatch { .. }),
+        "{err:?}"
+    );
+    let got = std::fs::metadata(&received).map(|m| m.len()).unwrap_or(0);
+    assert!(got < DUMP, "pg_restore received all {got} bytes");
+
+    // The control: with the right checksum it gets every byte.
+    restore.expected_sha256 = Some(dumped.sha256.to_uppercase());
+    restore_from(&restore, &mut object.as_slice(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(std::fs::metadata(&received).unwrap().len(), DUMP);
+}
