@@ -3,6 +3,7 @@
 //! through `STATEHOUSE_TEST_*` variables. Local directories need no server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "targets_common/mod.rs"]
 mod common;
 
 use std::path::PathBuf;

@@ -9,6 +9,7 @@
 //! receive the token requests too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "targets_common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, HashMap};

@@ -62,6 +62,10 @@ pub struct BackupMetadata {
     pub sha256: String,
     /// How to restore it without statehouse.
     pub restore_command: String,
+    /// Rows per table (`schema.table`) in the dumped snapshot, when they were counted: what a
+    /// restore must give back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_counts: Option<crate::RowCounts>,
 }
 
 /// A streaming reader of a stored object.

@@ -1,168 +1,316 @@
-//! Shared checks of the storage target tests.
+//! Helpers shared by the PostgreSQL tests of statehouse-backup.
+
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-use statehouse_backup::BackupError;
-use statehouse_backup::targets::{BackupMetadata, BackupTarget};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use age::secrecy::ExposeSecret;
+use statehouse_backup::pg_tools::{PgToolSearch, find_pg_tool, major_from_version_num};
+use statehouse_backup::{DEFAULT_ZSTD_LEVEL, DumpOptions, Encryption, PgConnection, RowCounts};
 
-/// The size of the round-trip objects: above two 8 MiB parts, so multipart targets use three.
-pub const ROUND_TRIP_BYTES: usize = 20 * 1000 * 1000;
+pub const URL_VAR: &str = "STATEHOUSE_TEST_PG_URL";
+pub const SKIP_VAR: &str = "STATEHOUSE_SKIP_PG_TESTS";
 
-/// An environment variable naming a test server. Missing: the test fails when `CI` or
-/// `STATEHOUSE_REQUIRE_SERVERS` is set (the servers are part of the suite there), and is
-/// skipped with a note otherwise.
-pub fn server_var(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ => {
-            let required = ["CI", "STATEHOUSE_REQUIRE_SERVERS"]
-                .iter()
-                .any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"));
-            let how = "start the test servers with `eval \"$(bash scripts/test-servers.sh start)\"` (scripts/test.sh does)";
-            if required {
-                panic!("{name} is not set: {how}");
-            }
-            eprintln!("SKIPPED: {name} is not set; {how}");
+/// The test server's URL; `None` (skip) only when the run opted out with `STATEHOUSE_SKIP_PG_TESTS=1`.
+pub fn test_url() -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var(SKIP_VAR).as_deref() == Ok("1") => {
+            eprintln!("{URL_VAR} is not set and {SKIP_VAR}=1: skipping a PostgreSQL test");
             None
         }
+        _ => panic!(
+            "{URL_VAR} is not set, so backups cannot be tested. Start a throwaway server with\n    \
+             scripts/pg-cluster.sh start /tmp/pg 55432\nthen run\n    \
+             {URL_VAR}=postgres://postgres@127.0.0.1:55432/postgres cargo test -p statehouse-backup\n\
+             (or set {SKIP_VAR}=1 to skip these tests)"
+        ),
     }
 }
 
-/// Deterministic, incompressible-looking bytes.
-pub fn test_bytes(size: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(size + 8);
-    while out.len() < size {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(size);
-    out
+pub fn url_for(base: &str, database: &str) -> String {
+    let mut url = url::Url::parse(base).unwrap();
+    url.set_path(database);
+    url.to_string()
 }
 
-pub fn sample_metadata(name: &str, bytes: &[u8]) -> BackupMetadata {
-    BackupMetadata {
-        format_version: 1,
-        object: name.to_owned(),
-        database: "shop".to_owned(),
-        server_version: Some("15.8".to_owned()),
-        statehouse_version: "test".to_owned(),
-        pipeline: "pg_dump --format=custom --compress=0 | zstd | age".to_owned(),
-        zstd_level: 5,
-        recipients: vec!["age1example".to_owned()],
-        started_at: "2026-11-22T00:00:00Z".to_owned(),
-        finished_at: "2026-11-22T00:01:00Z".to_owned(),
-        duration_ms: 60_000,
-        dump_bytes: bytes.len() as u64 * 3,
-        stored_bytes: bytes.len() as u64,
-        sha256: hex::encode(Sha256::digest(bytes)),
-        restore_command: "age -d -i key.txt x | zstd -d | pg_restore -d db".to_owned(),
-    }
-}
-
-/// A unique object name per test run, in a database folder like real backups.
-pub fn unique_name(label: &str) -> String {
-    format!("shop/shop-{label}-{}.dump.zst.age", uuid::Uuid::new_v4())
-}
-
-/// begin → write `size` bytes in uneven chunks → (not visible yet) → commit → size, streamed
-/// read back equal, metadata → delete → gone (and deleting again is fine).
-pub async fn round_trip(target: &dyn BackupTarget, name: &str, size: usize) {
-    let bytes = test_bytes(size, 7);
-    let metadata = sample_metadata(name, &bytes);
-    let mut upload = target.begin(name, Some(size as u64)).await.unwrap();
-    for chunk in bytes.chunks(300 * 1024 + 17) {
-        upload.writer().write_all(chunk).await.unwrap();
-    }
-    upload.writer().flush().await.unwrap();
-    assert_eq!(
-        target.size(name).await.unwrap(),
-        None,
-        "the object must not be visible before commit"
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            url,
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql failed on {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    upload.commit(&metadata).await.unwrap();
-
-    assert_eq!(target.size(name).await.unwrap(), Some(size as u64));
-    let mut reader = target.open(name).await.unwrap();
-    let mut hasher = Sha256::new();
-    let mut total = 0usize;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut first = Vec::new();
-    loop {
-        let n = reader.read(&mut buf).await.unwrap();
-        if n == 0 {
-            break;
-        }
-        if first.len() < 4096 {
-            first.extend_from_slice(&buf[..n.min(4096 - first.len())]);
-        }
-        hasher.update(&buf[..n]);
-        total += n;
-    }
-    assert_eq!(total, size);
-    assert_eq!(first[..], bytes[..first.len()]);
-    assert_eq!(hex::encode(hasher.finalize()), metadata.sha256);
-    assert_eq!(target.read_metadata(name).await.unwrap(), metadata);
-
-    target.delete(name).await.unwrap();
-    assert_eq!(target.size(name).await.unwrap(), None);
-    assert!(matches!(
-        target.read_metadata(name).await.unwrap_err(),
-        BackupError::NotFound(_)
-    ));
-    assert!(matches!(
-        target.open(name).await.err().unwrap(),
-        BackupError::NotFound(_)
-    ));
-    target.delete(name).await.unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// An upload that is aborted half-way leaves no object and no sidecar.
-pub async fn abort_leaves_nothing(target: &dyn BackupTarget, name: &str) {
-    let bytes = test_bytes(3 * 1024 * 1024 + 5, 11);
-    let mut upload = target.begin(name, None).await.unwrap();
-    upload.writer().write_all(&bytes).await.unwrap();
-    upload.writer().flush().await.unwrap();
-    upload.abort().await;
-    assert_eq!(target.size(name).await.unwrap(), None);
-    assert!(matches!(
-        target.read_metadata(name).await.unwrap_err(),
-        BackupError::NotFound(_)
-    ));
+/// A uniquely named database, dropped when this goes out of scope (also on panic).
+pub struct TestDb {
+    pub admin_url: String,
+    pub name: String,
+    pub url: String,
 }
 
-/// The probe fails and its message contains every one of `words`.
-pub async fn probe_fails_with(target: &dyn BackupTarget, words: &[&str]) -> String {
-    let message = target.probe().await.unwrap_err().to_string();
-    eprintln!("probe error: {message}");
-    for word in words {
-        assert!(message.contains(word), "{word:?} not in: {message}");
-    }
-    message
-}
-
-/// Every regular file under `dir`, for checking a server's data directory.
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
+impl TestDb {
+    pub fn create(admin_url: &str, prefix: &str) -> TestDb {
+        let name = format!(
+            "{prefix}_{}",
+            statehouse_core::service::new_id().replace('-', "")
+        );
+        psql(admin_url, &format!("CREATE DATABASE {name}"));
+        TestDb {
+            admin_url: admin_url.to_owned(),
+            url: url_for(admin_url, &name),
+            name,
         }
     }
-    out.sort();
-    out
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                self.admin_url.as_str(),
+                "-X",
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+pub const TABLES: [&str; 3] = ["customers", "orders", "blobs"];
+
+pub fn fill(db: &TestDb) {
+    psql(
+        &db.url,
+        "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, meta jsonb);
+         CREATE TABLE orders (id bigint PRIMARY KEY, customer int REFERENCES customers(id),
+                              total numeric(12,2), at timestamptz);
+         CREATE TABLE blobs (id int PRIMARY KEY, payload bytea, note text);
+         INSERT INTO customers (name, meta)
+           SELECT 'customer ' || i || ' «ü»', jsonb_build_object('i', i, 'tags', ARRAY['a', 'b'])
+           FROM generate_series(1, 500) i;
+         INSERT INTO orders
+           SELECT i, 1 + i % 500, i * 1.25, timestamptz '2026-01-01 00:00+00' + i * interval '1 minute'
+           FROM generate_series(1, 5000) i;
+         -- Enough poorly compressible bytes that the object spans many age chunks (64 KiB each).
+         INSERT INTO blobs
+           SELECT i, decode(md5(i::text) || md5((i * 7)::text), 'hex'), md5((i * 3)::text)
+           FROM generate_series(1, 40000) i;",
+    );
+}
+
+pub fn table_digest(url: &str, table: &str) -> String {
+    psql(
+        url,
+        &format!(
+            "SELECT count(*) || ':' || md5(string_agg(t::text, ',' ORDER BY t::text)) FROM {table} t"
+        ),
+    )
+}
+
+pub async fn pg_dump_for(url: &str) -> (PathBuf, String) {
+    let version_num: u32 = psql(url, "SHOW server_version_num").parse().unwrap();
+    let tool = find_pg_tool(
+        "pg_dump",
+        major_from_version_num(version_num),
+        &PgToolSearch::system(),
+    )
+    .await
+    .unwrap();
+    (tool.path, psql(url, "SHOW server_version"))
+}
+
+pub fn write_key(dir: &Path, identity: &age::x25519::Identity) -> PathBuf {
+    let key = dir.join("key.txt");
+    std::fs::write(&key, format!("{}\n", identity.to_string().expose_secret())).unwrap();
+    key
+}
+
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path.display().to_string());
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A uniquely suffixed name (lowercase, valid as an unquoted identifier).
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        &statehouse_core::service::new_id().replace('-', "")[..16]
+    )
+}
+
+/// pg_restore able to handle the test server.
+pub async fn pg_restore_for(url: &str) -> PathBuf {
+    let version_num: u32 = psql(url, "SHOW server_version_num").parse().unwrap();
+    find_pg_tool(
+        "pg_restore",
+        major_from_version_num(version_num),
+        &PgToolSearch::system(),
+    )
+    .await
+    .unwrap()
+    .path
+}
+
+/// Dump options for a real database, encrypted to `recipient`.
+pub fn dump_options(pg_dump: PathBuf, url: &str, encryption: Encryption) -> DumpOptions {
+    DumpOptions {
+        pg_dump,
+        connection: PgConnection::from_url(url).unwrap(),
+        zstd_level: DEFAULT_ZSTD_LEVEL,
+        encryption,
+        count_rows: true,
+        stall_timeout: Duration::from_secs(30),
+        total_timeout: Duration::from_secs(120),
+    }
+}
+
+/// Dumps `db` (with row counts) into memory: the stored object and the outcome.
+pub async fn dump_in_memory(
+    db: &TestDb,
+    encryption: Encryption,
+) -> (Vec<u8>, statehouse_backup::DumpOutcome) {
+    let (pg_dump, _) = pg_dump_for(&db.url).await;
+    let mut object = Vec::new();
+    let outcome =
+        statehouse_backup::dump_to(&dump_options(pg_dump, &db.url, encryption), &mut object)
+            .await
+            .unwrap();
+    (object, outcome)
+}
+
+/// Row counts of the user tables as psql sees them now.
+pub fn current_counts(url: &str, tables: &[&str]) -> RowCounts {
+    tables
+        .iter()
+        .map(|t| {
+            (
+                format!("public.{t}"),
+                psql(url, &format!("SELECT count(*) FROM {t}"))
+                    .parse()
+                    .unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The group whose members must log in with a password (scripts/pg-cluster.sh puts it first in
+/// pg_hba.conf); created here when missing. Panics with instructions when the cluster was
+/// started without that rule, since wrong passwords cannot be tested on a trust-only cluster.
+pub const PASSWORD_GROUP: &str = "statehouse_password_auth";
+
+pub fn require_password_group(admin_url: &str) {
+    psql(
+        admin_url,
+        &format!(
+            "DO $$ BEGIN CREATE ROLE {PASSWORD_GROUP} NOLOGIN;
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        ),
+    );
+    let rules = psql(
+        admin_url,
+        &format!(
+            "SELECT count(*) FROM pg_hba_file_rules
+             WHERE '+{PASSWORD_GROUP}' = ANY(user_name) AND auth_method = 'scram-sha-256'"
+        ),
+    );
+    assert_eq!(
+        rules, "1",
+        "the test cluster's pg_hba.conf lacks the password rule for +{PASSWORD_GROUP}: restart \
+         it with scripts/pg-cluster.sh (stop, then start), which adds the rule"
+    );
+}
+
+/// Creates a login role that must authenticate with `password`; dropped (with what it owns
+/// and was granted in `databases`) by the returned guard.
+pub fn password_role(admin_url: &str, prefix: &str, password: &str) -> TestRole {
+    require_password_group(admin_url);
+    let name = unique(prefix);
+    psql(
+        admin_url,
+        &format!("CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {PASSWORD_GROUP}"),
+    );
+    TestRole {
+        admin_url: admin_url.to_owned(),
+        name,
+        databases: Vec::new(),
+    }
+}
+
+/// A role dropped when this goes out of scope: `DROP OWNED` in each of `databases`, then
+/// `DROP ROLE`.
+pub struct TestRole {
+    pub admin_url: String,
+    pub name: String,
+    pub databases: Vec<String>,
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        for db in &self.databases {
+            let _ = Command::new("psql")
+                .args([
+                    url_for(&self.admin_url, db).as_str(),
+                    "-X",
+                    "-q",
+                    "-c",
+                    &format!("DROP OWNED BY {}", self.name),
+                ])
+                .output();
+        }
+        let _ = Command::new("psql")
+            .args([
+                self.admin_url.as_str(),
+                "-X",
+                "-q",
+                "-c",
+                &format!("DROP ROLE IF EXISTS {}", self.name),
+            ])
+            .output();
+    }
+}
+
+/// `url` with another user and password.
+pub fn url_as(url: &str, user: &str, password: &str) -> String {
+    let mut url = url::Url::parse(url).unwrap();
+    url.set_username(user).unwrap();
+    url.set_password(Some(password)).unwrap();
+    url.to_string()
+}
+
+pub fn write_identity_file(
+    dir: &Path,
+    name: &str,
+    identity: &age::secrecy::SecretString,
+) -> PathBuf {
+    let key = dir.join(name);
+    std::fs::write(&key, format!("{}\n", identity.expose_secret())).unwrap();
+    key
 }
