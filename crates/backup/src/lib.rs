@@ -67,6 +67,7 @@ pub mod retention;
 pub mod roles;
 pub mod row_counts;
 pub mod schedule;
+pub mod self_backup;
 pub mod service;
 pub mod settings;
 pub mod targets;

@@ -312,11 +312,41 @@ async fn stream<W: AsyncWrite + Unpin + ?Sized>(
             "pg_dump's output was not captured".to_owned(),
         ));
     };
+    let outcome = encode(
+        &mut stdout,
+        options.zstd_level,
+        encryptor,
+        sink,
+        timer,
+        "pg_dump's output",
+    )
+    .await?;
+    let status = timer
+        .run(child.wait())
+        .await?
+        .map_err(|e| BackupError::Encode(format!("waiting for pg_dump: {e}")))?;
+    Ok((outcome, status))
+}
+
+/// Compresses and encrypts everything `source` yields into `sink`, chunk by chunk (bounded
+/// memory), hashing what is written; `what` names the source in errors.
+pub(crate) async fn encode<R, W>(
+    source: &mut R,
+    zstd_level: i32,
+    encryptor: age::Encryptor,
+    sink: &mut W,
+    timer: &Timer,
+    what: &str,
+) -> Result<DumpOutcome, BackupError>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
     let staging = Staging::default();
     let encrypted = encryptor
         .wrap_output(staging.clone())
         .map_err(|e| BackupError::Encode(e.to_string()))?;
-    let mut compressor = zstd::stream::write::Encoder::new(encrypted, options.zstd_level)
+    let mut compressor = zstd::stream::write::Encoder::new(encrypted, zstd_level)
         .map_err(|e| BackupError::Encode(e.to_string()))?;
     let mut out = HashingSink {
         sink,
@@ -327,9 +357,9 @@ async fn stream<W: AsyncWrite + Unpin + ?Sized>(
     let mut dump_bytes = 0u64;
     loop {
         let n = timer
-            .run(stdout.read(&mut chunk))
+            .run(source.read(&mut chunk))
             .await?
-            .map_err(|e| BackupError::Encode(format!("reading pg_dump's output: {e}")))?;
+            .map_err(|e| BackupError::Encode(format!("reading {what}: {e}")))?;
         if n == 0 {
             break;
         }
@@ -358,17 +388,12 @@ async fn stream<W: AsyncWrite + Unpin + ?Sized>(
         .run(out.sink.flush())
         .await?
         .map_err(|e| BackupError::Storage(e.to_string()))?;
-    let status = timer
-        .run(child.wait())
-        .await?
-        .map_err(|e| BackupError::Encode(format!("waiting for pg_dump: {e}")))?;
-    let outcome = DumpOutcome {
+    Ok(DumpOutcome {
         dump_bytes,
         stored_bytes: out.written,
         sha256: hex::encode(out.hasher.finalize()),
         row_counts: None,
-    };
-    Ok((outcome, status))
+    })
 }
 
 /// Reads a child's stderr to the end, keeping only its last `STDERR_KEEP` bytes.

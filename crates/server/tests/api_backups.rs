@@ -834,3 +834,58 @@ async fn backup_operations_refuse_callers_below_their_role() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_self_backup_runs_on_its_schedule_once() {
+    use statehouse_backup::schedule::{Schedule, ScheduleSpec};
+    use statehouse_backup::self_backup::{SelfBackupPolicy, SelfSource};
+    use statehouse_backup::service::SelfBackupSetup;
+    use statehouse_backup::targets::{LocalSpec, TargetSpec};
+    let s = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let setup = SelfBackupSetup {
+        source: SelfSource::Sqlite { path: s.db_path() },
+        target: TargetSpec::Local(LocalSpec {
+            path: dir.path().display().to_string(),
+        }),
+        policy: SelfBackupPolicy {
+            schedule: ScheduleSpec {
+                schedule: Schedule::Daily { at: "03:15".into() },
+                timezone: "UTC".into(),
+            },
+            keep_last: 2,
+        },
+    };
+    let options = || BackupOptions {
+        self_backup: Some(setup.clone()),
+        ..BackupOptions::default()
+    };
+    let one = BackupService::new(s.services.clone(), options()).unwrap();
+    let two = BackupService::new(s.services.clone(), options()).unwrap();
+    // The first pass plans the next run; nothing runs before it is due.
+    assert_eq!(one.tick().await.unwrap().self_backups, 0);
+    assert_eq!(two.tick().await.unwrap().self_backups, 0);
+    let files = |dir: &std::path::Path| {
+        walk(dir)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".sqlite.zst.age"))
+            .count()
+    };
+    for day in 1..=3 {
+        s.clock.advance_millis(86_400_000);
+        let (a, b) = tokio::join!(one.tick(), two.tick());
+        assert_eq!(
+            a.unwrap().self_backups + b.unwrap().self_backups,
+            1,
+            "day {day}: one replica backs up"
+        );
+        one.wait_idle().await;
+        two.wait_idle().await;
+        // Distinct names even within one second of real time.
+        assert_eq!(
+            files(dir.path()),
+            day.min(2),
+            "keep_last 2 prunes the oldest"
+        );
+    }
+}

@@ -32,6 +32,35 @@ pub struct Config {
     pub event_retention: HumanDuration,
     pub postgres: PostgresConfig,
     pub auth: AuthConfig,
+    pub self_backup: SelfBackupConfig,
+}
+
+/// The built-in schedule that backs up statehouse's own store (restore with
+/// `statehouse restore-self` and the master key file).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SelfBackupConfig {
+    pub enabled: bool,
+    /// Where the backups go; default `<data_dir>/self-backups`. Keep a copy elsewhere too.
+    pub dir: Option<PathBuf>,
+    /// Five-field cron expression (default: daily at 03:15).
+    pub cron: String,
+    /// IANA time zone of `cron`.
+    pub timezone: String,
+    /// Newest backups kept.
+    pub keep_last: usize,
+}
+
+impl Default for SelfBackupConfig {
+    fn default() -> Self {
+        SelfBackupConfig {
+            enabled: true,
+            dir: None,
+            cron: "15 3 * * *".into(),
+            timezone: "UTC".into(),
+            keep_last: 14,
+        }
+    }
 }
 
 /// Browser sessions (password login).
@@ -103,6 +132,7 @@ impl Default for Config {
             event_retention: HumanDuration(Duration::from_secs(30 * 86_400)),
             postgres: PostgresConfig::default(),
             auth: AuthConfig::default(),
+            self_backup: SelfBackupConfig::default(),
         }
     }
 }
@@ -145,6 +175,13 @@ impl Config {
         self.master_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    pub fn self_backup_dir(&self) -> PathBuf {
+        self.self_backup
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("self-backups"))
     }
 
     pub fn sqlite_path(&self) -> PathBuf {

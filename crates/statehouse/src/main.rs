@@ -8,6 +8,7 @@ mod import;
 mod instance;
 mod output;
 mod search;
+mod self_backup;
 mod serve;
 mod states;
 mod tokens;
@@ -95,6 +96,12 @@ enum Command {
     /// [local only] Import states from another backend.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// [local only] Back up statehouse's own store now into the self-backup directory (the
+    /// server also does it on the `self_backup.cron` schedule, default daily 03:15 UTC).
+    SelfBackup,
+    /// [local only] Bring the store back from a self-backup plus the master key file: into an
+    /// empty data directory (SQLite) or STATEHOUSE_DATABASE_URL (PostgreSQL).
+    RestoreSelf(self_backup::RestoreSelfArgs),
 }
 
 #[derive(Subcommand)]
@@ -251,6 +258,14 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
         Command::Import(ImportCommand::TfPg(args)) => {
             remote.local_only("import")?;
             import::tf_pg(&config, args).await
+        }
+        Command::SelfBackup => {
+            remote.local_only("self-backup")?;
+            self_backup::run_now(&config).await
+        }
+        Command::RestoreSelf(args) => {
+            remote.local_only("restore-self")?;
+            self_backup::restore(&config, args).await
         }
     }
 }

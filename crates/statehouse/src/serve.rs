@@ -36,7 +36,13 @@ pub async fn run(config: Config) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(store = services.store.kind(), %addr, "statehouse started");
     println!("statehouse listening on http://{addr}");
-    let backups = BackupService::new(services.clone(), BackupOptions::default())?;
+    let backups = BackupService::new(
+        services.clone(),
+        BackupOptions {
+            self_backup: crate::self_backup::setup(&config)?,
+            ..BackupOptions::default()
+        },
+    )?;
     let app = router(AppState {
         services: services.clone(),
         backups: backups.clone(),

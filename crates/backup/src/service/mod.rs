@@ -45,6 +45,16 @@ pub struct BackupOptions {
     pub pg_tools: PgToolSearch,
     /// How long a claimed run stays with this process without renewal.
     pub lease: Duration,
+    /// statehouse's own store, backed up on a schedule (none: not backed up).
+    pub self_backup: Option<SelfBackupSetup>,
+}
+
+/// What the built-in self-backup schedule backs up, where, when and how many it keeps.
+#[derive(Debug, Clone)]
+pub struct SelfBackupSetup {
+    pub source: crate::self_backup::SelfSource,
+    pub target: crate::targets::TargetSpec,
+    pub policy: crate::self_backup::SelfBackupPolicy,
 }
 
 impl Default for BackupOptions {
@@ -53,6 +63,7 @@ impl Default for BackupOptions {
             concurrency: 2,
             pg_tools: PgToolSearch::system(),
             lease: Duration::from_secs(120),
+            self_backup: None,
         }
     }
 }

@@ -173,6 +173,9 @@ impl BackupTarget for CountingTarget {
     async fn delete(&self, name: &str) -> std::result::Result<(), BackupError> {
         self.inner.delete(name).await
     }
+    async fn list(&self, prefix: &str) -> std::result::Result<Vec<String>, BackupError> {
+        self.inner.list(prefix).await
+    }
     async fn probe(&self) -> std::result::Result<(), BackupError> {
         self.inner.probe().await
     }

@@ -12,8 +12,10 @@ use statehouse_core::backups::{BackupFilter, BackupStatus, BackupTrigger, Databa
 use statehouse_core::events::kind;
 use tokio::sync::watch;
 
-use super::BackupService;
+use statehouse_core::clock::Timestamp;
+
 use super::health::HEALTH_HISTORY_MILLIS;
+use super::{BackupService, SelfBackupSetup};
 use crate::schedule::is_catch_up;
 use crate::settings::DatabaseSettings;
 
@@ -34,7 +36,12 @@ pub struct TickReport {
     pub abandoned: usize,
     pub verifications: usize,
     pub health_checks: usize,
+    /// Backups of statehouse's own store started.
+    pub self_backups: usize,
 }
+
+/// Job-clock name of the self-backup schedule.
+const SELF_BACKUP_JOB: &str = "self-backup";
 
 impl BackupService {
     /// One scheduler pass at the clock's current time. Work it starts runs in the background
@@ -156,6 +163,20 @@ impl BackupService {
             });
         }
 
+        if let Some(setup) = &self.options.self_backup
+            && self.self_backup_due(setup, now).await?
+        {
+            report.self_backups += 1;
+            let service = self.clone();
+            let setup = setup.clone();
+            self.spawn_counted(async move {
+                match service.self_backup_now(&setup).await {
+                    Ok(meta) => tracing::info!(object = %meta.object, bytes = meta.stored_bytes, "statehouse backed up its own store"),
+                    Err(e) => tracing::error!(error = %e, "backing up statehouse's own store failed; retrying at the next scheduled time"),
+                }
+            });
+        }
+
         let running = self.running_backups.load(Ordering::SeqCst);
         let free = self.options.concurrency.saturating_sub(running);
         if free > 0 {
@@ -173,6 +194,43 @@ impl BackupService {
             }
         }
         Ok(report)
+    }
+
+    /// Whether the self-backup is due now (this process won it); plans the first run.
+    async fn self_backup_due(&self, setup: &SelfBackupSetup, now: Timestamp) -> Result<bool> {
+        let store = &self.core.store;
+        let next = setup.policy.schedule.next_after(now)?;
+        match store.job_next_run(SELF_BACKUP_JOB).await? {
+            None => {
+                store.advance_job(SELF_BACKUP_JOB, None, next, None).await?;
+                Ok(false)
+            }
+            Some(due) if due <= now => {
+                store
+                    .advance_job(SELF_BACKUP_JOB, Some(due), next, None)
+                    .await
+            }
+            Some(_) => Ok(false),
+        }
+    }
+
+    /// Backs statehouse's own store up now (the schedule's work; also `statehouse self-backup`).
+    pub async fn self_backup_now(
+        &self,
+        setup: &SelfBackupSetup,
+    ) -> Result<crate::targets::BackupMetadata> {
+        let target = crate::targets::open_target(&setup.target)
+            .map_err(|e| statehouse_core::Error::Config(format!("the self-backup target: {e}")))?;
+        crate::self_backup::run_self_backup(
+            &setup.source,
+            target.as_ref(),
+            setup.policy.keep_last,
+            &self.core.cipher,
+            self.core.clock.as_ref(),
+            &self.options.pg_tools,
+        )
+        .await
+        .map_err(statehouse_core::Error::from)
     }
 
     /// Runs the scheduler every few seconds until `stop` turns true, then waits for the runs it

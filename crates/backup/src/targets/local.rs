@@ -144,6 +144,28 @@ impl BackupTarget for LocalDirTarget {
         remove_if_present(&with_suffix(&path, ".json")).await
     }
 
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BackupError> {
+        let dir = self.resolve(prefix.trim_end_matches('/'))?;
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(target_error("cannot list", &dir, e)),
+        };
+        let mut names = Vec::new();
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| target_error("cannot list", &dir, e))?
+        {
+            if let Some(file) = entry.file_name().to_str()
+                && entry.file_type().await.is_ok_and(|t| t.is_file())
+            {
+                names.push(format!("{prefix}{file}"));
+            }
+        }
+        Ok(names)
+    }
+
     async fn probe(&self) -> Result<(), BackupError> {
         let name = probe_name();
         let path = self.resolve(&name)?;

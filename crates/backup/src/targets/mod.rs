@@ -97,6 +97,9 @@ pub trait BackupTarget: Send + Sync {
 
     /// Removes the object and its sidecar; already missing ones are fine.
     async fn delete(&self, name: &str) -> Result<(), BackupError>;
+    /// Names of the objects under the folder `prefix` (ending in `/`), sidecars included,
+    /// in no particular order; an absent folder lists nothing.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BackupError>;
 
     /// The "test connection" action: writes a small object under [`PROBE_FOLDER`], reads it
     /// back, compares and deletes it. The error says which step failed and why, in words a user

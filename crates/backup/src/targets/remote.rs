@@ -586,6 +586,18 @@ impl BackupTarget for RemoteTarget {
         Ok(())
     }
 
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BackupError> {
+        match self.op.list(prefix).await {
+            Ok(entries) => Ok(entries
+                .into_iter()
+                .filter(|e| e.metadata().is_file())
+                .map(|e| e.path().to_owned())
+                .collect()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(self.failure(&format!("cannot list {prefix}"), &e)),
+        }
+    }
+
     async fn probe(&self) -> Result<(), BackupError> {
         let name = probe_name();
         let payload = probe_payload(&name);

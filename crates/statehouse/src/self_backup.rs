@@ -1,0 +1,143 @@
+//! statehouse's own backups: the schedule's setup (for `serve`), `statehouse self-backup` (one
+//! now) and `statehouse restore-self` (bring an instance back from a backup plus the master
+//! key file).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use statehouse_backup::PgConnection;
+use statehouse_backup::pg_tools::PgToolSearch;
+use statehouse_backup::schedule::{Schedule, ScheduleSpec};
+use statehouse_backup::self_backup::{
+    RestoreDestination, SelfBackupPolicy, SelfSource, latest_in, restore_self,
+};
+use statehouse_backup::service::{BackupOptions, BackupService, SelfBackupSetup};
+use statehouse_backup::targets::{LocalSpec, TargetSpec};
+use statehouse_core::crypto::KeyFile;
+
+use crate::config::{Config, redact_url};
+use crate::instance;
+
+/// The self-backup schedule as configured; `None` when switched off.
+pub fn setup(config: &Config) -> Result<Option<SelfBackupSetup>> {
+    let c = &config.self_backup;
+    if !c.enabled {
+        return Ok(None);
+    }
+    let schedule = ScheduleSpec {
+        schedule: Schedule::Cron {
+            expression: c.cron.clone(),
+        },
+        timezone: c.timezone.clone(),
+    };
+    schedule
+        .validate()
+        .context("invalid self_backup.cron / self_backup.timezone")?;
+    Ok(Some(SelfBackupSetup {
+        source: source(config)?,
+        target: TargetSpec::Local(LocalSpec {
+            path: config.self_backup_dir().display().to_string(),
+        }),
+        policy: SelfBackupPolicy {
+            schedule,
+            keep_last: c.keep_last.max(1),
+        },
+    }))
+}
+
+fn source(config: &Config) -> Result<SelfSource> {
+    match config
+        .database_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    {
+        None => Ok(SelfSource::Sqlite {
+            path: config.sqlite_path(),
+        }),
+        Some(url) if config.is_postgres() => Ok(SelfSource::Postgres {
+            connection: PgConnection::from_url(url)
+                .with_context(|| format!("reading {}", redact_url(url)))?,
+            schema: config.postgres.schema.clone(),
+        }),
+        Some(url) => match url.strip_prefix("sqlite:") {
+            Some(path) => Ok(SelfSource::Sqlite {
+                path: PathBuf::from(path.trim_start_matches("//")),
+            }),
+            None => bail!("unsupported STATEHOUSE_DATABASE_URL {}", redact_url(url)),
+        },
+    }
+}
+
+/// `statehouse self-backup`: one backup of the store now, into the self-backup directory.
+pub async fn run_now(config: &Config) -> Result<()> {
+    let Some(setup) = setup(config)? else {
+        bail!("self-backups are switched off (self_backup.enabled = false)");
+    };
+    let instance = instance::open(config).await?;
+    let backups = BackupService::new(instance.services.clone(), BackupOptions::default())?;
+    let meta = backups.self_backup_now(&setup).await?;
+    instance.services.flush_journal().await;
+    println!("{}", config.self_backup_dir().join(&meta.object).display());
+    eprintln!(
+        "backed up statehouse's store ({} bytes stored, sha256 {}); restore with `statehouse restore-self --from <file>` and the master key file",
+        meta.stored_bytes, meta.sha256
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct RestoreSelfArgs {
+    /// The backup file (`statehouse-<time>-<id>.sqlite.zst.age` or `.dump.zst.age`).
+    #[arg(
+        long,
+        conflicts_with = "latest_in",
+        required_unless_present = "latest_in"
+    )]
+    from: Option<PathBuf>,
+    /// Or the newest backup in this directory (e.g. the self-backup directory).
+    #[arg(long, value_name = "DIR")]
+    latest_in: Option<PathBuf>,
+}
+
+/// `statehouse restore-self`: the store comes back from a self-backup, decrypted with the
+/// master key file. SQLite: into the data directory, which must not hold a database yet.
+/// PostgreSQL: into STATEHOUSE_DATABASE_URL (its schema, cleaned first).
+pub async fn restore(config: &Config, args: RestoreSelfArgs) -> Result<()> {
+    let file = match (&args.from, &args.latest_in) {
+        (Some(file), _) => file.clone(),
+        (None, Some(dir)) => latest_in(dir)
+            .with_context(|| format!("no statehouse self-backup in {}", dir.display()))?,
+        (None, None) => bail!("give --from FILE or --latest-in DIR"),
+    };
+    let key_file = KeyFile::new(config.master_key_path());
+    if !key_file.path().exists() {
+        bail!(
+            "the master key file {} is missing: restore it first (self-backups are encrypted with a key derived from it)",
+            key_file.path().display()
+        );
+    }
+    let ring = key_file.load()?;
+    let destination = match source(config)? {
+        SelfSource::Sqlite { path } => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            RestoreDestination::Sqlite { path }
+        }
+        SelfSource::Postgres { connection, .. } => RestoreDestination::Postgres { connection },
+    };
+    let bytes = restore_self(&file, &ring, &destination, &PgToolSearch::system())
+        .await
+        .with_context(|| format!("restoring from {}", file.display()))?;
+    // Opening the store applies any newer migrations and proves it is readable.
+    instance::open(config)
+        .await
+        .context("the restored store does not open")?;
+    eprintln!(
+        "restored statehouse's store from {} ({bytes} bytes); start it with `statehouse serve`",
+        file.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! statehouse protects itself: `statehouse self-backup` backs the store up (SQLite snapshot or
+//! pg_dump of its schema, zstd, age with a passphrase derived from the master key), and
+//! `statehouse restore-self` brings the instance back from that file plus the master key file
+//! alone — on both stores; a foreign key file cannot decrypt it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{BIN, Store, pg_execute, pg_url, skip_e2e, unique_name};
+
+on_both_stores!(a_lost_store_comes_back_from_its_self_backup);
+
+fn run(env: &[(String, String)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("STATEHOUSE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd.args(args).output().unwrap()
+}
+
+fn ok(env: &[(String, String)], args: &[&str]) -> String {
+    let out = run(env, args);
+    assert!(
+        out.status.success(),
+        "statehouse {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn env_for(data: &Path, schema: Option<&str>) -> Vec<(String, String)> {
+    let mut env = vec![("STATEHOUSE_DATA_DIR".to_owned(), data.display().to_string())];
+    if let Some(schema) = schema {
+        env.push(("STATEHOUSE_DATABASE_URL".to_owned(), pg_url()));
+        env.push(("STATEHOUSE_POSTGRES__SCHEMA".to_owned(), schema.to_owned()));
+    }
+    env
+}
+
+fn a_lost_store_comes_back_from_its_self_backup(store: Store) {
+    if skip_e2e() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let schema = (store == Store::Postgres).then(|| unique_name("selfb"));
+    let env = env_for(data.path(), schema.as_deref());
+    ok(&env, &["workspace", "create", "team"]);
+
+    let printed = ok(&env, &["self-backup"]);
+    let file = Path::new(printed.trim()).to_owned();
+    assert!(file.exists(), "{printed}");
+    let suffix = if store == Store::Sqlite {
+        ".sqlite.zst.age"
+    } else {
+        ".dump.zst.age"
+    };
+    assert!(file.display().to_string().ends_with(suffix), "{printed}");
+    assert!(
+        data.path().join("self-backups/statehouse").is_dir(),
+        "default location beside the data"
+    );
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.json", file.display())).unwrap())
+            .unwrap();
+    assert!(
+        sidecar["restore_command"]
+            .as_str()
+            .unwrap()
+            .contains("restore-self"),
+        "{sidecar}"
+    );
+
+    // The store is lost; the backup directory and the master key file survive.
+    match &schema {
+        None => {
+            for f in ["statehouse.db", "statehouse.db-wal", "statehouse.db-shm"] {
+                let _ = std::fs::remove_file(data.path().join(f));
+            }
+        }
+        Some(schema) => {
+            pg_execute(&pg_url(), &format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
+        }
+    }
+
+    // A foreign master key file cannot decrypt it, and nothing is restored.
+    let stranger = tempfile::tempdir().unwrap();
+    ok(&env_for(stranger.path(), None), &["migrate"]);
+    let mut foreign = env.clone();
+    foreign.push((
+        "STATEHOUSE_MASTER_KEY_FILE".to_owned(),
+        stranger.path().join("master.key").display().to_string(),
+    ));
+    let refused = run(
+        &foreign,
+        &["restore-self", "--from", &file.display().to_string()],
+    );
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("passphrase") || message.contains("decrypt"),
+        "{message}"
+    );
+    if schema.is_none() {
+        assert!(!data.path().join("statehouse.db").exists());
+    }
+
+    // With the right key file it comes back, whole.
+    ok(
+        &env,
+        &[
+            "restore-self",
+            "--latest-in",
+            &data.path().join("self-backups").display().to_string(),
+        ],
+    );
+    let listed = ok(&env, &["workspace", "list", "--json"]);
+    assert!(listed.contains("\"team\""), "{listed}");
+    // A second restore over the existing SQLite store is refused (never overwritten).
+    if schema.is_none() {
+        let again = run(
+            &env,
+            &["restore-self", "--from", &file.display().to_string()],
+        );
+        assert!(!again.status.success());
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("exists"),
+            "{}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+    }
+    if let Some(schema) = schema {
+        let _ = pg_execute(
+            &pg_url(),
+            &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
+        );
+    }
+}
