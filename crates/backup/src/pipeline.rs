@@ -10,6 +10,11 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::connection::LibpqEnv;
+pub use crate::connection::PgConnection;
+use crate::keys::Encryption;
+use crate::row_counts::{ExportedSnapshot, RowCounts};
+
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::{Child, Command};
@@ -18,79 +23,14 @@ use tokio::time::Instant;
 /// Default zstd level of the pipeline (issue 4: "default level 5").
 pub const DEFAULT_ZSTD_LEVEL: i32 = 5;
 
+/// The zstd levels the pipeline accepts: higher ("ultra") levels need windows of 32 MB and more
+/// to compress and to decompress, beyond the memory budget of a running operation.
+pub const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = 1..=19;
+
 /// How much of pg_dump's stdout is read (and then compressed, encrypted, written) at a time.
-const CHUNK_SIZE: usize = 256 * 1024;
-/// The tail of pg_dump's stderr kept for the error message.
+pub(crate) const CHUNK_SIZE: usize = 256 * 1024;
+/// The tail of a tool's stderr kept for the error message.
 const STDERR_KEEP: usize = 16 * 1024;
-
-/// Where pg_dump connects. The password only ever travels in `PGPASSWORD`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PgConnection {
-    pub host: String,
-    pub port: u16,
-    pub database: String,
-    pub user: String,
-    pub password: Option<String>,
-    /// libpq `sslmode` (`disable`, `require`, `verify-full`, …); libpq's default when `None`.
-    pub sslmode: Option<String>,
-}
-
-impl std::fmt::Debug for PgConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgConnection")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("sslmode", &self.sslmode)
-            .finish()
-    }
-}
-
-impl PgConnection {
-    /// Reads `postgres://user:password@host:port/database?sslmode=…`. Missing parts take libpq's
-    /// usual defaults (localhost, 5432, user `postgres`, database named like the user).
-    pub fn from_url(text: &str) -> Result<PgConnection, BackupError> {
-        let url = url::Url::parse(text.trim()).map_err(|e| {
-            BackupError::Config(format!(
-                "the database URL is not a URL ({e}); write postgres://user:password@host:5432/database"
-            ))
-        })?;
-        if url.scheme() != "postgres" && url.scheme() != "postgresql" {
-            return Err(BackupError::Config(format!(
-                "the database URL has scheme {:?}; write postgres://user:password@host:5432/database",
-                url.scheme()
-            )));
-        }
-        // Percent-decoding only: a `+` in a password is a plus, not a space.
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let user = match url.username() {
-            "" => "postgres".to_owned(),
-            u => decode(u),
-        };
-        let database = match url.path().trim_start_matches('/') {
-            "" => user.clone(),
-            d => decode(d),
-        };
-        let sslmode = url
-            .query_pairs()
-            .find(|(k, _)| k == "sslmode")
-            .map(|(_, v)| v.into_owned());
-        Ok(PgConnection {
-            host: url.host_str().unwrap_or("localhost").to_owned(),
-            port: url.port().unwrap_or(5432),
-            database,
-            user,
-            password: url.password().map(decode),
-            sslmode,
-        })
-    }
-}
 
 /// What to dump and how to protect it.
 #[derive(Debug, Clone)]
@@ -98,9 +38,14 @@ pub struct DumpOptions {
     /// The `pg_dump` binary (see [`crate::pg_tools::find_pg_tool`]).
     pub pg_dump: PathBuf,
     pub connection: PgConnection,
+    /// One of [`ZSTD_LEVELS`].
     pub zstd_level: i32,
-    /// At least one; anyone holding one matching identity can decrypt.
-    pub recipients: Vec<age::x25519::Recipient>,
+    /// Recipients (anyone holding one matching identity can decrypt) or a passphrase.
+    pub encryption: Encryption,
+    /// Count the rows of every user table in the very snapshot pg_dump dumps (a REPEATABLE READ
+    /// transaction exporting its snapshot stays open for the whole dump), so a verification can
+    /// compare a restore against exact numbers. Costs one extra scan of every table.
+    pub count_rows: bool,
     /// pg_dump producing no bytes (or the sink accepting none) for this long fails the backup.
     pub stall_timeout: Duration,
     /// The whole dump taking longer than this fails the backup.
@@ -116,15 +61,16 @@ pub struct DumpOutcome {
     pub stored_bytes: u64,
     /// Lowercase hex SHA-256 of the bytes written to the sink.
     pub sha256: String,
+    /// Rows per user table (`schema.table`) in the dumped snapshot, when
+    /// [`DumpOptions::count_rows`] asked for them.
+    pub row_counts: Option<RowCounts>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error("{0}")]
     Config(String),
-    #[error(
-        "could not start pg_dump at {path}: {source}; check the path or install postgresql-client"
-    )]
+    #[error("could not start {path}: {source}; check the path or install postgresql-client")]
     Spawn {
         path: String,
         source: std::io::Error,
@@ -143,6 +89,32 @@ pub enum BackupError {
     Encode(String),
     #[error("writing the backup to the storage target failed: {0}")]
     Storage(String),
+    /// A backup object or its metadata is not in the storage target.
+    #[error("{0}")]
+    NotFound(String),
+    /// Reading, deleting or testing a storage target failed (the message names the target and
+    /// the step).
+    #[error("{0}")]
+    Target(String),
+    /// statehouse's own session with PostgreSQL failed (connecting or a query); the text says
+    /// where and why.
+    #[error("{0}")]
+    Database(String),
+    #[error("pg_restore failed ({status}): {stderr}")]
+    PgRestore { status: String, stderr: String },
+    /// The stored object does not decrypt or decompress: wrong key or passphrase, or damage.
+    #[error("{0}")]
+    Decode(String),
+    #[error(
+        "the backup object's SHA-256 is {actual} but {expected} was recorded when it was written: \
+         the object was altered or replaced; do not trust it"
+    )]
+    ChecksumMismatch { expected: String, actual: String },
+    #[error("reading the backup object from storage failed: {0}")]
+    ObjectRead(String),
+    /// A local file of the operation (the restore's spool file) failed.
+    #[error("{0}")]
+    LocalFile(String),
 }
 
 impl From<BackupError> for statehouse_core::Error {
@@ -151,6 +123,7 @@ impl From<BackupError> for statehouse_core::Error {
             BackupError::Config(_) | BackupError::Spawn { .. } => {
                 statehouse_core::Error::Config(e.to_string())
             }
+            BackupError::NotFound(message) => statehouse_core::Error::NotFound(message),
             _ => statehouse_core::Error::Internal(e.to_string()),
         }
     }
@@ -206,14 +179,32 @@ impl<W: AsyncWrite + Unpin + ?Sized> HashingSink<'_, W> {
 }
 
 /// Stall and total deadlines around every await that moves bytes.
-struct Timer {
+pub(crate) struct Timer {
     stall: Duration,
     total: Duration,
     deadline: Instant,
 }
 
 impl Timer {
-    async fn run<F: Future>(&self, fut: F) -> Result<F::Output, BackupError> {
+    pub(crate) fn new(stall: Duration, total: Duration) -> Timer {
+        Timer {
+            stall,
+            total,
+            deadline: Instant::now() + total,
+        }
+    }
+
+    /// Only the total deadline: for work that legitimately moves no bytes for a while (a tool
+    /// building indexes, counting rows).
+    pub(crate) async fn run_total<F: Future>(&self, fut: F) -> Result<F::Output, BackupError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        tokio::time::timeout(left, fut)
+            .await
+            .map_err(|_| BackupError::TimedOut(self.total))
+    }
+
+    /// The stall deadline, or the total one when it comes first.
+    pub(crate) async fn run<F: Future>(&self, fut: F) -> Result<F::Output, BackupError> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         let (limit, error) = if left <= self.stall {
             (left, BackupError::TimedOut(self.total))
@@ -232,63 +223,77 @@ pub async fn dump_to<W: AsyncWrite + Unpin + ?Sized>(
     options: &DumpOptions,
     sink: &mut W,
 ) -> Result<DumpOutcome, BackupError> {
-    if options.recipients.is_empty() {
-        return Err(BackupError::Config(
-            "a backup needs at least one age recipient (age1…) to encrypt to".to_owned(),
-        ));
+    if !ZSTD_LEVELS.contains(&options.zstd_level) {
+        return Err(BackupError::Config(format!(
+            "zstd level {} is outside {}..={}; higher levels need more memory than a backup may use",
+            options.zstd_level,
+            ZSTD_LEVELS.start(),
+            ZSTD_LEVELS.end()
+        )));
     }
-    let timer = Timer {
-        stall: options.stall_timeout,
-        total: options.total_timeout,
-        deadline: Instant::now() + options.total_timeout,
-    };
-    let mut child = spawn_pg_dump(options)?;
+    // Checked before anything runs: a bad key never starts a dump.
+    let encryption = options.encryption.clone();
+    let encryptor = tokio::task::spawn_blocking(move || encryption.encryptor())
+        .await
+        .map_err(|e| BackupError::Encode(format!("preparing the encryption failed: {e}")))??;
+    let timer = Timer::new(options.stall_timeout, options.total_timeout);
+    let mut snapshot = None;
+    let mut row_counts = None;
+    if options.count_rows {
+        let mut exported = timer
+            .run_total(ExportedSnapshot::begin(&options.connection))
+            .await??;
+        row_counts = Some(timer.run_total(exported.count_rows()).await??);
+        snapshot = Some(exported);
+    }
+    let env = LibpqEnv::new(&options.connection)?;
+    let mut child = spawn_pg_dump(options, &env, snapshot.as_ref().map(|s| s.id()))?;
     let stderr_task = child.stderr.take().map(|s| tokio::spawn(read_tail(s)));
-    let result = stream(options, &mut child, sink, &timer).await;
+    let result = stream(options, encryptor, &mut child, sink, &timer).await;
     let stderr = async {
         match stderr_task {
             Some(task) => task.await.unwrap_or_default(),
             None => String::new(),
         }
     };
-    match result {
+    let outcome = match result {
         Ok((outcome, status)) if status.success() => Ok(outcome),
         Ok((_, status)) => Err(BackupError::PgDump {
             status: status.to_string(),
-            stderr: clean_stderr(&stderr.await),
+            stderr: clean_stderr("pg_dump", &stderr.await),
         }),
         Err(e) => {
             // Killed so the stall/total timeouts really stop the work; kill_on_drop is the backstop.
             let _ = child.kill().await;
             Err(e)
         }
+    };
+    // The snapshot's transaction was held open until pg_dump finished with it.
+    if let Some(snapshot) = snapshot {
+        snapshot.finish().await;
     }
+    outcome.map(|outcome| DumpOutcome {
+        row_counts,
+        ..outcome
+    })
 }
 
-fn spawn_pg_dump(options: &DumpOptions) -> Result<Child, BackupError> {
-    let c = &options.connection;
+fn spawn_pg_dump(
+    options: &DumpOptions,
+    env: &LibpqEnv,
+    snapshot: Option<&str>,
+) -> Result<Child, BackupError> {
     let mut command = Command::new(&options.pg_dump);
+    command.args(["--format=custom", "--compress=0", "--no-password"]);
+    if let Some(id) = snapshot {
+        command.arg(format!("--snapshot={id}"));
+    }
+    env.apply(&mut command);
     command
-        .args(["--format=custom", "--compress=0", "--no-password"])
-        // Everything about the connection goes through the environment, so nothing secret (nor
-        // a connection string that could hold one) is visible in `ps`.
-        .env("PGHOST", &c.host)
-        .env("PGPORT", c.port.to_string())
-        .env("PGDATABASE", &c.database)
-        .env("PGUSER", &c.user)
-        .env_remove("PGSERVICE")
-        .env_remove("PGPASSWORD")
-        .env_remove("PGSSLMODE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    if let Some(password) = &c.password {
-        command.env("PGPASSWORD", password);
-    }
-    if let Some(sslmode) = &c.sslmode {
-        command.env("PGSSLMODE", sslmode);
-    }
     command.spawn().map_err(|source| BackupError::Spawn {
         path: options.pg_dump.display().to_string(),
         source,
@@ -297,6 +302,7 @@ fn spawn_pg_dump(options: &DumpOptions) -> Result<Child, BackupError> {
 
 async fn stream<W: AsyncWrite + Unpin + ?Sized>(
     options: &DumpOptions,
+    encryptor: age::Encryptor,
     child: &mut Child,
     sink: &mut W,
     timer: &Timer,
@@ -307,9 +313,6 @@ async fn stream<W: AsyncWrite + Unpin + ?Sized>(
         ));
     };
     let staging = Staging::default();
-    let recipients = options.recipients.iter().map(|r| r as &dyn age::Recipient);
-    let encryptor = age::Encryptor::with_recipients(recipients)
-        .map_err(|e| BackupError::Config(format!("cannot encrypt to these recipients: {e}")))?;
     let encrypted = encryptor
         .wrap_output(staging.clone())
         .map_err(|e| BackupError::Encode(e.to_string()))?;
@@ -363,12 +366,13 @@ async fn stream<W: AsyncWrite + Unpin + ?Sized>(
         dump_bytes,
         stored_bytes: out.written,
         sha256: hex::encode(out.hasher.finalize()),
+        row_counts: None,
     };
     Ok((outcome, status))
 }
 
 /// Reads a child's stderr to the end, keeping only its last `STDERR_KEEP` bytes.
-async fn read_tail<R: AsyncRead + Unpin>(mut reader: R) -> String {
+pub(crate) async fn read_tail<R: AsyncRead + Unpin>(mut reader: R) -> String {
     let mut kept: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
     while let Ok(n) = reader.read(&mut buf).await {
@@ -383,38 +387,11 @@ async fn read_tail<R: AsyncRead + Unpin>(mut reader: R) -> String {
     String::from_utf8_lossy(&kept).into_owned()
 }
 
-fn clean_stderr(stderr: &str) -> String {
+pub(crate) fn clean_stderr(tool: &str, stderr: &str) -> String {
     let text = stderr.trim();
     if text.is_empty() {
-        "pg_dump printed no error message".to_owned()
+        format!("{tool} printed no error message")
     } else {
         text.lines().collect::<Vec<_>>().join(" | ")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    #[test]
-    fn url_is_split_into_fields_and_the_password_is_redacted_in_debug() {
-        let c = PgConnection::from_url(
-            "postgres://al%40ice:p%2Fs+s@db.example:6543/my%20db?sslmode=require",
-        )
-        .unwrap();
-        assert_eq!(c.host, "db.example");
-        assert_eq!(c.port, 6543);
-        assert_eq!(c.user, "al@ice");
-        assert_eq!(c.password.as_deref(), Some("p/s+s"));
-        assert_eq!(c.database, "my db");
-        assert_eq!(c.sslmode.as_deref(), Some("require"));
-        assert!(!format!("{c:?}").contains("p/s+s"));
-        let d = PgConnection::from_url("postgres://bob@localhost").unwrap();
-        assert_eq!(
-            (d.port, d.database.as_str(), d.password),
-            (5432, "bob", None)
-        );
-        assert!(PgConnection::from_url("mysql://x@y/z").is_err());
     }
 }

@@ -4,154 +4,31 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use age::secrecy::ExposeSecret;
+use age::secrecy::SecretString;
+use common::*;
 use sha2::{Digest, Sha256};
-use statehouse_backup::pg_tools::{PgToolSearch, find_pg_tool, major_from_version_num};
 use statehouse_backup::{
-    BackupError, BackupMetadata, DEFAULT_ZSTD_LEVEL, DumpOptions, LocalDirTarget, PgConnection,
-    object_name, run_backup,
+    BackupError, BackupMetadata, DEFAULT_ZSTD_LEVEL, DumpOptions, Encryption, LocalDirTarget,
+    PgConnection, generate_key_pair, object_name, run_backup,
 };
 use statehouse_core::clock::{Clock, FakeClock, Timestamp};
-
-const URL_VAR: &str = "STATEHOUSE_TEST_PG_URL";
-const SKIP_VAR: &str = "STATEHOUSE_SKIP_PG_TESTS";
-
-/// The test server's URL; `None` (skip) only when the run opted out with `STATEHOUSE_SKIP_PG_TESTS=1`.
-fn test_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var(SKIP_VAR).as_deref() == Ok("1") => {
-            eprintln!("{URL_VAR} is not set and {SKIP_VAR}=1: skipping a PostgreSQL test");
-            None
-        }
-        _ => panic!(
-            "{URL_VAR} is not set, so backups cannot be tested. Start a throwaway server with\n    \
-             scripts/pg-cluster.sh start /tmp/pg 55432\nthen run\n    \
-             {URL_VAR}=postgres://postgres@127.0.0.1:55432/postgres cargo test -p statehouse-backup\n\
-             (or set {SKIP_VAR}=1 to skip these tests)"
-        ),
-    }
-}
-
-fn url_for(base: &str, database: &str) -> String {
-    let mut url = url::Url::parse(base).unwrap();
-    url.set_path(database);
-    url.to_string()
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            url,
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql failed on {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A uniquely named database, dropped when this goes out of scope (also on panic).
-struct TestDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    fn create(admin_url: &str, prefix: &str) -> TestDb {
-        let name = format!(
-            "{prefix}_{}",
-            statehouse_core::service::new_id().replace('-', "")
-        );
-        psql(admin_url, &format!("CREATE DATABASE {name}"));
-        TestDb {
-            admin_url: admin_url.to_owned(),
-            url: url_for(admin_url, &name),
-            name,
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                self.admin_url.as_str(),
-                "-X",
-                "-q",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
-
-const TABLES: [&str; 3] = ["customers", "orders", "blobs"];
-
-fn fill(db: &TestDb) {
-    psql(
-        &db.url,
-        "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, meta jsonb);
-         CREATE TABLE orders (id bigint PRIMARY KEY, customer int REFERENCES customers(id),
-                              total numeric(12,2), at timestamptz);
-         CREATE TABLE blobs (id int PRIMARY KEY, payload bytea, note text);
-         INSERT INTO customers (name, meta)
-           SELECT 'customer ' || i || ' «ü»', jsonb_build_object('i', i, 'tags', ARRAY['a', 'b'])
-           FROM generate_series(1, 500) i;
-         INSERT INTO orders
-           SELECT i, 1 + i % 500, i * 1.25, timestamptz '2026-01-01 00:00+00' + i * interval '1 minute'
-           FROM generate_series(1, 5000) i;
-         -- Enough poorly compressible bytes that the object spans many age chunks (64 KiB each).
-         INSERT INTO blobs
-           SELECT i, decode(md5(i::text) || md5((i * 7)::text), 'hex'), md5((i * 3)::text)
-           FROM generate_series(1, 40000) i;",
-    );
-}
-
-fn table_digest(url: &str, table: &str) -> String {
-    psql(
-        url,
-        &format!(
-            "SELECT count(*) || ':' || md5(string_agg(t::text, ',' ORDER BY t::text)) FROM {table} t"
-        ),
-    )
-}
-
-async fn pg_dump_for(url: &str) -> (PathBuf, String) {
-    let version_num: u32 = psql(url, "SHOW server_version_num").parse().unwrap();
-    let tool = find_pg_tool(
-        "pg_dump",
-        major_from_version_num(version_num),
-        &PgToolSearch::system(),
-    )
-    .await
-    .unwrap();
-    (tool.path, psql(url, "SHOW server_version"))
-}
+use tokio::io::AsyncReadExt;
 
 fn options(pg_dump: PathBuf, url: &str, recipient: age::x25519::Recipient) -> DumpOptions {
     DumpOptions {
         pg_dump,
         connection: PgConnection::from_url(url).unwrap(),
         zstd_level: DEFAULT_ZSTD_LEVEL,
-        recipients: vec![recipient],
+        encryption: Encryption::Recipients(vec![recipient]),
+        count_rows: false,
         stall_timeout: Duration::from_secs(30),
         total_timeout: Duration::from_secs(120),
     }
@@ -165,26 +42,6 @@ fn restore_with_standard_tools(key: &Path, object: &Path, url: &str) -> std::pro
         .args(["sh", key.to_str().unwrap(), object.to_str().unwrap(), url])
         .output()
         .unwrap()
-}
-
-fn write_key(dir: &Path, identity: &age::x25519::Identity) -> PathBuf {
-    let key = dir.join("key.txt");
-    std::fs::write(&key, format!("{}\n", identity.to_string().expose_secret())).unwrap();
-    key
-}
-
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            found.extend(files_under(&path));
-        } else {
-            found.push(path.display().to_string());
-        }
-    }
-    found.sort();
-    found
 }
 
 #[tokio::test]
@@ -206,6 +63,7 @@ async fn a_backup_restores_with_age_zstd_and_pg_restore_alone_and_damage_is_dete
         Some(server_version.clone()),
         &target,
         &name,
+        None,
         &clock,
     )
     .await
@@ -308,6 +166,7 @@ async fn a_failing_pg_dump_fails_the_backup_with_its_message_and_stores_nothing(
         None,
         &LocalDirTarget::new(&store),
         "x/x.dump.zst.age",
+        None,
         &clock,
     )
     .await
@@ -364,6 +223,7 @@ async fn a_silent_pg_dump_is_stalled_out_and_killed() {
         None,
         &LocalDirTarget::new(&store),
         "a/b",
+        None,
         &clock,
     )
     .await
@@ -390,6 +250,7 @@ async fn a_slow_but_steady_pg_dump_hits_the_total_timeout_and_is_killed() {
         None,
         &LocalDirTarget::new(tmp.path().join("store")),
         "a/b",
+        None,
         &FakeClock::new(Timestamp(0)),
     )
     .await
@@ -416,6 +277,7 @@ async fn a_pg_dump_exiting_nonzero_after_output_never_succeeds_and_never_sees_th
         None,
         &LocalDirTarget::new(&store),
         "a/b",
+        None,
         &FakeClock::new(Timestamp(0)),
     )
     .await
@@ -455,4 +317,231 @@ async fn memory_stays_bounded_whatever_the_dump_size() {
         grew < 64 * 1024 * 1024,
         "peak memory grew by {grew} bytes for a {DUMP}-byte dump"
     );
+}
+
+#[test]
+fn zstd_levels_beyond_the_memory_budget_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = fake_pg_dump(tmp.path(), "echo never");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for level in [0, 20, 22] {
+        let options = DumpOptions {
+            zstd_level: level,
+            ..fake_options(script.clone(), 1_000, 1_000)
+        };
+        let err = rt
+            .block_on(statehouse_backup::dump_to(&options, &mut tokio::io::sink()))
+            .unwrap_err();
+        assert!(err.to_string().contains("outside 1..=19"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn the_ca_certificate_reaches_pg_dump_as_a_private_file_and_never_as_an_argument() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seen = tmp.path().join("seen");
+    let script = fake_pg_dump(
+        tmp.path(),
+        &format!(
+            "{{ echo \"args=$*\"; echo \"mode=$(stat -c %a \"$PGSSLROOTCERT\")\"; \
+             echo \"sslmode=$PGSSLMODE timeout=$PGCONNECT_TIMEOUT\"; cat \"$PGSSLROOTCERT\"; }} > {}\n\
+             printf dump",
+            seen.display()
+        ),
+    );
+    let mut options = fake_options(script, 5_000, 60_000);
+    options.connection.sslmode = Some("verify-full".to_owned());
+    options.connection.ca_certificate =
+        Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_owned());
+    options.connection.connect_timeout = Duration::from_millis(2500);
+    statehouse_backup::dump_to(&options, &mut tokio::io::sink())
+        .await
+        .unwrap();
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        seen.contains("args=--format=custom --compress=0 --no-password\n"),
+        "{seen}"
+    );
+    assert!(seen.contains("mode=600\n"), "{seen}");
+    assert!(seen.contains("sslmode=verify-full timeout=3\n"), "{seen}");
+    assert!(
+        seen.contains("-----BEGIN CERTIFICATE-----\nMIIB\n"),
+        "{seen}"
+    );
+}
+
+/// Decrypts an object with the Rust age crate and decompresses it: the pg_dump archive.
+fn decrypt_with_passphrase(object: &[u8], passphrase: &str) -> Vec<u8> {
+    let decryptor = age::Decryptor::new(object).unwrap();
+    assert!(decryptor.is_scrypt());
+    let identity = age::scrypt::Identity::new(SecretString::from(passphrase.to_owned()));
+    let mut reader = decryptor
+        .decrypt(std::iter::once(&identity as &dyn age::Identity))
+        .unwrap();
+    let mut compressed = Vec::new();
+    reader.read_to_end(&mut compressed).unwrap();
+    zstd::decode_all(compressed.as_slice()).unwrap()
+}
+
+#[tokio::test]
+async fn a_passphrase_backup_decrypts_with_the_age_crate_and_restores_with_pg_restore() {
+    let Some(admin) = test_url() else { return };
+    let source = TestDb::create(&admin, "bk_pass");
+    fill(&source);
+    let passphrase = "a long and random passphrase: 7f3c9e";
+    let (object, outcome) = dump_in_memory(
+        &source,
+        Encryption::from_config(&[], Some(SecretString::from(passphrase.to_owned()))).unwrap(),
+    )
+    .await;
+    assert_eq!(outcome.stored_bytes, object.len() as u64);
+    let archive = decrypt_with_passphrase(&object, passphrase);
+    assert_eq!(archive.len() as u64, outcome.dump_bytes);
+    assert!(archive.starts_with(b"PGDMP"));
+    let tmp = tempfile::tempdir().unwrap();
+    let archive_file = tmp.path().join("archive.dump");
+    std::fs::write(&archive_file, &archive).unwrap();
+    let restored = TestDb::create(&admin, "bk_pass_dst");
+    let out = Command::new(pg_restore_for(&admin).await)
+        .args(["--no-owner", "--exit-on-error", "-d", &restored.url])
+        .arg(&archive_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for table in TABLES {
+        assert_eq!(
+            table_digest(&restored.url, table),
+            table_digest(&source.url, table)
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_recipient_can_decrypt_with_the_age_cli() {
+    let Some(admin) = test_url() else { return };
+    let source = TestDb::create(&admin, "bk_multi");
+    psql(
+        &source.url,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 42)",
+    );
+    let (first, first_public) = generate_key_pair();
+    let (second, second_public) = generate_key_pair();
+    let encryption = Encryption::from_config(&[first_public, second_public], None).unwrap();
+    let (object, outcome) = dump_in_memory(&source, encryption).await;
+    assert_eq!(
+        outcome.row_counts,
+        Some([("public.t".to_owned(), 42)].into_iter().collect())
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let object_file = tmp.path().join("object.age");
+    std::fs::write(&object_file, &object).unwrap();
+    for (name, identity) in [("first.txt", &first), ("second.txt", &second)] {
+        let key = write_identity_file(tmp.path(), name, identity);
+        let restored = TestDb::create(&admin, "bk_multi_dst");
+        let out = restore_with_standard_tools(&key, &object_file, &restored.url);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(psql(&restored.url, "SELECT count(*) FROM t"), "42");
+    }
+}
+
+#[tokio::test]
+async fn row_counts_are_those_of_the_dumped_snapshot_not_of_later_writes() {
+    let Some(admin) = test_url() else { return };
+    let source = TestDb::create(&admin, "bk_snap");
+    fill(&source);
+    let before = current_counts(&source.url, &TABLES);
+    let (pg_dump, _) = pg_dump_for(&admin).await;
+    let (identity, recipient) = generate_key_pair();
+    let options = dump_options(
+        pg_dump,
+        &source.url,
+        Encryption::from_config(&[recipient], None).unwrap(),
+    );
+    // A small pipe: pg_dump blocks until the test reads, so the writes below happen while the
+    // dump is under way (after the snapshot was exported and counted).
+    let (mut writer, mut reader) = tokio::io::duplex(16 * 1024);
+    let dump = async move {
+        let outcome = statehouse_backup::dump_to(&options, &mut writer).await;
+        drop(writer);
+        outcome
+    };
+    let read = async {
+        let mut first = [0u8; 1];
+        reader.read_exact(&mut first).await.unwrap();
+        psql(
+            &source.url,
+            "INSERT INTO customers (name) SELECT 'late ' || i FROM generate_series(1, 7) i;
+             DELETE FROM orders WHERE id <= 100;
+             CREATE TABLE created_later (id int); INSERT INTO created_later VALUES (1);",
+        );
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).await.unwrap();
+        let mut object = first.to_vec();
+        object.extend(rest);
+        object
+    };
+    let (outcome, object) = tokio::join!(dump, read);
+    let outcome = outcome.unwrap();
+    let counts = outcome.row_counts.unwrap();
+    assert_eq!(counts, before);
+    assert_ne!(current_counts(&source.url, &TABLES), before);
+
+    // The restored database has exactly the counted rows.
+    let tmp = tempfile::tempdir().unwrap();
+    let key = write_identity_file(tmp.path(), "key.txt", &identity);
+    let object_file = tmp.path().join("object.age");
+    std::fs::write(&object_file, &object).unwrap();
+    let restored = TestDb::create(&admin, "bk_snap_dst");
+    let out = restore_with_standard_tools(&key, &object_file, &restored.url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(current_counts(&restored.url, &TABLES), counts);
+    assert_eq!(
+        psql(
+            &restored.url,
+            "SELECT count(*) FROM pg_class WHERE relname = 'created_later'"
+        ),
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn counting_rows_passes_the_exported_snapshot_to_pg_dump() {
+    let Some(admin) = test_url() else { return };
+    let source = TestDb::create(&admin, "bk_snaparg");
+    let tmp = tempfile::tempdir().unwrap();
+    let args = tmp.path().join("args");
+    let script = fake_pg_dump(
+        tmp.path(),
+        &format!("echo \"$@\" > {}\nprintf x", args.display()),
+    );
+    let options = DumpOptions {
+        count_rows: true,
+        ..options(
+            script,
+            &source.url,
+            age::x25519::Identity::generate().to_public(),
+        )
+    };
+    let outcome = statehouse_backup::dump_to(&options, &mut tokio::io::sink())
+        .await
+        .unwrap();
+    assert_eq!(outcome.row_counts, Some(Default::default()));
+    let argv = std::fs::read_to_string(&args).unwrap();
+    let snapshot = argv
+        .trim()
+        .strip_prefix("--format=custom --compress=0 --no-password --snapshot=")
+        .unwrap_or_else(|| panic!("{argv}"));
+    assert!(!snapshot.is_empty() && !snapshot.contains(' '), "{argv}");
 }

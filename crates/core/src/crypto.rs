@@ -56,6 +56,17 @@ impl MasterKey {
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(self.key.as_ref().into())
     }
+
+    /// A secret for one purpose (e.g. encrypting statehouse's own backups), derived from this
+    /// key with HMAC-SHA256 so it never reveals the key itself; lowercase hex.
+    pub fn derived_secret(&self, purpose: &str) -> Result<Zeroizing<String>, Error> {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.key.as_ref())
+            .map_err(|e| Error::Internal(format!("deriving a secret failed: {e}")))?;
+        mac.update(b"statehouse/derived/v1/");
+        mac.update(purpose.as_bytes());
+        Ok(Zeroizing::new(hex::encode(mac.finalize().into_bytes())))
+    }
 }
 
 impl fmt::Debug for MasterKey {
@@ -302,6 +313,13 @@ impl Cipher {
 
     pub fn primary_key_id(&self) -> Result<String, Error> {
         Ok(self.ring()?.primary().id.clone())
+    }
+
+    /// The primary key's id and its [`MasterKey::derived_secret`] for `purpose`.
+    pub fn derived_secret(&self, purpose: &str) -> Result<(String, Zeroizing<String>), Error> {
+        let ring = self.ring()?;
+        let primary = ring.primary();
+        Ok((primary.id.clone(), primary.derived_secret(purpose)?))
     }
 
     /// zstd-compress then encrypt `plain` under a fresh data key. Compression streams into

@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod backups;
+pub mod backups_sql;
 pub mod webhooks;
 
 use async_trait::async_trait;
@@ -31,6 +32,7 @@ use crate::model::{
 pub trait Store:
     accounts::AccountStore
     + audit::AuditStore
+    + backups::BackupStore
     + search::SearchStore
     + webhooks::WebhookStore
     + Send
@@ -55,8 +57,9 @@ pub trait Store:
     /// Stores the workspace's name, serial protection and settings (by id). False when there
     /// is no such workspace; `Conflict` when the new name is taken.
     async fn update_workspace(&self, workspace: &Workspace) -> Result<bool>;
-    /// Deletes an empty workspace with its tokens. `Conflict` while it has states (live or
-    /// soft-deleted); false when there is no such workspace.
+    /// Deletes an empty workspace with its tokens and its backup settings. `Conflict` while it
+    /// has states (live or soft-deleted), backup databases, backup targets or notifiers; false
+    /// when there is no such workspace.
     async fn delete_workspace(&self, workspace_id: &str) -> Result<bool>;
 
     // Tokens

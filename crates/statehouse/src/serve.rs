@@ -1,12 +1,12 @@
 //! `statehouse serve`.
 
 use anyhow::{Context, Result};
+use statehouse_backup::service::{BackupOptions, BackupService};
 use statehouse_server::maintenance::run_maintenance;
 use statehouse_server::webhook_sender::{
     HttpTransport, Retention, run_retention, run_webhook_worker,
 };
 use statehouse_server::{AppState, DRAIN_TIMEOUT, router};
-use statehouse_backup::service::{BackupOptions, BackupService};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 

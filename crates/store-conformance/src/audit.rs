@@ -452,6 +452,28 @@ pub async fn webhooks_are_created_listed_updated_deleted(store: Arc<dyn Store>) 
         !store.delete_webhook(&ws.id, "c").await.expect("other ws"),
         "scoped to its workspace"
     );
+    store
+        .insert_delivery(&Delivery::new("c", None, "ping", "{}".into(), T0))
+        .await
+        .expect("ping");
+    assert!(
+        store
+            .delete_workspace(&other.id)
+            .await
+            .expect("delete workspace"),
+        "an empty workspace with a webhook can be deleted"
+    );
+    assert!(
+        store
+            .list_webhooks(&other.id)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        deliveries(store.as_ref(), "c").await.is_empty(),
+        "its webhooks' deliveries go with it"
+    );
 }
 
 pub async fn events_create_deliveries_for_matching_enabled_webhooks(store: Arc<dyn Store>) {

@@ -55,6 +55,8 @@ use statehouse_core::{Error, Result};
 
 mod accounts;
 pub use accounts::*;
+mod backups;
+pub use backups::*;
 
 // ---- harness ---------------------------------------------------------------------------------
 
@@ -190,6 +192,21 @@ macro_rules! __conformance_module {
                 sessions_create_lookup_touch_and_delete,
                 expired_sessions_are_removed,
                 login_failures_count_per_key_within_window,
+                backup_targets_are_created_listed_updated_deleted,
+                notifiers_are_created_listed_updated_deleted,
+                backup_databases_refer_to_their_workspace_targets,
+                backups_keep_their_database_and_target_from_being_deleted,
+                backup_settings_and_secrets_round_trip_exactly,
+                workspace_delete_is_refused_while_backup_configuration_exists,
+                job_clock_advances_by_compare_and_set,
+                concurrent_job_advances_exactly_one_wins,
+                backup_runs_are_claimed_under_a_lease,
+                abandoned_backups_are_failed_once,
+                concurrent_backup_claims_never_overlap,
+                backup_listing_filters_and_pages,
+                verifications_update_the_latest_summary,
+                health_checks_drive_transitions,
+                backup_secret_keys_rewrap_compare_and_set,
             );
             $(
                 $crate::__two_store_cases!(
@@ -201,6 +218,8 @@ macro_rules! __conformance_module {
                     two_stores_journal_appends_keep_one_chain,
                     two_stores_claims_never_overlap,
                     two_stores_flag_each_stale_lock_once,
+                    two_stores_job_advances_exactly_one_wins,
+                    two_stores_backup_claims_never_overlap,
                 );
             )?
         }

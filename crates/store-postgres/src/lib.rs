@@ -37,6 +37,7 @@
 //! is not supported.
 
 mod audit;
+mod backups;
 mod webhooks;
 
 use std::str::FromStr;
@@ -739,6 +740,13 @@ impl Store for PgStore {
                 "the workspace still has {states} state(s), live or deleted; delete and purge them first"
             )));
         }
+        backups::delete_workspace_backups(self, &mut tx, workspace_id).await?;
+        // A workspace's webhooks go with it (their deliveries cascade), like its tokens.
+        sqlx::query("DELETE FROM webhooks WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db_err(e))?;
         sqlx::query("DELETE FROM tokens WHERE workspace_id = $1")
             .bind(workspace_id)
             .execute(&mut *tx)

@@ -8,6 +8,7 @@
 //! (`kill -9`); only an OS crash or power loss can drop the last commits.
 
 mod audit;
+mod backups;
 mod webhooks;
 
 use std::path::Path;
@@ -499,6 +500,13 @@ impl Store for SqliteStore {
                 "the workspace still has {states} state(s), live or deleted; delete and purge them first"
             )));
         }
+        backups::delete_workspace_backups(&mut tx, workspace_id).await?;
+        // A workspace's webhooks go with it (their deliveries cascade), like its tokens.
+        sqlx::query("DELETE FROM webhooks WHERE workspace_id = ?")
+            .bind(workspace_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         sqlx::query("DELETE FROM tokens WHERE workspace_id = ?")
             .bind(workspace_id)
             .execute(&mut *tx)

@@ -11,7 +11,7 @@ use statehouse_core::{Error, Result};
 use utoipa::ToSchema;
 
 use super::{BackupService, check_name, not_found};
-use crate::settings::{DatabaseMode, DatabaseSecrets, DatabaseSettings};
+use crate::settings::{DatabaseSecrets, DatabaseSettings};
 
 /// Job-clock names of a database's recurring work.
 pub(crate) fn backup_job(database_id: &str) -> String {
@@ -346,10 +346,5 @@ impl BackupService {
         }
         .await;
         self.core.conclude(result, record, |_, r| (r, None)).await
-    }
-
-    /// Whether the database's mode backs up a whole server.
-    pub(crate) fn is_server_mode(settings: &DatabaseSettings) -> bool {
-        matches!(settings.mode, DatabaseMode::Server { .. })
     }
 }

@@ -145,7 +145,12 @@ impl BackupService {
 
     /// Checks a database now (workspace viewer): reachability, version, the pg_dump that
     /// would be used, discovered databases (whole-server mode), privilege warnings, uptime.
-    pub async fn check_database(&self, who: &Principal, ws: &str, key: &str) -> Result<HealthReport> {
+    pub async fn check_database(
+        &self,
+        who: &Principal,
+        ws: &str,
+        key: &str,
+    ) -> Result<HealthReport> {
         let (workspace, _) = self
             .core
             .authorize(who, ws, Role::Viewer, "checking databases")
@@ -169,8 +174,18 @@ impl BackupService {
         if check.ok {
             match crate::server_version(&connection).await {
                 Ok(version) => {
-                    report.pg_dump = match find_pg_tool("pg_dump", version.major, &self.options.pg_tools).await {
-                        Ok(tool) => Some(format!("{} (PostgreSQL {})", tool.path.display(), tool.major)),
+                    report.pg_dump = match find_pg_tool(
+                        "pg_dump",
+                        version.major,
+                        &self.options.pg_tools,
+                    )
+                    .await
+                    {
+                        Ok(tool) => Some(format!(
+                            "{} (PostgreSQL {})",
+                            tool.path.display(),
+                            tool.major
+                        )),
                         Err(e) => {
                             report.warnings.push(e.to_string());
                             None
@@ -187,7 +202,9 @@ impl BackupService {
                 }
             }
             match crate::check_privileges(&connection).await {
-                Ok(warnings) => report.warnings.extend(warnings.iter().map(ToString::to_string)),
+                Ok(warnings) => report
+                    .warnings
+                    .extend(warnings.iter().map(ToString::to_string)),
                 Err(e) => report.warnings.push(e.to_string()),
             }
         }
@@ -261,12 +278,21 @@ impl BackupService {
             };
             let password = match &request.password {
                 Some(p) if !p.is_empty() => p.clone(),
-                _ => statehouse_core::access::random_secret("").trim_start_matches('_').to_owned(),
+                _ => {
+                    use rand::Rng;
+                    rand::thread_rng()
+                        .sample_iter(&rand::distributions::Alphanumeric)
+                        .take(32)
+                        .map(char::from)
+                        .collect()
+                }
             };
             let secret = SecretString::from(password.clone());
             crate::create_readonly_role(&admin, &request.role, &secret, &databases)
                 .await
-                .map_err(|e| Error::BadRequest(format!("creating role {:?} failed: {e}", request.role)))?;
+                .map_err(|e| {
+                    Error::BadRequest(format!("creating role {:?} failed: {e}", request.role))
+                })?;
             if request.use_for_backups {
                 settings.connection.user = request.role.clone();
                 let secrets = DatabaseSecrets {

@@ -123,8 +123,12 @@ impl BackupService {
             .core
             .cipher
             .open(sealed, kind.binding(workspace_id, row_id), 256)?;
-        serde_json::from_slice(&plain)
-            .map_err(|e| Error::Internal(format!("stored {} secrets do not parse: {e}", kind.as_str())))
+        serde_json::from_slice(&plain).map_err(|e| {
+            Error::Internal(format!(
+                "stored {} secrets do not parse: {e}",
+                kind.as_str()
+            ))
+        })
     }
 
     /// Runs `work` in the background, counted until it ends ([`BackupService::wait_idle`]).

@@ -153,10 +153,15 @@ impl BackupService {
         id: &str,
         public: &serde_json::Value,
         secrets: &serde_json::Value,
-    ) -> Result<(String, serde_json::Value, Option<statehouse_core::crypto::SealedBody>)> {
+    ) -> Result<(
+        String,
+        serde_json::Value,
+        Option<statehouse_core::crypto::SealedBody>,
+    )> {
         let spec = NotifierSpec::from_parts(public, secrets)
             .map_err(|e| Error::BadRequest(e.to_string()))?;
-        spec.validate().map_err(|e| Error::BadRequest(e.to_string()))?;
+        spec.validate()
+            .map_err(|e| Error::BadRequest(e.to_string()))?;
         let (public, secrets) = spec.split_secrets();
         let kind = public
             .get("kind")
@@ -198,11 +203,13 @@ impl BackupService {
             let id = new_id();
             let (kind, settings, sealed) =
                 self.seal_notifier_parts(&workspace.id, &id, &public, &secrets)?;
-            let events = events::parse_filter(
-                &input
-                    .events
-                    .unwrap_or_else(|| vec!["backup.failed".into(), "verification.failed".into(), "database.*".into()]),
-            )?;
+            let events = events::parse_filter(&input.events.unwrap_or_else(|| {
+                vec![
+                    "backup.failed".into(),
+                    "verification.failed".into(),
+                    "database.*".into(),
+                ]
+            }))?;
             let database_ids = self
                 .database_ids(&workspace, &input.databases.unwrap_or_default())
                 .await?;
@@ -304,7 +311,12 @@ impl BackupService {
         let result = async {
             let workspace = self.admin_of(who, ws, "managing notifiers").await?;
             let n = self.find_notifier(&workspace, key).await?;
-            if self.core.store.delete_notifier(&workspace.id, &n.id).await? {
+            if self
+                .core
+                .store
+                .delete_notifier(&workspace.id, &n.id)
+                .await?
+            {
                 Ok(())
             } else {
                 Err(not_found("notifier", key, &workspace.name))
@@ -332,7 +344,9 @@ impl BackupService {
         }
         .await;
         self.core
-            .conclude(result, record, |o, r| (r.detail(json!({"ok": o.ok, "error": o.error})), None))
+            .conclude(result, record, |o, r| {
+                (r.detail(json!({"ok": o.ok, "error": o.error})), None)
+            })
             .await
     }
 
@@ -404,7 +418,10 @@ impl BackupService {
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "notifications fell behind; some events were not notified");
+                    tracing::warn!(
+                        missed,
+                        "notifications fell behind; some events were not notified"
+                    );
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
@@ -430,7 +447,10 @@ fn notification_for(event: &Event) -> Notification {
             format!("Backup of {subject} succeeded"),
             format!(
                 "{} stored in {}",
-                p.get("stored_bytes").and_then(|v| v.as_u64()).map(human_bytes).unwrap_or_default(),
+                p.get("stored_bytes")
+                    .and_then(|v| v.as_u64())
+                    .map(human_bytes)
+                    .unwrap_or_default(),
                 text("object").unwrap_or_default()
             ),
         ),
@@ -465,10 +485,13 @@ fn notification_for(event: &Event) -> Notification {
         ),
         other => (Severity::Info, format!("{other}: {subject}"), String::new()),
     };
-    let fields = [("workspace", Some(workspace.clone())), ("database", database.clone())]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
-        .collect();
+    let fields = [
+        ("workspace", Some(workspace.clone())),
+        ("database", database.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+    .collect();
     Notification {
         event: event.kind.clone(),
         severity,

@@ -253,7 +253,7 @@ fn major_of(version: &str) -> Option<u32> {
 }
 
 impl BackupService {
-    fn connection_for(
+    pub(crate) fn connection_for(
         &self,
         db: &DatabaseRecord,
         settings: &DatabaseSettings,
@@ -439,7 +439,11 @@ impl BackupService {
     }
 
     /// A scheduled run of `db` (the scheduler enqueues it with its job-clock advance).
-    pub(crate) fn scheduled_run(&self, db: &DatabaseRecord, trigger: BackupTrigger) -> BackupRecord {
+    pub(crate) fn scheduled_run(
+        &self,
+        db: &DatabaseRecord,
+        trigger: BackupTrigger,
+    ) -> BackupRecord {
         self.new_run(db, None, trigger, 1, "schedule", self.core.now())
     }
 
@@ -454,13 +458,22 @@ impl BackupService {
                 .authorize(who, ws, Role::Editor, "starting backups")
                 .await?;
             let db = self.find_database(&workspace, key).await?;
-            let run = self.new_run(&db, None, BackupTrigger::Manual, 1, &who.actor(), self.core.now());
+            let run = self.new_run(
+                &db,
+                None,
+                BackupTrigger::Manual,
+                1,
+                &who.actor(),
+                self.core.now(),
+            );
             self.core.store.insert_backup(&run).await?;
             Ok(self.view_backups(&[run]).await?.remove(0))
         }
         .await;
         self.core
-            .conclude(result, record, |v, r| (r.detail(json!({"backup": v.id})), None))
+            .conclude(result, record, |v, r| {
+                (r.detail(json!({"backup": v.id})), None)
+            })
             .await
     }
 
@@ -513,7 +526,7 @@ impl BackupService {
             .await
     }
 
-    fn lease_until(&self) -> Timestamp {
+    pub(crate) fn lease_until(&self) -> Timestamp {
         let millis = i64::try_from(self.options.lease.as_millis()).unwrap_or(i64::MAX);
         self.core.now().plus_millis(millis)
     }
@@ -531,7 +544,9 @@ impl BackupService {
                 let conn = self.connection_for(db, settings, &settings.connection.database)?;
                 let found = crate::discover_databases(&conn, include, exclude)
                     .await
-                    .map_err(|e| Error::Config(format!("listing the server's databases failed: {e}")))?;
+                    .map_err(|e| {
+                        Error::Config(format!("listing the server's databases failed: {e}"))
+                    })?;
                 if found.is_empty() {
                     return Err(Error::Config(format!(
                         "no database on {} matches the include/exclude patterns",
@@ -546,8 +561,17 @@ impl BackupService {
     /// Runs a claimed (running, leased) run to its end, records the outcome, emits its event,
     /// and follows up: retention and verification after a success, a retry after a failure.
     /// Returns the run as finished.
-    pub(crate) async fn execute(&self, mut run: BackupRecord, progress: Option<ProgressFn>) -> BackupRecord {
-        let db = match self.core.store.database(&run.workspace_id, &run.database_id).await {
+    pub(crate) async fn execute(
+        &self,
+        mut run: BackupRecord,
+        progress: Option<ProgressFn>,
+    ) -> BackupRecord {
+        let db = match self
+            .core
+            .store
+            .database(&run.workspace_id, &run.database_id)
+            .await
+        {
             Ok(Some(db)) => db,
             Ok(None) => {
                 let result = self.failed_result(&run, "its database was unregistered".into());
@@ -576,7 +600,9 @@ impl BackupService {
                     {
                         Ok(true) => {}
                         Ok(false) => return,
-                        Err(e) => tracing::warn!(backup = %id, error = %e, "renewing a backup lease failed"),
+                        Err(e) => {
+                            tracing::warn!(backup = %id, error = %e, "renewing a backup lease failed")
+                        }
                     }
                 }
             })
@@ -655,7 +681,8 @@ impl BackupService {
         } else {
             kind::BACKUP_FAILED
         };
-        self.emit_backup_event(run, kind, json!({"error": run.error})).await;
+        self.emit_backup_event(run, kind, json!({"error": run.error}))
+            .await;
     }
 
     pub(crate) async fn emit_backup_event(
@@ -725,7 +752,8 @@ impl BackupService {
             return;
         }
         let attempt = run.attempt + 1;
-        let delay = i64::try_from(DatabaseSettings::retry_delay(attempt).as_millis()).unwrap_or(i64::MAX);
+        let delay =
+            i64::try_from(DatabaseSettings::retry_delay(attempt).as_millis()).unwrap_or(i64::MAX);
         let retry = self.new_run(
             db,
             run.db_name.clone(),
@@ -752,7 +780,9 @@ impl BackupService {
             Some(name) => name.clone(),
             None => {
                 let mut names = self.databases_to_dump(db, &settings).await?.into_iter();
-                let first = names.next().unwrap_or_else(|| settings.connection.database.clone());
+                let first = names
+                    .next()
+                    .unwrap_or_else(|| settings.connection.database.clone());
                 for other in names {
                     let sibling = self.new_run(
                         db,
@@ -769,7 +799,8 @@ impl BackupService {
         };
         run.db_name = Some(db_name.clone());
         let connection = self.connection_for(db, &settings, &db_name)?;
-        let (pg_dump, version) = find_pg_tool_for_server("pg_dump", &connection, &self.options.pg_tools).await?;
+        let (pg_dump, version) =
+            find_pg_tool_for_server("pg_dump", &connection, &self.options.pg_tools).await?;
         run.server_version = Some(version.text.clone());
         let target_record = self
             .core
@@ -785,7 +816,13 @@ impl BackupService {
         let name = object_name(&db_name, self.core.now(), &run.id);
         self.core
             .store
-            .renew_backup(&run.id, &self.worker_id, self.lease_until(), Some(&name), Some(&db_name))
+            .renew_backup(
+                &run.id,
+                &self.worker_id,
+                self.lease_until(),
+                Some(&name),
+                Some(&db_name),
+            )
             .await?;
         run.object = Some(name.clone());
         let encryption = match self.encryptor(&db.workspace_id).await? {
@@ -816,8 +853,8 @@ impl BackupService {
             Some(version.text.clone()),
             &target,
             &name,
-            self.core.clock.as_ref(),
             expected,
+            self.core.clock.as_ref(),
         )
         .await;
         if let Some(reporter) = reporter {
@@ -851,7 +888,12 @@ impl BackupService {
             before: None,
             limit: 1,
         };
-        let last = self.core.store.list_backups(&db.workspace_id, &filter).await.ok()?;
+        let last = self
+            .core
+            .store
+            .list_backups(&db.workspace_id, &filter)
+            .await
+            .ok()?;
         last.first()
             .and_then(|b| b.stored_bytes)
             .and_then(|n| u64::try_from(n).ok())
@@ -868,7 +910,11 @@ impl BackupService {
                 before: before.clone(),
                 limit: 500,
             };
-            let page = self.core.store.list_backups(&db.workspace_id, &filter).await?;
+            let page = self
+                .core
+                .store
+                .list_backups(&db.workspace_id, &filter)
+                .await?;
             let done = page.len() < 500;
             before = page.last().map(|b| (b.queued_at, b.id.clone()));
             all.extend(page);
@@ -904,7 +950,10 @@ impl BackupService {
                 .map(|b| Kept {
                     id: b.id.clone(),
                     finished_at: b.finished_at.unwrap_or(b.queued_at),
-                    stored_bytes: b.stored_bytes.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    stored_bytes: b
+                        .stored_bytes
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0),
                 })
                 .collect();
             for id in settings
@@ -935,7 +984,10 @@ impl BackupService {
                 .await
                 .map_err(|e| Error::Internal(format!("deleting {object} failed: {e}")))?;
         }
-        self.core.store.delete_backup(&run.workspace_id, &run.id).await?;
+        self.core
+            .store
+            .delete_backup(&run.workspace_id, &run.id)
+            .await?;
         Ok(())
     }
 
@@ -1108,13 +1160,21 @@ impl BackupService {
         .await;
         self.core
             .conclude(result, record, |v, r| {
-                (r.detail(json!({"database": v.database, "created": v.created_database})), None)
+                (
+                    r.detail(json!({"database": v.database, "created": v.created_database})),
+                    None,
+                )
             })
             .await
     }
 
     /// Verifies a backup now (workspace editor) and records the outcome.
-    pub async fn verify_backup(&self, who: &Principal, ws: &str, id: &str) -> Result<VerificationView> {
+    pub async fn verify_backup(
+        &self,
+        who: &Principal,
+        ws: &str,
+        id: &str,
+    ) -> Result<VerificationView> {
         let record = AuditRecord::by(who, "backup.verify", self.core.now())
             .workspace(ws)
             .target(id);
@@ -1130,12 +1190,18 @@ impl BackupService {
                 .store
                 .database(&workspace.id, &run.database_id)
                 .await?
-                .ok_or_else(|| Error::Conflict("the backup's database is no longer registered".into()))?;
-            self.verify_run(&run, &db).await.map(|v| VerificationView::from(&v))
+                .ok_or_else(|| {
+                    Error::Conflict("the backup's database is no longer registered".into())
+                })?;
+            self.verify_run(&run, &db)
+                .await
+                .map(|v| VerificationView::from(&v))
         }
         .await;
         self.core
-            .conclude(result, record, |v, r| (r.detail(json!({"level": v.level, "ok": v.ok})), None))
+            .conclude(result, record, |v, r| {
+                (r.detail(json!({"level": v.level, "ok": v.ok})), None)
+            })
             .await
     }
 
@@ -1169,7 +1235,11 @@ impl BackupService {
                 ("checksum", ok, json!({"detail": detail}))
             }
             Some(decryption) => {
-                let major = run.server_version.as_deref().and_then(major_of).unwrap_or(0);
+                let major = run
+                    .server_version
+                    .as_deref()
+                    .and_then(major_of)
+                    .unwrap_or(0);
                 let mut options = VerifyOptions {
                     pg_restore: find_pg_tool("pg_restore", major, &self.options.pg_tools)
                         .await?
@@ -1181,25 +1251,31 @@ impl BackupService {
                     stall_timeout: Duration::from_secs(settings.stall_timeout_secs),
                     total_timeout: Duration::from_secs(settings.total_timeout_secs),
                 };
-                let report: VerificationReport = match (&config.verification_server, &expected_counts) {
-                    (Some(server), Some(counts)) => {
-                        let c = server;
-                        let conn = PgConnection {
-                            host: c.host.clone(),
-                            port: c.port,
-                            database: c.database.clone(),
-                            user: c.user.clone(),
-                            password: secrets.verification_password.clone(),
-                            sslmode: c.sslmode.clone(),
-                            ca_certificate: c.ca_cert.clone(),
-                            connect_timeout: crate::connection::DEFAULT_CONNECT_TIMEOUT,
-                        };
-                        let (tool, _) = find_pg_tool_for_server("pg_restore", &conn, &self.options.pg_tools).await?;
-                        options.pg_restore = tool.path;
-                        verify_full(&options, &conn, counts, &mut reader, &|_| {}).await?
-                    }
-                    _ => verify_cheap(&options, &mut reader).await?,
-                };
+                let report: VerificationReport =
+                    match (&config.verification_server, &expected_counts) {
+                        (Some(server), Some(counts)) => {
+                            let c = server;
+                            let conn = PgConnection {
+                                host: c.host.clone(),
+                                port: c.port,
+                                database: c.database.clone(),
+                                user: c.user.clone(),
+                                password: secrets.verification_password.clone(),
+                                sslmode: c.sslmode.clone(),
+                                ca_certificate: c.ca_cert.clone(),
+                                connect_timeout: crate::connection::DEFAULT_CONNECT_TIMEOUT,
+                            };
+                            let (tool, _) = find_pg_tool_for_server(
+                                "pg_restore",
+                                &conn,
+                                &self.options.pg_tools,
+                            )
+                            .await?;
+                            options.pg_restore = tool.path;
+                            verify_full(&options, &conn, counts, &mut reader, &|_| {}).await?
+                        }
+                        _ => verify_cheap(&options, &mut reader, &|_| {}).await?,
+                    };
                 let level = match report.level {
                     crate::verify::VerificationLevel::Full => "restore",
                     crate::verify::VerificationLevel::Cheap => "list",
@@ -1225,9 +1301,16 @@ impl BackupService {
         } else {
             kind::VERIFICATION_FAILED
         };
-        let error = detail.get("detail").and_then(|d| d.as_str()).map(str::to_owned);
-        self.emit_backup_event(run, kind, json!({"level": level, "error": error, "detail": error}))
-            .await;
+        let error = detail
+            .get("detail")
+            .and_then(|d| d.as_str())
+            .map(str::to_owned);
+        self.emit_backup_event(
+            run,
+            kind,
+            json!({"level": level, "error": error, "detail": error}),
+        )
+        .await;
         Ok(verification)
     }
 }
@@ -1254,11 +1337,15 @@ async fn checksum_only(reader: &mut ObjectReader, expected: Option<&str>) -> (bo
     match expected {
         Some(expected) if expected == actual => (
             true,
-            format!("the server cannot decrypt this backup; its {total} stored bytes match the recorded SHA-256"),
+            format!(
+                "the server cannot decrypt this backup; its {total} stored bytes match the recorded SHA-256"
+            ),
         ),
         Some(expected) => (
             false,
-            format!("the stored object's SHA-256 is {actual}, but {expected} was recorded: the object is damaged or was replaced"),
+            format!(
+                "the stored object's SHA-256 is {actual}, but {expected} was recorded: the object is damaged or was replaced"
+            ),
         ),
         None => (false, "no checksum was recorded for this backup".into()),
     }

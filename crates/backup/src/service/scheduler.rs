@@ -52,8 +52,12 @@ impl BackupService {
             .await?;
         for run in abandoned {
             report.abandoned += 1;
-            self.emit_backup_event(&run, kind::BACKUP_FAILED, serde_json::json!({"error": run.error}))
-                .await;
+            self.emit_backup_event(
+                &run,
+                kind::BACKUP_FAILED,
+                serde_json::json!({"error": run.error}),
+            )
+            .await;
             if let Ok(Some(db)) = store.database(&run.workspace_id, &run.database_id).await {
                 self.retry_after_failure(&run, &db).await;
             }

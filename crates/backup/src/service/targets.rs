@@ -62,7 +62,11 @@ fn secret_names(secrets: &serde_json::Value) -> Vec<String> {
 }
 
 impl BackupService {
-    pub(crate) async fn find_target(&self, workspace: &Workspace, key: &str) -> Result<TargetRecord> {
+    pub(crate) async fn find_target(
+        &self,
+        workspace: &Workspace,
+        key: &str,
+    ) -> Result<TargetRecord> {
         let store = &self.core.store;
         if let Some(found) = store.target_by_name(&workspace.id, key).await? {
             return Ok(found);
@@ -86,15 +90,24 @@ impl BackupService {
     pub(crate) fn target_spec(&self, target: &TargetRecord) -> Result<TargetSpec> {
         let secrets = self.target_secrets(target)?;
         TargetSpec::from_parts(&target.settings, &secrets).map_err(|e| {
-            Error::Internal(format!("stored target {:?} does not parse: {e}", target.name))
+            Error::Internal(format!(
+                "stored target {:?} does not parse: {e}",
+                target.name
+            ))
         })
     }
 
     /// Opens a stored target for reading and writing objects.
-    pub(crate) fn open_stored_target(&self, target: &TargetRecord) -> Result<Arc<dyn BackupTarget>> {
+    pub(crate) fn open_stored_target(
+        &self,
+        target: &TargetRecord,
+    ) -> Result<Arc<dyn BackupTarget>> {
         let spec = self.target_spec(target)?;
         open_target(&spec).map_err(|e| {
-            Error::Config(format!("storage target {:?} cannot be opened: {e}", target.name))
+            Error::Config(format!(
+                "storage target {:?} cannot be opened: {e}",
+                target.name
+            ))
         })
     }
 
@@ -115,7 +128,11 @@ impl BackupService {
         workspace_id: &str,
         id: &str,
         spec: &TargetSpec,
-    ) -> Result<(String, serde_json::Value, Option<statehouse_core::crypto::SealedBody>)> {
+    ) -> Result<(
+        String,
+        serde_json::Value,
+        Option<statehouse_core::crypto::SealedBody>,
+    )> {
         spec.validate()
             .map_err(|e| Error::BadRequest(e.to_string()))?;
         let (public, secrets) = spec.split_secrets();
@@ -147,7 +164,8 @@ impl BackupService {
             let workspace = self.admin_of(who, ws, "managing storage targets").await?;
             let name = check_name("target", &input.name)?;
             let id = new_id();
-            let (kind, settings, secrets) = self.seal_target_parts(&workspace.id, &id, &input.spec)?;
+            let (kind, settings, secrets) =
+                self.seal_target_parts(&workspace.id, &id, &input.spec)?;
             let now = self.core.now();
             let target = TargetRecord {
                 id,
@@ -165,7 +183,10 @@ impl BackupService {
         .await;
         self.core
             .conclude(result, record, |v, r| {
-                (r.detail(json!({"kind": v.kind, "settings": v.settings})), None)
+                (
+                    r.detail(json!({"kind": v.kind, "settings": v.settings})),
+                    None,
+                )
             })
             .await
     }
@@ -235,7 +256,10 @@ impl BackupService {
         .await;
         self.core
             .conclude(result, record, |v, r| {
-                (r.detail(json!({"kind": v.kind, "settings": v.settings})), None)
+                (
+                    r.detail(json!({"kind": v.kind, "settings": v.settings})),
+                    None,
+                )
             })
             .await
     }
@@ -279,7 +303,9 @@ impl BackupService {
         }
         .await;
         self.core
-            .conclude(result, record, |o, r| (r.detail(json!({"ok": o.ok, "error": o.error})), None))
+            .conclude(result, record, |o, r| {
+                (r.detail(json!({"ok": o.ok, "error": o.error})), None)
+            })
             .await
     }
 }

@@ -61,9 +61,10 @@ pub trait BackupStore: Send + Sync {
     /// Replaces name, settings, secrets, target, enabled and updated_at (not health); false
     /// when missing.
     async fn update_database(&self, database: &DatabaseRecord) -> Result<bool>;
-    /// Removes the database with its health checks and its job-clock entries (names starting
-    /// with `"<kind>:<database id>"` for any kind). `Conflict` while backups of it exist (they
-    /// must be deleted first: nothing is dropped silently); false when missing.
+    /// Removes the database with its health checks and its job-clock entries (named
+    /// `"<kind>:<database id>"` or `"<kind>:<database id>:<anything>"`, for any kind).
+    /// `Conflict` while backups of it exist (they must be deleted first: nothing is dropped
+    /// silently); false when missing.
     async fn delete_database(&self, workspace_id: &str, id: &str) -> Result<bool>;
 
     // Workspace backup settings
@@ -127,7 +128,9 @@ pub trait BackupStore: Send + Sync {
         db_name: Option<&str>,
     ) -> Result<bool>;
     /// Records how a running run ended and clears its lease, if the lease is still
-    /// `lease_owner`'s; false otherwise (it was given up and taken over).
+    /// `lease_owner`'s; false otherwise (it was given up and taken over). A result without
+    /// `object` / `db_name` keeps what [`BackupStore::renew_backup`] recorded. `Internal` when
+    /// the result's status is not `Succeeded` or `Failed`.
     async fn finish_backup(
         &self,
         id: &str,
@@ -135,7 +138,8 @@ pub trait BackupStore: Send + Sync {
         result: &BackupResult,
     ) -> Result<bool>;
     /// Running runs whose lease expired before `now` (their worker died): each is marked
-    /// `Failed` with `error` and `finished_at = now` and returned, so retries can follow.
+    /// `Failed` with `error` and `finished_at = now`, its lease cleared, and returned (once,
+    /// across processes), so retries can follow.
     async fn fail_abandoned_backups(
         &self,
         now: Timestamp,
@@ -160,8 +164,10 @@ pub trait BackupStore: Send + Sync {
 
     /// Records a check and updates the database's health in one transaction: a good check
     /// resets the failure count and makes it `Up`; a failed one counts, and the
-    /// `down_after`-th failure in a row makes it `Down`. Returns the status change, if any
-    /// (`Unknown` → `Up` included); `None` when the database does not exist or nothing changed.
+    /// `down_after`-th failure in a row makes it `Down` (from `Up` or `Unknown`; `down_after`
+    /// below 1 counts as 1). `last_error` is the failed check's error, cleared by a good check.
+    /// Returns the status change, if any (`Unknown` → `Up` included); `None` when the database
+    /// does not exist (nothing is recorded) or nothing changed.
     async fn record_health_check(
         &self,
         check: &HealthCheck,

@@ -171,7 +171,10 @@ pub struct DatabasePatch {
     pub enabled: Option<bool>,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(what: &str, value: serde_json::Value) -> Result<T, ApiError> {
+fn parse<T: serde::de::DeserializeOwned>(
+    what: &str,
+    value: serde_json::Value,
+) -> Result<T, ApiError> {
     serde_json::from_value(value)
         .map_err(|e| ApiError(Error::BadRequest(format!("{what} is not valid: {e}"))))
 }
@@ -325,9 +328,11 @@ pub async fn change_database(
 ) -> Result<Json<DatabaseView>, ApiError> {
     let current = app.backups.database(&who, &ws, &db).await?;
     let mut settings = current.settings.clone();
-    let mut password_change = body.password.clone().map(|p| Some(p).filter(|p| !p.is_empty()));
-    if let Some((connection, password)) = connection_of(body.url, body.connection, body.password)?
-    {
+    let mut password_change = body
+        .password
+        .clone()
+        .map(|p| Some(p).filter(|p| !p.is_empty()));
+    if let Some((connection, password)) = connection_of(body.url, body.connection, body.password)? {
         settings.connection = connection;
         if password.is_some() {
             password_change = Some(password);
@@ -355,7 +360,9 @@ pub async fn change_database(
         password: password_change,
         enabled: body.enabled,
     };
-    Ok(Json(app.backups.update_database(&who, &ws, &db, change).await?))
+    Ok(Json(
+        app.backups.update_database(&who, &ws, &db, change).await?,
+    ))
 }
 
 /// Unregisters a database (workspace admin); refused while it has backups.
@@ -485,10 +492,12 @@ pub async fn backup_now(
         return Ok((StatusCode::ACCEPTED, Json(queued)).into_response());
     }
     let service = app.backups.clone();
-    Ok(with_progress(&headers, StatusCode::OK, move |progress| async move {
-        service.backup_now(&who, &ws, &db, progress).await
-    })
-    .await)
+    Ok(
+        with_progress(&headers, StatusCode::OK, move |progress| async move {
+            service.backup_now(&who, &ws, &db, progress).await
+        })
+        .await,
+    )
 }
 
 // ---- backups ----------------------------------------------------------------------------------
@@ -613,7 +622,11 @@ pub async fn download_backup(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
-    if let Some(sha) = view.sha256.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+    if let Some(sha) = view
+        .sha256
+        .as_deref()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
         headers.insert("x-statehouse-sha256", sha);
     }
     Ok(response)
@@ -666,12 +679,14 @@ pub async fn restore_backup(
         passphrase: body.passphrase.map(SecretString::from),
     };
     let service = app.backups.clone();
-    Ok(with_progress(&headers, StatusCode::OK, move |progress| async move {
-        service
-            .restore_backup(&who, &ws, &id, request, progress)
-            .await
-    })
-    .await)
+    Ok(
+        with_progress(&headers, StatusCode::OK, move |progress| async move {
+            service
+                .restore_backup(&who, &ws, &id, request, progress)
+                .await
+        })
+        .await,
+    )
 }
 
 /// Verifies a backup now and records the outcome (workspace editor).
@@ -749,7 +764,14 @@ pub async fn create_target(
     let spec: TargetSpec = parse("target settings", body.settings)?;
     let view = app
         .backups
-        .create_target(&who, &ws, TargetInput { name: body.name, spec })
+        .create_target(
+            &who,
+            &ws,
+            TargetInput {
+                name: body.name,
+                spec,
+            },
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -1005,7 +1027,9 @@ pub async fn change_encryption(
         passphrase: body.passphrase.map(|p| Some(p).filter(|p| !p.is_empty())),
         verification_server,
     };
-    Ok(Json(app.backups.change_encryption(&who, &ws, change).await?))
+    Ok(Json(
+        app.backups.change_encryption(&who, &ws, change).await?,
+    ))
 }
 
 /// Exports the managed identity (workspace admin; audited) for restores without statehouse:

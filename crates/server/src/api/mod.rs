@@ -3,8 +3,8 @@
 //! every route at `/api/v1/openapi.json`.
 
 mod audit;
-mod backups;
 mod auth;
+mod backups;
 mod error;
 mod extract;
 mod search;

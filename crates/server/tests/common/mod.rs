@@ -41,11 +41,9 @@ impl TestServer {
         );
         services.ensure_default_workspace().await.unwrap();
         services.create_workspace("other").await.unwrap();
-        let backups = statehouse_backup::service::BackupService::new(
-            services.clone(),
-            Default::default(),
-        )
-        .unwrap();
+        let backups =
+            statehouse_backup::service::BackupService::new(services.clone(), Default::default())
+                .unwrap();
         let app = router(AppState {
             services: services.clone(),
             backups,
