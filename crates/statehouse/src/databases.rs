@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::client::{Client, Query, path};
+use crate::client::{ApiFailure, Client, Query, path};
 use crate::output::{Output, age, on_off, or_dash, print_json, print_table, size, str_or};
 use crate::progress::{Progress, long_operation, visible};
 use crate::settings_input::read_stdin_secret;
@@ -30,7 +30,7 @@ Examples:
   statehouse db add shop --url postgres://backup@db.example.com/shop --password-stdin \\
       --target s3 --schedule \"daily 02:30\" --timezone Europe/Berlin --keep-daily 14 --keep-monthly 12
   statehouse db add cluster --host db.example.com --user postgres --database postgres \\
-      --whole-server --exclude 'template*' --target nas --schedule hourly:15 --keep-last 48
+      --whole-server --exclude 'scratch_*' --target nas --schedule hourly:15 --keep-last 48
   statehouse db check shop && statehouse db backup shop";
 
 /// Connection and backup settings shared by `db add` and `db change`.
@@ -113,7 +113,7 @@ pub struct DatabaseOptions {
     /// commas.
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
-    /// zstd compression level, 1-22 (default 3).
+    /// zstd compression level, 1-22 (default 5).
     #[arg(long, value_name = "N")]
     pub zstd_level: Option<i32>,
     /// Further attempts after a failed backup, 0-10 (default 2).
@@ -1135,6 +1135,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                     );
                 }
             }
+            let brought_key = identity.is_some() || passphrase_stdin;
             let identity = identity
                 .map(|file| {
                     std::fs::read_to_string(&file).with_context(|| {
@@ -1171,7 +1172,19 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                 &mut progress,
             )
             .await
-            .context(format!("restoring backup {backup_id} failed"))?;
+            .map_err(|e| {
+                let e = match e.downcast_ref::<ApiFailure>() {
+                    Some(ApiFailure::Refused(m)) if m.contains("decrypt") && !brought_key => {
+                        ApiFailure::Refused(format!(
+                            "{m}; pass the age identity it was encrypted to (--identity key.txt) \
+                             or its passphrase (--passphrase-stdin)"
+                        ))
+                        .into()
+                    }
+                    _ => e,
+                };
+                e.context(format!("restoring backup {backup_id} failed"))
+            })?;
             progress.finish();
             output.done(
                 &restored,

@@ -105,7 +105,7 @@ enum Command {
     /// PostgreSQL databases to back up: add, list, show, change, delete, check, backup (now,
     /// with progress), restore, verify, readonly-role, health (local or --server).
     #[command(subcommand)]
-    Db(databases::DbCommand),
+    Db(Box<databases::DbCommand>),
     /// Stored PostgreSQL backups: list, show, download, delete; and the workspace's backup
     /// encryption (local or --server).
     #[command(subcommand)]
@@ -274,7 +274,7 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
         }
         Command::Db(cmd) => {
             remote
-                .api(&config, async |client| databases::run(client, cmd).await)
+                .api(&config, async |client| databases::run(client, *cmd).await)
                 .await
         }
         Command::Backup(cmd) => {

@@ -172,7 +172,7 @@ pub fn print_with_settings(fields: Vec<(&str, String)>, settings: &Value) {
         + 1;
     for (key, value) in fields {
         let key = format!("{key}:");
-        println!("{key:<width$} {value}");
+        println!("{}", format!("{key:<width$} {value}").trim_end());
     }
     for (key, value) in extra {
         let key = format!("  {key}:");
