@@ -431,6 +431,27 @@ fn backup_download_restore_and_verify(store: Store) {
         "{stderr}"
     );
 
+    // A backup that fails is an answer with status failed: exit 1 with the reason.
+    let missing = pg_url_for_database(&pg_url(), &unique_name("clibk_missing"));
+    cli(&[
+        "db",
+        "add",
+        "ghost",
+        "--url",
+        &missing,
+        "--target",
+        "nas",
+        "--retries",
+        "0",
+        "--no-health-checks",
+    ]);
+    let stderr = fails(&cli_fails(&["db", "backup", "ghost"]), 1);
+    assert!(
+        stderr.contains("of \"ghost\" failed") || stderr.contains("failed:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("does not exist"), "{stderr}");
+
     // Settings change one by one.
     let changed = json_of(&cli(&[
         "db",
