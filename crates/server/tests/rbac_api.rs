@@ -279,8 +279,19 @@ fn ops() -> Vec<Op> {
     ]
 }
 
-/// Operations whose matrix is `account_api_rbac_matrix` in `accounts.rs`.
-const ACCOUNT_PREFIXES: [&str; 4] = ["/auth/", "/users", "/tokens", "/workspaces/{ws}/members"];
+/// Operations whose matrix is `account_api_rbac_matrix` in `accounts.rs`, or
+/// `backup_operations_refuse_callers_below_their_role` in `api_backups.rs`.
+const ACCOUNT_PREFIXES: [&str; 9] = [
+    "/auth/",
+    "/users",
+    "/tokens",
+    "/workspaces/{ws}/members",
+    "/workspaces/{ws}/databases",
+    "/workspaces/{ws}/backups",
+    "/workspaces/{ws}/targets",
+    "/workspaces/{ws}/notifiers",
+    "/workspaces/{ws}/backup-encryption",
+];
 
 struct Fixture {
     s: TestServer,

@@ -93,6 +93,11 @@ impl BackupService {
         Ok(self.core.authorize(who, ws, Role::Admin, action).await?.0)
     }
 
+    /// Refuses callers who are not admins of the workspace (before anything is looked up).
+    pub async fn require_admin(&self, who: &Principal, ws: &str, action: &str) -> Result<()> {
+        self.admin_of(who, ws, action).await.map(|_| ())
+    }
+
     pub(crate) async fn find_database(
         &self,
         workspace: &Workspace,

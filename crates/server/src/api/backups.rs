@@ -326,6 +326,9 @@ pub async fn change_database(
     Path((ws, db)): Path<(String, String)>,
     ApiJson(body): ApiJson<DatabasePatch>,
 ) -> Result<Json<DatabaseView>, ApiError> {
+    app.backups
+        .require_admin(&who, &ws, "changing databases")
+        .await?;
     let current = app.backups.database(&who, &ws, &db).await?;
     let mut settings = current.settings.clone();
     let mut password_change = body

@@ -16,6 +16,7 @@ use statehouse_store_sqlite::SqliteStore;
 pub struct TestServer {
     pub url: String,
     pub services: Services,
+    pub backups: statehouse_backup::service::BackupService,
     pub clock: Arc<FakeClock>,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
@@ -46,7 +47,7 @@ impl TestServer {
                 .unwrap();
         let app = router(AppState {
             services: services.clone(),
-            backups,
+            backups: backups.clone(),
             max_state_bytes: MAX_BYTES,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -62,6 +63,7 @@ impl TestServer {
         TestServer {
             url,
             services,
+            backups,
             clock,
             dir,
             client: reqwest::Client::new(),
