@@ -35,6 +35,9 @@ use crate::instance;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a remote server may stay silent in the middle of an answer.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// The same for long operations: a restore's final pg_restore steps (indexes, constraints)
+/// send no progress for a while.
+const PATIENT_READ_TIMEOUT: Duration = Duration::from_secs(3_600);
 
 /// Characters left as they are in a path segment or query value; everything else is
 /// percent-encoded (so `prod/network` is one segment: `prod%2Fnetwork`).
@@ -52,6 +55,9 @@ pub struct Client {
 enum Transport {
     Remote {
         http: reqwest::Client,
+        /// For long operations (backups, restores) whose answer may pause longer than
+        /// [`READ_TIMEOUT`] between progress lines.
+        patient_http: reqwest::Client,
         /// Base URL without a trailing slash, e.g. `https://statehouse.example.com`.
         base: String,
         token: Option<String>,
@@ -86,6 +92,7 @@ impl std::error::Error for ApiFailure {}
 /// A successful response whose body has not been read yet.
 pub struct Response {
     pub status: u16,
+    pub headers: http::HeaderMap,
     body: ResponseBody,
 }
 
@@ -219,15 +226,19 @@ impl Client {
                 url.host_str().unwrap_or_default()
             );
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .user_agent(concat!("statehouse-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot set up the HTTP client")?;
+        let http_client = |read_timeout| {
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .read_timeout(read_timeout)
+                .tcp_keepalive(Duration::from_secs(30))
+                .user_agent(concat!("statehouse-cli/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .context("cannot set up the HTTP client")
+        };
         Ok(Client {
             transport: Transport::Remote {
-                http,
+                http: http_client(READ_TIMEOUT)?,
+                patient_http: http_client(PATIENT_READ_TIMEOUT)?,
                 // People paste the API's address too; requests add `/api/v1` themselves.
                 base: url
                     .as_str()
@@ -277,14 +288,36 @@ impl Client {
         query: &Query,
         body: Option<&serde_json::Value>,
     ) -> Result<Response> {
+        self.send_accepting(method, path, query, body, None).await
+    }
+
+    /// Like [`Client::send`], asking for the `accept` media type (e.g. NDJSON progress lines
+    /// of a long operation, which may pause longer between lines than other answers).
+    pub async fn send_accepting(
+        &self,
+        method: Method,
+        path: &str,
+        query: &Query,
+        body: Option<&serde_json::Value>,
+        accept: Option<&str>,
+    ) -> Result<Response> {
         let target = format!("/api/v1{path}{}", query.render());
         let body = body.map(serde_json::to_vec).transpose()?;
         let response = match &self.transport {
-            Transport::Remote { http, base, token } => {
+            Transport::Remote {
+                http,
+                patient_http,
+                base,
+                token,
+            } => {
                 let url = format!("{base}{target}");
-                let mut request = http.request(method, &url);
+                let client = if accept.is_some() { patient_http } else { http };
+                let mut request = client.request(method, &url);
                 if let Some(token) = token {
                     request = request.bearer_auth(token);
+                }
+                if let Some(accept) = accept {
+                    request = request.header(reqwest::header::ACCEPT, accept);
                 }
                 if let Some(body) = body {
                     request = request
@@ -299,6 +332,7 @@ impl Client {
                 })?;
                 Response {
                     status: response.status().as_u16(),
+                    headers: response.headers().clone(),
                     body: ResponseBody::Remote(response),
                 }
             }
@@ -313,6 +347,9 @@ impl Client {
                 if body.is_some() {
                     request = request.header(axum::http::header::CONTENT_TYPE, "application/json");
                 }
+                if let Some(accept) = accept {
+                    request = request.header(axum::http::header::ACCEPT, accept);
+                }
                 let request = request
                     .body(body.map(Body::from).unwrap_or_else(Body::empty))
                     .with_context(|| format!("building the request for {target}"))?;
@@ -321,9 +358,11 @@ impl Client {
                     .oneshot(request)
                     .await
                     .map_err(|e| anyhow::anyhow!("in-process request failed: {e}"))?;
+                let (parts, body) = response.into_parts();
                 Response {
-                    status: response.status().as_u16(),
-                    body: ResponseBody::Local(response.into_body()),
+                    status: parts.status.as_u16(),
+                    headers: parts.headers,
+                    body: ResponseBody::Local(body),
                 }
             }
         };

@@ -2,15 +2,21 @@
 
 mod admin;
 mod audit;
+mod backups;
 mod client;
 mod config;
+mod databases;
 mod import;
 mod instance;
+mod notifiers;
 mod output;
+mod progress;
 mod search;
 mod self_backup;
 mod serve;
+mod settings_input;
 mod states;
+mod targets;
 mod tokens;
 mod users;
 mod workspaces;
@@ -28,23 +34,24 @@ use crate::client::Client;
     version,
     about = "Self-hosted home for Terraform/OpenTofu state: locking with visible holders, every write versioned, encrypted at rest",
     long_about = None,
-    after_help = "`workspace`, `state` (except `state allow-overwrite`), `search`, `user`, `token` and `audit` commands \
-                  talk to the REST API: of the server given by --server / STATEHOUSE_SERVER with the token from \
+    after_help = "`workspace`, `state` (except `state allow-overwrite`), `search`, `user`, `token`, `audit`, `db`, \
+                  `backup`, `target` and `notifier` commands talk to the REST API: of the server given by --server / STATEHOUSE_SERVER with the token from \
                   --token / STATEHOUSE_TOKEN, or, without --server, in-process on the locally configured database as \
                   the local operator (no token needed: whoever may read the data directory and master key may do \
                   everything). `serve`, `migrate`, `key`, `import` and `state allow-overwrite` act on the local \
                   database only; run them on the server host.\n\n\
                   Configuration comes from defaults, then the TOML file given by --config / STATEHOUSE_CONFIG, then \
                   STATEHOUSE_* environment variables (see the README).\n\n\
-                  Exit status: 0 success, 1 refused or invalid (including 4xx answers), 2 usage error, \
-                  3 server unreachable or failing (connection, TLS, 5xx)."
+                  Exit status: 0 success, 1 refused or invalid (including 4xx answers, and a backup, restore, \
+                  verification or test that failed), 2 usage error, 3 server unreachable or failing (connection, \
+                  TLS, 5xx)."
 )]
 struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "STATEHOUSE_CONFIG")]
     config: Option<PathBuf>,
-    /// statehouse server for `workspace`, `state`, `search`, `user`, `token` and `audit`
-    /// commands, e.g. https://statehouse.example.com.
+    /// statehouse server for `workspace`, `state`, `search`, `user`, `token`, `audit`, `db`,
+    /// `backup`, `target` and `notifier` commands, e.g. https://statehouse.example.com.
     /// Without it they act on the local database.
     #[arg(long, global = true, env = "STATEHOUSE_SERVER", value_name = "URL")]
     server: Option<String>,
@@ -96,6 +103,23 @@ enum Command {
     /// [local only] Import states from another backend.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// PostgreSQL databases to back up: add, list, show, change, delete, check, backup (now,
+    /// with progress), restore, verify, readonly-role, health (local or --server).
+    #[command(subcommand)]
+    Db(Box<databases::DbCommand>),
+    /// Stored PostgreSQL backups: list, show, download, delete; and the workspace's backup
+    /// encryption (local or --server).
+    #[command(subcommand)]
+    Backup(backups::BackupCommand),
+    /// Storage targets for backups (local directory, S3 and compatible, Azure Blob, GCS,
+    /// SFTP, WebDAV, FTP, Google Drive): add, list, show, change, delete, test (local or
+    /// --server).
+    #[command(subcommand)]
+    Target(targets::TargetCommand),
+    /// Notifiers for backup and database events (email, Slack, Discord, Telegram, Teams,
+    /// Mattermost, ntfy, webhooks): add, list, show, change, delete, test (local or --server).
+    #[command(subcommand)]
+    Notifier(notifiers::NotifierCommand),
     /// [local only] Back up statehouse's own store now into the self-backup directory (the
     /// server also does it on the `self_backup.cron` schedule, default daily 03:15 UTC).
     SelfBackup,
@@ -254,6 +278,26 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
         Command::Key(cmd) => {
             remote.local_only("key")?;
             admin::key(&config, cmd).await
+        }
+        Command::Db(cmd) => {
+            remote
+                .api(&config, async |client| databases::run(client, *cmd).await)
+                .await
+        }
+        Command::Backup(cmd) => {
+            remote
+                .api(&config, async |client| backups::run(client, cmd).await)
+                .await
+        }
+        Command::Target(cmd) => {
+            remote
+                .api(&config, async |client| targets::run(client, cmd).await)
+                .await
+        }
+        Command::Notifier(cmd) => {
+            remote
+                .api(&config, async |client| notifiers::run(client, cmd).await)
+                .await
         }
         Command::Import(ImportCommand::TfPg(args)) => {
             remote.local_only("import")?;
