@@ -889,3 +889,49 @@ async fn the_self_backup_runs_on_its_schedule_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn backups_only_their_owners_can_read_are_verified_by_checksum() {
+    let Some(t) = setup(json!({})).await else {
+        return;
+    };
+    let owner = age::x25519::Identity::generate();
+    let (status, body) = t
+        .s
+        .api(
+            "PATCH",
+            "/workspaces/default/backup-encryption",
+            Some(&t.admin),
+            Some(json!({"drop_managed_key": true, "recipients": [owner.to_public().to_string()]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["server_can_decrypt"], false);
+    let run = t.backup_now().await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let id = run["id"].as_str().unwrap();
+    let (status, verification) = t
+        .s
+        .api(
+            "POST",
+            &format!("/workspaces/default/backups/{id}/verify"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{verification}");
+    assert_eq!(verification["level"], "checksum", "{verification}");
+    assert_eq!(verification["ok"], true, "{verification}");
+    // A restore needs the owner's identity.
+    let (status, body) = t
+        .s
+        .api(
+            "POST",
+            &format!("/workspaces/default/backups/{id}/restore"),
+            Some(&t.admin),
+            Some(json!({"database": format!("owned_{}", uuid::Uuid::new_v4().simple())})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("identity"), "{body}");
+}

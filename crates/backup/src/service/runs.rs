@@ -247,6 +247,33 @@ fn decryption_from(
     Decryption::from_identity_file_text(&SecretString::from(identities.join("\n"))).map(Some)
 }
 
+/// What the server can decrypt `run` with: only identities among the backup's recipients, or
+/// the passphrase for a passphrase backup (no recipients recorded). `None`: the backup was made
+/// for keys only their owners hold.
+fn server_decryption_for(
+    run: &BackupRecord,
+    identities: &[String],
+    passphrase: Option<&String>,
+) -> Result<Option<Decryption>> {
+    let recipients: Vec<String> = run
+        .detail
+        .get("recipients")
+        .and_then(|r| serde_json::from_value(r.clone()).ok())
+        .unwrap_or_default();
+    if recipients.is_empty() {
+        return decryption_from(&[], passphrase).map_err(|e| Error::Internal(e.to_string()));
+    }
+    let usable: Vec<String> = identities
+        .iter()
+        .filter(|text| {
+            text.parse::<age::x25519::Identity>()
+                .is_ok_and(|id| recipients.contains(&id.to_public().to_string()))
+        })
+        .cloned()
+        .collect();
+    decryption_from(&usable, None).map_err(|e| Error::Internal(e.to_string()))
+}
+
 /// The major version in a `server_version` text (`15.4 (Debian …)` → 15).
 fn major_of(version: &str) -> Option<u32> {
     version
@@ -1220,8 +1247,7 @@ impl BackupService {
         let object = self.stored_object(run)?.to_owned();
         let (config, secrets) = self.backup_config(&db.workspace_id).await?;
         let (identities, passphrase) = self.managed_identities(&db.workspace_id).await?;
-        let decryption = decryption_from(&identities, passphrase.as_ref())
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let decryption = server_decryption_for(run, &identities, passphrase.as_ref())?;
         let (_, target) = self.target_of(run).await?;
         let mut reader = target
             .open(&object)
