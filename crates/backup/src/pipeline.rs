@@ -326,10 +326,19 @@ async fn stream<W: AsyncWrite + Unpin + ?Sized>(
     let mut chunk = vec![0u8; CHUNK_SIZE];
     let mut dump_bytes = 0u64;
     loop {
-        let n = timer
-            .run(stdout.read(&mut chunk))
-            .await?
-            .map_err(|e| BackupError::Encode(format!("reading pg_dump's output: {e}")))?;
+        // A pipe read returns what pg_dump wrote so far (often one 8 KiB stdio buffer): fill the
+        // whole chunk first, so each hop to the blocking pool carries 256 KiB, not a few KiB.
+        let mut n = 0;
+        while n < chunk.len() {
+            let got = timer
+                .run(stdout.read(&mut chunk[n..]))
+                .await?
+                .map_err(|e| BackupError::Encode(format!("reading pg_dump's output: {e}")))?;
+            if got == 0 {
+                break;
+            }
+            n += got;
+        }
         if n == 0 {
             break;
         }
