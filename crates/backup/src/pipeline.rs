@@ -356,10 +356,19 @@ where
     let mut chunk = vec![0u8; CHUNK_SIZE];
     let mut dump_bytes = 0u64;
     loop {
-        let n = timer
-            .run(source.read(&mut chunk))
-            .await?
-            .map_err(|e| BackupError::Encode(format!("reading {what}: {e}")))?;
+        // A pipe read returns what the producer wrote so far (pg_dump: often one 8 KiB stdio
+        // buffer): fill the whole chunk first, so each hop to the blocking pool carries 256 KiB.
+        let mut n = 0;
+        while n < chunk.len() {
+            let got = timer
+                .run(source.read(&mut chunk[n..]))
+                .await?
+                .map_err(|e| BackupError::Encode(format!("reading {what}: {e}")))?;
+            if got == 0 {
+                break;
+            }
+            n += got;
+        }
         if n == 0 {
             break;
         }

@@ -9,7 +9,11 @@
 //! Each section on SQLite and on PostgreSQL. Build the server first:
 //! `cargo build --release -p statehouse`, then
 //! `cargo run --release -p statehouse-bench -- [--quick] [--only server|terraform]`.
+//!
+//! Only when asked: `--only search` (resource search, in process) and `--only backup`
+//! (PostgreSQL backups against `pg_dump | zstd`, see `backup.rs`).
 
+mod backup;
 mod components;
 mod floor;
 mod http;
@@ -58,9 +62,24 @@ struct Cli {
     /// PostgreSQL URL (a superuser: throwaway schemas are created and dropped).
     #[arg(long, env = "STATEHOUSE_TEST_PG_URL")]
     pg_url: Option<String>,
-    /// Repetitions of each Terraform command [default: 5, 3 with --quick].
+    /// Repetitions of each Terraform command [default: 5, 3 with --quick], or rounds of the
+    /// backup measurements [default: 3, 1 with --quick].
     #[arg(long)]
     reps: Option<usize>,
+    /// `--only backup`: the database backed up (on the server of --pg-url).
+    #[arg(long, default_value = "bench")]
+    database: String,
+    /// `--only backup`: first (re)create --database with `pgbench -i -s <SCALE>` (150 ≈ 2.2 GB).
+    #[arg(long)]
+    init_scale: Option<u32>,
+    /// `--only backup`: where the dumps and the backup target directory go [default: the
+    /// system's temporary directory].
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Internal: run one backup or restore job (from the environment) and report its peak
+    /// memory; the backup section re-executes this binary with it.
+    #[arg(long, hide = true)]
+    backup_child: bool,
     /// Extra environment for every statehouse server, KEY=VALUE (repeatable), e.g.
     /// `--server-env STATEHOUSE_LOG=warn` to see what request logging costs.
     #[arg(long, value_parser = parse_key_value)]
@@ -80,6 +99,9 @@ enum Section {
     /// Resource search on 10,000 states / 1,000,000 instances, seeded through the store (only
     /// when asked: seeding takes minutes).
     Search,
+    /// PostgreSQL backups and restores against `pg_dump | zstd` on --database (only when
+    /// asked: a 2 GB database takes minutes).
+    Backup,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,8 +116,14 @@ fn workspace_root() -> PathBuf {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if cli.backup_child {
+        return backup::run_child();
+    }
     if cli.only == Some(Section::Search) {
         return run_search(&cli);
+    }
+    if cli.only == Some(Section::Backup) {
+        return run_backup(&cli);
     }
     let statehouse = cli
         .statehouse
@@ -244,6 +272,48 @@ fn run_search(cli: &Cli) -> Result<()> {
         machine::loadavg()
     );
     print!("{}", search::render(&results));
+    Ok(())
+}
+
+/// Section 4 alone: statehouse's backup library against the shell tools, no server binary.
+fn run_backup(cli: &Cli) -> Result<()> {
+    let Some(url) = cli.pg_url.clone() else {
+        bail!(
+            "--only backup needs a PostgreSQL URL (a superuser): pass --pg-url or set STATEHOUSE_TEST_PG_URL"
+        );
+    };
+    let plan = backup::Plan {
+        url: url.clone(),
+        database: cli.database.clone(),
+        init_scale: cli.init_scale,
+        reps: cli.reps.unwrap_or(if cli.quick { 1 } else { 3 }).max(1),
+        work_dir: cli.work_dir.clone().unwrap_or_else(std::env::temp_dir),
+    };
+    let machine = machine::Machine::probe();
+    let load_before = machine::loadavg();
+    let started = statehouse_core::clock::Clock::now(&statehouse_core::clock::SystemClock);
+    let results = backup::run(&plan)?;
+    println!("# statehouse benchmark report: PostgreSQL backups\n");
+    println!("Command: `{}`\n", report::redact(&command_line()));
+    println!("- run started {}", started.to_rfc3339());
+    if let Some(commit) = machine::git_commit(&workspace_root()) {
+        println!("- checkout: {commit}");
+    }
+    println!("- {} at `{}`", pg::describe(&url), report::redact(&url));
+    println!(
+        "- machine: {} CPUs ({}), {} RAM, Linux {}; temp dir {}; work dir {}",
+        machine.nproc,
+        machine.cpu,
+        machine.memory,
+        machine.kernel,
+        machine.temp_fs,
+        plan.work_dir.display()
+    );
+    println!(
+        "- load average before: {load_before}, after: {}\n",
+        machine::loadavg()
+    );
+    print!("{}", backup::render(&results));
     Ok(())
 }
 
