@@ -896,9 +896,8 @@ async fn backups_only_their_owners_can_read_are_verified_by_checksum() {
         return;
     };
     let owner = age::x25519::Identity::generate();
-    let (status, body) = t
-        .s
-        .api(
+    let (status, body) =
+        t.s.api(
             "PATCH",
             "/workspaces/default/backup-encryption",
             Some(&t.admin),
@@ -910,9 +909,8 @@ async fn backups_only_their_owners_can_read_are_verified_by_checksum() {
     let run = t.backup_now().await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let id = run["id"].as_str().unwrap();
-    let (status, verification) = t
-        .s
-        .api(
+    let (status, verification) =
+        t.s.api(
             "POST",
             &format!("/workspaces/default/backups/{id}/verify"),
             Some(&t.admin),
@@ -923,9 +921,8 @@ async fn backups_only_their_owners_can_read_are_verified_by_checksum() {
     assert_eq!(verification["level"], "checksum", "{verification}");
     assert_eq!(verification["ok"], true, "{verification}");
     // A restore needs the owner's identity.
-    let (status, body) = t
-        .s
-        .api(
+    let (status, body) =
+        t.s.api(
             "POST",
             &format!("/workspaces/default/backups/{id}/restore"),
             Some(&t.admin),

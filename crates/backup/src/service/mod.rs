@@ -194,6 +194,22 @@ impl TestOutcome {
     }
 }
 
+/// Overlays `new` secret fields on `old` ones: a change that does not repeat a secret keeps it.
+fn merge_secrets(old: serde_json::Value, new: serde_json::Value) -> serde_json::Value {
+    match (old, new) {
+        (serde_json::Value::Object(mut old), serde_json::Value::Object(new)) => {
+            for (k, v) in new {
+                if !v.is_null() {
+                    old.insert(k, v);
+                }
+            }
+            serde_json::Value::Object(old)
+        }
+        (old, serde_json::Value::Null) => old,
+        (_, new) => new,
+    }
+}
+
 /// Names a row by id or name for "not found" messages.
 fn not_found(what: &str, key: &str, workspace: &str) -> Error {
     Error::NotFound(format!("no {what} {key:?} in workspace {workspace:?}"))

@@ -21,7 +21,7 @@ use statehouse_notify::{Notification, NotifierSpec, Severity};
 use tokio::sync::{broadcast, watch};
 use utoipa::ToSchema;
 
-use super::{BackupService, TestOutcome, check_name, not_found};
+use super::{BackupService, TestOutcome, check_name, merge_secrets, not_found};
 
 /// Attempts per notification, and the pause before each retry.
 const SEND_RETRIES: [Duration; 2] = [Duration::from_secs(5), Duration::from_secs(30)];
@@ -55,21 +55,6 @@ pub struct NotifierView {
     pub enabled: bool,
     pub created_at: String,
     pub updated_at: String,
-}
-
-fn merge(old: serde_json::Value, new: serde_json::Value) -> serde_json::Value {
-    match (old, new) {
-        (serde_json::Value::Object(mut old), serde_json::Value::Object(new)) => {
-            for (k, v) in new {
-                if !v.is_null() {
-                    old.insert(k, v);
-                }
-            }
-            serde_json::Value::Object(old)
-        }
-        (old, serde_json::Value::Null) => old,
-        (_, new) => new,
-    }
 }
 
 impl BackupService {
@@ -278,7 +263,7 @@ impl BackupService {
             }
             if let Some(settings) = input.settings {
                 let (public, new_secrets) = Self::split_given(settings)?;
-                let secrets = merge(self.notifier_secrets(&n)?, new_secrets);
+                let secrets = merge_secrets(self.notifier_secrets(&n)?, new_secrets);
                 let (kind, public, sealed) =
                     self.seal_notifier_parts(&workspace.id, &n.id, &public, &secrets)?;
                 n.kind = kind;

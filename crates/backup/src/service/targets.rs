@@ -12,7 +12,7 @@ use statehouse_core::service::new_id;
 use statehouse_core::{Error, Result};
 use utoipa::ToSchema;
 
-use super::{BackupService, TestOutcome, check_name, not_found};
+use super::{BackupService, TestOutcome, check_name, merge_secrets, not_found};
 use crate::targets::{BackupTarget, TargetSpec, open_target};
 
 /// A target as given by the API or CLI: its name and full settings (secrets included).
@@ -36,22 +36,6 @@ pub struct TargetView {
     pub secrets_set: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
-}
-
-/// Overlays `new` secret fields on `old` ones: a change that does not repeat a secret keeps it.
-fn merge_secrets(old: serde_json::Value, new: serde_json::Value) -> serde_json::Value {
-    match (old, new) {
-        (serde_json::Value::Object(mut old), serde_json::Value::Object(new)) => {
-            for (k, v) in new {
-                if !v.is_null() {
-                    old.insert(k, v);
-                }
-            }
-            serde_json::Value::Object(old)
-        }
-        (old, serde_json::Value::Null) => old,
-        (_, new) => new,
-    }
 }
 
 fn secret_names(secrets: &serde_json::Value) -> Vec<String> {
