@@ -1145,10 +1145,9 @@ impl BackupService {
                 (None, Some(p)) => Decryption::Passphrase(p.clone()),
                 (None, None) => {
                     let (identities, passphrase) = self.managed_identities(&workspace.id).await?;
-                    decryption_from(&identities, passphrase.as_ref())
-                        .map_err(|e| Error::Internal(e.to_string()))?
+                    server_decryption_for(&run, &identities, passphrase.as_ref())?
                         .ok_or_else(|| Error::BadRequest(
-                            "the server holds no key for this workspace's backups: supply the age identity (--identity key.txt) or the passphrase".into(),
+                            "the server holds no key for this backup (it was encrypted to recipients whose identities only their owners hold): supply the age identity (--identity key.txt) or the passphrase".into(),
                         ))?
                 }
             };
