@@ -932,3 +932,90 @@ async fn backups_only_their_owners_can_read_are_verified_by_checksum() {
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("identity"), "{body}");
 }
+
+#[tokio::test]
+async fn whole_server_mode_backs_up_each_database_and_full_verification_counts_rows() {
+    let Some(url) = pg_url() else {
+        return;
+    };
+    let s = TestServer::start().await;
+    let admin = s.token(Some("default"), Role::Admin).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (status, body) = s
+        .api(
+            "POST",
+            "/workspaces/default/targets",
+            Some(&admin),
+            Some(json!({"name": "local", "settings": {"kind": "local", "path": dir.path()}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // Two databases with a unique prefix: the include pattern picks exactly them.
+    let prefix = format!("ws{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let a = source_db(&url, &format!("{prefix}_a"));
+    let b = source_db(&url, &format!("{prefix}_b"));
+    let (status, body) = s
+        .api(
+            "POST",
+            "/workspaces/default/databases",
+            Some(&admin),
+            Some(json!({
+                "name": "cluster", "target": "local", "url": url,
+                "mode": {"kind": "server", "include": [format!("{prefix}_*")]},
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, runs) = s
+        .api(
+            "POST",
+            "/workspaces/default/databases/cluster/backups",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{runs}");
+    let mut names: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"], "succeeded", "{r}");
+            r["db_name"].as_str().unwrap()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, [a.as_str(), b.as_str()]);
+
+    // Full verification on a verification server: scratch restore, row counts compared.
+    let (status, body) = s
+        .api(
+            "PATCH",
+            "/workspaces/default/backup-encryption",
+            Some(&admin),
+            Some(json!({"verification_server_url": url})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = runs[0]["id"].as_str().unwrap();
+    let (status, verification) = s
+        .api(
+            "POST",
+            &format!("/workspaces/default/backups/{id}/verify"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{verification}");
+    assert_eq!(verification["level"], "restore", "{verification}");
+    assert_eq!(verification["ok"], true, "{verification}");
+    assert_eq!(
+        verification["detail"]["tables_checked"], 2,
+        "{verification}"
+    );
+    let leftovers = psql(
+        &url,
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'statehouse_verify_%'",
+    );
+    assert_eq!(leftovers, "0", "the scratch database is dropped");
+}
