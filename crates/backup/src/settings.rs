@@ -94,6 +94,20 @@ impl ConnectionSettings {
         }
     }
 
+    /// The connection to `database` on this server, with its password.
+    pub fn to_pg(&self, database: &str, password: Option<String>) -> PgConnection {
+        PgConnection {
+            host: self.host.clone(),
+            port: self.port,
+            database: database.to_owned(),
+            user: self.user.clone(),
+            password,
+            sslmode: self.sslmode.clone(),
+            ca_certificate: self.ca_cert.clone(),
+            connect_timeout: crate::connection::DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+
     /// `user@host:port/database`, for messages (never the password).
     pub fn display(&self) -> String {
         format!(

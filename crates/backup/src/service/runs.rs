@@ -289,52 +289,30 @@ impl BackupService {
         settings: &DatabaseSettings,
         database: &str,
     ) -> Result<PgConnection> {
-        let c = &settings.connection;
-        Ok(PgConnection {
-            host: c.host.clone(),
-            port: c.port,
-            database: database.to_owned(),
-            user: c.user.clone(),
-            password: self.database_password(db)?,
-            sslmode: c.sslmode.clone(),
-            ca_certificate: c.ca_cert.clone(),
-            connect_timeout: crate::connection::DEFAULT_CONNECT_TIMEOUT,
-        })
+        Ok(settings
+            .connection
+            .to_pg(database, self.database_password(db)?))
     }
 
     async fn view_backups(&self, runs: &[BackupRecord]) -> Result<Vec<BackupView>> {
-        let mut databases: Vec<(String, String)> = Vec::new();
-        let mut targets: Vec<(String, String)> = Vec::new();
+        // Every listing is of one workspace: its databases' and targets' names, read once.
+        let (databases, targets) = match runs.first() {
+            Some(first) => (
+                self.core.store.list_databases(&first.workspace_id).await?,
+                self.core.store.list_targets(&first.workspace_id).await?,
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
         let mut out = Vec::with_capacity(runs.len());
         for b in runs {
-            let database = match databases.iter().find(|(id, _)| *id == b.database_id) {
-                Some((_, name)) => name.clone(),
-                None => {
-                    let name = self
-                        .core
-                        .store
-                        .database(&b.workspace_id, &b.database_id)
-                        .await?
-                        .map(|d| d.name)
-                        .unwrap_or_else(|| b.database_id.clone());
-                    databases.push((b.database_id.clone(), name.clone()));
-                    name
-                }
-            };
-            let target = match targets.iter().find(|(id, _)| *id == b.target_id) {
-                Some((_, name)) => name.clone(),
-                None => {
-                    let name = self
-                        .core
-                        .store
-                        .target(&b.workspace_id, &b.target_id)
-                        .await?
-                        .map(|t| t.name)
-                        .unwrap_or_else(|| b.target_id.clone());
-                    targets.push((b.target_id.clone(), name.clone()));
-                    name
-                }
-            };
+            let database = databases
+                .iter()
+                .find(|d| d.id == b.database_id)
+                .map_or_else(|| b.database_id.clone(), |d| d.name.clone());
+            let target = targets
+                .iter()
+                .find(|t| t.id == b.target_id)
+                .map_or_else(|| b.target_id.clone(), |t| t.name.clone());
             out.push(BackupView {
                 id: b.id.clone(),
                 database,
@@ -1282,17 +1260,8 @@ impl BackupService {
                 let report: VerificationReport =
                     match (&config.verification_server, &expected_counts) {
                         (Some(server), Some(counts)) => {
-                            let c = server;
-                            let conn = PgConnection {
-                                host: c.host.clone(),
-                                port: c.port,
-                                database: c.database.clone(),
-                                user: c.user.clone(),
-                                password: secrets.verification_password.clone(),
-                                sslmode: c.sslmode.clone(),
-                                ca_certificate: c.ca_cert.clone(),
-                                connect_timeout: crate::connection::DEFAULT_CONNECT_TIMEOUT,
-                            };
+                            let conn = server
+                                .to_pg(&server.database, secrets.verification_password.clone());
                             let (tool, _) = find_pg_tool_for_server(
                                 "pg_restore",
                                 &conn,
