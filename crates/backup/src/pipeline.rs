@@ -1,12 +1,12 @@
 //! The streaming backup pipeline: `pg_dump -Fc -Z0` → zstd → age → an `AsyncWrite` sink.
 //!
 //! Memory is bounded whatever the database size: pg_dump's stdout is read in fixed chunks, each
-//! chunk is compressed and encrypted into a small staging buffer, and that buffer is written to
-//! the sink before the next chunk is read (zstd's window at level ≤ 19 is a few MB at most).
+//! chunk is compressed and encrypted into a small staging buffer, and at most a few such buffers
+//! wait for the sink (zstd's window at level ≤ 19 is a few MB at most).
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::io::{PipeReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +29,8 @@ pub const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = 1..=19;
 
 /// How much of pg_dump's stdout is read (and then compressed, encrypted, written) at a time.
 pub(crate) const CHUNK_SIZE: usize = 256 * 1024;
+/// Encrypted pieces waiting for the sink: at most a few chunks' worth of memory.
+const ENCODED_QUEUE: usize = 4;
 /// The tail of a tool's stderr kept for the error message.
 const STDERR_KEEP: usize = 16 * 1024;
 
@@ -237,101 +239,134 @@ pub async fn dump_to<W: AsyncWrite + Unpin + ?Sized>(
         .await
         .map_err(|e| BackupError::Encode(format!("preparing the encryption failed: {e}")))??;
     let timer = Timer::new(options.stall_timeout, options.total_timeout);
-    let mut snapshot = None;
-    let mut row_counts = None;
-    if options.count_rows {
-        let mut exported = timer
-            .run_total(ExportedSnapshot::begin(&options.connection))
-            .await??;
-        row_counts = Some(timer.run_total(exported.count_rows()).await??);
-        snapshot = Some(exported);
-    }
     let env = LibpqEnv::new(&options.connection)?;
-    let mut child = spawn_pg_dump(options, &env, snapshot.as_ref().map(|s| s.id()))?;
-    let stderr_task = child.stderr.take().map(|s| tokio::spawn(read_tail(s)));
-    let result = stream(options, encryptor, &mut child, sink, &timer).await;
-    let stderr = async {
-        match stderr_task {
-            Some(task) => task.await.unwrap_or_default(),
-            None => String::new(),
+    let dump = |extra_args: Vec<String>| {
+        let timer = &timer;
+        let env = &env;
+        async move {
+            run_pg_dump(
+                &options.pg_dump,
+                env,
+                &extra_args,
+                options.zstd_level,
+                encryptor,
+                sink,
+                timer,
+            )
+            .await
         }
     };
-    let outcome = match result {
-        Ok((outcome, status)) if status.success() => Ok(outcome),
-        Ok((_, status)) => Err(BackupError::PgDump {
-            status: status.to_string(),
-            stderr: clean_stderr("pg_dump", &stderr.await),
-        }),
-        Err(e) => {
-            // Killed so the stall/total timeouts really stop the work; kill_on_drop is the backstop.
-            let _ = child.kill().await;
-            Err(e)
-        }
-    };
-    // The snapshot's transaction was held open until pg_dump finished with it.
-    if let Some(snapshot) = snapshot {
-        snapshot.finish().await;
+    if !options.count_rows {
+        return dump(Vec::new()).await;
     }
-    outcome.map(|outcome| DumpOutcome {
-        row_counts,
+    // The rows are counted in the exported snapshot while pg_dump dumps it (the counting keeps
+    // the exporting transaction open, as pg_dump's import requires): the count's table scans
+    // overlap the dump instead of delaying it.
+    let mut snapshot = timer
+        .run_total(ExportedSnapshot::begin(&options.connection))
+        .await??;
+    let dumped = dump(vec![format!("--snapshot={}", snapshot.id())]);
+    let counted = async { timer.run_total(snapshot.count_rows()).await? };
+    // The first failure ends both: the dump's future kills pg_dump when dropped.
+    let (outcome, row_counts) = tokio::try_join!(dumped, counted)?;
+    snapshot.finish().await;
+    Ok(DumpOutcome {
+        row_counts: Some(row_counts),
         ..outcome
     })
 }
 
-fn spawn_pg_dump(
-    options: &DumpOptions,
+/// Runs `pg_dump --format=custom --compress=0` (plus `extra_args`) and streams its archive,
+/// compressed and encrypted, into `sink`. On any failure pg_dump is killed and the error says
+/// why; an archive pg_dump did not finish successfully never returns `Ok`.
+pub(crate) async fn run_pg_dump<W: AsyncWrite + Unpin + ?Sized>(
+    pg_dump: &Path,
     env: &LibpqEnv,
-    snapshot: Option<&str>,
-) -> Result<Child, BackupError> {
-    let mut command = Command::new(&options.pg_dump);
-    command.args(["--format=custom", "--compress=0", "--no-password"]);
-    if let Some(id) = snapshot {
-        command.arg(format!("--snapshot={id}"));
-    }
-    env.apply(&mut command);
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command.spawn().map_err(|source| BackupError::Spawn {
-        path: options.pg_dump.display().to_string(),
-        source,
-    })
-}
-
-async fn stream<W: AsyncWrite + Unpin + ?Sized>(
-    options: &DumpOptions,
+    extra_args: &[String],
+    zstd_level: i32,
     encryptor: age::Encryptor,
-    child: &mut Child,
     sink: &mut W,
     timer: &Timer,
-) -> Result<(DumpOutcome, ExitStatus), BackupError> {
-    let Some(mut stdout) = child.stdout.take() else {
-        return Err(BackupError::Encode(
-            "pg_dump's output was not captured".to_owned(),
-        ));
-    };
-    let outcome = encode(
-        &mut stdout,
-        options.zstd_level,
+) -> Result<DumpOutcome, BackupError> {
+    let (mut child, stdout) = spawn_pg_dump(pg_dump, env, extra_args)?;
+    let stderr_task = child.stderr.take().map(|s| tokio::spawn(read_tail(s)));
+    let encoded = encode(
+        stdout,
+        zstd_level,
         encryptor,
         sink,
         timer,
         "pg_dump's output",
     )
-    .await?;
-    let status = timer
-        .run(child.wait())
-        .await?
-        .map_err(|e| BackupError::Encode(format!("waiting for pg_dump: {e}")))?;
-    Ok((outcome, status))
+    .await;
+    let result = match encoded {
+        Ok(outcome) => timer
+            .run(child.wait())
+            .await
+            .and_then(|waited| {
+                waited.map_err(|e| BackupError::Encode(format!("waiting for pg_dump: {e}")))
+            })
+            .map(|status| (outcome, status)),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok((outcome, status)) if status.success() => Ok(outcome),
+        Ok((_, status)) => {
+            let stderr = match stderr_task {
+                Some(task) => task.await.unwrap_or_default(),
+                None => String::new(),
+            };
+            Err(BackupError::PgDump {
+                status: status.to_string(),
+                stderr: clean_stderr("pg_dump", &stderr),
+            })
+        }
+        Err(e) => {
+            // Killed so the stall/total timeouts really stop the work (and the encoding thread,
+            // blocked on the pipe, sees its end); kill_on_drop is the backstop.
+            let _ = child.kill().await;
+            Err(e)
+        }
+    }
 }
 
-/// Compresses and encrypts everything `source` yields into `sink`, chunk by chunk (bounded
-/// memory), hashing what is written; `what` names the source in errors.
+/// Starts pg_dump with its stdout on a plain (blocking) pipe: the encoding thread reads it
+/// directly, with no async wake-up per pipe buffer.
+fn spawn_pg_dump(
+    pg_dump: &Path,
+    env: &LibpqEnv,
+    extra_args: &[String],
+) -> Result<(Child, PipeReader), BackupError> {
+    let spawn_error = |source| BackupError::Spawn {
+        path: pg_dump.display().to_string(),
+        source,
+    };
+    let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
+    let mut command = Command::new(pg_dump);
+    command.args(["--format=custom", "--compress=0", "--no-password"]);
+    command.args(extra_args);
+    env.apply(&mut command);
+    command
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().map_err(spawn_error)?;
+    // `command` (holding our copy of the pipe's write end) is dropped here: only pg_dump keeps
+    // it open, so its exit is the reader's end of file.
+    Ok((child, reader))
+}
+
+/// Compresses and encrypts everything `source` yields into `sink` with bounded memory, hashing
+/// what is written; `what` names the source in errors.
+///
+/// Reading, compressing and encrypting run on one blocking thread (CPU work never stalls the
+/// async workers, and a blocking pipe read costs no wake-ups); only finished encrypted bytes
+/// cross to the async side, through a short queue, to be written to the sink. The stall timeout
+/// watches that queue: the thread reports after every chunk it reads, even when zstd or age are
+/// still buffering its output.
 pub(crate) async fn encode<R, W>(
-    source: &mut R,
+    source: R,
     zstd_level: i32,
     encryptor: age::Encryptor,
     sink: &mut W,
@@ -339,60 +374,27 @@ pub(crate) async fn encode<R, W>(
     what: &str,
 ) -> Result<DumpOutcome, BackupError>
 where
-    R: AsyncRead + Unpin + ?Sized,
+    R: Read + Send + 'static,
     W: AsyncWrite + Unpin + ?Sized,
 {
-    let staging = Staging::default();
-    let encrypted = encryptor
-        .wrap_output(staging.clone())
-        .map_err(|e| BackupError::Encode(e.to_string()))?;
-    let mut compressor = zstd::stream::write::Encoder::new(encrypted, zstd_level)
-        .map_err(|e| BackupError::Encode(e.to_string()))?;
+    let (sender, mut encoded) = tokio::sync::mpsc::channel(ENCODED_QUEUE);
+    let what_owned = what.to_owned();
+    let worker = tokio::task::spawn_blocking(move || {
+        encode_blocking(source, zstd_level, encryptor, &sender, &what_owned)
+    });
     let mut out = HashingSink {
         sink,
         hasher: Sha256::new(),
         written: 0,
     };
-    let mut chunk = vec![0u8; CHUNK_SIZE];
-    let mut dump_bytes = 0u64;
-    loop {
-        // A pipe read returns what the producer wrote so far (pg_dump: often one 8 KiB stdio
-        // buffer): fill the whole chunk first, so each hop to the blocking pool carries 256 KiB.
-        let mut n = 0;
-        while n < chunk.len() {
-            let got = timer
-                .run(source.read(&mut chunk[n..]))
-                .await?
-                .map_err(|e| BackupError::Encode(format!("reading {what}: {e}")))?;
-            if got == 0 {
-                break;
-            }
-            n += got;
-        }
-        if n == 0 {
-            break;
-        }
-        dump_bytes += n as u64;
-        // Compression and encryption are CPU work (milliseconds per chunk, more at high zstd
-        // levels): off the async workers so a running backup never stalls request handling.
-        let (back, returned, written) = tokio::task::spawn_blocking(move || {
-            let written = compressor.write_all(&chunk[..n]);
-            (compressor, chunk, written)
-        })
-        .await
-        .map_err(|e| BackupError::Encode(format!("the compression task failed: {e}")))?;
-        compressor = back;
-        chunk = returned;
-        written.map_err(|e| BackupError::Encode(e.to_string()))?;
-        out.write(&staging.take(), timer).await?;
+    // On an early return `encoded` is dropped: the thread's next send fails and it stops (the
+    // caller kills a producer that is still writing, which ends the thread's blocked read).
+    while let Some(bytes) = timer.run(encoded.recv()).await? {
+        out.write(&bytes, timer).await?;
     }
-    let encrypted = compressor
-        .finish()
-        .map_err(|e| BackupError::Encode(e.to_string()))?;
-    encrypted
-        .finish()
-        .map_err(|e| BackupError::Encode(e.to_string()))?;
-    out.write(&staging.take(), timer).await?;
+    let dump_bytes = worker
+        .await
+        .map_err(|e| BackupError::Encode(format!("the compression task failed: {e}")))??;
     timer
         .run(out.sink.flush())
         .await?
@@ -403,6 +405,65 @@ where
         sha256: hex::encode(out.hasher.finalize()),
         row_counts: None,
     })
+}
+
+/// The encoding thread of [`encode`]: returns how many bytes it read from `source`.
+fn encode_blocking<R: Read>(
+    mut source: R,
+    zstd_level: i32,
+    encryptor: age::Encryptor,
+    encoded: &tokio::sync::mpsc::Sender<Vec<u8>>,
+    what: &str,
+) -> Result<u64, BackupError> {
+    let staging = Staging::default();
+    let encrypted = encryptor
+        .wrap_output(staging.clone())
+        .map_err(|e| BackupError::Encode(e.to_string()))?;
+    let mut compressor = zstd::stream::write::Encoder::new(encrypted, zstd_level)
+        .map_err(|e| BackupError::Encode(e.to_string()))?;
+    let hand_over = |bytes: Vec<u8>| {
+        encoded
+            .blocking_send(bytes)
+            .map_err(|_| BackupError::Encode("the backup was stopped".to_owned()))
+    };
+    let mut chunk = vec![0u8; CHUNK_SIZE];
+    let mut dump_bytes = 0u64;
+    loop {
+        let n = fill(&mut source, &mut chunk)
+            .map_err(|e| BackupError::Encode(format!("reading {what}: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        dump_bytes += n as u64;
+        compressor
+            .write_all(&chunk[..n])
+            .map_err(|e| BackupError::Encode(e.to_string()))?;
+        // Sent even when empty: it tells the stall timer that input is still moving.
+        hand_over(staging.take())?;
+    }
+    let encrypted = compressor
+        .finish()
+        .map_err(|e| BackupError::Encode(e.to_string()))?;
+    encrypted
+        .finish()
+        .map_err(|e| BackupError::Encode(e.to_string()))?;
+    hand_over(staging.take())?;
+    Ok(dump_bytes)
+}
+
+/// Reads until `buf` is full or the source ends (a pipe read returns only what the producer has
+/// written so far): each compressor call then gets a whole chunk.
+fn fill<R: Read>(source: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match source.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(got) => n += got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Reads a child's stderr to the end, keeping only its last `STDERR_KEEP` bytes.

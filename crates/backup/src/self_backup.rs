@@ -7,20 +7,18 @@
 //! and neither alone reveals anything. (The states inside are sealed by the master key anyway.)
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use age::secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use statehouse_core::clock::Clock;
 use statehouse_core::crypto::{Cipher, Keyring};
-use tokio::process::Command;
 
 use crate::connection::{LibpqEnv, PgConnection};
 use crate::decode::{DecodeError, decode_into};
 use crate::keys::{Decryption, Encryption};
 use crate::pg_tools::{PgToolSearch, find_pg_tool_for_server};
-use crate::pipeline::{BackupError, DEFAULT_ZSTD_LEVEL, Timer, clean_stderr, encode, read_tail};
+use crate::pipeline::{BackupError, DEFAULT_ZSTD_LEVEL, Timer, encode, run_pg_dump};
 use crate::schedule::{Schedule, ScheduleSpec};
 use crate::targets::{BackupMetadata, BackupTarget};
 
@@ -115,11 +113,13 @@ pub async fn run_self_backup(
     let written = match source {
         SelfSource::Sqlite { path } => {
             let snapshot = sqlite_snapshot(path).await?;
-            let mut file = tokio::fs::File::open(&*snapshot)
+            let file = tokio::fs::File::open(&*snapshot)
                 .await
-                .map_err(|e| BackupError::LocalFile(format!("reading the snapshot: {e}")))?;
+                .map_err(|e| BackupError::LocalFile(format!("reading the snapshot: {e}")))?
+                .into_std()
+                .await;
             encode(
-                &mut file,
+                file,
                 DEFAULT_ZSTD_LEVEL,
                 encryptor,
                 upload.writer(),
@@ -217,52 +217,20 @@ async fn dump_schema<W: tokio::io::AsyncWrite + Unpin + ?Sized>(
 ) -> Result<crate::DumpOutcome, BackupError> {
     let (tool, _) = find_pg_tool_for_server("pg_dump", connection, tools).await?;
     let env = LibpqEnv::new(connection)?;
-    let mut command = Command::new(&tool.path);
-    command.args(["--format=custom", "--compress=0", "--no-password"]);
-    if let Some(schema) = schema {
-        command.arg(format!("--schema={schema}"));
-    }
-    env.apply(&mut command);
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn().map_err(|source| BackupError::Spawn {
-        path: tool.path.display().to_string(),
-        source,
-    })?;
-    let stderr = child.stderr.take().map(|s| tokio::spawn(read_tail(s)));
-    let Some(mut stdout) = child.stdout.take() else {
-        return Err(BackupError::Encode(
-            "pg_dump's output was not captured".into(),
-        ));
-    };
-    let outcome = encode(
-        &mut stdout,
+    let schema_arg: Vec<String> = schema
+        .map(|schema| format!("--schema={schema}"))
+        .into_iter()
+        .collect();
+    run_pg_dump(
+        &tool.path,
+        &env,
+        &schema_arg,
         DEFAULT_ZSTD_LEVEL,
         encryptor,
         sink,
         timer,
-        "pg_dump's output",
     )
-    .await;
-    let status = timer
-        .run(child.wait())
-        .await?
-        .map_err(|e| BackupError::Encode(format!("waiting for pg_dump: {e}")))?;
-    let outcome = outcome?;
-    if !status.success() {
-        let stderr = match stderr {
-            Some(task) => task.await.unwrap_or_default(),
-            None => String::new(),
-        };
-        return Err(BackupError::PgDump {
-            status: status.to_string(),
-            stderr: clean_stderr("pg_dump", &stderr),
-        });
-    }
-    Ok(outcome)
+    .await
 }
 
 /// Deletes all but the newest `keep_last` self-backups (names sort by time).
