@@ -838,12 +838,15 @@ impl BackupService {
             Encryptor::Passphrase(p) => Encryption::Passphrase(SecretString::from(p)),
         };
         let expected = self.previous_size(db).await;
+        // Row counts cost a scan of every table; only a full verification (which needs a
+        // verification server) compares them.
+        let (config, _) = self.backup_config(&db.workspace_id).await?;
         let options = DumpOptions {
             pg_dump: pg_dump.path,
             connection,
             zstd_level: settings.zstd_level,
             encryption,
-            count_rows: true,
+            count_rows: config.verification_server.is_some(),
             stall_timeout: Duration::from_secs(settings.stall_timeout_secs),
             total_timeout: Duration::from_secs(settings.total_timeout_secs),
         };
@@ -1213,7 +1216,8 @@ impl BackupService {
     }
 
     /// Verifies a stored backup as well as this server can: a scratch restore with row counts
-    /// when a verification server is set and the server can decrypt; `pg_restore --list` after
+    /// when a verification server is set, the backup has row counts (taken while it was set)
+    /// and the server can decrypt; `pg_restore --list` after
     /// decrypting when it can decrypt; otherwise the stored object's checksum. Records the
     /// outcome and emits `verification.succeeded`/`verification.failed`.
     pub(crate) async fn verify_run(
@@ -1271,7 +1275,16 @@ impl BackupService {
                             options.pg_restore = tool.path;
                             verify_full(&options, &conn, counts, &mut reader, &|_| {}).await?
                         }
-                        _ => verify_cheap(&options, &mut reader, &|_| {}).await?,
+                        (Some(_), None) => {
+                            let mut report = verify_cheap(&options, &mut reader, &|_| {}).await?;
+                            report.detail.push_str(
+                                "; checked without a scratch restore: this backup has no row \
+                                 counts to compare (it was taken before the verification server \
+                                 was set)",
+                            );
+                            report
+                        }
+                        (None, _) => verify_cheap(&options, &mut reader, &|_| {}).await?,
                     };
                 let level = match report.level {
                     crate::verify::VerificationLevel::Full => "restore",
