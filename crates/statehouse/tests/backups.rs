@@ -2,7 +2,7 @@
 //! PostgreSQL: a local-directory target, a registered database with data, backups (in-process
 //! and over HTTP with NDJSON progress), listing, download with checksum, a restore without
 //! statehouse (`age | zstd | pg_restore`), `db restore`, verification, a damaged object, target
-//! and notifier tests, and the exit statuses of failures.
+//! and notifier tests, and the exit statuses of failures; the read-only role helper.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -24,7 +24,10 @@ use common::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-on_both_stores!(backup_download_restore_and_verify);
+on_both_stores!(
+    backup_download_restore_and_verify,
+    readonly_role_through_the_cli
+);
 
 fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
@@ -512,4 +515,187 @@ fn backup_download_restore_and_verify(store: Store) {
         &mine.display().to_string(),
     ]);
     assert_eq!(contents(&private.url()), expected);
+}
+
+/// `url` with its user and password replaced.
+fn pg_url_as(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host_start = rest[..rest.find('/').unwrap_or(rest.len())]
+        .rfind('@')
+        .map_or(0, |at| at + 1);
+    format!("{scheme}://{user}:{password}@{}", &rest[host_start..])
+}
+
+/// A role the test expects statehouse to create; dropped at the end (after the databases it
+/// was granted on, which are declared later and so dropped first).
+struct DroppedRole(String);
+
+impl Drop for DroppedRole {
+    fn drop(&mut self) {
+        if let Err(e) = pg_execute(&pg_url(), &format!("DROP ROLE IF EXISTS {}", self.0)) {
+            eprintln!("cleanup: {e}");
+        }
+    }
+}
+
+fn readonly_role_through_the_cli(store: Store) {
+    if skip_e2e() {
+        return;
+    }
+    let server = Server::start(store);
+    let cli = |args: &[&str]| server.cli(args);
+    let role = unique_name("clibk_reader");
+    let _role = DroppedRole(role.clone());
+    let source = PgDatabase::create("clibk_ro");
+    pg_execute(
+        &source.url,
+        "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);
+         INSERT INTO items SELECT g, 'item-' || g FROM generate_series(1, 500) g;
+         CREATE SCHEMA app;
+         CREATE TABLE app.notes (id serial PRIMARY KEY, body text);
+         INSERT INTO app.notes (body) VALUES ('one'), ('two');",
+    )
+    .unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    cli(&[
+        "target",
+        "add",
+        "nas",
+        "--kind",
+        "local",
+        "--set",
+        &format!("path={}", store_dir.path().display()),
+    ]);
+    cli(&["db", "add", "shop", "--url", &source.url, "--target", "nas"]);
+    let check = json_of(&cli(&["db", "check", "shop", "--json"]));
+    assert!(
+        check["warnings"].to_string().contains("is a superuser"),
+        "the test connects as a superuser, which the check must point out: {check}"
+    );
+
+    // Bad input is refused with the reason, and changes nothing.
+    let stderr = fails(
+        &server.cli_output(
+            Via::Local,
+            &[
+                "db",
+                "readonly-role",
+                "shop",
+                "--role",
+                "Bad\"Name",
+                "--admin-url",
+                &pg_url(),
+            ],
+        ),
+        1,
+    );
+    assert!(stderr.contains("lowercase letters"), "{stderr}");
+    let stderr = fails(
+        &server.cli_output(
+            Via::Local,
+            &[
+                "db",
+                "readonly-role",
+                "shop",
+                "--role",
+                &role,
+                "--admin-url",
+                "postgres://postgres@127.0.0.1:1/postgres",
+            ],
+        ),
+        1,
+    );
+    assert!(
+        stderr.contains(&format!("creating role \"{role}\" failed")),
+        "{stderr}"
+    );
+    let shown = json_of(&cli(&["db", "show", "shop", "--json"]));
+    assert_eq!(
+        shown["settings"]["connection"]["user"], "postgres",
+        "{shown}"
+    );
+
+    // The role, with the admin URL on stdin (kept out of the process list); the password is
+    // printed once and the database now connects as the role.
+    let out = server.cli_with_input(
+        Via::Local,
+        &[
+            "db",
+            "readonly-role",
+            "shop",
+            "--role",
+            &role,
+            "--admin-url-stdin",
+        ],
+        &format!("{}\n", pg_url()),
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let password = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(password.len(), 32, "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("now connects as it"),
+        "{}",
+        describe(&out)
+    );
+    let shown = json_of(&cli(&["db", "show", "shop", "--json"]));
+    assert_eq!(
+        shown["settings"]["connection"]["user"],
+        role.as_str(),
+        "{shown}"
+    );
+    assert!(
+        !shown.to_string().contains(&password),
+        "the password must never come back: {shown}"
+    );
+
+    // Make the test cluster demand the role's password (scram), so the backup below proves the
+    // stored password is the one PostgreSQL knows.
+    pg_execute(
+        &pg_url(),
+        &format!(
+            "DO $$ BEGIN CREATE ROLE statehouse_password_auth NOLOGIN;
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+             GRANT statehouse_password_auth TO {role}"
+        ),
+    )
+    .unwrap();
+    let wrong = pg_execute(&pg_url_as(&source.url, &role, "not-the-password"), "SELECT 1")
+        .expect_err("the test cluster must ask this role for its password (scripts/pg-cluster.sh adds the rule)");
+    assert!(wrong.contains("password authentication failed"), "{wrong}");
+    let as_role = pg_url_as(&source.url, &role, &password);
+    let refused = pg_execute(&as_role, "INSERT INTO items VALUES (1000, 'x')")
+        .expect_err("the read-only role must not write");
+    assert!(refused.contains("permission denied"), "{refused}");
+    assert!(pg_execute(&as_role, "CREATE TABLE app.mine (id int)").is_err());
+    assert_eq!(
+        pg_text(&as_role, "SELECT count(*)::text FROM app.notes"),
+        "2"
+    );
+
+    // The check has nothing left to warn about, and a backup as the role succeeds.
+    let check = json_of(&cli(&["db", "check", "shop", "--json"]));
+    assert_eq!(check["reachable"], true, "{check}");
+    assert_eq!(check["warnings"], serde_json::json!([]), "{check}");
+    let runs = json_of(&cli(&["db", "backup", "shop", "--json"]));
+    assert_eq!(runs[0]["status"], "succeeded", "{runs}");
+    assert!(runs[0]["dump_bytes"].as_i64().unwrap() > 0, "{runs}");
+
+    // The same name again is refused.
+    let stderr = fails(
+        &server.cli_output(
+            Via::Local,
+            &[
+                "db",
+                "readonly-role",
+                "shop",
+                "--role",
+                &role,
+                "--admin-url",
+                &pg_url(),
+                "--keep-connection",
+            ],
+        ),
+        1,
+    );
+    assert!(stderr.contains("already exists"), "{stderr}");
 }
