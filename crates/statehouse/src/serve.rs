@@ -120,8 +120,11 @@ async fn shutdown_signal() {
 fn init_logging(format: &str) {
     let filter = EnvFilter::try_from_env("STATEHOUSE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    // Colours only on a terminal: piped into journald, docker logs or a file, escape codes
+    // would garble every line.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();

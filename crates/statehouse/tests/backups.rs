@@ -2,7 +2,8 @@
 //! PostgreSQL: a local-directory target, a registered database with data, backups (in-process
 //! and over HTTP with NDJSON progress), listing, download with checksum, a restore without
 //! statehouse (`age | zstd | pg_restore`), `db restore`, verification, a damaged object, target
-//! and notifier tests, and the exit statuses of failures; the read-only role helper.
+//! and notifier tests, and the exit statuses of failures; the read-only role helper; two server
+//! processes sharing one store, each queued or scheduled backup run by exactly one of them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,7 +27,8 @@ use sha2::{Digest, Sha256};
 
 on_both_stores!(
     backup_download_restore_and_verify,
-    readonly_role_through_the_cli
+    readonly_role_through_the_cli,
+    two_server_processes_run_each_backup_once
 );
 
 fn json_of(out: &Output) -> Value {
@@ -698,4 +700,172 @@ fn readonly_role_through_the_cli(store: Store) {
         1,
     );
     assert!(stderr.contains("already exists"), "{stderr}");
+}
+
+/// Every event after `seq` 0, through the events API.
+fn all_events(server: &Server) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = server
+            .request(
+                "GET",
+                &format!("{}/api/v1/events?after={after}&limit=1000", server.url),
+                &server.admin_token,
+                Vec::new(),
+            )
+            .json()
+            .unwrap();
+        let items = page["items"].as_array().unwrap();
+        if items.is_empty() {
+            return events;
+        }
+        events.extend(items.iter().cloned());
+        after = page["next_after"].as_i64().unwrap();
+    }
+}
+
+fn backups_of(server: &Server) -> Vec<Value> {
+    let page = json_of(&server.cli(&["backup", "list", "--limit", "200", "--json"]));
+    page["items"].as_array().unwrap().clone()
+}
+
+fn two_server_processes_run_each_backup_once(store: Store) {
+    if skip_e2e() {
+        return;
+    }
+    let a = Server::start(store);
+    let b = a.peer();
+    let source = PgDatabase::create("clibk_two");
+    pg_execute(
+        &source.url,
+        "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);
+         INSERT INTO items SELECT g, 'item-' || g FROM generate_series(1, 2000) g;",
+    )
+    .unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    a.cli(&[
+        "target",
+        "add",
+        "nas",
+        "--kind",
+        "local",
+        "--set",
+        &format!("path={}", store_dir.path().display()),
+    ]);
+    // Due every minute: both processes' schedulers see each due time.
+    a.cli(&[
+        "db",
+        "add",
+        "shop",
+        "--url",
+        &source.url,
+        "--target",
+        "nas",
+        "--cron",
+        "* * * * *",
+    ]);
+
+    // Queued runs, half through each process; both processes' workers claim from one queue.
+    let queued = 6;
+    for i in 0..queued {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let out = server.cli_via(
+            Via::Remote {
+                token: Some(&a.admin_token),
+            },
+            &["db", "backup", "shop", "--no-wait", "--json"],
+        );
+        assert_eq!(json_of(&out)["status"], "queued", "{}", describe(&out));
+    }
+
+    // Wait for the queued runs and the first scheduled one (at the next minute) to finish.
+    let deadline = std::time::Instant::now() + Duration::from_secs(100);
+    let runs = loop {
+        let runs = backups_of(&a);
+        let finished = |trigger: &str| {
+            runs.iter()
+                .filter(|r| r["trigger"] == trigger && r["status"] == "succeeded")
+                .count()
+        };
+        if finished("manual") == queued && finished("schedule") >= 1 {
+            break runs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runs did not all finish: {runs:#?}\n--- a:\n{}\n--- b:\n{}",
+            a.log_text(),
+            b.log_text()
+        );
+        thread::sleep(Duration::from_millis(500));
+    };
+    // No more scheduled runs from here on.
+    a.cli(&["db", "change", "shop", "--no-schedule"]);
+    thread::sleep(Duration::from_secs(1));
+
+    // Each run ran once: one attempt, its own object, and exactly one `backup.succeeded` event
+    // (stored by the process that ran it). Each due minute queued one scheduled run.
+    let runs = backups_of(&a)
+        .into_iter()
+        .filter(|r| runs.iter().any(|s| s["id"] == r["id"]));
+    let runs: Vec<Value> = runs.collect();
+    let mut objects = std::collections::BTreeSet::new();
+    for run in &runs {
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(run["attempt"], 1, "{run}");
+        assert!(
+            objects.insert(run["object"].as_str().unwrap().to_owned()),
+            "{run}"
+        );
+    }
+    let mut minutes: Vec<String> = runs
+        .iter()
+        .filter(|r| r["trigger"] == "schedule")
+        .map(|r| r["queued_at"].as_str().unwrap()[..16].to_owned())
+        .collect();
+    let scheduled = minutes.len();
+    minutes.dedup();
+    assert_eq!(
+        minutes.len(),
+        scheduled,
+        "a due time was queued twice: {runs:#?}"
+    );
+    let events = all_events(&a);
+    for run in &runs {
+        let succeeded = events
+            .iter()
+            .filter(|e| e["kind"] == "backup.succeeded" && e["payload"]["backup_id"] == run["id"])
+            .count();
+        assert_eq!(
+            succeeded, 1,
+            "run {} finished {succeeded} times: {events:#?}",
+            run["id"]
+        );
+    }
+    let on_disk = std::fs::read_dir(store_dir.path().join(&source.name))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".dump.zst.age")
+        })
+        .count();
+    assert_eq!(on_disk, runs.len(), "one object per run");
+    // Each process logs the runs it ran: every run appears in exactly one log, and with this
+    // many runs both processes took some (else the test would not show them sharing a queue).
+    let (log_a, log_b) = (a.log_text(), b.log_text());
+    let ran_by = |log: &str| {
+        runs.iter()
+            .filter(|r| log.contains(&format!("backup={}", r["id"].as_str().unwrap())))
+            .count()
+    };
+    let (by_a, by_b) = (ran_by(&log_a), ran_by(&log_b));
+    assert_eq!(
+        by_a + by_b,
+        runs.len(),
+        "a ran {by_a}, b ran {by_b}\n--- a:\n{log_a}\n--- b:\n{log_b}"
+    );
+    assert!(by_a > 0 && by_b > 0, "a ran {by_a}, b ran {by_b}");
 }

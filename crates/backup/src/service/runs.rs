@@ -684,6 +684,14 @@ impl BackupService {
         run.detail = result.detail.clone();
         run.lease_owner = None;
         run.lease_until = None;
+        let db_name = run.db_name.as_deref().unwrap_or_default();
+        match &run.error {
+            None => tracing::info!(backup = %run.id, database = %db_name,
+                object = run.object.as_deref().unwrap_or_default(),
+                bytes = run.stored_bytes.unwrap_or(0), "backup succeeded"),
+            Some(error) => tracing::warn!(backup = %run.id, database = %db_name,
+                error = %error, "backup failed"),
+        }
         let kind = if run.status == BackupStatus::Succeeded {
             kind::BACKUP_SUCCEEDED
         } else {
