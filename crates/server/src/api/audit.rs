@@ -275,7 +275,9 @@ pub struct EventView {
     /// Increases in commit order across all servers: poll with `after=<last seq seen>`.
     pub seq: i64,
     /// `state.written`, `state.deleted`, `state.restored`, `state.rolled_back`,
-    /// `lock.acquired`, `lock.released`, `lock.force_unlocked`, `lock.stale`.
+    /// `lock.acquired`, `lock.released`, `lock.force_unlocked`, `lock.stale`,
+    /// `backup.succeeded`, `backup.failed`, `verification.succeeded`, `verification.failed`,
+    /// `database.down`, `database.up`.
     pub kind: String,
     pub time: String,
     pub workspace: Option<String>,
