@@ -965,6 +965,26 @@ async fn whole_server_mode_backs_up_each_database_and_full_verification_counts_r
         )
         .await;
     assert_eq!(status, 201, "{body}");
+    // The verification server's user: its own role, so this test sees only its scratch databases.
+    let verifier = format!(
+        "verifier_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    psql(&url, &format!("CREATE ROLE {verifier} LOGIN CREATEDB"));
+    let verifier_url = {
+        let mut u = url::Url::parse(&url).unwrap();
+        u.set_username(&verifier).unwrap();
+        u.to_string()
+    };
+    let scratch_databases = || {
+        psql(
+            &url,
+            &format!(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE 'statehouse_verify_%'
+                 AND datdba = (SELECT oid FROM pg_roles WHERE rolname = '{verifier}')"
+            ),
+        )
+    };
     // A backup before any verification server is set takes no row counts.
     let (status, early) = s
         .api(
@@ -982,7 +1002,7 @@ async fn whole_server_mode_backs_up_each_database_and_full_verification_counts_r
             "PATCH",
             "/workspaces/default/backup-encryption",
             Some(&admin),
-            Some(json!({"verification_server_url": url})),
+            Some(json!({"verification_server_url": verifier_url})),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -1049,9 +1069,41 @@ async fn whole_server_mode_backs_up_each_database_and_full_verification_counts_r
         verification["detail"]["tables_checked"], 2,
         "{verification}"
     );
-    let leftovers = psql(
-        &url,
-        "SELECT count(*) FROM pg_database WHERE datname LIKE 'statehouse_verify_%'",
-    );
-    assert_eq!(leftovers, "0", "the scratch database is dropped");
+    assert_eq!(scratch_databases(), "0", "the scratch database is dropped");
+
+    // A caller that goes away mid-verification stops waiting, not the verification: it still
+    // ends, drops its scratch database and is recorded.
+    let verifications = || async {
+        let (status, list) = s
+            .api(
+                "GET",
+                &format!("/workspaces/default/backups/{id}/verifications"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{list}");
+        list.as_array().unwrap().len()
+    };
+    let before = verifications().await;
+    let verify_path = format!("/workspaces/default/backups/{id}/verify");
+    let request = s.api("POST", &verify_path, Some(&admin), None);
+    let scratch_exists = async {
+        while scratch_databases() == "0" {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::select! {
+        answer = request => panic!("the verification ended before the caller could leave: {answer:?}"),
+        () = scratch_exists => {}
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while verifications().await == before || scratch_databases() != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned verification was not recorded, or left its scratch database"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    psql(&url, &format!("DROP ROLE {verifier}"));
 }

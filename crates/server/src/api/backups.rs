@@ -41,8 +41,21 @@ fn wants_progress(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains(NDJSON))
 }
 
-/// Runs `work` and answers its result as JSON, or (asked for NDJSON) streams its progress
-/// lines followed by the result.
+/// Runs a long operation (a backup, restore or verification) in its own task: a caller that
+/// goes away (Ctrl-C, a dropped connection) stops waiting, not the operation, which runs to its
+/// end, cleans up (a verification's scratch database) and is recorded and audited.
+async fn detached<T, Fut>(work: Fut) -> statehouse_core::Result<T>
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = statehouse_core::Result<T>> + Send + 'static,
+{
+    tokio::spawn(work).await.map_err(|e| {
+        statehouse_core::Error::Internal(format!("the operation's task ended abnormally: {e}"))
+    })?
+}
+
+/// Runs `work` (detached, see [`detached`]) and answers its result as JSON, or (asked for
+/// NDJSON) streams its progress lines followed by the result.
 async fn with_progress<T, F, Fut>(headers: &HeaderMap, status: StatusCode, work: F) -> Response
 where
     T: Serialize + Send + 'static,
@@ -50,7 +63,7 @@ where
     Fut: std::future::Future<Output = statehouse_core::Result<T>> + Send + 'static,
 {
     if !wants_progress(headers) {
-        return match work(None).await {
+        return match detached(work(None)).await {
             Ok(value) => (status, Json(value)).into_response(),
             Err(e) => ApiError(e).into_response(),
         };
@@ -703,7 +716,8 @@ pub async fn verify_backup(
     Caller(who): Caller,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<VerificationView>, ApiError> {
-    Ok(Json(app.backups.verify_backup(&who, &ws, &id).await?))
+    let verification = detached(async move { app.backups.verify_backup(&who, &ws, &id).await });
+    Ok(Json(verification.await?))
 }
 
 /// A backup's verifications, newest first.
