@@ -20,8 +20,14 @@ use crate::pipeline::{BackupError, Timer, clean_stderr, read_tail};
 use crate::restore::{RestoreOptions, restore_from};
 use crate::row_counts::{RowCounts, count_rows};
 
-/// Scratch databases of full verifications are named `statehouse_verify_<random>`.
+/// Scratch databases of full verifications are named `statehouse_verify_<unix seconds of the
+/// verification server's clock>_<random>`.
 pub const SCRATCH_DATABASE_PREFIX: &str = "statehouse_verify_";
+
+/// A scratch database older than this, with nobody connected, was left by a verification whose
+/// process died (a live one drops its own): the next full verification drops it. Far beyond
+/// any verification's total timeout in practice, so another replica's running one is never hit.
+pub const ABANDONED_SCRATCH_AFTER: Duration = Duration::from_secs(2 * 24 * 3_600);
 
 /// How a verification reads the object.
 #[derive(Debug, Clone)]
@@ -229,8 +235,9 @@ async fn count_toc<R: AsyncRead + Unpin>(stdout: R) -> (usize, usize) {
     (entries, tables)
 }
 
-/// Full verification: restores `object` into a new scratch database `statehouse_verify_<random>`
-/// on `server` (any database of it that the user can connect to; the user needs CREATEDB), counts
+/// Full verification: restores `object` into a new scratch database (see
+/// [`SCRATCH_DATABASE_PREFIX`]) on `server` (any database of it that the user can connect to;
+/// the user needs CREATEDB), first dropping scratch databases abandoned long ago, counts
 /// the rows of every user table and compares them with `expected_row_counts` (the dump's
 /// [`crate::DumpOutcome::row_counts`]). The scratch database is dropped afterwards, also when the
 /// restore or the comparison fails.
@@ -243,12 +250,29 @@ pub async fn verify_full<R: AsyncRead + Unpin + ?Sized>(
 ) -> Result<VerificationReport, BackupError> {
     let started = Instant::now();
     let level = VerificationLevel::Full;
-    let scratch_name = format!(
-        "{SCRATCH_DATABASE_PREFIX}{}",
-        statehouse_core::service::new_id().replace('-', "")
-    );
     let mut admin = server.connect().await?;
     let version = version_of_session(server, &mut admin).await?;
+    // The server's clock names the scratch database: the same clock for every replica.
+    let (server_now,): (i64,) = sqlx::query_as("SELECT extract(epoch FROM now())::bigint")
+        .fetch_one(&mut admin)
+        .await
+        .map_err(|e| query_error(server, "reading the server's clock", &e))?;
+    let swept_note = match drop_abandoned_scratch(&mut admin, server_now).await {
+        Ok(dropped) if dropped.is_empty() => String::new(),
+        Ok(dropped) => format!(
+            "; dropped {} scratch database(s) left by interrupted verifications: {}",
+            dropped.len(),
+            dropped.join(", ")
+        ),
+        Err(e) => format!(
+            "; looking for scratch databases left by interrupted verifications failed: {}",
+            crate::connection::explain(server, &e)
+        ),
+    };
+    let scratch_name = format!(
+        "{SCRATCH_DATABASE_PREFIX}{server_now}_{}",
+        &statehouse_core::service::new_id().replace('-', "")[..16]
+    );
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE DATABASE {}",
         quote_ident(&scratch_name)
@@ -280,9 +304,9 @@ pub async fn verify_full<R: AsyncRead + Unpin + ?Sized>(
     .await;
     let _ = admin.close().await;
     let drop_note = match dropped {
-        Ok(_) => String::new(),
+        Ok(_) => swept_note,
         Err(e) => format!(
-            "; the scratch database {scratch_name} could not be dropped ({}): drop it by hand",
+            "; the scratch database {scratch_name} could not be dropped ({}): drop it by hand{swept_note}",
             crate::connection::explain(server, &e)
         ),
     };
@@ -320,6 +344,42 @@ pub async fn verify_full<R: AsyncRead + Unpin + ?Sized>(
         duration: started.elapsed(),
         detail: detail + &drop_note,
     })
+}
+
+/// Drops this user's scratch databases that are older than [`ABANDONED_SCRATCH_AFTER`] by
+/// their name and have no sessions; returns their names. Names without a time (written before
+/// they carried one) are left alone: their age is unknown.
+async fn drop_abandoned_scratch(
+    admin: &mut sqlx::PgConnection,
+    server_now: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    let candidates: Vec<(String,)> = sqlx::query_as(
+        "SELECT d.datname::text FROM pg_database d
+         WHERE starts_with(d.datname::text, $1)
+           AND pg_get_userbyid(d.datdba) = current_user
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+    )
+    .bind(SCRATCH_DATABASE_PREFIX)
+    .fetch_all(&mut *admin)
+    .await?;
+    let horizon = i64::try_from(ABANDONED_SCRATCH_AFTER.as_secs()).unwrap_or(i64::MAX);
+    let mut dropped = Vec::new();
+    for (name,) in candidates {
+        let created = name
+            .strip_prefix(SCRATCH_DATABASE_PREFIX)
+            .and_then(|rest| rest.split_once('_'))
+            .and_then(|(secs, _)| secs.parse::<i64>().ok());
+        if created.is_some_and(|created| server_now.saturating_sub(created) > horizon) {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {}",
+                quote_ident(&name)
+            )))
+            .execute(&mut *admin)
+            .await?;
+            dropped.push(name);
+        }
+    }
+    Ok(dropped)
 }
 
 async fn restore_and_count<R: AsyncRead + Unpin + ?Sized>(

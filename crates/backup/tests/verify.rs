@@ -26,11 +26,13 @@ async fn verify_options(admin: &str, decryption: Decryption, sha256: &str) -> Ve
     }
 }
 
+/// Scratch databases owned by the test's user (other tests verify as their own users).
 fn scratch_databases(admin: &str) -> String {
     psql(
         admin,
         &format!(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE '{}%'",
+            "SELECT count(*) FROM pg_database WHERE starts_with(datname, '{}')
+             AND pg_get_userbyid(datdba) = current_user",
             SCRATCH_DATABASE_PREFIX
         ),
     )
@@ -146,6 +148,34 @@ async fn good_backups_verify_at_both_levels_and_damage_or_wrong_counts_never_do(
     .unwrap();
     assert!(!full.ok && full.detail.contains("SHA-256"), "{full:?}");
     assert_eq!(scratch_databases(&admin), "0");
+
+    // Scratch databases a dead process left behind (named in 2001) are dropped by the next full
+    // verification; a recent one (another replica's, running) is not.
+    let abandoned = format!("{SCRATCH_DATABASE_PREFIX}1000000000_0123456789abcdef");
+    let now: i64 = psql(&admin, "SELECT extract(epoch FROM now())::bigint")
+        .parse()
+        .unwrap();
+    let recent = format!("{SCRATCH_DATABASE_PREFIX}{now}_fedcba9876543210");
+    psql(&admin, &format!("CREATE DATABASE {abandoned}"));
+    psql(&admin, &format!("CREATE DATABASE {recent}"));
+    let report = verify_full(&options, &server, &counts, &mut object.as_slice(), &|_| {})
+        .await
+        .unwrap();
+    assert!(report.ok, "{report:?}");
+    assert!(
+        report
+            .detail
+            .contains(&format!("left by interrupted verifications: {abandoned}")),
+        "{report:?}"
+    );
+    let left = psql(
+        &admin,
+        &format!(
+            "SELECT string_agg(datname, ',') FROM pg_database WHERE starts_with(datname, '{SCRATCH_DATABASE_PREFIX}') AND pg_get_userbyid(datdba) = current_user"
+        ),
+    );
+    assert_eq!(left, recent);
+    psql(&admin, &format!("DROP DATABASE {recent}"));
 
     // A server the verification cannot use is an error, not a verdict on the backup.
     let unreachable = PgConnection::from_url("postgres://postgres@127.0.0.1:1/postgres").unwrap();
