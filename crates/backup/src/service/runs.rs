@@ -685,16 +685,14 @@ impl BackupService {
         run.lease_owner = None;
         run.lease_until = None;
         let db_name = run.db_name.as_deref().unwrap_or_default();
-        match &run.error {
-            None => tracing::info!(backup = %run.id, database = %db_name,
-                object = run.object.as_deref().unwrap_or_default(),
-                bytes = run.stored_bytes.unwrap_or(0), "backup succeeded"),
-            Some(error) => tracing::warn!(backup = %run.id, database = %db_name,
-                error = %error, "backup failed"),
-        }
         let kind = if run.status == BackupStatus::Succeeded {
+            tracing::info!(backup = %run.id, database = %db_name,
+                object = run.object.as_deref().unwrap_or_default(),
+                bytes = run.stored_bytes.unwrap_or(0), "backup succeeded");
             kind::BACKUP_SUCCEEDED
         } else {
+            tracing::warn!(backup = %run.id, database = %db_name,
+                error = run.error.as_deref().unwrap_or_default(), "backup failed");
             kind::BACKUP_FAILED
         };
         self.emit_backup_event(run, kind, json!({"error": run.error}))
@@ -1225,9 +1223,9 @@ impl BackupService {
 
     /// Verifies a stored backup as well as this server can: a scratch restore with row counts
     /// when a verification server is set, the backup has row counts (taken while it was set)
-    /// and the server can decrypt; `pg_restore --list` after
-    /// decrypting when it can decrypt; otherwise the stored object's checksum. Records the
-    /// outcome and emits `verification.succeeded`/`verification.failed`.
+    /// and the server can decrypt; `pg_restore --list` after decrypting when it can decrypt;
+    /// otherwise the stored object's checksum. Records the outcome and emits
+    /// `verification.succeeded`/`verification.failed`.
     pub(crate) async fn verify_run(
         &self,
         run: &BackupRecord,
@@ -1283,16 +1281,17 @@ impl BackupService {
                             options.pg_restore = tool.path;
                             verify_full(&options, &conn, counts, &mut reader, &|_| {}).await?
                         }
-                        (Some(_), None) => {
+                        (server, _) => {
                             let mut report = verify_cheap(&options, &mut reader, &|_| {}).await?;
-                            report.detail.push_str(
-                                "; checked without a scratch restore: this backup has no row \
-                                 counts to compare (it was taken before the verification server \
-                                 was set)",
-                            );
+                            if server.is_some() {
+                                report.detail.push_str(
+                                    "; checked without a scratch restore: this backup has no row \
+                                     counts to compare (it was taken before the verification \
+                                     server was set)",
+                                );
+                            }
                             report
                         }
-                        (None, _) => verify_cheap(&options, &mut reader, &|_| {}).await?,
                     };
                 let level = match report.level {
                     crate::verify::VerificationLevel::Full => "restore",
