@@ -158,6 +158,27 @@ impl BackupService {
         });
     }
 
+    /// Starts a long operation a caller asked for (a backup, restore or verification) in its own
+    /// task, counted like scheduled work: a caller that goes away (Ctrl-C, a dropped
+    /// connection) stops waiting, not the operation, which runs to its end, cleans up (a
+    /// verification's scratch database) and is recorded and audited; a graceful shutdown waits
+    /// for it. The returned future is the operation's result.
+    pub fn detached<T, F>(&self, work: F) -> impl Future<Output = Result<T>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T>> + Send + 'static,
+    {
+        let (result_tx, result_rx) = tokio::sync::oneshot::channel();
+        self.spawn_counted(async move {
+            let _ = result_tx.send(work.await);
+        });
+        async move {
+            result_rx.await.map_err(|_| {
+                Error::Internal("the operation's task ended before it answered".into())
+            })?
+        }
+    }
+
     /// Runs in flight in this process.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)

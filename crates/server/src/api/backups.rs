@@ -16,10 +16,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use statehouse_backup::service::{
-    BackupView, DatabaseChange, DatabaseSpec, DatabaseView, EncryptionChange, EncryptionView,
-    GeneratedKey, HealthCheckView, HealthReport, NotifierInput, NotifierView, ProgressFn,
-    ReadonlyRole, ReadonlyRoleRequest, RestoreRequest, RestoreView, TargetInput, TargetView,
-    TestOutcome, Uptime, VerificationView,
+    BackupService, BackupView, DatabaseChange, DatabaseSpec, DatabaseView, EncryptionChange,
+    EncryptionView, GeneratedKey, HealthCheckView, HealthReport, NotifierInput, NotifierView,
+    ProgressFn, ReadonlyRole, ReadonlyRoleRequest, RestoreRequest, RestoreView, TargetInput,
+    TargetView, TestOutcome, Uptime, VerificationView,
 };
 use statehouse_backup::settings::{ConnectionSettings, DatabaseSettings};
 use statehouse_backup::targets::TargetSpec;
@@ -41,29 +41,21 @@ fn wants_progress(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains(NDJSON))
 }
 
-/// Runs a long operation (a backup, restore or verification) in its own task: a caller that
-/// goes away (Ctrl-C, a dropped connection) stops waiting, not the operation, which runs to its
-/// end, cleans up (a verification's scratch database) and is recorded and audited.
-async fn detached<T, Fut>(work: Fut) -> statehouse_core::Result<T>
-where
-    T: Send + 'static,
-    Fut: std::future::Future<Output = statehouse_core::Result<T>> + Send + 'static,
-{
-    tokio::spawn(work).await.map_err(|e| {
-        statehouse_core::Error::Internal(format!("the operation's task ended abnormally: {e}"))
-    })?
-}
-
-/// Runs `work` (detached, see [`detached`]) and answers its result as JSON, or (asked for
-/// NDJSON) streams its progress lines followed by the result.
-async fn with_progress<T, F, Fut>(headers: &HeaderMap, status: StatusCode, work: F) -> Response
+/// Runs `work` (detached, see [`BackupService::detached`]) and answers its result as JSON, or
+/// (asked for NDJSON) streams its progress lines followed by the result.
+async fn with_progress<T, F, Fut>(
+    backups: &BackupService,
+    headers: &HeaderMap,
+    status: StatusCode,
+    work: F,
+) -> Response
 where
     T: Serialize + Send + 'static,
     F: FnOnce(Option<ProgressFn>) -> Fut,
     Fut: std::future::Future<Output = statehouse_core::Result<T>> + Send + 'static,
 {
     if !wants_progress(headers) {
-        return match detached(work(None)).await {
+        return match backups.detached(work(None)).await {
             Ok(value) => (status, Json(value)).into_response(),
             Err(e) => ApiError(e).into_response(),
         };
@@ -82,7 +74,7 @@ where
         let line = serde_json::json!({"progress": {"bytes": bytes, "total": total}});
         let _ = progress_lines.send(format!("{line}\n"));
     });
-    let fut = work(Some(progress));
+    let fut = backups.detached(work(Some(progress)));
     tokio::spawn(async move {
         let last = match fut.await {
             Ok(value) => serde_json::json!({"result": value}),
@@ -508,12 +500,13 @@ pub async fn backup_now(
         return Ok((StatusCode::ACCEPTED, Json(queued)).into_response());
     }
     let service = app.backups.clone();
-    Ok(
-        with_progress(&headers, StatusCode::OK, move |progress| async move {
-            service.backup_now(&who, &ws, &db, progress).await
-        })
-        .await,
+    Ok(with_progress(
+        &app.backups,
+        &headers,
+        StatusCode::OK,
+        move |progress| async move { service.backup_now(&who, &ws, &db, progress).await },
     )
+    .await)
 }
 
 // ---- backups ----------------------------------------------------------------------------------
@@ -695,14 +688,17 @@ pub async fn restore_backup(
         passphrase: body.passphrase.map(SecretString::from),
     };
     let service = app.backups.clone();
-    Ok(
-        with_progress(&headers, StatusCode::OK, move |progress| async move {
+    Ok(with_progress(
+        &app.backups,
+        &headers,
+        StatusCode::OK,
+        move |progress| async move {
             service
                 .restore_backup(&who, &ws, &id, request, progress)
                 .await
-        })
-        .await,
+        },
     )
+    .await)
 }
 
 /// Verifies a backup now and records the outcome (workspace editor).
@@ -716,7 +712,10 @@ pub async fn verify_backup(
     Caller(who): Caller,
     Path((ws, id)): Path<(String, String)>,
 ) -> Result<Json<VerificationView>, ApiError> {
-    let verification = detached(async move { app.backups.verify_backup(&who, &ws, &id).await });
+    let backups = app.backups.clone();
+    let verification = app
+        .backups
+        .detached(async move { backups.verify_backup(&who, &ws, &id).await });
     Ok(Json(verification.await?))
 }
 
