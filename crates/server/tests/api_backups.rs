@@ -226,14 +226,7 @@ async fn backup_download_verify_restore_and_delete() {
     );
 
     // Verification without a verification server: decrypt, checksum, table of contents.
-    let (status, verification) =
-        t.s.api(
-            "POST",
-            &format!("/workspaces/default/backups/{id}/verify"),
-            Some(&t.admin),
-            None,
-        )
-        .await;
+    let (status, verification) = verify(&t.s, &t.admin, &id).await;
     assert_eq!(status, 200, "{verification}");
     assert_eq!(verification["level"], "list");
     assert_eq!(verification["ok"], true, "{verification}");
@@ -261,14 +254,7 @@ async fn backup_download_verify_restore_and_delete() {
     let middle = stored.len() / 2;
     stored[middle] ^= 0x55;
     std::fs::write(&path, &stored).unwrap();
-    let (status, verification) =
-        t.s.api(
-            "POST",
-            &format!("/workspaces/default/backups/{id}/verify"),
-            Some(&t.admin),
-            None,
-        )
-        .await;
+    let (status, verification) = verify(&t.s, &t.admin, &id).await;
     assert_eq!(status, 200, "{verification}");
     assert_eq!(verification["ok"], false, "{verification}");
     let (status, body) =
@@ -481,6 +467,17 @@ async fn two_schedulers_run_each_due_backup_once_and_catch_up_after_downtime() {
 }
 
 /// A local receiver of generic-webhook notifications: the JSON bodies it got.
+/// `POST …/backups/{id}/verify` in the default workspace.
+async fn verify(s: &TestServer, token: &str, id: &str) -> (u16, Value) {
+    s.api(
+        "POST",
+        &format!("/workspaces/default/backups/{id}/verify"),
+        Some(token),
+        None,
+    )
+    .await
+}
+
 async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
     let got: Arc<Mutex<Vec<Value>>> = Arc::default();
     let sink = got.clone();
@@ -908,14 +905,7 @@ async fn backups_only_their_owners_can_read_are_verified_by_checksum() {
     let run = t.backup_now().await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let id = run["id"].as_str().unwrap();
-    let (status, verification) =
-        t.s.api(
-            "POST",
-            &format!("/workspaces/default/backups/{id}/verify"),
-            Some(&t.admin),
-            None,
-        )
-        .await;
+    let (status, verification) = verify(&t.s, &t.admin, id).await;
     assert_eq!(status, 200, "{verification}");
     assert_eq!(verification["level"], "checksum", "{verification}");
     assert_eq!(verification["ok"], true, "{verification}");
@@ -1033,14 +1023,7 @@ async fn whole_server_mode_backs_up_each_database_and_full_verification_counts_r
     // The early backup has nothing to compare a scratch restore with: checked the cheap way,
     // and the verification says why.
     let early_id = early[0]["id"].as_str().unwrap();
-    let (status, verification) = s
-        .api(
-            "POST",
-            &format!("/workspaces/default/backups/{early_id}/verify"),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (status, verification) = verify(&s, &admin, early_id).await;
     assert_eq!(status, 200, "{verification}");
     assert_eq!(verification["level"], "list", "{verification}");
     assert_eq!(verification["ok"], true, "{verification}");
@@ -1054,14 +1037,7 @@ async fn whole_server_mode_backs_up_each_database_and_full_verification_counts_r
 
     // Full verification on the verification server: scratch restore, row counts compared.
     let id = runs[0]["id"].as_str().unwrap();
-    let (status, verification) = s
-        .api(
-            "POST",
-            &format!("/workspaces/default/backups/{id}/verify"),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (status, verification) = verify(&s, &admin, id).await;
     assert_eq!(status, 200, "{verification}");
     assert_eq!(verification["level"], "restore", "{verification}");
     assert_eq!(verification["ok"], true, "{verification}");
@@ -1086,8 +1062,7 @@ async fn whole_server_mode_backs_up_each_database_and_full_verification_counts_r
         list.as_array().unwrap().len()
     };
     let before = verifications().await;
-    let verify_path = format!("/workspaces/default/backups/{id}/verify");
-    let request = s.api("POST", &verify_path, Some(&admin), None);
+    let request = verify(&s, &admin, id);
     let scratch_exists = async {
         while scratch_databases() == "0" {
             tokio::time::sleep(Duration::from_millis(10)).await;
