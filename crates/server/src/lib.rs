@@ -4,9 +4,11 @@
 pub mod api;
 mod auth;
 mod body;
+mod connections;
 mod health;
 pub mod maintenance;
 mod tf_http;
+mod timeouts;
 pub mod webhook_sender;
 mod wire;
 
@@ -18,6 +20,9 @@ use axum::http::{HeaderName, Request};
 use statehouse_core::service::Services;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+
+pub use connections::{ConnectionLimits, OVERFLOW_CONNECTIONS, serve};
+pub use timeouts::Timeouts;
 
 /// Shared by every handler.
 #[derive(Clone)]

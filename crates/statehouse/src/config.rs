@@ -10,6 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use statehouse_core::accounts::AuthSettings;
+use statehouse_server::{ConnectionLimits, Timeouts};
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -31,6 +32,7 @@ pub struct Config {
     /// Events (and finished webhook deliveries) older than this are pruned.
     pub event_retention: HumanDuration,
     pub postgres: PostgresConfig,
+    pub http: HttpConfig,
     pub auth: AuthConfig,
     pub self_backup: SelfBackupConfig,
 }
@@ -60,6 +62,63 @@ impl Default for SelfBackupConfig {
             timezone: "UTC".into(),
             keep_last: 14,
         }
+    }
+}
+
+/// HTTP connections: timeouts and a limit, so that idle or stalled clients cannot use up the
+/// server's connections. The defaults accept a 512 MiB upload over a slow link (only pauses
+/// count, never the total time).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// A connection waiting for its next request is closed after this long.
+    pub idle_timeout: HumanDuration,
+    /// A request's headers must be complete this long after its first byte.
+    pub header_timeout: HumanDuration,
+    /// The longest pause while a request body arrives, or while a client takes a response.
+    pub body_timeout: HumanDuration,
+    /// Connections served at once (lowered at start if the open-files limit cannot hold them).
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        let defaults = ConnectionLimits::default();
+        HttpConfig {
+            idle_timeout: HumanDuration(defaults.timeouts.idle),
+            header_timeout: HumanDuration(defaults.timeouts.header),
+            body_timeout: HumanDuration(defaults.timeouts.body),
+            max_connections: defaults.max_connections,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn limits(&self) -> Result<ConnectionLimits> {
+        let timeouts = [
+            ("idle_timeout", self.idle_timeout),
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+        ];
+        for (key, value) in timeouts {
+            if value.0 < Duration::from_millis(100) {
+                anyhow::bail!(
+                    "http.{key} must be at least 100ms (STATEHOUSE_HTTP__{})",
+                    key.to_uppercase()
+                );
+            }
+        }
+        if self.max_connections == 0 {
+            anyhow::bail!("http.max_connections must be at least 1 (STATEHOUSE_HTTP__MAX_CONNECTIONS)");
+        }
+        Ok(ConnectionLimits {
+            timeouts: Timeouts {
+                idle: self.idle_timeout.0,
+                header: self.header_timeout.0,
+                body: self.body_timeout.0,
+            },
+            max_connections: self.max_connections,
+        })
     }
 }
 
@@ -131,6 +190,7 @@ impl Default for Config {
             audit_retention: HumanDuration(Duration::from_secs(365 * 86_400)),
             event_retention: HumanDuration(Duration::from_secs(30 * 86_400)),
             postgres: PostgresConfig::default(),
+            http: HttpConfig::default(),
             auth: AuthConfig::default(),
             self_backup: SelfBackupConfig::default(),
         }
@@ -143,7 +203,7 @@ impl Default for PostgresConfig {
         PostgresConfig {
             pool_min: 0,
             pool_max: 10,
-            acquire_timeout: secs(30),
+            acquire_timeout: secs(5),
             idle_timeout: secs(600),
             statement_timeout: secs(60),
             idle_in_transaction_session_timeout: secs(60),

@@ -9,6 +9,7 @@ mod databases;
 mod import;
 mod instance;
 mod notifiers;
+mod open_files;
 mod output;
 mod progress;
 mod search;

@@ -6,7 +6,7 @@ use statehouse_server::maintenance::run_maintenance;
 use statehouse_server::webhook_sender::{
     HttpTransport, Retention, run_retention, run_webhook_worker,
 };
-use statehouse_server::{AppState, DRAIN_TIMEOUT, router};
+use statehouse_server::{AppState, DRAIN_TIMEOUT, router, serve};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -15,6 +15,7 @@ use crate::instance;
 
 pub async fn run(config: Config) -> Result<()> {
     init_logging(&config.log_format);
+    let limits = crate::open_files::fit(config.http.limits()?, crate::open_files::raise_soft_limit());
     let instance = instance::open(&config).await?;
     let services = instance.services.clone();
     if instance.key_created {
@@ -67,11 +68,8 @@ pub async fn run(config: Config) -> Result<()> {
             stop_rx.clone(),
         )),
     ];
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let server = serve(listener, app, limits, stop_rx.clone());
+    tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
@@ -79,7 +77,7 @@ pub async fn run(config: Config) -> Result<()> {
 
     let mut stop_rx = stop_rx;
     tokio::select! {
-        result = server => result.context("server failed")?,
+        () = server => {}
         _ = async {
             let _ = stop_rx.wait_for(|stopping| *stopping).await;
             tokio::time::sleep(DRAIN_TIMEOUT).await;

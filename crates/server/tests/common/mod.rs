@@ -10,7 +10,7 @@ use statehouse_core::access::Role;
 use statehouse_core::clock::{FakeClock, Timestamp};
 use statehouse_core::crypto::{Cipher, KeyFile};
 use statehouse_core::service::Services;
-use statehouse_server::{AppState, router};
+use statehouse_server::{AppState, ConnectionLimits, router};
 use statehouse_store_sqlite::SqliteStore;
 
 pub struct TestServer {
@@ -20,6 +20,8 @@ pub struct TestServer {
     pub clock: Arc<FakeClock>,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
+    /// Kept so the server runs until the test ends (dropping it would stop the server).
+    _stop: tokio::sync::watch::Sender<bool>,
 }
 
 pub const MAX_BYTES: usize = 1024 * 1024;
@@ -28,6 +30,11 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        Self::start_with(ConnectionLimits::default(), MAX_BYTES).await
+    }
+
+    /// A server with these connection limits and largest state body.
+    pub async fn start_with(limits: ConnectionLimits, max_state_bytes: usize) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("db.sqlite"))
             .await
@@ -48,18 +55,12 @@ impl TestServer {
         let app = router(AppState {
             services: services.clone(),
             backups: backups.clone(),
-            max_state_bytes: MAX_BYTES,
+            max_state_bytes,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .await
-            .unwrap()
-        });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(statehouse_server::serve(listener, app, limits, stopped));
         TestServer {
             url,
             services,
@@ -67,6 +68,7 @@ impl TestServer {
             clock,
             dir,
             client: reqwest::Client::new(),
+            _stop: stop,
         }
     }
 

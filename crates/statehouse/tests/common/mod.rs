@@ -270,6 +270,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(store: Store) -> Server {
+        Self::start_with(store, &[])
+    }
+
+    /// A server with extra environment settings (`STATEHOUSE_HTTP__…`, or
+    /// `STATEHOUSE_DATABASE_URL` for a PostgreSQL of the test's own, whose data it then owns).
+    pub fn start_with(store: Store, extra_env: &[(&str, &str)]) -> Server {
+        let own_database = extra_env
+            .iter()
+            .any(|(k, _)| *k == "STATEHOUSE_DATABASE_URL");
         let data_dir = tempfile::Builder::new()
             .prefix("statehouse-e2e-")
             .tempdir()
@@ -281,11 +290,13 @@ impl Server {
                 data_dir.path().display().to_string(),
             ),
         ];
-        let pg_schema = (store == Store::Postgres).then(|| unique_name("e2e"));
+        let pg_schema =
+            (store == Store::Postgres && !own_database).then(|| unique_name("e2e"));
         if let Some(schema) = &pg_schema {
             env.push(("STATEHOUSE_DATABASE_URL".to_owned(), pg_url()));
             env.push(("STATEHOUSE_POSTGRES__SCHEMA".to_owned(), schema.clone()));
         }
+        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         if std::env::var_os("RUST_LOG").is_none() {
             env.push(("RUST_LOG".to_owned(), "info".to_owned()));
         }
