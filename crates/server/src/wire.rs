@@ -14,6 +14,21 @@ impl From<Error> for WireError {
     }
 }
 
+/// `Retry-After` of a `503` (the store could not be reached): time for a database restart or
+/// failover to make progress before the client tries again.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
+/// The `Retry-After` an error's answer carries, if any.
+pub fn retry_after_of(e: &Error) -> Option<u64> {
+    match e {
+        Error::TooManyRequests {
+            retry_after_secs, ..
+        } => Some(*retry_after_secs),
+        Error::Store(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+        _ => None,
+    }
+}
+
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -32,6 +47,19 @@ pub fn status_of(e: &Error) -> StatusCode {
 impl IntoResponse for WireError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
+        let retry_after = retry_after_of(&self.0);
+        let mut response = self.answer(status);
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl WireError {
+    fn answer(self, status: StatusCode) -> Response {
         match self.0 {
             Error::Locked { holder_info } => {
                 tracing::info!(
@@ -49,15 +77,9 @@ impl IntoResponse for WireError {
                 );
                 resp
             }
-            Error::TooManyRequests {
-                message,
-                retry_after_secs,
-            } => {
+            Error::TooManyRequests { message, .. } => {
                 tracing::info!(status = 429, reason = %message, "request refused");
-                let mut resp = (status, format!("{message}\n")).into_response();
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                resp
+                (status, format!("{message}\n")).into_response()
             }
             e @ (Error::Store(_) | Error::Internal(_) | Error::Config(_)) => {
                 // Details go to the log (with the request id), not to the client.

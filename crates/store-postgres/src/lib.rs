@@ -75,7 +75,8 @@ pub struct PgSettings {
     pub pool_min: u32,
     /// Most connections this process opens.
     pub pool_max: u32,
-    /// How long a request waits for a connection (and how long connecting may take at start).
+    /// How long a request waits for a connection (and how long connecting may take at start):
+    /// while the database is down, requests fail (`503`) after this long.
     pub acquire_timeout: Duration,
     /// Idle connections above `pool_min` are closed after this long.
     pub idle_timeout: Option<Duration>,
@@ -97,7 +98,7 @@ impl Default for PgSettings {
             url: String::new(),
             pool_min: 0,
             pool_max: 10,
-            acquire_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_secs(5),
             idle_timeout: Some(Duration::from_secs(10 * 60)),
             statement_timeout: Some(Duration::from_secs(60)),
             idle_in_transaction_session_timeout: Some(Duration::from_secs(60)),
