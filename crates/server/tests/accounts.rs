@@ -632,7 +632,7 @@ async fn token_listings_show_what_the_caller_may_see() {
         .await
         .unwrap();
     let names = |list: &Value| {
-        let mut n: Vec<String> = list
+        let mut n: Vec<String> = list["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -658,7 +658,7 @@ async fn token_listings_show_what_the_caller_may_see() {
     assert_eq!(names(&filtered), ["ci-other"]);
     // Listings carry kind, owner, expiry and last use; never a secret or hash.
     let (_, all) = s.api("GET", "/tokens", Some(&root), None).await;
-    let ci = all
+    let ci = all["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -735,7 +735,7 @@ async fn membership_api_round_trip() {
     let (_, members) = s
         .api("GET", "/workspaces/default/members", Some(&admin), None)
         .await;
-    assert_eq!(members.as_array().unwrap().len(), 1);
+    assert_eq!(members["items"].as_array().unwrap().len(), 1);
     let (status, body) = s
         .api(
             "PUT",

@@ -132,7 +132,7 @@ async fn workspaces_create_list_change_delete() {
     }
 
     let (_, all) = s.api("GET", "/workspaces", Some(&admin), None).await;
-    let names: Vec<_> = all
+    let names: Vec<_> = all["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -141,11 +141,11 @@ async fn workspaces_create_list_change_delete() {
     assert_eq!(names, ["default", "other", "prod"]);
     let (_, mine) = s.api("GET", "/workspaces", Some(&viewer), None).await;
     assert_eq!(
-        mine.as_array().unwrap().len(),
+        mine["items"].as_array().unwrap().len(),
         1,
         "only workspaces with a role"
     );
-    assert_eq!(mine[0]["your_role"], "viewer");
+    assert_eq!(mine["items"][0]["your_role"], "viewer");
 
     // Settings: set, then turn one off with null; absent fields stay.
     let (status, body) = s
@@ -239,7 +239,7 @@ async fn workspaces_create_list_change_delete() {
             None,
         )
         .await;
-    let id = deleted[0]["id"].as_str().unwrap().to_owned();
+    let id = deleted["items"][0]["id"].as_str().unwrap().to_owned();
     let (status, _) = s
         .api(
             "DELETE",
@@ -624,9 +624,9 @@ async fn deleted_states_restore() {
             None,
         )
         .await;
-    assert_eq!(deleted[0]["name"], "gone");
-    assert_eq!(deleted[0]["versions"], 1);
-    let id = deleted[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(deleted["items"][0]["name"], "gone");
+    assert_eq!(deleted["items"][0]["versions"], 1);
+    let id = deleted["items"][0]["id"].as_str().unwrap().to_owned();
     let (status, _) = s
         .api(
             "POST",

@@ -703,7 +703,7 @@ async fn bad_input_is_refused_with_reasons_and_changes_nothing() {
     let (_, targets) =
         t.s.api("GET", "/workspaces/default/targets", Some(&t.admin), None)
             .await;
-    assert_eq!(targets.as_array().unwrap().len(), 1);
+    assert_eq!(targets["items"].as_array().unwrap().len(), 1);
     // The target in use cannot be deleted.
     let (status, body) =
         t.s.api(
@@ -1059,7 +1059,7 @@ async fn whole_server_mode_backs_up_each_database_and_full_verification_counts_r
             )
             .await;
         assert_eq!(status, 200, "{list}");
-        list.as_array().unwrap().len()
+        list["items"].as_array().unwrap().len()
     };
     let before = verifications().await;
     let request = verify(&s, &admin, id);

@@ -348,11 +348,7 @@ async fn changes_emit_events_to_subscribers_and_pollers() {
             None,
         )
         .await;
-    let id = deleted["items"][0]["id"]
-        .as_str()
-        .or(deleted[0]["id"].as_str())
-        .unwrap()
-        .to_owned();
+    let id = deleted["items"][0]["id"].as_str().unwrap().to_owned();
     let (status, body) = s
         .api(
             "POST",

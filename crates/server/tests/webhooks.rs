@@ -456,9 +456,9 @@ async fn unreachable_receivers_are_logged_and_bad_webhooks_refused() {
     let (_, listed) = s
         .api("GET", "/workspaces/default/webhooks", Some(&admin), None)
         .await;
-    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
     assert!(
-        listed[0].get("secret").is_none(),
+        listed["items"][0].get("secret").is_none(),
         "secrets are never listed"
     );
     let (status, rotated) = s

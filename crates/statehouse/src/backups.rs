@@ -343,10 +343,10 @@ pub async fn run(client: &Client, cmd: BackupCommand) -> Result<()> {
                 let verifications = client
                     .get(
                         &path(["workspaces", &workspace, "backups", &id, "verifications"]),
-                        &Query::new(),
+                        &Query::new().with("limit", Some(1)),
                     )
                     .await?;
-                if let Some(latest) = verifications.as_array().and_then(|v| v.first()) {
+                if let Some(latest) = verifications["items"].as_array().and_then(|v| v.first()) {
                     println!("verification failure: {}", verification_reason(latest));
                 }
             }

@@ -458,6 +458,22 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Every item of a paged listing (for commands that look one up).
+    pub async fn list_all(&self, path: &str, query: Query) -> Result<Vec<serde_json::Value>> {
+        let paging = Paging {
+            limit: Some(1_000),
+            all: true,
+            cursor: None,
+        };
+        let mut page = self.list(path, query, &paging).await?;
+        match page["items"].take() {
+            serde_json::Value::Array(items) => Ok(items),
+            _ => anyhow::bail!("the server's answer to {path} is not a page of items"),
+        }
+    }
+}
+
 /// Reads an API answer into the server's view type.
 pub fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {
     serde_json::from_value(value).context(

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::client::{ApiFailure, Client, Query, path};
+use crate::client::{ApiFailure, Client, Paging, Query, path};
 use crate::output::{Output, age, on_off, or_dash, print_json, print_table, size, str_or};
 use crate::progress::{Progress, long_operation, visible};
 use crate::settings_input::read_stdin_secret;
@@ -152,6 +152,8 @@ pub enum DbCommand {
     List {
         #[arg(long, default_value = "default")]
         workspace: String,
+        #[command(flatten)]
+        paging: Paging,
         #[command(flatten)]
         output: Output,
     },
@@ -863,14 +865,19 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                 ),
             )
         }
-        DbCommand::List { workspace, output } => {
-            let dbs = client
-                .get(
+        DbCommand::List {
+            workspace,
+            paging,
+            output,
+        } => {
+            let page = client
+                .list(
                     &path(["workspaces", &workspace, "databases"]),
-                    &Query::new(),
+                    Query::new(),
+                    &paging,
                 )
                 .await?;
-            output.list(dbs, &DB_HEADERS, db_row)
+            output.page(page, "databases", &DB_HEADERS, db_row)
         }
         DbCommand::Show {
             name,

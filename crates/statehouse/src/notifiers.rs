@@ -6,7 +6,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::client::{Client, Query, path};
+use crate::client::{Client, Paging, Query, path};
 use crate::output::{Output, on_off, print_json, str_or};
 use crate::settings_input::{SettingsArgs, comma_list};
 use crate::targets::{print_with_settings, secrets_set, test_outcome};
@@ -74,6 +74,8 @@ pub enum NotifierCommand {
     List {
         #[arg(long, default_value = "default")]
         workspace: String,
+        #[command(flatten)]
+        paging: Paging,
         #[command(flatten)]
         output: Output,
     },
@@ -200,14 +202,19 @@ pub async fn run(client: &Client, cmd: NotifierCommand) -> Result<()> {
                 ),
             )
         }
-        NotifierCommand::List { workspace, output } => {
-            let notifiers = client
-                .get(
+        NotifierCommand::List {
+            workspace,
+            paging,
+            output,
+        } => {
+            let page = client
+                .list(
                     &path(["workspaces", &workspace, "notifiers"]),
-                    &Query::new(),
+                    Query::new(),
+                    &paging,
                 )
                 .await?;
-            output.list(notifiers, &HEADERS, row)
+            output.page(page, "notifiers", &HEADERS, row)
         }
         NotifierCommand::Show {
             name,

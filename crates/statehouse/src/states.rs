@@ -144,6 +144,8 @@ pub enum StateCommand {
         #[arg(long, default_value = "default")]
         workspace: String,
         #[command(flatten)]
+        paging: Paging,
+        #[command(flatten)]
         output: Output,
     },
     /// Make a deleted state live again, by the id `state deleted` shows (workspace admins).
@@ -346,15 +348,21 @@ pub async fn run(client: &Client, cmd: StateCommand) -> Result<()> {
             );
             Ok(())
         }
-        StateCommand::Deleted { workspace, output } => {
-            let found = client
-                .get(
+        StateCommand::Deleted {
+            workspace,
+            paging,
+            output,
+        } => {
+            let page = client
+                .list(
                     &path(["workspaces", &workspace, "deleted-states"]),
-                    &Query::new(),
+                    Query::new(),
+                    &paging,
                 )
                 .await?;
-            output.list(
-                found,
+            output.page(
+                page,
+                "deleted states",
                 &["ID", "NAME", "VERSIONS", "DELETED", "BY"],
                 |d: &DeletedStateView| {
                     vec![

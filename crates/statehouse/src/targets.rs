@@ -5,7 +5,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::client::{Client, Query, path};
+use crate::client::{Client, Paging, Query, path};
 use crate::output::{Output, print_json, str_or};
 use crate::settings_input::SettingsArgs;
 
@@ -54,6 +54,8 @@ pub enum TargetCommand {
     List {
         #[arg(long, default_value = "default")]
         workspace: String,
+        #[command(flatten)]
+        paging: Paging,
         #[command(flatten)]
         output: Output,
     },
@@ -228,11 +230,19 @@ pub async fn run(client: &Client, cmd: TargetCommand) -> Result<()> {
                 ),
             )
         }
-        TargetCommand::List { workspace, output } => {
-            let targets = client
-                .get(&path(["workspaces", &workspace, "targets"]), &Query::new())
+        TargetCommand::List {
+            workspace,
+            paging,
+            output,
+        } => {
+            let page = client
+                .list(
+                    &path(["workspaces", &workspace, "targets"]),
+                    Query::new(),
+                    &paging,
+                )
                 .await?;
-            output.list(targets, &HEADERS, row)
+            output.page(page, "targets", &HEADERS, row)
         }
         TargetCommand::Show {
             name,

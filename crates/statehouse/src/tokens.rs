@@ -10,7 +10,7 @@ use statehouse_core::access::Role;
 use statehouse_core::clock::parse_duration;
 
 use crate::admin::RoleArg;
-use crate::client::{Client, Query, path};
+use crate::client::{Client, Paging, Query, path};
 use crate::output::{Output, print_json, str_or};
 
 #[derive(Subcommand)]
@@ -52,6 +52,8 @@ pub enum TokenCommand {
         /// Only this user's tokens.
         #[arg(long, conflicts_with = "workspace")]
         user: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
         #[command(flatten)]
         output: Output,
     },
@@ -171,24 +173,17 @@ pub async fn run(client: &Client, cmd: TokenCommand) -> Result<()> {
         TokenCommand::List {
             workspace,
             user,
+            paging,
             output,
         } => {
-            let mut tokens = client
-                .get(
-                    &path(["tokens"]),
-                    &Query::new().with("workspace", workspace),
-                )
-                .await?;
-            if let (Some(user), Some(items)) = (&user, tokens.as_array_mut()) {
-                // User names are stored in lower case.
-                let wanted = user.trim().to_lowercase();
-                items.retain(|t| t["user"].as_str() == Some(wanted.as_str()));
-            }
-            output.list(tokens, &HEADERS, row)
+            let query = Query::new()
+                .with("workspace", workspace)
+                .with("user", user);
+            let page = client.list(&path(["tokens"]), query, &paging).await?;
+            output.page(page, "tokens", &HEADERS, row)
         }
         TokenCommand::Revoke { which, output } => {
-            let all = client.get(&path(["tokens"]), &Query::new()).await?;
-            let all = all.as_array().map(Vec::as_slice).unwrap_or_default();
+            let all = client.list_all(&path(["tokens"]), Query::new()).await?;
             let by_id: Vec<&Value> = all.iter().filter(|t| t["id"] == which.as_str()).collect();
             let by_name: Vec<&Value> = all
                 .iter()

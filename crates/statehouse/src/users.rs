@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use statehouse_core::access::Role;
 
 use crate::admin::RoleArg;
-use crate::client::{Client, Query, path};
+use crate::client::{Client, Paging, Query, path};
 use crate::output::{Output, print_json, str_or};
 use crate::workspaces::OnOff;
 
@@ -32,6 +32,8 @@ pub enum UserCommand {
     },
     /// List users with their workspace roles (instance admins).
     List {
+        #[command(flatten)]
+        paging: Paging,
         #[command(flatten)]
         output: Output,
     },
@@ -129,19 +131,21 @@ pub async fn run(client: &Client, cmd: UserCommand) -> Result<()> {
             );
             output.done(&user, &confirmation)
         }
-        UserCommand::List { output } => {
-            let users = client.get(&path(["users"]), &Query::new()).await?;
+        UserCommand::List { paging, output } => {
+            let mut page = client.list(&path(["users"]), Query::new(), &paging).await?;
             if output.json {
-                return print_json(&users);
+                return print_json(&page);
             }
             // The list has no roles; each user's answer does.
             let mut detailed = Vec::new();
-            for user in users.as_array().into_iter().flatten() {
+            for user in page["items"].as_array().into_iter().flatten() {
                 let name = user["name"].as_str().unwrap_or_default();
                 detailed.push(client.get(&path(["users", name]), &Query::new()).await?);
             }
-            output.list(
-                Value::Array(detailed),
+            page["items"] = Value::Array(detailed);
+            output.page(
+                page,
+                "users",
                 &[
                     "NAME",
                     "INSTANCE ADMIN",

@@ -7,13 +7,15 @@ use serde_json::{Map, Value, json};
 use statehouse_core::clock::parse_duration;
 use statehouse_server::api::views::WorkspaceView;
 
-use crate::client::{Client, Query, path};
+use crate::client::{Client, Paging, Query, path};
 use crate::output::{Output, on_off, policy_age};
 
 #[derive(Subcommand)]
 pub enum WorkspaceCommand {
     /// List the workspaces you have a role in.
     List {
+        #[command(flatten)]
+        paging: Paging,
         #[command(flatten)]
         output: Output,
     },
@@ -106,9 +108,11 @@ fn details(w: &WorkspaceView) -> Vec<(&'static str, String)> {
 
 pub async fn run(client: &Client, cmd: WorkspaceCommand) -> Result<()> {
     match cmd {
-        WorkspaceCommand::List { output } => {
-            let list = client.get(&path(["workspaces"]), &Query::new()).await?;
-            output.list(list, &HEADERS, row)
+        WorkspaceCommand::List { paging, output } => {
+            let page = client
+                .list(&path(["workspaces"]), Query::new(), &paging)
+                .await?;
+            output.page(page, "workspaces", &HEADERS, row)
         }
         WorkspaceCommand::Show { name, output } => {
             let ws = client

@@ -208,7 +208,7 @@ fn backup_download_restore_and_verify(store: Store) {
         "{stderr}"
     );
     let targets = json_of(&cli(&["target", "list", "--json"]));
-    assert_eq!(targets.as_array().unwrap().len(), 2, "{targets}");
+    assert_eq!(targets["items"].as_array().unwrap().len(), 2, "{targets}");
     cli(&["target", "delete", "broken"]);
 
     // The database, then a check.

@@ -135,7 +135,7 @@ fn exercise_every_command(server: &Server, via: Via<'_>) {
     assert!(stderr(&out).contains("created workspace \"team\""));
     assert_eq!(json_of(&out)["name"], "team");
     let list = json_of(&cli(&["workspace", "list", "--json"]));
-    let team = list
+    let team = list["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -375,7 +375,7 @@ fn exercise_every_command(server: &Server, via: Via<'_>) {
         vec!["app/net"]
     );
     let deleted = json_of(&cli(&["state", "deleted", "--json"]));
-    let entry = &deleted.as_array().unwrap()[0];
+    let entry = &deleted["items"][0];
     assert_eq!(entry["name"], "app/db");
     let id = entry["id"].as_str().unwrap().to_owned();
     cli(&["state", "restore", &id]);
@@ -384,12 +384,15 @@ fn exercise_every_command(server: &Server, via: Via<'_>) {
         vec!["app/db", "app/net"]
     );
     cli(&["state", "delete", "app/db"]);
-    let id = json_of(&cli(&["state", "deleted", "--json"]))[0]["id"]
+    let id = json_of(&cli(&["state", "deleted", "--json"]))["items"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
     cli(&["state", "purge", &id]);
-    assert_eq!(json_of(&cli(&["state", "deleted", "--json"])), json!([]));
+    assert_eq!(
+        json_of(&cli(&["state", "deleted", "--json"])),
+        json!({"items": [], "next_cursor": null})
+    );
 }
 
 /// `user`, `token` and `audit` commands with the given transport, as an instance admin.
@@ -437,7 +440,7 @@ fn exercise_users_tokens_and_audit(server: &Server, via: Via<'_>) {
     );
     assert_eq!(json_of(&out)["role"], "editor");
     let users = json_of(&cli(&["user", "list", "--json"]));
-    let names: Vec<&str> = users
+    let names: Vec<&str> = users["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -506,7 +509,7 @@ fn exercise_users_tokens_and_audit(server: &Server, via: Via<'_>) {
     assert!(stdout(&viewer).trim().starts_with("sht_"));
     let tokens = json_of(&cli(&["token", "list", "--json"]));
     let find = |name: &str| {
-        tokens
+        tokens["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -521,10 +524,10 @@ fn exercise_users_tokens_and_audit(server: &Server, via: Via<'_>) {
     assert!(carol_ci["expires_at"].is_string());
     assert_eq!(find("svc-viewer")["kind"], "service");
     let carols = json_of(&cli(&["token", "list", "--user", "carol", "--json"]));
-    assert_eq!(carols.as_array().unwrap().len(), 1, "{carols}");
+    assert_eq!(carols["items"].as_array().unwrap().len(), 1, "{carols}");
     let in_default = json_of(&cli(&["token", "list", "--workspace", "default", "--json"]));
     assert!(
-        in_default
+        in_default["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -713,11 +716,11 @@ fn remote_refusals_are_clear_and_change_nothing() {
     let ws = json_of(&server.cli(&["workspace", "show", "default", "--json"]));
     assert!(ws["keep_versions"].is_null());
     let users = json_of(&server.cli(&["user", "list", "--json"]));
-    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
-    assert_eq!(users[0]["instance_admin"], true);
+    assert_eq!(users["items"].as_array().unwrap().len(), 1, "{users}");
+    assert_eq!(users["items"][0]["instance_admin"], true);
     // A viewer sees no tokens but its own kind's, and revokes none.
     let seen = json_of(&server.cli_via(as_viewer, &["token", "list", "--json"]));
-    assert_eq!(seen, json!([]));
+    assert_eq!(seen, json!({"items": [], "next_cursor": null}));
 
     // A workspace admin reads its workspace's audit entries, but may not verify the chain.
     let ws_admin = server.create_token("default", "admin", "ws-admin");

@@ -28,7 +28,7 @@ use statehouse_core::backups::BackupStatus;
 use statehouse_core::clock::Timestamp;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{checked_limit, decode_cursor};
+use super::extract::{Order, checked_limit, decode_cursor};
 use super::{ApiError, ApiJson, ApiQuery, Caller, ErrorBody, Page, PageParams};
 use crate::AppState;
 
@@ -251,15 +251,19 @@ fn connection_of(
 
 /// The workspace's registered databases.
 #[utoipa::path(get, path = "/workspaces/{ws}/databases", tag = "backups",
-    params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 200, body = Vec<DatabaseView>), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    params(("ws" = String, Path, description = "workspace name"), PageParams),
+    responses((status = 200, body = Page<DatabaseView>), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_databases(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
     Path(ws): Path<String>,
-) -> Result<Json<Vec<DatabaseView>>, ApiError> {
-    Ok(Json(app.backups.list_databases(&who, &ws).await?))
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<DatabaseView>>, ApiError> {
+    let all = app.backups.list_databases(&who, &ws).await?;
+    Ok(Json(Page::select(all, &page, Order::Ascending, |d| {
+        d.name.clone()
+    })?))
 }
 
 /// Registers a PostgreSQL database (workspace admin).
@@ -473,6 +477,7 @@ pub async fn readonly_role(
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BackupNowParams {
     /// Run it in this request and answer when it ends (default); false queues it for the
@@ -512,6 +517,7 @@ pub async fn backup_now(
 // ---- backups ----------------------------------------------------------------------------------
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BackupListParams {
     /// Only this database's backups (name or id).
@@ -722,15 +728,19 @@ pub async fn verify_backup(
 /// A backup's verifications, newest first.
 #[utoipa::path(get, path = "/workspaces/{ws}/backups/{id}/verifications", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
-        ("id" = String, Path, description = "backup id")),
-    responses((status = 200, body = Vec<VerificationView>), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        ("id" = String, Path, description = "backup id"), PageParams),
+    responses((status = 200, body = Page<VerificationView>), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn verifications(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
     Path((ws, id)): Path<(String, String)>,
-) -> Result<Json<Vec<VerificationView>>, ApiError> {
-    Ok(Json(app.backups.list_verifications(&who, &ws, &id).await?))
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<VerificationView>>, ApiError> {
+    let all = app.backups.list_verifications(&who, &ws, &id).await?;
+    Ok(Json(Page::select(all, &page, Order::Descending, |v| {
+        format!("{}:{}", v.at, v.id)
+    })?))
 }
 
 // ---- targets --------------------------------------------------------------------------------
@@ -754,15 +764,19 @@ pub struct TargetPatch {
 
 /// The workspace's storage targets (secrets never shown).
 #[utoipa::path(get, path = "/workspaces/{ws}/targets", tag = "backups",
-    params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 200, body = Vec<TargetView>), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    params(("ws" = String, Path, description = "workspace name"), PageParams),
+    responses((status = 200, body = Page<TargetView>), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_targets(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
     Path(ws): Path<String>,
-) -> Result<Json<Vec<TargetView>>, ApiError> {
-    Ok(Json(app.backups.list_targets(&who, &ws).await?))
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<TargetView>>, ApiError> {
+    let all = app.backups.list_targets(&who, &ws).await?;
+    Ok(Json(Page::select(all, &page, Order::Ascending, |t| {
+        t.name.clone()
+    })?))
 }
 
 /// Adds a storage target (workspace admin).
@@ -884,15 +898,19 @@ pub struct NotifierPatch {
 
 /// The workspace's notifiers (secrets never shown).
 #[utoipa::path(get, path = "/workspaces/{ws}/notifiers", tag = "backups",
-    params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 200, body = Vec<NotifierView>), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    params(("ws" = String, Path, description = "workspace name"), PageParams),
+    responses((status = 200, body = Page<NotifierView>), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_notifiers(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
     Path(ws): Path<String>,
-) -> Result<Json<Vec<NotifierView>>, ApiError> {
-    Ok(Json(app.backups.list_notifiers(&who, &ws).await?))
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<NotifierView>>, ApiError> {
+    let all = app.backups.list_notifiers(&who, &ws).await?;
+    Ok(Json(Page::select(all, &page, Order::Ascending, |n| {
+        n.name.clone()
+    })?))
 }
 
 /// Adds a notifier (workspace admin).

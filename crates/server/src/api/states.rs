@@ -18,6 +18,7 @@ use statehouse_core::tfstate::{Output, StateDiff};
 use utoipa::{IntoParams, ToSchema};
 
 use super::views::{DeletedStateView, LockView, StateView, VersionView};
+use super::extract::{Order, time_key};
 use super::{ApiError, ApiJson, ApiQuery, Caller, ErrorBody, Page, PageParams};
 use crate::AppState;
 
@@ -247,16 +248,25 @@ pub async fn force_unlock(
 }
 
 /// Soft-deleted states of the workspace (workspace admins).
+/// Most recently deleted first.
 #[utoipa::path(get, path = "/workspaces/{ws}/deleted-states", tag = "states",
-    params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 200, body = Vec<DeletedStateView>), (status = 403, body = ErrorBody)))]
+    params(("ws" = String, Path, description = "workspace name"), PageParams),
+    responses((status = 200, body = Page<DeletedStateView>), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn deleted(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
     Path(ws): Path<String>,
-) -> Result<Json<Vec<DeletedStateView>>, ApiError> {
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<DeletedStateView>>, ApiError> {
     let found = app.services.list_deleted_states(&who, &ws).await?;
-    Ok(Json(found.iter().map(DeletedStateView::from).collect()))
+    let page = Page::select(found, &page, Order::Descending, |d| {
+        time_key(d.deleted_at, &d.id)
+    })?;
+    Ok(Json(Page {
+        items: page.items.iter().map(DeletedStateView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Makes a soft-deleted state live again (workspace admins).

@@ -13,7 +13,8 @@ use statehouse_core::service::{TokenInfo, TokenOwner, TokenRequest};
 use utoipa::{IntoParams, ToSchema};
 
 use super::users::parse_role;
-use super::{ApiError, ApiJson, ApiQuery, Caller, ErrorBody};
+use super::extract::{Order, time_key};
+use super::{ApiError, ApiJson, ApiQuery, Caller, ErrorBody, Page, PageParams};
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,26 +70,46 @@ impl TokenView {
 pub struct TokenFilter {
     /// Only tokens acting in this workspace (its service tokens, user tokens narrowed to it).
     pub workspace: Option<String>,
+    /// Only this user's tokens.
+    pub user: Option<String>,
+    pub cursor: Option<String>,
+    /// 1–1000, default 100.
+    pub limit: Option<i64>,
 }
 
 /// The tokens the caller may see: its own, the service tokens of workspaces it administers,
 /// or (instance admins) all. Never their secrets.
-#[utoipa::path(get, path = "/tokens", tag = "tokens", params(TokenFilter),
-    responses((status = 200, body = Vec<TokenView>), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+/// In creation order.
+#[utoipa::path(get, path = "/tokens", tag = "tokens", operation_id = "list_tokens",
+    params(TokenFilter),
+    responses((status = 200, body = Page<TokenView>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
     ApiQuery(filter): ApiQuery<TokenFilter>,
-) -> Result<Json<Vec<TokenView>>, ApiError> {
-    let tokens = app
+) -> Result<Json<Page<TokenView>>, ApiError> {
+    let mut tokens = app
         .services
         .tokens_visible_to(&who, filter.workspace.as_deref())
         .await?;
+    if let Some(user) = &filter.user {
+        // User names are stored in lower case.
+        let wanted = user.trim().to_lowercase();
+        tokens.retain(|t| t.user.as_deref() == Some(wanted.as_str()));
+    }
+    let page = PageParams {
+        cursor: filter.cursor,
+        limit: filter.limit,
+    };
+    let page = Page::select(tokens, &page, Order::Ascending, |t| {
+        time_key(t.created_at, &t.id)
+    })?;
     let now = app.services.now();
-    Ok(Json(
-        tokens.iter().map(|t| TokenView::new(t, now)).collect(),
-    ))
+    Ok(Json(Page {
+        items: page.items.iter().map(|t| TokenView::new(t, now)).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -13,7 +13,8 @@ use statehouse_core::accounts::{Membership, User};
 use statehouse_core::service::UserChange;
 use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, Caller, ErrorBody};
+use super::extract::Order;
+use super::{ApiError, ApiJson, ApiQuery, Caller, ErrorBody, Page, PageParams};
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,15 +75,20 @@ pub fn parse_role(role: &str) -> Result<Role, ApiError> {
 }
 
 /// All users, by name (instance admins).
-#[utoipa::path(get, path = "/users", tag = "users",
-    responses((status = 200, body = Vec<UserView>), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/users", tag = "users", operation_id = "list_users",
+    params(PageParams),
+    responses((status = 200, body = Page<UserView>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
-) -> Result<Json<Vec<UserView>>, ApiError> {
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<UserView>>, ApiError> {
     let users = app.services.list_users(&who).await?;
-    Ok(Json(users.iter().map(|u| UserView::new(u, None)).collect()))
+    let views = users.iter().map(|u| UserView::new(u, None)).collect();
+    Ok(Json(Page::select(views, &page, Order::Ascending, |u| {
+        u.name.clone()
+    })?))
 }
 
 /// A new user. (No `Debug`: the password must never reach a log.)
@@ -184,18 +190,22 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The members of a workspace and their roles (workspace admins).
+/// The members of a workspace and their roles, by user name (workspace admins).
 #[utoipa::path(get, path = "/workspaces/{ws}/members", tag = "members",
-    params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 200, body = Vec<MembershipView>), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    params(("ws" = String, Path, description = "workspace name"), PageParams),
+    responses((status = 200, body = Page<MembershipView>), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn members(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
     Path(ws): Path<String>,
-) -> Result<Json<Vec<MembershipView>>, ApiError> {
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<MembershipView>>, ApiError> {
     let members = app.services.members(&who, &ws).await?;
-    Ok(Json(members.iter().map(MembershipView::new).collect()))
+    let views = members.iter().map(MembershipView::new).collect();
+    Ok(Json(Page::select(views, &page, Order::Ascending, |m| {
+        m.user.clone()
+    })?))
 }
 
 /// One member's role (workspace admins).

@@ -12,7 +12,7 @@ use statehouse_core::service::{WebhookChange, WebhookSpec};
 use statehouse_core::webhooks::{Delivery, DeliveryAttempt, Webhook};
 use utoipa::ToSchema;
 
-use super::extract::checked_limit;
+use super::extract::{Order, checked_limit, time_key};
 use super::{ApiError, ApiJson, ApiQuery, Caller, ErrorBody, Page, PageParams};
 use crate::AppState;
 
@@ -146,16 +146,24 @@ pub struct DeliveryDetail {
 
 /// The workspace's webhooks (workspace admins).
 #[utoipa::path(get, path = "/workspaces/{ws}/webhooks", tag = "webhooks",
-    params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 200, body = Vec<WebhookView>), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    operation_id = "list_webhooks",
+    params(("ws" = String, Path, description = "workspace name"), PageParams),
+    responses((status = 200, body = Page<WebhookView>), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
     Path(ws): Path<String>,
-) -> Result<Json<Vec<WebhookView>>, ApiError> {
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<WebhookView>>, ApiError> {
     let hooks = app.services.list_webhooks(&who, &ws).await?;
-    Ok(Json(hooks.iter().map(WebhookView::from).collect()))
+    let page = Page::select(hooks, &page, Order::Ascending, |w| {
+        time_key(w.created_at, &w.id)
+    })?;
+    Ok(Json(Page {
+        items: page.items.iter().map(WebhookView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Creates a webhook; the answer carries its signing secret, shown this once.

@@ -10,22 +10,28 @@ use statehouse_core::workspaces::WorkspaceChange;
 use utoipa::ToSchema;
 
 use super::views::WorkspaceView;
-use super::{ApiError, ApiJson, Caller, ErrorBody};
+use super::extract::Order;
+use super::{ApiError, ApiJson, ApiQuery, Caller, ErrorBody, Page, PageParams};
 use crate::AppState;
 
-/// The workspaces the caller has a role in.
-#[utoipa::path(get, path = "/workspaces", tag = "workspaces",
-    responses((status = 200, body = Vec<WorkspaceView>), (status = 401, body = ErrorBody)))]
+/// The workspaces the caller has a role in, by name.
+#[utoipa::path(get, path = "/workspaces", tag = "workspaces", operation_id = "list_workspaces",
+    params(PageParams),
+    responses((status = 200, body = Page<WorkspaceView>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
-) -> Result<Json<Vec<WorkspaceView>>, ApiError> {
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<WorkspaceView>>, ApiError> {
     let all = app.services.list_workspaces(&who).await?;
-    Ok(Json(
-        all.iter()
-            .map(|(ws, role)| WorkspaceView::new(ws, *role))
-            .collect(),
-    ))
+    let views = all
+        .iter()
+        .map(|(ws, role)| WorkspaceView::new(ws, *role))
+        .collect();
+    Ok(Json(Page::select(views, &page, Order::Ascending, |w| {
+        w.name.clone()
+    })?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
