@@ -7,7 +7,7 @@ use serde::Serialize;
 use statehouse_core::Error;
 use utoipa::ToSchema;
 
-use crate::wire::status_of;
+use crate::wire::{retry_after_of, status_of};
 
 /// A domain error on its way to an API client.
 #[derive(Debug)]
@@ -28,7 +28,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `locked`, `too_large`, `too_many_requests`, `unavailable`, `internal`.
+    /// `conflict`, `locked`, `too_large`, `unsupported_media_type`, `too_many_requests`,
+    /// `unavailable`, `internal`.
     pub code: &'static str,
     /// What went wrong and what to do, for humans.
     pub message: String,
@@ -57,12 +58,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
         let code = code_of(&self.0);
-        let retry_after = match &self.0 {
-            Error::TooManyRequests {
-                retry_after_secs, ..
-            } => Some(*retry_after_secs),
-            _ => None,
-        };
+        let retry_after = retry_after_of(&self.0);
         let (message, lock) = match self.0 {
             Error::Locked { holder_info } => {
                 let lock = serde_json::from_str(&holder_info).ok();
@@ -104,6 +100,23 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// A request body in a media type the API does not read: `415`.
+pub struct UnsupportedMediaType(pub String);
+
+impl IntoResponse for UnsupportedMediaType {
+    fn into_response(self) -> Response {
+        tracing::info!(status = 415, reason = %self.0, "API request refused");
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: "unsupported_media_type",
+                message: self.0,
+                lock: None,
+            },
+        };
+        (axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response()
     }
 }
 

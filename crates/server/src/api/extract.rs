@@ -3,17 +3,22 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::header;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use statehouse_core::Error;
+use statehouse_core::clock::Timestamp;
 use statehouse_core::access::Principal;
 use statehouse_core::accounts::Session;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
+use super::error::UnsupportedMediaType;
 use crate::{AppState, auth};
 
 /// The authenticated principal making the request (token, or session cookie with CSRF
@@ -48,20 +53,51 @@ impl FromRequestParts<Arc<AppState>> for SessionCaller {
 }
 
 /// A JSON body; malformed JSON or wrong fields are a 400 naming the problem.
+///
+/// The body is read as JSON when it says so (`application/json`, `…+json`), says nothing, or
+/// carries `application/x-www-form-urlencoded` — what `curl -d` sends unless told otherwise,
+/// so the README's one-line examples work as typed. Any other declared type is a 415.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(ApiError(Error::BadRequest(format!(
-                "invalid JSON body: {}",
-                rejection.body_text()
-            )))),
+        if let Some(declared) = req.headers().get(header::CONTENT_TYPE) {
+            let declared = declared.to_str().unwrap_or("(not text)");
+            if !is_json_or_curl_default(declared) {
+                return Err(UnsupportedMediaType(format!(
+                    "Content-Type {declared:?} is not accepted: send a JSON body (Content-Type: application/json)"
+                ))
+                .into_response());
+            }
         }
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                ApiError(Error::BadRequest(format!(
+                    "cannot read the request body: {}",
+                    rejection.body_text()
+                )))
+                .into_response()
+            })?;
+        serde_json::from_slice(&body).map(ApiJson).map_err(|e| {
+            ApiError(Error::BadRequest(format!("invalid JSON body: {e}"))).into_response()
+        })
     }
+}
+
+/// Whether a declared media type is one [`ApiJson`] reads as JSON.
+fn is_json_or_curl_default(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+        || essence == "application/x-www-form-urlencoded"
 }
 
 /// Query parameters; unknown values or wrong types are a 400 naming the problem.
@@ -152,6 +188,52 @@ impl<T> Page<T> {
     }
 }
 
+/// Which way a listing runs through its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Ascending,
+    Descending,
+}
+
+impl<T> Page<T> {
+    /// One page of a listing the service returns whole (workspaces, users, tokens, …: short
+    /// lists): the items ordered by `key` (unique per item) in `order`, those after the
+    /// cursor's position, at most `limit` of them; `next_cursor` only when more follow.
+    pub fn select(
+        all: Vec<T>,
+        params: &PageParams,
+        order: Order,
+        key: impl Fn(&T) -> String,
+    ) -> Result<Self, ApiError> {
+        let limit = usize::try_from(checked_limit(params.limit)?).unwrap_or(usize::MAX);
+        let after = params.position()?;
+        let mut keyed: Vec<(String, T)> = all.into_iter().map(|item| (key(&item), item)).collect();
+        keyed.sort_by(|a, b| match order {
+            Order::Ascending => a.0.cmp(&b.0),
+            Order::Descending => b.0.cmp(&a.0),
+        });
+        let mut rest = keyed.into_iter().filter(|(k, _)| match (&after, order) {
+            (None, _) => true,
+            (Some(after), Order::Ascending) => k > after,
+            (Some(after), Order::Descending) => k < after,
+        });
+        let page: Vec<(String, T)> = rest.by_ref().take(limit).collect();
+        let next_cursor = match rest.next() {
+            Some(_) => page.last().map(|(k, _)| encode_cursor(k)),
+            None => None,
+        };
+        Ok(Page {
+            items: page.into_iter().map(|(_, item)| item).collect(),
+            next_cursor,
+        })
+    }
+}
+
+/// A listing key that sorts by time, then id (times in milliseconds, zero-padded).
+pub fn time_key(at: Timestamp, id: &str) -> String {
+    format!("{:020}:{id}", at.0.max(0))
+}
+
 fn encode_cursor(position: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
 }
@@ -170,6 +252,7 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -191,5 +274,48 @@ mod tests {
             limit: None,
         };
         assert!(bad.position().is_err());
+    }
+
+    #[test]
+    fn json_is_read_from_json_types_none_and_curls_default() {
+        for accepted in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/merge-patch+json",
+            "application/x-www-form-urlencoded",
+        ] {
+            assert!(is_json_or_curl_default(accepted), "{accepted}");
+        }
+        for refused in ["text/plain", "multipart/form-data; boundary=x", "application/xml", ""] {
+            assert!(!is_json_or_curl_default(refused), "{refused}");
+        }
+    }
+
+    #[test]
+    fn whole_listings_are_paged_in_key_order() {
+        let params = |cursor: Option<String>, limit| PageParams {
+            cursor,
+            limit: Some(limit),
+        };
+        let all = || vec!["c", "a", "d", "b", "e"];
+        let key = |s: &&str| s.to_string();
+        let first = Page::select(all(), &params(None, 2), Order::Ascending, key).unwrap();
+        assert_eq!(first.items, ["a", "b"]);
+        let second =
+            Page::select(all(), &params(first.next_cursor, 2), Order::Ascending, key).unwrap();
+        assert_eq!(second.items, ["c", "d"]);
+        let last =
+            Page::select(all(), &params(second.next_cursor, 2), Order::Ascending, key).unwrap();
+        assert_eq!(last.items, ["e"]);
+        assert!(last.next_cursor.is_none(), "no cursor after the last item");
+        let exact = Page::select(all(), &params(None, 5), Order::Ascending, key).unwrap();
+        assert!(exact.next_cursor.is_none(), "a page that ends the listing has no cursor");
+        let newest = Page::select(all(), &params(None, 3), Order::Descending, key).unwrap();
+        assert_eq!(newest.items, ["e", "d", "c"]);
+        let older =
+            Page::select(all(), &params(newest.next_cursor, 3), Order::Descending, key).unwrap();
+        assert_eq!(older.items, ["b", "a"]);
+        assert!(Page::select(all(), &params(None, 0), Order::Ascending, key).is_err());
     }
 }
