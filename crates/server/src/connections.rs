@@ -7,7 +7,6 @@
 //! Beyond those, a new connection is closed as soon as it is accepted.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,7 +67,7 @@ pub async fn serve(
     let at_limit = AtomicBool::new(false);
     loop {
         let (stream, peer) = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            () = stopped(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -126,6 +125,11 @@ pub async fn serve(
         .await;
 }
 
+/// Resolves once `shutdown` says to stop (or its sender is gone), holding no borrow of it.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
 /// Errors of `accept` itself: a failed handshake concerns one client; anything else (most
 /// often "too many open files") is logged and retried after a pause, which lets connections
 /// close in the meantime.
@@ -173,7 +177,7 @@ impl Connection {
         let mut connection = std::pin::pin!(connection);
         let result = tokio::select! {
             result = connection.as_mut() => result,
-            _ = shutdown.wait_for(|stop| *stop) => {
+            () = stopped(&mut shutdown) => {
                 connection.as_mut().graceful_shutdown();
                 connection.await
             }

@@ -313,7 +313,8 @@ where
                     .waiting
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
                 if timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Some(Err(Box::new(BodyTimedOut(limit)))));
+                    let timed_out: BoxError = Box::new(BodyTimedOut(limit));
+                    return Poll::Ready(Some(Err(timed_out)));
                 }
                 Poll::Pending
             }

@@ -144,7 +144,7 @@ impl AuditParams {
 
 /// Audit log entries, newest first unless `order=oldest` (instance admins; workspace admins
 /// see their workspace's).
-#[utoipa::path(get, path = "/audit", tag = "audit", params(AuditParams),
+#[utoipa::path(get, path = "/audit", tag = "audit", operation_id = "list_audit_entries", params(AuditParams),
     responses((status = 200, body = Page<AuditEntryView>), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody)))]
 pub async fn list(

@@ -38,7 +38,7 @@ pub struct StateListQuery {
 }
 
 /// Live states of a workspace in name order, with current version and lock.
-#[utoipa::path(get, path = "/workspaces/{ws}/states", tag = "states",
+#[utoipa::path(get, path = "/workspaces/{ws}/states", tag = "states", operation_id = "list_states",
     params(("ws" = String, Path, description = "workspace name"), StateListQuery),
     responses((status = 200, body = Page<StateView>), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -75,7 +75,7 @@ pub async fn list(
 }
 
 /// One state: current version and lock.
-#[utoipa::path(get, path = "/workspaces/{ws}/states/{state}", tag = "states",
+#[utoipa::path(get, path = "/workspaces/{ws}/states/{state}", tag = "states", operation_id = "show_state",
     params(("ws" = String, Path, description = "workspace name"),
         ("state" = String, Path, description = "state name, URL-encoded")),
     responses((status = 200, body = StateView), (status = 403, body = ErrorBody),
@@ -95,7 +95,7 @@ pub async fn show(
 
 /// Soft-deletes a state (workspace admins): it disappears from the backend and listings, its
 /// versions stay restorable until purged. Refused while locked.
-#[utoipa::path(delete, path = "/workspaces/{ws}/states/{state}", tag = "states",
+#[utoipa::path(delete, path = "/workspaces/{ws}/states/{state}", tag = "states", operation_id = "delete_state",
     params(("ws" = String, Path, description = "workspace name"),
         ("state" = String, Path, description = "state name, URL-encoded")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),

@@ -141,7 +141,7 @@ pub struct CreatedToken {
 /// Creates a token: a user token of one's own (through a session or an unrestricted token,
 /// optionally narrowed to a workspace and/or a maximum role), a workspace service token
 /// (workspace admins) or an instance token (instance admins).
-#[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = NewToken,
+#[utoipa::path(post, path = "/tokens", tag = "tokens", operation_id = "create_token", request_body = NewToken,
     responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn create(

@@ -104,7 +104,7 @@ pub struct NewUser {
 }
 
 /// Creates a user (instance admins).
-#[utoipa::path(post, path = "/users", tag = "users", request_body = NewUser,
+#[utoipa::path(post, path = "/users", tag = "users", operation_id = "create_user", request_body = NewUser,
     responses((status = 201, body = UserView), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(
@@ -126,7 +126,7 @@ pub async fn create(
 }
 
 /// One user with its workspace roles (instance admins, or the user itself).
-#[utoipa::path(get, path = "/users/{user}", tag = "users",
+#[utoipa::path(get, path = "/users/{user}", tag = "users", operation_id = "show_user",
     params(("user" = String, Path, description = "user name")),
     responses((status = 200, body = UserView), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -153,7 +153,7 @@ pub struct UserPatch {
 
 /// Sets a password, the instance admin flag, or disables/enables a user (instance admins; a
 /// user may set its own password through a session or an unrestricted token).
-#[utoipa::path(patch, path = "/users/{user}", tag = "users", request_body = UserPatch,
+#[utoipa::path(patch, path = "/users/{user}", tag = "users", operation_id = "change_user", request_body = UserPatch,
     params(("user" = String, Path, description = "user name")),
     responses((status = 200, body = UserView), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -176,7 +176,7 @@ pub async fn change(
 }
 
 /// Deletes a user with its memberships, tokens and sessions (instance admins).
-#[utoipa::path(delete, path = "/users/{user}", tag = "users",
+#[utoipa::path(delete, path = "/users/{user}", tag = "users", operation_id = "delete_user",
     params(("user" = String, Path, description = "user name")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "oneself, or the last enabled instance admin")))]

@@ -167,7 +167,7 @@ pub async fn list(
 }
 
 /// Creates a webhook; the answer carries its signing secret, shown this once.
-#[utoipa::path(post, path = "/workspaces/{ws}/webhooks", tag = "webhooks", request_body = NewWebhook,
+#[utoipa::path(post, path = "/workspaces/{ws}/webhooks", tag = "webhooks", operation_id = "create_webhook", request_body = NewWebhook,
     params(("ws" = String, Path, description = "workspace name")),
     responses((status = 201, body = WebhookWithSecret), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -194,7 +194,7 @@ pub async fn create(
 }
 
 /// One webhook (never its secret).
-#[utoipa::path(get, path = "/workspaces/{ws}/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(get, path = "/workspaces/{ws}/webhooks/{id}", tag = "webhooks", operation_id = "show_webhook",
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "webhook id")),
     responses((status = 200, body = WebhookView), (status = 403, body = ErrorBody),
@@ -210,7 +210,7 @@ pub async fn show(
 }
 
 /// Changes a webhook; `rotate_secret: true` returns a new secret once.
-#[utoipa::path(patch, path = "/workspaces/{ws}/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(patch, path = "/workspaces/{ws}/webhooks/{id}", tag = "webhooks", operation_id = "change_webhook",
     request_body = WebhookPatch,
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "webhook id")),
@@ -237,7 +237,7 @@ pub async fn change(
 }
 
 /// Deletes a webhook and its delivery log.
-#[utoipa::path(delete, path = "/workspaces/{ws}/webhooks/{id}", tag = "webhooks",
+#[utoipa::path(delete, path = "/workspaces/{ws}/webhooks/{id}", tag = "webhooks", operation_id = "delete_webhook",
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "webhook id")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]

@@ -42,7 +42,7 @@ pub struct NewWorkspace {
 }
 
 /// Creates a workspace (instance admins).
-#[utoipa::path(post, path = "/workspaces", tag = "workspaces", request_body = NewWorkspace,
+#[utoipa::path(post, path = "/workspaces", tag = "workspaces", operation_id = "create_workspace", request_body = NewWorkspace,
     responses((status = 201, body = WorkspaceView), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create(
@@ -58,7 +58,7 @@ pub async fn create(
 }
 
 /// One workspace with its policies.
-#[utoipa::path(get, path = "/workspaces/{ws}", tag = "workspaces",
+#[utoipa::path(get, path = "/workspaces/{ws}", tag = "workspaces", operation_id = "show_workspace",
     params(("ws" = String, Path, description = "workspace name")),
     responses((status = 200, body = WorkspaceView), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -102,7 +102,7 @@ fn millis(seconds: Option<Option<i64>>) -> Option<Option<i64>> {
 }
 
 /// Renames a workspace or changes its policies (workspace admins).
-#[utoipa::path(patch, path = "/workspaces/{ws}", tag = "workspaces", request_body = WorkspacePatch,
+#[utoipa::path(patch, path = "/workspaces/{ws}", tag = "workspaces", operation_id = "change_workspace", request_body = WorkspacePatch,
     params(("ws" = String, Path, description = "workspace name")),
     responses((status = 200, body = WorkspaceView), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -128,7 +128,7 @@ pub async fn change(
 }
 
 /// Deletes a workspace without states (instance admins); its tokens go with it.
-#[utoipa::path(delete, path = "/workspaces/{ws}", tag = "workspaces",
+#[utoipa::path(delete, path = "/workspaces/{ws}", tag = "workspaces", operation_id = "delete_workspace",
     params(("ws" = String, Path, description = "workspace name")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "the workspace still has states")))]
