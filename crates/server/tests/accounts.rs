@@ -669,7 +669,7 @@ async fn token_listings_show_what_the_caller_may_see() {
     assert_eq!(ci["status"], "active");
     assert!(ci["expires_at"].is_string());
     assert!(ci.get("secret").is_none() && ci.get("secret_hash").is_none());
-    let own = all
+    let own = all["items"]
         .as_array()
         .unwrap()
         .iter()
