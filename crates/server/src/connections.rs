@@ -119,7 +119,9 @@ pub async fn serve(
     }
     drop(listener);
     // Every connection holds a slot until it closes: having them all back means all are closed.
-    let _ = slots.acquire_many(u32::try_from(max).unwrap_or(u32::MAX)).await;
+    let _ = slots
+        .acquire_many(u32::try_from(max).unwrap_or(u32::MAX))
+        .await;
     let _ = overflow
         .acquire_many(u32::try_from(OVERFLOW_CONNECTIONS).unwrap_or(u32::MAX))
         .await;
@@ -135,7 +137,10 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// close in the meantime.
 async fn accept_failed(e: std::io::Error) {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
         return;
     }
     tracing::error!(error = %e, "cannot accept connections; retrying in 100 ms");
@@ -150,7 +155,12 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, slot: OwnedSemaphorePermit, mut shutdown: watch::Receiver<bool>) {
+    async fn run(
+        self,
+        stream: TcpStream,
+        slot: OwnedSemaphorePermit,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let activity = Activity::new();
         let io = TokioIo::new(GuardedIo::new(stream, activity.clone(), self.timeouts));
         let Connection {
@@ -213,7 +223,10 @@ fn busy(max: usize) -> Response<Body> {
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }

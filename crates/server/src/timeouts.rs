@@ -170,7 +170,11 @@ impl<T> GuardedIo<T> {
         Poll::Pending
     }
 
-    fn progressed<R>(&mut self, result: Poll<io::Result<R>>, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+    fn progressed<R>(
+        &mut self,
+        result: Poll<io::Result<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<R>> {
         match result {
             Poll::Pending => self.stalled(cx),
             ready => {

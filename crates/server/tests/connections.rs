@@ -100,7 +100,9 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
 
     // A kept-alive connection after a complete request and response.
     let mut used = connect(&server).await;
-    used.write_all(get("/healthz", "").as_bytes()).await.unwrap();
+    used.write_all(get("/healthz", "").as_bytes())
+        .await
+        .unwrap();
     let (status, _, body) = read_response(&mut used).await;
     assert_eq!((status, body.as_slice()), (200, b"ok\n".as_slice()));
     assert!(
@@ -124,7 +126,11 @@ async fn a_half_sent_request_head_is_closed_after_the_header_timeout() {
     // from the first byte, not from the last.
     let mut dribble = connect(&server).await;
     let writer = tokio::spawn(async move {
-        for byte in b"GET /healthz HTTP/1.1\r\nX-Slow: ".iter().cycle().take(2_000) {
+        for byte in b"GET /healthz HTTP/1.1\r\nX-Slow: "
+            .iter()
+            .cycle()
+            .take(2_000)
+        {
             if dribble.write_all(&[*byte]).await.is_err() {
                 return dribble;
             }
@@ -208,7 +214,10 @@ async fn a_client_that_stops_reading_a_response_is_let_go() {
         .connect(server.url.trim_start_matches("http://").parse().unwrap())
         .await
         .unwrap();
-    let request = get("/tf/default/big", &format!("Authorization: Bearer {token}\r\n"));
+    let request = get(
+        "/tf/default/big",
+        &format!("Authorization: Bearer {token}\r\n"),
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     // Not reading for a while: the server's write stalls, and it gives up after 300 ms.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -233,7 +242,10 @@ async fn at_the_connection_limit_health_checks_still_answer() {
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut stream = connect(&server).await;
-        stream.write_all(get("/healthz", "").as_bytes()).await.unwrap();
+        stream
+            .write_all(get("/healthz", "").as_bytes())
+            .await
+            .unwrap();
         assert_eq!(read_response(&mut stream).await.0, 200);
         held.push(stream);
     }
@@ -253,7 +265,10 @@ async fn at_the_connection_limit_health_checks_still_answer() {
     let answer = String::from_utf8_lossy(&read_until_closed(&mut refused).await).into_owned();
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.to_lowercase().contains("retry-after: 1"), "{answer}");
-    assert!(answer.contains("too many open connections (limit 3)"), "{answer}");
+    assert!(
+        answer.contains("too many open connections (limit 3)"),
+        "{answer}"
+    );
 
     // Once one connection closes, new clients are served again.
     drop(held.pop());
@@ -269,5 +284,8 @@ async fn at_the_connection_limit_health_checks_still_answer() {
         }
     })
     .await;
-    assert!(served.is_ok(), "no request was served after a connection closed");
+    assert!(
+        served.is_ok(),
+        "no request was served after a connection closed"
+    );
 }

@@ -20,7 +20,9 @@ async fn walk(s: &TestServer, token: &str, path: &str, key: &str) -> Vec<String>
         };
         let (status, page) = s.api("GET", &url, Some(token), None).await;
         assert_eq!(status, 200, "GET {url}: {page}");
-        let items = page["items"].as_array().unwrap_or_else(|| panic!("{url}: {page}"));
+        let items = page["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{url}: {page}"));
         assert_eq!(items.len(), 1, "GET {url}: one item per page: {page}");
         seen.push(items[0][key].as_str().unwrap().to_owned());
         match page["next_cursor"].as_str() {
@@ -48,7 +50,12 @@ async fn every_listing_is_a_page_walked_by_its_cursor() {
     for hook in ["a", "b"] {
         let body = json!({"url": format!("https://hooks.example.com/{hook}"), "events": ["*"]});
         let (status, created) = s
-            .api("POST", "/workspaces/default/webhooks", Some(&root), Some(body))
+            .api(
+                "POST",
+                "/workspaces/default/webhooks",
+                Some(&root),
+                Some(body),
+            )
             .await;
         assert_eq!(status, 201, "{created}");
         s.clock.advance_millis(1_000);
@@ -79,7 +86,12 @@ async fn every_listing_is_a_page_walked_by_its_cursor() {
         assert_eq!(walk(&s, &root, path, key).await, expected, "GET {path}");
     }
     let (_, deleted) = s
-        .api("GET", "/workspaces/default/deleted-states", Some(&root), None)
+        .api(
+            "GET",
+            "/workspaces/default/deleted-states",
+            Some(&root),
+            None,
+        )
         .await;
     let names: Vec<&str> = deleted["items"]
         .as_array()
@@ -87,7 +99,11 @@ async fn every_listing_is_a_page_walked_by_its_cursor() {
         .iter()
         .map(|d| d["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["gone-c", "gone-b", "gone-a"], "most recently deleted first");
+    assert_eq!(
+        names,
+        ["gone-c", "gone-b", "gone-a"],
+        "most recently deleted first"
+    );
 
     for path in [
         "/workspaces/default/databases",
@@ -96,9 +112,17 @@ async fn every_listing_is_a_page_walked_by_its_cursor() {
     ] {
         let (status, page) = s.api("GET", path, Some(&root), None).await;
         assert_eq!(status, 200, "GET {path}: {page}");
-        assert_eq!(page, json!({"items": [], "next_cursor": null}), "GET {path}");
+        assert_eq!(
+            page,
+            json!({"items": [], "next_cursor": null}),
+            "GET {path}"
+        );
     }
-    for bad in ["/workspaces?limit=0", "/users?limit=1001", "/tokens?cursor=%21%21"] {
+    for bad in [
+        "/workspaces?limit=0",
+        "/users?limit=1001",
+        "/tokens?cursor=%21%21",
+    ] {
         let (status, body) = s.api("GET", bad, Some(&root), None).await;
         assert_eq!(status, 400, "GET {bad}: {body}");
         assert_eq!(body["error"]["code"], "bad_request");
@@ -111,8 +135,14 @@ async fn a_token_listing_filters_by_user_on_the_server() {
     let root = s.token(None, Role::Admin).await;
     s.user("dora", &[("default", Role::Viewer)]).await;
     s.user_token("dora", None, None).await;
-    s.user_token("dora", Some("default"), Some(Role::Viewer)).await;
+    s.user_token("dora", Some("default"), Some(Role::Viewer))
+        .await;
     let (_, page) = s.api("GET", "/tokens?user=DORA", Some(&root), None).await;
-    let owners: Vec<&Value> = page["items"].as_array().unwrap().iter().map(|t| &t["user"]).collect();
+    let owners: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["user"])
+        .collect();
     assert_eq!(owners, [&json!("dora"), &json!("dora")], "{page}");
 }

@@ -14,7 +14,12 @@ use serde_json::Value;
 
 async fn served_document() -> Value {
     let s = TestServer::start().await;
-    let response = s.client.get(s.api_url("/openapi.json")).send().await.unwrap();
+    let response = s
+        .client
+        .get(s.api_url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -24,8 +29,10 @@ fn operations(doc: &Value) -> Vec<(&str, &str, &Value)> {
     let mut all = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            if ["get", "put", "post", "delete", "patch", "head", "options", "trace"]
-                .contains(&method.as_str())
+            if [
+                "get", "put", "post", "delete", "patch", "head", "options", "trace",
+            ]
+            .contains(&method.as_str())
             {
                 all.push((path.as_str(), method.as_str(), op));
             }
@@ -82,7 +89,10 @@ async fn operation_ids_are_unique() {
         seen.entry(id).or_default().push(format!("{method} {path}"));
     }
     let duplicates: BTreeMap<_, _> = seen.into_iter().filter(|(_, ops)| ops.len() > 1).collect();
-    assert!(duplicates.is_empty(), "duplicate operationIds: {duplicates:#?}");
+    assert!(
+        duplicates.is_empty(),
+        "duplicate operationIds: {duplicates:#?}"
+    );
 }
 
 #[tokio::test]
@@ -133,7 +143,10 @@ async fn health_and_the_terraform_backend_are_described() {
         ("/tf/{workspace}/{name}/lock", "post"),
         ("/tf/{workspace}/{name}/lock", "delete"),
     ] {
-        assert!(paths[path][method].is_object(), "{method} {path} is not described");
+        assert!(
+            paths[path][method].is_object(),
+            "{method} {path} is not described"
+        );
     }
     assert_eq!(
         paths["/healthz"]["get"]["security"],

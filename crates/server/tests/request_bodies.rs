@@ -69,7 +69,10 @@ async fn other_types_and_non_json_are_refused_with_reasons() {
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["code"], "bad_request");
     assert!(
-        answer["error"]["message"].as_str().unwrap().starts_with("invalid JSON body"),
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON body"),
         "{answer}"
     );
     for name in ["plain", "form"] {

@@ -109,7 +109,9 @@ impl HttpConfig {
             }
         }
         if self.max_connections == 0 {
-            anyhow::bail!("http.max_connections must be at least 1 (STATEHOUSE_HTTP__MAX_CONNECTIONS)");
+            anyhow::bail!(
+                "http.max_connections must be at least 1 (STATEHOUSE_HTTP__MAX_CONNECTIONS)"
+            );
         }
         Ok(ConnectionLimits {
             timeouts: Timeouts {

@@ -15,7 +15,8 @@ use crate::instance;
 
 pub async fn run(config: Config) -> Result<()> {
     init_logging(&config.log_format);
-    let limits = crate::open_files::fit(config.http.limits()?, crate::open_files::raise_soft_limit());
+    let limits =
+        crate::open_files::fit(config.http.limits()?, crate::open_files::raise_soft_limit());
     let instance = instance::open(&config).await?;
     let services = instance.services.clone();
     if instance.key_created {

@@ -176,9 +176,7 @@ pub async fn run(client: &Client, cmd: TokenCommand) -> Result<()> {
             paging,
             output,
         } => {
-            let query = Query::new()
-                .with("workspace", workspace)
-                .with("user", user);
+            let query = Query::new().with("workspace", workspace).with("user", user);
             let page = client.list(&path(["tokens"]), query, &paging).await?;
             output.page(page, "tokens", &HEADERS, row)
         }

@@ -131,14 +131,22 @@ fn a_database_outage_answers_503_promptly_and_recovers() {
 
     let (status, _, took) = timed_get(&server, &readyz);
     assert_eq!(status, 503, "/readyz with the database down");
-    assert!(took < PROMPT, "/readyz took {took:?}\n{}", server.log_text());
+    assert!(
+        took < PROMPT,
+        "/readyz took {took:?}\n{}",
+        server.log_text()
+    );
     // Twice each: the first may meet a pooled connection the outage broke, the next has to
     // wait for a new one.
     for url in [&state, &api, &state, &api] {
         let (status, retry_after, took) = timed_get(&server, url);
         assert_eq!(status, 503, "GET {url} with the database down");
         assert_eq!(retry_after.as_deref(), Some("5"), "GET {url}: Retry-After");
-        assert!(took < PROMPT, "GET {url} took {took:?}\n{}", server.log_text());
+        assert!(
+            took < PROMPT,
+            "GET {url} took {took:?}\n{}",
+            server.log_text()
+        );
     }
     assert!(server.log_text().contains("readiness check failed"));
 
@@ -153,7 +161,10 @@ fn a_database_outage_answers_503_promptly_and_recovers() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(server.state_json("default", "outage", &server.admin_token)["serial"], 1);
+    assert_eq!(
+        server.state_json("default", "outage", &server.admin_token)["serial"],
+        1
+    );
     let written = server.request("POST", &state, &server.admin_token, state_body(2));
     assert_eq!(written.status(), 200, "a write after the outage");
     assert_eq!(timed_get(&server, &api).0, 200);

@@ -64,14 +64,26 @@ const SKIPPED: &[(&str, &str)] = &[
         "connects to db.example.com as an administrator",
     ),
     ("statehouse db check shop", "connects to db.example.com"),
-    ("statehouse db backup shop", "runs pg_dump against db.example.com"),
+    (
+        "statehouse db backup shop",
+        "runs pg_dump against db.example.com",
+    ),
     (
         "statehouse backup list --database shop",
         "needs the database registered above",
     ),
-    ("statehouse backup show BACKUP_ID", "needs a backup of db.example.com"),
-    ("statehouse db verify BACKUP_ID", "needs a backup of db.example.com"),
-    ("statehouse db restore BACKUP_ID ", "needs a backup and database servers"),
+    (
+        "statehouse backup show BACKUP_ID",
+        "needs a backup of db.example.com",
+    ),
+    (
+        "statehouse db verify BACKUP_ID",
+        "needs a backup of db.example.com",
+    ),
+    (
+        "statehouse db restore BACKUP_ID ",
+        "needs a backup and database servers",
+    ),
     (
         "statehouse backup download BACKUP_ID ",
         "needs a backup of db.example.com",
@@ -85,7 +97,10 @@ const SKIPPED: &[(&str, &str)] = &[
         "an SMTP server at smtp.example.com: later events would be mailed",
     ),
     ("statehouse notifier test ops", "sends to Slack"),
-    ("statehouse db health shop", "needs the database registered above"),
+    (
+        "statehouse db health shop",
+        "needs the database registered above",
+    ),
     (
         "statehouse backup encryption export-key ",
         "the managed key is made with the workspace's first database (registered above)",
@@ -99,7 +114,10 @@ const SKIPPED: &[(&str, &str)] = &[
         "statehouse restore-self ",
         "for a new host with an empty data directory (tests/backups.rs restores self-backups)",
     ),
-    ("statehouse serve", "the server itself: this test started one"),
+    (
+        "statehouse serve",
+        "the server itself: this test started one",
+    ),
     (
         "statehouse import tf-pg ",
         "reads a Terraform pg backend at host db (tests/operations.rs imports from a real one)",
@@ -368,7 +386,12 @@ fn write_state(server: &Server, workspace: &str, name: &str, serial: i64) {
     let url = server.tf_address(workspace, name);
     let body = state_body(&format!("readme-{workspace}-{name}"), serial);
     let response = server.request("POST", &url, &server.admin_token, body);
-    assert_eq!(response.status(), 200, "writing {url}: {:?}", response.text());
+    assert_eq!(
+        response.status(),
+        200,
+        "writing {url}: {:?}",
+        response.text()
+    );
 }
 
 fn state_exists(server: &Server, workspace: &str, name: &str) -> bool {
@@ -399,7 +422,12 @@ fn deleted_state_id(server: &Server, workspace: &str) -> String {
     write_state(server, workspace, &name, 1);
     let url = server.tf_address(workspace, &name);
     let response = server.request("DELETE", &url, &server.admin_token, Vec::new());
-    assert_eq!(response.status(), 200, "DELETE {url}: {:?}", response.text());
+    assert_eq!(
+        response.status(),
+        200,
+        "DELETE {url}: {:?}",
+        response.text()
+    );
     let list = format!(
         "{}/api/v1/workspaces/{workspace}/deleted-states?limit=1000",
         server.url
@@ -443,7 +471,8 @@ fn which(program: &str) -> String {
 /// A clean environment (no inherited `STATEHOUSE_*`) with `env` set.
 fn bash(command: &str, env: &[(String, String)], work: &Path) -> Command {
     let mut bash = Command::new("bash");
-    bash.args(["-o", "pipefail", "-c", command]).current_dir(work);
+    bash.args(["-o", "pipefail", "-c", command])
+        .current_dir(work);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("STATEHOUSE_") {
             bash.env_remove(key);

@@ -2,7 +2,9 @@
 //! security schemes, and besides the REST API the health endpoints and the Terraform/OpenTofu
 //! `http` backend (described here by hand: one handler serves all its methods).
 
-use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn,
+};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Required, ResponseBuilder, Type};
@@ -172,9 +174,15 @@ fn write_state(id: &str) -> Operation {
             .build(),
     ))
     .response("200", ResponseBuilder::new().description("stored"))
-    .response("409", text_response("serial not above the stored one, or another lineage"))
+    .response(
+        "409",
+        text_response("serial not above the stored one, or another lineage"),
+    )
     .response("413", text_response("larger than max_state_bytes"))
-    .response("423", json_response("locked by another client: the holder's LockInfo"))
+    .response(
+        "423",
+        json_response("locked by another client: the holder's LockInfo"),
+    )
     .build()
 }
 

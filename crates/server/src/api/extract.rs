@@ -12,9 +12,9 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use statehouse_core::Error;
-use statehouse_core::clock::Timestamp;
 use statehouse_core::access::Principal;
 use statehouse_core::accounts::Session;
+use statehouse_core::clock::Timestamp;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
@@ -72,15 +72,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 .into_response());
             }
         }
-        let body = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| {
-                ApiError(Error::BadRequest(format!(
-                    "cannot read the request body: {}",
-                    rejection.body_text()
-                )))
-                .into_response()
-            })?;
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+            ApiError(Error::BadRequest(format!(
+                "cannot read the request body: {}",
+                rejection.body_text()
+            )))
+            .into_response()
+        })?;
         serde_json::from_slice(&body).map(ApiJson).map_err(|e| {
             ApiError(Error::BadRequest(format!("invalid JSON body: {e}"))).into_response()
         })
@@ -287,7 +285,12 @@ mod tests {
         ] {
             assert!(is_json_or_curl_default(accepted), "{accepted}");
         }
-        for refused in ["text/plain", "multipart/form-data; boundary=x", "application/xml", ""] {
+        for refused in [
+            "text/plain",
+            "multipart/form-data; boundary=x",
+            "application/xml",
+            "",
+        ] {
             assert!(!is_json_or_curl_default(refused), "{refused}");
         }
     }
@@ -310,11 +313,19 @@ mod tests {
         assert_eq!(last.items, ["e"]);
         assert!(last.next_cursor.is_none(), "no cursor after the last item");
         let exact = Page::select(all(), &params(None, 5), Order::Ascending, key).unwrap();
-        assert!(exact.next_cursor.is_none(), "a page that ends the listing has no cursor");
+        assert!(
+            exact.next_cursor.is_none(),
+            "a page that ends the listing has no cursor"
+        );
         let newest = Page::select(all(), &params(None, 3), Order::Descending, key).unwrap();
         assert_eq!(newest.items, ["e", "d", "c"]);
-        let older =
-            Page::select(all(), &params(newest.next_cursor, 3), Order::Descending, key).unwrap();
+        let older = Page::select(
+            all(),
+            &params(newest.next_cursor, 3),
+            Order::Descending,
+            key,
+        )
+        .unwrap();
         assert_eq!(older.items, ["b", "a"]);
         assert!(Page::select(all(), &params(None, 0), Order::Ascending, key).is_err());
     }

@@ -17,8 +17,8 @@ use statehouse_core::model::StateFilter;
 use statehouse_core::tfstate::{Output, StateDiff};
 use utoipa::{IntoParams, ToSchema};
 
-use super::views::{DeletedStateView, LockView, StateView, VersionView};
 use super::extract::{Order, time_key};
+use super::views::{DeletedStateView, LockView, StateView, VersionView};
 use super::{ApiError, ApiJson, ApiQuery, Caller, ErrorBody, Page, PageParams};
 use crate::AppState;
 

@@ -12,8 +12,8 @@ use statehouse_core::clock::Timestamp;
 use statehouse_core::service::{TokenInfo, TokenOwner, TokenRequest};
 use utoipa::{IntoParams, ToSchema};
 
-use super::users::parse_role;
 use super::extract::{Order, time_key};
+use super::users::parse_role;
 use super::{ApiError, ApiJson, ApiQuery, Caller, ErrorBody, Page, PageParams};
 use crate::AppState;
 

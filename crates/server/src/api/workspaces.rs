@@ -9,8 +9,8 @@ use serde::{Deserialize, Deserializer};
 use statehouse_core::workspaces::WorkspaceChange;
 use utoipa::ToSchema;
 
-use super::views::WorkspaceView;
 use super::extract::Order;
+use super::views::WorkspaceView;
 use super::{ApiError, ApiJson, ApiQuery, Caller, ErrorBody, Page, PageParams};
 use crate::AppState;
 

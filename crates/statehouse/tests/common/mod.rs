@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 /// Generates `sqlite::NAME` and `postgres::NAME` tests calling `NAME(Store)`.
+#[allow(unused_macros)] // some test crates run on one store only
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -290,13 +291,16 @@ impl Server {
                 data_dir.path().display().to_string(),
             ),
         ];
-        let pg_schema =
-            (store == Store::Postgres && !own_database).then(|| unique_name("e2e"));
+        let pg_schema = (store == Store::Postgres && !own_database).then(|| unique_name("e2e"));
         if let Some(schema) = &pg_schema {
             env.push(("STATEHOUSE_DATABASE_URL".to_owned(), pg_url()));
             env.push(("STATEHOUSE_POSTGRES__SCHEMA".to_owned(), schema.clone()));
         }
-        env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         if std::env::var_os("RUST_LOG").is_none() {
             env.push(("RUST_LOG".to_owned(), "info".to_owned()));
         }
