@@ -820,7 +820,7 @@ fn users_and_passwords_from_the_cli(store: Store) {
     assert_eq!(get(&token), 204, "an outputs member may read");
     let users: Value =
         serde_json::from_slice(&server.cli(&["user", "list", "--json"]).stdout).unwrap();
-    let names: Vec<&str> = users
+    let names: Vec<&str> = users["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -833,9 +833,10 @@ fn users_and_passwords_from_the_cli(store: Store) {
             .stdout,
     )
     .unwrap();
-    assert_eq!(tokens[0]["name"], "alice-laptop");
-    assert_eq!(tokens[0]["kind"], "user");
-    assert!(tokens[0]["last_used_at"].is_string(), "{tokens}");
+    let token = &tokens["items"][0];
+    assert_eq!(token["name"], "alice-laptop");
+    assert_eq!(token["kind"], "user");
+    assert!(token["last_used_at"].is_string(), "{tokens}");
 
     // Disabling in the CLI stops the token on the running server within a second.
     server.cli(&["user", "disable", "alice"]);
