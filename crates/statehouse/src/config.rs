@@ -331,6 +331,38 @@ mod tests {
 
     #[test]
     #[allow(clippy::result_large_err)]
+    fn the_http_section_has_defaults_env_and_checks() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.http.limits().unwrap(), ConnectionLimits::default());
+            assert_eq!(c.postgres.acquire_timeout.0, Duration::from_secs(5));
+            jail.create_file("c.toml", "[http]\nheader_timeout = \"10s\"\n")?;
+            jail.set_env("STATEHOUSE_HTTP__IDLE_TIMEOUT", "2m");
+            jail.set_env("STATEHOUSE_HTTP__MAX_CONNECTIONS", "50");
+            let limits = Config::load(Some(Path::new("c.toml")))
+                .unwrap()
+                .http
+                .limits()
+                .unwrap();
+            assert_eq!(limits.timeouts.idle, Duration::from_secs(120));
+            assert_eq!(limits.timeouts.header, Duration::from_secs(10));
+            assert_eq!(limits.timeouts.body, Duration::from_secs(60));
+            assert_eq!(limits.max_connections, 50);
+            jail.set_env("STATEHOUSE_HTTP__BODY_TIMEOUT", "0");
+            let err = Config::load(None).unwrap().http.limits().unwrap_err();
+            assert!(
+                err.to_string().contains("STATEHOUSE_HTTP__BODY_TIMEOUT"),
+                "{err}"
+            );
+            jail.set_env("STATEHOUSE_HTTP__BODY_TIMEOUT", "60s");
+            jail.set_env("STATEHOUSE_HTTP__MAX_CONNECTIONS", "0");
+            assert!(Config::load(None).unwrap().http.limits().is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
     fn layers_defaults_file_env() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

@@ -833,10 +833,10 @@ fn users_and_passwords_from_the_cli(store: Store) {
             .stdout,
     )
     .unwrap();
-    let token = &tokens["items"][0];
-    assert_eq!(token["name"], "alice-laptop");
-    assert_eq!(token["kind"], "user");
-    assert!(token["last_used_at"].is_string(), "{tokens}");
+    let listed = &tokens["items"][0];
+    assert_eq!(listed["name"], "alice-laptop");
+    assert_eq!(listed["kind"], "user");
+    assert!(listed["last_used_at"].is_string(), "{tokens}");
 
     // Disabling in the CLI stops the token on the running server within a second.
     server.cli(&["user", "disable", "alice"]);
