@@ -596,6 +596,7 @@ impl Services {
                 lineage: &meta.lineage,
                 md5: &md5,
                 lock_id,
+                token_id: &who.token_id,
             };
             if let Ok(WriteDecision::Unchanged) = rules::decide_write(context, incoming) {
                 return Ok((workspace, WriteOutcome::Unchanged(current.clone())));
@@ -621,6 +622,7 @@ impl Services {
             client_encrypted: meta.client_encrypted,
             sealed,
             lock_id: lock_id.map(str::to_owned),
+            token_id: who.token_id.clone(),
             author: who.token_name.clone(),
             at: self.now(),
             resources,
