@@ -3,6 +3,7 @@
 
 mod accounts;
 mod journal;
+mod lock_info;
 mod sessions;
 mod webhooks;
 
@@ -14,13 +15,14 @@ use subtle::ConstantTimeEq;
 
 pub use self::accounts::{NewToken as TokenRequest, TokenInfo, TokenOwner, UserChange};
 pub use self::journal::MAX_PAGE as MAX_AUDIT_PAGE;
+use self::lock_info::{LockInfo, parse_lock_info, read_lock_info};
 pub use self::sessions::{
     LOGIN_WINDOW_MILLIS, LoggedIn, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP,
 };
 pub use self::webhooks::{WebhookChange, WebhookSpec};
 use serde_json::json;
 
-use crate::access::{Principal, Role, Token, TokenSecret, hash_secret};
+use crate::access::{Grants, Principal, Role, Token, TokenSecret, hash_secret};
 use crate::accounts::{AuthSettings, UserAccess};
 use crate::audit::AuditRecord;
 use crate::cache::TtlCache;
@@ -66,6 +68,7 @@ pub struct Services {
     recently_touched: Arc<TtlCache<()>>,
     auth: AuthSettings,
     pub(crate) journal: Arc<Journal>,
+    login_work: Arc<sessions::LoginWork>,
 }
 
 /// Every request resolves a workspace name. Workspaces are never renamed or deleted (yet), so
@@ -86,8 +89,6 @@ pub const DEFAULT_WORKSPACE: &str = "default";
 const BOOTSTRAP_FLAG: &str = "bootstrap-admin-token";
 /// The instance admin user created on first start; it owns the bootstrap token.
 pub const BOOTSTRAP_USER: &str = "admin";
-/// Longest LockInfo body accepted.
-const MAX_LOCK_INFO: usize = 64 * 1024;
 
 pub fn binding_for<'a>(state_id: &'a str, version_id: &'a str) -> Binding<'a> {
     Binding {
@@ -118,6 +119,7 @@ impl Services {
             users: Arc::new(TtlCache::new(TOKEN_CACHE_MILLIS)),
             recently_touched: Arc::new(TtlCache::new(TOKEN_TOUCH_MILLIS)),
             auth: AuthSettings::default(),
+            login_work: Arc::default(),
         }
     }
 
@@ -941,77 +943,9 @@ fn check_token_expiry(expires_in_millis: Option<i64>) -> Result<()> {
     Ok(())
 }
 
-/// Reads the `ID` out of a LockInfo body, returning it with the body as text.
-fn parse_lock_info(body: &[u8]) -> Result<(Option<String>, String)> {
-    read_lock_info(body).map(|info| (info.id, info.text))
-}
-
-/// A LockInfo body as read once: its `ID`, the text as sent, and the parsed JSON (for the
-/// `lock.acquired` event, so the body is not parsed twice).
-struct LockInfo {
-    id: Option<String>,
-    text: String,
-    value: serde_json::Value,
-}
-
-fn read_lock_info(body: &[u8]) -> Result<LockInfo> {
-    if body.len() > MAX_LOCK_INFO {
-        return Err(Error::TooLarge(format!(
-            "lock info is larger than {MAX_LOCK_INFO} bytes"
-        )));
-    }
-    let text = std::str::from_utf8(body)
-        .map_err(|_| Error::BadRequest("lock info is not UTF-8".into()))?;
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| Error::BadRequest(format!("lock info is not valid JSON: {e}")))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| Error::BadRequest("lock info is not a JSON object".into()))?;
-    let id = match object.get("ID") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 256 => Some(s.clone()),
-        Some(_) => {
-            return Err(Error::BadRequest(
-                "lock info \"ID\" must be a non-empty string of at most 256 characters".into(),
-            ));
-        }
-    };
-    Ok(LockInfo {
-        id,
-        text: text.to_owned(),
-        value,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lock_info_parsing() {
-        let ok = parse_lock_info(br#"{"ID":"abc","Operation":"OperationTypeApply"}"#).ok();
-        assert_eq!(ok.map(|(id, _)| id), Some(Some("abc".into())));
-        assert_eq!(
-            parse_lock_info(br#"{"Who":"x"}"#).ok().map(|(id, _)| id),
-            Some(None)
-        );
-        for bad in [
-            &b"nope"[..],
-            b"[1]",
-            b"{\"ID\":5}",
-            b"{\"ID\":\"\"}",
-            b"\xff",
-        ] {
-            assert!(
-                matches!(parse_lock_info(bad), Err(Error::BadRequest(_))),
-                "{bad:?}"
-            );
-        }
-        assert!(matches!(
-            parse_lock_info(&vec![b' '; MAX_LOCK_INFO + 1]),
-            Err(Error::TooLarge(_))
-        ));
-    }
 
     #[test]
     fn md5_is_hex() {

@@ -7,6 +7,7 @@ mod body;
 mod health;
 pub mod maintenance;
 mod tf_http;
+mod url_text;
 pub mod webhook_sender;
 mod wire;
 
@@ -38,6 +39,9 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(tf_http::routes())
         .merge(api::routes())
+        .route_layer(axum::middleware::from_fn(
+            url_text::refuse_control_characters,
+        ))
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

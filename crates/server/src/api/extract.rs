@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use statehouse_core::Error;
 use statehouse_core::access::Principal;
 use statehouse_core::accounts::Session;
+use statehouse_core::printable::first_control;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
@@ -47,15 +48,31 @@ impl FromRequestParts<Arc<AppState>> for SessionCaller {
     }
 }
 
-/// A JSON body; malformed JSON or wrong fields are a 400 naming the problem.
+/// A JSON body; malformed JSON, wrong fields and strings holding U+0000 are a 400 naming
+/// the problem.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let req = super::json_text::refuse_nul_strings(req).await?;
+        ApiJsonAnyText::from_request(req, state)
+            .await
+            .map(|ApiJsonAnyText(value)| ApiJson(value))
+    }
+}
+
+/// A JSON body whose strings may hold any character, U+0000 included: for a body the service
+/// checks itself and never stores as sent (a login, whose refusals count against the client).
+pub struct ApiJsonAnyText<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJsonAnyText<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Ok(axum::Json(value)) => Ok(ApiJsonAnyText(value)),
             Err(rejection) => Err(ApiError(Error::BadRequest(format!(
                 "invalid JSON body: {}",
                 rejection.body_text()
@@ -161,6 +178,8 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
         .decode(cursor)
         .ok()
         .and_then(|raw| String::from_utf8(raw).ok())
+        // Positions are names and numbers: a control character means a forged cursor.
+        .filter(|position| first_control(position).is_none())
         .ok_or_else(|| {
             ApiError(Error::BadRequest(
                 "invalid cursor: pass next_cursor from the previous page unchanged".into(),
@@ -186,10 +205,12 @@ mod tests {
                 .next_cursor
                 .is_none()
         );
-        let bad = PageParams {
-            cursor: Some("!!!".into()),
-            limit: None,
-        };
-        assert!(bad.position().is_err());
+        for cursor in ["!!!".to_owned(), encode_cursor("a\0b")] {
+            let bad = PageParams {
+                cursor: Some(cursor),
+                limit: None,
+            };
+            assert!(bad.position().is_err());
+        }
     }
 }

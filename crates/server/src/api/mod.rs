@@ -7,6 +7,7 @@ mod auth;
 mod backups;
 mod error;
 mod extract;
+mod json_text;
 mod search;
 mod states;
 mod tokens;
