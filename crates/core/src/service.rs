@@ -390,7 +390,8 @@ impl Services {
 
     // ---- states ---------------------------------------------------------------------------
 
-    /// Resolves the workspace and checks the principal's role there.
+    /// Resolves the workspace and checks the principal's role there. A principal without any
+    /// role there gets the answer a missing workspace gets ([`Services::visible_workspace`]).
     pub async fn authorize(
         &self,
         who: &Principal,
@@ -398,9 +399,28 @@ impl Services {
         needed: Role,
         action: &str,
     ) -> Result<(Workspace, Role)> {
-        let workspace = self.workspace(ws).await?;
+        let workspace = self.visible_workspace(who, ws).await?;
         let role = who.require(&workspace.id, needed, action)?;
         Ok((workspace, role))
+    }
+
+    /// The workspace named `ws` as `who` may know of it. A principal with no role in it gets
+    /// the same `NotFound` as for a workspace that does not exist, so workspace names cannot
+    /// be probed; instance admins and principals with a role everywhere learn which it is.
+    pub async fn visible_workspace(&self, who: &Principal, ws: &str) -> Result<Workspace> {
+        let sees_all = who.is_instance_admin() || matches!(who.grants, Grants::Everywhere(_));
+        let hidden = || {
+            Error::NotFound(format!(
+                "workspace \"{ws}\" does not exist or {} has no role in it",
+                who.describe()
+            ))
+        };
+        match self.workspace(ws).await {
+            Ok(workspace) if sees_all || who.role_in(&workspace.id).is_some() => Ok(workspace),
+            Ok(_) => Err(hidden()),
+            Err(Error::NotFound(_)) if !sees_all => Err(hidden()),
+            Err(e) => Err(e),
+        }
     }
 
     /// The current version of a state with its body, `None` when it has no version yet.
