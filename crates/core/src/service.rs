@@ -717,8 +717,8 @@ impl Services {
     }
 
     /// Releases the lock. An empty body, or another token's lock, is a force-unlock (admin).
-    /// Audited as `lock.release` or `lock.force_release`; emits `lock.released` or
-    /// `lock.force_unlocked`.
+    /// Audited as `lock.release` or `lock.force_release` (failed when the state was not
+    /// locked); emits `lock.released` or `lock.force_unlocked`.
     pub async fn unlock_state(
         &self,
         who: &Principal,
@@ -764,8 +764,17 @@ impl Services {
                     };
                     (r.detail(facts), Some(event))
                 }
+                // Nothing was released: the entry says so (the answer stays a success for
+                // Terraform, whose retried UNLOCK must not fail).
                 UnlockOutcome::NotLocked => {
-                    (r.detail(json!({"lock_id": id, "not_locked": true})), None)
+                    let r = AuditRecord {
+                        action: unlock_action(id.as_deref()).into(),
+                        ..r
+                    };
+                    let r = r
+                        .detail(json!({"lock_id": id, "not_locked": true}))
+                        .failed(NOTHING_TO_UNLOCK);
+                    (r, None)
                 }
             },
         )
@@ -819,10 +828,7 @@ impl Services {
             {
                 Ok(workspace)
             } else {
-                Err(Error::NotFound(format!(
-                    "state {name:?} does not exist in workspace {:?}",
-                    workspace.name
-                )))
+                Err(crate::history::state_not_found(&workspace, name.as_str()))
             }
         }
         .await;
@@ -941,6 +947,17 @@ impl Services {
                 }
             }
         }
+    }
+}
+
+/// Why an unlock of a state that is not locked released nothing (audited as a failure).
+const NOTHING_TO_UNLOCK: &str = "the state is not locked: nothing was released";
+
+/// The audited action of an unlock: without an ID it can only be a force-unlock.
+fn unlock_action(id: Option<&str>) -> &'static str {
+    match id {
+        Some(_) => "lock.release",
+        None => "lock.force_release",
     }
 }
 
