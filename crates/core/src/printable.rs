@@ -23,15 +23,7 @@ pub fn refuse_control(field: &str, text: &str) -> Result<()> {
     }
 }
 
-/// Refuses `text` when it holds U+0000, which statehouse cannot store; other characters pass.
-pub fn refuse_nul(field: &str, text: &str) -> Result<()> {
-    if text.contains('\0') {
-        return Err(nul_refused(field));
-    }
-    Ok(())
-}
-
-/// The refusal of a U+0000 in `field`.
+/// The refusal of a U+0000 in `field`, where other characters are free (JSON bodies).
 pub fn nul_refused(field: &str) -> Error {
     Error::BadRequest(format!(
         "{field} contains a NUL character (U+0000), which statehouse cannot store"
@@ -87,16 +79,10 @@ mod tests {
     }
 
     #[test]
-    fn only_nul_is_refused_where_other_text_is_free() {
-        assert!(refuse_nul("x", "line\nbreak\tand \u{1b} escape").is_ok());
+    fn nul_refusals_name_the_field() {
         assert_eq!(
-            refuse_nul("state \"lineage\"", "a\0b")
-                .err()
-                .map(|e| e.to_string()),
-            Some(
-                "state \"lineage\" contains a NUL character (U+0000), which statehouse cannot store"
-                    .into()
-            )
+            nul_refused("field \"url\"").to_string(),
+            "field \"url\" contains a NUL character (U+0000), which statehouse cannot store"
         );
     }
 

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::access::{Principal, Role};
-use crate::printable::refuse_nul;
 use crate::service::Services;
 use crate::store::search::{
     FieldMatch, MatchMode, NotIndexedReason, ResourceHit, ResourceSearch, SearchField,
@@ -124,7 +123,11 @@ impl ResourceQuery {
                     "{label} is empty: give a value (only an exact `module` may be empty, meaning the root module)"
                 )));
             }
-            refuse_nul(label, value)?;
+            if value.contains('\0') {
+                return Err(Error::BadRequest(format!(
+                    "{label} contains a NUL character (U+0000): no indexed value holds one"
+                )));
+            }
             if value.len() > MAX_INDEXED_TEXT {
                 return Err(Error::BadRequest(format!(
                     "{label} is longer than {MAX_INDEXED_TEXT} bytes, the longest value the index keeps"
