@@ -126,6 +126,15 @@ impl From<BackupError> for statehouse_core::Error {
                 statehouse_core::Error::Config(e.to_string())
             }
             BackupError::NotFound(message) => statehouse_core::Error::NotFound(message),
+            // Failures of the database or storage statehouse was asked to use, not its own.
+            BackupError::Database(_)
+            | BackupError::Target(_)
+            | BackupError::ObjectRead(_)
+            | BackupError::Storage(_)
+            | BackupError::Stalled(_)
+            | BackupError::TimedOut(_)
+            | BackupError::PgDump { .. }
+            | BackupError::PgRestore { .. } => statehouse_core::Error::Unavailable(e.to_string()),
             _ => statehouse_core::Error::Internal(e.to_string()),
         }
     }
@@ -488,5 +497,48 @@ pub(crate) fn clean_stderr(tool: &str, stderr: &str) -> String {
         format!("{tool} printed no error message")
     } else {
         text.lines().collect::<Vec<_>>().join(" | ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_of_what_statehouse_was_asked_to_use_are_unavailable_not_internal() {
+        let unreachable = [
+            BackupError::Database(
+                "cannot connect to PostgreSQL at db:5432: connection refused by db:5432 \
+                 (is PostgreSQL running and listening there?)"
+                    .into(),
+            ),
+            BackupError::Target("cannot read x on the S3 target \"s3\": timed out".into()),
+            BackupError::ObjectRead("connection reset".into()),
+            BackupError::Storage("timed out".into()),
+            BackupError::Stalled(Duration::from_secs(30)),
+            BackupError::PgDump {
+                status: "exit status: 1".into(),
+                stderr: "connection refused".into(),
+            },
+        ];
+        for e in unreachable {
+            let text = e.to_string();
+            match statehouse_core::Error::from(e) {
+                statehouse_core::Error::Unavailable(message) => assert_eq!(message, text),
+                other => panic!("{text}: expected Unavailable, got {other:?}"),
+            }
+        }
+        let message = statehouse_core::Error::from(BackupError::Database(
+            "cannot connect to PostgreSQL at db:5432: no answer within 5s".into(),
+        ))
+        .to_string();
+        assert_eq!(
+            message,
+            "cannot connect to PostgreSQL at db:5432: no answer within 5s"
+        );
+        assert!(matches!(
+            statehouse_core::Error::from(BackupError::Encode("zstd".into())),
+            statehouse_core::Error::Internal(_)
+        ));
     }
 }

@@ -355,6 +355,7 @@ fn version_write(state_id: &str, serial: i64, resources: Vec<IndexedResource>) -
         client_encrypted: false,
         sealed: sealed(),
         lock_id: None,
+        token_id: "bench".into(),
         author: "bench".into(),
         at: Timestamp(1_700_000_000_000 + serial),
         resources: VersionResources::Indexed(resources),

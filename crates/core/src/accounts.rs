@@ -254,6 +254,22 @@ mod tests {
         assert!(dummy_hash().starts_with("$argon2id$"));
     }
 
+    /// An unknown user is checked against the dummy hash: it must cost what a real one costs,
+    /// so its algorithm, version, memory, iterations, parallelism and lengths are those of the
+    /// hashes passwords get.
+    #[test]
+    fn the_dummy_hash_costs_what_real_hashes_cost() {
+        let real = hash_password("some user's password").unwrap();
+        let real = PasswordHash::new(&real).unwrap();
+        let dummy = PasswordHash::new(dummy_hash()).unwrap();
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+        assert_eq!(dummy.salt.map(|s| s.len()), real.salt.map(|s| s.len()));
+        assert_eq!(dummy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
+        assert_eq!(dummy.algorithm.as_str(), "argon2id");
+    }
+
     #[test]
     fn new_passwords_have_a_minimum_length() {
         assert!(check_new_password("short").is_err());

@@ -38,6 +38,11 @@ pub enum Error {
     /// The database failed or is unreachable (503 when unreachable, else 500).
     #[error("store error: {0}")]
     Store(String),
+    /// 503: something outside statehouse it was asked to use (a database to back up, a
+    /// storage target) could not be reached, did not answer in time or failed; the message
+    /// says which and why, and is shown to the caller.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: a bug or corrupted data.
     #[error("internal error: {0}")]
     Internal(String),

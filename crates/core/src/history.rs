@@ -345,9 +345,9 @@ impl Services {
             UnlockOutcome::Released => Err(Error::Internal(
                 "an unlock without an ID released as the holder".into(),
             )),
-            UnlockOutcome::NotLocked => {
-                Err(Error::NotFound(format!("state {name:?} is not locked")))
-            }
+            UnlockOutcome::NotLocked => Err(Error::NotFound(format!(
+                "state {name:?} in workspace {ws:?} is not locked: nothing was released"
+            ))),
         }
     }
 
@@ -506,7 +506,8 @@ pub fn lock_is_stale(
         .is_some_and(|after| now.millis() - locked_at.millis() > after)
 }
 
-fn state_not_found(ws: &Workspace, name: &str) -> Error {
+/// `state "prod/old" does not exist in workspace "default"`.
+pub(crate) fn state_not_found(ws: &Workspace, name: &str) -> Error {
     Error::NotFound(format!(
         "state {name:?} does not exist in workspace {:?}",
         ws.name

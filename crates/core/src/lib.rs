@@ -14,6 +14,7 @@ pub mod history;
 pub mod journal;
 pub mod model;
 pub mod names;
+pub mod printable;
 pub mod rules;
 pub mod search;
 pub mod service;

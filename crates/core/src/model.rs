@@ -80,6 +80,14 @@ pub struct HeldLock {
     pub locked_at: Timestamp,
 }
 
+impl HeldLock {
+    /// Whether `id` presented with the credential `token_id` is this lock: the ID alone is
+    /// not enough, since other clients see it in the 423 answer.
+    pub fn is_held_by(&self, id: &str, token_id: &str) -> bool {
+        self.id == id && self.token_id == token_id
+    }
+}
+
 /// Metadata of one immutable version of a state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VersionMeta {
@@ -147,6 +155,8 @@ pub struct VersionWrite {
     pub sealed: SealedBody,
     /// The lock ID the client claims to hold (`?ID=`), if any.
     pub lock_id: Option<String>,
+    /// The credential (token or session id) writing: a claimed lock must be its own.
+    pub token_id: String,
     pub author: String,
     pub at: Timestamp,
     /// The version's resource instances for the search index (replaces the state's rows).

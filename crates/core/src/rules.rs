@@ -34,10 +34,13 @@ pub struct Incoming<'a> {
     pub lineage: &'a str,
     pub md5: &'a str,
     pub lock_id: Option<&'a str>,
+    /// The credential (token or session id) the write comes with: a lock ID counts only
+    /// with the credential that took the lock.
+    pub token_id: &'a str,
 }
 
 pub fn decide_write(ctx: WriteContext<'_>, incoming: Incoming<'_>) -> Result<WriteDecision, Error> {
-    check_lock_for_write(ctx.lock, incoming.lock_id)?;
+    check_lock_for_write(ctx.lock, incoming.lock_id, incoming.token_id)?;
     let Some(current) = ctx.current else {
         return Ok(WriteDecision::Append {
             forced: false,
@@ -85,9 +88,13 @@ pub fn decide_write(ctx: WriteContext<'_>, incoming: Incoming<'_>) -> Result<Wri
     Err(Error::Conflict(problem))
 }
 
-fn check_lock_for_write(lock: Option<&HeldLock>, claimed: Option<&str>) -> Result<(), Error> {
+fn check_lock_for_write(
+    lock: Option<&HeldLock>,
+    claimed: Option<&str>,
+    token_id: &str,
+) -> Result<(), Error> {
     match (lock, claimed) {
-        (Some(held), Some(id)) if held.id == id => Ok(()),
+        (Some(held), Some(id)) if held.is_held_by(id, token_id) => Ok(()),
         (Some(held), _) => Err(Error::Locked {
             holder_info: held.info.clone(),
         }),
@@ -99,11 +106,17 @@ fn check_lock_for_write(lock: Option<&HeldLock>, claimed: Option<&str>) -> Resul
     }
 }
 
-/// Taking a lock: free → acquired; held with the same ID → success again (clients retry).
-pub fn decide_lock(held: Option<&HeldLock>, id: &str) -> Result<LockOutcome, Error> {
+/// Taking a lock: free → acquired; held with the same ID by the same credential → success
+/// again (clients retry, with the credential they locked with). The same ID from another
+/// credential is a conflict: a lock ID read from a 423 answer is not a key to the lock.
+pub fn decide_lock(
+    held: Option<&HeldLock>,
+    id: &str,
+    token_id: &str,
+) -> Result<LockOutcome, Error> {
     match held {
         None => Ok(LockOutcome::Acquired),
-        Some(h) if h.id == id => Ok(LockOutcome::AlreadyHeld),
+        Some(h) if h.is_held_by(id, token_id) => Ok(LockOutcome::AlreadyHeld),
         Some(h) => Err(Error::Locked {
             holder_info: h.info.clone(),
         }),
@@ -195,6 +208,7 @@ mod tests {
             lineage,
             md5,
             lock_id,
+            token_id: "tokA",
         }
     }
 
@@ -296,20 +310,37 @@ mod tests {
         // Locked state, identical content, wrong ID: refused (no information leak through "unchanged").
         let err = decide_write(ctx(Some(&cur), Some(&held)), incoming(1, "l", "m", None));
         assert!(matches!(err, Err(Error::Locked { .. })));
+        // The holder's ID from another credential (copied from a 423 answer): refused.
+        for current in [None, Some(&cur)] {
+            let copied = Incoming {
+                token_id: "tokB",
+                ..incoming(1, "l", "m", Some("L1"))
+            };
+            let err = decide_write(ctx(current, Some(&held)), copied);
+            assert!(matches!(err, Err(Error::Locked { .. })), "{err:?}");
+        }
     }
 
     #[test]
     fn locking_is_idempotent_per_id() {
         let held = lock("L1", "tokA");
-        assert_eq!(decide_lock(None, "L1").ok(), Some(LockOutcome::Acquired));
         assert_eq!(
-            decide_lock(Some(&held), "L1").ok(),
+            decide_lock(None, "L1", "tokA").ok(),
+            Some(LockOutcome::Acquired)
+        );
+        assert_eq!(
+            decide_lock(Some(&held), "L1", "tokA").ok(),
             Some(LockOutcome::AlreadyHeld)
         );
-        assert!(matches!(
-            decide_lock(Some(&held), "L2"),
-            Err(Error::Locked { .. })
-        ));
+        for (id, token) in [("L2", "tokA"), ("L1", "tokB")] {
+            assert!(
+                matches!(
+                    decide_lock(Some(&held), id, token),
+                    Err(Error::Locked { holder_info }) if holder_info.contains("L1")
+                ),
+                "{id} from {token}"
+            );
+        }
     }
 
     #[test]

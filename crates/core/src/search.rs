@@ -123,6 +123,11 @@ impl ResourceQuery {
                     "{label} is empty: give a value (only an exact `module` may be empty, meaning the root module)"
                 )));
             }
+            if value.contains('\0') {
+                return Err(Error::BadRequest(format!(
+                    "{label} contains a NUL character (U+0000): no indexed value holds one"
+                )));
+            }
             if value.len() > MAX_INDEXED_TEXT {
                 return Err(Error::BadRequest(format!(
                     "{label} is longer than {MAX_INDEXED_TEXT} bytes, the longest value the index keeps"
@@ -188,6 +193,10 @@ fn decode_cursor(signature: &str, text: &str) -> Result<SearchPosition> {
     };
     let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
     let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    // Indexed values never hold U+0000 (PostgreSQL cannot compare with one): a forged cursor.
+    if cursor.v.contains('\0') || cursor.a.contains('\0') {
+        return Err(invalid());
+    }
     if cursor.s != signature {
         return Err(Error::BadRequest(
             "cursor belongs to a different search: repeat the same fields and match mode, or start without a cursor".into(),
@@ -329,6 +338,17 @@ mod tests {
         assert!(matches!(
             decode_cursor("abc", "%%%"),
             Err(Error::BadRequest(_))
+        ));
+        let forged = encode_cursor(
+            "abc",
+            &SearchPosition {
+                value: "i-\0".into(),
+                ..position
+            },
+        );
+        assert!(matches!(
+            decode_cursor("abc", &forged),
+            Err(Error::BadRequest(m)) if m.contains("not valid")
         ));
         let a = search_signature(
             &[FieldMatch {

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod journal;
+mod lock_info;
 mod sessions;
 mod webhooks;
 
@@ -14,13 +15,14 @@ use subtle::ConstantTimeEq;
 
 pub use self::accounts::{NewToken as TokenRequest, TokenInfo, TokenOwner, UserChange};
 pub use self::journal::MAX_PAGE as MAX_AUDIT_PAGE;
+use self::lock_info::{LockInfo, parse_lock_info, read_lock_info};
 pub use self::sessions::{
     LOGIN_WINDOW_MILLIS, LoggedIn, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP,
 };
 pub use self::webhooks::{WebhookChange, WebhookSpec};
 use serde_json::json;
 
-use crate::access::{Principal, Role, Token, TokenSecret, hash_secret};
+use crate::access::{Grants, Principal, Role, Token, TokenSecret, hash_secret};
 use crate::accounts::{AuthSettings, UserAccess};
 use crate::audit::AuditRecord;
 use crate::cache::TtlCache;
@@ -66,6 +68,7 @@ pub struct Services {
     recently_touched: Arc<TtlCache<()>>,
     auth: AuthSettings,
     pub(crate) journal: Arc<Journal>,
+    login_work: Arc<sessions::LoginWork>,
 }
 
 /// Every request resolves a workspace name. Workspaces are never renamed or deleted (yet), so
@@ -86,8 +89,6 @@ pub const DEFAULT_WORKSPACE: &str = "default";
 const BOOTSTRAP_FLAG: &str = "bootstrap-admin-token";
 /// The instance admin user created on first start; it owns the bootstrap token.
 pub const BOOTSTRAP_USER: &str = "admin";
-/// Longest LockInfo body accepted.
-const MAX_LOCK_INFO: usize = 64 * 1024;
 
 pub fn binding_for<'a>(state_id: &'a str, version_id: &'a str) -> Binding<'a> {
     Binding {
@@ -118,6 +119,7 @@ impl Services {
             users: Arc::new(TtlCache::new(TOKEN_CACHE_MILLIS)),
             recently_touched: Arc::new(TtlCache::new(TOKEN_TOUCH_MILLIS)),
             auth: AuthSettings::default(),
+            login_work: Arc::default(),
         }
     }
 
@@ -388,7 +390,8 @@ impl Services {
 
     // ---- states ---------------------------------------------------------------------------
 
-    /// Resolves the workspace and checks the principal's role there.
+    /// Resolves the workspace and checks the principal's role there. A principal without any
+    /// role there gets the answer a missing workspace gets ([`Services::visible_workspace`]).
     pub async fn authorize(
         &self,
         who: &Principal,
@@ -396,9 +399,28 @@ impl Services {
         needed: Role,
         action: &str,
     ) -> Result<(Workspace, Role)> {
-        let workspace = self.workspace(ws).await?;
+        let workspace = self.visible_workspace(who, ws).await?;
         let role = who.require(&workspace.id, needed, action)?;
         Ok((workspace, role))
+    }
+
+    /// The workspace named `ws` as `who` may know of it. A principal with no role in it gets
+    /// the same `NotFound` as for a workspace that does not exist, so workspace names cannot
+    /// be probed; instance admins and principals with a role everywhere learn which it is.
+    pub async fn visible_workspace(&self, who: &Principal, ws: &str) -> Result<Workspace> {
+        let sees_all = who.is_instance_admin() || matches!(who.grants, Grants::Everywhere(_));
+        let hidden = || {
+            Error::NotFound(format!(
+                "workspace \"{ws}\" does not exist or {} has no role in it",
+                who.describe()
+            ))
+        };
+        match self.workspace(ws).await {
+            Ok(workspace) if sees_all || who.role_in(&workspace.id).is_some() => Ok(workspace),
+            Ok(_) => Err(hidden()),
+            Err(Error::NotFound(_)) if !sees_all => Err(hidden()),
+            Err(e) => Err(e),
+        }
     }
 
     /// The current version of a state with its body, `None` when it has no version yet.
@@ -596,6 +618,7 @@ impl Services {
                 lineage: &meta.lineage,
                 md5: &md5,
                 lock_id,
+                token_id: &who.token_id,
             };
             if let Ok(WriteDecision::Unchanged) = rules::decide_write(context, incoming) {
                 return Ok((workspace, WriteOutcome::Unchanged(current.clone())));
@@ -621,6 +644,7 @@ impl Services {
             client_encrypted: meta.client_encrypted,
             sealed,
             lock_id: lock_id.map(str::to_owned),
+            token_id: who.token_id.clone(),
             author: who.token_name.clone(),
             at: self.now(),
             resources,
@@ -693,8 +717,8 @@ impl Services {
     }
 
     /// Releases the lock. An empty body, or another token's lock, is a force-unlock (admin).
-    /// Audited as `lock.release` or `lock.force_release`; emits `lock.released` or
-    /// `lock.force_unlocked`.
+    /// Audited as `lock.release` or `lock.force_release` (failed when the state was not
+    /// locked); emits `lock.released` or `lock.force_unlocked`.
     pub async fn unlock_state(
         &self,
         who: &Principal,
@@ -740,8 +764,17 @@ impl Services {
                     };
                     (r.detail(facts), Some(event))
                 }
+                // Nothing was released: the entry says so (the answer stays a success for
+                // Terraform, whose retried UNLOCK must not fail).
                 UnlockOutcome::NotLocked => {
-                    (r.detail(json!({"lock_id": id, "not_locked": true})), None)
+                    let r = AuditRecord {
+                        action: unlock_action(id.as_deref()).into(),
+                        ..r
+                    };
+                    let r = r
+                        .detail(json!({"lock_id": id, "not_locked": true}))
+                        .failed(NOTHING_TO_UNLOCK);
+                    (r, None)
                 }
             },
         )
@@ -795,10 +828,7 @@ impl Services {
             {
                 Ok(workspace)
             } else {
-                Err(Error::NotFound(format!(
-                    "state {name:?} does not exist in workspace {:?}",
-                    workspace.name
-                )))
+                Err(crate::history::state_not_found(&workspace, name.as_str()))
             }
         }
         .await;
@@ -920,6 +950,17 @@ impl Services {
     }
 }
 
+/// Why an unlock of a state that is not locked released nothing (audited as a failure).
+const NOTHING_TO_UNLOCK: &str = "the state is not locked: nothing was released";
+
+/// The audited action of an unlock: without an ID it can only be a force-unlock.
+fn unlock_action(id: Option<&str>) -> &'static str {
+    match id {
+        Some(_) => "lock.release",
+        None => "lock.force_release",
+    }
+}
+
 fn check_token_name(name: &str) -> Result<&str> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
@@ -939,77 +980,9 @@ fn check_token_expiry(expires_in_millis: Option<i64>) -> Result<()> {
     Ok(())
 }
 
-/// Reads the `ID` out of a LockInfo body, returning it with the body as text.
-fn parse_lock_info(body: &[u8]) -> Result<(Option<String>, String)> {
-    read_lock_info(body).map(|info| (info.id, info.text))
-}
-
-/// A LockInfo body as read once: its `ID`, the text as sent, and the parsed JSON (for the
-/// `lock.acquired` event, so the body is not parsed twice).
-struct LockInfo {
-    id: Option<String>,
-    text: String,
-    value: serde_json::Value,
-}
-
-fn read_lock_info(body: &[u8]) -> Result<LockInfo> {
-    if body.len() > MAX_LOCK_INFO {
-        return Err(Error::TooLarge(format!(
-            "lock info is larger than {MAX_LOCK_INFO} bytes"
-        )));
-    }
-    let text = std::str::from_utf8(body)
-        .map_err(|_| Error::BadRequest("lock info is not UTF-8".into()))?;
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| Error::BadRequest(format!("lock info is not valid JSON: {e}")))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| Error::BadRequest("lock info is not a JSON object".into()))?;
-    let id = match object.get("ID") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 256 => Some(s.clone()),
-        Some(_) => {
-            return Err(Error::BadRequest(
-                "lock info \"ID\" must be a non-empty string of at most 256 characters".into(),
-            ));
-        }
-    };
-    Ok(LockInfo {
-        id,
-        text: text.to_owned(),
-        value,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lock_info_parsing() {
-        let ok = parse_lock_info(br#"{"ID":"abc","Operation":"OperationTypeApply"}"#).ok();
-        assert_eq!(ok.map(|(id, _)| id), Some(Some("abc".into())));
-        assert_eq!(
-            parse_lock_info(br#"{"Who":"x"}"#).ok().map(|(id, _)| id),
-            Some(None)
-        );
-        for bad in [
-            &b"nope"[..],
-            b"[1]",
-            b"{\"ID\":5}",
-            b"{\"ID\":\"\"}",
-            b"\xff",
-        ] {
-            assert!(
-                matches!(parse_lock_info(bad), Err(Error::BadRequest(_))),
-                "{bad:?}"
-            );
-        }
-        assert!(matches!(
-            parse_lock_info(&vec![b' '; MAX_LOCK_INFO + 1]),
-            Err(Error::TooLarge(_))
-        ));
-    }
 
     #[test]
     fn md5_is_hex() {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::Error;
+use crate::printable::refuse_control;
 
 /// Facts about one state snapshot, read without building the whole JSON tree in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +60,12 @@ pub fn inspect(body: &[u8]) -> Result<StateMeta, Error> {
     let lineage = probe.lineage.filter(|l| !l.is_empty()).ok_or_else(|| {
         Error::BadRequest("JSON is not a Terraform state: no \"lineage\" string".into())
     })?;
+    // Both are stored in columns and shown in listings; real ones are a UUID and a version
+    // number. (The body itself is stored as sent, whatever its strings hold.)
+    refuse_control("state \"lineage\"", &lineage)?;
+    if let Some(version) = &probe.terraform_version {
+        refuse_control("state \"terraform_version\"", version)?;
+    }
     Ok(StateMeta {
         serial,
         lineage,
@@ -177,6 +184,14 @@ mod tests {
                 "not UTF-8",
             ),
             (b"", "not a JSON object"),
+            (
+                br#"{"version":4,"serial":1,"lineage":"a\u0000b"}"#,
+                "state \"lineage\" contains the control character U+0000",
+            ),
+            (
+                br#"{"version":4,"serial":1,"lineage":"l","terraform_version":"1.0\u001b[2J"}"#,
+                "state \"terraform_version\" contains the control character U+001B",
+            ),
         ];
         for (body, why) in cases {
             let err = inspect(body)

@@ -415,3 +415,76 @@ fn unreadable_states_are_refused_clearly() {
         Err(Error::BadRequest(_))
     ));
 }
+
+/// `levels` nested arrays around a string: deeper than serde_json builds values (128).
+fn nested(levels: usize) -> String {
+    format!("{}\"x\"{}", "[".repeat(levels), "]".repeat(levels))
+}
+
+fn one_instance(resource_type: &str, attributes: &str) -> Vec<u8> {
+    format!(
+        r#"{{"version":4,"serial":1,"lineage":"l","outputs":{{}},"resources":[
+  {{"mode":"managed","type":"{resource_type}","name":"n","provider":"p","instances":[{{"attributes":{attributes}}}]}}]}}"#
+    )
+    .into_bytes()
+}
+
+#[test]
+fn index_skips_what_it_cannot_keep_and_reads_any_depth() {
+    // An identifier nested deeper than 128 levels is not a string: skipped, the rest indexed.
+    let deep = one_instance(
+        "t",
+        &format!(r#"{{"id":{d},"arn":"arn:1","tags":{d}}}"#, d = nested(300)),
+    );
+    let entries = tfstate::index_entries(&deep).unwrap().unwrap();
+    assert_eq!(entries[0].ids.id, None);
+    assert_eq!(entries[0].ids.arn.as_deref(), Some("arn:1"));
+    // U+0000 cannot be stored in PostgreSQL text: such an identifier is left out…
+    let nul_id = one_instance("t", r#"{"id":"i-\u0000","name":"ok"}"#);
+    let entries = tfstate::index_entries(&nul_id).unwrap().unwrap();
+    assert_eq!(entries[0].ids.id, None);
+    assert_eq!(entries[0].ids.name.as_deref(), Some("ok"));
+    // …and a resource whose type holds it makes the state unindexable (stored all the same).
+    let nul_type = one_instance("t\\u0000x", r#"{"id":"i-1"}"#);
+    assert!(matches!(
+        tfstate::index_entries(&nul_type),
+        Err(Error::BadRequest(m)) if m.contains("NUL character")
+    ));
+}
+
+#[test]
+fn outputs_and_diffs_show_a_note_for_values_nested_too_deep() {
+    let state = |serial: i64, levels: usize| {
+        format!(
+            r#"{{"version":4,"serial":{serial},"lineage":"l","outputs":{{"deep":{{"value":{v},"type":"string"}},"flat":{{"value":"f{serial}"}}}},
+  "resources":[{{"mode":"managed","type":"t","name":"n","provider":"p","instances":[{{"attributes":{{"id":"i","v":{v}}}}}]}}]}}"#,
+            v = nested(levels)
+        )
+        .into_bytes()
+    };
+    let (old, new) = (state(1, 200), state(2, 201));
+    let outputs = tfstate::outputs(&new, false).unwrap();
+    assert_eq!(outputs[0].value, json!(tfstate::TOO_DEEP));
+    assert_eq!(outputs[1].value, json!("f2"));
+    let diff = tfstate::diff(&old, &new, false).unwrap();
+    let changed = change(&diff, "t.n");
+    assert_eq!(changed.attributes.len(), 1);
+    assert_eq!(changed.attributes[0].after, Some(json!(tfstate::TOO_DEEP)));
+    let names: Vec<&str> = diff
+        .outputs
+        .changed
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["deep", "flat"],
+        "deep values that differ are reported changed"
+    );
+    // Identical deep values are no change.
+    let same = tfstate::diff(&new, &new, false).unwrap();
+    assert!(same.changed.is_empty() && same.outputs.changed.is_empty());
+    // The outputs-only reduction keeps the deep value byte for byte.
+    let reduced = String::from_utf8(statefile::outputs_only(&new).unwrap()).unwrap();
+    assert!(reduced.contains(&nested(201)));
+}

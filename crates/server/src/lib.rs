@@ -9,6 +9,7 @@ mod health;
 pub mod maintenance;
 mod tf_http;
 mod timeouts;
+mod url_text;
 pub mod webhook_sender;
 mod wire;
 
@@ -43,6 +44,9 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(tf_http::routes())
         .merge(api::routes())
+        .route_layer(axum::middleware::from_fn(
+            url_text::refuse_control_characters,
+        ))
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

@@ -39,7 +39,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Locked { .. } => StatusCode::LOCKED,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Store(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Config(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

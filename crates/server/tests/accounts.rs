@@ -705,7 +705,8 @@ async fn membership_api_round_trip() {
     let carol = s.user_token("carol", None, None).await;
     assert_eq!(
         s.send("GET", "default/app", Some(&carol), None).await.0,
-        403
+        404,
+        "without a role, the workspace looks missing"
     );
     let (status, body) = s
         .api(
@@ -782,7 +783,8 @@ async fn membership_api_round_trip() {
     );
     assert_eq!(
         s.send("GET", "default/app", Some(&carol), None).await.0,
-        403
+        404,
+        "removed from the workspace, carol cannot tell it exists"
     );
 }
 

@@ -742,7 +742,7 @@ async fn diff_and_outputs_mask_sensitive_values_for_non_admins() {
             None,
         )
         .await;
-    assert_eq!(status, 403, "another workspace's admin sees nothing here");
+    assert_eq!(status, 404, "another workspace's admin sees nothing here");
 }
 
 #[tokio::test]

@@ -32,8 +32,10 @@ pub use audit::{
     webhooks_are_created_listed_updated_deleted,
 };
 mod history;
+mod lock_ownership;
 mod search;
 pub use history::*;
+pub use lock_ownership::*;
 pub use search::*;
 
 use std::collections::HashSet;
@@ -148,6 +150,7 @@ macro_rules! __conformance_module {
                 unlock_by_other_token_needs_admin,
                 admin_force_unlock_without_id,
                 unlock_when_not_locked,
+                a_lock_id_works_only_with_the_credential_that_took_it,
                 delete_hides_state_keeps_versions,
                 delete_while_locked_is_refused,
                 name_is_reusable_after_delete,
@@ -321,6 +324,7 @@ fn write_of(
         client_encrypted: false,
         sealed,
         lock_id: None,
+        token_id: "tok-a".into(),
         author: "ci-token".into(),
         at: at(1_000),
         resources: VersionResources::Indexed(Vec::new()),

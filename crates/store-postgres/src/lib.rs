@@ -1035,6 +1035,7 @@ impl Store for PgStore {
                 lineage: &w.lineage,
                 md5: &w.md5,
                 lock_id: w.lock_id.as_deref(),
+                token_id: &w.token_id,
             },
         )?;
         let (forced, consumes_override) = match decision {
@@ -1145,7 +1146,7 @@ impl Store for PgStore {
         let state = self
             .lock_or_create_state(&mut tx, workspace_id, name, req.at)
             .await?;
-        let outcome = rules::decide_lock(state.lock.as_ref(), &req.id)?;
+        let outcome = rules::decide_lock(state.lock.as_ref(), &req.id, &req.token_id)?;
         if outcome == LockOutcome::Acquired {
             sqlx::query(
                 "UPDATE states SET lock_id = $1, lock_info = $2, lock_token_id = $3, lock_holder = $4, locked_at = $5 \

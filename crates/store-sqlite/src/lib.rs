@@ -795,6 +795,7 @@ impl Store for SqliteStore {
                 lineage: &w.lineage,
                 md5: &w.md5,
                 lock_id: w.lock_id.as_deref(),
+                token_id: &w.token_id,
             },
         )?;
         let (forced, consumes_override) = match decision {
@@ -902,7 +903,7 @@ impl Store for SqliteStore {
         }
         let mut tx = begin_write(&mut conn).await?;
         let state = ensure_state_in(&mut tx, workspace_id, name, req.at).await?;
-        let outcome = rules::decide_lock(state.lock.as_ref(), &req.id)?;
+        let outcome = rules::decide_lock(state.lock.as_ref(), &req.id, &req.token_id)?;
         if outcome == LockOutcome::Acquired {
             sqlx::query(
                 "UPDATE states SET lock_id = ?, lock_info = ?, lock_token_id = ?, lock_holder = ?, locked_at = ? WHERE id = ?",

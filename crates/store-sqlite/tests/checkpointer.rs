@@ -83,6 +83,7 @@ async fn background_checkpointer_copies_and_then_truncates_the_wal() {
                 ciphertext: vec![(serial % 251) as u8; BODY],
             },
             lock_id: None,
+            token_id: "test".into(),
             author: "test".into(),
             at: Timestamp(serial),
             resources: VersionResources::Indexed(Vec::new()),

@@ -999,7 +999,7 @@ impl BackupService {
             self.open_stored_target(&target)?
                 .delete(object)
                 .await
-                .map_err(|e| Error::Internal(format!("deleting {object} failed: {e}")))?;
+                .map_err(|e| Error::Unavailable(format!("deleting {object} failed: {e}")))?;
         }
         self.core
             .store
@@ -1069,11 +1069,11 @@ impl BackupService {
             let size = target
                 .size(&object)
                 .await
-                .map_err(|e| Error::Internal(format!("reading {object} failed: {e}")))?;
+                .map_err(|e| Error::Unavailable(format!("reading {object} failed: {e}")))?;
             let reader = target
                 .open(&object)
                 .await
-                .map_err(|e| Error::Internal(format!("reading {object} failed: {e}")))?;
+                .map_err(|e| Error::Unavailable(format!("reading {object} failed: {e}")))?;
             let view = self.view_backups(&[run]).await?.remove(0);
             Ok((view, size, reader))
         }
@@ -1153,7 +1153,7 @@ impl BackupService {
             let mut reader = target
                 .open(&object)
                 .await
-                .map_err(|e| Error::Internal(format!("reading {object} failed: {e}")))?;
+                .map_err(|e| Error::Unavailable(format!("reading {object} failed: {e}")))?;
             let total = run.stored_bytes.and_then(|n| u64::try_from(n).ok());
             let report = move |n: u64| {
                 if let Some(p) = &progress {
@@ -1239,7 +1239,7 @@ impl BackupService {
         let mut reader = target
             .open(&object)
             .await
-            .map_err(|e| Error::Internal(format!("reading {object} failed: {e}")))?;
+            .map_err(|e| Error::Unavailable(format!("reading {object} failed: {e}")))?;
         let settings = DatabaseSettings::from_json(&db.settings)?;
         let expected_counts: Option<crate::RowCounts> = run
             .detail

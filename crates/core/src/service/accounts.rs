@@ -306,7 +306,7 @@ impl Services {
         let name = check_token_name(&request.name)?.to_owned();
         check_token_expiry(request.expires_in_millis)?;
         let workspace = match &request.workspace {
-            Some(w) => Some(self.workspace(w).await?),
+            Some(w) => Some(self.visible_workspace(who, w).await?),
             None => None,
         };
         let (user_id, role) = match &request.owner {
@@ -381,7 +381,7 @@ impl Services {
         workspace: Option<&str>,
     ) -> Result<Vec<TokenInfo>> {
         let ws_id = match workspace {
-            Some(w) => Some(self.workspace(w).await?.id),
+            Some(w) => Some(self.visible_workspace(who, w).await?.id),
             None => None,
         };
         let all = self.store.list_tokens(ws_id.as_deref()).await?;

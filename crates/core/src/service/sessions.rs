@@ -1,9 +1,12 @@
 //! Password login, browser sessions and the throttling of failed logins.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::{Services, new_id};
 use crate::access::Principal;
 use crate::accounts::{Session, SessionSecret, User, parse_user_name, verify_password_blocking};
 use crate::audit::AuditRecord;
+use crate::printable::{escaped, refuse_control};
 use crate::{Error, Result};
 
 /// Failed logins are counted over this window, per account name and per source address.
@@ -28,7 +31,40 @@ pub struct LoggedIn {
     pub csrf_token: String,
 }
 
+/// What logins through one [`Services`] did: user look-ups and argon2 verifications. A seam
+/// for tests that every attempt costs alike.
+#[derive(Debug, Default)]
+pub(crate) struct LoginWork {
+    lookups: AtomicU64,
+    verifications: AtomicU64,
+}
+
+/// Longest name looked up: longer than any user name (64), so a cut name stays unknown.
+const MAX_LOOKUP_NAME: usize = 65;
+
+/// The name a login looks up and counts failures under: the user name as stored (lower
+/// case), or for a name no user can have, that name cut to [`MAX_LOOKUP_NAME`] characters
+/// (it finds nobody, and an overlong one still fits the failure counters' index).
+fn lookup_name(name: &str) -> String {
+    parse_user_name(name).unwrap_or_else(|_| {
+        name.trim()
+            .to_lowercase()
+            .chars()
+            .take(MAX_LOOKUP_NAME)
+            .collect()
+    })
+}
+
 impl Services {
+    /// User look-ups and argon2 verifications done by logins through these services (and
+    /// their clones), in that order.
+    pub fn login_work(&self) -> (u64, u64) {
+        (
+            self.login_work.lookups.load(Ordering::Relaxed),
+            self.login_work.verifications.load(Ordering::Relaxed),
+        )
+    }
+
     /// Checks a user name and password and opens a session. Failures are counted per account
     /// name and per source address; past the limits, attempts are refused with
     /// `TooManyRequests` before the password is looked at. An unknown user, a user without a
@@ -42,12 +78,20 @@ impl Services {
         let now = self.now();
         // Failures count for exactly the window: one from `now - window` has aged out.
         let window_start = now.plus_millis(1 - LOGIN_WINDOW_MILLIS);
-        let account_key = format!("account:{}", name.trim().to_lowercase());
-        let mut keys = vec![(
-            account_key.clone(),
-            MAX_FAILURES_PER_ACCOUNT,
-            "this account",
-        )];
+        // A name with control characters names no account (and U+0000 cannot even be looked
+        // up on PostgreSQL): the attempt counts against the address only, and is refused
+        // naming the field. No user name can hold one, so this tells nothing about accounts.
+        let unusable_name = refuse_control("field \"name\"", name).err();
+        let lookup_name = lookup_name(name);
+        let account_key = format!("account:{lookup_name}");
+        let mut keys = Vec::new();
+        if unusable_name.is_none() {
+            keys.push((
+                account_key.clone(),
+                MAX_FAILURES_PER_ACCOUNT,
+                "this account",
+            ));
+        }
         if let Some(ip) = source_ip {
             keys.push((format!("ip:{ip}"), MAX_FAILURES_PER_IP, "this address"));
         }
@@ -70,14 +114,26 @@ impl Services {
                 });
             }
         }
-        let user = match parse_user_name(name) {
-            Ok(n) => self.store.user_by_name(&n).await?,
-            Err(_) => None,
-        };
+        if let Some(refusal) = unusable_name {
+            let keys: Vec<String> = keys.into_iter().map(|(k, _, _)| k).collect();
+            self.store
+                .record_login_failure(&keys, now, window_start)
+                .await?;
+            return Err(refusal);
+        }
+        // From here every attempt costs the same, whatever it names: one look-up by name and
+        // one argon2 verification, against the user's hash or a dummy made with the same
+        // parameters. No branch skips either, so the time an answer takes says nothing about
+        // the account.
+        self.login_work.lookups.fetch_add(1, Ordering::Relaxed);
+        let user = self.store.user_by_name(&lookup_name).await?;
         let usable_hash = user
             .as_ref()
             .filter(|u| !u.is_disabled())
             .and_then(|u| u.password_hash.as_deref());
+        self.login_work
+            .verifications
+            .fetch_add(1, Ordering::Relaxed);
         let verified = verify_password_blocking(usable_hash, password).await;
         let user = match user {
             Some(user) if verified => user,
@@ -90,7 +146,7 @@ impl Services {
                     }
                     Some(_) => "wrong password",
                 };
-                tracing::info!(user = name, source_ip, reason, "login refused");
+                tracing::info!(user = escaped(name), source_ip, reason, "login refused");
                 let keys: Vec<String> = keys.into_iter().map(|(k, _, _)| k).collect();
                 self.store
                     .record_login_failure(&keys, now, window_start)
@@ -176,6 +232,9 @@ impl Services {
     ) -> Result<LoggedIn> {
         let result = self.login_unaudited(name, password, source_ip).await;
         let source_ip = source_ip.map(str::to_owned);
+        // The name as tried, with any control character escaped (a refused name may hold one).
+        let name = escaped(name);
+        let name = name.as_str();
         match &result {
             Ok(_) => {
                 let record = AuditRecord::new(self.now(), name.trim(), "login.succeeded")

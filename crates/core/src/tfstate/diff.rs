@@ -8,6 +8,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::address::{IndexKey, Mode, instance_address};
+use super::nesting::{TOO_DEEP, readable};
 use super::outputs::{Output, masked_value, read_output};
 use super::path::{SensitivePaths, Step, format_path};
 use super::raw::{RawInstance, RawResource, RawState, parse_readable};
@@ -241,12 +242,21 @@ fn compare_instances(
             sensitive,
             reveal: reveal_sensitive,
         };
-        let before = parse_attributes(old_attrs, &old.address)?;
-        let after = parse_attributes(new_attrs, &new.address)?;
-        let mut changes = Vec::new();
-        let mut path = Vec::new();
-        context.walk(&mut path, before.as_ref(), after.as_ref(), &mut changes);
-        changes
+        match (parse_attributes(old_attrs), parse_attributes(new_attrs)) {
+            (Some(before), Some(after)) => {
+                let mut changes = Vec::new();
+                let mut path = Vec::new();
+                context.walk(&mut path, before.as_ref(), after.as_ref(), &mut changes);
+                changes
+            }
+            // Too deep to compare path by path: the whole attributes changed, values not shown.
+            _ => vec![AttributeChange {
+                path: String::new(),
+                before: old_attrs.map(|_| Value::String(TOO_DEEP.into())),
+                after: new_attrs.map(|_| Value::String(TOO_DEEP.into())),
+                sensitive: false,
+            }],
+        }
     };
     if attributes.is_empty() && status.is_none() {
         return Ok(None);
@@ -258,10 +268,12 @@ fn compare_instances(
     }))
 }
 
-fn parse_attributes(raw: Option<&RawValue>, address: &str) -> Result<Option<Value>, Error> {
-    raw.map(|r| serde_json::from_str(r.get()))
-        .transpose()
-        .map_err(|e| Error::Internal(format!("attributes of {address} are not JSON: {e}")))
+/// The attributes as a value (`Some(None)` when absent); `None` when nested too deeply.
+fn parse_attributes(raw: Option<&RawValue>) -> Option<Option<Value>> {
+    match raw {
+        None => Some(None),
+        Some(r) => readable(r).map(Some),
+    }
 }
 
 struct AttributeDiff {
@@ -355,11 +367,13 @@ fn diff_outputs(
         if before.value.get() == after.value.get() && before.sensitive == after.sensitive {
             continue;
         }
-        let before_value = parse_output_value(name, before.value)?;
-        let after_value = parse_output_value(name, after.value)?;
-        if before_value == after_value && before.sensitive == after.sensitive {
-            continue;
-        }
+        let (before_value, after_value) = match (readable(before.value), readable(after.value)) {
+            (Some(b), Some(a)) if a == b && before.sensitive == after.sensitive => continue,
+            (b, a) => (
+                b.unwrap_or_else(|| Value::String(TOO_DEEP.into())),
+                a.unwrap_or_else(|| Value::String(TOO_DEEP.into())),
+            ),
+        };
         diff.changed.push(OutputChange {
             name: name.clone(),
             before: masked_value(before_value, sensitive, reveal_sensitive),
@@ -374,9 +388,4 @@ fn diff_outputs(
         }
     }
     Ok(diff)
-}
-
-pub(crate) fn parse_output_value(name: &str, raw: &RawValue) -> Result<Value, Error> {
-    serde_json::from_str(raw.get())
-        .map_err(|e| Error::Internal(format!("output {name:?} is not JSON: {e}")))
 }

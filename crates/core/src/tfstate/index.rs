@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use serde::de::IgnoredAny;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::address::{IndexKey, Mode};
@@ -60,26 +60,83 @@ impl IdentifyingAttributes {
 #[derive(Deserialize)]
 struct IdentifyingProbe<'a> {
     #[serde(default, borrow)]
-    id: Option<StringOrOther<'a>>,
+    id: Option<Identifier<'a>>,
     #[serde(default, borrow)]
-    arn: Option<StringOrOther<'a>>,
+    arn: Option<Identifier<'a>>,
     #[serde(default, borrow)]
-    name: Option<StringOrOther<'a>>,
+    name: Option<Identifier<'a>>,
     #[serde(default, borrow)]
-    self_link: Option<StringOrOther<'a>>,
+    self_link: Option<Identifier<'a>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StringOrOther<'a> {
-    String(#[serde(borrow)] Cow<'a, str>),
-    Other(IgnoredAny),
+/// An identifying attribute's value when it is a string; anything else (numbers, objects,
+/// lists nested however deep) is skipped without building it.
+struct Identifier<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Identifier<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(IdentifierVisitor(std::marker::PhantomData))
+    }
 }
 
-impl StringOrOther<'_> {
-    fn into_identifier(self) -> Option<String> {
-        match self {
-            StringOrOther::String(s) if !s.is_empty() && s.len() <= MAX_INDEXED_TEXT => {
+struct IdentifierVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for IdentifierVisitor<'a> {
+    type Value = Identifier<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Identifier(Some(Cow::Borrowed(v))))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Identifier(Some(Cow::Owned(v.to_owned()))))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Identifier(Some(Cow::Owned(v))))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Identifier(None))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Identifier(None))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Identifier(None))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Identifier(None))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Identifier(None))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Identifier(None))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Identifier(None))
+    }
+}
+
+impl Identifier<'_> {
+    /// The value as the index keeps it: a non-empty string of at most [`MAX_INDEXED_TEXT`]
+    /// bytes without U+0000 (which PostgreSQL cannot store; no real identifier has one).
+    fn into_indexed(self) -> Option<String> {
+        match self.0 {
+            Some(s) if !s.is_empty() && s.len() <= MAX_INDEXED_TEXT && !s.contains('\0') => {
                 Some(s.into_owned())
             }
             _ => None,
@@ -89,7 +146,8 @@ impl StringOrOther<'_> {
 
 /// The index entries of a state: one per current resource instance (objects deposed by
 /// create-before-destroy are left out). `None` when the state's resources cannot be read: an
-/// OpenTofu client-side encrypted state. Other formats than version 4 are a `BadRequest`.
+/// OpenTofu client-side encrypted state. Other formats than version 4, and resources whose
+/// type, name, module or provider hold U+0000, are a `BadRequest`.
 pub fn index_entries(body: &[u8]) -> Result<Option<Vec<IndexedResource>>, Error> {
     let state = parse_any(body)?;
     if state.is_client_encrypted() {
@@ -110,15 +168,32 @@ pub fn index_entries(body: &[u8]) -> Result<Option<Vec<IndexedResource>>, Error>
                     ))
                 })?;
                 IdentifyingAttributes {
-                    id: probe.id.and_then(StringOrOther::into_identifier),
-                    arn: probe.arn.and_then(StringOrOther::into_identifier),
-                    name: probe.name.and_then(StringOrOther::into_identifier),
-                    self_link: probe.self_link.and_then(StringOrOther::into_identifier),
+                    id: probe.id.and_then(Identifier::into_indexed),
+                    arn: probe.arn.and_then(Identifier::into_indexed),
+                    name: probe.name.and_then(Identifier::into_indexed),
+                    self_link: probe.self_link.and_then(Identifier::into_indexed),
                 }
             }
             None => IdentifyingAttributes::default(),
         };
         let resource = entry.resource;
+        // The index stores these as text, which cannot hold U+0000 on PostgreSQL; escaping
+        // would index names no configuration has. Such a state is stored all the same and
+        // reported as not indexed.
+        if [
+            &resource.type_,
+            &resource.name,
+            &resource.provider,
+            resource.module.as_ref().unwrap_or(&Cow::Borrowed("")),
+        ]
+        .iter()
+        .any(|text| text.contains('\0'))
+        {
+            return Err(Error::BadRequest(format!(
+                "resource {} has a NUL character (U+0000) in its type, name, module or provider",
+                crate::printable::escaped(&entry.address)
+            )));
+        }
         out.push(IndexedResource {
             address: entry.address,
             mode: resource.mode,

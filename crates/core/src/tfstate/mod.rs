@@ -6,6 +6,7 @@
 mod address;
 mod diff;
 mod index;
+mod nesting;
 mod outputs;
 mod path;
 mod raw;
@@ -19,6 +20,7 @@ pub use diff::{
 pub use index::{
     IdentifyingAttributes, IndexedResource, MAX_INDEXED_TEXT, index_entries, truncated,
 };
+pub use nesting::TOO_DEEP;
 pub use outputs::{Output, outputs};
 pub use path::SENSITIVE_MASK;
 pub use raw::SUPPORTED_FORMAT_VERSION;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::diff::parse_output_value;
+use super::nesting::shown;
 use super::path::SENSITIVE_MASK;
 use super::raw::{RawOutput, parse_readable};
 use crate::Error;
@@ -11,7 +11,8 @@ use crate::Error;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Output {
     pub name: String,
-    /// `"(sensitive)"` for a sensitive output unless revealed.
+    /// `"(sensitive)"` for a sensitive output unless revealed; [`super::TOO_DEEP`] for a value
+    /// nested too deeply to be taken apart.
     pub value: Value,
     /// Terraform's type constraint as written in state (`"string"`, `["list","string"]`, …).
     #[serde(rename = "type")]
@@ -36,8 +37,8 @@ pub(crate) fn read_output(
     raw: &RawOutput<'_>,
     reveal_sensitive: bool,
 ) -> Result<Output, Error> {
-    let value = parse_output_value(name, raw.value)?;
-    let value_type = raw.type_.map(|t| parse_output_value(name, t)).transpose()?;
+    let value = shown(raw.value);
+    let value_type = raw.type_.map(shown);
     Ok(Output {
         name: name.to_owned(),
         value: masked_value(value, raw.sensitive, reveal_sensitive),

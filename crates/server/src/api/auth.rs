@@ -12,9 +12,9 @@ use statehouse_core::access::Credential;
 use statehouse_core::accounts::SessionSecret;
 use utoipa::ToSchema;
 
-use super::extract::SessionCaller;
+use super::extract::{ApiJsonAnyText, SessionCaller};
 use super::users::UserView;
-use super::{ApiError, ApiJson, ErrorBody};
+use super::{ApiError, ErrorBody};
 use crate::AppState;
 use crate::auth::{ClientIp, carries_csrf_token, session_cookie, session_cookie_header};
 
@@ -49,7 +49,7 @@ pub struct LoginView {
 pub async fn login(
     State(app): State<Arc<AppState>>,
     ClientIp(ip): ClientIp,
-    ApiJson(body): ApiJson<LoginRequest>,
+    ApiJsonAnyText(body): ApiJsonAnyText<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let logged_in = app
         .services

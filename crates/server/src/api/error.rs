@@ -49,7 +49,7 @@ fn code_of(e: &Error) -> &'static str {
         Error::Locked { .. } => "locked",
         Error::TooLarge(_) => "too_large",
         Error::TooManyRequests { .. } => "too_many_requests",
-        Error::Store(_) => "unavailable",
+        Error::Store(_) | Error::Unavailable(_) => "unavailable",
         Error::Config(_) | Error::Internal(_) => "internal",
     }
 }
@@ -71,6 +71,10 @@ impl IntoResponse for ApiError {
                     "statehouse could not complete the request; see the server log".to_owned(),
                     None,
                 )
+            }
+            Error::Unavailable(message) => {
+                tracing::warn!(status = status.as_u16(), reason = %message, "API request failed");
+                (message, None)
             }
             e => {
                 tracing::info!(status = status.as_u16(), reason = %e, "API request refused");
@@ -125,4 +129,37 @@ pub async fn not_found() -> ApiError {
     ApiError(Error::NotFound(
         "no such API endpoint; the API is described at /api/v1/openapi.json".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use axum::http::StatusCode;
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn answer(e: Error) -> (StatusCode, serde_json::Value) {
+        let response = ApiError(e).into_response();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_dependency_is_503_with_its_reason() {
+        let reason = "cannot connect to PostgreSQL at db.internal:5432: connection refused by \
+                      db.internal:5432 (is PostgreSQL running and listening there?)";
+        let (status, body) = answer(Error::Unavailable(reason.into())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["code"], "unavailable");
+        assert_eq!(body["error"]["message"], reason);
+        // statehouse's own failures still say nothing but where to look.
+        let (status, body) = answer(Error::Internal("a bug".into())).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body["error"]["message"],
+            "statehouse could not complete the request; see the server log"
+        );
+    }
 }

@@ -15,6 +15,7 @@ use statehouse_core::Error;
 use statehouse_core::access::Principal;
 use statehouse_core::accounts::Session;
 use statehouse_core::clock::Timestamp;
+use statehouse_core::printable::first_control;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
@@ -52,7 +53,8 @@ impl FromRequestParts<Arc<AppState>> for SessionCaller {
     }
 }
 
-/// A JSON body; malformed JSON or wrong fields are a 400 naming the problem.
+/// A JSON body; malformed JSON, wrong fields and strings holding U+0000 are a 400 naming
+/// the problem.
 ///
 /// The body is read as JSON when it says so (`application/json`, `…+json`), says nothing, or
 /// carries `application/x-www-form-urlencoded` — what `curl -d` sends unless told otherwise,
@@ -63,26 +65,54 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(declared) = req.headers().get(header::CONTENT_TYPE) {
-            let declared = declared.to_str().unwrap_or("(not text)");
-            if !is_json_or_curl_default(declared) {
-                return Err(UnsupportedMediaType(format!(
-                    "Content-Type {declared:?} is not accepted: send a JSON body (Content-Type: application/json)"
-                ))
-                .into_response());
-            }
-        }
-        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            ApiError(Error::BadRequest(format!(
-                "cannot read the request body: {}",
-                rejection.body_text()
-            )))
-            .into_response()
-        })?;
-        serde_json::from_slice(&body).map(ApiJson).map_err(|e| {
-            ApiError(Error::BadRequest(format!("invalid JSON body: {e}"))).into_response()
-        })
+        refuse_other_media_types(&req)?;
+        let req = super::json_text::refuse_nul_strings(req)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        read_json(req, state).await.map(ApiJson)
     }
+}
+
+/// A JSON body whose strings may hold any character, U+0000 included: for a body the service
+/// checks itself and never stores as sent (a login, whose refusals count against the client).
+pub struct ApiJsonAnyText<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJsonAnyText<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        refuse_other_media_types(&req)?;
+        read_json(req, state).await.map(ApiJsonAnyText)
+    }
+}
+
+/// A 415 when the request declares a media type [`ApiJson`] does not read.
+fn refuse_other_media_types(req: &Request) -> Result<(), Response> {
+    if let Some(declared) = req.headers().get(header::CONTENT_TYPE) {
+        let declared = declared.to_str().unwrap_or("(not text)");
+        if !is_json_or_curl_default(declared) {
+            return Err(UnsupportedMediaType(format!(
+                "Content-Type {declared:?} is not accepted: send a JSON body (Content-Type: application/json)"
+            ))
+            .into_response());
+        }
+    }
+    Ok(())
+}
+
+async fn read_json<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<T, Response> {
+    let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+        ApiError(Error::BadRequest(format!(
+            "cannot read the request body: {}",
+            rejection.body_text()
+        )))
+        .into_response()
+    })?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError(Error::BadRequest(format!("invalid JSON body: {e}"))).into_response())
 }
 
 /// Whether a declared media type is one [`ApiJson`] reads as JSON.
@@ -241,6 +271,8 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
         .decode(cursor)
         .ok()
         .and_then(|raw| String::from_utf8(raw).ok())
+        // Positions are names and numbers: a control character means a forged cursor.
+        .filter(|position| first_control(position).is_none())
         .ok_or_else(|| {
             ApiError(Error::BadRequest(
                 "invalid cursor: pass next_cursor from the previous page unchanged".into(),
@@ -267,11 +299,13 @@ mod tests {
                 .next_cursor
                 .is_none()
         );
-        let bad = PageParams {
-            cursor: Some("!!!".into()),
-            limit: None,
-        };
-        assert!(bad.position().is_err());
+        for cursor in ["!!!".to_owned(), encode_cursor("a\0b")] {
+            let bad = PageParams {
+                cursor: Some(cursor),
+                limit: None,
+            };
+            assert!(bad.position().is_err());
+        }
     }
 
     #[test]

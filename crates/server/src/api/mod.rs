@@ -8,6 +8,7 @@ mod backups;
 mod doc;
 mod error;
 mod extract;
+mod json_text;
 mod search;
 mod states;
 mod tokens;

@@ -1,5 +1,8 @@
-//! An in-process server on 127.0.0.1:0 over a fresh SQLite store, for HTTP-level tests.
+//! An in-process server on 127.0.0.1:0 over a fresh SQLite store (or, with
+//! [`TestServer::start_on`], a fresh PostgreSQL schema), for HTTP-level tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod engines;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +14,6 @@ use statehouse_core::clock::{FakeClock, Timestamp};
 use statehouse_core::crypto::{Cipher, KeyFile};
 use statehouse_core::service::Services;
 use statehouse_server::{AppState, ConnectionLimits, router};
-use statehouse_store_sqlite::SqliteStore;
 
 pub struct TestServer {
     pub url: String,
@@ -22,6 +24,8 @@ pub struct TestServer {
     pub client: reqwest::Client,
     /// Kept so the server runs until the test ends (dropping it would stop the server).
     _stop: tokio::sync::watch::Sender<bool>,
+    /// Keeps the store's database until the server goes.
+    pub db: engines::Database,
 }
 
 pub const MAX_BYTES: usize = 1024 * 1024;
@@ -30,20 +34,30 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 impl TestServer {
     pub async fn start() -> TestServer {
-        Self::start_with(ConnectionLimits::default(), MAX_BYTES).await
+        Self::start_on(engines::Engine::Sqlite).await
     }
 
-    /// A server with these connection limits and largest state body.
+    pub async fn start_on(engine: engines::Engine) -> TestServer {
+        Self::start_with_on(engine, ConnectionLimits::default(), MAX_BYTES).await
+    }
+
+    /// A SQLite server with these connection limits and largest state body.
     pub async fn start_with(limits: ConnectionLimits, max_state_bytes: usize) -> TestServer {
+        Self::start_with_on(engines::Engine::Sqlite, limits, max_state_bytes).await
+    }
+
+    async fn start_with_on(
+        engine: engines::Engine,
+        limits: ConnectionLimits,
+        max_state_bytes: usize,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db.sqlite"))
-            .await
-            .unwrap();
+        let (store, db) = engine.open(dir.path()).await;
         let key_file = KeyFile::new(dir.path().join("master.key"));
         key_file.load_or_create().unwrap();
         let clock = Arc::new(FakeClock::new(Timestamp(1_700_000_000_000)));
         let services = Services::new(
-            Arc::new(store),
+            store,
             Arc::new(Cipher::from_file(key_file).unwrap()),
             clock.clone(),
         );
@@ -69,6 +83,7 @@ impl TestServer {
             dir,
             client: reqwest::Client::new(),
             _stop: stop,
+            db,
         }
     }
 
@@ -210,6 +225,20 @@ impl TestServer {
         };
         (status, value)
     }
+}
+
+/// `len` lowercase letters without repeats a compressor could use: PostgreSQL compresses
+/// index entries, so only such text shows what an overlong value does to an index.
+pub fn incompressible(len: usize) -> String {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'a' + (state % 26) as u8)
+        })
+        .collect()
 }
 
 pub fn content_md5(body: &[u8]) -> String {
