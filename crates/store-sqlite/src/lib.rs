@@ -80,16 +80,21 @@ fn open_err(e: sqlx::Error) -> Error {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database file and applies migrations.
+    /// Opens (creating if missing, mode 0600) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self> {
+        create_private_file(path)?;
         let options = SqliteConnectOptions::new().filename(path);
         Self::open_with(options.create_if_missing(true)).await
     }
 
-    /// Opens a `sqlite:` URL (e.g. `sqlite:///var/lib/statehouse/db.sqlite`).
+    /// Opens a `sqlite:` URL (e.g. `sqlite:///var/lib/statehouse/db.sqlite`), creating a
+    /// missing file with mode 0600.
     pub async fn open_url(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| Error::Config(format!("invalid SQLite URL: {e}")))?;
+        if !url.contains(":memory:") && !url.contains("mode=memory") {
+            create_private_file(options.get_filename())?;
+        }
         Self::open_with(options.create_if_missing(true)).await
     }
 
@@ -138,6 +143,27 @@ impl SqliteStore {
             checkpointer,
             journal_head: std::sync::Mutex::new(None),
         })
+    }
+}
+
+/// Creates a missing database file readable by its owner only (SQLite would create it with
+/// the umask's mode, usually 0644); its `-wal` and `-shm` files take the same mode. An existing
+/// file is left as it is.
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Store(format!(
+            "cannot create SQLite database {}: {e}",
+            path.display()
+        ))),
     }
 }
 
