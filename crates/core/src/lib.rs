@@ -15,6 +15,7 @@ pub mod journal;
 pub mod model;
 pub mod names;
 pub mod rules;
+pub mod sealed;
 pub mod search;
 pub mod service;
 pub mod statefile;

@@ -30,7 +30,7 @@ use statehouse_core::crypto::SealedBody;
 use statehouse_core::model::{
     DeletedState, HeldLock, LockOutcome, LockRequest, NewToken, StateFilter, StateRecord,
     UnlockOutcome, UnlockRequest, VersionMeta, VersionWrite, Workspace, WorkspaceSettings,
-    WrappedKeyRow, WriteOutcome,
+    WriteOutcome,
 };
 use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
 use statehouse_core::store::Store;
@@ -38,6 +38,7 @@ use statehouse_core::store::search::ResourceSearch;
 use statehouse_core::{Error, Result};
 
 mod accounts;
+mod keys;
 mod search;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -1148,46 +1149,5 @@ impl Store for SqliteStore {
         }
         commit(tx).await?;
         Ok(flagged)
-    }
-
-    async fn keys_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<WrappedKeyRow>> {
-        let rows = sqlx::query(
-            "SELECT id, state_id, key_id, wrapped_key FROM state_versions WHERE key_id <> ? ORDER BY id LIMIT ?",
-        )
-        .bind(key_id)
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(WrappedKeyRow {
-                    version_id: get(r, "id")?,
-                    state_id: get(r, "state_id")?,
-                    key_id: get(r, "key_id")?,
-                    wrapped_key: get(r, "wrapped_key")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn replace_wrapped_key(
-        &self,
-        old: &WrappedKeyRow,
-        new_key_id: &str,
-        new_wrapped: &[u8],
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE state_versions SET key_id = ?, wrapped_key = ? WHERE id = ? AND key_id = ? AND wrapped_key = ?",
-        )
-        .bind(new_key_id)
-        .bind(new_wrapped)
-        .bind(&old.version_id)
-        .bind(&old.key_id)
-        .bind(&old.wrapped_key)
-        .execute(&mut *self.write.lock().await)
-        .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
     }
 }

@@ -5,222 +5,36 @@
 //! seals carry associated data naming the record they belong to, so a ciphertext copied onto
 //! another row fails to open. Rotating the master key re-wraps data keys only.
 //!
-//! The master key lives in a file outside the database. During a rotation the file holds two
-//! keys (new first); a running server notices the file changed and picks the new key up.
+//! The master key lives in a file outside the database ([`KeyFile`]). A running server notices
+//! when the file changes and follows it, with rules that keep a damaged or foreign file from
+//! losing data: new data is sealed only with a key verified against the store (its check value
+//! recorded in the database, see `Services::verify_master_keys`); a changed file is refused
+//! (the current keys stay) when it holds a key the store verified under the same id with other
+//! bytes, and is only taken over once it holds a verified key. Any key in the file may open
+//! data: a wrong one just fails to.
 
+mod keyring;
+
+use std::collections::HashMap;
 use std::fmt;
-use std::fs;
 use std::io::Write;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::RwLock;
 use std::time::SystemTime;
 
 use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use base64::Engine;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
+pub use self::keyring::{KeyFile, Keyring, MasterKey};
+use self::keyring::KEY_LEN;
 use crate::Error;
+use crate::sealed::SealedKind;
 
 const NONCE_LEN: usize = 12;
-const KEY_LEN: usize = 32;
-const FILE_HEADER: &str = "# statehouse master key file. Back it up somewhere safe and separate from the database:\n# without it no stored state can be read. Keep the file mode 0600.\n";
 /// zstd level for state bodies: fast enough to keep pushes cheap, still ~10x on state JSON.
 const ZSTD_LEVEL: i32 = 3;
-
-/// One master key with its short identifier (recorded next to every wrapped data key).
-#[derive(Clone)]
-pub struct MasterKey {
-    id: String,
-    key: Zeroizing<[u8; KEY_LEN]>,
-}
-
-impl MasterKey {
-    pub fn generate() -> Self {
-        let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        rand::rngs::OsRng.fill_bytes(key.as_mut());
-        let mut id = [0u8; 4];
-        rand::rngs::OsRng.fill_bytes(&mut id);
-        MasterKey {
-            id: hex::encode(id),
-            key,
-        }
-    }
-
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(self.key.as_ref().into())
-    }
-
-    /// A secret for one purpose (e.g. encrypting statehouse's own backups), derived from this
-    /// key with HMAC-SHA256 so it never reveals the key itself; lowercase hex.
-    pub fn derived_secret(&self, purpose: &str) -> Result<Zeroizing<String>, Error> {
-        use hmac::{Hmac, Mac};
-        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.key.as_ref())
-            .map_err(|e| Error::Internal(format!("deriving a secret failed: {e}")))?;
-        mac.update(b"statehouse/derived/v1/");
-        mac.update(purpose.as_bytes());
-        Ok(Zeroizing::new(hex::encode(mac.finalize().into_bytes())))
-    }
-}
-
-impl fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MasterKey({}, ***)", self.id)
-    }
-}
-
-/// The keys in the master key file; the first is the one new data keys are wrapped with.
-#[derive(Debug, Clone)]
-pub struct Keyring {
-    keys: Vec<MasterKey>,
-}
-
-impl Keyring {
-    pub fn new(primary: MasterKey) -> Self {
-        Keyring {
-            keys: vec![primary],
-        }
-    }
-
-    pub fn primary(&self) -> &MasterKey {
-        &self.keys[0]
-    }
-
-    pub fn keys(&self) -> &[MasterKey] {
-        &self.keys
-    }
-
-    pub fn with_new_primary(&self, key: MasterKey) -> Keyring {
-        let mut keys = vec![key];
-        keys.extend(self.keys.iter().cloned());
-        Keyring { keys }
-    }
-
-    pub fn only_primary(&self) -> Keyring {
-        Keyring::new(self.primary().clone())
-    }
-
-    fn find(&self, id: &str) -> Option<&MasterKey> {
-        self.keys.iter().find(|k| k.id == id)
-    }
-
-    fn to_file_text(&self) -> String {
-        let mut text = String::from(FILE_HEADER);
-        for k in &self.keys {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(k.key.as_ref());
-            text.push_str(&format!("key {} {}\n", k.id, b64));
-        }
-        text
-    }
-
-    fn parse(text: &str, path: &Path) -> Result<Keyring, Error> {
-        let bad = |why: String| Error::Config(format!("master key file {}: {why}", path.display()));
-        let mut keys = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let parts: Vec<&str> = line.split_whitespace().collect();
-            let [kind, id, b64] = parts[..] else {
-                return Err(bad(format!("line {} is not 'key <id> <base64>'", n + 1)));
-            };
-            if kind != "key" || id.is_empty() {
-                return Err(bad(format!("line {} is not 'key <id> <base64>'", n + 1)));
-            }
-            let raw = Zeroizing::new(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .map_err(|_| bad(format!("line {}: key is not base64", n + 1)))?,
-            );
-            let key: [u8; KEY_LEN] = raw
-                .as_slice()
-                .try_into()
-                .map_err(|_| bad(format!("line {}: key is not {KEY_LEN} bytes", n + 1)))?;
-            keys.push(MasterKey {
-                id: id.to_owned(),
-                key: Zeroizing::new(key),
-            });
-        }
-        if keys.is_empty() {
-            return Err(bad("no key in file".into()));
-        }
-        Ok(Keyring { keys })
-    }
-}
-
-/// The master key file on disk.
-#[derive(Debug, Clone)]
-pub struct KeyFile {
-    path: PathBuf,
-}
-
-impl KeyFile {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        KeyFile { path: path.into() }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Loads the keyring, creating a new key file (mode 0600) when none exists.
-    /// Returns whether the file was created.
-    pub fn load_or_create(&self) -> Result<(Keyring, bool), Error> {
-        if self.path.exists() {
-            return Ok((self.load()?, false));
-        }
-        let ring = Keyring::new(MasterKey::generate());
-        self.save(&ring)?;
-        Ok((ring, true))
-    }
-
-    pub fn load(&self) -> Result<Keyring, Error> {
-        let text = fs::read_to_string(&self.path).map_err(|e| {
-            Error::Config(format!(
-                "cannot read master key file {}: {e}",
-                self.path.display()
-            ))
-        })?;
-        Keyring::parse(&text, &self.path)
-    }
-
-    /// Atomically replaces the file: write a temporary file (0600), fsync, rename.
-    pub fn save(&self, ring: &Keyring) -> Result<(), Error> {
-        let io = |e: std::io::Error| {
-            Error::Config(format!(
-                "cannot write master key file {}: {e}",
-                self.path.display()
-            ))
-        };
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = self.path.with_extension("tmp");
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp).map_err(io)?;
-        file.write_all(ring.to_file_text().as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        fs::rename(&tmp, &self.path).map_err(io)?;
-        Ok(())
-    }
-
-    fn modified(&self) -> Option<SystemTime> {
-        fs::metadata(&self.path).and_then(|m| m.modified()).ok()
-    }
-}
 
 /// A body after compression and encryption, as the store keeps it.
 #[derive(Clone, PartialEq, Eq)]
@@ -247,7 +61,7 @@ impl fmt::Debug for SealedBody {
 /// Names the record a sealed body belongs to; becomes the associated data of both seals.
 #[derive(Debug, Clone, Copy)]
 pub struct Binding<'a> {
-    pub kind: &'a str,
+    pub kind: SealedKind,
     pub owner_id: &'a str,
     pub record_id: &'a str,
 }
@@ -256,16 +70,83 @@ impl Binding<'_> {
     fn aad(&self, part: &str) -> Vec<u8> {
         format!(
             "statehouse/v1/{}/{}/{}/{}",
-            self.kind, part, self.owner_id, self.record_id
+            self.kind.as_str(),
+            part,
+            self.owner_id,
+            self.record_id
         )
         .into_bytes()
+    }
+}
+
+/// The keys a [`Cipher`] works with.
+struct KeyState {
+    ring: Keyring,
+    /// A changed key file that holds no key verified for this store yet: taken over once all
+    /// its keys are ([`Cipher::promote_pending`]), never before.
+    pending: Option<Keyring>,
+    /// The key file's modification time when it was last read (taken over or not).
+    seen: Option<SystemTime>,
+    /// Keys proven to be this store's (their check values match the store's, or they open its
+    /// data), by id; only these seal.
+    verified: HashMap<String, MasterKey>,
+}
+
+impl KeyState {
+    /// What to do with a changed key file: refuse it when one of its keys differs from the
+    /// key verified under the same id (a damaged file); take it over when it holds a verified
+    /// key (a rotation went on); otherwise keep it pending until its keys are verified (a
+    /// file from another installation never is: it lacks the keys the store's data needs).
+    fn follow(&mut self, ring: Keyring) -> Result<(), String> {
+        for key in ring.all() {
+            if let Some(known) = self.verified.get(key.id())
+                && !ring.holds(known)
+            {
+                return Err(format!(
+                    "its master key {} differs from the key verified under that id (the file is damaged, or from another installation)",
+                    key.id()
+                ));
+            }
+        }
+        if ring.all().any(|k| self.verified.contains_key(k.id())) {
+            self.ring = ring;
+            self.pending = None;
+        } else {
+            tracing::warn!(
+                primary = ring.primary().id(),
+                "the changed master key file holds no key verified for this store yet; it is used once its keys are checked against the database"
+            );
+            self.pending = Some(ring);
+        }
+        Ok(())
+    }
+
+    /// The ring keys are verified for: the pending one when there is one.
+    fn candidate(&self) -> &Keyring {
+        self.pending.as_ref().unwrap_or(&self.ring)
+    }
+
+    /// The first active key that is verified.
+    fn sealing_key(&self) -> Result<MasterKey, Error> {
+        self.ring
+            .keys()
+            .iter()
+            .find(|k| self.verified.contains_key(k.id()))
+            .cloned()
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "no verified master key to encrypt with: master key {} has not been checked against this store yet \
+                     (a running server checks a new key within seconds; see its log)",
+                    self.ring.primary().id()
+                ))
+            })
     }
 }
 
 /// Seals and opens bodies with the current keyring, following changes of the key file.
 pub struct Cipher {
     file: Option<KeyFile>,
-    state: RwLock<(Keyring, Option<SystemTime>)>,
+    state: RwLock<KeyState>,
 }
 
 impl fmt::Debug for Cipher {
@@ -275,57 +156,138 @@ impl fmt::Debug for Cipher {
 }
 
 impl Cipher {
-    /// A cipher bound to a key file; it reloads the file when its modification time changes.
+    /// A cipher bound to a key file; it follows the file when its modification time changes.
+    /// Nothing is sealed until its keys are verified ([`Cipher::mark_verified`]).
     pub fn from_file(file: KeyFile) -> Result<Self, Error> {
         let ring = file.load()?;
-        let mtime = file.modified();
+        let seen = file.modified();
         Ok(Cipher {
             file: Some(file),
-            state: RwLock::new((ring, mtime)),
+            state: RwLock::new(KeyState {
+                ring,
+                pending: None,
+                seen,
+                verified: HashMap::new(),
+            }),
         })
     }
 
-    /// A cipher with a fixed keyring (tests, tools).
+    /// A cipher with a fixed keyring, every key trusted (tests, tools).
     pub fn fixed(ring: Keyring) -> Self {
+        let verified = ring.all().map(|k| (k.id.clone(), k.clone())).collect();
         Cipher {
             file: None,
-            state: RwLock::new((ring, None)),
+            state: RwLock::new(KeyState {
+                ring,
+                pending: None,
+                seen: None,
+                verified,
+            }),
         }
     }
 
+    /// The key file this cipher follows, if any.
+    pub fn key_file(&self) -> Option<&Path> {
+        self.file.as_ref().map(KeyFile::path)
+    }
+
+    /// Reads the key file again when it changed ([`KeyState::follow`]); a file that cannot be
+    /// read or is refused leaves the keys as they are, and is logged once per change.
     fn refresh(&self) -> Result<(), Error> {
         let Some(file) = &self.file else {
             return Ok(());
         };
         let mtime = file.modified();
-        let current = self.state.read().map_err(|_| poisoned())?.1;
-        if mtime != current {
-            let ring = file.load()?;
-            *self.state.write().map_err(|_| poisoned())? = (ring, mtime);
+        if mtime == self.state.read().map_err(|_| poisoned())?.seen {
+            return Ok(());
+        }
+        let mut state = self.state.write().map_err(|_| poisoned())?;
+        if mtime == state.seen {
+            return Ok(());
+        }
+        state.seen = mtime;
+        let refusal = match file.load() {
+            Ok(ring) => match state.follow(ring) {
+                Ok(()) => return Ok(()),
+                Err(why) => why,
+            },
+            Err(e) => e.to_string(),
+        };
+        state.pending = None;
+        tracing::error!(
+            file = %file.path().display(),
+            error = %refusal,
+            "the changed master key file is refused; statehouse keeps the keys it had. Put the right file back"
+        );
+        Ok(())
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&KeyState) -> T) -> Result<T, Error> {
+        self.refresh()?;
+        Ok(f(&*self.state.read().map_err(|_| poisoned())?))
+    }
+
+    /// The keys in use (following the key file).
+    pub fn keyring(&self) -> Result<Keyring, Error> {
+        self.read(|s| s.ring.clone())
+    }
+
+    /// The keys to verify: those of a changed key file waiting for verification, else the
+    /// keys in use.
+    pub fn candidate_keyring(&self) -> Result<Keyring, Error> {
+        self.read(|s| s.candidate().clone())
+    }
+
+    /// Keys of [`Cipher::candidate_keyring`] that are not verified yet.
+    pub fn unverified_keys(&self) -> Result<Vec<MasterKey>, Error> {
+        self.read(|s| {
+            s.candidate()
+                .all()
+                .filter(|k| !s.verified.contains_key(k.id()))
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Records that `key` belongs to this store (the caller checked it against the store), if
+    /// the current or pending ring still holds it unchanged.
+    pub fn mark_verified(&self, key: &MasterKey) -> Result<(), Error> {
+        let mut state = self.state.write().map_err(|_| poisoned())?;
+        if state.candidate().holds(key) || state.ring.holds(key) {
+            state.verified.insert(key.id.clone(), key.clone());
         }
         Ok(())
     }
 
-    fn ring(&self) -> Result<Keyring, Error> {
-        self.refresh()?;
-        Ok(self.state.read().map_err(|_| poisoned())?.0.clone())
+    /// Takes a pending key file over once all its keys are verified; true when it did.
+    pub fn promote_pending(&self) -> Result<bool, Error> {
+        let mut state = self.state.write().map_err(|_| poisoned())?;
+        let ready = state.pending.as_ref().is_some_and(|p| {
+            p.all()
+                .all(|k| state.verified.get(k.id()).is_some_and(|v| p.holds(v)))
+        });
+        if ready && let Some(pending) = state.pending.take() {
+            state.ring = pending;
+        }
+        Ok(ready)
     }
 
-    pub fn primary_key_id(&self) -> Result<String, Error> {
-        Ok(self.ring()?.primary().id.clone())
+    /// The id of the key new data is sealed with.
+    pub fn sealing_key_id(&self) -> Result<String, Error> {
+        Ok(self.read(KeyState::sealing_key)??.id)
     }
 
-    /// The primary key's id and its [`MasterKey::derived_secret`] for `purpose`.
+    /// The sealing key's id and its [`MasterKey::derived_secret`] for `purpose`.
     pub fn derived_secret(&self, purpose: &str) -> Result<(String, Zeroizing<String>), Error> {
-        let ring = self.ring()?;
-        let primary = ring.primary();
-        Ok((primary.id.clone(), primary.derived_secret(purpose)?))
+        let key = self.read(KeyState::sealing_key)??;
+        Ok((key.id.clone(), key.derived_secret(purpose)?))
     }
 
     /// zstd-compress then encrypt `plain` under a fresh data key. Compression streams into
     /// the output buffer and encryption happens in place, so sealing a large body costs about
     /// one compressed copy of it in memory.
     pub fn seal(&self, plain: &[u8], binding: Binding<'_>) -> Result<SealedBody, Error> {
+        let master = self.read(KeyState::sealing_key)??;
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut out = Vec::with_capacity(NONCE_LEN + plain.len() / 8 + 64);
@@ -351,9 +313,7 @@ impl Cipher {
             .map_err(|_| Error::Internal("encryption failed".into()))?;
         out.extend_from_slice(&tag);
 
-        let ring = self.ring()?;
-        let master = ring.primary();
-        let wrapped_key = encrypt(&master.cipher(), data_key.as_ref(), &binding.aad("key"))?;
+        let wrapped_key = encrypt(&aead(&master), data_key.as_ref(), &binding.aad("key"))?;
         Ok(SealedBody {
             key_id: master.id.clone(),
             wrapped_key,
@@ -386,21 +346,15 @@ impl Cipher {
         wrapped: &[u8],
         binding: Binding<'_>,
     ) -> Result<Zeroizing<[u8; KEY_LEN]>, Error> {
-        let ring = self.ring()?;
-        let master = ring.find(key_id).ok_or_else(|| {
+        let master = self.read(|s| s.ring.find(key_id).cloned())?.ok_or_else(|| {
             Error::Internal(format!(
                 "data key is wrapped with master key {key_id}, which is not in the master key file"
             ))
         })?;
-        let raw = Zeroizing::new(decrypt(&master.cipher(), wrapped, &binding.aad("key"))?);
-        let key: [u8; KEY_LEN] = raw
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::Internal("unwrapped data key has the wrong length".into()))?;
-        Ok(Zeroizing::new(key))
+        unwrap_with(&master, wrapped, binding)
     }
 
-    /// Re-wrap a data key under this cipher's primary key (master key rotation).
+    /// Re-wrap a data key under the sealing key (master key rotation).
     pub fn rewrap(
         &self,
         key_id: &str,
@@ -408,13 +362,34 @@ impl Cipher {
         binding: Binding<'_>,
     ) -> Result<(String, Vec<u8>), Error> {
         let data_key = self.unwrap_key(key_id, wrapped, binding)?;
-        let ring = self.ring()?;
-        let master = ring.primary();
+        let master = self.read(KeyState::sealing_key)??;
         Ok((
             master.id.clone(),
-            encrypt(&master.cipher(), data_key.as_ref(), &binding.aad("key"))?,
+            encrypt(&aead(&master), data_key.as_ref(), &binding.aad("key"))?,
         ))
     }
+}
+
+/// Whether `key` opens a data key wrapped for `binding` (a key check by trial decryption).
+pub fn opens(key: &MasterKey, wrapped: &[u8], binding: Binding<'_>) -> bool {
+    unwrap_with(key, wrapped, binding).is_ok()
+}
+
+fn unwrap_with(
+    master: &MasterKey,
+    wrapped: &[u8],
+    binding: Binding<'_>,
+) -> Result<Zeroizing<[u8; KEY_LEN]>, Error> {
+    let raw = Zeroizing::new(decrypt(&aead(master), wrapped, &binding.aad("key"))?);
+    let key: [u8; KEY_LEN] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::Internal("unwrapped data key has the wrong length".into()))?;
+    Ok(Zeroizing::new(key))
+}
+
+fn aead(master: &MasterKey) -> Aes256Gcm {
+    Aes256Gcm::new(master.key.as_ref().into())
 }
 
 fn poisoned() -> Error {
@@ -453,11 +428,16 @@ mod tests {
     use super::*;
 
     fn binding<'a>(record: &'a str) -> Binding<'a> {
-        Binding {
-            kind: "state",
-            owner_id: "s1",
-            record_id: record,
-        }
+        SealedKind::State.binding("s1", record)
+    }
+
+    fn io(e: std::io::Error) -> Error {
+        Error::Internal(e.to_string())
+    }
+
+    /// Lets the file's modification time move on (the cipher follows it).
+    fn tick() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 
     #[test]
@@ -469,6 +449,9 @@ mod tests {
         assert_eq!(cipher.open(&sealed, binding("v1"), 0)?, body);
         // The same ciphertext presented as another record does not open.
         assert!(cipher.open(&sealed, binding("v2"), 0).is_err());
+        // Nor as another kind of record.
+        let as_webhook = SealedKind::Webhook.binding("s1", "v1");
+        assert!(cipher.open(&sealed, as_webhook, 0).is_err());
         // Two seals of the same body differ (random data keys and nonces).
         assert_ne!(
             cipher.seal(&body, binding("v1"))?.ciphertext,
@@ -487,26 +470,44 @@ mod tests {
         Ok(())
     }
 
+    fn verified_cipher(file: &KeyFile) -> Result<Cipher, Error> {
+        let cipher = Cipher::from_file(file.clone())?;
+        for key in cipher.unverified_keys()? {
+            cipher.mark_verified(&key)?;
+        }
+        Ok(cipher)
+    }
+
     #[test]
     fn key_file_roundtrip_mode_and_rotation() -> Result<(), Error> {
-        let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.to_string()))?;
+        let dir = tempfile::tempdir().map_err(io)?;
         let file = KeyFile::new(dir.path().join("master.key"));
         let (ring, created) = file.load_or_create()?;
         assert!(created);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(file.path()).map_err(|e| Error::Internal(e.to_string()))?;
+            let mode = std::fs::metadata(file.path()).map_err(io)?;
             assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+            assert_eq!(file.loose_permissions(), None);
         }
-        let cipher = Cipher::from_file(file.clone())?;
+        let unverified = Cipher::from_file(file.clone())?;
+        assert!(
+            unverified.seal(b"x", binding("v0")).is_err(),
+            "nothing is sealed with a key not verified against the store"
+        );
+        let cipher = verified_cipher(&file)?;
         let sealed = cipher.seal(b"hello", binding("v1"))?;
         assert_eq!(sealed.key_id, ring.primary().id());
 
-        // Rotation: new primary first, old still present; the running cipher follows the file.
+        // Rotation: new primary first, old still present; the running cipher follows the file
+        // and keeps sealing with the verified old key until the new one is verified.
         let rotated = ring.with_new_primary(MasterKey::generate());
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        tick();
         file.save(&rotated)?;
+        assert_eq!(cipher.sealing_key_id()?, ring.primary().id());
+        cipher.mark_verified(rotated.primary())?;
+        assert_eq!(cipher.sealing_key_id()?, rotated.primary().id());
         let (new_id, new_wrapped) =
             cipher.rewrap(&sealed.key_id, &sealed.wrapped_key, binding("v1"))?;
         assert_eq!(new_id, rotated.primary().id());
@@ -515,11 +516,62 @@ mod tests {
             wrapped_key: new_wrapped,
             ..sealed.clone()
         };
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        file.save(&rotated.only_primary())?;
+        // The old key retires: it opens, never seals.
+        tick();
+        file.save(&rotated.retire_all_but_primary())?;
         assert_eq!(cipher.open(&moved, binding("v1"), 5)?, b"hello");
-        // The old wrapping no longer opens once the old key is gone.
+        assert_eq!(cipher.open(&sealed, binding("v1"), 5)?, b"hello");
+        // Forgetting the retired key: the old wrapping no longer opens.
+        tick();
+        file.save(&rotated.retire_all_but_primary().without_retired())?;
+        assert_eq!(cipher.open(&moved, binding("v1"), 5)?, b"hello");
         assert!(cipher.open(&sealed, binding("v1"), 0).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_key_file_is_not_followed() -> Result<(), Error> {
+        let dir = tempfile::tempdir().map_err(io)?;
+        let path = dir.path().join("master.key");
+        let file = KeyFile::new(&path);
+        let (ring, _) = file.load_or_create()?;
+        let cipher = verified_cipher(&file)?;
+        let before = cipher.seal(b"before", binding("v1"))?;
+
+        // One base64 character of the key changed, id kept.
+        let text = std::fs::read_to_string(&path).map_err(io)?;
+        let line = text.lines().find(|l| l.starts_with("key ")).unwrap_or_default();
+        let b64 = line.rsplit(' ').next().unwrap_or_default();
+        let flipped = if b64.starts_with('A') { "B" } else { "A" };
+        let damaged = line.replacen(b64, &format!("{flipped}{}", &b64[1..]), 1);
+        tick();
+        std::fs::write(&path, text.replace(line, &damaged)).map_err(io)?;
+        let during = cipher.seal(b"during", binding("v2"))?;
+        assert_eq!(during.key_id, ring.primary().id());
+        assert_eq!(cipher.open(&before, binding("v1"), 0)?, b"before");
+
+        // A foreign file (another installation's key) drops the active key: refused too.
+        tick();
+        file.save(&Keyring::new(MasterKey::generate()))?;
+        let foreign = cipher.seal(b"foreign", binding("v3"))?;
+        assert_eq!(foreign.key_id, ring.primary().id());
+
+        // Unreadable text: the keys stay.
+        tick();
+        std::fs::write(&path, "key x not-base64!\n").map_err(io)?;
+        assert!(cipher.seal(b"x", binding("v4")).is_ok());
+
+        // The right file back: everything written meanwhile opens with it alone.
+        tick();
+        file.save(&ring)?;
+        let fresh = verified_cipher(&file)?;
+        for (sealed, record, body) in [
+            (&before, "v1", &b"before"[..]),
+            (&during, "v2", b"during"),
+            (&foreign, "v3", b"foreign"),
+        ] {
+            assert_eq!(fresh.open(sealed, binding(record), 0)?, body);
+        }
         Ok(())
     }
 
@@ -528,14 +580,14 @@ mod tests {
         let dir = tempfile::tempdir().ok();
         let Some(dir) = dir else { return };
         let path = dir.path().join("k");
-        let _ = fs::write(&path, "key abc not-base64!\n");
+        let _ = std::fs::write(&path, "key abc not-base64!\n");
         let err = KeyFile::new(&path)
             .load()
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("not base64"), "{err}");
-        let _ = fs::write(&path, "# only comments\n");
+        let _ = std::fs::write(&path, "# only comments\n");
         let err = KeyFile::new(&path)
             .load()
             .err()
