@@ -950,7 +950,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                     None,
                 )
                 .await?;
-            eprintln!("unregistered database {name:?}");
+            errln!("unregistered database {name:?}");
             Ok(())
         }
         DbCommand::Check {
@@ -1054,7 +1054,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
             if output.json {
                 print_json(&runs)?;
             } else {
-                print_table(&RUN_HEADERS, runs_list.iter().map(run_row).collect());
+                print_table(&RUN_HEADERS, runs_list.iter().map(run_row).collect())?;
             }
             let failed: Vec<String> = runs_list
                 .iter()
@@ -1073,14 +1073,14 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
             }
             for r in &runs_list {
                 if r["verification_ok"] == false {
-                    eprintln!(
+                    errln!(
                         "warning: backup {} succeeded but its verification failed; see `statehouse backup show {}`",
                         str_or(&r["id"], "?"),
                         str_or(&r["id"], "ID")
                     );
                 }
             }
-            eprintln!(
+            errln!(
                 "{} backup{} of {name:?} succeeded",
                 runs_list.len(),
                 if runs_list.len() == 1 { "" } else { "s" }
@@ -1123,7 +1123,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                 && !no_clean
                 && std::io::stdin().is_terminal()
             {
-                eprint!(
+                errprint!(
                     "Restore backup {backup_id} over the database it was taken from ({dumped:?})? \
                      Its current objects are dropped first. Type the database name to continue: "
                 );
@@ -1158,7 +1158,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                 "identity": identity,
                 "passphrase": passphrase,
             });
-            eprintln!("restoring backup {backup_id} into {destination}");
+            errln!("restoring backup {backup_id} into {destination}");
             let mut progress = Progress::new(
                 visible(output.json, quiet),
                 &format!("restoring {backup_id}"),
@@ -1272,7 +1272,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                     "the server's answer has no password (is the CLI much older or newer than the server?)"
                 );
             };
-            eprintln!(
+            errln!(
                 "created read-only role {:?}{}; its password is shown once",
                 str_or(&created["role"], &role),
                 if created["used_for_backups"] == true {
@@ -1281,7 +1281,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                     String::new()
                 }
             );
-            println!("{password}");
+            outln!("{password}")?;
             Ok(())
         }
         DbCommand::Health {
@@ -1299,13 +1299,13 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
             if output.json {
                 return print_json(&history);
             }
-            println!("uptime: {}", uptime_text(&history["uptime"]));
+            outln!("uptime: {}", uptime_text(&history["uptime"]))?;
             let checks = history["checks"]["items"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
             if checks.is_empty() {
-                eprintln!(
+                errln!(
                     "no health checks recorded yet (they run every minute while the server runs)"
                 );
                 return Ok(());
@@ -1326,7 +1326,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                         ]
                     })
                     .collect(),
-            );
+            )?;
             Ok(())
         }
     }
