@@ -38,7 +38,8 @@ pub fn measure(payload: Payload, quick: bool) -> Result<Costs> {
     let budget = Duration::from_millis(if quick { 100 } else { 400 });
     let body = StateTemplate::new(payload, MB, "components")?.body(1);
     let cipher = Cipher::fixed(Keyring::new(MasterKey::generate()));
-    let binding = statehouse_core::sealed::SealedKind::State.binding("bench-state", "bench-version");
+    let binding =
+        statehouse_core::sealed::SealedKind::State.binding("bench-state", "bench-version");
     let sealed = cipher.seal(&body, binding)?;
     let steps = vec![
         (

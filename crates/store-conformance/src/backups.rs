@@ -9,8 +9,7 @@ use statehouse_core::Error;
 use statehouse_core::backups::{
     BackupFilter, BackupRecord, BackupResult, BackupStatus, BackupTrigger, DatabaseHealth,
     DatabaseRecord, HealthCheck, HealthCounts, HealthStatus, HealthTransition, NotifierRecord,
-    TargetRecord, VerificationRecord, VerificationSummary,
-    WorkspaceBackupSettings,
+    TargetRecord, VerificationRecord, VerificationSummary, WorkspaceBackupSettings,
 };
 use statehouse_core::crypto::SealedBody;
 use statehouse_core::store::Store;
@@ -32,7 +31,12 @@ fn target_value(id: &str, workspace_id: &str, name: &str) -> TargetRecord {
     }
 }
 
-pub(crate) async fn target(store: &dyn Store, id: &str, workspace_id: &str, name: &str) -> TargetRecord {
+pub(crate) async fn target(
+    store: &dyn Store,
+    id: &str,
+    workspace_id: &str,
+    name: &str,
+) -> TargetRecord {
     let t = target_value(id, workspace_id, name);
     ok(store.create_target(&t).await, "create_target");
     t

@@ -85,14 +85,18 @@ async fn stored(store: &dyn Store, r: &WrappedKeyRef) -> (String, Vec<u8>, Vec<u
     let sealed = match r.kind {
         // Each record's state was made for it: its version is the first.
         SealedKind::State => Some(body_of(store, &r.owner_id, 1).await.1),
-        SealedKind::Webhook => ok(store.webhook(&r.owner_id, &r.row_id).await, "webhook")
-            .map(|h| h.secret),
-        SealedKind::Target => ok(store.target(&r.owner_id, &r.row_id).await, "target")
-            .and_then(|t| t.secrets),
-        SealedKind::Notifier => ok(store.notifier(&r.owner_id, &r.row_id).await, "notifier")
-            .and_then(|n| n.secrets),
-        SealedKind::Database => ok(store.database(&r.owner_id, &r.row_id).await, "database")
-            .and_then(|d| d.secrets),
+        SealedKind::Webhook => {
+            ok(store.webhook(&r.owner_id, &r.row_id).await, "webhook").map(|h| h.secret)
+        }
+        SealedKind::Target => {
+            ok(store.target(&r.owner_id, &r.row_id).await, "target").and_then(|t| t.secrets)
+        }
+        SealedKind::Notifier => {
+            ok(store.notifier(&r.owner_id, &r.row_id).await, "notifier").and_then(|n| n.secrets)
+        }
+        SealedKind::Database => {
+            ok(store.database(&r.owner_id, &r.row_id).await, "database").and_then(|d| d.secrets)
+        }
         SealedKind::WorkspaceBackupSettings => ok(
             store.workspace_backup_settings(&r.owner_id).await,
             "workspace_backup_settings",
@@ -108,7 +112,8 @@ pub async fn wrapped_keys_of_every_sealed_kind_are_listed_and_replaced(store: Ar
     let mut current = Vec::new();
     for kind in SealedKind::ALL {
         old.push(sealed_record(&*store, kind, &format!("{}-old", kind.as_str()), "key-1").await);
-        current.push(sealed_record(&*store, kind, &format!("{}-new", kind.as_str()), "key-2").await);
+        current
+            .push(sealed_record(&*store, kind, &format!("{}-new", kind.as_str()), "key-2").await);
     }
     assert_eq!(
         ok(store.key_ids_in_use().await, "key_ids_in_use"),
@@ -119,15 +124,27 @@ pub async fn wrapped_keys_of_every_sealed_kind_are_listed_and_replaced(store: Ar
     for (old, current) in old.iter().zip(&current) {
         let kind = old.kind;
         let not_under = ok(
-            store.wrapped_keys(kind, KeyFilter::NotUnder("key-2"), 10).await,
+            store
+                .wrapped_keys(kind, KeyFilter::NotUnder("key-2"), 10)
+                .await,
             "wrapped_keys",
         );
-        assert_eq!(not_under, [old.clone()], "{kind:?}: only the record under key-1");
+        assert_eq!(
+            not_under,
+            std::slice::from_ref(old),
+            "{kind:?}: only the record under key-1"
+        );
         let under = ok(
-            store.wrapped_keys(kind, KeyFilter::Under("key-2"), 10).await,
+            store
+                .wrapped_keys(kind, KeyFilter::Under("key-2"), 10)
+                .await,
             "wrapped_keys",
         );
-        assert_eq!(under, [current.clone()], "{kind:?}: only the record under key-2");
+        assert_eq!(
+            under,
+            std::slice::from_ref(current),
+            "{kind:?}: only the record under key-2"
+        );
 
         let (_, _, ciphertext) = stored(&*store, old).await;
         let rewrapped = format!("rewrapped-{}", old.row_id).into_bytes();
@@ -168,14 +185,19 @@ pub async fn wrapped_keys_of_every_sealed_kind_are_listed_and_replaced(store: Ar
     for kind in SealedKind::ALL {
         assert!(
             ok(
-                store.wrapped_keys(kind, KeyFilter::NotUnder("key-2"), 10).await,
+                store
+                    .wrapped_keys(kind, KeyFilter::NotUnder("key-2"), 10)
+                    .await,
                 "wrapped_keys"
             )
             .is_empty(),
             "{kind:?}: every record moved to key-2"
         );
     }
-    assert_eq!(ok(store.key_ids_in_use().await, "key_ids_in_use"), ["key-2"]);
+    assert_eq!(
+        ok(store.key_ids_in_use().await, "key_ids_in_use"),
+        ["key-2"]
+    );
     assert_eq!(
         ok(
             store

@@ -369,7 +369,12 @@ fn created(outcome: Result<WriteOutcome>, what: &str) -> VersionMeta {
     }
 }
 
-pub(crate) async fn write(store: &dyn Store, ws: &Workspace, name: &str, w: &VersionWrite) -> VersionMeta {
+pub(crate) async fn write(
+    store: &dyn Store,
+    ws: &Workspace,
+    name: &str,
+    w: &VersionWrite,
+) -> VersionMeta {
     created(
         store.write_version(&ws.id, name, w.clone()).await,
         &format!("write of version {:?} (serial {})", w.version_id, w.serial),
@@ -437,7 +442,11 @@ async fn versions(store: &dyn Store, state_id: &str) -> Vec<VersionMeta> {
     )
 }
 
-pub(crate) async fn body_of(store: &dyn Store, state_id: &str, version_no: i64) -> (VersionMeta, SealedBody) {
+pub(crate) async fn body_of(
+    store: &dyn Store,
+    state_id: &str,
+    version_no: i64,
+) -> (VersionMeta, SealedBody) {
     ok(
         store.version_body(state_id, version_no).await,
         "version_body",

@@ -12,8 +12,7 @@ use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
 
 use statehouse_core::backups::{
     BackupFilter, BackupRecord, BackupResult, DatabaseRecord, HealthCheck, HealthCounts,
-    HealthTransition, NotifierRecord, TargetRecord,
-    VerificationRecord, WorkspaceBackupSettings,
+    HealthTransition, NotifierRecord, TargetRecord, VerificationRecord, WorkspaceBackupSettings,
 };
 use statehouse_core::clock::Timestamp;
 use statehouse_core::store::backups::BackupStore;

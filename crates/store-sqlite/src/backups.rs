@@ -11,8 +11,7 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, Sqlite, Transaction};
 
 use statehouse_core::backups::{
     BackupFilter, BackupRecord, BackupResult, DatabaseRecord, HealthCheck, HealthCounts,
-    HealthTransition, NotifierRecord, TargetRecord,
-    VerificationRecord, WorkspaceBackupSettings,
+    HealthTransition, NotifierRecord, TargetRecord, VerificationRecord, WorkspaceBackupSettings,
 };
 use statehouse_core::clock::Timestamp;
 use statehouse_core::store::backups::BackupStore;

@@ -217,7 +217,11 @@ impl Keyring {
                 id: id.to_owned(),
                 key: Zeroizing::new(key),
             };
-            if keys.iter().chain(&retired).any(|k: &MasterKey| k.id == key.id) {
+            if keys
+                .iter()
+                .chain(&retired)
+                .any(|k: &MasterKey| k.id == key.id)
+            {
                 return Err(bad(format!("line {}: key id {id} appears twice", n + 1)));
             }
             if is_retired {
@@ -362,7 +366,10 @@ mod tests {
         let line = Keyring::new(key).to_file_text();
         let body = line.lines().last().unwrap_or_default().to_owned();
         let twice = format!("{body}\n{}\n", body.replacen("key", "retired", 1));
-        let err = parse(&twice).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = parse(&twice)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("appears twice"), "{err}");
     }
 }

@@ -27,8 +27,8 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-pub use self::keyring::{KeyFile, Keyring, MasterKey};
 use self::keyring::KEY_LEN;
+pub use self::keyring::{KeyFile, Keyring, MasterKey};
 use crate::Error;
 use crate::sealed::SealedKind;
 
@@ -540,7 +540,10 @@ mod tests {
 
         // One base64 character of the key changed, id kept.
         let text = std::fs::read_to_string(&path).map_err(io)?;
-        let line = text.lines().find(|l| l.starts_with("key ")).unwrap_or_default();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("key "))
+            .unwrap_or_default();
         let b64 = line.rsplit(' ').next().unwrap_or_default();
         let flipped = if b64.starts_with('A') { "B" } else { "A" };
         let damaged = line.replacen(b64, &format!("{flipped}{}", &b64[1..]), 1);

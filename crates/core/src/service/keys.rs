@@ -100,7 +100,10 @@ impl Services {
             verified.push(id);
         }
         if self.cipher.promote_pending()? {
-            tracing::info!(primary = ring.primary().id(), "following the changed master key file");
+            tracing::info!(
+                primary = ring.primary().id(),
+                "following the changed master key file"
+            );
         }
         Ok(verified)
     }
@@ -154,7 +157,11 @@ impl Services {
                             "the master key changed from {sealing} to {key_id} while re-wrapping; run the rotation again"
                         )));
                     }
-                    if self.store.replace_wrapped_key(row, &key_id, &wrapped).await? {
+                    if self
+                        .store
+                        .replace_wrapped_key(row, &key_id, &wrapped)
+                        .await?
+                    {
                         moved += 1;
                     }
                 }

@@ -11,8 +11,7 @@ use async_trait::async_trait;
 use crate::Result;
 use crate::backups::{
     BackupFilter, BackupRecord, BackupResult, DatabaseRecord, HealthCheck, HealthCounts,
-    HealthTransition, NotifierRecord, TargetRecord,
-    VerificationRecord, WorkspaceBackupSettings,
+    HealthTransition, NotifierRecord, TargetRecord, VerificationRecord, WorkspaceBackupSettings,
 };
 use crate::clock::Timestamp;
 

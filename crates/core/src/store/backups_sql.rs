@@ -12,8 +12,7 @@ use super::search_sql::Dialect;
 use crate::backups::{
     BackupFilter, BackupRecord, BackupResult, BackupStatus, BackupTrigger, DatabaseHealth,
     DatabaseRecord, HealthCheck, HealthCounts, HealthStatus, HealthTransition, NotifierRecord,
-    TargetRecord, VerificationRecord, VerificationSummary,
-    WorkspaceBackupSettings,
+    TargetRecord, VerificationRecord, VerificationSummary, WorkspaceBackupSettings,
 };
 use crate::clock::Timestamp;
 use crate::crypto::SealedBody;

@@ -33,7 +33,9 @@ pub fn wrapped_key_from(kind: SealedKind) -> impl Fn(&dyn Columns) -> Result<Wra
             owner_id: text(row, "owner_id")?,
             row_id: text(row, "row_id")?,
             key_id: text(row, "key_id")?,
-            wrapped_key: row.opt_bytes("wrapped_key")?.ok_or_else(|| null("wrapped_key"))?,
+            wrapped_key: row
+                .opt_bytes("wrapped_key")?
+                .ok_or_else(|| null("wrapped_key"))?,
         })
     }
 }
