@@ -283,7 +283,7 @@ pub async fn restore_self(
         _ => {}
     }
     let mut last_error = None;
-    for key in ring.keys() {
+    for key in ring.all() {
         let secret = key
             .derived_secret(PURPOSE)
             .map_err(|e| BackupError::Config(e.to_string()))?;

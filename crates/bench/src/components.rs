@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use md5::{Digest, Md5};
-use statehouse_core::crypto::{Binding, Cipher, Keyring, MasterKey};
+use statehouse_core::crypto::{Cipher, Keyring, MasterKey};
 use statehouse_core::statefile;
 
 use crate::http::MB;
@@ -38,11 +38,8 @@ pub fn measure(payload: Payload, quick: bool) -> Result<Costs> {
     let budget = Duration::from_millis(if quick { 100 } else { 400 });
     let body = StateTemplate::new(payload, MB, "components")?.body(1);
     let cipher = Cipher::fixed(Keyring::new(MasterKey::generate()));
-    let binding = Binding {
-        kind: "state",
-        owner_id: "bench-state",
-        record_id: "bench-version",
-    };
+    let binding =
+        statehouse_core::sealed::SealedKind::State.binding("bench-state", "bench-version");
     let sealed = cipher.seal(&body, binding)?;
     let steps = vec![
         (

@@ -9,37 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::crypto::{Binding, SealedBody};
+use crate::crypto::SealedBody;
 
-/// Which kind of row a sealed secret belongs to (part of its binding, and of key rotation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SealedKind {
-    Target,
-    Notifier,
-    Database,
-    WorkspaceBackupSettings,
-}
-
-impl SealedKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SealedKind::Target => "backup-target",
-            SealedKind::Notifier => "notifier",
-            SealedKind::Database => "database",
-            SealedKind::WorkspaceBackupSettings => "workspace-backup-settings",
-        }
-    }
-
-    /// Where a row's secrets are bound when sealed: the workspace owns them, the row id names
-    /// them (for workspace settings the row id is the workspace id).
-    pub fn binding<'a>(self, workspace_id: &'a str, row_id: &'a str) -> Binding<'a> {
-        Binding {
-            kind: self.as_str(),
-            owner_id: workspace_id,
-            record_id: row_id,
-        }
-    }
-}
+pub use crate::sealed::SealedKind;
 
 /// A place backups are stored (local directory, S3, Azure, …).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,14 +311,4 @@ pub struct HealthTransition {
 pub struct HealthCounts {
     pub total: i64,
     pub ok: i64,
-}
-
-/// A sealed secret somewhere in the backup tables (master key rotation).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SealedSecretRef {
-    pub kind: SealedKind,
-    pub workspace_id: String,
-    /// The row id (the workspace id for [`SealedKind::WorkspaceBackupSettings`]).
-    pub row_id: String,
-    pub sealed: SealedBody,
 }

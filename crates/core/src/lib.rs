@@ -16,6 +16,7 @@ pub mod model;
 pub mod names;
 pub mod printable;
 pub mod rules;
+pub mod sealed;
 pub mod search;
 pub mod service;
 pub mod statefile;

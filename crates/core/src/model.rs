@@ -204,12 +204,3 @@ pub enum UnlockOutcome {
     },
     NotLocked,
 }
-
-/// A data key wrapped under some master key, for rotation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrappedKeyRow {
-    pub version_id: String,
-    pub state_id: String,
-    pub key_id: String,
-    pub wrapped_key: Vec<u8>,
-}

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod journal;
+mod keys;
 mod lock_info;
 mod sessions;
 mod webhooks;
@@ -36,6 +37,7 @@ use crate::model::{
 };
 use crate::names::{StateName, WorkspaceName};
 use crate::rules::{self, Incoming, WriteContext, WriteDecision};
+use crate::sealed::SealedKind;
 use crate::store::Store;
 use crate::{Error, Result, search, statefile};
 
@@ -91,11 +93,7 @@ const BOOTSTRAP_FLAG: &str = "bootstrap-admin-token";
 pub const BOOTSTRAP_USER: &str = "admin";
 
 pub fn binding_for<'a>(state_id: &'a str, version_id: &'a str) -> Binding<'a> {
-    Binding {
-        kind: "state",
-        owner_id: state_id,
-        record_id: version_id,
-    }
+    SealedKind::State.binding(state_id, version_id)
 }
 
 pub fn new_id() -> String {
@@ -921,32 +919,6 @@ impl Services {
             .cipher
             .open(sealed, binding_for(&meta.state_id, &meta.id), size)?;
         Ok((meta, body))
-    }
-
-    /// Re-wraps every data key under the cipher's current primary key; returns how many moved.
-    pub async fn rewrap_all_keys(&self) -> Result<u64> {
-        let primary = self.cipher.primary_key_id()?;
-        let mut moved = 0;
-        loop {
-            let rows = self.store.keys_not_under(&primary, 500).await?;
-            if rows.is_empty() {
-                return Ok(moved + self.rewrap_webhook_secrets(&primary).await?);
-            }
-            for row in rows {
-                let (key_id, wrapped) = self.cipher.rewrap(
-                    &row.key_id,
-                    &row.wrapped_key,
-                    binding_for(&row.state_id, &row.version_id),
-                )?;
-                if self
-                    .store
-                    .replace_wrapped_key(&row, &key_id, &wrapped)
-                    .await?
-                {
-                    moved += 1;
-                }
-            }
-        }
     }
 }
 

@@ -12,6 +12,8 @@ pub mod accounts;
 pub mod audit;
 pub mod backups;
 pub mod backups_sql;
+pub mod keys;
+pub mod keys_sql;
 pub mod webhooks;
 
 use async_trait::async_trait;
@@ -25,7 +27,7 @@ use crate::clock::Timestamp;
 use crate::crypto::SealedBody;
 use crate::model::{
     DeletedState, LockOutcome, LockRequest, NewToken, StateFilter, StateRecord, UnlockOutcome,
-    UnlockRequest, VersionMeta, VersionWrite, Workspace, WrappedKeyRow, WriteOutcome,
+    UnlockRequest, VersionMeta, VersionWrite, Workspace, WriteOutcome,
 };
 
 #[async_trait]
@@ -33,6 +35,7 @@ pub trait Store:
     accounts::AccountStore
     + audit::AuditStore
     + backups::BackupStore
+    + keys::KeyStore
     + search::SearchStore
     + webhooks::WebhookStore
     + Send
@@ -178,16 +181,4 @@ pub trait Store:
         workspace_id: &str,
         locked_before: Timestamp,
     ) -> Result<Vec<StateRecord>>;
-
-    // Master key rotation
-
-    /// Up to `limit` data keys wrapped under a key other than `key_id`.
-    async fn keys_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<WrappedKeyRow>>;
-    /// Replaces one wrapped data key if it is still as `old` describes (compare and set).
-    async fn replace_wrapped_key(
-        &self,
-        old: &WrappedKeyRow,
-        new_key_id: &str,
-        new_wrapped: &[u8],
-    ) -> Result<bool>;
 }

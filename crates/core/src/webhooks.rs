@@ -59,11 +59,7 @@ pub struct Webhook {
 
 /// Where a webhook's secret is bound when sealed.
 pub fn secret_binding<'a>(workspace_id: &'a str, webhook_id: &'a str) -> Binding<'a> {
-    Binding {
-        kind: "webhook",
-        owner_id: workspace_id,
-        record_id: webhook_id,
-    }
+    crate::sealed::SealedKind::Webhook.binding(workspace_id, webhook_id)
 }
 
 /// A webhook signing secret: shown once when created, then only kept sealed.

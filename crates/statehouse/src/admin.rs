@@ -2,11 +2,14 @@
 //! server host (they work while a server runs: SQLite in WAL mode and PostgreSQL both allow
 //! it): master key rotation, overwrite permission.
 
+use std::time::Duration;
+
 use anyhow::{Result, bail};
 use clap::{Subcommand, ValueEnum};
 use statehouse_core::access::Role;
 use statehouse_core::clock::parse_duration;
 use statehouse_core::crypto::MasterKey;
+use statehouse_core::sealed::KeyCheck;
 
 use crate::config::Config;
 use crate::instance;
@@ -33,17 +36,27 @@ impl From<RoleArg> for Role {
 
 #[derive(Subcommand)]
 pub enum KeyCommand {
-    /// Generate a new master key and re-wrap every data key with it. Servers that share the
-    /// key file pick the new key up by themselves; replicas with their own copy of the file
-    /// need the new file.
+    /// Generate a new master key and re-wrap every sealed record with it (state versions,
+    /// webhook secrets, backup target, notifier and database secrets, workspace backup keys
+    /// and passphrases). The old key stays in the file as a `retired` line, only to restore
+    /// self-backups made before now; a fresh self-backup is taken at once. Servers that share
+    /// the key file pick the new key up by themselves; replicas with their own copy of the
+    /// file need the new file.
     Rotate,
+    /// Remove the `retired` keys from the master key file, once no sealed record uses them.
+    /// Self-backups made before their rotation can no longer be restored afterwards.
+    ForgetRetired,
 }
+
+/// How long servers get to follow a changed key file (they look at it on every operation and
+/// verify a new key against the store within a second).
+const KEY_FILE_SETTLE: Duration = Duration::from_secs(2);
 
 /// `state allow-overwrite`: opens the one-shot window in the database directly (the API has
 /// no such operation; it is an operator's decision on the server host).
 pub async fn allow_overwrite(config: &Config, state: &StateRef, duration: &str) -> Result<()> {
     let window = parse_duration(duration)?;
-    let instance = instance::open(config).await?;
+    let instance = instance::open(config, instance::Access::Existing).await?;
     let services = &instance.services;
     let ws = services.workspace(&state.workspace).await?;
     let until = services.now().plus_millis(window.as_millis() as i64);
@@ -58,7 +71,7 @@ pub async fn allow_overwrite(config: &Config, state: &StateRef, duration: &str) 
             ws.name
         );
     }
-    eprintln!(
+    errln!(
         "the next write to {:?} that breaks serial/lineage protection is accepted until {} (once, recorded as forced)",
         state.name,
         until.to_rfc3339()
@@ -68,40 +81,108 @@ pub async fn allow_overwrite(config: &Config, state: &StateRef, duration: &str) 
 
 pub async fn key(config: &Config, cmd: KeyCommand) -> Result<()> {
     match cmd {
-        KeyCommand::Rotate => {
-            let instance = instance::open(config).await?;
-            let services = &instance.services;
-            let file = &instance.key_file;
-            let old = file.load()?;
-            let rotated = old.with_new_primary(MasterKey::generate());
-            file.save(&rotated)?;
-            eprintln!(
-                "new master key {} written to {} (old key kept until every data key is re-wrapped)",
-                rotated.primary().id(),
-                file.path().display()
-            );
-            let mut moved = services.rewrap_all_keys().await?;
-            // Servers re-read the key file before sealing; let writes sealed just before the
-            // switch land, then sweep again before dropping the old key.
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            moved += services.rewrap_all_keys().await?;
-            file.save(&rotated.only_primary())?;
-            let straggler = services
-                .store
-                .keys_not_under(rotated.primary().id(), 1)
-                .await?;
-            if !straggler.is_empty() {
-                file.save(&rotated)?;
-                bail!(
-                    "a write with the old key landed during rotation; the old key was kept. Run `statehouse key rotate` again"
-                );
+        KeyCommand::Rotate => rotate(config).await,
+        KeyCommand::ForgetRetired => forget_retired(config).await,
+    }
+}
+
+async fn rotate(config: &Config) -> Result<()> {
+    let instance = instance::open(config, instance::Access::Existing).await?;
+    let services = &instance.services;
+    let file = &instance.key_file;
+    let before = services.cipher.keyring()?;
+    let new = MasterKey::generate();
+    // The store knows the new key before any server meets it in the file: they verify it
+    // against this record before sealing anything with it.
+    services
+        .store
+        .record_key_check(&KeyCheck {
+            key_id: new.id().to_owned(),
+            check_value: new.check_value()?,
+            recorded_at: services.now(),
+        })
+        .await?;
+    let rotated = before.with_new_primary(new);
+    file.save(&rotated)?;
+    services.verify_master_keys().await?;
+    let new_id = rotated.primary().id().to_owned();
+    errln!(
+        "new master key {new_id} written to {}; re-wrapping every sealed record",
+        file.path().display()
+    );
+    let mut moved = services.rewrap_all_keys().await?;
+    // A server that had not followed the file yet may have sealed with the old key meanwhile:
+    // let them catch up, sweep again, then retire the old keys (they still open what a late
+    // writer sealed with them, so nothing becomes unreadable).
+    tokio::time::sleep(KEY_FILE_SETTLE).await;
+    moved += services.rewrap_all_keys().await?;
+    file.save(&rotated.retire_all_but_primary())?;
+    let old: Vec<String> = before.keys().iter().map(|k| k.id().to_owned()).collect();
+    let mut still_used = Vec::new();
+    for _ in 0..3 {
+        still_used.clear();
+        for id in &old {
+            if services.key_in_use(id).await? {
+                still_used.push(id.clone());
             }
-            eprintln!(
-                "re-wrapped {moved} data keys; the old master key is retired. Back up {} now \
-                 (older database backups still need the old key file)",
-                file.path().display()
+        }
+        if still_used.is_empty() {
+            break;
+        }
+        tokio::time::sleep(KEY_FILE_SETTLE).await;
+        moved += services.rewrap_all_keys().await?;
+    }
+    errln!(
+        "re-wrapped {moved} sealed records under master key {new_id}. The old master key {} stays in {} as \
+         a `retired` line: it seals nothing, and only opens self-backups made before now (remove it with \
+         `statehouse key forget-retired` once you no longer need those)",
+        old.join(", "),
+        file.path().display()
+    );
+    if !still_used.is_empty() {
+        crate::output::warn(&format!(
+            "records written during the rotation are still under master key {}; run `statehouse key rotate` \
+             again when the servers are quiet",
+            still_used.join(", ")
+        ));
+    }
+    if config.self_backup.enabled {
+        match crate::self_backup::take(config, services).await {
+            Ok(path) => errln!("took a self-backup under the new key: {}", path.display()),
+            Err(e) => crate::output::warn(&format!(
+                "the self-backup under the new key failed ({e:#}); run `statehouse self-backup`"
+            )),
+        }
+    }
+    errln!("back up {} now", file.path().display());
+    services.flush_journal().await;
+    Ok(())
+}
+
+async fn forget_retired(config: &Config) -> Result<()> {
+    let instance = instance::open(config, instance::Access::Existing).await?;
+    let services = &instance.services;
+    let file = &instance.key_file;
+    let ring = file.load()?;
+    let retired: Vec<String> = ring.retired().iter().map(|k| k.id().to_owned()).collect();
+    if retired.is_empty() {
+        errln!("{} holds no retired master key", file.path().display());
+        return Ok(());
+    }
+    for id in &retired {
+        if services.key_in_use(id).await? {
+            bail!(
+                "retired master key {id} still wraps sealed records (written while a rotation ran?); run \
+                 `statehouse key rotate` again first"
             );
         }
     }
+    file.save(&ring.without_retired())?;
+    errln!(
+        "removed retired master key {} from {}: self-backups made before it was replaced can no longer be \
+         restored. Back up the key file now",
+        retired.join(", "),
+        file.path().display()
+    );
     Ok(())
 }

@@ -161,19 +161,19 @@ pub async fn run(client: &Client, cmd: AuditCommand) -> Result<()> {
             } else {
                 let number = |v: &Value| v.as_i64().unwrap_or_default();
                 let pruned = number(&report["pruned_seq"]);
-                println!(
+                outln!(
                     "checked {} entries ({} to {}); chain head: entry {} hash {}",
                     number(&report["checked"]),
                     pruned + 1,
                     number(&report["last_seq"]),
                     number(&report["last_seq"]),
                     str_or(&report["last_hash"], "-")
-                );
+                )?;
                 if pruned > 0 {
-                    println!(
+                    outln!(
                         "entries up to {pruned} were pruned by retention (last pruned hash {})",
                         str_or(&report["pruned_hash"], "-")
-                    );
+                    )?;
                 }
             }
             if let Some(problem) = report["problem"].as_object() {
@@ -188,7 +188,7 @@ pub async fn run(client: &Client, cmd: AuditCommand) -> Result<()> {
             if report["intact"] != true {
                 bail!("the server did not report the audit log as intact: {report}");
             }
-            eprintln!("the audit log is intact");
+            errln!("the audit log is intact");
             Ok(())
         }
     }
@@ -220,7 +220,7 @@ async fn export(client: &Client, query: Query, file: Option<&Path>) -> Result<()
     })
     .await?;
     if let Some(f) = file {
-        eprintln!("wrote {lines} audit entries to {}", f.display());
+        errln!("wrote {lines} audit entries to {}", f.display());
     }
     Ok(())
 }

@@ -347,7 +347,7 @@ pub async fn run(client: &Client, cmd: BackupCommand) -> Result<()> {
                     )
                     .await?;
                 if let Some(latest) = verifications["items"].as_array().and_then(|v| v.first()) {
-                    println!("verification failure: {}", verification_reason(latest));
+                    outln!("verification failure: {}", verification_reason(latest))?;
                 }
             }
             Ok(())
@@ -367,7 +367,7 @@ pub async fn run(client: &Client, cmd: BackupCommand) -> Result<()> {
                     None,
                 )
                 .await?;
-            eprintln!("deleted backup {id} (its stored object and metadata file)");
+            errln!("deleted backup {id} (its stored object and metadata file)");
             Ok(())
         }
         BackupCommand::Encryption(cmd) => encryption(client, cmd).await,
@@ -448,12 +448,12 @@ async fn download(
         "warning: the server sent no checksum to check it against"
     };
     match &file {
-        Some(f) => eprintln!(
+        Some(f) => errln!(
             "downloaded backup {id} to {} ({}, {checked})",
             f.display(),
             size(i64::try_from(written).unwrap_or(i64::MAX))
         ),
-        None => eprintln!("downloaded backup {id} ({checked})"),
+        None => errln!("downloaded backup {id} ({checked})"),
     }
     Ok(())
 }
@@ -512,7 +512,7 @@ async fn encryption(client: &Client, cmd: EncryptionCommand) -> Result<()> {
             match output {
                 Some(file) => {
                     write_private(&file, &text)?;
-                    eprintln!(
+                    errln!(
                         "wrote the managed backup key of workspace {workspace:?} to {} (keep it safe: it decrypts \
                          every backup encrypted to it); restore with `age -d -i {} FILE | zstd -d | pg_restore -d DB`",
                         file.display(),
@@ -520,8 +520,8 @@ async fn encryption(client: &Client, cmd: EncryptionCommand) -> Result<()> {
                     );
                 }
                 None => {
-                    print!("{text}");
-                    eprintln!(
+                    out!("{text}")?;
+                    errln!(
                         "save this as key.txt and keep it safe; restore with `age -d -i key.txt FILE | zstd -d | pg_restore -d DB`"
                     );
                 }

@@ -221,7 +221,7 @@ impl Client {
             .filter(|t| !t.is_empty())
             .map(str::to_owned);
         if token.is_some() && url.scheme() == "http" && !is_loopback(&url) {
-            eprintln!(
+            errln!(
                 "warning: the token goes unencrypted over http:// to {}; use https:// outside a trusted network",
                 url.host_str().unwrap_or_default()
             );
@@ -253,7 +253,7 @@ impl Client {
     /// Serves requests in this process over the configured store, as the local operator
     /// (whoever may read the data directory and master key may do everything anyway).
     pub async fn local(config: &Config) -> Result<Client> {
-        let instance = instance::open(config).await?;
+        let instance = instance::open(config, instance::Access::Existing).await?;
         let mut services = instance.services;
         let secret = TokenSecret::generate();
         services.trust_operator_secret(&secret);

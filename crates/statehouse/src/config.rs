@@ -12,6 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use statehouse_core::accounts::AuthSettings;
 use statehouse_server::{ConnectionLimits, Timeouts};
 
+use crate::config_keys;
+use crate::config_paths::{absolute, absolute_sqlite_url, sqlite_url_file};
+
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -216,21 +219,52 @@ impl Default for PostgresConfig {
 }
 
 impl Config {
+    /// Loads the configuration; an unknown key in the TOML file is refused, `STATEHOUSE_*`
+    /// variables that name no setting are warned about, and relative paths are resolved
+    /// against the working directory.
     pub fn load(file: Option<&Path>) -> Result<Config> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let cwd = std::env::current_dir().context("cannot read the working directory")?;
+        let defaults = Serialized::defaults(Config::default());
+        let known = config_keys::values(&defaults)?;
+        let mut figment = Figment::from(defaults);
         if let Some(file) = file {
+            let file = &absolute(file, &cwd);
             if !file.exists() {
                 anyhow::bail!("configuration file {} does not exist", file.display());
             }
-            figment = figment.merge(Toml::file(file));
+            let toml = Toml::file_exact(file);
+            let given = config_keys::values(&toml)
+                .with_context(|| format!("invalid configuration file {}", file.display()))?;
+            config_keys::refuse_unknown_keys(&known, &given, file)?;
+            figment = figment.merge(toml);
+        }
+        let vars = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+        for name in config_keys::unknown_env_vars(&known, vars) {
+            errln!(
+                "warning: environment variable {name} is not a statehouse setting and is ignored (a typo? see the Configuration section of the README)"
+            );
         }
         let figment = figment.merge(
             Env::prefixed("STATEHOUSE_")
                 .split("__")
-                // Client-side settings of the CLI, not server configuration.
-                .ignore(&["config", "server", "token"]),
+                // Client-side settings of the CLI and the log filter, not configuration.
+                .ignore(&["config", "server", "token", "log"]),
         );
-        figment.extract().context("invalid configuration")
+        let mut config: Config = figment.extract().context("invalid configuration")?;
+        config.resolve_paths(&cwd);
+        Ok(config)
+    }
+
+    /// Makes every path absolute against `cwd` (data dir, key file, self-backup directory,
+    /// `sqlite:` URL).
+    fn resolve_paths(&mut self, cwd: &Path) {
+        self.data_dir = absolute(&self.data_dir, cwd);
+        self.master_key_file = self.master_key_file.as_deref().map(|p| absolute(p, cwd));
+        self.self_backup.dir = self.self_backup.dir.as_deref().map(|p| absolute(p, cwd));
+        self.database_url = self
+            .database_url
+            .as_deref()
+            .map(|url| absolute_sqlite_url(url, cwd));
     }
 
     pub fn master_key_path(&self) -> PathBuf {
@@ -248,6 +282,19 @@ impl Config {
 
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("statehouse.db")
+    }
+
+    /// The SQLite database file in use: the data directory's, or a `sqlite:` URL's; `None` on
+    /// PostgreSQL (or an in-memory database).
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        match self
+            .database_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
+            None => Some(self.sqlite_path()),
+            Some(url) => sqlite_url_file(url),
+        }
     }
 
     pub fn is_postgres(&self) -> bool {

@@ -957,7 +957,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                     None,
                 )
                 .await?;
-            eprintln!("unregistered database {name:?}");
+            errln!("unregistered database {name:?}");
             Ok(())
         }
         DbCommand::Check {
@@ -1061,7 +1061,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
             if output.json {
                 print_json(&runs)?;
             } else {
-                print_table(&RUN_HEADERS, runs_list.iter().map(run_row).collect());
+                print_table(&RUN_HEADERS, runs_list.iter().map(run_row).collect())?;
             }
             let failed: Vec<String> = runs_list
                 .iter()
@@ -1080,14 +1080,14 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
             }
             for r in &runs_list {
                 if r["verification_ok"] == false {
-                    eprintln!(
+                    errln!(
                         "warning: backup {} succeeded but its verification failed; see `statehouse backup show {}`",
                         str_or(&r["id"], "?"),
                         str_or(&r["id"], "ID")
                     );
                 }
             }
-            eprintln!(
+            errln!(
                 "{} backup{} of {name:?} succeeded",
                 runs_list.len(),
                 if runs_list.len() == 1 { "" } else { "s" }
@@ -1130,7 +1130,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                 && !no_clean
                 && std::io::stdin().is_terminal()
             {
-                eprint!(
+                errprint!(
                     "Restore backup {backup_id} over the database it was taken from ({dumped:?})? \
                      Its current objects are dropped first. Type the database name to continue: "
                 );
@@ -1165,7 +1165,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                 "identity": identity,
                 "passphrase": passphrase,
             });
-            eprintln!("restoring backup {backup_id} into {destination}");
+            errln!("restoring backup {backup_id} into {destination}");
             let mut progress = Progress::new(
                 visible(output.json, quiet),
                 &format!("restoring {backup_id}"),
@@ -1279,7 +1279,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                     "the server's answer has no password (is the CLI much older or newer than the server?)"
                 );
             };
-            eprintln!(
+            errln!(
                 "created read-only role {:?}{}; its password is shown once",
                 str_or(&created["role"], &role),
                 if created["used_for_backups"] == true {
@@ -1288,7 +1288,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                     String::new()
                 }
             );
-            println!("{password}");
+            outln!("{password}")?;
             Ok(())
         }
         DbCommand::Health {
@@ -1306,13 +1306,13 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
             if output.json {
                 return print_json(&history);
             }
-            println!("uptime: {}", uptime_text(&history["uptime"]));
+            outln!("uptime: {}", uptime_text(&history["uptime"]))?;
             let checks = history["checks"]["items"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
             if checks.is_empty() {
-                eprintln!(
+                errln!(
                     "no health checks recorded yet (they run every minute while the server runs)"
                 );
                 return Ok(());
@@ -1333,7 +1333,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                         ]
                     })
                     .collect(),
-            );
+            )?;
             Ok(())
         }
     }

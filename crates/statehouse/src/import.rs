@@ -40,7 +40,7 @@ pub async fn tf_pg(config: &Config, args: TfPgArgs) -> Result<()> {
     {
         bail!("--schema must be a plain identifier (letters, digits, '_')");
     }
-    let instance = instance::open(config).await?;
+    let instance = instance::open(config, instance::Access::Existing).await?;
     let services = &instance.services;
     services.workspace(&args.workspace).await?;
 
@@ -72,7 +72,7 @@ pub async fn tf_pg(config: &Config, args: TfPgArgs) -> Result<()> {
         let data = match data.filter(|d| !d.trim().is_empty()) {
             Some(d) => d,
             None => {
-                eprintln!("skip  {name}: no state stored");
+                errln!("skip  {name}: no state stored");
                 continue;
             }
         };
@@ -112,25 +112,27 @@ pub async fn tf_pg(config: &Config, args: TfPgArgs) -> Result<()> {
         {
             Ok(WriteOutcome::Created(v)) => {
                 imported += 1;
-                eprintln!(
+                errln!(
                     "ok    {name} -> {}/{target} (version {}, serial {})",
-                    args.workspace, v.version_no, v.serial
+                    args.workspace,
+                    v.version_no,
+                    v.serial
                 );
             }
             Ok(WriteOutcome::Unchanged(_)) => {
                 unchanged += 1;
-                eprintln!(
+                errln!(
                     "same  {name} -> {}/{target} (already identical)",
                     args.workspace
                 );
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("FAIL  {name} -> {}/{target}: {e}", args.workspace);
+                errln!("FAIL  {name} -> {}/{target}: {e}", args.workspace);
             }
         }
     }
-    println!("imported {imported}, unchanged {unchanged}, failed {failed}");
+    outln!("imported {imported}, unchanged {unchanged}, failed {failed}")?;
     if failed > 0 {
         bail!("{failed} states were not imported (see above)");
     }

@@ -1,10 +1,44 @@
 //! statehouse: one self-hosted binary that keeps a team's infrastructure state safe.
 
+/// `println!` for people: control characters made visible, a closed stdout returned as an
+/// error (see `output::stdout_line`).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::stdout_line(format_args!($($arg)*))
+    };
+}
+
+/// `print!` for people (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::stdout_text(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` for people: control characters made visible, a closed stderr ignored.
+macro_rules! errln {
+    () => {
+        $crate::output::stderr_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::stderr_line(format_args!($($arg)*))
+    };
+}
+
+/// `eprint!` for people (prompts).
+macro_rules! errprint {
+    ($($arg:tt)*) => {
+        $crate::output::stderr_text(format_args!($($arg)*))
+    };
+}
+
 mod admin;
 mod audit;
 mod backups;
 mod client;
 mod config;
+mod config_keys;
+mod config_paths;
 mod databases;
 mod import;
 mod instance;
@@ -40,12 +74,15 @@ use crate::client::Client;
                   --token / STATEHOUSE_TOKEN, or, without --server, in-process on the locally configured database as \
                   the local operator (no token needed: whoever may read the data directory and master key may do \
                   everything). `serve`, `migrate`, `key`, `import` and `state allow-overwrite` act on the local \
-                  database only; run them on the server host.\n\n\
+                  database only; run them on the server host. Only `serve`, `migrate` and `restore-self` create a \
+                  new store (data directory, database, master key); other commands that find none say where they \
+                  looked.\n\n\
                   Configuration comes from defaults, then the TOML file given by --config / STATEHOUSE_CONFIG, then \
-                  STATEHOUSE_* environment variables (see the README).\n\n\
-                  Exit status: 0 success, 1 refused or invalid (including 4xx answers, and a backup, restore, \
-                  verification or test that failed), 2 usage error, 3 server unreachable or failing (connection, \
-                  TLS, 5xx)."
+                  STATEHOUSE_* environment variables (see the README); an unknown key in the file is refused. \
+                  Relative paths are taken from the working directory.\n\n\
+                  Exit status: 0 success (also when the output was closed early, as by `| head`), 1 refused or \
+                  invalid (including 4xx answers, and a backup, restore, verification or test that failed), 2 usage \
+                  error, 3 server unreachable or failing (connection, TLS, 5xx)."
 )]
 struct Cli {
     /// TOML configuration file.
@@ -75,7 +112,8 @@ enum Command {
     /// Run the server (migrates the database first; first start creates the data directory,
     /// the master key and the `default` workspace, and prints a one-time admin token).
     Serve,
-    /// [local only] Apply database migrations and exit.
+    /// [local only] Apply database migrations and exit (creates the store and the master key
+    /// file when there are none yet).
     Migrate,
     /// Create, list and revoke API tokens: user, workspace service and instance tokens (local
     /// or --server).
@@ -95,7 +133,7 @@ enum Command {
     /// Find resource instances by identifier, type, name, module or provider across every
     /// state you may read (local or --server).
     Search(search::SearchArgs),
-    /// [local only] Master key operations.
+    /// [local only] Master key operations: rotate, forget-retired.
     #[command(subcommand)]
     Key(admin::KeyCommand),
     /// List, export or verify the tamper-evident audit log (local or --server).
@@ -148,14 +186,16 @@ fn main() -> std::process::ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli, remote)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // `statehouse … | head`: the reader has what it wanted.
+        Err(e) if output::is_closed_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             std::process::ExitCode::from(client::exit_code(&e))
         }
     }
@@ -238,8 +278,8 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
         Command::Serve => serve::run(config).await,
         Command::Migrate => {
             remote.local_only("migrate")?;
-            instance::open(&config).await?;
-            eprintln!("database is migrated");
+            instance::open(&config, instance::Access::CreateIfMissing).await?;
+            errln!("database is migrated");
             Ok(())
         }
         Command::Token(cmd) => {

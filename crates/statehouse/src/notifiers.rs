@@ -244,8 +244,7 @@ pub async fn run(client: &Client, cmd: NotifierCommand) -> Result<()> {
                     ("settings", String::new()),
                 ],
                 &n["settings"],
-            );
-            Ok(())
+            )
         }
         NotifierCommand::Change {
             name,
@@ -319,7 +318,7 @@ pub async fn run(client: &Client, cmd: NotifierCommand) -> Result<()> {
                     None,
                 )
                 .await?;
-            eprintln!("removed notifier {name:?}");
+            errln!("removed notifier {name:?}");
             Ok(())
         }
         NotifierCommand::Test {

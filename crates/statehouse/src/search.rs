@@ -132,7 +132,7 @@ pub async fn run(client: &Client, args: SearchArgs) -> Result<()> {
                     .collect()
             })
             .unwrap_or_default();
-        eprintln!(
+        errln!(
             "{count} readable states are not indexed, so results may miss them: {}",
             named.join(", ")
         );

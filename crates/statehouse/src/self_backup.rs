@@ -15,6 +15,7 @@ use statehouse_backup::self_backup::{
 use statehouse_backup::service::{BackupOptions, BackupService, SelfBackupSetup};
 use statehouse_backup::targets::{LocalSpec, TargetSpec};
 use statehouse_core::crypto::KeyFile;
+use statehouse_core::service::Services;
 
 use crate::config::{Config, redact_url};
 use crate::instance;
@@ -47,43 +48,50 @@ pub fn setup(config: &Config) -> Result<Option<SelfBackupSetup>> {
 }
 
 fn source(config: &Config) -> Result<SelfSource> {
-    match config
-        .database_url
-        .as_deref()
-        .filter(|u| !u.trim().is_empty())
-    {
-        None => Ok(SelfSource::Sqlite {
-            path: config.sqlite_path(),
-        }),
+    match config.database_url.as_deref() {
         Some(url) if config.is_postgres() => Ok(SelfSource::Postgres {
             connection: PgConnection::from_url(url)
                 .with_context(|| format!("reading {}", redact_url(url)))?,
             schema: config.postgres.schema.clone(),
         }),
-        Some(url) => match url.strip_prefix("sqlite:") {
-            Some(path) => Ok(SelfSource::Sqlite {
-                path: PathBuf::from(path.trim_start_matches("//")),
-            }),
-            None => bail!("unsupported STATEHOUSE_DATABASE_URL {}", redact_url(url)),
+        _ => match config.sqlite_file() {
+            Some(path) => Ok(SelfSource::Sqlite { path }),
+            None => bail!(
+                "self-backups need a SQLite file or PostgreSQL; STATEHOUSE_DATABASE_URL {} is neither",
+                config
+                    .database_url
+                    .as_deref()
+                    .map(redact_url)
+                    .unwrap_or_default()
+            ),
         },
     }
 }
 
 /// `statehouse self-backup`: one backup of the store now, into the self-backup directory.
 pub async fn run_now(config: &Config) -> Result<()> {
+    let instance = instance::open(config, instance::Access::Existing).await?;
+    let path = take(config, &instance.services).await?;
+    instance.services.flush_journal().await;
+    outln!("{}", path.display())?;
+    Ok(())
+}
+
+/// Takes one self-backup now (as configured) and returns the file it wrote.
+pub async fn take(config: &Config, services: &Services) -> Result<PathBuf> {
     let Some(setup) = setup(config)? else {
         bail!("self-backups are switched off (self_backup.enabled = false)");
     };
-    let instance = instance::open(config).await?;
-    let backups = BackupService::new(instance.services.clone(), BackupOptions::default())?;
+    let backups = BackupService::new(services.clone(), BackupOptions::default())?;
     let meta = backups.self_backup_now(&setup).await?;
-    instance.services.flush_journal().await;
-    println!("{}", config.self_backup_dir().join(&meta.object).display());
-    eprintln!(
-        "backed up statehouse's store ({} bytes stored, sha256 {}); restore with `statehouse restore-self --from <file>` and the master key file",
-        meta.stored_bytes, meta.sha256
+    errln!(
+        "backed up statehouse's store ({} bytes stored, sha256 {}, master key {}); restore with \
+         `statehouse restore-self --from <file>` and the master key file",
+        meta.stored_bytes,
+        meta.sha256,
+        services.cipher.sealing_key_id()?
     );
-    Ok(())
+    Ok(config.self_backup_dir().join(&meta.object))
 }
 
 #[derive(Args)]
@@ -128,16 +136,51 @@ pub async fn restore(config: &Config, args: RestoreSelfArgs) -> Result<()> {
         }
         SelfSource::Postgres { connection, .. } => RestoreDestination::Postgres { connection },
     };
-    let bytes = restore_self(&file, &ring, &destination, &PgToolSearch::system())
-        .await
-        .with_context(|| format!("restoring from {}", file.display()))?;
-    // Opening the store applies any newer migrations and proves it is readable.
-    instance::open(config)
+    let bytes = match restore_self(&file, &ring, &destination, &PgToolSearch::system()).await {
+        Ok(bytes) => bytes,
+        Err(e @ statehouse_backup::pipeline::BackupError::Decode(_)) => {
+            let made_under = made_under_key(&file)
+                .map(|id| format!(" It was made under master key {id}."))
+                .unwrap_or_default();
+            let ids: Vec<&str> = ring.all().map(|k| k.id()).collect();
+            return Err(anyhow::Error::new(e).context(format!(
+                "restoring from {}: none of the master keys in {} ({}) opens it.{made_under} A key replaced by \
+                 `statehouse key rotate` stays in the key file as a `retired` line until \
+                 `statehouse key forget-retired`; restore that version of the key file to open older self-backups",
+                file.display(),
+                key_file.path().display(),
+                ids.join(", ")
+            )));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("restoring from {}", file.display())));
+        }
+    };
+    // Opening the store applies any newer migrations, checks the key file against it and
+    // proves it is readable; data sealed under a retired key moves to the current one.
+    let instance = instance::open(config, instance::Access::CreateIfMissing)
         .await
         .context("the restored store does not open")?;
-    eprintln!(
+    let moved = instance.services.rewrap_all_keys().await?;
+    if moved > 0 {
+        errln!(
+            "re-wrapped {moved} sealed records under master key {}",
+            instance.services.cipher.sealing_key_id()?
+        );
+    }
+    errln!(
         "restored statehouse's store from {} ({bytes} bytes); start it with `statehouse serve`",
         file.display()
     );
     Ok(())
+}
+
+/// The master key a self-backup was made under, from its metadata file (`<file>.json`).
+fn made_under_key(file: &std::path::Path) -> Option<String> {
+    let mut sidecar = file.as_os_str().to_owned();
+    sidecar.push(".json");
+    let metadata: serde_json::Value = serde_json::from_slice(&std::fs::read(sidecar).ok()?).ok()?;
+    let described = metadata["database"].as_str()?;
+    let id = described.split("master key ").nth(1)?;
+    Some(id.trim_end_matches(')').to_owned())
 }

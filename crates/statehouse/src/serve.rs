@@ -17,27 +17,32 @@ pub async fn run(config: Config) -> Result<()> {
     init_logging(&config.log_format);
     let limits =
         crate::open_files::fit(config.http.limits()?, crate::open_files::raise_soft_limit());
-    let instance = instance::open(&config).await?;
+    let instance = instance::open(&config, instance::Access::CreateIfMissing).await?;
     let services = instance.services.clone();
     if instance.key_created {
-        println!(
+        say(format_args!(
             "created master key file {} — back it up now, separately from the database: without it no state can be read",
             instance.key_file.path().display()
-        );
+        ));
     }
-    if let Some(secret) = services.claim_bootstrap_token().await? {
-        println!("admin token (shown once): {}", secret.expose());
-        println!(
-            "it belongs to the instance admin user \"admin\", which has no password yet: \
-             set one with `statehouse user passwd admin` to log in"
-        );
-    }
+    // Listen before the one-time admin token is minted and shown: a start that fails here
+    // (address in use) leaves the token unclaimed, and the next start shows it.
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (STATEHOUSE_LISTEN)", config.listen))?;
     let addr = listener.local_addr()?;
+    if let Some(secret) = services.claim_bootstrap_token().await? {
+        say(format_args!(
+            "admin token (shown once): {}",
+            secret.expose()
+        ));
+        say(format_args!(
+            "it belongs to the instance admin user \"admin\", which has no password yet: \
+             set one with `statehouse user passwd admin` to log in"
+        ));
+    }
     tracing::info!(store = services.store.kind(), %addr, "statehouse started");
-    println!("statehouse listening on http://{addr}");
+    say(format_args!("statehouse listening on http://{addr}"));
     let backups = BackupService::new(
         services.clone(),
         BackupOptions {
@@ -53,6 +58,7 @@ pub async fn run(config: Config) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = [
         tokio::spawn(run_maintenance(services.clone(), stop_rx.clone())),
+        tokio::spawn(services.clone().run_key_checks(stop_rx.clone())),
         tokio::spawn(run_webhook_worker(
             services.clone(),
             HttpTransport::new()?,
@@ -92,6 +98,11 @@ pub async fn run(config: Config) -> Result<()> {
     services.flush_journal().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A line for the operator on stdout. A closed stdout does not stop the server.
+fn say(args: std::fmt::Arguments<'_>) {
+    let _ = crate::output::stdout_line(args);
 }
 
 async fn shutdown_signal() {

@@ -246,7 +246,7 @@ pub async fn run(client: &Client, cmd: StateCommand) -> Result<()> {
             if output.json {
                 return print_json(&diff);
             }
-            print_diff(&diff);
+            print_diff(&diff)?;
             Ok(())
         }
         StateCommand::Rollback {
@@ -308,12 +308,12 @@ pub async fn run(client: &Client, cmd: StateCommand) -> Result<()> {
                 )
                 .await?;
             if release {
-                eprintln!(
+                errln!(
                     "version {version} of {:?} is subject to version retention again",
                     state.name
                 );
             } else {
-                eprintln!(
+                errln!(
                     "version {version} of {:?} is kept: version retention will not delete it",
                     state.name
                 );
@@ -342,9 +342,11 @@ pub async fn run(client: &Client, cmd: StateCommand) -> Result<()> {
             client
                 .json(Method::DELETE, &state.path(&[]), &Query::new(), None)
                 .await?;
-            eprintln!(
+            errln!(
                 "deleted state {:?} from workspace {:?}; `statehouse state deleted --workspace {}` shows its id to restore or purge it",
-                state.name, state.workspace, state.workspace
+                state.name,
+                state.workspace,
+                state.workspace
             );
             Ok(())
         }
@@ -384,7 +386,7 @@ pub async fn run(client: &Client, cmd: StateCommand) -> Result<()> {
                     None,
                 )
                 .await?;
-            eprintln!("restored state {id}");
+            errln!("restored state {id}");
             Ok(())
         }
         StateCommand::Purge { workspace, id } => {
@@ -396,7 +398,7 @@ pub async fn run(client: &Client, cmd: StateCommand) -> Result<()> {
                     None,
                 )
                 .await?;
-            eprintln!("purged state {id} and all its versions");
+            errln!("purged state {id} and all its versions");
             Ok(())
         }
         StateCommand::AllowOverwrite { .. } => {
@@ -414,7 +416,7 @@ fn text(value: &serde_json::Value) -> String {
 }
 
 /// A diff as people read `terraform plan`: `+` added, `-` removed, `~` changed.
-fn print_diff(diff: &serde_json::Value) {
+fn print_diff(diff: &serde_json::Value) -> Result<()> {
     let d = &diff["diff"];
     let side = |h: &serde_json::Value| {
         format!(
@@ -422,35 +424,35 @@ fn print_diff(diff: &serde_json::Value) {
             h["serial"], h["resource_instances"]
         )
     };
-    println!(
+    outln!(
         "version {} ({}) → version {} ({})",
         diff["from"],
         side(&d["before"]),
         diff["to"],
         side(&d["after"])
-    );
+    )?;
     if d["before"]["lineage"] != d["after"]["lineage"] {
-        println!(
+        outln!(
             "lineage changed: {} → {}",
             text(&d["before"]["lineage"]),
             text(&d["after"]["lineage"])
-        );
+        )?;
     }
     let items = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
     for added in items(&d["added"]) {
-        println!("+ {}", text(&added["address"]));
+        outln!("+ {}", text(&added["address"]))?;
     }
     for removed in items(&d["removed"]) {
-        println!("- {}", text(&removed["address"]));
+        outln!("- {}", text(&removed["address"]))?;
     }
     for changed in items(&d["changed"]) {
-        println!("~ {}", text(&changed["address"]));
+        outln!("~ {}", text(&changed["address"]))?;
         if !changed["status"].is_null() {
-            println!(
+            outln!(
                 "    status: {} → {}",
                 or_dash(changed["status"]["before"].as_str()),
                 or_dash(changed["status"]["after"].as_str())
-            );
+            )?;
         }
         for attr in items(&changed["attributes"]) {
             let value = |key: &str| {
@@ -458,40 +460,41 @@ fn print_diff(diff: &serde_json::Value) {
                     .map(|v| v.to_string())
                     .unwrap_or_else(|| "(absent)".into())
             };
-            println!(
+            outln!(
                 "    {}: {} → {}",
                 text(&attr["path"]),
                 value("before"),
                 value("after")
-            );
+            )?;
         }
     }
     let resources_changed = ["added", "removed", "changed"]
         .iter()
         .any(|k| !items(&d[*k]).is_empty());
     if resources_changed {
-        println!("{} instances unchanged", d["unchanged"]);
+        outln!("{} instances unchanged", d["unchanged"])?;
     } else {
-        println!(
+        outln!(
             "no resource instance changed ({} unchanged)",
             d["unchanged"]
-        );
+        )?;
     }
     let outputs = &d["outputs"];
     for added in items(&outputs["added"]) {
-        println!("+ output {} = {}", text(&added["name"]), added["value"]);
+        outln!("+ output {} = {}", text(&added["name"]), added["value"])?;
     }
     for removed in items(&outputs["removed"]) {
-        println!("- output {}", text(&removed["name"]));
+        outln!("- output {}", text(&removed["name"]))?;
     }
     for changed in items(&outputs["changed"]) {
-        println!(
+        outln!(
             "~ output {}: {} → {}",
             text(&changed["name"]),
             changed["before"],
             changed["after"]
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// `--changed-since` as the API takes it: RFC 3339, from a time or a duration before now.
@@ -661,7 +664,7 @@ async fn download(
     })
     .await?;
     if let Some(f) = file {
-        eprintln!(
+        errln!(
             "wrote version {} of {:?} ({}) to {}",
             meta.version,
             state.name,

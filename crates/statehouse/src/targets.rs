@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use crate::client::{Client, Paging, Query, path};
-use crate::output::{Output, print_json, str_or};
+use crate::output::{Output, print_json, str_or, visible};
 use crate::settings_input::SettingsArgs;
 
 const KINDS_HELP: &str = "\
@@ -163,7 +163,7 @@ pub fn settings_fields(settings: &Value) -> Vec<(String, String)> {
 }
 
 /// Prints a record of fixed fields then its settings, aligned.
-pub fn print_with_settings(fields: Vec<(&str, String)>, settings: &Value) {
+pub fn print_with_settings(fields: Vec<(&str, String)>, settings: &Value) -> Result<()> {
     let extra = settings_fields(settings);
     let width = fields
         .iter()
@@ -174,12 +174,16 @@ pub fn print_with_settings(fields: Vec<(&str, String)>, settings: &Value) {
         + 1;
     for (key, value) in fields {
         let key = format!("{key}:");
-        println!("{}", format!("{key:<width$} {value}").trim_end());
+        outln!(
+            "{}",
+            format!("{key:<width$} {}", visible(&value)).trim_end()
+        )?;
     }
     for (key, value) in extra {
         let key = format!("  {key}:");
-        println!("{key:<width$} {value}");
+        outln!("{key:<width$} {}", visible(&value))?;
     }
+    Ok(())
 }
 
 /// The answer of a test action (`{"ok","error","duration_ms"}`): a failure exits non-zero with
@@ -190,7 +194,7 @@ pub fn test_outcome(outcome: &Value, output: Output, what: &str) -> Result<()> {
     }
     let took = outcome["duration_ms"].as_u64().unwrap_or(0);
     if outcome["ok"].as_bool() == Some(true) {
-        eprintln!("{what} works ({took} ms)");
+        errln!("{what} works ({took} ms)");
         Ok(())
     } else {
         bail!(
@@ -270,8 +274,7 @@ pub async fn run(client: &Client, cmd: TargetCommand) -> Result<()> {
                     ("settings", String::new()),
                 ],
                 &target["settings"],
-            );
-            Ok(())
+            )
         }
         TargetCommand::Change {
             name,
@@ -324,7 +327,7 @@ pub async fn run(client: &Client, cmd: TargetCommand) -> Result<()> {
                     None,
                 )
                 .await?;
-            eprintln!("removed storage target {name:?}");
+            errln!("removed storage target {name:?}");
             Ok(())
         }
         TargetCommand::Test {

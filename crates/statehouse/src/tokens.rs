@@ -157,7 +157,7 @@ pub async fn run(client: &Client, cmd: TokenCommand) -> Result<()> {
             } else {
                 format!("role {}", str_or(&token["role"], ""))
             };
-            eprintln!(
+            errln!(
                 "created token {:?} (id {}) with {role_text} {scope}{}",
                 str_or(&token["name"], ""),
                 str_or(&token["id"], ""),
@@ -166,8 +166,8 @@ pub async fn run(client: &Client, cmd: TokenCommand) -> Result<()> {
                     .map(|e| format!(", expires {e}"))
                     .unwrap_or_default()
             );
-            eprintln!("the secret is shown once; store it now");
-            println!("{secret}");
+            errln!("the secret is shown once; store it now");
+            outln!("{secret}")?;
             Ok(())
         }
         TokenCommand::List {
@@ -199,7 +199,7 @@ pub async fn run(client: &Client, cmd: TokenCommand) -> Result<()> {
             let name = str_or(&target["name"], "");
             let id = str_or(&target["id"], "");
             if !target["revoked_at"].is_null() {
-                eprintln!("token {name:?} (id {id}) was already revoked");
+                errln!("token {name:?} (id {id}) was already revoked");
                 if output.json {
                     print_json(target)?;
                 }

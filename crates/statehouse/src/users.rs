@@ -242,7 +242,7 @@ pub async fn run(client: &Client, cmd: UserCommand) -> Result<()> {
                     None,
                 )
                 .await?;
-            eprintln!("{name:?} no longer has a role in workspace {workspace:?}");
+            errln!("{name:?} no longer has a role in workspace {workspace:?}");
             Ok(())
         }
     }
@@ -318,7 +318,7 @@ fn read_password(prompt: bool) -> Result<String> {
 
 /// Reads a line from the terminal with echo off (`stty -echo`), restoring it afterwards.
 fn read_hidden(prompt: &str) -> Result<String> {
-    eprint!("{prompt}");
+    errprint!("{prompt}");
     std::io::stderr().flush().ok();
     let stty = |arg: &str| {
         std::process::Command::new("stty")
@@ -332,7 +332,7 @@ fn read_hidden(prompt: &str) -> Result<String> {
     if hidden {
         let _ = stty("echo");
     }
-    eprintln!();
+    errln!();
     read.context("reading the password")?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }

@@ -177,7 +177,7 @@ pub async fn run(client: &Client, cmd: WorkspaceCommand) -> Result<()> {
             if output.json {
                 return output.done(&ws, &format!("workspace {name:?} changed"));
             }
-            eprintln!("workspace {name:?} changed:");
+            errln!("workspace {name:?} changed:");
             output.record(ws, details)
         }
         WorkspaceCommand::Rename {
@@ -209,7 +209,7 @@ pub async fn run(client: &Client, cmd: WorkspaceCommand) -> Result<()> {
                     None,
                 )
                 .await?;
-            eprintln!("deleted workspace {name:?}");
+            errln!("deleted workspace {name:?}");
             Ok(())
         }
     }

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, Store, Via, pg_execute, pg_url, skip_e2e};
+use common::{Server, Store, Via, skip_e2e};
 use serde_json::Value;
 
 on_both_stores!(shutdown_keeps_every_entry_and_verify_catches_tampering);
@@ -22,35 +22,8 @@ fn state_body(serial: i64) -> Vec<u8> {
     .unwrap()
 }
 
-/// Runs one SQL statement on the server's database, as someone with database access would.
 fn tamper(server: &Server, sql: &str) {
-    match server.store {
-        Store::Postgres => {
-            let schema = server.pg_schema().unwrap();
-            pg_execute(
-                &pg_url(),
-                &format!("SET search_path TO \"{schema}\"; {sql}"),
-            )
-            .unwrap();
-        }
-        Store::Sqlite => {
-            use sqlx::Connection;
-            let path = server.data_dir().unwrap().join("statehouse.db");
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let url = format!("sqlite://{}", path.display());
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                conn.close().await.unwrap();
-            });
-        }
-    }
+    server.execute_sql(sql);
 }
 
 fn shutdown_keeps_every_entry_and_verify_catches_tampering(store: Store) {

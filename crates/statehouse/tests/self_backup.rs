@@ -1,7 +1,9 @@
 //! statehouse protects itself: `statehouse self-backup` backs the store up (SQLite snapshot or
 //! pg_dump of its schema, zstd, age with a passphrase derived from the master key), and
 //! `statehouse restore-self` brings the instance back from that file plus the master key file
-//! alone — on both stores; a foreign key file cannot decrypt it.
+//! alone — on both stores; a foreign key file cannot decrypt it. A self-backup made before a
+//! `key rotate` restores with the retired key kept in the key file (its data moves to the new
+//! key), and after `key forget-retired` the refusal names the key it needs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,7 +15,10 @@ use std::process::{Command, Output};
 
 use common::{BIN, Store, pg_execute, pg_url, skip_e2e, unique_name};
 
-on_both_stores!(a_lost_store_comes_back_from_its_self_backup);
+on_both_stores!(
+    a_lost_store_comes_back_from_its_self_backup,
+    self_backups_from_before_a_rotation_need_the_retired_key
+);
 
 fn run(env: &[(String, String)], args: &[&str]) -> Output {
     let mut cmd = Command::new(BIN);
@@ -53,6 +58,7 @@ fn a_lost_store_comes_back_from_its_self_backup(store: Store) {
     let data = tempfile::tempdir().unwrap();
     let schema = (store == Store::Postgres).then(|| unique_name("selfb"));
     let env = env_for(data.path(), schema.as_deref());
+    ok(&env, &["migrate"]);
     ok(&env, &["workspace", "create", "team"]);
 
     let printed = ok(&env, &["self-backup"]);
@@ -137,6 +143,112 @@ fn a_lost_store_comes_back_from_its_self_backup(store: Store) {
             String::from_utf8_lossy(&again.stderr)
         );
     }
+    if let Some(schema) = schema {
+        let _ = pg_execute(
+            &pg_url(),
+            &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
+        );
+    }
+}
+
+/// Removes the store (SQLite files or the PostgreSQL schema), keeping the key file and backups.
+fn lose_store(data: &Path, schema: Option<&str>) {
+    match schema {
+        None => {
+            for f in ["statehouse.db", "statehouse.db-wal", "statehouse.db-shm"] {
+                let _ = std::fs::remove_file(data.join(f));
+            }
+        }
+        Some(schema) => {
+            pg_execute(&pg_url(), &format!("DROP SCHEMA \"{schema}\" CASCADE")).unwrap();
+        }
+    }
+}
+
+fn self_backups_from_before_a_rotation_need_the_retired_key(store: Store) {
+    if skip_e2e() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let schema = (store == Store::Postgres).then(|| unique_name("selfrot"));
+    let env = env_for(data.path(), schema.as_deref());
+    ok(&env, &["migrate"]);
+    ok(&env, &["workspace", "create", "before"]);
+    // A sealed secret, so the restored store has data under the old key.
+    ok(
+        &env,
+        &[
+            "notifier",
+            "add",
+            "ops",
+            "--kind",
+            "slack",
+            "--secret",
+            "webhook_url=https://hooks.slack.com/services/T0/B0/rotation",
+        ],
+    );
+    let old_backup = ok(&env, &["self-backup"]).trim().to_owned();
+    let key_path = data.path().join("master.key");
+    let first_key = |kind: &str| {
+        std::fs::read_to_string(&key_path)
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(kind)
+                    .map(|r| r.split(' ').next().unwrap().to_owned())
+            })
+    };
+    let old_key = first_key("key ").unwrap();
+
+    let rotated = run(&env, &["key", "rotate"]);
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let said = String::from_utf8_lossy(&rotated.stderr);
+    assert!(
+        said.contains("took a self-backup under the new key"),
+        "{said}"
+    );
+    assert_eq!(first_key("retired ").as_deref(), Some(old_key.as_str()));
+    ok(&env, &["workspace", "create", "after"]);
+
+    // The store is lost; the self-backup from before the rotation comes back with the retired
+    // key, and its data moves under the current key.
+    lose_store(data.path(), schema.as_deref());
+    let restored = run(&env, &["restore-self", "--from", &old_backup]);
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&restored.stderr).contains("re-wrapped"),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    let listed = ok(&env, &["workspace", "list", "--json"]);
+    assert!(
+        listed.contains("\"before\"") && !listed.contains("\"after\""),
+        "{listed}"
+    );
+    // Nothing needs the retired key any more: it can go, and the notifier still opens.
+    ok(&env, &["key", "forget-retired"]);
+    assert_eq!(first_key("retired "), None);
+    let shown = ok(&env, &["notifier", "show", "ops", "--json"]);
+    assert!(shown.contains("webhook_url"), "{shown}");
+
+    // Without the retired key the old self-backup cannot be opened, and the refusal says why.
+    lose_store(data.path(), schema.as_deref());
+    let refused = run(&env, &["restore-self", "--from", &old_backup]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains(&format!("made under master key {old_key}"))
+            && message.contains("retired"),
+        "{message}"
+    );
     if let Some(schema) = schema {
         let _ = pg_execute(
             &pg_url(),

@@ -369,7 +369,7 @@ fn secret(tag: &str) -> SealedBody {
     }
 }
 
-fn webhook(id: &str, workspace_id: &str, events: &[&str], enabled: bool) -> Webhook {
+pub(crate) fn webhook(id: &str, workspace_id: &str, events: &[&str], enabled: bool) -> Webhook {
     Webhook {
         id: id.to_owned(),
         workspace_id: workspace_id.to_owned(),
@@ -383,7 +383,7 @@ fn webhook(id: &str, workspace_id: &str, events: &[&str], enabled: bool) -> Webh
     }
 }
 
-async fn create(store: &dyn Store, hook: &Webhook) {
+pub(crate) async fn create(store: &dyn Store, hook: &Webhook) {
     store
         .create_webhook(hook)
         .await
@@ -715,47 +715,6 @@ pub async fn concurrent_claims_never_overlap(store: Arc<dyn Store>) {
 
 pub async fn two_stores_claims_never_overlap(store: Arc<dyn Store>, peer: Arc<dyn Store>) {
     claim_race([store, peer]).await;
-}
-
-pub async fn webhook_keys_rewrap_compare_and_set(store: Arc<dyn Store>) {
-    let ws = workspace(store.as_ref(), "a").await;
-    let hook = webhook("h", &ws.id, &["*"], true);
-    create(store.as_ref(), &hook).await;
-    assert!(
-        store
-            .webhooks_not_under("key-1", 10)
-            .await
-            .expect("list")
-            .is_empty()
-    );
-    let listed = store.webhooks_not_under("key-2", 10).await.expect("list");
-    assert_eq!(listed, std::slice::from_ref(&hook));
-    assert!(
-        store
-            .replace_webhook_key("h", &hook.secret, "key-2", b"new")
-            .await
-            .expect("replace")
-    );
-    assert!(
-        !store
-            .replace_webhook_key("h", &hook.secret, "key-3", b"newer")
-            .await
-            .expect("stale"),
-        "compare and set"
-    );
-    let now = store
-        .webhook(&ws.id, "h")
-        .await
-        .expect("get")
-        .expect("exists");
-    assert_eq!(
-        (
-            now.secret.key_id.as_str(),
-            now.secret.wrapped_key.as_slice(),
-            now.secret.ciphertext.clone()
-        ),
-        ("key-2", &b"new"[..], hook.secret.ciphertext)
-    );
 }
 
 // ---- tampering ---------------------------------------------------------------------------------

@@ -9,8 +9,7 @@ use statehouse_core::Error;
 use statehouse_core::backups::{
     BackupFilter, BackupRecord, BackupResult, BackupStatus, BackupTrigger, DatabaseHealth,
     DatabaseRecord, HealthCheck, HealthCounts, HealthStatus, HealthTransition, NotifierRecord,
-    SealedKind, SealedSecretRef, TargetRecord, VerificationRecord, VerificationSummary,
-    WorkspaceBackupSettings,
+    TargetRecord, VerificationRecord, VerificationSummary, WorkspaceBackupSettings,
 };
 use statehouse_core::crypto::SealedBody;
 use statehouse_core::store::Store;
@@ -32,7 +31,12 @@ fn target_value(id: &str, workspace_id: &str, name: &str) -> TargetRecord {
     }
 }
 
-async fn target(store: &dyn Store, id: &str, workspace_id: &str, name: &str) -> TargetRecord {
+pub(crate) async fn target(
+    store: &dyn Store,
+    id: &str,
+    workspace_id: &str,
+    name: &str,
+) -> TargetRecord {
     let t = target_value(id, workspace_id, name);
     ok(store.create_target(&t).await, "create_target");
     t
@@ -53,7 +57,7 @@ fn database_value(id: &str, workspace_id: &str, name: &str, target_id: &str) -> 
     }
 }
 
-async fn database(
+pub(crate) async fn database(
     store: &dyn Store,
     id: &str,
     workspace_id: &str,
@@ -65,7 +69,7 @@ async fn database(
     d
 }
 
-fn notifier_value(id: &str, workspace_id: &str, name: &str) -> NotifierRecord {
+pub(crate) fn notifier_value(id: &str, workspace_id: &str, name: &str) -> NotifierRecord {
     NotifierRecord {
         id: id.to_owned(),
         workspace_id: workspace_id.to_owned(),
@@ -1504,110 +1508,4 @@ pub async fn health_checks_drive_transitions(store: Arc<dyn Store>) {
         ok(store.prune_health_checks(at(3_000)).await, "prune again"),
         0
     );
-}
-
-// ---- key rotation --------------------------------------------------------------------------
-
-pub async fn backup_secret_keys_rewrap_compare_and_set(store: Arc<dyn Store>) {
-    let ws = workspace(&*store, "a").await;
-    let t = target(&*store, "t1", &ws.id, "main").await;
-    ok(
-        store
-            .create_target(&TargetRecord {
-                secrets: None,
-                ..target_value("t2", &ws.id, "plain")
-            })
-            .await,
-        "create_target",
-    );
-    let d = database(&*store, "db-1", &ws.id, "app", "t1").await;
-    let n = notifier_value("n1", &ws.id, "ops");
-    ok(store.create_notifier(&n).await, "create_notifier");
-    let settings = WorkspaceBackupSettings {
-        workspace_id: ws.id.clone(),
-        settings: json!({}),
-        secrets: Some(sealed("identity")),
-        updated_at: at(0),
-    };
-    ok(store.put_workspace_backup_settings(&settings).await, "put");
-
-    assert!(
-        ok(store.backup_secrets_not_under("key-1", 10).await, "list").is_empty(),
-        "every secret is under key-1"
-    );
-    let secret = |kind, row_id: &str, sealed: &Option<SealedBody>| SealedSecretRef {
-        kind,
-        workspace_id: ws.id.clone(),
-        row_id: row_id.to_owned(),
-        sealed: sealed.clone().expect("sealed"),
-    };
-    let mut expected = vec![
-        secret(SealedKind::Target, "t1", &t.secrets),
-        secret(SealedKind::Notifier, "n1", &n.secrets),
-        secret(SealedKind::Database, "db-1", &d.secrets),
-        secret(
-            SealedKind::WorkspaceBackupSettings,
-            &ws.id,
-            &settings.secrets,
-        ),
-    ];
-    let key = |s: &SealedSecretRef| (s.kind.as_str(), s.row_id.clone());
-    expected.sort_by_key(key);
-    let mut listed = ok(store.backup_secrets_not_under("key-2", 10).await, "list");
-    listed.sort_by_key(key);
-    assert_eq!(listed, expected, "rows without secrets are not listed");
-    assert_eq!(
-        ok(store.backup_secrets_not_under("key-2", 2).await, "list").len(),
-        2,
-        "the limit holds"
-    );
-
-    for s in &expected {
-        let new_wrapped = format!("new-{}", s.row_id).into_bytes();
-        assert!(ok(
-            store
-                .replace_backup_secret_key(s.kind, &s.row_id, &s.sealed, "key-2", &new_wrapped)
-                .await,
-            "replace"
-        ));
-        assert!(
-            !ok(
-                store
-                    .replace_backup_secret_key(s.kind, &s.row_id, &s.sealed, "key-3", b"newer")
-                    .await,
-                "stale replace"
-            ),
-            "compare and set ({:?})",
-            s.kind
-        );
-    }
-    assert!(
-        ok(store.backup_secrets_not_under("key-2", 10).await, "list").is_empty(),
-        "every secret moved to key-2"
-    );
-    let now = ok(store.target(&ws.id, "t1").await, "target")
-        .expect("exists")
-        .secrets
-        .expect("sealed");
-    let before = t.secrets.expect("sealed");
-    assert_eq!(
-        (
-            now.key_id.as_str(),
-            now.wrapped_key.as_slice(),
-            now.ciphertext
-        ),
-        ("key-2", &b"new-t1"[..], before.ciphertext),
-        "only the key changes"
-    );
-    let ws_now = ok(store.workspace_backup_settings(&ws.id).await, "settings")
-        .expect("exists")
-        .secrets
-        .expect("sealed");
-    assert_eq!(ws_now.key_id, "key-2");
-    assert!(!ok(
-        store
-            .replace_backup_secret_key(SealedKind::Target, "t2", &sealed("none"), "key-2", b"x")
-            .await,
-        "a row without secrets"
-    ));
 }

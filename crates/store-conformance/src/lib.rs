@@ -28,8 +28,7 @@ pub use audit::{
     concurrent_journal_appends_keep_one_chain, deliveries_are_claimed_with_a_lease_and_finished,
     events_are_numbered_in_order_and_filtered,
     events_create_deliveries_for_matching_enabled_webhooks, two_stores_claims_never_overlap,
-    two_stores_journal_appends_keep_one_chain, webhook_keys_rewrap_compare_and_set,
-    webhooks_are_created_listed_updated_deleted,
+    two_stores_journal_appends_keep_one_chain, webhooks_are_created_listed_updated_deleted,
 };
 mod history;
 mod lock_ownership;
@@ -48,7 +47,7 @@ use statehouse_core::crypto::SealedBody;
 use statehouse_core::model::{
     DeletedState, HeldLock, LockOutcome, LockRequest, NewToken, StateFilter, StateRecord,
     UnlockOutcome, UnlockRequest, VersionMeta, VersionWrite, Workspace, WorkspaceSettings,
-    WrappedKeyRow, WriteOutcome,
+    WriteOutcome,
 };
 use statehouse_core::service::md5_hex;
 use statehouse_core::store::Store;
@@ -59,6 +58,8 @@ mod accounts;
 pub use accounts::*;
 mod backups;
 pub use backups::*;
+mod keys;
+pub use keys::*;
 
 // ---- harness ---------------------------------------------------------------------------------
 
@@ -156,8 +157,8 @@ macro_rules! __conformance_module {
                 name_is_reusable_after_delete,
                 restore_conflicts_with_live_name_then_works,
                 purge_removes_deleted_state_for_good,
-                keys_not_under_lists_keys_wrapped_elsewhere,
-                replace_wrapped_key_is_compare_and_set,
+                wrapped_keys_of_every_sealed_kind_are_listed_and_replaced,
+                key_checks_are_recorded_once_per_key,
                 claim_flag_once,
                 concurrent_locks_exactly_one_wins,
                 concurrent_writes_exactly_one_wins,
@@ -171,7 +172,6 @@ macro_rules! __conformance_module {
                 events_create_deliveries_for_matching_enabled_webhooks,
                 deliveries_are_claimed_with_a_lease_and_finished,
                 concurrent_claims_never_overlap,
-                webhook_keys_rewrap_compare_and_set,
                 workspace_update_renames_and_stores_settings,
                 workspace_delete_only_when_empty,
                 list_states_filters_and_pages,
@@ -209,7 +209,6 @@ macro_rules! __conformance_module {
                 backup_listing_filters_and_pages,
                 verifications_update_the_latest_summary,
                 health_checks_drive_transitions,
-                backup_secret_keys_rewrap_compare_and_set,
             );
             $(
                 $crate::__two_store_cases!(
@@ -293,7 +292,7 @@ pub(crate) async fn workspace(store: &dyn Store, name: &str) -> Workspace {
 }
 
 /// Arbitrary bytes standing in for a sealed body: binary (NUL, 0xFF, invalid UTF-8), distinct per tag.
-fn sealed(tag: &str) -> SealedBody {
+pub(crate) fn sealed(tag: &str) -> SealedBody {
     let mut ciphertext = vec![0u8, 0xff, 0xfe, b'\n', 0x80];
     ciphertext.extend_from_slice(tag.as_bytes());
     ciphertext.extend((0..=255u8).rev());
@@ -305,7 +304,7 @@ fn sealed(tag: &str) -> SealedBody {
 }
 
 /// A write of body `tag` (its md5 is that of the sealed bytes, so equal tags mean identical content).
-fn write_of(
+pub(crate) fn write_of(
     state_id: &str,
     version_id: &str,
     serial: i64,
@@ -359,7 +358,7 @@ async fn live(store: &dyn Store, ws: &Workspace, name: &str) -> StateRecord {
         .unwrap_or_else(|| panic!("state {name:?} should be live"))
 }
 
-async fn ensure(store: &dyn Store, ws: &Workspace, name: &str) -> StateRecord {
+pub(crate) async fn ensure(store: &dyn Store, ws: &Workspace, name: &str) -> StateRecord {
     store
         .ensure_state(&ws.id, name, T0)
         .await
@@ -374,7 +373,12 @@ fn created(outcome: Result<WriteOutcome>, what: &str) -> VersionMeta {
     }
 }
 
-async fn write(store: &dyn Store, ws: &Workspace, name: &str, w: &VersionWrite) -> VersionMeta {
+pub(crate) async fn write(
+    store: &dyn Store,
+    ws: &Workspace,
+    name: &str,
+    w: &VersionWrite,
+) -> VersionMeta {
     created(
         store.write_version(&ws.id, name, w.clone()).await,
         &format!("write of version {:?} (serial {})", w.version_id, w.serial),
@@ -442,7 +446,11 @@ async fn versions(store: &dyn Store, state_id: &str) -> Vec<VersionMeta> {
     )
 }
 
-async fn body_of(store: &dyn Store, state_id: &str, version_no: i64) -> (VersionMeta, SealedBody) {
+pub(crate) async fn body_of(
+    store: &dyn Store,
+    state_id: &str,
+    version_no: i64,
+) -> (VersionMeta, SealedBody) {
     ok(
         store.version_body(state_id, version_no).await,
         "version_body",
@@ -1834,120 +1842,20 @@ pub async fn purge_removes_deleted_state_for_good(store: Arc<dyn Store>) {
     );
     assert_eq!(
         ok(
-            store.keys_not_under("no-such-key", 100).await,
-            "keys_not_under"
+            store
+                .wrapped_keys(
+                    statehouse_core::sealed::SealedKind::State,
+                    statehouse_core::sealed::KeyFilter::NotUnder("no-such-key"),
+                    100
+                )
+                .await,
+            "wrapped_keys"
         )
         .into_iter()
-        .map(|r| r.version_id)
+        .map(|r| r.row_id)
         .collect::<Vec<_>>(),
         ["v-3"],
         "purged versions' keys are gone too"
-    );
-}
-
-// ---- master key rotation ---------------------------------------------------------------------
-
-async fn versions_under_keys(store: &dyn Store) -> (Workspace, StateRecord, Vec<VersionWrite>) {
-    let ws = workspace(store, "ws").await;
-    let state = ensure(store, &ws, "net").await;
-    let mut writes = Vec::new();
-    for (n, key) in [(1, "old-a"), (2, "new"), (3, "old-b"), (4, "old-a")] {
-        let mut w = write_of(&state.id, &format!("v-{n}"), n, "lin", &format!("b{n}"));
-        w.sealed.key_id = key.into();
-        write(store, &ws, "net", &w).await;
-        writes.push(w);
-    }
-    (ws, state, writes)
-}
-
-fn row_of(w: &VersionWrite) -> WrappedKeyRow {
-    WrappedKeyRow {
-        version_id: w.version_id.clone(),
-        state_id: w.state_id.clone(),
-        key_id: w.sealed.key_id.clone(),
-        wrapped_key: w.sealed.wrapped_key.clone(),
-    }
-}
-
-pub async fn keys_not_under_lists_keys_wrapped_elsewhere(store: Arc<dyn Store>) {
-    let (_, _, writes) = versions_under_keys(&*store).await;
-    let mut rows = ok(store.keys_not_under("new", 100).await, "keys_not_under");
-    rows.sort_by(|a, b| a.version_id.cmp(&b.version_id));
-    assert_eq!(
-        rows,
-        vec![row_of(&writes[0]), row_of(&writes[2]), row_of(&writes[3])],
-        "every data key not wrapped under \"new\", with its wrapped bytes"
-    );
-    let limited = ok(
-        store.keys_not_under("new", 2).await,
-        "keys_not_under(limit 2)",
-    );
-    assert_eq!(limited.len(), 2, "the limit is honoured");
-    assert!(limited.iter().all(|r| r.key_id != "new"));
-    assert_eq!(
-        ok(store.keys_not_under("old-a", 100).await, "keys_not_under").len(),
-        2
-    );
-}
-
-pub async fn replace_wrapped_key_is_compare_and_set(store: Arc<dyn Store>) {
-    let (_, state, writes) = versions_under_keys(&*store).await;
-    let row = row_of(&writes[0]);
-    let new_wrapped = [0xAAu8, 0, 0xBB, 1].to_vec();
-    assert!(
-        ok(
-            store.replace_wrapped_key(&row, "new", &new_wrapped).await,
-            "replace_wrapped_key"
-        ),
-        "replacing a row that is as described succeeds"
-    );
-    let (meta, body) = body_of(&*store, &state.id, 1).await;
-    assert_eq!(meta, meta_of(&writes[0], 1, false), "metadata is untouched");
-    assert_eq!(body.key_id, "new");
-    assert_eq!(body.wrapped_key, new_wrapped);
-    assert_eq!(
-        body.ciphertext, writes[0].sealed.ciphertext,
-        "the ciphertext is untouched"
-    );
-    assert!(
-        !ok(
-            store.replace_wrapped_key(&row, "newer", b"zz").await,
-            "replace_wrapped_key"
-        ),
-        "a stale row (already replaced) is not replaced again"
-    );
-    let mut wrong_bytes = row_of(&writes[2]);
-    wrong_bytes.wrapped_key.push(0);
-    assert!(
-        !ok(
-            store.replace_wrapped_key(&wrong_bytes, "new", b"zz").await,
-            "replace_wrapped_key"
-        ),
-        "same key id but other wrapped bytes: not replaced"
-    );
-    let mut wrong_key = row_of(&writes[2]);
-    wrong_key.key_id = "old-a".into();
-    assert!(
-        !ok(
-            store.replace_wrapped_key(&wrong_key, "new", b"zz").await,
-            "replace_wrapped_key"
-        ),
-        "other key id: not replaced"
-    );
-    let (_, untouched) = body_of(&*store, &state.id, 3).await;
-    assert!(
-        untouched == writes[2].sealed,
-        "refused replacements change nothing"
-    );
-    let mut rows: Vec<String> = ok(store.keys_not_under("new", 100).await, "keys_not_under")
-        .into_iter()
-        .map(|r| r.version_id)
-        .collect();
-    rows.sort();
-    assert_eq!(
-        rows,
-        ["v-3", "v-4"],
-        "the replaced key is now under \"new\""
     );
 }
 

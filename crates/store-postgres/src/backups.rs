@@ -12,11 +12,9 @@ use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
 
 use statehouse_core::backups::{
     BackupFilter, BackupRecord, BackupResult, DatabaseRecord, HealthCheck, HealthCounts,
-    HealthTransition, NotifierRecord, SealedKind, SealedSecretRef, TargetRecord,
-    VerificationRecord, WorkspaceBackupSettings,
+    HealthTransition, NotifierRecord, TargetRecord, VerificationRecord, WorkspaceBackupSettings,
 };
 use statehouse_core::clock::Timestamp;
-use statehouse_core::crypto::SealedBody;
 use statehouse_core::store::backups::BackupStore;
 use statehouse_core::store::backups_sql::{self as sql, Arg, Columns};
 use statehouse_core::store::search_sql::Dialect;
@@ -116,7 +114,7 @@ impl PgStore {
         }
     }
 
-    async fn read_all<T>(
+    pub(crate) async fn read_all<T>(
         &self,
         sql: impl SqlSafeStr,
         args: Vec<Arg>,
@@ -143,7 +141,7 @@ impl PgStore {
     }
 
     /// One statement (its own transaction); rows affected.
-    async fn write_one(
+    pub(crate) async fn write_one(
         &self,
         sql: impl SqlSafeStr,
         args: Vec<Arg>,
@@ -681,31 +679,5 @@ impl BackupStore for PgStore {
         )
         .await
         .map_err(|e| self.err(e))
-    }
-
-    async fn backup_secrets_not_under(
-        &self,
-        key_id: &str,
-        limit: i64,
-    ) -> Result<Vec<SealedSecretRef>> {
-        let args = vec![Arg::Text(Some(key_id.to_owned())), Arg::Int(Some(limit))];
-        self.read_all(sql::SECRETS_NOT_UNDER, args, sql::sealed_secret_from)
-            .await
-    }
-
-    async fn replace_backup_secret_key(
-        &self,
-        kind: SealedKind,
-        row_id: &str,
-        old: &SealedBody,
-        new_key_id: &str,
-        new_wrapped: &[u8],
-    ) -> Result<bool> {
-        let args = sql::replace_secret_key_args(row_id, old, new_key_id, new_wrapped);
-        Ok(self
-            .write_one(sql::replace_secret_key_sql(kind), args)
-            .await
-            .map_err(|e| self.err(e))?
-            == 1)
     }
 }

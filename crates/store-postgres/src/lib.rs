@@ -54,7 +54,7 @@ use statehouse_core::crypto::SealedBody;
 use statehouse_core::model::{
     DeletedState, HeldLock, LockOutcome, LockRequest, NewToken, StateFilter, StateRecord,
     UnlockOutcome, UnlockRequest, VersionMeta, VersionWrite, Workspace, WorkspaceSettings,
-    WrappedKeyRow, WriteOutcome,
+    WriteOutcome,
 };
 use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
 use statehouse_core::store::Store;
@@ -62,6 +62,7 @@ use statehouse_core::store::search::ResourceSearch;
 use statehouse_core::{Error, Result};
 
 mod accounts;
+mod keys;
 mod search;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -90,6 +91,9 @@ pub struct PgSettings {
     /// the role's default `search_path` (usually `public`). A plain identifier: a letter or `_`,
     /// then letters, digits or `_`, at most 63 characters; case is kept.
     pub schema: Option<String>,
+    /// Create the schema and tables when there is no store yet (true), or fail with
+    /// `NotFound` (commands that must find an existing store).
+    pub create_if_missing: bool,
 }
 
 impl Default for PgSettings {
@@ -104,6 +108,7 @@ impl Default for PgSettings {
             idle_in_transaction_session_timeout: Some(Duration::from_secs(60)),
             lock_timeout: Some(Duration::from_secs(30)),
             schema: None,
+            create_if_missing: true,
         }
     }
 }
@@ -294,6 +299,16 @@ impl PgStore {
             target,
             journal_head: std::sync::Mutex::new(None),
         };
+        if !settings.create_if_missing && !store.holds_a_store().await? {
+            let place = match &settings.schema {
+                Some(schema) => format!("in schema {schema:?} "),
+                None => String::new(),
+            };
+            return Err(Error::NotFound(format!(
+                "no statehouse store {place}at {}",
+                store.target
+            )));
+        }
         if let Some(schema) = &settings.schema {
             store.create_schema(schema).await?;
         }
@@ -304,6 +319,15 @@ impl PgStore {
             ))
         })?;
         Ok(store)
+    }
+
+    /// Whether statehouse's tables exist where this store looks (its schema, or the
+    /// connection's `search_path`).
+    async fn holds_a_store(&self) -> Result<bool> {
+        sqlx::query_scalar("SELECT to_regclass('workspaces') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.db_err(e))
     }
 
     /// Creates `schema` unless it exists (checked first, so a role without CREATE on the
@@ -1383,49 +1407,6 @@ impl Store for PgStore {
         }
         tx.commit().await.map_err(|e| self.db_err(e))?;
         Ok(flagged)
-    }
-
-    async fn keys_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<WrappedKeyRow>> {
-        let rows = sqlx::query(
-            "SELECT id, state_id, key_id, wrapped_key FROM state_versions WHERE key_id <> $1 \
-             ORDER BY id COLLATE \"C\" LIMIT $2",
-        )
-        .bind(key_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.db_err(e))?;
-        rows.iter()
-            .map(|r| {
-                Ok(WrappedKeyRow {
-                    version_id: get(r, "id")?,
-                    state_id: get(r, "state_id")?,
-                    key_id: get(r, "key_id")?,
-                    wrapped_key: get(r, "wrapped_key")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn replace_wrapped_key(
-        &self,
-        old: &WrappedKeyRow,
-        new_key_id: &str,
-        new_wrapped: &[u8],
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE state_versions SET key_id = $1, wrapped_key = $2 \
-             WHERE id = $3 AND key_id = $4 AND wrapped_key = $5",
-        )
-        .bind(new_key_id)
-        .bind(new_wrapped)
-        .bind(&old.version_id)
-        .bind(&old.key_id)
-        .bind(&old.wrapped_key)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.db_err(e))?;
-        Ok(done.rows_affected() == 1)
     }
 }
 

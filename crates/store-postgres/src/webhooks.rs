@@ -318,38 +318,4 @@ impl WebhookStore for PgStore {
         .map_err(|e| self.db_err(e))?;
         Ok(done.rows_affected())
     }
-
-    async fn webhooks_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<Webhook>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "{WEBHOOK_COLUMNS} WHERE key_id <> $1 ORDER BY id LIMIT $2"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(key_id)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.db_err(e))?;
-        rows.iter().map(webhook_from).collect()
-    }
-
-    async fn replace_webhook_key(
-        &self,
-        webhook_id: &str,
-        old: &SealedBody,
-        new_key_id: &str,
-        new_wrapped: &[u8],
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE webhooks SET key_id = $1, wrapped_key = $2 WHERE id = $3 AND key_id = $4 AND wrapped_key = $5",
-        )
-        .bind(new_key_id)
-        .bind(new_wrapped)
-        .bind(webhook_id)
-        .bind(&old.key_id)
-        .bind(&old.wrapped_key)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.db_err(e))?;
-        Ok(done.rows_affected() == 1)
-    }
 }

@@ -78,6 +78,7 @@ async fn schemas_keep_instances_apart() {
         "instance_flags",
         "job_clock",
         "login_failures",
+        "master_key_checks",
         "memberships",
         "notifiers",
         "resource_index",
@@ -274,5 +275,32 @@ async fn existing_schema_is_reused_and_names_sort_bytewise() {
         names,
         ["B", "a-b", "ab", "b"],
         "data survives a restart; byte order"
+    );
+}
+
+/// Every table that holds wrapped data keys is a sealed kind that master key rotation and the
+/// key check cover: a new table with a `wrapped_key` column fails here until it is named in
+/// `SealedKind` (and so re-wrapped by `statehouse key rotate`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_table_with_wrapped_keys_is_a_sealed_kind() {
+    let Some(url) = test_url() else { return };
+    let schema = TestSchema::new(&url);
+    let store = schema.open().await;
+    let with_keys: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.columns \
+         WHERE table_schema = $1 AND column_name = 'wrapped_key' ORDER BY 1",
+    )
+    .bind(&schema.name)
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let mut covered: Vec<String> = statehouse_core::sealed::SealedKind::ALL
+        .iter()
+        .map(|k| k.table().to_owned())
+        .collect();
+    covered.sort();
+    assert_eq!(
+        with_keys, covered,
+        "tables with a wrapped_key column vs. the tables SealedKind names"
     );
 }

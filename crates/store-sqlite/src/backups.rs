@@ -11,11 +11,9 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, Sqlite, Transaction};
 
 use statehouse_core::backups::{
     BackupFilter, BackupRecord, BackupResult, DatabaseRecord, HealthCheck, HealthCounts,
-    HealthTransition, NotifierRecord, SealedKind, SealedSecretRef, TargetRecord,
-    VerificationRecord, WorkspaceBackupSettings,
+    HealthTransition, NotifierRecord, TargetRecord, VerificationRecord, WorkspaceBackupSettings,
 };
 use statehouse_core::clock::Timestamp;
-use statehouse_core::crypto::SealedBody;
 use statehouse_core::store::backups::BackupStore;
 use statehouse_core::store::backups_sql::{self as sql, Arg, Columns};
 use statehouse_core::store::search_sql::Dialect;
@@ -56,7 +54,7 @@ fn statement(sql: impl SqlSafeStr, args: Vec<Arg>) -> Query<'static, Sqlite, Sql
     query
 }
 
-fn err(e: sqlx::Error) -> Error {
+pub(crate) fn err(e: sqlx::Error) -> Error {
     if let sqlx::Error::Database(d) = &e
         && d.is_foreign_key_violation()
     {
@@ -109,7 +107,7 @@ pub(crate) async fn delete_workspace_backups(
 }
 
 impl SqliteStore {
-    async fn read_all<T>(
+    pub(crate) async fn read_all<T>(
         &self,
         sql: impl SqlSafeStr,
         args: Vec<Arg>,
@@ -136,7 +134,7 @@ impl SqliteStore {
     }
 
     /// One statement on the write connection (its own transaction); rows affected.
-    async fn write_one(
+    pub(crate) async fn write_one(
         &self,
         sql: impl SqlSafeStr,
         args: Vec<Arg>,
@@ -682,31 +680,5 @@ impl BackupStore for SqliteStore {
         )
         .await
         .map_err(err)
-    }
-
-    async fn backup_secrets_not_under(
-        &self,
-        key_id: &str,
-        limit: i64,
-    ) -> Result<Vec<SealedSecretRef>> {
-        let args = vec![Arg::Text(Some(key_id.to_owned())), Arg::Int(Some(limit))];
-        self.read_all(sql::SECRETS_NOT_UNDER, args, sql::sealed_secret_from)
-            .await
-    }
-
-    async fn replace_backup_secret_key(
-        &self,
-        kind: SealedKind,
-        row_id: &str,
-        old: &SealedBody,
-        new_key_id: &str,
-        new_wrapped: &[u8],
-    ) -> Result<bool> {
-        let args = sql::replace_secret_key_args(row_id, old, new_key_id, new_wrapped);
-        Ok(self
-            .write_one(sql::replace_secret_key_sql(kind), args)
-            .await
-            .map_err(err)?
-            == 1)
     }
 }

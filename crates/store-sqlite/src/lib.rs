@@ -30,7 +30,7 @@ use statehouse_core::crypto::SealedBody;
 use statehouse_core::model::{
     DeletedState, HeldLock, LockOutcome, LockRequest, NewToken, StateFilter, StateRecord,
     UnlockOutcome, UnlockRequest, VersionMeta, VersionWrite, Workspace, WorkspaceSettings,
-    WrappedKeyRow, WriteOutcome,
+    WriteOutcome,
 };
 use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
 use statehouse_core::store::Store;
@@ -38,6 +38,7 @@ use statehouse_core::store::search::ResourceSearch;
 use statehouse_core::{Error, Result};
 
 mod accounts;
+mod keys;
 mod search;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,16 +81,21 @@ fn open_err(e: sqlx::Error) -> Error {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database file and applies migrations.
+    /// Opens (creating if missing, mode 0600) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self> {
+        create_private_file(path)?;
         let options = SqliteConnectOptions::new().filename(path);
         Self::open_with(options.create_if_missing(true)).await
     }
 
-    /// Opens a `sqlite:` URL (e.g. `sqlite:///var/lib/statehouse/db.sqlite`).
+    /// Opens a `sqlite:` URL (e.g. `sqlite:///var/lib/statehouse/db.sqlite`), creating a
+    /// missing file with mode 0600.
     pub async fn open_url(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| Error::Config(format!("invalid SQLite URL: {e}")))?;
+        if !url.contains(":memory:") && !url.contains("mode=memory") {
+            create_private_file(options.get_filename())?;
+        }
         Self::open_with(options.create_if_missing(true)).await
     }
 
@@ -138,6 +144,27 @@ impl SqliteStore {
             checkpointer,
             journal_head: std::sync::Mutex::new(None),
         })
+    }
+}
+
+/// Creates a missing database file readable by its owner only (SQLite would create it with
+/// the umask's mode, usually 0644); its `-wal` and `-shm` files take the same mode. An existing
+/// file is left as it is.
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Store(format!(
+            "cannot create SQLite database {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -1123,46 +1150,5 @@ impl Store for SqliteStore {
         }
         commit(tx).await?;
         Ok(flagged)
-    }
-
-    async fn keys_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<WrappedKeyRow>> {
-        let rows = sqlx::query(
-            "SELECT id, state_id, key_id, wrapped_key FROM state_versions WHERE key_id <> ? ORDER BY id LIMIT ?",
-        )
-        .bind(key_id)
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(WrappedKeyRow {
-                    version_id: get(r, "id")?,
-                    state_id: get(r, "state_id")?,
-                    key_id: get(r, "key_id")?,
-                    wrapped_key: get(r, "wrapped_key")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn replace_wrapped_key(
-        &self,
-        old: &WrappedKeyRow,
-        new_key_id: &str,
-        new_wrapped: &[u8],
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE state_versions SET key_id = ?, wrapped_key = ? WHERE id = ? AND key_id = ? AND wrapped_key = ?",
-        )
-        .bind(new_key_id)
-        .bind(new_wrapped)
-        .bind(&old.version_id)
-        .bind(&old.key_id)
-        .bind(&old.wrapped_key)
-        .execute(&mut *self.write.lock().await)
-        .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
     }
 }

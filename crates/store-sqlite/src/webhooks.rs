@@ -317,38 +317,4 @@ impl WebhookStore for SqliteStore {
         .map_err(db_err)?;
         Ok(done.rows_affected())
     }
-
-    async fn webhooks_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<Webhook>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "{WEBHOOK_COLUMNS} WHERE key_id <> ? ORDER BY id LIMIT ?"
-        ));
-        let rows = sqlx::query(sql)
-            .bind(key_id)
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_err)?;
-        rows.iter().map(webhook_from).collect()
-    }
-
-    async fn replace_webhook_key(
-        &self,
-        webhook_id: &str,
-        old: &SealedBody,
-        new_key_id: &str,
-        new_wrapped: &[u8],
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE webhooks SET key_id = ?, wrapped_key = ? WHERE id = ? AND key_id = ? AND wrapped_key = ?",
-        )
-        .bind(new_key_id)
-        .bind(new_wrapped)
-        .bind(webhook_id)
-        .bind(&old.key_id)
-        .bind(&old.wrapped_key)
-        .execute(&mut *self.write.lock().await)
-        .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
-    }
 }

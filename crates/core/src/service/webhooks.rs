@@ -387,31 +387,6 @@ impl Services {
         futures::future::join_all(sends).await;
         Ok(count)
     }
-
-    /// Re-wraps webhook secrets under the cipher's primary key (master key rotation).
-    pub(super) async fn rewrap_webhook_secrets(&self, primary: &str) -> Result<u64> {
-        let mut moved = 0;
-        loop {
-            let hooks = self.store.webhooks_not_under(primary, 500).await?;
-            if hooks.is_empty() {
-                return Ok(moved);
-            }
-            for hook in hooks {
-                let (key_id, wrapped) = self.cipher.rewrap(
-                    &hook.secret.key_id,
-                    &hook.secret.wrapped_key,
-                    secret_binding(&hook.workspace_id, &hook.id),
-                )?;
-                if self
-                    .store
-                    .replace_webhook_key(&hook.id, &hook.secret, &key_id, &wrapped)
-                    .await?
-                {
-                    moved += 1;
-                }
-            }
-        }
-    }
 }
 
 fn failed_locally(e: Error) -> crate::webhooks::TransportOutcome {

@@ -11,8 +11,7 @@ use async_trait::async_trait;
 use crate::Result;
 use crate::backups::{
     BackupFilter, BackupRecord, BackupResult, DatabaseRecord, HealthCheck, HealthCounts,
-    HealthTransition, NotifierRecord, SealedKind, SealedSecretRef, TargetRecord,
-    VerificationRecord, WorkspaceBackupSettings,
+    HealthTransition, NotifierRecord, TargetRecord, VerificationRecord, WorkspaceBackupSettings,
 };
 use crate::clock::Timestamp;
 
@@ -184,22 +183,4 @@ pub trait BackupStore: Send + Sync {
     ) -> Result<Vec<HealthCheck>>;
     /// Removes checks taken before `before`; returns how many went.
     async fn prune_health_checks(&self, before: Timestamp) -> Result<u64>;
-
-    // Master key rotation
-
-    /// Sealed secrets of the backup tables wrapped under a master key other than `key_id`.
-    async fn backup_secrets_not_under(
-        &self,
-        key_id: &str,
-        limit: i64,
-    ) -> Result<Vec<SealedSecretRef>>;
-    /// Replaces one sealed secret's wrapped key if it is still `old` (compare and set).
-    async fn replace_backup_secret_key(
-        &self,
-        kind: SealedKind,
-        row_id: &str,
-        old: &crate::crypto::SealedBody,
-        new_key_id: &str,
-        new_wrapped: &[u8],
-    ) -> Result<bool>;
 }

@@ -12,8 +12,7 @@ use super::search_sql::Dialect;
 use crate::backups::{
     BackupFilter, BackupRecord, BackupResult, BackupStatus, BackupTrigger, DatabaseHealth,
     DatabaseRecord, HealthCheck, HealthCounts, HealthStatus, HealthTransition, NotifierRecord,
-    SealedKind, SealedSecretRef, TargetRecord, VerificationRecord, VerificationSummary,
-    WorkspaceBackupSettings,
+    TargetRecord, VerificationRecord, VerificationSummary, WorkspaceBackupSettings,
 };
 use crate::clock::Timestamp;
 use crate::crypto::SealedBody;
@@ -833,76 +832,6 @@ pub fn health_check_from(row: &dyn Columns) -> Result<HealthCheck> {
 // ---- master key rotation ------------------------------------------------------------------
 
 /// `$1` the current key id, `$2` limit.
-pub const SECRETS_NOT_UNDER: &str = "SELECT kind, workspace_id, row_id, key_id, wrapped_key, secret FROM (\
-    SELECT 'backup-target' AS kind, workspace_id, id AS row_id, key_id, wrapped_key, secret \
-    FROM backup_targets WHERE key_id IS NOT NULL AND key_id <> $1 \
-    UNION ALL SELECT 'notifier', workspace_id, id, key_id, wrapped_key, secret \
-    FROM notifiers WHERE key_id IS NOT NULL AND key_id <> $1 \
-    UNION ALL SELECT 'database', workspace_id, id, key_id, wrapped_key, secret \
-    FROM backup_databases WHERE key_id IS NOT NULL AND key_id <> $1 \
-    UNION ALL SELECT 'workspace-backup-settings', workspace_id, workspace_id, key_id, wrapped_key, \
-    secret FROM workspace_backup_settings WHERE key_id IS NOT NULL AND key_id <> $1\
-    ) AS sealed ORDER BY kind, row_id LIMIT $2";
-
-fn sealed_kind(text: &str) -> Option<SealedKind> {
-    [
-        SealedKind::Target,
-        SealedKind::Notifier,
-        SealedKind::Database,
-        SealedKind::WorkspaceBackupSettings,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == text)
-}
-
-pub fn sealed_secret_from(row: &dyn Columns) -> Result<SealedSecretRef> {
-    let kind = text(row, "kind")?;
-    Ok(SealedSecretRef {
-        kind: sealed_kind(&kind)
-            .ok_or_else(|| Error::Internal(format!("unknown sealed secret kind {kind:?}")))?,
-        workspace_id: text(row, "workspace_id")?,
-        row_id: text(row, "row_id")?,
-        sealed: sealed(row)?.ok_or_else(|| null("key_id"))?,
-    })
-}
-
-/// `$1` new key id, `$2` new wrapped key, `$3` row id, `$4` old key id, `$5` old wrapped key.
-pub fn replace_secret_key_sql(kind: SealedKind) -> &'static str {
-    match kind {
-        SealedKind::Target => {
-            "UPDATE backup_targets SET key_id = $1, wrapped_key = $2 \
-             WHERE id = $3 AND key_id = $4 AND wrapped_key = $5"
-        }
-        SealedKind::Notifier => {
-            "UPDATE notifiers SET key_id = $1, wrapped_key = $2 \
-             WHERE id = $3 AND key_id = $4 AND wrapped_key = $5"
-        }
-        SealedKind::Database => {
-            "UPDATE backup_databases SET key_id = $1, wrapped_key = $2 \
-             WHERE id = $3 AND key_id = $4 AND wrapped_key = $5"
-        }
-        SealedKind::WorkspaceBackupSettings => {
-            "UPDATE workspace_backup_settings SET key_id = $1, wrapped_key = $2 \
-             WHERE workspace_id = $3 AND key_id = $4 AND wrapped_key = $5"
-        }
-    }
-}
-
-pub fn replace_secret_key_args(
-    row_id: &str,
-    old: &SealedBody,
-    new_key_id: &str,
-    new_wrapped: &[u8],
-) -> Vec<Arg> {
-    vec![
-        text_arg(new_key_id),
-        Arg::Bytes(Some(new_wrapped.to_vec())),
-        text_arg(row_id),
-        text_arg(&old.key_id),
-        Arg::Bytes(Some(old.wrapped_key.clone())),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,6 @@ use async_trait::async_trait;
 
 use crate::Result;
 use crate::clock::Timestamp;
-use crate::crypto::SealedBody;
 use crate::webhooks::{AttemptResult, ClaimedDelivery, Delivery, DeliveryAttempt, Webhook};
 
 #[async_trait]
@@ -44,15 +43,4 @@ pub trait WebhookStore: Send + Sync {
     async fn delivery_attempts(&self, delivery_id: &str) -> Result<Vec<DeliveryAttempt>>;
     /// Removes finished (delivered or failed) deliveries created before `before`.
     async fn prune_deliveries(&self, before: Timestamp) -> Result<u64>;
-
-    /// Webhooks whose secret is wrapped under a master key other than `key_id` (rotation).
-    async fn webhooks_not_under(&self, key_id: &str, limit: i64) -> Result<Vec<Webhook>>;
-    /// Replaces a webhook's wrapped key if it is still `old` (compare and set).
-    async fn replace_webhook_key(
-        &self,
-        webhook_id: &str,
-        old: &SealedBody,
-        new_key_id: &str,
-        new_wrapped: &[u8],
-    ) -> Result<bool>;
 }

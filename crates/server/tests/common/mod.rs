@@ -61,6 +61,7 @@ impl TestServer {
             Arc::new(Cipher::from_file(key_file).unwrap()),
             clock.clone(),
         );
+        services.verify_master_keys().await.unwrap();
         services.ensure_default_workspace().await.unwrap();
         services.create_workspace("other").await.unwrap();
         let backups =

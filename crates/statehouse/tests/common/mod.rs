@@ -405,6 +405,38 @@ impl Server {
         self.remote_cli_dir.path()
     }
 
+    /// Runs SQL on the server's database behind its back, as someone with database access
+    /// (or an older statehouse version) would.
+    pub fn execute_sql(&self, sql: &str) {
+        match self.store {
+            Store::Postgres => {
+                let schema = self.pg_schema().unwrap();
+                pg_execute(
+                    &pg_url(),
+                    &format!("SET search_path TO \"{schema}\"; {sql}"),
+                )
+                .unwrap();
+            }
+            Store::Sqlite => {
+                use sqlx::Connection;
+                let path = self.data_dir().unwrap().join("statehouse.db");
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    let url = format!("sqlite://{}", path.display());
+                    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                    conn.close().await.unwrap();
+                });
+            }
+        }
+    }
+
     /// The data directory (SQLite database and master key file).
     pub fn data_dir(&self) -> Option<&Path> {
         self._data_dir.as_ref().map(|d| d.path())
