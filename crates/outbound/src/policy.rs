@@ -44,10 +44,10 @@ fn bracket_ipv6(host: &str) -> String {
 /// A destination the policy refuses; the message names the configuration key that would allow
 /// it (where one does).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("refused by the outbound policy: {purpose} may not connect to {what}{why}", purpose = .purpose.label())]
+#[error("refused by the outbound policy: {purpose} may not {what}{why}", purpose = .purpose.label())]
 pub struct Refusal {
     pub purpose: Purpose,
-    /// "127.1 (127.0.0.1)", "the Unix socket /run/postgresql", "the directory /etc".
+    /// "connect to 127.1 (127.0.0.1)", "use the directory /etc".
     what: String,
     /// "; a loopback address … (outbound.allow_loopback …)".
     why: String,
@@ -122,7 +122,7 @@ impl StoreLocation {
 }
 
 /// The policy of one instance. Cheap to share (`Arc`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundPolicy {
     loopback: PurposeSet,
     unix_sockets: bool,
@@ -180,9 +180,9 @@ impl OutboundPolicy {
     /// May `purpose` connect to `ip`? `host` is what the user wrote, for the message.
     pub fn check_ip(&self, purpose: Purpose, host: &str, ip: IpAddr) -> Result<(), Refusal> {
         let what = if host.trim_matches(['[', ']']) == ip.to_string() {
-            ip.to_string()
+            format!("connect to {ip}")
         } else {
-            format!("{host} ({ip})")
+            format!("connect to {host} ({ip})")
         };
         let class = classify(ip);
         let refuse = |why: String| {
@@ -226,7 +226,7 @@ impl OutboundPolicy {
         }
         Err(Refusal::new(
             purpose,
-            format!("the Unix socket {path}"),
+            format!("connect to the Unix socket {path}"),
             "; an operator can allow databases to use Unix sockets with \
              outbound.allow_unix_sockets = true in the configuration \
              (STATEHOUSE_OUTBOUND__ALLOW_UNIX_SOCKETS=true)"
@@ -299,7 +299,10 @@ impl OutboundPolicy {
         }
         Err(Refusal::new(
             Purpose::Databases,
-            format!("the database {database:?} at {}:{port}", bracket_ipv6(host)),
+            format!(
+                "work on the database {database:?} at {}:{port}",
+                bracket_ipv6(host)
+            ),
             ", statehouse's own store (its self-backup covers it; a workspace's backup of it \
              would let that workspace read every workspace's data); an operator can allow it \
              with outbound.allow_own_store = true (STATEHOUSE_OUTBOUND__ALLOW_OWN_STORE=true)"
@@ -360,7 +363,7 @@ impl OutboundPolicy {
             };
             Refusal::new(
                 Purpose::Targets,
-                format!("the directory {path}"),
+                format!("use the directory {path}"),
                 format!(
                     ", {why}; local targets must be inside outbound.local_target_roots ({roots}); \
                      an operator can add a directory there (STATEHOUSE_OUTBOUND__LOCAL_TARGET_ROOTS)"

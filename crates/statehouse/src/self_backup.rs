@@ -75,7 +75,13 @@ pub async fn run_now(config: &Config) -> Result<()> {
         bail!("self-backups are switched off (self_backup.enabled = false)");
     };
     let instance = instance::open(config).await?;
-    let backups = BackupService::new(instance.services.clone(), BackupOptions::default())?;
+    let backups = BackupService::new(
+        instance.services.clone(),
+        BackupOptions {
+            outbound: config.outbound_policy(),
+            ..BackupOptions::default()
+        },
+    )?;
     let meta = backups.self_backup_now(&setup).await?;
     instance.services.flush_journal().await;
     println!("{}", config.self_backup_dir().join(&meta.object).display());

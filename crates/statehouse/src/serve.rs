@@ -36,10 +36,12 @@ pub async fn run(config: Config) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(store = services.store.kind(), %addr, "statehouse started");
     println!("statehouse listening on http://{addr}");
+    let outbound = config.outbound_policy();
     let backups = BackupService::new(
         services.clone(),
         BackupOptions {
             self_backup: crate::self_backup::setup(&config)?,
+            outbound: outbound.clone(),
             ..BackupOptions::default()
         },
     )?;
@@ -53,7 +55,7 @@ pub async fn run(config: Config) -> Result<()> {
         tokio::spawn(run_maintenance(services.clone(), stop_rx.clone())),
         tokio::spawn(run_webhook_worker(
             services.clone(),
-            HttpTransport::new()?,
+            HttpTransport::new(outbound)?,
             stop_rx.clone(),
         )),
         tokio::spawn(backups.clone().run_scheduler(stop_rx.clone())),

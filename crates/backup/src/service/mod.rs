@@ -25,6 +25,9 @@ use statehouse_core::service::{Services, new_id};
 use statehouse_core::{Error, Result};
 use tokio::sync::Notify;
 
+use statehouse_outbound::{HttpClient, OutboundPolicy, Purpose};
+
+use crate::connection::PgConnection;
 use crate::pg_tools::PgToolSearch;
 
 pub use self::databases::{DatabaseChange, DatabaseSpec, DatabaseView, ReadonlyRoleRequest};
@@ -47,6 +50,9 @@ pub struct BackupOptions {
     pub lease: Duration,
     /// statehouse's own store, backed up on a schedule (none: not backed up).
     pub self_backup: Option<SelfBackupSetup>,
+    /// Where databases, storage targets and notifiers a workspace names may connect (and
+    /// where `local` targets may write): the instance configuration's `[outbound]`.
+    pub outbound: Arc<OutboundPolicy>,
 }
 
 /// What the built-in self-backup schedule backs up, where, when and how many it keeps.
@@ -64,6 +70,7 @@ impl Default for BackupOptions {
             pg_tools: PgToolSearch::system(),
             lease: Duration::from_secs(120),
             self_backup: None,
+            outbound: Arc::new(OutboundPolicy::default()),
         }
     }
 }
@@ -72,7 +79,8 @@ impl Default for BackupOptions {
 #[derive(Clone)]
 pub struct BackupService {
     pub core: Services,
-    http: reqwest::Client,
+    /// Notifiers' HTTP client (email resolves through its policy too).
+    http: HttpClient,
     /// Names this process in run leases.
     worker_id: String,
     options: Arc<BackupOptions>,
@@ -85,10 +93,12 @@ pub struct BackupService {
 
 impl BackupService {
     pub fn new(core: Services, options: BackupOptions) -> Result<BackupService> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;
+        let http = HttpClient::new(
+            options.outbound.clone(),
+            Purpose::Notifiers,
+            reqwest::Client::builder().timeout(Duration::from_secs(30)),
+        )
+        .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;
         Ok(BackupService {
             core,
             http,
@@ -177,6 +187,17 @@ impl BackupService {
                 Error::Internal("the operation's task ended before it answered".into())
             })?
         }
+    }
+
+    /// The outbound policy this service checks destinations against.
+    pub fn outbound(&self) -> &Arc<OutboundPolicy> {
+        &self.options.outbound
+    }
+
+    /// `connection` (named by a workspace), checked against the outbound policy whenever it
+    /// connects.
+    pub(crate) fn checked(&self, connection: PgConnection) -> PgConnection {
+        connection.checked_by(self.options.outbound.clone())
     }
 
     /// Runs in flight in this process.

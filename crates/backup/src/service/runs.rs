@@ -291,7 +291,7 @@ impl BackupService {
     ) -> Result<PgConnection> {
         Ok(settings
             .connection
-            .to_pg(database, self.database_password(db)?))
+            .to_pg(database, self.database_password(db)?, self.outbound().clone()))
     }
 
     async fn view_backups(&self, runs: &[BackupRecord]) -> Result<Vec<BackupView>> {
@@ -1111,7 +1111,9 @@ impl BackupService {
             let settings = DatabaseSettings::from_json(&db.settings)?;
             let connection = match &request.into_url {
                 Some(url) => {
-                    let mut c = PgConnection::from_url(url).map_err(|e| Error::BadRequest(e.to_string()))?;
+                    let mut c = self.checked(
+                        PgConnection::from_url(url).map_err(|e| Error::BadRequest(e.to_string()))?,
+                    );
                     if let Some(name) = &request.into_database {
                         c = c.with_database(name);
                     }
@@ -1271,7 +1273,11 @@ impl BackupService {
                     match (&config.verification_server, &expected_counts) {
                         (Some(server), Some(counts)) => {
                             let conn = server
-                                .to_pg(&server.database, secrets.verification_password.clone());
+                                .to_pg(
+                                    &server.database,
+                                    secrets.verification_password.clone(),
+                                    self.outbound().clone(),
+                                );
                             let (tool, _) = find_pg_tool_for_server(
                                 "pg_restore",
                                 &conn,

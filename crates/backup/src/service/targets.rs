@@ -87,11 +87,14 @@ impl BackupService {
         target: &TargetRecord,
     ) -> Result<Arc<dyn BackupTarget>> {
         let spec = self.target_spec(target)?;
-        open_target(&spec).map_err(|e| {
-            Error::Config(format!(
+        open_target(&spec, self.outbound()).map_err(|e| match e {
+            crate::BackupError::Refused(refusal) => {
+                Error::BadRequest(format!("storage target {:?}: {refusal}", target.name))
+            }
+            e => Error::Config(format!(
                 "storage target {:?} cannot be opened: {e}",
                 target.name
-            ))
+            )),
         })
     }
 

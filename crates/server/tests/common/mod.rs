@@ -23,11 +23,28 @@ pub struct TestServer {
 }
 
 pub const MAX_BYTES: usize = 1024 * 1024;
+
+/// The outbound policy the test server runs with, allowed explicitly as an operator would in
+/// `[outbound]`: its receivers, databases and storage servers listen on this host, and local
+/// targets live in temporary directories.
+pub fn local_outbound() -> Arc<statehouse_outbound::OutboundPolicy> {
+    Arc::new(
+        statehouse_outbound::OutboundPolicy::default()
+            .allowing_loopback()
+            .with_local_roots(vec![std::env::temp_dir()]),
+    )
+}
 /// The password test users get.
 pub const PASSWORD: &str = "correct horse battery staple";
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        TestServer::start_with(local_outbound()).await
+    }
+
+    /// A server whose backups, notifiers (and webhook transport, when a test builds one) obey
+    /// `outbound`.
+    pub async fn start_with(outbound: Arc<statehouse_outbound::OutboundPolicy>) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("db.sqlite"))
             .await
@@ -42,9 +59,14 @@ impl TestServer {
         );
         services.ensure_default_workspace().await.unwrap();
         services.create_workspace("other").await.unwrap();
-        let backups =
-            statehouse_backup::service::BackupService::new(services.clone(), Default::default())
-                .unwrap();
+        let backups = statehouse_backup::service::BackupService::new(
+            services.clone(),
+            statehouse_backup::service::BackupOptions {
+                outbound,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let app = router(AppState {
             services: services.clone(),
             backups: backups.clone(),

@@ -269,7 +269,24 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server whose outbound policy allows this host and temporary directories (explicitly,
+    /// as an operator would in `[outbound]`): the tests' databases, storage servers and
+    /// receivers run here.
     pub fn start(store: Store) -> Server {
+        let temp = std::env::temp_dir().display().to_string();
+        Server::start_with(
+            store,
+            &[
+                ("STATEHOUSE_OUTBOUND__ALLOW_LOOPBACK", "true"),
+                ("STATEHOUSE_OUTBOUND__ALLOW_UNIX_SOCKETS", "true"),
+                ("STATEHOUSE_OUTBOUND__LOCAL_TARGET_ROOTS", &temp),
+            ],
+        )
+    }
+
+    /// A server with these environment variables besides the listen address, data directory and
+    /// store (nothing else of this process's `STATEHOUSE_*` environment reaches it).
+    pub fn start_with(store: Store, extra_env: &[(&str, &str)]) -> Server {
         let data_dir = tempfile::Builder::new()
             .prefix("statehouse-e2e-")
             .tempdir()
@@ -281,6 +298,11 @@ impl Server {
                 data_dir.path().display().to_string(),
             ),
         ];
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let pg_schema = (store == Store::Postgres).then(|| unique_name("e2e"));
         if let Some(schema) = &pg_schema {
             env.push(("STATEHOUSE_DATABASE_URL".to_owned(), pg_url()));
