@@ -71,7 +71,9 @@ pub enum TargetCommand {
         output: Output,
     },
     /// Change a storage target (workspace admins): settings given replace theirs, others
-    /// (secrets included) are kept. Backups already stored stay where they are.
+    /// (secrets included) are kept, except that a change of where the secrets are sent
+    /// (endpoint, host, port, bucket, region, account) needs them again (--secret,
+    /// --secret-stdin). Backups already stored stay where they are.
     #[command(after_help = KINDS_HELP)]
     Change {
         name: String,

@@ -252,6 +252,43 @@ fn merge_secrets(old: serde_json::Value, new: serde_json::Value) -> serde_json::
     }
 }
 
+/// Refuses a change that moves where stored secrets go (`moved`: the fields saying where)
+/// without giving those secrets again: `stored` and `given` are the secret fields before and
+/// in the change. Said the same way for targets and notifiers.
+fn require_secrets_if_moved(
+    what: &str,
+    moved: &[&str],
+    stored: &serde_json::Value,
+    given: &serde_json::Value,
+) -> Result<()> {
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let is_given = |field: &str| given.get(field).is_some_and(|v| !v.is_null());
+    let missing: Vec<&str> = stored
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k.as_str())
+                .filter(|k| !is_given(k))
+                .collect()
+        })
+        .unwrap_or_default();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::BadRequest(format!(
+        "changing {} of {what} would send its stored {} elsewhere: give {} again in the same \
+         change (--secret or --secret-stdin on the command line), or leave {} as {}",
+        moved.join(", "),
+        missing.join(", "),
+        missing.join(", "),
+        moved.join(", "),
+        if moved.len() == 1 { "it is" } else { "they are" },
+    )))
+}
+
 /// Names a row by id or name for "not found" messages.
 fn not_found(what: &str, key: &str, workspace: &str) -> Error {
     Error::NotFound(format!("no {what} {key:?} in workspace {workspace:?}"))
