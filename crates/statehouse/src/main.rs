@@ -8,6 +8,7 @@ mod config;
 mod databases;
 mod import;
 mod instance;
+mod logging;
 mod notifiers;
 mod output;
 mod progress;

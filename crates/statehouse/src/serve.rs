@@ -8,13 +8,12 @@ use statehouse_server::webhook_sender::{
 };
 use statehouse_server::{AppState, DRAIN_TIMEOUT, router};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
 use crate::instance;
 
 pub async fn run(config: Config) -> Result<()> {
-    init_logging(&config.log_format);
+    crate::logging::init(&config.log_format);
     let instance = instance::open(&config).await?;
     let services = instance.services.clone();
     if instance.key_created {
@@ -116,21 +115,5 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_env("STATEHOUSE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    // Colours only on a terminal: piped into journald, docker logs or a file, escape codes
-    // would garble every line.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
