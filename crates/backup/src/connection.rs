@@ -1,13 +1,23 @@
 //! Where statehouse connects to a PostgreSQL server, both for the libpq tools it runs
 //! (`pg_dump`, `pg_restore`: everything through the environment) and for its own queries (sqlx:
 //! versions, row counts, roles, health), with the same TLS settings for both.
+//!
+//! A connection a workspace named carries the instance's outbound policy: its host is resolved
+//! once and checked when a session or tool connects, and the connection goes to exactly that
+//! address (libpq: `PGHOSTADDR`, with `PGHOST` kept for TLS); a Unix socket directory is
+//! checked as such; the contents of statehouse's own store (dump, restore, grants, row counts)
+//! are refused.
 
 use std::io::Write;
+use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::ConnectOptions;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use statehouse_outbound::{OutboundError, OutboundPolicy, Purpose, unreachable_message};
 use tokio::process::Command;
 
 use crate::pipeline::BackupError;
@@ -31,6 +41,20 @@ pub struct PgConnection {
     pub ca_certificate: Option<String>,
     /// How long establishing a connection may take (libpq counts whole seconds, at least 2).
     pub connect_timeout: Duration,
+    /// The outbound policy every connection is checked against; `None` only for connections
+    /// the operator configured (statehouse's own store for its self-backup).
+    pub policy: Option<Arc<OutboundPolicy>>,
+}
+
+/// Where a session or tool actually connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Destination {
+    /// No policy applies: the host as written.
+    AsWritten,
+    /// A Unix socket in the directory [`PgConnection::host`].
+    Socket,
+    /// These addresses (at least one, tried in order), checked by the policy.
+    Addresses(Vec<IpAddr>),
 }
 
 impl std::fmt::Debug for PgConnection {
@@ -47,6 +71,7 @@ impl std::fmt::Debug for PgConnection {
                 &self.ca_certificate.as_ref().map(|_| "<PEM>"),
             )
             .field("connect_timeout", &self.connect_timeout)
+            .field("checked", &self.policy.is_some())
             .finish()
     }
 }
@@ -97,8 +122,14 @@ impl PgConnection {
                 }
             },
         };
+        let host = match url.host() {
+            // libpq wants IPv6 addresses without brackets.
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(host) => host.to_string(),
+            None => "localhost".to_owned(),
+        };
         let connection = PgConnection {
-            host: url.host_str().unwrap_or("localhost").to_owned(),
+            host,
             port: url.port().unwrap_or(5432),
             database,
             user,
@@ -106,9 +137,107 @@ impl PgConnection {
             sslmode: query("sslmode"),
             ca_certificate: None,
             connect_timeout,
+            policy: None,
         };
         connection.ssl_mode()?;
         Ok(connection)
+    }
+
+    /// The same connection, checked against `policy` whenever it connects.
+    pub fn checked_by(self, policy: Arc<OutboundPolicy>) -> PgConnection {
+        PgConnection {
+            policy: Some(policy),
+            ..self
+        }
+    }
+
+    /// Whether the host names a Unix socket directory (libpq: an absolute path, or `@` for
+    /// Linux's abstract namespace).
+    pub fn is_socket(&self) -> bool {
+        self.host.starts_with('/') || self.host.starts_with('@')
+    }
+
+    /// Resolves and checks where this connection goes (see [`Destination`]). Connect only there:
+    /// a second resolution could answer differently.
+    pub(crate) async fn destination(&self) -> Result<Destination, BackupError> {
+        let Some(policy) = &self.policy else {
+            return Ok(Destination::AsWritten);
+        };
+        if self.is_socket() {
+            policy.check_unix_socket(Purpose::Databases, &self.host)?;
+            return Ok(Destination::Socket);
+        }
+        let found = policy
+            .resolve(Purpose::Databases, &self.host, self.port)
+            .await
+            .map_err(|e| match e {
+                OutboundError::Refused(refusal) => BackupError::from(refusal),
+                unreachable => BackupError::Database(format!(
+                    "cannot connect to PostgreSQL at {}: {unreachable}",
+                    self.describe()
+                )),
+            })?;
+        if found.is_empty() {
+            return Err(self.unreachable());
+        }
+        Ok(Destination::Addresses(
+            found.iter().map(|address| address.ip()).collect(),
+        ))
+    }
+
+    /// Refuses to work on the contents of statehouse's own store (dump, restore, grants, row
+    /// counts) unless the policy allows it; sessions that only read the server's version,
+    /// list or create databases may use its database.
+    async fn refuse_own_store(&self, destination: &Destination) -> Result<(), BackupError> {
+        let Some(policy) = &self.policy else {
+            return Ok(());
+        };
+        let addresses = match destination {
+            Destination::Addresses(addresses) => addresses.iter().copied().map(Some).collect(),
+            Destination::Socket | Destination::AsWritten => vec![None],
+        };
+        for address in addresses {
+            policy
+                .check_not_own_store(&self.host, address, self.port, &self.database)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether this database is statehouse's own store and the policy refuses it (whole-server
+    /// runs leave it out instead of failing on it).
+    pub(crate) async fn is_refused_own_store(&self) -> bool {
+        let Some(policy) = &self.policy else {
+            return false;
+        };
+        let address = if self.is_socket() {
+            None
+        } else {
+            match policy
+                .resolve(Purpose::Databases, &self.host, self.port)
+                .await
+            {
+                Ok(found) => match found.first() {
+                    Some(address) => Some(address.ip()),
+                    None => return false,
+                },
+                Err(_) => return false,
+            }
+        };
+        policy
+            .check_not_own_store(&self.host, address, self.port, &self.database)
+            .await
+            .is_err()
+    }
+
+    /// The one message for a server that could not be reached, whatever the reason (refused,
+    /// timed out, TLS, not PostgreSQL): it must not tell an open port from a closed one.
+    pub(crate) fn unreachable(&self) -> BackupError {
+        BackupError::Database(format!(
+            "cannot connect to PostgreSQL at {}: {}",
+            self.describe(),
+            unreachable_message(&self.host, self.port)
+        ))
     }
 
     /// The same server and credentials, another database.
@@ -158,42 +287,73 @@ impl PgConnection {
         Ok(options)
     }
 
-    /// Opens one session for statehouse's own queries, within [`Self::connect_timeout`].
+    /// Opens one session for statehouse's own queries, within [`Self::connect_timeout`], to the
+    /// checked destination. Statements are not logged: some carry passwords (`CREATE ROLE`).
     pub(crate) async fn connect(&self) -> Result<sqlx::PgConnection, BackupError> {
-        let options = self.connect_options()?;
-        match tokio::time::timeout(
-            self.connect_timeout,
-            sqlx::PgConnection::connect_with(&options),
-        )
-        .await
-        {
-            Ok(Ok(connection)) => Ok(connection),
-            Ok(Err(e)) => Err(BackupError::Database(format!(
-                "cannot connect to PostgreSQL at {}: {}",
-                self.describe(),
-                explain(self, &e)
-            ))),
-            Err(_) => Err(BackupError::Database(format!(
-                "cannot connect to PostgreSQL at {}: no answer within {:?} (is the host reachable \
-                 and the port right?)",
-                self.describe(),
-                self.connect_timeout
-            ))),
+        let destination = self.destination().await?;
+        self.connect_at(&destination).await
+    }
+
+    /// [`Self::connect`] for work on the database's contents (grants, row counts): refused on
+    /// statehouse's own store (see [`Self::refuse_own_store`]).
+    pub(crate) async fn connect_to_contents(&self) -> Result<sqlx::PgConnection, BackupError> {
+        let destination = self.destination().await?;
+        self.refuse_own_store(&destination).await?;
+        self.connect_at(&destination).await
+    }
+
+    /// Connects to `destination`: each checked address in turn (as libpq tries a name's
+    /// addresses), until one answers.
+    async fn connect_at(
+        &self,
+        destination: &Destination,
+    ) -> Result<sqlx::PgConnection, BackupError> {
+        let options = self.connect_options()?.disable_statement_logging();
+        let attempts: Vec<PgConnectOptions> = match destination {
+            Destination::Socket => vec![options.socket(&self.host)],
+            // With verify-full the TLS handshake binds the session to the name (a certificate
+            // for it, from the configured CA): sqlx resolves the name itself, and an address
+            // other than the checked ones fails the handshake before anything is sent.
+            Destination::Addresses(_) if self.sslmode.as_deref() == Some("verify-full") => {
+                vec![options]
+            }
+            Destination::Addresses(addresses) => addresses
+                .iter()
+                .map(|ip| options.clone().host(&ip.to_string()))
+                .collect(),
+            Destination::AsWritten if self.is_socket() => vec![options.socket(&self.host)],
+            Destination::AsWritten => vec![options],
+        };
+        for attempt in attempts {
+            match tokio::time::timeout(
+                self.connect_timeout,
+                sqlx::PgConnection::connect_with(&attempt),
+            )
+            .await
+            {
+                Ok(Ok(connection)) => return Ok(connection),
+                // PostgreSQL answered (a wrong password, no such database): that is the answer.
+                Ok(Err(e @ sqlx::Error::Database(_))) => {
+                    return Err(BackupError::Database(format!(
+                        "cannot connect to PostgreSQL at {}: {}",
+                        self.describe(),
+                        explain(self, &e)
+                    )));
+                }
+                Ok(Err(_)) | Err(_) => {}
+            }
         }
+        Err(self.unreachable())
     }
 }
 
 /// A readable reason for a failed connection or query, with what to check.
 pub(crate) fn explain(connection: &PgConnection, error: &sqlx::Error) -> String {
-    let at = format!("{}:{}", connection.host, connection.port);
     match error {
-        sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            format!("connection refused by {at} (is PostgreSQL running and listening there?)")
+        // Alike whatever the reason, so that it does not tell an open port from a closed one.
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+            unreachable_message(&connection.host, connection.port)
         }
-        sqlx::Error::Io(e) => format!("cannot reach {at}: {e}"),
-        sqlx::Error::Tls(e) => format!(
-            "the TLS handshake with {at} failed: {e} (check sslmode and the CA certificate)"
-        ),
         sqlx::Error::Database(db) => match db.code().as_deref() {
             Some("28P01") => format!(
                 "password authentication failed for user {:?} (check the password)",
@@ -219,12 +379,24 @@ pub(crate) fn query_error(connection: &PgConnection, what: &str, e: &sqlx::Error
 /// (mode 0600, deleted on drop), so it must live as long as the tool runs.
 pub(crate) struct LibpqEnv {
     connection: PgConnection,
+    /// The checked addresses the tool connects to, in order (`PGHOSTADDR`; `PGHOST` stays the
+    /// name, for TLS).
+    addresses: Vec<IpAddr>,
     ca_file: Option<tempfile::NamedTempFile>,
 }
 
 impl LibpqEnv {
-    pub(crate) fn new(connection: &PgConnection) -> Result<LibpqEnv, BackupError> {
+    /// Checks the connection against its outbound policy (see [`PgConnection::destination`])
+    /// and prepares the tool's environment.
+    pub(crate) async fn new(connection: &PgConnection) -> Result<LibpqEnv, BackupError> {
         connection.ssl_mode()?;
+        // The tools dump or restore the database's contents.
+        let destination = connection.destination().await?;
+        connection.refuse_own_store(&destination).await?;
+        let addresses = match destination {
+            Destination::Addresses(addresses) => addresses,
+            Destination::Socket | Destination::AsWritten => Vec::new(),
+        };
         let ca_file = match &connection.ca_certificate {
             None => None,
             Some(pem) => {
@@ -250,6 +422,7 @@ impl LibpqEnv {
         };
         Ok(LibpqEnv {
             connection: connection.clone(),
+            addresses,
             ca_file,
         })
     }
@@ -283,6 +456,14 @@ impl LibpqEnv {
                 "PGCONNECT_TIMEOUT",
                 c.connect_timeout.as_secs_f64().ceil().max(2.0).to_string(),
             );
+        if !self.addresses.is_empty() {
+            // libpq pairs host and hostaddr lists entry by entry and tries them in order.
+            let hosts = vec![c.host.as_str(); self.addresses.len()].join(",");
+            let addresses: Vec<String> = self.addresses.iter().map(IpAddr::to_string).collect();
+            command
+                .env("PGHOST", hosts)
+                .env("PGHOSTADDR", addresses.join(","));
+        }
         if let Some(password) = &c.password {
             command.env("PGPASSWORD", password);
         }

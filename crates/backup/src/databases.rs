@@ -6,9 +6,10 @@ use crate::connection::{PgConnection, query_error};
 use crate::pipeline::BackupError;
 
 /// The databases of the server behind `connection` (any of its databases) that can be backed
-/// up — not templates, not those refusing connections (`datallowconn = false`) — matching at
-/// least one `include` glob (all of them when `include` is empty) and no `exclude` glob. Globs:
-/// `*` any run of characters, `?` one character, the rest literal. Sorted by name.
+/// up — not templates, not those refusing connections (`datallowconn = false`), not
+/// statehouse's own store when the outbound policy refuses it — matching at least one `include`
+/// glob (all of them when `include` is empty) and no `exclude` glob. Globs: `*` any run of
+/// characters, `?` one character, the rest literal. Sorted by name.
 pub async fn discover_databases(
     connection: &PgConnection,
     include: &[String],
@@ -23,12 +24,15 @@ pub async fn discover_databases(
     .await;
     let _ = session.close().await;
     let rows = rows.map_err(|e| query_error(connection, "listing the databases", &e))?;
-    Ok(rows
-        .into_iter()
-        .map(|(name,)| name)
-        .filter(|name| include.is_empty() || include.iter().any(|g| glob_matches(g, name)))
-        .filter(|name| !exclude.iter().any(|g| glob_matches(g, name)))
-        .collect())
+    let mut databases = Vec::new();
+    for (name,) in rows {
+        let wanted = (include.is_empty() || include.iter().any(|g| glob_matches(g, &name)))
+            && !exclude.iter().any(|g| glob_matches(g, &name));
+        if wanted && !connection.with_database(&name).is_refused_own_store().await {
+            databases.push(name);
+        }
+    }
+    Ok(databases)
 }
 
 /// Whether `name` matches `pattern` (`*` any run of characters, `?` exactly one).

@@ -9,7 +9,8 @@ use crate::connection::{PgConnection, explain};
 
 /// Connects to `connection` and runs `SELECT 1`, all within `timeout` (the connection's own
 /// connect timeout does not apply). `Ok` is the round trip's latency; `Err` says in words why
-/// the database is not healthy (refused, unreachable, authentication, timeout, …).
+/// the database is not healthy (the outbound policy's refusal, authentication, …; refused,
+/// unreachable and silent servers alike).
 pub async fn check_health(
     connection: &PgConnection,
     timeout: Duration,
@@ -35,9 +36,7 @@ pub async fn check_health(
     match tokio::time::timeout(timeout, probe).await {
         Ok(Ok(())) => Ok(started.elapsed()),
         Ok(Err(reason)) => Err(reason),
-        Err(_) => Err(format!(
-            "{} did not answer within {timeout:?} (is the host reachable and the port right?)",
-            connection.describe()
-        )),
+        // Said as a refused connection is: a silent port must not read differently.
+        Err(_) => Err(connection.unreachable().to_string()),
     }
 }

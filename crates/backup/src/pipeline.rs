@@ -117,6 +117,16 @@ pub enum BackupError {
     /// A local file of the operation (the restore's spool file) failed.
     #[error("{0}")]
     LocalFile(String),
+    /// The outbound policy refuses the destination (the message names the setting that would
+    /// allow it).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<statehouse_outbound::Refusal> for BackupError {
+    fn from(refusal: statehouse_outbound::Refusal) -> Self {
+        BackupError::Refused(refusal.to_string())
+    }
 }
 
 impl From<BackupError> for statehouse_core::Error {
@@ -126,6 +136,7 @@ impl From<BackupError> for statehouse_core::Error {
                 statehouse_core::Error::Config(e.to_string())
             }
             BackupError::NotFound(message) => statehouse_core::Error::NotFound(message),
+            BackupError::Refused(message) => statehouse_core::Error::BadRequest(message),
             // Failures of the database or storage statehouse was asked to use, not its own.
             BackupError::Database(_)
             | BackupError::Target(_)
@@ -248,7 +259,7 @@ pub async fn dump_to<W: AsyncWrite + Unpin + ?Sized>(
         .await
         .map_err(|e| BackupError::Encode(format!("preparing the encryption failed: {e}")))??;
     let timer = Timer::new(options.stall_timeout, options.total_timeout);
-    let env = LibpqEnv::new(&options.connection)?;
+    let env = LibpqEnv::new(&options.connection).await?;
     let dump = |extra_args: Vec<String>| {
         let timer = &timer;
         let env = &env;

@@ -172,7 +172,7 @@ async fn restore_streamed<R: AsyncRead + Unpin + ?Sized>(
     timer: &Timer,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Decoded, BackupError> {
-    let env = LibpqEnv::new(&options.connection)?;
+    let env = LibpqEnv::new(&options.connection).await?;
     let mut child = spawn_pg_restore(options, &env, None, Stdio::piped())?;
     let stderr_task = child.stderr.take().map(|s| tokio::spawn(read_tail(s)));
     let Some(mut stdin) = child.stdin.take() else {
@@ -261,7 +261,7 @@ async fn restore_spooled<R: AsyncRead + Unpin + ?Sized>(
         )),
     })?;
     drop(file);
-    let env = LibpqEnv::new(&options.connection)?;
+    let env = LibpqEnv::new(&options.connection).await?;
     let mut child = spawn_pg_restore(options, &env, Some(spool.path()), Stdio::null())?;
     let stderr_task = child.stderr.take().map(|s| tokio::spawn(read_tail(s)));
     finish_tool(&mut child, stderr_task, timer).await?;

@@ -139,7 +139,7 @@ async fn grant_read_only(
     database: &str,
 ) -> Result<(), BackupError> {
     let connection = admin.with_database(database);
-    let mut session = connection.connect().await?;
+    let mut session = connection.connect_to_contents().await?;
     let result = async {
         let mut tx = session
             .begin()

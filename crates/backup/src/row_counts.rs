@@ -59,7 +59,7 @@ pub(crate) struct ExportedSnapshot {
 
 impl ExportedSnapshot {
     pub(crate) async fn begin(connection: &PgConnection) -> Result<ExportedSnapshot, BackupError> {
-        let mut session = connection.connect().await?;
+        let mut session = connection.connect_to_contents().await?;
         // Row security off as in pg_dump: a policy that would hide rows fails the count (and the
         // dump) instead of silently counting fewer rows. The transaction sits idle during the
         // dump, so an idle-in-transaction timeout must not end it.

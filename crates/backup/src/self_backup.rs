@@ -216,7 +216,7 @@ async fn dump_schema<W: tokio::io::AsyncWrite + Unpin + ?Sized>(
     timer: &Timer,
 ) -> Result<crate::DumpOutcome, BackupError> {
     let (tool, _) = find_pg_tool_for_server("pg_dump", connection, tools).await?;
-    let env = LibpqEnv::new(connection)?;
+    let env = LibpqEnv::new(connection).await?;
     let schema_arg: Vec<String> = schema
         .map(|schema| format!("--schema={schema}"))
         .into_iter()

@@ -94,8 +94,14 @@ impl ConnectionSettings {
         }
     }
 
-    /// The connection to `database` on this server, with its password.
-    pub fn to_pg(&self, database: &str, password: Option<String>) -> PgConnection {
+    /// The connection to `database` on this server, with its password, checked against the
+    /// outbound policy whenever it connects (a workspace named it).
+    pub fn to_pg(
+        &self,
+        database: &str,
+        password: Option<String>,
+        policy: std::sync::Arc<statehouse_outbound::OutboundPolicy>,
+    ) -> PgConnection {
         PgConnection {
             host: self.host.clone(),
             port: self.port,
@@ -105,6 +111,7 @@ impl ConnectionSettings {
             sslmode: self.sslmode.clone(),
             ca_certificate: self.ca_cert.clone(),
             connect_timeout: crate::connection::DEFAULT_CONNECT_TIMEOUT,
+            policy: Some(policy),
         }
     }
 

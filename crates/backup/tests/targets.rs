@@ -35,7 +35,7 @@ async fn local_round_trip_abort_and_probe() {
     let spec = TargetSpec::Local(LocalSpec {
         path: tmp.path().to_string_lossy().into_owned(),
     });
-    let target = open_target(&spec).unwrap();
+    let target = open_target(&spec, &common::policy()).unwrap();
     round_trip(target.as_ref(), &unique_name("local"), ROUND_TRIP_BYTES).await;
     abort_leaves_nothing(target.as_ref(), &unique_name("local-abort")).await;
     target.probe().await.unwrap();
@@ -62,7 +62,7 @@ fn s3_spec() -> Option<S3Spec> {
 #[tokio::test]
 async fn s3_round_trip_abort_and_probe() {
     let Some(spec) = s3_spec() else { return };
-    let target = open_target(&TargetSpec::S3(spec)).unwrap();
+    let target = open_target(&TargetSpec::S3(spec), &common::policy()).unwrap();
     target.probe().await.unwrap();
     round_trip(target.as_ref(), &unique_name("s3"), ROUND_TRIP_BYTES).await;
     abort_leaves_nothing(target.as_ref(), &unique_name("s3-abort")).await;
@@ -71,7 +71,7 @@ async fn s3_round_trip_abort_and_probe() {
 #[tokio::test]
 async fn s3_large_uploads_use_several_parts() {
     let Some(spec) = s3_spec() else { return };
-    let target = open_target(&TargetSpec::S3(spec.clone())).unwrap();
+    let target = open_target(&TargetSpec::S3(spec.clone()), &common::policy()).unwrap();
     let name = unique_name("s3-parts");
     let bytes = common::test_bytes(ROUND_TRIP_BYTES, 3);
     let mut upload = target.begin(&name, Some(bytes.len() as u64)).await.unwrap();
@@ -108,7 +108,9 @@ async fn s3_probe_says_what_is_wrong() {
         ..spec.clone()
     };
     let message = probe_fails_with(
-        open_target(&TargetSpec::S3(wrong_secret)).unwrap().as_ref(),
+        open_target(&TargetSpec::S3(wrong_secret), &common::policy())
+            .unwrap()
+            .as_ref(),
         &["while writing a test object", "access was refused"],
     )
     .await;
@@ -118,7 +120,9 @@ async fn s3_probe_says_what_is_wrong() {
         ..spec.clone()
     };
     probe_fails_with(
-        open_target(&TargetSpec::S3(no_bucket)).unwrap().as_ref(),
+        open_target(&TargetSpec::S3(no_bucket), &common::policy())
+            .unwrap()
+            .as_ref(),
         &["bucket or container does not exist"],
     )
     .await;
@@ -127,8 +131,10 @@ async fn s3_probe_says_what_is_wrong() {
         ..spec
     };
     probe_fails_with(
-        open_target(&TargetSpec::S3(unreachable)).unwrap().as_ref(),
-        &["cannot be reached"],
+        open_target(&TargetSpec::S3(unreachable), &common::policy())
+            .unwrap()
+            .as_ref(),
+        &["could not connect to 127.0.0.1:"],
     )
     .await;
 }
@@ -151,7 +157,7 @@ fn azblob_spec() -> Option<AzblobSpec> {
 #[tokio::test]
 async fn azblob_round_trip_abort_and_probe() {
     let Some(spec) = azblob_spec() else { return };
-    let target = open_target(&TargetSpec::Azblob(spec)).unwrap();
+    let target = open_target(&TargetSpec::Azblob(spec), &common::policy()).unwrap();
     target.probe().await.unwrap();
     round_trip(target.as_ref(), &unique_name("az"), ROUND_TRIP_BYTES).await;
     abort_leaves_nothing(target.as_ref(), &unique_name("az-abort")).await;
@@ -168,7 +174,7 @@ async fn azblob_probe_says_what_is_wrong() {
         ..spec.clone()
     };
     probe_fails_with(
-        open_target(&TargetSpec::Azblob(wrong_key))
+        open_target(&TargetSpec::Azblob(wrong_key), &common::policy())
             .unwrap()
             .as_ref(),
         &["while writing a test object", "access was refused"],
@@ -179,7 +185,7 @@ async fn azblob_probe_says_what_is_wrong() {
         ..spec.clone()
     };
     probe_fails_with(
-        open_target(&TargetSpec::Azblob(no_container))
+        open_target(&TargetSpec::Azblob(no_container), &common::policy())
             .unwrap()
             .as_ref(),
         &["does not exist"],
@@ -193,10 +199,10 @@ async fn azblob_probe_says_what_is_wrong() {
         ..spec
     };
     probe_fails_with(
-        open_target(&TargetSpec::Azblob(unreachable))
+        open_target(&TargetSpec::Azblob(unreachable), &common::policy())
             .unwrap()
             .as_ref(),
-        &["cannot be reached"],
+        &["could not connect to 127.0.0.1:"],
     )
     .await;
 }
@@ -224,7 +230,7 @@ fn sftp_spec() -> Option<SftpSpec> {
 async fn sftp_round_trip_abort_and_probe() {
     let Some(spec) = sftp_spec() else { return };
     let root = PathBuf::from(&spec.root);
-    let target = open_target(&TargetSpec::Sftp(spec)).unwrap();
+    let target = open_target(&TargetSpec::Sftp(spec), &common::policy()).unwrap();
     target.probe().await.unwrap();
     round_trip(target.as_ref(), &unique_name("sftp"), ROUND_TRIP_BYTES).await;
     abort_leaves_nothing(target.as_ref(), &unique_name("sftp-abort")).await;
@@ -241,7 +247,9 @@ async fn sftp_probe_says_what_is_wrong() {
         ..spec.clone()
     };
     probe_fails_with(
-        open_target(&TargetSpec::Sftp(wrong_key)).unwrap().as_ref(),
+        open_target(&TargetSpec::Sftp(wrong_key), &common::policy())
+            .unwrap()
+            .as_ref(),
         &["while writing a test object", "access was refused"],
     )
     .await;
@@ -250,10 +258,10 @@ async fn sftp_probe_says_what_is_wrong() {
         ..spec
     };
     probe_fails_with(
-        open_target(&TargetSpec::Sftp(unreachable))
+        open_target(&TargetSpec::Sftp(unreachable), &common::policy())
             .unwrap()
             .as_ref(),
-        &["cannot be reached"],
+        &["could not connect to 127.0.0.1:"],
     )
     .await;
 }
@@ -273,7 +281,7 @@ fn ftp_spec() -> Option<FtpSpec> {
 async fn ftp_round_trip_abort_and_probe() {
     let Some(spec) = ftp_spec() else { return };
     let root = servers_dir("ftp-root").join(spec.root.as_deref().unwrap());
-    let target = open_target(&TargetSpec::Ftp(spec)).unwrap();
+    let target = open_target(&TargetSpec::Ftp(spec), &common::policy()).unwrap();
     target.probe().await.unwrap();
     round_trip(target.as_ref(), &unique_name("ftp"), ROUND_TRIP_BYTES).await;
     abort_leaves_nothing(target.as_ref(), &unique_name("ftp-abort")).await;
@@ -288,7 +296,7 @@ async fn ftp_probe_says_what_is_wrong() {
         ..spec.clone()
     };
     probe_fails_with(
-        open_target(&TargetSpec::Ftp(wrong_password))
+        open_target(&TargetSpec::Ftp(wrong_password), &common::policy())
             .unwrap()
             .as_ref(),
         &["while writing a test object", "access was refused"],
@@ -299,8 +307,10 @@ async fn ftp_probe_says_what_is_wrong() {
         ..spec
     };
     probe_fails_with(
-        open_target(&TargetSpec::Ftp(unreachable)).unwrap().as_ref(),
-        &["cannot be reached"],
+        open_target(&TargetSpec::Ftp(unreachable), &common::policy())
+            .unwrap()
+            .as_ref(),
+        &["could not connect to 127.0.0.1:"],
     )
     .await;
 }
@@ -320,7 +330,7 @@ fn webdav_spec() -> Option<WebdavSpec> {
 async fn webdav_round_trip_abort_and_probe() {
     let Some(spec) = webdav_spec() else { return };
     let root = servers_dir("webdav-root").join(spec.root.as_deref().unwrap());
-    let target = open_target(&TargetSpec::Webdav(spec)).unwrap();
+    let target = open_target(&TargetSpec::Webdav(spec), &common::policy()).unwrap();
     target.probe().await.unwrap();
     round_trip(target.as_ref(), &unique_name("dav"), ROUND_TRIP_BYTES).await;
     abort_leaves_nothing(target.as_ref(), &unique_name("dav-abort")).await;
@@ -335,7 +345,7 @@ async fn webdav_probe_says_what_is_wrong() {
         ..spec.clone()
     };
     probe_fails_with(
-        open_target(&TargetSpec::Webdav(wrong_password))
+        open_target(&TargetSpec::Webdav(wrong_password), &common::policy())
             .unwrap()
             .as_ref(),
         &["while writing a test object", "access was refused"],
@@ -346,10 +356,10 @@ async fn webdav_probe_says_what_is_wrong() {
         ..spec
     };
     probe_fails_with(
-        open_target(&TargetSpec::Webdav(unreachable))
+        open_target(&TargetSpec::Webdav(unreachable), &common::policy())
             .unwrap()
             .as_ref(),
-        &["cannot be reached"],
+        &["could not connect to 127.0.0.1:"],
     )
     .await;
 }

@@ -188,7 +188,11 @@ async fn good_backups_verify_at_both_levels_and_damage_or_wrong_counts_never_do(
     )
     .await
     .unwrap_err();
-    assert!(err.to_string().contains("connection refused"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("could not connect to 127.0.0.1:1 "),
+        "{err}"
+    );
 }
 
 #[tokio::test]

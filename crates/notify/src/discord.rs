@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use statehouse_outbound::HttpClient;
+
 use crate::error::NotifyError;
 use crate::notification::{Notification, Severity, truncate};
 use crate::spec::DiscordSpec;
@@ -11,7 +13,7 @@ use crate::spec::DiscordSpec;
 pub(crate) async fn send(
     spec: &DiscordSpec,
     n: &Notification,
-    http: &reqwest::Client,
+    client: &HttpClient,
     timeout: Duration,
 ) -> Result<(), NotifyError> {
     crate::http::post_json_to_secret_url(
@@ -19,7 +21,7 @@ pub(crate) async fn send(
         "Discord",
         &spec.webhook_url,
         &payload(n),
-        http,
+        client,
         timeout,
     )
     .await

@@ -10,9 +10,10 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use statehouse_outbound::{HttpClient, OutboundError, unreachable_message};
+
 use crate::error::NotifyError;
 use crate::notification::{Notification, Severity, truncate};
-use crate::secret::scrub;
 use crate::spec::{EmailSecurity, EmailSpec};
 
 pub(crate) fn validate(spec: &EmailSpec) -> Result<(), NotifyError> {
@@ -123,8 +124,11 @@ pub(crate) fn message(spec: &EmailSpec, n: &Notification) -> Result<Message, Not
         .map_err(|e| NotifyError::Invalid(format!("cannot build the email: {e}")))
 }
 
+/// The SMTP transport to `connect_to` (the checked address), with TLS verifying the server as
+/// `spec.host`.
 fn transport(
     spec: &EmailSpec,
+    connect_to: &str,
     timeout: Duration,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifyError> {
     let host = spec.host.trim();
@@ -146,7 +150,7 @@ fn transport(
         EmailSecurity::Starttls => Tls::Required(tls_parameters()?),
         EmailSecurity::Tls => Tls::Wrapper(tls_parameters()?),
     };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(connect_to)
         .port(spec.port())
         .tls(tls)
         .timeout(Some(timeout));
@@ -161,28 +165,57 @@ fn transport(
     Ok(builder.build())
 }
 
+/// Resolves the mail server once through the outbound policy and sends to the addresses it
+/// allows (so the address checked is the one connected to).
 pub(crate) async fn send(
     spec: &EmailSpec,
     n: &Notification,
+    client: &HttpClient,
     timeout: Duration,
 ) -> Result<(), NotifyError> {
     let message = message(spec, n)?;
-    let transport = transport(spec, timeout)?;
-    let server = format!("{}:{}", spec.host.trim(), spec.port());
-    match tokio::time::timeout(timeout, transport.send(message)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(describe(&server, spec, &e)),
-        Err(_) => Err(NotifyError::Unreachable(format!(
-            "the mail server {server} did not accept the message within {} s",
-            timeout.as_secs_f64()
-        ))),
+    let host = spec.host.trim();
+    let port = spec.port();
+    let addresses = client
+        .policy()
+        .resolve(client.purpose(), host, port)
+        .await
+        .map_err(|e| match e {
+            OutboundError::Refused(refusal) => NotifyError::Invalid(refusal.to_string()),
+            unreachable => NotifyError::Unreachable(unreachable.to_string()),
+        })?;
+    // Each checked address in turn (as a client tries a name's addresses), until one answers.
+    for address in addresses {
+        let transport = transport(spec, &address.ip().to_string(), timeout)?;
+        match tokio::time::timeout(timeout, transport.send(message.clone())).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => match describe(spec, &e) {
+                NotifyError::Unreachable(_) => {}
+                answered => return Err(answered),
+            },
+            Err(_) => {}
+        }
     }
+    Err(unreachable(spec))
 }
 
-/// Says which step failed and what to check, quoting the server's answer.
-fn describe(server: &str, spec: &EmailSpec, e: &lettre::transport::smtp::Error) -> NotifyError {
-    let secrets: Vec<&str> = spec.password.iter().map(|p| p.expose()).collect();
-    let chain = scrub(&crate::http::error_chain(e), &secrets);
+/// The one message for a mail server that could not be reached (refused, timed out, TLS
+/// failed, not SMTP), with the private-CA hint whenever TLS is in use.
+fn unreachable(spec: &EmailSpec) -> NotifyError {
+    let message = unreachable_message(spec.host.trim(), spec.port());
+    NotifyError::Unreachable(match spec.security {
+        EmailSecurity::None => message,
+        EmailSecurity::Starttls | EmailSecurity::Tls => {
+            format!("{message}; if the server uses a private CA, set ca_certificate_pem")
+        }
+    })
+}
+
+/// Says which step failed and what to check, from the SMTP reply code and lettre's own
+/// classification: the server's words are not repeated, and everything before an SMTP answer
+/// (refused, timed out, TLS, not an SMTP server) reads alike.
+fn describe(spec: &EmailSpec, e: &lettre::transport::smtp::Error) -> NotifyError {
+    let server = format!("{}:{}", spec.host.trim(), spec.port());
     if let Some(code) = e.status() {
         let hint = match code.to_string().as_str() {
             "535" | "534" => ": check username and password",
@@ -194,40 +227,36 @@ fn describe(server: &str, spec: &EmailSpec, e: &lettre::transport::smtp::Error) 
             _ => "",
         };
         return NotifyError::Smtp {
-            message: format!("the mail server {server} refused: {chain}{hint}"),
+            message: format!("the mail server {server} refused (SMTP {code}){hint}"),
             permanent: e.is_permanent(),
         };
     }
-    let certificate_problem = chain.to_ascii_lowercase().contains("certificate");
-    if e.is_tls() || certificate_problem {
-        let hint = if certificate_problem {
-            "; if the server uses a private CA, set ca_certificate_pem"
-        } else {
-            "; check security: tls for port 465, starttls for 587"
-        };
-        return NotifyError::Smtp {
-            message: format!("TLS with the mail server {server} failed: {chain}{hint}"),
-            permanent: true,
-        };
-    }
-    if e.is_client() {
-        let hint = if chain.contains("STARTTLS") {
+    let ours = own_words(e);
+    if e.is_client() && !e.is_tls() {
+        let hint = if ours.contains("STARTTLS") {
             ": the server does not offer STARTTLS; use security tls (port 465) if it speaks TLS \
              from the start"
-        } else if chain.contains("authentication mechanism") {
+        } else if ours.contains("authentication mechanism") {
             ": the server offers neither AUTH PLAIN nor AUTH LOGIN (or none before TLS)"
         } else {
-            ""
+            ": check security and port"
         };
         return NotifyError::Smtp {
-            message: format!("cannot send through the mail server {server}: {chain}{hint}"),
+            message: format!("cannot send through the mail server {server}{hint}"),
             permanent: true,
         };
     }
-    if e.is_timeout() {
-        return NotifyError::Unreachable(format!(
-            "the mail server {server} did not answer in time"
-        ));
+    unreachable(spec)
+}
+
+/// lettre's messages along the error's causes (only consulted to pick a hint).
+fn own_words(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
-    NotifyError::Unreachable(format!("cannot reach the mail server {server}: {chain}"))
+    text
 }

@@ -12,7 +12,7 @@ pub enum NotifyError {
     Rejected {
         channel: &'static str,
         status: u16,
-        /// The start of the receiver's answer (or the API's own description of the problem).
+        /// What to check, in our words (the receiver's own words are never repeated).
         detail: String,
     },
     /// The mail server refused the login or the message, or the TLS handshake failed.
@@ -22,7 +22,8 @@ pub enum NotifyError {
         /// The server answered with a permanent (5xx) refusal or TLS failed: retrying is futile.
         permanent: bool,
     },
-    /// The receiver could not be reached, or did not answer in time.
+    /// The receiver could not be reached, or did not answer in time (one message for every
+    /// reason, so that it does not tell an open port from a closed one).
     #[error("{0}")]
     Unreachable(String),
 }

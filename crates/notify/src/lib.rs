@@ -30,6 +30,7 @@ pub use spec::{
     DiscordSpec, EmailSecurity, EmailSpec, MattermostSpec, NotifierSpec, NtfyPriority, NtfySpec,
     SlackSpec, TeamsSpec, TelegramSpec, WebhookMethod, WebhookSpec,
 };
+pub use statehouse_outbound::HttpClient;
 pub use webhook::PLACEHOLDERS;
 
 /// How long one delivery may take, connection included, before it counts as failed.
@@ -37,32 +38,33 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Delivers `n` through the channel `spec` describes, within [`DEFAULT_TIMEOUT`].
 ///
-/// `http` should not follow redirects (a webhook URL names its receiver); it is unused by email.
-/// The error says what the receiver answered (status and the start of its body) or why it could
-/// not be reached, without secrets.
+/// Every connection goes through `client`'s outbound policy (email too: the mail server is
+/// resolved and checked by it). The error says the receiver's status or why it could not be
+/// reached, never the receiver's own words (a URL may point at something that is not a
+/// receiver) and never secrets.
 pub async fn send(
     spec: &NotifierSpec,
     n: &Notification,
-    http: &reqwest::Client,
+    client: &HttpClient,
 ) -> Result<(), NotifyError> {
-    send_with_timeout(spec, n, http, DEFAULT_TIMEOUT).await
+    send_with_timeout(spec, n, client, DEFAULT_TIMEOUT).await
 }
 
 /// [`send`] with an explicit time limit.
 pub async fn send_with_timeout(
     spec: &NotifierSpec,
     n: &Notification,
-    http: &reqwest::Client,
+    client: &HttpClient,
     timeout: Duration,
 ) -> Result<(), NotifyError> {
     match spec {
-        NotifierSpec::Email(s) => email::send(s, n, timeout).await,
-        NotifierSpec::Slack(s) => slack::send(s, n, http, timeout).await,
-        NotifierSpec::Discord(s) => discord::send(s, n, http, timeout).await,
-        NotifierSpec::Telegram(s) => telegram::send(s, n, http, timeout).await,
-        NotifierSpec::Teams(s) => teams::send(s, n, http, timeout).await,
-        NotifierSpec::Mattermost(s) => mattermost::send(s, n, http, timeout).await,
-        NotifierSpec::Ntfy(s) => ntfy::send(s, n, http, timeout).await,
-        NotifierSpec::Webhook(s) => webhook::send(s, n, http, timeout).await,
+        NotifierSpec::Email(s) => email::send(s, n, client, timeout).await,
+        NotifierSpec::Slack(s) => slack::send(s, n, client, timeout).await,
+        NotifierSpec::Discord(s) => discord::send(s, n, client, timeout).await,
+        NotifierSpec::Telegram(s) => telegram::send(s, n, client, timeout).await,
+        NotifierSpec::Teams(s) => teams::send(s, n, client, timeout).await,
+        NotifierSpec::Mattermost(s) => mattermost::send(s, n, client, timeout).await,
+        NotifierSpec::Ntfy(s) => ntfy::send(s, n, client, timeout).await,
+        NotifierSpec::Webhook(s) => webhook::send(s, n, client, timeout).await,
     }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use statehouse_outbound::HttpClient;
+
 use crate::error::NotifyError;
 use crate::notification::{Notification, Severity, truncate};
 use crate::spec::MattermostSpec;
@@ -12,7 +14,7 @@ use crate::spec::MattermostSpec;
 pub(crate) async fn send(
     spec: &MattermostSpec,
     n: &Notification,
-    http: &reqwest::Client,
+    client: &HttpClient,
     timeout: Duration,
 ) -> Result<(), NotifyError> {
     crate::http::post_json_to_secret_url(
@@ -20,7 +22,7 @@ pub(crate) async fn send(
         "Mattermost",
         &spec.webhook_url,
         &payload(spec, n),
-        http,
+        client,
         timeout,
     )
     .await

@@ -5,6 +5,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use statehouse_outbound::HttpClient;
+
 use crate::error::NotifyError;
 use crate::http::{exchange, expect_success};
 use crate::notification::{Notification, Severity, truncate};
@@ -13,30 +15,36 @@ use crate::spec::{NTFY_SERVER_HINT, NtfyPriority, NtfySpec, check_url};
 pub(crate) async fn send(
     spec: &NtfySpec,
     n: &Notification,
-    http: &reqwest::Client,
+    client: &HttpClient,
     timeout: Duration,
 ) -> Result<(), NotifyError> {
-    let mut secrets = vec![spec.topic.expose()];
-    secrets.extend(spec.access_token.as_ref().map(|s| s.expose()));
-    secrets.extend(spec.password.as_ref().map(|s| s.expose()));
     let server = check_url("server", &spec.server, NTFY_SERVER_HINT)?;
     let mut url = server.clone();
     url.path_segments_mut()
         .map_err(|()| NotifyError::Invalid("server must be an http(s) URL".to_owned()))?
         .pop_if_empty()
         .push(spec.topic.expose());
-    let mut request = http
-        .post(url.clone())
-        .headers(headers(spec, n))
-        .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(n.plain_text());
-    if let Some(token) = &spec.access_token {
-        request = request.bearer_auth(token.expose());
-    } else if let (Some(username), Some(password)) = (&spec.username, &spec.password) {
-        request = request.basic_auth(username, Some(password.expose()));
-    }
-    let answer = exchange("ntfy", &server, request, timeout, &secrets).await?;
-    expect_success("ntfy", &answer, &secrets)
+    let answer = exchange(
+        client,
+        reqwest::Method::POST,
+        &url,
+        |request| {
+            let request = request
+                .headers(headers(spec, n))
+                .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .body(n.plain_text());
+            if let Some(token) = &spec.access_token {
+                request.bearer_auth(token.expose())
+            } else if let (Some(username), Some(password)) = (&spec.username, &spec.password) {
+                request.basic_auth(username, Some(password.expose()))
+            } else {
+                request
+            }
+        },
+        timeout,
+    )
+    .await?;
+    expect_success("ntfy", &answer)
 }
 
 /// Priority follows the severity unless the notifier fixes one.

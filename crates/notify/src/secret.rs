@@ -66,18 +66,3 @@ pub(crate) fn url_hint(url: &str) -> String {
         Err(_) => REDACTED.to_owned(),
     }
 }
-
-/// A secret URL and the parts of it a receiver may echo on their own (path, query): all of them
-/// are scrubbed from what the receiver answers.
-pub(crate) fn url_and_parts(url: &str) -> Vec<String> {
-    let mut parts = vec![url.to_owned()];
-    if let Ok(parsed) = url::Url::parse(url) {
-        if parsed.path().len() > 1 {
-            parts.push(parsed.path().to_owned());
-        }
-        if let Some(query) = parsed.query() {
-            parts.push(query.to_owned());
-        }
-    }
-    parts
-}

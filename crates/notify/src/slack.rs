@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use statehouse_outbound::HttpClient;
+
 use crate::error::NotifyError;
 use crate::notification::{Notification, Severity, truncate};
 use crate::spec::SlackSpec;
@@ -12,7 +14,7 @@ use crate::spec::SlackSpec;
 pub(crate) async fn send(
     spec: &SlackSpec,
     n: &Notification,
-    http: &reqwest::Client,
+    client: &HttpClient,
     timeout: Duration,
 ) -> Result<(), NotifyError> {
     crate::http::post_json_to_secret_url(
@@ -20,7 +22,7 @@ pub(crate) async fn send(
         "Slack",
         &spec.webhook_url,
         &payload(n),
-        http,
+        client,
         timeout,
     )
     .await

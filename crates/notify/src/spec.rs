@@ -255,6 +255,26 @@ fn secret_fields(kind: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// The fields of each kind that say where its secrets are sent (a secret URL is one of them
+/// itself): changing one must come with the secrets again, or a workspace admin could send the
+/// stored ones to a server of their own.
+fn destination_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "email" => &[
+            "host",
+            "port",
+            "security",
+            "ca_certificate_pem",
+            "accept_invalid_certs",
+        ],
+        "slack" | "discord" | "teams" | "mattermost" => &["webhook_url"],
+        "telegram" => &["api_base", "chat_id"],
+        "ntfy" => &["server"],
+        "webhook" => &["url"],
+        _ => &[],
+    }
+}
+
 const KINDS: &str = "email, slack, discord, telegram, teams, mattermost, ntfy, webhook";
 
 impl NotifierSpec {
@@ -270,6 +290,24 @@ impl NotifierSpec {
             NotifierSpec::Ntfy(_) => "ntfy",
             NotifierSpec::Webhook(_) => "webhook",
         }
+    }
+
+    /// The fields saying where secrets go that differ between `self` and `changed` (all of them
+    /// when the kind differs).
+    pub fn moved_fields(&self, changed: &NotifierSpec) -> Vec<&'static str> {
+        let fields = destination_fields(self.kind());
+        if self.kind() != changed.kind() {
+            return fields.to_vec();
+        }
+        let (old, new) = (
+            serde_json::to_value(self).unwrap_or_default(),
+            serde_json::to_value(changed).unwrap_or_default(),
+        );
+        fields
+            .iter()
+            .copied()
+            .filter(|field| old.get(field) != new.get(field))
+            .collect()
     }
 
     /// Checks the settings before they are stored; the error says which field is wrong and
@@ -788,6 +826,32 @@ mod tests {
         };
         edit(&mut spec);
         NotifierSpec::Email(spec)
+    }
+
+    #[test]
+    fn moved_fields_are_those_saying_where_secrets_go() {
+        let kinds = every_kind();
+        for spec in &kinds {
+            assert!(spec.moved_fields(spec).is_empty(), "{}", spec.kind());
+        }
+        let NotifierSpec::Email(email) = &kinds[0] else {
+            panic!()
+        };
+        let elsewhere = NotifierSpec::Email(EmailSpec {
+            host: "mail.attacker.example".to_owned(),
+            to: vec!["other@example.com".to_owned()],
+            ..email.clone()
+        });
+        assert_eq!(kinds[0].moved_fields(&elsewhere), vec!["host"]);
+        let NotifierSpec::Telegram(telegram) = &kinds[3] else {
+            panic!()
+        };
+        let other_chat = NotifierSpec::Telegram(TelegramSpec {
+            chat_id: "@elsewhere".to_owned(),
+            ..telegram.clone()
+        });
+        assert_eq!(kinds[3].moved_fields(&other_chat), vec!["chat_id"]);
+        assert_eq!(kinds[8].moved_fields(&kinds[1]), vec!["url"]);
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use statehouse_outbound::HttpClient;
+
 use crate::error::NotifyError;
 use crate::notification::{Notification, Severity, truncate};
 use crate::spec::TeamsSpec;
@@ -12,7 +14,7 @@ use crate::spec::TeamsSpec;
 pub(crate) async fn send(
     spec: &TeamsSpec,
     n: &Notification,
-    http: &reqwest::Client,
+    client: &HttpClient,
     timeout: Duration,
 ) -> Result<(), NotifyError> {
     let answer = crate::http::post_json_to_secret_url(
@@ -20,7 +22,7 @@ pub(crate) async fn send(
         "the Teams Workflows (or incoming webhook)",
         &spec.webhook_url,
         &payload(n),
-        http,
+        client,
         timeout,
     )
     .await?;
@@ -29,11 +31,8 @@ pub(crate) async fn send(
         return Err(crate::http::rejected(
             "Teams",
             answer.status,
-            &answer.body,
-            &crate::secret::url_and_parts(spec.webhook_url.expose())
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
+            "the receiver reported that delivery failed (check that the flow or webhook still \
+             exists and may post to the channel)",
         ));
     }
     Ok(())

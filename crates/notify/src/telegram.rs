@@ -4,19 +4,20 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use statehouse_outbound::HttpClient;
+
 use crate::error::NotifyError;
-use crate::http::{exchange, quote};
+use crate::http::{exchange, rejected};
 use crate::notification::{Notification, truncate};
 use crate::spec::{TELEGRAM_API_BASE_HINT, TelegramSpec, check_url};
 
 pub(crate) async fn send(
     spec: &TelegramSpec,
     n: &Notification,
-    http: &reqwest::Client,
+    client: &HttpClient,
     timeout: Duration,
 ) -> Result<(), NotifyError> {
     let token = spec.bot_token.expose();
-    let secrets = [token];
     let base = check_url("api_base", &spec.api_base, TELEGRAM_API_BASE_HINT)?;
     let url = check_url(
         "bot_token",
@@ -26,8 +27,15 @@ pub(crate) async fn send(
         ),
         "use the token @BotFather gave you",
     )?;
-    let request = http.post(url.clone()).json(&payload(spec, n));
-    let answer = exchange("Telegram", &url, request, timeout, &secrets).await?;
+    let payload = payload(spec, n);
+    let answer = exchange(
+        client,
+        reqwest::Method::POST,
+        &url,
+        |request| request.json(&payload),
+        timeout,
+    )
+    .await?;
     let parsed: Option<Value> = serde_json::from_str(&answer.body).ok();
     let ok = parsed
         .as_ref()
@@ -36,32 +44,26 @@ pub(crate) async fn send(
     if answer.status.is_success() && ok != Some(false) {
         return Ok(());
     }
-    // The Bot API explains every failure in `description`, e.g. "Bad Request: chat not found".
-    let detail = match parsed
+    // The Bot API explains every failure in `description`, e.g. "Bad Request: chat not found":
+    // it picks the advice, but is not repeated (api_base may point at something else).
+    let description = parsed
         .as_ref()
         .and_then(|v| v.get("description"))
         .and_then(Value::as_str)
-    {
-        Some(description) => format!("{}{}", quote(description, &secrets), hint(description)),
-        None => quote(&answer.body, &secrets),
-    };
-    Err(NotifyError::Rejected {
-        channel: "Telegram",
-        status: answer.status.as_u16(),
-        detail,
-    })
+        .unwrap_or("");
+    Err(rejected("Telegram", answer.status, hint(description)))
 }
 
 fn hint(description: &str) -> &'static str {
     let description = description.to_ascii_lowercase();
     if description.contains("unauthorized") {
-        " (check bot_token: revoked or mistyped)"
+        "check bot_token: revoked or mistyped"
     } else if description.contains("chat not found") {
-        " (check chat_id, and that the bot was added to that chat)"
+        "check chat_id, and that the bot was added to that chat"
     } else if description.contains("thread not found") {
-        " (check message_thread_id: the topic may be closed or deleted)"
+        "check message_thread_id: the topic may be closed or deleted"
     } else if description.contains("forbidden") {
-        " (the bot may not post there: add it to the chat or make it an admin of the channel)"
+        "the bot may not post there: add it to the chat or make it an admin of the channel"
     } else {
         ""
     }

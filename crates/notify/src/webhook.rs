@@ -5,6 +5,8 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use statehouse_core::clock::Timestamp;
 
+use statehouse_outbound::HttpClient;
+
 use crate::error::NotifyError;
 use crate::http::{exchange, expect_success};
 use crate::notification::{Notification, Severity};
@@ -25,22 +27,27 @@ pub const PLACEHOLDERS: &[&str] = &[
 pub(crate) async fn send(
     spec: &WebhookSpec,
     n: &Notification,
-    http: &reqwest::Client,
+    client: &HttpClient,
     timeout: Duration,
 ) -> Result<(), NotifyError> {
-    let url_parts = crate::secret::url_and_parts(spec.url.expose());
-    let mut secrets: Vec<&str> = url_parts.iter().map(String::as_str).collect();
-    secrets.extend(spec.headers.values().map(|v| v.expose()));
     let url = check_url("url", spec.url.expose(), WEBHOOK_URL_HINT)?;
-    let mut request = http
-        .request(spec.method.as_reqwest(), url.clone())
-        .headers(header_map(spec)?)
-        .body(body(spec, n));
-    if !has_content_type(spec) {
-        request = request.header(CONTENT_TYPE, default_content_type(spec));
-    }
-    let answer = exchange("the webhook receiver", &url, request, timeout, &secrets).await?;
-    expect_success("the webhook receiver", &answer, &secrets)
+    let headers = header_map(spec)?;
+    let answer = exchange(
+        client,
+        spec.method.as_reqwest(),
+        &url,
+        |request| {
+            let request = request.headers(headers).body(body(spec, n));
+            if has_content_type(spec) {
+                request
+            } else {
+                request.header(CONTENT_TYPE, default_content_type(spec))
+            }
+        },
+        timeout,
+    )
+    .await?;
+    expect_success("the webhook receiver", &answer)
 }
 
 fn has_content_type(spec: &WebhookSpec) -> bool {

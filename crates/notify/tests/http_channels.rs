@@ -14,6 +14,7 @@ use statehouse_notify::{
     Severity, SlackSpec, TeamsSpec, TelegramSpec, WebhookMethod, WebhookSpec, send_with_timeout,
     test_notification,
 };
+use statehouse_outbound::unreachable_message;
 use support::{AT, Receiver, SHORT, backup_failed, closed_port, http_client};
 
 async fn deliver(spec: &NotifierSpec) -> Result<(), NotifyError> {
@@ -182,7 +183,7 @@ async fn telegram_channel_names_go_as_text() {
 }
 
 #[tokio::test]
-async fn telegram_failure_shows_the_api_description_but_not_the_token() {
+async fn telegram_failure_gives_advice_from_the_description_without_repeating_it() {
     let receiver = Receiver::answering(
         400,
         r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#,
@@ -194,8 +195,7 @@ async fn telegram_failure_shows_the_api_description_but_not_the_token() {
     let text = err.to_string();
     assert_eq!(
         text,
-        "Telegram answered HTTP 400: Bad Request: chat not found (check chat_id, and that the \
-         bot was added to that chat)"
+        "Telegram answered HTTP 400: check chat_id, and that the bot was added to that chat"
     );
     assert!(!err.is_retryable());
 
@@ -209,7 +209,10 @@ async fn telegram_failure_shows_the_api_description_but_not_the_token() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(text.contains("Unauthorized (check bot_token"), "{text}");
+    assert_eq!(
+        text,
+        "Telegram answered HTTP 200: check bot_token: revoked or mistyped"
+    );
     assert!(!text.contains("ABC-def_ghi"), "{text}");
 }
 
@@ -259,8 +262,14 @@ async fn teams_delivery_failure_inside_a_200_is_an_error() {
         webhook_url: Secret::new(receiver.url("/webhookb2/x")),
     });
     let text = deliver(&spec).await.unwrap_err().to_string();
-    assert!(text.contains("Teams answered HTTP 200"), "{text}");
-    assert!(text.contains("error 413"), "{text}");
+    assert!(
+        text.starts_with("Teams answered HTTP 200: the receiver reported that delivery failed"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("413"),
+        "the receiver's words are not repeated: {text}"
+    );
 }
 
 #[tokio::test]
@@ -466,18 +475,18 @@ async fn webhook_text_template_gets_raw_values() {
 }
 
 #[tokio::test]
-async fn server_error_names_the_status_and_answer_but_not_the_url() {
+async fn server_error_names_the_status_but_neither_the_answer_nor_the_url() {
     let receiver = Receiver::answering(500, "upstream exploded\n  at line 3").await;
     let err = deliver(&slack(receiver.url("/services/T0/B0/secret-path-token")))
         .await
         .unwrap_err();
     let text = err.to_string();
-    assert_eq!(text, "Slack answered HTTP 500: upstream exploded at line 3");
+    assert_eq!(text, "Slack answered HTTP 500");
     assert!(err.is_retryable());
 }
 
 #[tokio::test]
-async fn client_error_is_not_retryable_and_an_echoed_secret_is_scrubbed() {
+async fn client_error_is_not_retryable_and_the_answer_is_never_repeated() {
     let receiver =
         Receiver::answering(400, "invalid_payload for /services/T0/B0/secret-path-token").await;
     let err = deliver(&slack(receiver.url("/services/T0/B0/secret-path-token")))
@@ -486,12 +495,7 @@ async fn client_error_is_not_retryable_and_an_echoed_secret_is_scrubbed() {
     assert!(matches!(err, NotifyError::Rejected { status: 400, .. }));
     assert!(!err.is_retryable());
     let text = err.to_string();
-    assert!(
-        text.starts_with("Slack answered HTTP 400: invalid_payload"),
-        "{text}"
-    );
-    // The whole URL was the secret; its echo in the answer is blanked.
-    assert!(!text.contains("secret-path-token"), "{text}");
+    assert_eq!(text, "Slack answered HTTP 400");
 
     let receiver = Receiver::answering(403, "bad header Bearer xyz-123").await;
     let mut spec = webhook(receiver.url("/x"));
@@ -501,10 +505,7 @@ async fn client_error_is_not_retryable_and_an_echoed_secret_is_scrubbed() {
         .await
         .unwrap_err()
         .to_string();
-    assert_eq!(
-        text,
-        "the webhook receiver answered HTTP 403: bad header ********"
-    );
+    assert_eq!(text, "the webhook receiver answered HTTP 403");
 }
 
 #[tokio::test]
@@ -518,13 +519,8 @@ async fn unreachable_receiver_is_a_clear_error_without_the_url() {
     ] {
         let err = deliver(&spec).await.unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.starts_with("cannot reach Slack at ")
-                || text.starts_with("cannot reach Telegram at "),
-            "{text}"
-        );
-        assert!(text.to_lowercase().contains("connection refused"), "{text}");
-        assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+        // Refused, timed out or not HTTP: one message, which does not tell open from closed.
+        assert_eq!(text, unreachable_message("127.0.0.1", port), "{text}");
         assert!(!text.contains("secret-path-token"), "{text}");
         assert!(!text.contains("ABC-def_ghi"), "{text}");
         assert!(matches!(err, NotifyError::Unreachable(_)));
@@ -544,11 +540,8 @@ async fn silent_receiver_times_out() {
     )
     .await
     .unwrap_err();
-    let port = receiver.base.rsplit(':').next().unwrap();
-    assert_eq!(
-        err.to_string(),
-        format!("cannot reach Slack at 127.0.0.1:{port}: no answer within 0.3 s")
-    );
+    let port: u16 = receiver.base.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(err.to_string(), unreachable_message("127.0.0.1", port));
 }
 
 #[tokio::test]

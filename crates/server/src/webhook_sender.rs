@@ -1,27 +1,32 @@
 //! Sends webhook deliveries over HTTP(S), and the background loops of a server: the delivery
 //! worker and the retention of audit entries and events.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use statehouse_core::service::Services;
 use statehouse_core::webhooks::{OutgoingRequest, TransportOutcome, WebhookTransport};
+use statehouse_outbound::{HttpClient, OutboundPolicy, Purpose};
 use tokio::sync::watch;
 
-/// POSTs with reqwest (rustls). Redirects are not followed: a webhook URL names its receiver.
+/// POSTs with reqwest (rustls) through the outbound policy for webhooks. Redirects are not
+/// followed: a webhook URL names its receiver.
 pub struct HttpTransport {
-    client: reqwest::Client,
+    client: HttpClient,
 }
 
 impl HttpTransport {
-    pub fn new() -> Result<Self, statehouse_core::Error> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("statehouse-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                statehouse_core::Error::Config(format!("cannot build the webhook HTTP client: {e}"))
-            })?;
+    pub fn new(policy: Arc<OutboundPolicy>) -> Result<Self, statehouse_core::Error> {
+        let client = HttpClient::new(
+            policy,
+            Purpose::Webhooks,
+            reqwest::Client::builder()
+                .user_agent(concat!("statehouse-webhooks/", env!("CARGO_PKG_VERSION"))),
+        )
+        .map_err(|e| {
+            statehouse_core::Error::Config(format!("cannot build the webhook HTTP client: {e}"))
+        })?;
         Ok(HttpTransport { client })
     }
 }
@@ -30,40 +35,34 @@ impl HttpTransport {
 impl WebhookTransport for HttpTransport {
     async fn post(&self, request: OutgoingRequest) -> TransportOutcome {
         let started = Instant::now();
-        let mut builder = self
-            .client
-            .post(&request.url)
+        let failed = |error: String| TransportOutcome {
+            status: None,
+            error: Some(error),
+            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        };
+        let url = match url::Url::parse(&request.url) {
+            Ok(url) => url,
+            Err(e) => return failed(format!("the URL is not valid: {e}")),
+        };
+        let mut builder = match self.client.request(reqwest::Method::POST, url.clone()) {
+            Ok(builder) => builder,
+            Err(refusal) => return failed(refusal.to_string()),
+        };
+        builder = builder
             .timeout(request.timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
         }
-        let result = builder.body(request.body).send().await;
-        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        match result {
+        match builder.body(request.body).send().await {
+            // The status only: the receiver's body is never kept or shown.
             Ok(response) => TransportOutcome {
                 status: Some(response.status().as_u16()),
                 error: None,
-                duration_ms,
+                duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             },
-            Err(e) => TransportOutcome {
-                status: None,
-                error: Some(describe(e, request.timeout)),
-                duration_ms,
-            },
+            Err(e) => failed(self.client.describe_failure(&url, &e)),
         }
-    }
-}
-
-/// A one-line reason without the URL's query (it may carry tokens of the receiver's own).
-fn describe(e: reqwest::Error, timeout: Duration) -> String {
-    let e = e.without_url();
-    if e.is_timeout() {
-        format!("no answer within {} s", timeout.as_secs())
-    } else if e.is_connect() {
-        format!("cannot connect: {e}")
-    } else {
-        e.to_string()
     }
 }
 

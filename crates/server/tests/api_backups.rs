@@ -408,7 +408,14 @@ async fn two_schedulers_run_each_due_backup_once_and_catch_up_after_downtime() {
         statehouse_core::clock::Timestamp::parse_rfc3339(db["next_backup_at"].as_str().unwrap())
             .unwrap();
     // A second replica on the same store.
-    let replica = BackupService::new(t.s.services.clone(), BackupOptions::default()).unwrap();
+    let replica = BackupService::new(
+        t.s.services.clone(),
+        BackupOptions {
+            outbound: common::local_outbound(),
+            ..BackupOptions::default()
+        },
+    )
+    .unwrap();
     let one = t.s.backups.clone();
 
     // Not due yet: nothing happens.
@@ -855,6 +862,7 @@ async fn the_self_backup_runs_on_its_schedule_once() {
     };
     let options = || BackupOptions {
         self_backup: Some(setup.clone()),
+        outbound: common::local_outbound(),
         ..BackupOptions::default()
     };
     let one = BackupService::new(s.services.clone(), options()).unwrap();

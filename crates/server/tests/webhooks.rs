@@ -105,7 +105,7 @@ async fn create_hook(s: &TestServer, token: &str, body: Value) -> (String, Strin
 async fn deliver(s: &TestServer) -> usize {
     s.services.flush_journal().await;
     s.services
-        .deliver_due_webhooks(&HttpTransport::new().unwrap(), 100)
+        .deliver_due_webhooks(&HttpTransport::new(common::local_outbound()).unwrap(), 100)
         .await
         .unwrap()
 }

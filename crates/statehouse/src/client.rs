@@ -257,7 +257,13 @@ impl Client {
         let mut services = instance.services;
         let secret = TokenSecret::generate();
         services.trust_operator_secret(&secret);
-        let backups = BackupService::new(services.clone(), BackupOptions::default())?;
+        let backups = BackupService::new(
+            services.clone(),
+            BackupOptions {
+                outbound: config.outbound_policy(),
+                ..BackupOptions::default()
+            },
+        )?;
         let router = router(AppState {
             services: services.clone(),
             backups,

@@ -10,6 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use statehouse_core::accounts::AuthSettings;
+use statehouse_outbound::{OutboundConfig, OutboundPolicy, StoreLocation};
 use statehouse_server::{ConnectionLimits, Timeouts};
 
 use crate::config_keys;
@@ -38,6 +39,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub auth: AuthConfig,
     pub self_backup: SelfBackupConfig,
+    /// Where webhooks, notifiers, storage targets and databases of workspaces may connect.
+    pub outbound: OutboundConfig,
 }
 
 /// The built-in schedule that backs up statehouse's own store (restore with
@@ -198,6 +201,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             self_backup: SelfBackupConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -278,6 +282,26 @@ impl Config {
             .dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("self-backups"))
+    }
+
+    /// The outbound policy of `[outbound]`: `local` targets inside
+    /// `outbound.local_target_roots` (default `<data_dir>/backups`), and statehouse's own store
+    /// (a PostgreSQL `database_url`) refused as a workspace's database.
+    pub fn outbound_policy(&self) -> std::sync::Arc<OutboundPolicy> {
+        let mut roots = self.outbound.local_target_roots.clone();
+        if roots.is_empty() {
+            roots.push(self.data_dir.join("backups"));
+        }
+        let store = self
+            .database_url
+            .as_deref()
+            .filter(|_| self.is_postgres())
+            .and_then(StoreLocation::from_postgres_url);
+        std::sync::Arc::new(
+            OutboundPolicy::from_config(&self.outbound)
+                .with_local_roots(roots)
+                .with_own_store(store),
+        )
     }
 
     pub fn sqlite_path(&self) -> PathBuf {

@@ -166,7 +166,8 @@ pub enum DbCommand {
         output: Output,
     },
     /// Change a database (workspace admins): what is given replaces its value, the rest is
-    /// kept; retention rules are changed one by one.
+    /// kept; retention rules are changed one by one. A new host or port needs the password
+    /// again (--password-stdin, or in --url) or --no-password.
     #[command(after_help = ADD_HELP)]
     Change {
         name: String,

@@ -42,6 +42,7 @@ mod config_paths;
 mod databases;
 mod import;
 mod instance;
+mod logging;
 mod notifiers;
 mod open_files;
 mod output;

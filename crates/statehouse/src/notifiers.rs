@@ -88,7 +88,8 @@ pub enum NotifierCommand {
         output: Output,
     },
     /// Change a notifier (workspace admins): what is given replaces its value, the rest
-    /// (secrets included) is kept.
+    /// (secrets included) is kept, except that a change of where the secrets are sent (URL,
+    /// server, host, port, TLS settings, chat) needs them again (--secret, --secret-stdin).
     #[command(after_help = KINDS_HELP)]
     Change {
         name: String,

@@ -82,7 +82,13 @@ pub async fn take(config: &Config, services: &Services) -> Result<PathBuf> {
     let Some(setup) = setup(config)? else {
         bail!("self-backups are switched off (self_backup.enabled = false)");
     };
-    let backups = BackupService::new(services.clone(), BackupOptions::default())?;
+    let backups = BackupService::new(
+        services.clone(),
+        BackupOptions {
+            outbound: config.outbound_policy(),
+            ..BackupOptions::default()
+        },
+    )?;
     let meta = backups.self_backup_now(&setup).await?;
     errln!(
         "backed up statehouse's store ({} bytes stored, sha256 {}, master key {}); restore with \

@@ -8,13 +8,12 @@ use statehouse_server::webhook_sender::{
 };
 use statehouse_server::{AppState, DRAIN_TIMEOUT, router, serve};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
 use crate::instance;
 
 pub async fn run(config: Config) -> Result<()> {
-    init_logging(&config.log_format);
+    crate::logging::init(&config.log_format);
     let limits =
         crate::open_files::fit(config.http.limits()?, crate::open_files::raise_soft_limit());
     let instance = instance::open(&config, instance::Access::CreateIfMissing).await?;
@@ -43,10 +42,12 @@ pub async fn run(config: Config) -> Result<()> {
     }
     tracing::info!(store = services.store.kind(), %addr, "statehouse started");
     say(format_args!("statehouse listening on http://{addr}"));
+    let outbound = config.outbound_policy();
     let backups = BackupService::new(
         services.clone(),
         BackupOptions {
             self_backup: crate::self_backup::setup(&config)?,
+            outbound: outbound.clone(),
             ..BackupOptions::default()
         },
     )?;
@@ -61,7 +62,7 @@ pub async fn run(config: Config) -> Result<()> {
         tokio::spawn(services.clone().run_key_checks(stop_rx.clone())),
         tokio::spawn(run_webhook_worker(
             services.clone(),
-            HttpTransport::new()?,
+            HttpTransport::new(outbound)?,
             stop_rx.clone(),
         )),
         tokio::spawn(backups.clone().run_scheduler(stop_rx.clone())),
@@ -124,21 +125,5 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_env("STATEHOUSE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    // Colours only on a terminal: piped into journald, docker logs or a file, escape codes
-    // would garble every line.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }

@@ -74,7 +74,7 @@ impl SettingsArgs {
         }
         for item in &self.secret {
             let (key, text) = split_pair("--secret", item)?;
-            base.insert(key.to_owned(), secret_value(text));
+            base.insert(key.to_owned(), secret_value(key, text));
         }
         if let Some(key) = &self.secret_stdin {
             let key = key.trim();
@@ -84,7 +84,7 @@ impl SettingsArgs {
                 );
             }
             let value = read_stdin_secret(&format!("the value of {key}"))?;
-            base.insert(key.to_owned(), secret_value(&value));
+            base.insert(key.to_owned(), secret_value(key, &value));
         }
         Ok(base)
     }
@@ -124,10 +124,15 @@ pub fn setting_value(text: &str, is_list: bool) -> Value {
     Value::String(text.to_owned())
 }
 
-/// A `--secret` value: text, unless it is a JSON object or array (webhook `headers`).
-fn secret_value(text: &str) -> Value {
+/// Secret settings whose value is a JSON object (a webhook notifier's `headers`); every other
+/// secret is text, JSON-looking or not (a GCS `credential` is a JSON key file's text).
+const OBJECT_SECRETS: &[&str] = &["headers"];
+
+/// A `--secret` value: text, unless the setting holds an object and the text is one.
+fn secret_value(key: &str, text: &str) -> Value {
     let trimmed = text.trim_start();
-    if (trimmed.starts_with('{') || trimmed.starts_with('['))
+    if OBJECT_SECRETS.contains(&key)
+        && (trimmed.starts_with('{') || trimmed.starts_with('['))
         && let Ok(value) = serde_json::from_str::<Value>(text)
     {
         return value;
@@ -208,6 +213,7 @@ mod tests {
             secret: vec![
                 "secret_access_key=abc=def".into(),
                 r#"headers={"Authorization":"Bearer x"}"#.into(),
+                r#"credential={"type":"service_account"}"#.into(),
             ],
             secret_stdin: None,
             from_file: Some(file),
@@ -220,7 +226,9 @@ mod tests {
             json!({
                 "bucket": "backups", "region": "us-east-1", "path_style": true,
                 "secret_access_key": "abc=def",
-                "headers": {"Authorization": "Bearer x"}
+                "headers": {"Authorization": "Bearer x"},
+                // A JSON key file is the text of one, as GCS wants it.
+                "credential": r#"{"type":"service_account"}"#,
             })
         );
         let bad = SettingsArgs {

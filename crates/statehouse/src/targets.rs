@@ -11,15 +11,20 @@ use crate::settings_input::SettingsArgs;
 
 const KINDS_HELP: &str = "\
 Kinds and their settings (secrets in [brackets]):
-  local   path (an absolute directory on the statehouse server)
+  local   path (an absolute directory on the statehouse server, inside the configuration's
+          outbound.local_target_roots: <data_dir>/backups by default)
   s3      bucket, region, endpoint, access_key_id, [secret_access_key], [session_token],
-          path_style, prefix  (AWS, Cloudflare R2, MinIO, …; no keys = the server's AWS environment)
+          path_style, prefix  (AWS, Cloudflare R2, MinIO, …; no keys = the server's AWS
+          environment variables and files; never the VM's metadata service)
   azblob  container, account_name, [account_key] or [sas_token], endpoint, prefix
   gcs     bucket, [credential] (service account JSON), endpoint, prefix
   sftp    host, port, user, root, [private_key], known_hosts_strategy (strict|add|accept)
   webdav  endpoint, username, [password], root
   ftp     endpoint (ftp:// or ftps://), username, [password], root
   gdrive  root, [refresh_token], client_id, [client_secret] (or [access_token]), endpoint
+
+Where targets may connect (this host, private networks) is the configuration's [outbound]
+policy; SFTP connects to the address it resolved, so known_hosts needs that address.
 
 Examples:
   statehouse target add nas --kind local --set path=/srv/backups
@@ -68,7 +73,9 @@ pub enum TargetCommand {
         output: Output,
     },
     /// Change a storage target (workspace admins): settings given replace theirs, others
-    /// (secrets included) are kept. Backups already stored stay where they are.
+    /// (secrets included) are kept, except that a change of where the secrets are sent
+    /// (endpoint, host, port, bucket, region, account) needs them again (--secret,
+    /// --secret-stdin). Backups already stored stay where they are.
     #[command(after_help = KINDS_HELP)]
     Change {
         name: String,

@@ -150,7 +150,11 @@ fn a_database_outage_answers_503_promptly_and_recovers() {
             server.log_text()
         );
     }
-    assert!(server.log_text().contains("readiness check failed"));
+    assert!(
+        server.wait_for_log("readiness check failed"),
+        "{}",
+        server.log_text()
+    );
 
     cluster.up();
 

@@ -77,7 +77,7 @@ fn the_connection_limit_is_configurable_and_logged() {
     let answer = read_to_close(&mut refused);
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(
-        server.log_text().contains("connection limit reached"),
+        server.wait_for_log("connection limit reached"),
         "{}",
         server.log_text()
     );

@@ -302,6 +302,16 @@ impl BackupService {
             }
             if let Some(new) = change.settings {
                 new.validate()?;
+                let moved = new.connection.host != settings.connection.host
+                    || new.connection.port != settings.connection.port;
+                if moved && change.password.is_none() && db.secrets.is_some() {
+                    return Err(Error::BadRequest(format!(
+                        "changing the host or port of database {:?} would send its stored \
+                         password elsewhere: give the password again in the same change \
+                         (--password-stdin, or in the URL), or remove it (--no-password)",
+                        db.name
+                    )));
+                }
                 rescheduled = new.schedule != settings.schedule
                     || new.verify.schedule != settings.verify.schedule;
                 settings = new;

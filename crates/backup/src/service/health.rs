@@ -265,8 +265,10 @@ impl BackupService {
             let workspace = self.admin_of(who, ws, "creating backup roles").await?;
             let db = self.find_database(&workspace, key).await?;
             let mut settings = DatabaseSettings::from_json(&db.settings)?;
-            let mut admin = PgConnection::from_url(&request.admin_url)
-                .map_err(|e| Error::BadRequest(e.to_string()))?;
+            let mut admin = self.checked(
+                PgConnection::from_url(&request.admin_url)
+                    .map_err(|e| Error::BadRequest(e.to_string()))?,
+            );
             admin.ca_certificate = settings.connection.ca_cert.clone();
             let databases = match &settings.mode {
                 DatabaseMode::Single => vec![settings.connection.database.clone()],

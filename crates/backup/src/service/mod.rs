@@ -25,6 +25,9 @@ use statehouse_core::service::{Services, new_id};
 use statehouse_core::{Error, Result};
 use tokio::sync::Notify;
 
+use statehouse_outbound::{HttpClient, OutboundPolicy, Purpose};
+
+use crate::connection::PgConnection;
 use crate::pg_tools::PgToolSearch;
 
 pub use self::databases::{DatabaseChange, DatabaseSpec, DatabaseView, ReadonlyRoleRequest};
@@ -47,6 +50,9 @@ pub struct BackupOptions {
     pub lease: Duration,
     /// statehouse's own store, backed up on a schedule (none: not backed up).
     pub self_backup: Option<SelfBackupSetup>,
+    /// Where databases, storage targets and notifiers a workspace names may connect (and
+    /// where `local` targets may write): the instance configuration's `[outbound]`.
+    pub outbound: Arc<OutboundPolicy>,
 }
 
 /// What the built-in self-backup schedule backs up, where, when and how many it keeps.
@@ -64,6 +70,7 @@ impl Default for BackupOptions {
             pg_tools: PgToolSearch::system(),
             lease: Duration::from_secs(120),
             self_backup: None,
+            outbound: Arc::new(OutboundPolicy::default()),
         }
     }
 }
@@ -72,7 +79,8 @@ impl Default for BackupOptions {
 #[derive(Clone)]
 pub struct BackupService {
     pub core: Services,
-    http: reqwest::Client,
+    /// Notifiers' HTTP client (email resolves through its policy too).
+    http: HttpClient,
     /// Names this process in run leases.
     worker_id: String,
     options: Arc<BackupOptions>,
@@ -85,10 +93,12 @@ pub struct BackupService {
 
 impl BackupService {
     pub fn new(core: Services, options: BackupOptions) -> Result<BackupService> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;
+        let http = HttpClient::new(
+            options.outbound.clone(),
+            Purpose::Notifiers,
+            reqwest::Client::builder().timeout(Duration::from_secs(30)),
+        )
+        .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;
         Ok(BackupService {
             core,
             http,
@@ -179,6 +189,17 @@ impl BackupService {
         }
     }
 
+    /// The outbound policy this service checks destinations against.
+    pub fn outbound(&self) -> &Arc<OutboundPolicy> {
+        &self.options.outbound
+    }
+
+    /// `connection` (named by a workspace), checked against the outbound policy whenever it
+    /// connects.
+    pub(crate) fn checked(&self, connection: PgConnection) -> PgConnection {
+        connection.checked_by(self.options.outbound.clone())
+    }
+
     /// Runs in flight in this process.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
@@ -229,6 +250,47 @@ fn merge_secrets(old: serde_json::Value, new: serde_json::Value) -> serde_json::
         (old, serde_json::Value::Null) => old,
         (_, new) => new,
     }
+}
+
+/// Refuses a change that moves where stored secrets go (`moved`: the fields saying where)
+/// without giving those secrets again: `stored` and `given` are the secret fields before and
+/// in the change. Said the same way for targets and notifiers.
+fn require_secrets_if_moved(
+    what: &str,
+    moved: &[&str],
+    stored: &serde_json::Value,
+    given: &serde_json::Value,
+) -> Result<()> {
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let is_given = |field: &str| given.get(field).is_some_and(|v| !v.is_null());
+    let missing: Vec<&str> = stored
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k.as_str())
+                .filter(|k| !is_given(k))
+                .collect()
+        })
+        .unwrap_or_default();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::BadRequest(format!(
+        "changing {} of {what} would send its stored {} elsewhere: give {} again in the same \
+         change (--secret or --secret-stdin on the command line), or leave {} as {}",
+        moved.join(", "),
+        missing.join(", "),
+        missing.join(", "),
+        moved.join(", "),
+        if moved.len() == 1 {
+            "it is"
+        } else {
+            "they are"
+        },
+    )))
 }
 
 /// Names a row by id or name for "not found" messages.

@@ -21,7 +21,9 @@ use statehouse_notify::{Notification, NotifierSpec, Severity};
 use tokio::sync::{broadcast, watch};
 use utoipa::ToSchema;
 
-use super::{BackupService, TestOutcome, check_name, merge_secrets, not_found};
+use super::{
+    BackupService, TestOutcome, check_name, merge_secrets, not_found, require_secrets_if_moved,
+};
 
 /// Attempts per notification, and the pause before each retry.
 const SEND_RETRIES: [Duration; 2] = [Duration::from_secs(5), Duration::from_secs(30)];
@@ -263,7 +265,25 @@ impl BackupService {
             }
             if let Some(settings) = input.settings {
                 let (public, new_secrets) = Self::split_given(settings)?;
-                let secrets = merge_secrets(self.notifier_secrets(&n)?, new_secrets);
+                let stored = self.notifier_secrets(&n)?;
+                let current = self.notifier_spec(&n)?;
+                let same_kind = public.get("kind").and_then(|k| k.as_str()) == Some(current.kind());
+                let secrets = if same_kind {
+                    merge_secrets(stored.clone(), new_secrets.clone())
+                } else {
+                    // Another kind has other secrets: none of the old ones carry over.
+                    new_secrets.clone()
+                };
+                let changed = NotifierSpec::from_parts(&public, &secrets)
+                    .map_err(|e| Error::BadRequest(e.to_string()))?;
+                if same_kind {
+                    require_secrets_if_moved(
+                        &format!("notifier {:?}", n.name),
+                        &current.moved_fields(&changed),
+                        &stored,
+                        &new_secrets,
+                    )?;
+                }
                 let (kind, public, sealed) =
                     self.seal_notifier_parts(&workspace.id, &n.id, &public, &secrets)?;
                 n.kind = kind;

@@ -289,9 +289,11 @@ impl BackupService {
         settings: &DatabaseSettings,
         database: &str,
     ) -> Result<PgConnection> {
-        Ok(settings
-            .connection
-            .to_pg(database, self.database_password(db)?))
+        Ok(settings.connection.to_pg(
+            database,
+            self.database_password(db)?,
+            self.outbound().clone(),
+        ))
     }
 
     async fn view_backups(&self, runs: &[BackupRecord]) -> Result<Vec<BackupView>> {
@@ -1111,7 +1113,9 @@ impl BackupService {
             let settings = DatabaseSettings::from_json(&db.settings)?;
             let connection = match &request.into_url {
                 Some(url) => {
-                    let mut c = PgConnection::from_url(url).map_err(|e| Error::BadRequest(e.to_string()))?;
+                    let mut c = self.checked(
+                        PgConnection::from_url(url).map_err(|e| Error::BadRequest(e.to_string()))?,
+                    );
                     if let Some(name) = &request.into_database {
                         c = c.with_database(name);
                     }
@@ -1270,8 +1274,11 @@ impl BackupService {
                 let report: VerificationReport =
                     match (&config.verification_server, &expected_counts) {
                         (Some(server), Some(counts)) => {
-                            let conn = server
-                                .to_pg(&server.database, secrets.verification_password.clone());
+                            let conn = server.to_pg(
+                                &server.database,
+                                secrets.verification_password.clone(),
+                                self.outbound().clone(),
+                            );
                             let (tool, _) = find_pg_tool_for_server(
                                 "pg_restore",
                                 &conn,

@@ -219,8 +219,16 @@ impl BackupService {
         &self,
         setup: &SelfBackupSetup,
     ) -> Result<crate::targets::BackupMetadata> {
-        let target = crate::targets::open_target(&setup.target)
-            .map_err(|e| statehouse_core::Error::Config(format!("the self-backup target: {e}")))?;
+        // The operator configured this target, not a workspace: a local directory is used as
+        // given, anything else under the outbound policy.
+        let target: std::sync::Arc<dyn crate::targets::BackupTarget> = match &setup.target {
+            crate::targets::TargetSpec::Local(local) => {
+                std::sync::Arc::new(crate::targets::LocalDirTarget::new(&local.path))
+            }
+            other => crate::targets::open_target(other, self.outbound()).map_err(|e| {
+                statehouse_core::Error::Config(format!("the self-backup target: {e}"))
+            })?,
+        };
         crate::self_backup::run_self_backup(
             &setup.source,
             target.as_ref(),

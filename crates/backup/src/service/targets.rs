@@ -12,7 +12,9 @@ use statehouse_core::service::new_id;
 use statehouse_core::{Error, Result};
 use utoipa::ToSchema;
 
-use super::{BackupService, TestOutcome, check_name, merge_secrets, not_found};
+use super::{
+    BackupService, TestOutcome, check_name, merge_secrets, not_found, require_secrets_if_moved,
+};
 use crate::targets::{BackupTarget, TargetSpec, open_target};
 
 /// A target as given by the API or CLI: its name and full settings (secrets included).
@@ -87,11 +89,14 @@ impl BackupService {
         target: &TargetRecord,
     ) -> Result<Arc<dyn BackupTarget>> {
         let spec = self.target_spec(target)?;
-        open_target(&spec).map_err(|e| {
-            Error::Config(format!(
+        open_target(&spec, self.outbound()).map_err(|e| match e {
+            crate::BackupError::Refused(refusal) => {
+                Error::BadRequest(format!("storage target {:?}: {refusal}", target.name))
+            }
+            e => Error::Config(format!(
                 "storage target {:?} cannot be opened: {e}",
                 target.name
-            ))
+            )),
         })
     }
 
@@ -222,9 +227,25 @@ impl BackupService {
                     Error::BadRequest(format!("target settings are not valid: {e}"))
                 })?;
                 let (public, new_secrets) = given.split_secrets();
-                let secrets = merge_secrets(self.target_secrets(&target)?, new_secrets);
+                let stored = self.target_secrets(&target)?;
+                let current = self.target_spec(&target)?;
+                let same_kind = current.kind() == given.kind();
+                let secrets = if same_kind {
+                    merge_secrets(stored.clone(), new_secrets.clone())
+                } else {
+                    // Another kind has other secrets: none of the old ones carry over.
+                    new_secrets.clone()
+                };
                 let spec = TargetSpec::from_parts(&public, &secrets)
                     .map_err(|e| Error::BadRequest(e.to_string()))?;
+                if same_kind {
+                    require_secrets_if_moved(
+                        &format!("storage target {:?}", target.name),
+                        &current.moved_fields(&spec),
+                        &stored,
+                        &new_secrets,
+                    )?;
+                }
                 let (kind, public, sealed) =
                     self.seal_target_parts(&workspace.id, &target.id, &spec)?;
                 target.kind = kind;

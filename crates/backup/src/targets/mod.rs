@@ -10,9 +10,11 @@
 //! WebDAV and Google Drive are spooled to a temp file and then held in memory for their single
 //! upload request (capped at [`SPOOLED_UPLOAD_LIMIT`]).
 
+mod explain;
 mod local;
 mod remote;
 mod spec;
+mod transport;
 mod writer;
 
 use std::sync::Arc;
@@ -20,6 +22,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
+
+use statehouse_outbound::OutboundPolicy;
 
 use crate::pipeline::BackupError;
 
@@ -117,13 +121,23 @@ pub trait BackupUpload: Send {
     async fn abort(self: Box<Self>);
 }
 
-/// Opens the target a spec describes (after validating it). Nothing is contacted yet: call
-/// [`BackupTarget::probe`] to check the settings work.
-pub fn open_target(spec: &TargetSpec) -> Result<Arc<dyn BackupTarget>, BackupError> {
+/// Opens the target a spec describes (after validating it), under `policy`: a `local`
+/// directory must be inside its roots, and every connection a remote target makes is checked
+/// by it (see [`transport`]). Nothing is contacted yet: call [`BackupTarget::probe`] to check
+/// the settings work.
+pub fn open_target(
+    spec: &TargetSpec,
+    policy: &Arc<OutboundPolicy>,
+) -> Result<Arc<dyn BackupTarget>, BackupError> {
     spec.validate()?;
     match spec {
-        TargetSpec::Local(local) => Ok(Arc::new(LocalDirTarget::new(&local.path))),
-        remote => Ok(Arc::new(remote::RemoteTarget::open(remote)?)),
+        TargetSpec::Local(local) => Ok(Arc::new(LocalDirTarget::new(
+            policy.confine_local(&local.path)?,
+        ))),
+        remote => Ok(Arc::new(remote::RemoteTarget::open(
+            remote,
+            policy.clone(),
+        )?)),
     }
 }
 

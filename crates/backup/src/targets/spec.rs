@@ -213,6 +213,21 @@ fn secret_fields(kind: &str) -> &'static [&'static str] {
     }
 }
 
+/// The fields of each kind that say where its secrets are sent: changing one must come with the
+/// secrets again, or a workspace admin could send the stored ones to a server of their own.
+fn destination_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        // The bucket and path style make the host name (`<bucket>.<endpoint>`), the region
+        // AWS's endpoint.
+        "s3" => &["endpoint", "bucket", "region", "path_style"],
+        "azblob" => &["endpoint", "account_name"],
+        "gcs" => &["endpoint", "bucket"],
+        "sftp" => &["host", "port"],
+        "webdav" | "ftp" | "gdrive" => &["endpoint"],
+        _ => &[],
+    }
+}
+
 fn invalid(kind: &str, message: impl std::fmt::Display) -> BackupError {
     BackupError::Config(format!("{kind} target: {message}"))
 }
@@ -473,6 +488,24 @@ impl TargetSpec {
         Ok(())
     }
 
+    /// The fields saying where secrets go that differ between `self` and `changed` (all of them
+    /// when the kind differs).
+    pub fn moved_fields(&self, changed: &TargetSpec) -> Vec<&'static str> {
+        let fields = destination_fields(self.kind());
+        if self.kind() != changed.kind() {
+            return fields.to_vec();
+        }
+        let (old, new) = (
+            serde_json::to_value(self).unwrap_or_default(),
+            serde_json::to_value(changed).unwrap_or_default(),
+        );
+        fields
+            .iter()
+            .copied()
+            .filter(|field| old.get(field) != new.get(field))
+            .collect()
+    }
+
     /// Splits the spec into its public settings (with `kind`, safe to show and store in clear)
     /// and an object holding only the secret fields that are set (to encrypt).
     pub fn split_secrets(&self) -> (Value, Value) {
@@ -635,6 +668,33 @@ mod tests {
             let secrets: Value = serde_json::from_str(&secrets.to_string()).unwrap();
             assert_eq!(TargetSpec::from_parts(&public, &secrets).unwrap(), spec);
         }
+    }
+
+    #[test]
+    fn moved_fields_are_those_saying_where_secrets_go() {
+        let samples = samples();
+        for spec in &samples {
+            assert!(spec.moved_fields(spec).is_empty(), "{}", spec.kind());
+        }
+        let TargetSpec::S3(s3) = &samples[1] else {
+            panic!()
+        };
+        let elsewhere = TargetSpec::S3(S3Spec {
+            endpoint: Some("https://attacker.example".into()),
+            prefix: Some("other".into()),
+            ..s3.clone()
+        });
+        assert_eq!(samples[1].moved_fields(&elsewhere), vec!["endpoint"]);
+        let TargetSpec::Sftp(sftp) = &samples[4] else {
+            panic!()
+        };
+        let other_port = TargetSpec::Sftp(SftpSpec {
+            port: 22,
+            root: "/elsewhere".into(),
+            ..sftp.clone()
+        });
+        assert_eq!(samples[4].moved_fields(&other_port), vec!["port"]);
+        assert_eq!(samples[5].moved_fields(&samples[6]), vec!["endpoint"]);
     }
 
     #[test]

@@ -3,10 +3,23 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 use statehouse_backup::BackupError;
 use statehouse_backup::targets::{BackupMetadata, BackupTarget};
+use statehouse_outbound::OutboundPolicy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The outbound policy these tests run under, allowed explicitly: the test servers listen on
+/// this host, and local targets live in temporary directories.
+pub fn policy() -> Arc<OutboundPolicy> {
+    Arc::new(
+        OutboundPolicy::default()
+            .allowing_loopback()
+            .with_local_roots(vec![std::env::temp_dir()]),
+    )
+}
 
 /// The size of the round-trip objects: above two 8 MiB parts, so multipart targets use three.
 pub const ROUND_TRIP_BYTES: usize = 20 * 1000 * 1000;

@@ -135,11 +135,14 @@ pub async fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+/// The notifiers' client, with loopback allowed explicitly: the receivers listen on this host.
+pub fn http_client() -> statehouse_notify::HttpClient {
+    statehouse_notify::HttpClient::new(
+        std::sync::Arc::new(statehouse_outbound::OutboundPolicy::default().allowing_loopback()),
+        statehouse_outbound::Purpose::Notifiers,
+        reqwest::Client::builder(),
+    )
+    .unwrap()
 }
 
 pub const SHORT: Duration = Duration::from_secs(5);

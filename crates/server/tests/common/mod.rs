@@ -29,6 +29,17 @@ pub struct TestServer {
 }
 
 pub const MAX_BYTES: usize = 1024 * 1024;
+
+/// The outbound policy the test server runs with, allowed explicitly as an operator would in
+/// `[outbound]`: its receivers, databases and storage servers listen on this host, and local
+/// targets live in temporary directories.
+pub fn local_outbound() -> Arc<statehouse_outbound::OutboundPolicy> {
+    Arc::new(
+        statehouse_outbound::OutboundPolicy::default()
+            .allowing_loopback()
+            .with_local_roots(vec![std::env::temp_dir()]),
+    )
+}
 /// The password test users get.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -38,18 +49,45 @@ impl TestServer {
     }
 
     pub async fn start_on(engine: engines::Engine) -> TestServer {
-        Self::start_with_on(engine, ConnectionLimits::default(), MAX_BYTES).await
+        Self::start_with_on(
+            engine,
+            ConnectionLimits::default(),
+            MAX_BYTES,
+            local_outbound(),
+        )
+        .await
     }
 
     /// A SQLite server with these connection limits and largest state body.
     pub async fn start_with(limits: ConnectionLimits, max_state_bytes: usize) -> TestServer {
-        Self::start_with_on(engines::Engine::Sqlite, limits, max_state_bytes).await
+        Self::start_with_on(
+            engines::Engine::Sqlite,
+            limits,
+            max_state_bytes,
+            local_outbound(),
+        )
+        .await
+    }
+
+    /// A SQLite server whose backups, notifiers (and webhook transport, when a test builds one)
+    /// obey `outbound`.
+    pub async fn start_with_outbound(
+        outbound: Arc<statehouse_outbound::OutboundPolicy>,
+    ) -> TestServer {
+        Self::start_with_on(
+            engines::Engine::Sqlite,
+            ConnectionLimits::default(),
+            MAX_BYTES,
+            outbound,
+        )
+        .await
     }
 
     async fn start_with_on(
         engine: engines::Engine,
         limits: ConnectionLimits,
         max_state_bytes: usize,
+        outbound: Arc<statehouse_outbound::OutboundPolicy>,
     ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let (store, db) = engine.open(dir.path()).await;
@@ -64,9 +102,14 @@ impl TestServer {
         services.verify_master_keys().await.unwrap();
         services.ensure_default_workspace().await.unwrap();
         services.create_workspace("other").await.unwrap();
-        let backups =
-            statehouse_backup::service::BackupService::new(services.clone(), Default::default())
-                .unwrap();
+        let backups = statehouse_backup::service::BackupService::new(
+            services.clone(),
+            statehouse_backup::service::BackupOptions {
+                outbound,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let app = router(AppState {
             services: services.clone(),
             backups: backups.clone(),

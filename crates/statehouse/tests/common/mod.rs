@@ -270,12 +270,25 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server whose outbound policy allows this host and temporary directories (explicitly,
+    /// as an operator would in `[outbound]`): the tests' databases, storage servers and
+    /// receivers run here.
     pub fn start(store: Store) -> Server {
-        Self::start_with(store, &[])
+        let temp = std::env::temp_dir().display().to_string();
+        Server::start_with(
+            store,
+            &[
+                ("STATEHOUSE_OUTBOUND__ALLOW_LOOPBACK", "true"),
+                ("STATEHOUSE_OUTBOUND__ALLOW_UNIX_SOCKETS", "true"),
+                ("STATEHOUSE_OUTBOUND__LOCAL_TARGET_ROOTS", &temp),
+            ],
+        )
     }
 
-    /// A server with extra environment settings (`STATEHOUSE_HTTP__…`, or
-    /// `STATEHOUSE_DATABASE_URL` for a PostgreSQL of the test's own, whose data it then owns).
+    /// A server with these environment variables besides the listen address, data directory and
+    /// store (nothing else of this process's `STATEHOUSE_*` environment reaches it): settings
+    /// such as `STATEHOUSE_HTTP__…`, or `STATEHOUSE_DATABASE_URL` for a PostgreSQL of the
+    /// test's own, whose data it then owns. The outbound policy keeps its defaults.
     pub fn start_with(store: Store, extra_env: &[(&str, &str)]) -> Server {
         let own_database = extra_env
             .iter()
@@ -542,6 +555,19 @@ impl Server {
             self.store,
             self.log.text()
         )
+    }
+
+    /// Waits up to ten seconds for `needle` in the server's output (it reaches the test through
+    /// a pipe, a little after the request that caused it was answered).
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log.text().contains(needle) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
     }
 
     /// The Terraform `http` backend address of a state.
