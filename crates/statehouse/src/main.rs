@@ -11,6 +11,7 @@ mod instance;
 mod notifiers;
 mod output;
 mod progress;
+mod restores;
 mod search;
 mod self_backup;
 mod serve;
