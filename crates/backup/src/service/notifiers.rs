@@ -6,8 +6,6 @@
 //! stored itself, so an event is sent once; a process that dies between storing an event and
 //! sending it loses that notification (events stay queryable, and webhooks are durable).
 
-use std::time::Duration;
-
 use serde::Serialize;
 use serde_json::json;
 use statehouse_core::access::{Principal, Role};
