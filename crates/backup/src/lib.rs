@@ -15,6 +15,9 @@
 //! - [`create_readonly_role`] / [`check_privileges`]: least privilege for the backup role.
 //! - [`discover_databases`] (whole-server mode), [`check_health`], [`server_version`] with
 //!   [`pg_tools::find_pg_tool_for_server`].
+//! - [`globals`]: a whole server's roles and tablespaces (`pg_dumpall --globals-only`), backed
+//!   up beside its databases and restored first; [`exclusions`]: what a database's backups
+//!   leave out (pg_dump's `--exclude-…` patterns).
 //!
 //! # Restoring without statehouse
 //!
