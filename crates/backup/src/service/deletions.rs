@@ -47,9 +47,10 @@ impl BackupService {
     }
 
     /// Deletes what the database's retention policy no longer keeps (object, sidecar, row),
-    /// per PostgreSQL database (and for the server's globals) in whole-server mode. Every deletion is logged, audited and
-    /// announced with the rule that let it go; one that fails is audited as failed and the
-    /// others still go. Returns how many went, or the first failure.
+    /// per PostgreSQL database (and for the server's globals) in whole-server mode. Every
+    /// deletion is logged, audited and announced with the rule that let it go; one that fails
+    /// is audited as failed and the others still go. Returns how many went, or the first
+    /// failure.
     pub(crate) async fn apply_retention(&self, db: &DatabaseRecord) -> Result<u64> {
         let settings = DatabaseSettings::from_json(&db.settings)?;
         if settings.retention.is_empty() {
