@@ -19,6 +19,9 @@ use crate::settings::DatabaseSettings;
 /// Who deletes what retention lets go, in the audit log and events.
 const RETENTION_ACTOR: &str = "statehouse";
 
+/// What retention keeps apart: the server's globals, or one PostgreSQL database (by name).
+type Series = (BackupKind, Option<String>);
+
 impl BackupService {
     /// Successful backups of a database, newest first (all pages).
     async fn succeeded_backups(&self, db: &DatabaseRecord) -> Result<Vec<BackupRecord>> {
@@ -62,7 +65,7 @@ impl BackupService {
         };
         let runs = self.succeeded_backups(db).await?;
         // One series per PostgreSQL database, and one of the server's globals.
-        let mut groups: Vec<((BackupKind, Option<String>), Vec<&BackupRecord>)> = Vec::new();
+        let mut groups: Vec<(Series, Vec<&BackupRecord>)> = Vec::new();
         for run in &runs {
             let series = (run.kind, run.db_name.clone());
             match groups.iter_mut().find(|(key, _)| *key == series) {
