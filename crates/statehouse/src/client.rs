@@ -69,7 +69,8 @@ enum Transport {
         services: statehouse_core::service::Services,
         /// Sends the notifications of the events this process stores (a local backup
         /// notifies like a server's), until [`Client::finish`].
-        notifications: LocalNotifications,
+        /// Boxed: a remote client would otherwise carry its size too.
+        notifications: Box<LocalNotifications>,
     },
 }
 
@@ -292,11 +293,11 @@ impl Client {
                 router,
                 secret,
                 services,
-                notifications: LocalNotifications {
+                notifications: Box::new(LocalNotifications {
                     backups,
                     stop,
                     task: std::sync::Mutex::new(Some(task)),
-                },
+                }),
             },
         })
     }
