@@ -15,6 +15,9 @@
 //! - [`create_readonly_role`] / [`check_privileges`]: least privilege for the backup role.
 //! - [`discover_databases`] (whole-server mode), [`check_health`], [`server_version`] with
 //!   [`pg_tools::find_pg_tool_for_server`].
+//! - [`globals`]: a whole server's roles and tablespaces (`pg_dumpall --globals-only`), backed
+//!   up beside its databases and restored first; [`exclusions`]: what a database's backups
+//!   leave out (pg_dump's `--exclude-…` patterns).
 //!
 //! # Restoring without statehouse
 //!
@@ -58,6 +61,8 @@
 pub mod connection;
 pub mod databases;
 mod decode;
+pub mod exclusions;
+pub mod globals;
 pub mod health;
 pub mod keys;
 pub mod pg_tools;
@@ -98,6 +103,17 @@ pub use verify::{
 /// letters, digits, `_`, `-` and `.` in the database name become `_` (so it stays one path
 /// segment on every target).
 pub fn object_name(database: &str, started: Timestamp, id: &str) -> String {
+    named_object(database, started, id, "dump.zst.age")
+}
+
+/// The object of a whole-server run's globals, beside its databases' objects:
+/// `<name>-globals/<name>-globals-<UTC time>-<id>.sql.zst.age` (`name`: the registered
+/// database's name in statehouse).
+pub fn globals_object_name(registered: &str, started: Timestamp, id: &str) -> String {
+    named_object(&format!("{registered}-globals"), started, id, "sql.zst.age")
+}
+
+fn named_object(database: &str, started: Timestamp, id: &str, extension: &str) -> String {
     let mut db: String = database
         .chars()
         .map(|c| {
@@ -114,7 +130,7 @@ pub fn object_name(database: &str, started: Timestamp, id: &str) -> String {
     let time = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(started.millis())
         .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
         .unwrap_or_else(|| started.millis().to_string());
-    format!("{db}/{db}-{time}-{id}.dump.zst.age")
+    format!("{db}/{db}-{time}-{id}.{extension}")
 }
 
 /// Runs one backup end to end: dumps into a new object `name` of `target`, then commits it with
@@ -187,5 +203,9 @@ mod tests {
             "_.._a_b/_.._a_b-20261118T110640Z-x.dump.zst.age"
         );
         assert!(object_name("", t, "x").starts_with("_/_-"));
+        assert_eq!(
+            globals_object_name("cluster", t, "abc"),
+            "cluster-globals/cluster-globals-20261118T110640Z-abc.sql.zst.age"
+        );
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::connection::LibpqEnv;
 pub use crate::connection::PgConnection;
+use crate::exclusions::DumpExclusions;
 use crate::keys::Encryption;
 use crate::row_counts::{ExportedSnapshot, RowCounts};
 
@@ -52,6 +53,8 @@ pub struct DumpOptions {
     pub stall_timeout: Duration,
     /// The whole dump taking longer than this fails the backup.
     pub total_timeout: Duration,
+    /// Schemas, tables and table data left out (pg_dump's `--exclude-…` options).
+    pub exclusions: DumpExclusions,
 }
 
 /// What the pipeline wrote to the sink.
@@ -77,8 +80,13 @@ pub enum BackupError {
         path: String,
         source: std::io::Error,
     },
-    #[error("pg_dump failed ({status}): {stderr}")]
-    PgDump { status: String, stderr: String },
+    /// pg_dump (or pg_dumpall, named in `tool`) failed.
+    #[error("{tool} failed ({status}): {stderr}")]
+    PgDump {
+        tool: &'static str,
+        status: String,
+        stderr: String,
+    },
     #[error(
         "the backup stalled: no bytes moved for {0:?}; pg_dump was stopped (is the database or the storage target reachable?)"
     )]
@@ -276,8 +284,9 @@ pub async fn dump_to<W: AsyncWrite + Unpin + ?Sized>(
             .await
         }
     };
+    let exclusions = options.exclusions.pg_dump_args();
     if !options.count_rows {
-        return dump(Vec::new()).await;
+        return dump(exclusions).await;
     }
     // The rows are counted in the exported snapshot while pg_dump dumps it (the counting keeps
     // the exporting transaction open, as pg_dump's import requires): the count's table scans
@@ -285,8 +294,14 @@ pub async fn dump_to<W: AsyncWrite + Unpin + ?Sized>(
     let mut snapshot = timer
         .run_total(ExportedSnapshot::begin(&options.connection))
         .await??;
-    let dumped = dump(vec![format!("--snapshot={}", snapshot.id())]);
-    let counted = async { timer.run_total(snapshot.count_rows()).await? };
+    let mut args = vec![format!("--snapshot={}", snapshot.id())];
+    args.extend(exclusions);
+    let dumped = dump(args);
+    let counted = async {
+        timer
+            .run_total(snapshot.count_rows(&options.exclusions))
+            .await?
+    };
     // The first failure ends both: the dump's future kills pg_dump when dropped.
     let (outcome, row_counts) = tokio::try_join!(dumped, counted)?;
     snapshot.finish().await;
@@ -308,23 +323,46 @@ pub(crate) async fn run_pg_dump<W: AsyncWrite + Unpin + ?Sized>(
     sink: &mut W,
     timer: &Timer,
 ) -> Result<DumpOutcome, BackupError> {
-    let (mut child, stdout) = spawn_pg_dump(pg_dump, env, extra_args)?;
+    let mut args: Vec<String> = ["--format=custom", "--compress=0", "--no-password"]
+        .map(str::to_owned)
+        .to_vec();
+    args.extend_from_slice(extra_args);
+    let tool = DumpTool {
+        name: "pg_dump",
+        path: pg_dump,
+        args,
+    };
+    run_dump_tool(&tool, env, zstd_level, encryptor, sink, timer).await
+}
+
+/// A dumping tool to run: its name for messages, its binary, its arguments.
+pub(crate) struct DumpTool<'a> {
+    pub name: &'static str,
+    pub path: &'a Path,
+    pub args: Vec<String>,
+}
+
+/// Runs `tool` (pg_dump, pg_dumpall) and streams its standard output, compressed and
+/// encrypted, into `sink`. On any failure the tool is killed and the error says why; output of
+/// a tool that did not finish successfully never returns `Ok`.
+pub(crate) async fn run_dump_tool<W: AsyncWrite + Unpin + ?Sized>(
+    tool: &DumpTool<'_>,
+    env: &LibpqEnv,
+    zstd_level: i32,
+    encryptor: age::Encryptor,
+    sink: &mut W,
+    timer: &Timer,
+) -> Result<DumpOutcome, BackupError> {
+    let (mut child, stdout) = spawn_dump_tool(tool, env)?;
     let stderr_task = child.stderr.take().map(|s| tokio::spawn(read_tail(s)));
-    let encoded = encode(
-        stdout,
-        zstd_level,
-        encryptor,
-        sink,
-        timer,
-        "pg_dump's output",
-    )
-    .await;
+    let what = format!("{}'s output", tool.name);
+    let encoded = encode(stdout, zstd_level, encryptor, sink, timer, &what).await;
     let result = match encoded {
         Ok(outcome) => timer
             .run(child.wait())
             .await
             .and_then(|waited| {
-                waited.map_err(|e| BackupError::Encode(format!("waiting for pg_dump: {e}")))
+                waited.map_err(|e| BackupError::Encode(format!("waiting for {}: {e}", tool.name)))
             })
             .map(|status| (outcome, status)),
         Err(e) => Err(e),
@@ -337,8 +375,9 @@ pub(crate) async fn run_pg_dump<W: AsyncWrite + Unpin + ?Sized>(
                 None => String::new(),
             };
             Err(BackupError::PgDump {
+                tool: tool.name,
                 status: status.to_string(),
-                stderr: clean_stderr("pg_dump", &stderr),
+                stderr: clean_stderr(tool.name, &stderr),
             })
         }
         Err(e) => {
@@ -350,21 +389,19 @@ pub(crate) async fn run_pg_dump<W: AsyncWrite + Unpin + ?Sized>(
     }
 }
 
-/// Starts pg_dump with its stdout on a plain (blocking) pipe: the encoding thread reads it
+/// Starts the tool with its stdout on a plain (blocking) pipe: the encoding thread reads it
 /// directly, with no async wake-up per pipe buffer.
-fn spawn_pg_dump(
-    pg_dump: &Path,
+fn spawn_dump_tool(
+    tool: &DumpTool<'_>,
     env: &LibpqEnv,
-    extra_args: &[String],
 ) -> Result<(Child, PipeReader), BackupError> {
     let spawn_error = |source| BackupError::Spawn {
-        path: pg_dump.display().to_string(),
+        path: tool.path.display().to_string(),
         source,
     };
     let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
-    let mut command = Command::new(pg_dump);
-    command.args(["--format=custom", "--compress=0", "--no-password"]);
-    command.args(extra_args);
+    let mut command = Command::new(tool.path);
+    command.args(&tool.args);
     env.apply(&mut command);
     command
         .stdin(Stdio::null())
@@ -372,7 +409,7 @@ fn spawn_pg_dump(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let child = command.spawn().map_err(spawn_error)?;
-    // `command` (holding our copy of the pipe's write end) is dropped here: only pg_dump keeps
+    // `command` (holding our copy of the pipe's write end) is dropped here: only the tool keeps
     // it open, so its exit is the reader's end of file.
     Ok((child, reader))
 }
@@ -528,6 +565,7 @@ mod tests {
             BackupError::Storage("timed out".into()),
             BackupError::Stalled(Duration::from_secs(30)),
             BackupError::PgDump {
+                tool: "pg_dump",
                 status: "exit status: 1".into(),
                 stderr: "connection refused".into(),
             },

@@ -38,6 +38,10 @@ pub struct RestoreOptions {
     pub single_transaction: bool,
     /// Create the database first when it does not exist (through the `postgres` database).
     pub create_if_missing: bool,
+    /// `pg_restore --create`: the archive's own `CREATE DATABASE` (with its owner, grants
+    /// and settings) makes the database, connecting to the `postgres` database first; for a
+    /// database that does not exist yet (not with `clean` or `create_if_missing`).
+    pub create_from_archive: bool,
     /// `pg_restore --jobs`. Above 1 the archive is first decoded into a temporary file (parallel
     /// restore needs a seekable file): it needs that much free disk, no memory.
     pub jobs: u32,
@@ -69,6 +73,7 @@ impl RestoreOptions {
             exit_on_error: true,
             single_transaction: false,
             create_if_missing: false,
+            create_from_archive: false,
             jobs: 1,
             spool_dir: None,
             expected_sha256: None,
@@ -98,12 +103,17 @@ impl RestoreOptions {
         if self.jobs > 1 {
             args.push(format!("--jobs={}", self.jobs));
         }
+        // pg_restore connects here first; with --create it then creates the archive's database
+        // and switches to it.
+        let connect_to = if self.create_from_archive {
+            args.push("--create".to_owned());
+            MAINTENANCE_DATABASE
+        } else {
+            &self.connection.database
+        };
         // A connection string naming only the database (quoted, so no database name can turn
         // into connection options); host, user and the rest come from the environment.
-        args.push(format!(
-            "--dbname=dbname={}",
-            conninfo_value(&self.connection.database)
-        ));
+        args.push(format!("--dbname=dbname={}", conninfo_value(connect_to)));
         args
     }
 }
@@ -142,6 +152,13 @@ pub async fn restore_from<R: AsyncRead + Unpin + ?Sized>(
                 .to_owned(),
         ));
     }
+    if options.create_from_archive && (options.clean || options.create_if_missing) {
+        return Err(BackupError::Config(
+            "creating the database from the archive restores into a new database: clean and \
+             create_if_missing do not apply"
+                .to_owned(),
+        ));
+    }
     let timer = Timer::new(options.stall_timeout, options.total_timeout);
     let created_database = if options.create_if_missing {
         timer
@@ -159,7 +176,7 @@ pub async fn restore_from<R: AsyncRead + Unpin + ?Sized>(
         stored_bytes: decoded.stored_bytes,
         sha256: decoded.sha256,
         dump_bytes: decoded.dump_bytes,
-        created_database,
+        created_database: created_database || options.create_from_archive,
     })
 }
 
@@ -326,6 +343,80 @@ async fn finish_tool(
     })
 }
 
+/// What a restore into a database would replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseContents {
+    /// It does not exist (a restore creates it).
+    Missing,
+    /// It exists with nothing of its own (a new, empty database).
+    Empty,
+    /// It holds objects; in words: `12 tables, views or sequences, 1 schema`.
+    Objects(String),
+}
+
+/// Objects of a database's own (outside the system schemas; `public` itself and the
+/// `plpgsql` extension every new database has do not count).
+const OWN_OBJECTS: &str = "
+    SELECT
+      (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+          AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'),
+      (SELECT count(*) FROM pg_namespace
+        WHERE nspname !~ '^pg_' AND nspname NOT IN ('information_schema', 'public')),
+      (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'),
+      (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE t.typtype IN ('e', 'd', 'r', 'm')
+          AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'),
+      (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')";
+
+/// Whether `connection.database` exists, and what it holds: a restore over a database with
+/// objects replaces them and must be confirmed.
+pub async fn database_contents(connection: &PgConnection) -> Result<DatabaseContents, BackupError> {
+    // Asked through the maintenance database, so a missing database is not an error; when that
+    // one cannot be reached, the database itself answers.
+    let maintenance = connection.with_database(MAINTENANCE_DATABASE);
+    if let Ok(mut session) = maintenance.connect().await {
+        let exists: Result<(bool,), _> =
+            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&connection.database)
+                .fetch_one(&mut session)
+                .await;
+        let _ = session.close().await;
+        let (exists,) =
+            exists.map_err(|e| query_error(&maintenance, "looking up the database", &e))?;
+        if !exists {
+            return Ok(DatabaseContents::Missing);
+        }
+    }
+    let mut session = connection.connect().await?;
+    let counted: Result<(i64, i64, i64, i64, i64), _> =
+        sqlx::query_as(OWN_OBJECTS).fetch_one(&mut session).await;
+    let _ = session.close().await;
+    let (relations, schemas, functions, types, extensions) =
+        counted.map_err(|e| query_error(connection, "looking at the database's objects", &e))?;
+    let parts: Vec<String> = [
+        (
+            relations,
+            "table, view or sequence",
+            "tables, views or sequences",
+        ),
+        (schemas, "schema", "schemas"),
+        (functions, "function", "functions"),
+        (types, "type", "types"),
+        (extensions, "extension", "extensions"),
+    ]
+    .into_iter()
+    .filter(|(n, _, _)| *n > 0)
+    .map(|(n, one, many)| format!("{n} {}", if n == 1 { one } else { many }))
+    .collect();
+    Ok(if parts.is_empty() {
+        DatabaseContents::Empty
+    } else {
+        DatabaseContents::Objects(parts.join(", "))
+    })
+}
+
 /// Creates `connection.database` unless it exists, connecting to the `postgres` database of the
 /// same server as the same user. Returns whether it created it.
 pub async fn create_database_if_missing(connection: &PgConnection) -> Result<bool, BackupError> {
@@ -405,6 +496,17 @@ mod tests {
                 "--no-privileges",
                 "--jobs=4",
                 "--dbname=dbname='host=evil\\' db'"
+            ]
+        );
+        options.create_from_archive = true;
+        assert_eq!(
+            options.tool_args(),
+            [
+                "--no-password",
+                "--no-privileges",
+                "--jobs=4",
+                "--create",
+                "--dbname=dbname='postgres'"
             ]
         );
     }

@@ -37,6 +37,15 @@ pub struct RetentionPolicy {
     pub max_total_bytes: Option<u64>,
 }
 
+/// A backup retention deletes, and why (for the log, the audit entry and the event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    pub id: String,
+    /// `retention: kept by no rule (keep-last 3, keep-daily 14)` or
+    /// `retention: max-total-size 50.0 GiB (…)`.
+    pub reason: String,
+}
+
 /// Maps a local time to its calendar bucket (day, ISO week, month or year).
 type BucketOf = fn(&chrono::DateTime<Tz>) -> (i32, u32);
 
@@ -78,6 +87,30 @@ impl RetentionPolicy {
 
     /// The ids of `backups` to delete at `now`; calendar buckets are taken in `tz`.
     pub fn select_for_deletion(&self, backups: &[Kept], now: Timestamp, tz: Tz) -> Vec<String> {
+        self.plan_deletions(backups, now, tz)
+            .into_iter()
+            .map(|d| d.id)
+            .collect()
+    }
+
+    /// The rules that keep backups, as the CLI spells them (`keep-last 3, keep-daily 14`).
+    pub fn describe_rules(&self) -> String {
+        [
+            ("keep-last", self.keep_last),
+            ("keep-days", self.keep_days),
+            ("keep-daily", self.keep_daily),
+            ("keep-weekly", self.keep_weekly),
+            ("keep-monthly", self.keep_monthly),
+            ("keep-yearly", self.keep_yearly),
+        ]
+        .iter()
+        .filter_map(|(rule, n)| n.map(|n| format!("{rule} {n}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+
+    /// What to delete at `now` and why, newest first; calendar buckets are taken in `tz`.
+    pub fn plan_deletions(&self, backups: &[Kept], now: Timestamp, tz: Tz) -> Vec<Deletion> {
         if self.is_empty() || backups.is_empty() {
             return Vec::new();
         }
@@ -135,6 +168,12 @@ impl RetentionPolicy {
             keep.insert(newest.id.as_str());
         }
 
+        let not_kept = if self.keeps_by_rule() {
+            format!("retention: kept by no rule ({})", self.describe_rules())
+        } else {
+            String::new()
+        };
+        let mut over_cap: HashSet<&str> = HashSet::new();
         if let Some(cap) = self.max_total_bytes {
             let mut total: u64 = 0;
             for (i, b) in newest_first.iter().enumerate() {
@@ -144,14 +183,27 @@ impl RetentionPolicy {
                 total = total.saturating_add(b.stored_bytes);
                 if total > cap && i > 0 {
                     keep.remove(b.id.as_str());
+                    over_cap.insert(b.id.as_str());
                 }
             }
         }
+        let cap_reason = self.max_total_bytes.map(|cap| {
+            format!(
+                "retention: max-total-size {} (the newer backups kept take it up)",
+                crate::service::human_bytes(cap)
+            )
+        });
 
         newest_first
             .iter()
             .filter(|b| !keep.contains(b.id.as_str()))
-            .map(|b| b.id.clone())
+            .map(|b| Deletion {
+                id: b.id.clone(),
+                reason: match (&cap_reason, over_cap.contains(b.id.as_str())) {
+                    (Some(reason), true) => reason.clone(),
+                    _ => not_kept.clone(),
+                },
+            })
             .collect()
     }
 }
@@ -334,6 +386,32 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(kept_after(&tiny, &backups), ["2026-11-22"]);
+    }
+
+    #[test]
+    fn each_deletion_says_which_rule_let_it_go() {
+        let backups = daily_backups(5);
+        let policy = RetentionPolicy {
+            keep_last: Some(3),
+            keep_daily: Some(2),
+            max_total_bytes: Some(250),
+            ..Default::default()
+        };
+        let plan = policy.plan_deletions(&backups, at("2026-11-22T12:00:00Z"), Tz::UTC);
+        let reasons: Vec<(&str, &str)> = plan
+            .iter()
+            .map(|d| (d.id.as_str(), d.reason.as_str()))
+            .collect();
+        let cap = "retention: max-total-size 250 B (the newer backups kept take it up)";
+        let no_rule = "retention: kept by no rule (keep-last 3, keep-daily 2)";
+        assert_eq!(
+            reasons,
+            [
+                ("2026-11-20", cap),
+                ("2026-11-19", no_rule),
+                ("2026-11-18", no_rule)
+            ]
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use sqlx::Connection;
 
 use crate::connection::{PgConnection, query_error, quote_ident};
+use crate::exclusions::DumpExclusions;
 use crate::pipeline::BackupError;
 
 /// Rows per table, keyed `schema.table` (names as they are, unquoted).
@@ -29,12 +30,31 @@ pub(crate) async fn count_rows(
     connection: &PgConnection,
     session: &mut sqlx::PgConnection,
 ) -> Result<RowCounts, BackupError> {
+    count_dumped_rows(connection, session, &DumpExclusions::default()).await
+}
+
+/// Counts the rows pg_dump dumps with `exclusions`: tables it leaves out are not counted, those
+/// whose data it leaves out count as empty (as they are restored).
+pub(crate) async fn count_dumped_rows(
+    connection: &PgConnection,
+    session: &mut sqlx::PgConnection,
+    exclusions: &DumpExclusions,
+) -> Result<RowCounts, BackupError> {
+    let excluded = exclusions.excluded_tables(connection, session).await?;
     let tables: Vec<(String, String)> = sqlx::query_as(USER_TABLES)
         .fetch_all(&mut *session)
         .await
         .map_err(|e| query_error(connection, "listing the tables", &e))?;
     let mut counts = RowCounts::new();
     for (schema, table) in tables {
+        let name = format!("{schema}.{table}");
+        if excluded.left_out.contains(&name) {
+            continue;
+        }
+        if excluded.without_rows.contains(&name) {
+            counts.insert(name, 0);
+            continue;
+        }
         let sql = format!(
             "SELECT count(*) FROM {}.{}",
             quote_ident(&schema),
@@ -90,8 +110,11 @@ impl ExportedSnapshot {
         &self.id
     }
 
-    pub(crate) async fn count_rows(&mut self) -> Result<RowCounts, BackupError> {
-        count_rows(&self.connection, &mut self.session).await
+    pub(crate) async fn count_rows(
+        &mut self,
+        exclusions: &DumpExclusions,
+    ) -> Result<RowCounts, BackupError> {
+        count_dumped_rows(&self.connection, &mut self.session, exclusions).await
     }
 
     /// Ends the (read-only) transaction and the session.

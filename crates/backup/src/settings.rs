@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use statehouse_core::{Error, Result};
 
+use crate::exclusions::DumpExclusions;
 use crate::pipeline::{DEFAULT_ZSTD_LEVEL, PgConnection};
 use crate::retention::RetentionPolicy;
 use crate::schedule::ScheduleSpec;
@@ -217,6 +218,10 @@ pub struct DatabaseSettings {
     /// Further attempts after a failed scheduled or manual backup.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Schemas, tables and table data the backups leave out (pg_dump patterns; in
+    /// whole-server mode, in every database).
+    #[serde(default, skip_serializing_if = "DumpExclusions::is_empty")]
+    pub exclude: DumpExclusions,
 }
 
 fn single() -> DatabaseMode {
@@ -252,6 +257,7 @@ impl DatabaseSettings {
             stall_timeout_secs: default_stall_secs(),
             total_timeout_secs: default_total_secs(),
             retries: default_retries(),
+            exclude: DumpExclusions::default(),
         }
     }
 
@@ -299,6 +305,7 @@ impl DatabaseSettings {
                 "health down_after must be at least 1".into(),
             ));
         }
+        self.exclude.validate().map_err(Error::BadRequest)?;
         if let DatabaseMode::Server { include, exclude } = &self.mode {
             for pattern in include.iter().chain(exclude) {
                 if pattern.trim().is_empty() {

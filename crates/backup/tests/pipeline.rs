@@ -31,6 +31,7 @@ fn options(pg_dump: PathBuf, url: &str, recipient: age::x25519::Recipient) -> Du
         count_rows: false,
         stall_timeout: Duration::from_secs(30),
         total_timeout: Duration::from_secs(120),
+        exclusions: Default::default(),
     }
 }
 

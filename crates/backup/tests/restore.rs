@@ -393,6 +393,7 @@ async fn memory_stays_bounded_while_dumping_straight_into_a_restore() {
         count_rows: false,
         stall_timeout: Duration::from_secs(10),
         total_timeout: Duration::from_secs(120),
+        exclusions: Default::default(),
     };
     let mut restore = RestoreOptions::new(
         pg_restore,
@@ -449,6 +450,7 @@ async fn pg_restore_never_sees_the_whole_archive_of_an_object_with_the_wrong_che
         count_rows: false,
         stall_timeout: Duration::from_secs(10),
         total_timeout: Duration::from_secs(60),
+        exclusions: Default::default(),
     };
     let mut object = Vec::new();
     let dumped = statehouse_backup::dump_to(&dump, &mut object)

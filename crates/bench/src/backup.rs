@@ -195,6 +195,7 @@ async fn child_job(job: ChildJob) -> Result<(u64, u64)> {
                 count_rows,
                 stall_timeout: Duration::from_secs(300),
                 total_timeout: Duration::from_secs(6 * 3600),
+                exclusions: Default::default(),
             };
             let target = LocalDirTarget::new(target_dir);
             let metadata = run_backup(&options, None, &target, &object, None, &SystemClock).await?;

@@ -204,6 +204,35 @@ impl BackupTrigger {
     }
 }
 
+/// What a backup run stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupKind {
+    /// One database: a pg_dump archive.
+    Database,
+    /// What belongs to a whole server rather than to one database (roles with their
+    /// memberships and settings, tablespaces): `pg_dumpall --globals-only`, one per
+    /// whole-server run.
+    Globals,
+}
+
+impl BackupKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupKind::Database => "database",
+            BackupKind::Globals => "globals",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<BackupKind> {
+        match text {
+            "database" => Some(BackupKind::Database),
+            "globals" => Some(BackupKind::Globals),
+            _ => None,
+        }
+    }
+}
+
 /// The latest verification of a backup, kept on its row for listings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerificationSummary {
@@ -220,8 +249,14 @@ pub struct BackupRecord {
     pub workspace_id: String,
     /// The registered database (or server) it belongs to.
     pub database_id: String,
-    /// The PostgreSQL database name dumped; `None` until a whole-server run picks it.
+    /// The PostgreSQL database name dumped; `None` until a whole-server run picks it, and for
+    /// a globals run.
     pub db_name: Option<String>,
+    /// A database's dump, or a whole server's globals.
+    pub kind: BackupKind,
+    /// Shared by every run of one whole-server run (each database's and the globals'), so the
+    /// whole server can be restored from them; `None` for single-database runs.
+    pub server_run: Option<String>,
     pub target_id: String,
     /// The object's name in the target, once the run started writing it.
     pub object: Option<String>,
@@ -272,6 +307,8 @@ pub struct BackupResult {
 pub struct BackupFilter {
     pub database_id: Option<String>,
     pub status: Option<BackupStatus>,
+    /// Only the runs of this whole-server run.
+    pub server_run: Option<String>,
     /// Only runs queued strictly before this (`queued_at`, `id`) position (cursor paging).
     pub before: Option<(Timestamp, String)>,
     pub limit: i64,

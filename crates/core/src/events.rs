@@ -20,6 +20,8 @@ pub mod kind {
     pub const LOCK_STALE: &str = "lock.stale";
     pub const BACKUP_SUCCEEDED: &str = "backup.succeeded";
     pub const BACKUP_FAILED: &str = "backup.failed";
+    /// A backup was deleted: by retention (the payload's `reason` names the rule) or by hand.
+    pub const BACKUP_DELETED: &str = "backup.deleted";
     pub const VERIFICATION_SUCCEEDED: &str = "verification.succeeded";
     pub const VERIFICATION_FAILED: &str = "verification.failed";
     pub const DATABASE_DOWN: &str = "database.down";
@@ -39,6 +41,7 @@ pub mod kind {
         LOCK_STALE,
         BACKUP_SUCCEEDED,
         BACKUP_FAILED,
+        BACKUP_DELETED,
         VERIFICATION_SUCCEEDED,
         VERIFICATION_FAILED,
         DATABASE_DOWN,

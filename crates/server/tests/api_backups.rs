@@ -4,163 +4,17 @@
 //! double-run, catch-up), health checks, notifications to a local receiver, and who may do what.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backup_support;
 mod common;
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backup_support::{contents, pg_url, psql, setup, source_db, verify, walk, with_db};
 use common::TestServer;
 use serde_json::{Value, json};
 use statehouse_backup::service::{BackupOptions, BackupService};
 use statehouse_core::access::Role;
-
-/// The test PostgreSQL's URL: required in CI, the tests are skipped with a note elsewhere.
-fn pg_url() -> Option<String> {
-    match std::env::var("STATEHOUSE_TEST_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok() => panic!("STATEHOUSE_TEST_PG_URL is not set"),
-        _ => {
-            eprintln!("SKIPPED: STATEHOUSE_TEST_PG_URL is not set");
-            None
-        }
-    }
-}
-
-fn with_db(url: &str, db: &str) -> String {
-    let mut u = url::Url::parse(url).unwrap();
-    u.set_path(&format!("/{db}"));
-    u.to_string()
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-qAtX", "-c", sql])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A fresh database with two tables of data; returns its name.
-fn source_db(url: &str, prefix: &str) -> String {
-    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
-    psql(url, &format!("CREATE DATABASE {name}"));
-    psql(
-        &with_db(url, &name),
-        "CREATE TABLE customers (id int PRIMARY KEY, name text);
-         INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 2000) g;
-         CREATE TABLE orders (id bigserial PRIMARY KEY, customer int REFERENCES customers, total numeric);
-         INSERT INTO orders (customer, total) SELECT 1 + g % 2000, g * 1.5 FROM generate_series(1, 5000) g;",
-    );
-    name
-}
-
-/// Every table's contents as one checksum (order-independent per table).
-fn contents(url: &str) -> String {
-    psql(
-        url,
-        "SELECT string_agg(t, ',' ORDER BY t) FROM (
-           SELECT 'customers:' || count(*) || ':' || md5(string_agg(id || name, '' ORDER BY id)) AS t FROM customers
-           UNION ALL
-           SELECT 'orders:' || count(*) || ':' || md5(string_agg(id || '/' || customer || '/' || total, '' ORDER BY id)) FROM orders
-         ) x",
-    )
-}
-
-struct Setup {
-    s: TestServer,
-    admin: String,
-    url: String,
-    db: String,
-    dir: tempfile::TempDir,
-}
-
-/// A server with a local-directory target `local` and database `shop` registered.
-async fn setup(extra: Value) -> Option<Setup> {
-    let url = pg_url()?;
-    let s = TestServer::start().await;
-    let admin = s.token(Some("default"), Role::Admin).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (status, body) = s
-        .api(
-            "POST",
-            "/workspaces/default/targets",
-            Some(&admin),
-            Some(json!({"name": "local", "settings": {"kind": "local", "path": dir.path()}})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let db = source_db(&url, "shop");
-    let mut request = json!({"name": "shop", "target": "local", "url": with_db(&url, &db)});
-    for (k, v) in extra.as_object().unwrap() {
-        request[k] = v.clone();
-    }
-    let (status, body) = s
-        .api(
-            "POST",
-            "/workspaces/default/databases",
-            Some(&admin),
-            Some(request),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    Some(Setup {
-        s,
-        admin,
-        url,
-        db,
-        dir,
-    })
-}
-
-impl Setup {
-    async fn backup_now(&self) -> Value {
-        let (status, body) = self
-            .s
-            .api(
-                "POST",
-                "/workspaces/default/databases/shop/backups",
-                Some(&self.admin),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body[0].clone()
-    }
-
-    fn files(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for entry in walk(self.dir.path()) {
-            out.push(
-                entry
-                    .strip_prefix(self.dir.path())
-                    .unwrap()
-                    .display()
-                    .to_string(),
-            );
-        }
-        out.sort();
-        out
-    }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
 
 #[tokio::test]
 async fn backup_download_verify_restore_and_delete() {
@@ -474,17 +328,6 @@ async fn two_schedulers_run_each_due_backup_once_and_catch_up_after_downtime() {
 }
 
 /// A local receiver of generic-webhook notifications: the JSON bodies it got.
-/// `POST …/backups/{id}/verify` in the default workspace.
-async fn verify(s: &TestServer, token: &str, id: &str) -> (u16, Value) {
-    s.api(
-        "POST",
-        &format!("/workspaces/default/backups/{id}/verify"),
-        Some(token),
-        None,
-    )
-    .await
-}
-
 async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
     let got: Arc<Mutex<Vec<Value>>> = Arc::default();
     let sink = got.clone();
@@ -931,6 +774,19 @@ async fn backups_only_their_owners_can_read_are_verified_by_checksum() {
     assert!(body.to_string().contains("identity"), "{body}");
 }
 
+/// A whole-server run's backups: its globals, and its databases' in order.
+fn split_globals(runs: &Value) -> (Value, Vec<Value>) {
+    let runs = runs.as_array().unwrap();
+    let globals: Vec<&Value> = runs.iter().filter(|r| r["kind"] == "globals").collect();
+    assert_eq!(globals.len(), 1, "one globals backup per run: {runs:?}");
+    let databases = runs
+        .iter()
+        .filter(|r| r["kind"] == "database")
+        .cloned()
+        .collect();
+    (globals[0].clone(), databases)
+}
+
 #[tokio::test]
 async fn whole_server_mode_backs_up_each_database_and_full_verification_counts_rows() {
     let Some(url) = pg_url() else {
@@ -994,7 +850,9 @@ async fn whole_server_mode_backs_up_each_database_and_full_verification_counts_r
         )
         .await;
     assert_eq!(status, 200, "{early}");
-    assert_eq!(early[0]["detail"]["row_counts"], Value::Null, "{early}");
+    let (early_globals, early) = split_globals(&early);
+    assert_eq!(early[0]["detail"]["row_counts"], Value::Null, "{early:?}");
+    assert_eq!(early_globals["status"], "succeeded", "{early_globals}");
     // A verification server: backups from now on count their rows for full verification.
     let (status, body) = s
         .api(
@@ -1014,9 +872,36 @@ async fn whole_server_mode_backs_up_each_database_and_full_verification_counts_r
         )
         .await;
     assert_eq!(status, 200, "{runs}");
+    // The server's globals beside the databases, in the same whole-server run.
+    let (globals, runs) = split_globals(&runs);
+    assert_eq!(globals["status"], "succeeded", "{globals}");
+    assert!(globals["db_name"].is_null(), "{globals}");
+    assert!(
+        globals["object"]
+            .as_str()
+            .unwrap()
+            .starts_with("cluster-globals/cluster-globals-"),
+        "{globals}"
+    );
+    assert_eq!(globals["detail"]["role_passwords"], true, "{globals}");
+    for r in &runs {
+        assert_eq!(r["server_run"], globals["server_run"], "{r}");
+    }
+    assert_ne!(
+        early_globals["server_run"], globals["server_run"],
+        "each run is a whole-server run of its own"
+    );
+    let (status, verification) = verify(&s, &admin, globals["id"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{verification}");
+    assert_eq!(verification["ok"], true, "{verification}");
+    assert!(
+        verification["detail"]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("pg_dumpall globals"),
+        "{verification}"
+    );
     let mut names: Vec<&str> = runs
-        .as_array()
-        .unwrap()
         .iter()
         .map(|r| {
             assert_eq!(r["status"], "succeeded", "{r}");
@@ -1026,8 +911,8 @@ async fn whole_server_mode_backs_up_each_database_and_full_verification_counts_r
     names.sort();
     assert_eq!(names, [a.as_str(), b.as_str()]);
     let counts = &runs[0]["detail"]["row_counts"];
-    assert_eq!(counts["public.customers"], 2000, "{runs}");
-    assert_eq!(counts["public.orders"], 5000, "{runs}");
+    assert_eq!(counts["public.customers"], 2000, "{runs:?}");
+    assert_eq!(counts["public.orders"], 5000, "{runs:?}");
 
     // The early backup has nothing to compare a scratch restore with: checked the cheap way,
     // and the verification says why.
@@ -1089,5 +974,39 @@ async fn whole_server_mode_backs_up_each_database_and_full_verification_counts_r
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // A run the workers take from the queue discovers the databases and adds the globals to
+    // its whole-server run as well.
+    let (status, queued) = s
+        .api(
+            "POST",
+            "/workspaces/default/databases/cluster/backups?wait=false",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let group = queued["server_run"].as_str().unwrap().to_owned();
+    assert_eq!(group, queued["id"].as_str().unwrap(), "{queued}");
+    for _ in 0..3 {
+        s.backups.tick().await.unwrap();
+        s.backups.wait_idle().await;
+    }
+    let (status, page) = s
+        .api(
+            "GET",
+            &format!("/workspaces/default/backups?server_run={group}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let (globals, databases) = split_globals(&page["items"]);
+    assert_eq!(globals["status"], "succeeded", "{page}");
+    assert_eq!(databases.len(), 2, "{page}");
+    assert!(
+        databases.iter().all(|d| d["status"] == "succeeded"),
+        "{page}"
+    );
     psql(&url, &format!("DROP ROLE {verifier}"));
 }

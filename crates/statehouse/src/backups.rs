@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::client::{Client, Paging, Query, path};
-use crate::databases::{RUN_HEADERS, run_row, verification_reason};
+use crate::databases::{RUN_HEADERS, dumped, run_row, verification_reason};
 use crate::output::{Output, age, or_dash, print_json, size, str_or, write_out};
 use crate::progress::{Progress, visible};
 use crate::settings_input::read_stdin_secret;
@@ -28,6 +28,10 @@ pub enum BackupCommand {
         /// Only backups in this state: queued, running, succeeded, failed.
         #[arg(long)]
         status: Option<String>,
+        /// Only the backups of this whole-server run (its databases and the server's globals;
+        /// `backup show` names a backup's run).
+        #[arg(long, value_name = "RUN")]
+        server_run: Option<String>,
         #[command(flatten)]
         paging: Paging,
         #[command(flatten)]
@@ -162,7 +166,8 @@ fn backup_fields(b: &Value) -> Vec<(&'static str, String)> {
     let mut fields = vec![
         ("id", str_or(&b["id"], "")),
         ("database", str_or(&b["database"], "")),
-        ("db", str_or(&b["db_name"], "-")),
+        ("db", dumped(b)),
+        ("whole-server run", str_or(&b["server_run"], "-")),
         ("status", str_or(&b["status"], "")),
         ("trigger", str_or(&b["trigger"], "")),
         ("attempt", or_dash(b["attempt"].as_i64())),
@@ -310,6 +315,7 @@ pub async fn run(client: &Client, cmd: BackupCommand) -> Result<()> {
             workspace,
             database,
             status,
+            server_run,
             paging,
             output,
         } => {
@@ -318,7 +324,8 @@ pub async fn run(client: &Client, cmd: BackupCommand) -> Result<()> {
                     &path(["workspaces", &workspace, "backups"]),
                     Query::new()
                         .with("database", database)
-                        .with("status", status),
+                        .with("status", status)
+                        .with("server_run", server_run),
                     &paging,
                 )
                 .await?;

@@ -67,8 +67,25 @@ enum Transport {
         secret: TokenSecret,
         /// Kept to store the audit entries of this process's requests before it exits.
         services: statehouse_core::service::Services,
+        /// Sends the notifications of the events this process stores (a local backup
+        /// notifies like a server's), until [`Client::finish`].
+        /// Boxed: a remote client would otherwise carry its size too.
+        notifications: Box<LocalNotifications>,
     },
 }
+
+/// The notification sender of a local client.
+struct LocalNotifications {
+    backups: BackupService,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// How long a finishing local command waits for its notifications.
+const NOTIFICATIONS_WAIT: Duration = Duration::from_secs(120);
+/// A local command's failed notification is retried twice too, sooner than a server's (the
+/// command waits for it).
+const NOTIFICATION_RETRIES: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(4)];
 
 /// Why a request failed, for the exit status: the server refused it (4xx: fix the request or
 /// the token), or the server could not be reached or failed (connection, TLS, 5xx: retry or
@@ -261,12 +278,15 @@ impl Client {
             services.clone(),
             BackupOptions {
                 outbound: config.outbound_policy(),
+                notification_retries: NOTIFICATION_RETRIES.to_vec(),
                 ..BackupOptions::default()
             },
         )?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = backups.start_notifications(stopped);
         let router = router(AppState {
             services: services.clone(),
-            backups,
+            backups: backups.clone(),
             max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
         });
         Ok(Client {
@@ -274,14 +294,51 @@ impl Client {
                 router,
                 secret,
                 services,
+                notifications: Box::new(LocalNotifications {
+                    backups,
+                    stop,
+                    task: std::sync::Mutex::new(Some(task)),
+                }),
             },
         })
     }
 
-    /// Stores the audit entries this process queued (local mode); call before exiting.
+    /// Stores the audit entries and events this process queued and sends the notifications
+    /// of those events (local mode); call before exiting.
     pub async fn finish(&self) {
-        if let Transport::Local { services, .. } = &self.transport {
+        if let Transport::Local {
+            services,
+            notifications,
+            ..
+        } = &self.transport
+        {
             services.flush_journal().await;
+            // Every stored event has been handed to the sender by now: stop it once it has
+            // offered them all, then wait for the sending.
+            let _ = notifications.stop.send(true);
+            let task = notifications.task.lock().ok().and_then(|mut t| t.take());
+            let sent = async {
+                if let Some(task) = task {
+                    let _ = task.await;
+                }
+                notifications.backups.wait_idle().await;
+            };
+            if tokio::time::timeout(NOTIFICATIONS_WAIT, sent)
+                .await
+                .is_err()
+            {
+                errln!(
+                    "warning: notifications were still being sent after {}s; some may not have \
+                     been delivered (see `statehouse notifier test`)",
+                    NOTIFICATIONS_WAIT.as_secs()
+                );
+            }
+            for failed in notifications.backups.take_undelivered() {
+                errln!(
+                    "warning: a notification was not delivered: {failed} (check the notifier \
+                     with `statehouse notifier test`)"
+                );
+            }
         }
     }
 

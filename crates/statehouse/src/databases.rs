@@ -1,15 +1,12 @@
 //! `statehouse db …`: PostgreSQL databases whose backups statehouse runs, through the API —
 //! register, list, change, check, back up now, restore, verify, health.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::client::{ApiFailure, Client, Paging, Query, path};
+use crate::client::{Client, Paging, Query, path};
 use crate::output::{Output, age, on_off, or_dash, print_json, print_table, size, str_or};
 use crate::progress::{Progress, long_operation, visible};
 use crate::settings_input::read_stdin_secret;
@@ -98,8 +95,9 @@ pub struct DatabaseOptions {
     /// Also verify the newest backup on this schedule (same forms as --schedule; `none` to stop).
     #[arg(long, value_name = "SCHEDULE|none")]
     pub verify_schedule: Option<String>,
-    /// Back up every database of the server (found at each run; new ones are picked up),
-    /// connecting to --database (e.g. postgres).
+    /// Back up every database of the server (found at each run; new ones are picked up) and
+    /// its globals (roles with their passwords when connecting as a superuser, memberships,
+    /// tablespaces), connecting to --database (e.g. postgres).
     #[arg(long, conflicts_with = "single_database")]
     pub whole_server: bool,
     /// Back up only the one database (undoes --whole-server).
@@ -113,6 +111,23 @@ pub struct DatabaseOptions {
     /// commas.
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
+    /// Leave this schema and everything in it out of the backups (pg_dump --exclude-schema;
+    /// `*` and `?` wildcards, "Quoted" for an exact name); repeat for several. Given to `db
+    /// change`, replaces the list.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude_schema: Vec<String>,
+    /// Leave these tables with their rows out (pg_dump --exclude-table: TABLE or SCHEMA.TABLE,
+    /// wildcards allowed; a bare name means the table on the search path); repeat for several.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude_table: Vec<String>,
+    /// Back up these tables' definitions but not their rows (pg_dump --exclude-table-data;
+    /// restored empty); repeat for several.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude_table_data: Vec<String>,
+    /// Leave nothing out any more (drops every --exclude-schema/-table/-table-data; those
+    /// given with it are kept).
+    #[arg(long)]
+    pub no_exclusions: bool,
     /// zstd compression level, 1-22 (default 5).
     #[arg(long, value_name = "N")]
     pub zstd_level: Option<i32>,
@@ -213,8 +228,9 @@ pub enum DbCommand {
         output: Output,
     },
     /// Back a database up now (workspace editors) and wait, with a progress bar; prints the
-    /// finished backups (one per database with --whole-server). Exits non-zero when a backup
-    /// failed, with the reason.
+    /// finished backups (with --whole-server: the server's globals — roles, memberships,
+    /// tablespaces — and one per database). Exits non-zero when a backup failed, with the
+    /// reason.
     Backup {
         name: String,
         #[arg(long, default_value = "default")]
@@ -230,50 +246,15 @@ pub enum DbCommand {
     },
     /// Restore a backup (workspace admins) into its database (default), another database of
     /// the same server (--into, created when missing) or another server (--url), with a
-    /// progress bar. Exits non-zero when the restore fails.
+    /// progress bar; a globals backup onto its server; or a whole server (--whole-server).
+    /// Exits non-zero when the restore fails.
     ///
     /// By default existing objects are dropped first (pg_restore --clean --if-exists) and
-    /// ownership is not restored (--no-owner). Backups the server cannot decrypt need
-    /// --identity or --passphrase-stdin.
-    Restore {
-        /// The backup's id (see `statehouse backup list`).
-        backup_id: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
-        /// Restore into this database (created when missing) instead of the one dumped.
-        #[arg(long, value_name = "DATABASE")]
-        into: Option<String>,
-        /// Restore into another server: postgres://USER:PASSWORD@HOST:PORT/DATABASE
-        /// (--into then names the database).
-        #[arg(long, value_name = "URL")]
-        url: Option<String>,
-        /// pg_restore jobs in parallel (default 1).
-        #[arg(long, value_name = "N")]
-        jobs: Option<u32>,
-        /// Fail when the database does not exist instead of creating it.
-        #[arg(long)]
-        no_create: bool,
-        /// Do not drop existing objects first.
-        #[arg(long)]
-        no_clean: bool,
-        /// Restore object ownership (pg_restore without --no-owner); the roles must exist.
-        #[arg(long)]
-        keep_owner: bool,
-        /// An age identity file (AGE-SECRET-KEY-1…) for backups encrypted to your own key.
-        #[arg(long, value_name = "FILE", conflicts_with = "passphrase_stdin")]
-        identity: Option<PathBuf>,
-        /// Read the backup passphrase from stdin.
-        #[arg(long)]
-        passphrase_stdin: bool,
-        /// Restore over the backup's own database without asking (asked only on a terminal).
-        #[arg(long, short = 'y')]
-        yes: bool,
-        /// No progress bar.
-        #[arg(long, short = 'q')]
-        quiet: bool,
-        #[command(flatten)]
-        output: Output,
-    },
+    /// ownership is not restored (--no-owner), except by --whole-server, which restores the
+    /// roles first. A database that has objects, or a server that has roles, is overwritten
+    /// only with --force (on a terminal you are asked, shown the database and server).
+    /// Backups the server cannot decrypt need --identity or --passphrase-stdin.
+    Restore(crate::restores::RestoreArgs),
     /// Verify a backup now (workspace editors): a scratch restore with row counts when a
     /// verification server is set, else decrypt + checksum + pg_restore --list (or the
     /// checksum only when the server cannot decrypt). Exits non-zero when it fails.
@@ -561,6 +542,24 @@ impl DatabaseOptions {
         } else if !include.is_empty() || !exclude.is_empty() {
             bail!("--include and --exclude choose databases of a whole server: add --whole-server");
         }
+        // What backups leave out: each list given replaces the current one.
+        let lists = [
+            ("schemas", &self.exclude_schema),
+            ("tables", &self.exclude_table),
+            ("table_data", &self.exclude_table_data),
+        ];
+        if self.no_exclusions || lists.iter().any(|(_, given)| !given.is_empty()) {
+            let mut exclude = match current.and_then(|c| c["exclude"].as_object()) {
+                Some(current) if !self.no_exclusions => current.clone(),
+                _ => Map::new(),
+            };
+            for (key, given) in lists {
+                if !given.is_empty() {
+                    exclude.insert(key.into(), json!(given));
+                }
+            }
+            body.insert("exclude".into(), Value::Object(exclude));
+        }
         // Health checks.
         if self.no_health_checks || self.health_checks {
             let mut health = current
@@ -719,6 +718,7 @@ fn db_fields(d: &Value) -> Vec<(&'static str, String)> {
         ("schedule", describe_schedule(&s["schedule"])),
         ("next backup", str_or(&d["next_backup_at"], "-")),
         ("retention", describe_retention(&s["retention"])),
+        ("leaves out", describe_exclusions(&s["exclude"])),
         (
             "verify",
             format!(
@@ -754,6 +754,30 @@ fn db_fields(d: &Value) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// What backups leave out: `schemas scratch; tables public.cache_*; rows of audit_log`.
+fn describe_exclusions(exclude: &Value) -> String {
+    let list = |key: &str| {
+        exclude[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let parts: Vec<String> = [
+        ("schemas", list("schemas")),
+        ("tables", list("tables")),
+        ("rows of", list("table_data")),
+    ]
+    .into_iter()
+    .filter(|(_, patterns)| !patterns.is_empty())
+    .map(|(what, patterns)| format!("{what} {}", patterns.join(", ")))
+    .collect();
+    if parts.is_empty() {
+        "nothing".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
 fn percent(v: &Value) -> String {
     v.as_f64()
         .map(|p| format!("{p}%"))
@@ -774,11 +798,21 @@ pub const RUN_HEADERS: [&str; 9] = [
     "ID", "DATABASE", "DB", "STATUS", "TRIGGER", "QUEUED", "DURATION", "SIZE", "VERIFIED",
 ];
 
+/// What a backup holds: the database dumped, or `(globals)` for a whole server's roles and
+/// tablespaces.
+pub fn dumped(b: &Value) -> String {
+    if b["kind"] == "globals" {
+        "(globals)".into()
+    } else {
+        str_or(&b["db_name"], "-")
+    }
+}
+
 pub fn run_row(b: &Value) -> Vec<String> {
     vec![
         str_or(&b["id"], ""),
         str_or(&b["database"], ""),
-        str_or(&b["db_name"], "-"),
+        dumped(b),
         str_or(&b["status"], ""),
         str_or(&b["trigger"], ""),
         str_or(&b["queued_at"], ""),
@@ -1071,7 +1105,11 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                     format!(
                         "backup {} of {} failed: {}",
                         str_or(&r["id"], "?"),
-                        str_or(&r["db_name"], &name),
+                        if r["kind"] == "globals" {
+                            format!("the globals of {name:?}")
+                        } else {
+                            str_or(&r["db_name"], &name)
+                        },
                         str_or(&r["error"], "no reason given")
                     )
                 })
@@ -1095,121 +1133,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
             );
             Ok(())
         }
-        DbCommand::Restore {
-            backup_id,
-            workspace,
-            into,
-            url,
-            jobs,
-            no_create,
-            no_clean,
-            keep_owner,
-            identity,
-            passphrase_stdin,
-            yes,
-            quiet,
-            output,
-        } => {
-            let backup = client
-                .get(
-                    &path(["workspaces", &workspace, "backups", &backup_id]),
-                    &Query::new(),
-                )
-                .await?;
-            let dumped = str_or(&backup["db_name"], "its database");
-            let destination = match (&into, &url) {
-                (Some(db), None) => format!("database {db:?} on the backup's server"),
-                (None, None) => format!("its own database {dumped:?} (replacing its contents)"),
-                (db, Some(_)) => format!(
-                    "database {:?} on the server given by --url",
-                    db.as_deref().unwrap_or("named in the URL")
-                ),
-            };
-            if into.is_none()
-                && url.is_none()
-                && !yes
-                && !no_clean
-                && std::io::stdin().is_terminal()
-            {
-                errprint!(
-                    "Restore backup {backup_id} over the database it was taken from ({dumped:?})? \
-                     Its current objects are dropped first. Type the database name to continue: "
-                );
-                let mut answer = String::new();
-                std::io::stdin().read_line(&mut answer)?;
-                if answer.trim() != dumped {
-                    bail!(
-                        "restore cancelled; nothing was changed (use --into NAME to restore into another database)"
-                    );
-                }
-            }
-            let brought_key = identity.is_some() || passphrase_stdin;
-            let identity = identity
-                .map(|file| {
-                    std::fs::read_to_string(&file).with_context(|| {
-                        format!("cannot read the identity file {}", file.display())
-                    })
-                })
-                .transpose()?;
-            let passphrase = if passphrase_stdin {
-                Some(read_stdin_secret("the backup passphrase")?)
-            } else {
-                None
-            };
-            let body = json!({
-                "database": into,
-                "url": url,
-                "create": !no_create,
-                "clean": !no_clean,
-                "no_owner": !keep_owner,
-                "jobs": jobs,
-                "identity": identity,
-                "passphrase": passphrase,
-            });
-            errln!("restoring backup {backup_id} into {destination}");
-            let mut progress = Progress::new(
-                visible(output.json, quiet),
-                &format!("restoring {backup_id}"),
-            );
-            let restored = long_operation(
-                client,
-                Method::POST,
-                &path(["workspaces", &workspace, "backups", &backup_id, "restore"]),
-                &Query::new(),
-                Some(&body),
-                &mut progress,
-            )
-            .await
-            .map_err(|e| {
-                let e = match e.downcast_ref::<ApiFailure>() {
-                    Some(ApiFailure::Refused(m)) if m.contains("decrypt") && !brought_key => {
-                        ApiFailure::Refused(format!(
-                            "{m}; pass the age identity it was encrypted to (--identity key.txt) \
-                             or its passphrase (--passphrase-stdin)"
-                        ))
-                        .into()
-                    }
-                    _ => e,
-                };
-                e.context(format!("restoring backup {backup_id} failed"))
-            })?;
-            progress.finish();
-            output.done(
-                &restored,
-                &format!(
-                    "restored backup {backup_id} into database {:?}{} ({} read, {} restored, in {})",
-                    str_or(&restored["database"], "?"),
-                    if restored["created_database"] == true {
-                        " (created)"
-                    } else {
-                        ""
-                    },
-                    size(restored["stored_bytes"].as_i64().unwrap_or(0)),
-                    size(restored["dump_bytes"].as_i64().unwrap_or(0)),
-                    age((restored["duration_ms"].as_i64().unwrap_or(0) + 999) / 1000)
-                ),
-            )
-        }
+        DbCommand::Restore(args) => crate::restores::run(client, args).await,
         DbCommand::Verify {
             backup_id,
             workspace,

@@ -47,6 +47,7 @@ mod notifiers;
 mod open_files;
 mod output;
 mod progress;
+mod restores;
 mod search;
 mod self_backup;
 mod serve;

@@ -354,8 +354,19 @@ fn backup_download_restore_and_verify(store: Store) {
     ]));
     assert_eq!(out["created_database"], true, "{out}");
     assert_eq!(contents(&restored.url()), expected);
-    // Over HTTP, into the existing one again (clean).
-    server.cli_via(remote, &["db", "restore", &id, "--into", &restored.0]);
+    // Over HTTP, into the existing one again: it has objects now, so only with --force.
+    let stderr = fails(
+        &server.cli_output(remote, &["db", "restore", &id, "--into", &restored.0]),
+        1,
+    );
+    assert!(
+        stderr.contains("is not empty") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    server.cli_via(
+        remote,
+        &["db", "restore", &id, "--into", &restored.0, "--force"],
+    );
     assert_eq!(contents(&restored.url()), expected);
 
     // Verification passes; a damaged object fails verification and restore, non-zero.

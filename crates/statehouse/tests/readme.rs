@@ -60,6 +60,10 @@ const SKIPPED: &[(&str, &str)] = &[
         "registers a database server on db.example.com",
     ),
     (
+        "statehouse db change shop ",
+        "needs the database registered above",
+    ),
+    (
         "statehouse db readonly-role shop ",
         "connects to db.example.com as an administrator",
     ),
@@ -83,6 +87,10 @@ const SKIPPED: &[(&str, &str)] = &[
     (
         "statehouse db restore BACKUP_ID ",
         "needs a backup and database servers",
+    ),
+    (
+        "statehouse db restore GLOBALS_BACKUP_ID ",
+        "needs a whole-server backup and a second server (tests/whole_server.rs restores one)",
     ),
     (
         "statehouse backup download BACKUP_ID ",

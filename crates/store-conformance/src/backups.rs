@@ -7,9 +7,9 @@ use std::sync::Arc;
 use serde_json::json;
 use statehouse_core::Error;
 use statehouse_core::backups::{
-    BackupFilter, BackupRecord, BackupResult, BackupStatus, BackupTrigger, DatabaseHealth,
-    DatabaseRecord, HealthCheck, HealthCounts, HealthStatus, HealthTransition, NotifierRecord,
-    TargetRecord, VerificationRecord, VerificationSummary, WorkspaceBackupSettings,
+    BackupFilter, BackupKind, BackupRecord, BackupResult, BackupStatus, BackupTrigger,
+    DatabaseHealth, DatabaseRecord, HealthCheck, HealthCounts, HealthStatus, HealthTransition,
+    NotifierRecord, TargetRecord, VerificationRecord, VerificationSummary, WorkspaceBackupSettings,
 };
 use statehouse_core::crypto::SealedBody;
 use statehouse_core::store::Store;
@@ -92,6 +92,8 @@ fn run(id: &str, database: &DatabaseRecord, queued: i64, not_before: i64) -> Bac
         workspace_id: database.workspace_id.clone(),
         database_id: database.id.clone(),
         db_name: None,
+        kind: BackupKind::Database,
+        server_run: None,
         target_id: database.target_id.clone(),
         object: None,
         status: BackupStatus::Queued,
@@ -1246,6 +1248,68 @@ pub async fn backup_listing_filters_and_pages(store: Arc<dyn Store>) {
     assert_eq!(
         ids(ok(store.list_backups(&ws, &after_tie).await, "list")),
         ["r2", "r1"]
+    );
+}
+
+pub async fn whole_server_runs_keep_their_kind_and_group(store: Arc<dyn Store>) {
+    let (ws, db) = one_database(&*store, "a").await;
+    let grouped = |id: &str, kind: BackupKind, db_name: Option<&str>, queued: i64| BackupRecord {
+        kind,
+        db_name: db_name.map(str::to_owned),
+        server_run: Some("run-1".into()),
+        ..run(id, &db, queued, 0)
+    };
+    let globals = grouped("g1", BackupKind::Globals, None, 10);
+    let shop = grouped("d1", BackupKind::Database, Some("shop"), 11);
+    let other_run = BackupRecord {
+        server_run: Some("run-2".into()),
+        ..run("d2", &db, 12, 0)
+    };
+    let single = run("s1", &db, 13, 0);
+    for r in [&globals, &shop, &other_run, &single] {
+        ok(store.insert_backup(r).await, "insert_backup");
+    }
+    assert_eq!(
+        ok(store.backup(&ws, "g1").await, "backup"),
+        Some(globals.clone()),
+        "kind and server run round-trip"
+    );
+    assert_eq!(
+        ok(store.backup(&ws, "s1").await, "backup").map(|b| (b.kind, b.server_run)),
+        Some((BackupKind::Database, None))
+    );
+    let of_run = BackupFilter {
+        server_run: Some("run-1".into()),
+        limit: 100,
+        ..BackupFilter::default()
+    };
+    let listed = ok(store.list_backups(&ws, &of_run).await, "list");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|b| (b.id.as_str(), b.kind))
+            .collect::<Vec<_>>(),
+        [("d1", BackupKind::Database), ("g1", BackupKind::Globals)],
+        "only the whole-server run's runs, newest first"
+    );
+    // Claiming and failing return the same columns.
+    let claimed = ok(
+        store.claim_backups(at(100), "w", at(200), 10).await,
+        "claim",
+    );
+    let claimed_globals = claimed.iter().find(|b| b.id == "g1").expect("claimed");
+    assert_eq!(
+        (claimed_globals.kind, claimed_globals.server_run.as_deref()),
+        (BackupKind::Globals, Some("run-1"))
+    );
+    let failed = ok(
+        store.fail_abandoned_backups(at(300), "gone").await,
+        "fail_abandoned",
+    );
+    let failed_globals = failed.iter().find(|b| b.id == "g1").expect("failed");
+    assert_eq!(
+        (failed_globals.kind, failed_globals.server_run.as_deref()),
+        (BackupKind::Globals, Some("run-1"))
     );
 }
 

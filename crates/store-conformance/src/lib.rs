@@ -207,6 +207,7 @@ macro_rules! __conformance_module {
                 abandoned_backups_are_failed_once,
                 concurrent_backup_claims_never_overlap,
                 backup_listing_filters_and_pages,
+                whole_server_runs_keep_their_kind_and_group,
                 verifications_update_the_latest_summary,
                 health_checks_drive_transitions,
             );

@@ -6,11 +6,14 @@
 //! Authorization and audit go through the core [`Services`].
 
 mod databases;
+mod deletions;
 mod encryption;
 mod health;
 mod notifiers;
+mod restores;
 mod runs;
 mod scheduler;
+mod server_runs;
 mod targets;
 
 use std::sync::Arc;
@@ -34,9 +37,12 @@ pub use self::databases::{DatabaseChange, DatabaseSpec, DatabaseView, ReadonlyRo
 pub use self::encryption::{EncryptionChange, EncryptionView, GeneratedKey};
 pub use self::health::{HealthCheckView, HealthReport, ReadonlyRole, Uptime};
 pub use self::notifiers::{NotifierInput, NotifierView};
-pub use self::runs::{BackupView, ProgressFn, RestoreRequest, RestoreView, VerificationView};
+pub use self::restores::{RestoreRequest, RestoreView, ServerRestoreView};
+pub use self::runs::{BackupView, ProgressFn, VerificationView};
 pub use self::scheduler::TickReport;
 pub use self::targets::{TargetInput, TargetView};
+
+pub(crate) use self::notifiers::human_bytes;
 
 /// How this process runs backups.
 #[derive(Debug, Clone)]
@@ -53,6 +59,9 @@ pub struct BackupOptions {
     /// Where databases, storage targets and notifiers a workspace names may connect (and
     /// where `local` targets may write): the instance configuration's `[outbound]`.
     pub outbound: Arc<OutboundPolicy>,
+    /// Pauses before each retry of a notification that failed (a CLI command waits for them
+    /// before it exits, so it uses shorter ones).
+    pub notification_retries: Vec<Duration>,
 }
 
 /// What the built-in self-backup schedule backs up, where, when and how many it keeps.
@@ -71,6 +80,7 @@ impl Default for BackupOptions {
             lease: Duration::from_secs(120),
             self_backup: None,
             outbound: Arc::new(OutboundPolicy::default()),
+            notification_retries: vec![Duration::from_secs(5), Duration::from_secs(30)],
         }
     }
 }
@@ -89,6 +99,8 @@ pub struct BackupService {
     /// Backups among them (bounded by [`BackupOptions::concurrency`]).
     running_backups: Arc<AtomicUsize>,
     idle: Arc<Notify>,
+    /// Notifications given up on, in words (for a CLI command to report before it exits).
+    undelivered: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl BackupService {
@@ -107,7 +119,17 @@ impl BackupService {
             in_flight: Arc::new(AtomicUsize::new(0)),
             running_backups: Arc::new(AtomicUsize::new(0)),
             idle: Arc::new(Notify::new()),
+            undelivered: Arc::default(),
         })
+    }
+
+    /// The notifications this process gave up on since the last call (`notifier "ops":
+    /// backup.failed: …`).
+    pub fn take_undelivered(&self) -> Vec<String> {
+        self.undelivered
+            .lock()
+            .map(|mut list| std::mem::take(&mut *list))
+            .unwrap_or_default()
     }
 
     /// Seals a secrets object for a row; `None` when it has no secret field.

@@ -6,8 +6,6 @@
 //! stored itself, so an event is sent once; a process that dies between storing an event and
 //! sending it loses that notification (events stay queryable, and webhooks are durable).
 
-use std::time::Duration;
-
 use serde::Serialize;
 use serde_json::json;
 use statehouse_core::access::{Principal, Role};
@@ -24,9 +22,6 @@ use utoipa::ToSchema;
 use super::{
     BackupService, TestOutcome, check_name, merge_secrets, not_found, require_secrets_if_moved,
 };
-
-/// Attempts per notification, and the pause before each retry.
-const SEND_RETRIES: [Duration; 2] = [Duration::from_secs(5), Duration::from_secs(30)];
 
 /// A notifier as given by the API or CLI.
 #[derive(Debug, Clone)]
@@ -386,8 +381,10 @@ impl BackupService {
             };
             let http = self.http.clone();
             let message = message.clone();
+            let pauses = self.options.notification_retries.clone();
+            let undelivered = self.undelivered.clone();
             self.spawn_counted(async move {
-                let mut pauses = SEND_RETRIES.iter();
+                let mut pauses = pauses.iter();
                 loop {
                     match statehouse_notify::send(&spec, &message, &http).await {
                         Ok(()) => return,
@@ -398,6 +395,11 @@ impl BackupService {
                             }
                             None => {
                                 tracing::warn!(notifier = %n.name, event = %message.event, error = %e, "notification failed; giving up");
+                                if let Ok(mut list) = undelivered.lock()
+                                    && list.len() < 20
+                                {
+                                    list.push(format!("notifier {:?}: {}: {e}", n.name, message.event));
+                                }
                                 return;
                             }
                         },
@@ -408,20 +410,37 @@ impl BackupService {
         Ok(())
     }
 
-    /// Sends notifications for the events this process stores until `stop` turns true.
-    pub async fn run_notifications(self, mut stop: watch::Receiver<bool>) {
-        let mut events = self.core.subscribe_events();
+    /// Sends notifications for the events this process stores until `stop` turns true (the
+    /// server's loop).
+    pub async fn run_notifications(self, stop: watch::Receiver<bool>) {
+        let events = self.core.subscribe_events();
+        self.notify_until(events, stop).await;
+    }
+
+    /// Starts sending notifications for the events this process stores, as a server does:
+    /// subscribed before it returns, so no event stored afterwards is missed (a CLI command
+    /// working on the local store notifies like a server run). After `stop` turns true the
+    /// events already stored are still offered; [`BackupService::wait_idle`] then waits for
+    /// their sending.
+    pub fn start_notifications(&self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let events = self.core.subscribe_events();
+        tokio::spawn(self.clone().notify_until(events, stop))
+    }
+
+    async fn notify_until(
+        self,
+        mut events: broadcast::Receiver<Event>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         loop {
             let event = tokio::select! {
-                _ = stop.changed() => return,
+                // Events first: those stored before the stop are still sent.
+                biased;
                 received = events.recv() => received,
+                _ = stop.changed() => break,
             };
             match event {
-                Ok(event) => {
-                    if let Err(e) = self.notify_event(&event).await {
-                        tracing::warn!(event = %event.kind, error = %e, "notifying failed");
-                    }
-                }
+                Ok(event) => self.offer(&event).await,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(
                         missed,
@@ -430,6 +449,19 @@ impl BackupService {
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
+        }
+        loop {
+            match events.try_recv() {
+                Ok(event) => self.offer(&event).await,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    async fn offer(&self, event: &Event) {
+        if let Err(e) = self.notify_event(event).await {
+            tracing::warn!(event = %event.kind, error = %e, "notifying failed");
         }
     }
 }
@@ -457,6 +489,15 @@ fn notification_for(event: &Event) -> Notification {
                     .map(human_bytes)
                     .unwrap_or_default(),
                 text("object").unwrap_or_default()
+            ),
+        ),
+        kind::BACKUP_DELETED => (
+            Severity::Info,
+            format!("Backup of {subject} deleted"),
+            format!(
+                "{} ({})",
+                text("object").unwrap_or_default(),
+                text("reason").unwrap_or_else(|| "deleted".into())
             ),
         ),
         kind::VERIFICATION_FAILED => (

@@ -11,8 +11,8 @@ use serde_json::json;
 use statehouse_core::access::{Principal, Role};
 use statehouse_core::audit::AuditRecord;
 use statehouse_core::backups::{
-    BackupFilter, BackupRecord, BackupResult, BackupStatus, BackupTrigger, DatabaseRecord,
-    TargetRecord, VerificationRecord,
+    BackupFilter, BackupKind, BackupRecord, BackupResult, BackupStatus, BackupTrigger,
+    DatabaseRecord, TargetRecord, VerificationRecord,
 };
 use statehouse_core::clock::Timestamp;
 use statehouse_core::events::{NewEvent, kind};
@@ -22,14 +22,12 @@ use statehouse_core::{Error, Result};
 use utoipa::ToSchema;
 
 use super::encryption::Encryptor;
+use super::server_runs::{grouped, is_whole_server};
 use super::{BackupService, not_found};
 use crate::connection::PgConnection;
 use crate::keys::{Decryption, Encryption};
 use crate::pg_tools::{find_pg_tool, find_pg_tool_for_server};
 use crate::pipeline::{BackupError, DumpOptions};
-use crate::restore::{RestoreOptions, restore_from};
-use crate::retention::Kept;
-use crate::schedule::parse_timezone;
 use crate::settings::{DatabaseMode, DatabaseSettings};
 use crate::targets::{BackupTarget, ObjectReader};
 use crate::verify::{VerificationReport, VerifyOptions, verify_cheap, verify_full};
@@ -44,8 +42,14 @@ pub struct BackupView {
     pub id: String,
     /// The registered database's name.
     pub database: String,
-    /// The PostgreSQL database dumped.
+    /// The PostgreSQL database dumped (none for a whole server's globals).
     pub db_name: Option<String>,
+    /// `database` (a pg_dump archive) or `globals` (a whole server's roles, memberships and
+    /// tablespaces: `pg_dumpall --globals-only`).
+    pub kind: String,
+    /// Shared by every backup of one whole-server run (restore them together with
+    /// `POST …/backups/{id}/restore-server`).
+    pub server_run: Option<String>,
     pub target: String,
     pub object: Option<String>,
     /// `queued`, `running`, `succeeded`, `failed`.
@@ -70,47 +74,6 @@ pub struct BackupView {
     /// Recipients, zstd level, row counts at dump time.
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
-}
-
-/// Restoring a backup.
-#[derive(Clone, Default)]
-pub struct RestoreRequest {
-    /// Restore into this database of the backup's server (default: the one dumped).
-    pub into_database: Option<String>,
-    /// Or into another server altogether (`postgres://…`).
-    pub into_url: Option<String>,
-    /// Create the database when missing (default true).
-    pub create: Option<bool>,
-    /// `--clean --if-exists` (default true).
-    pub clean: Option<bool>,
-    /// `--no-owner` (default true).
-    pub no_owner: Option<bool>,
-    /// pg_restore jobs (default 1; above 1 the archive is spooled to disk first).
-    pub jobs: Option<u32>,
-    /// An age identity file's text, for backups the server cannot decrypt itself.
-    pub identity: Option<SecretString>,
-    pub passphrase: Option<SecretString>,
-}
-
-impl std::fmt::Debug for RestoreRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RestoreRequest")
-            .field("into_database", &self.into_database)
-            .field("into_url", &self.into_url.as_ref().map(|_| "<url>"))
-            .field("jobs", &self.jobs)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What a restore did.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RestoreView {
-    pub backup_id: String,
-    pub database: String,
-    pub created_database: bool,
-    pub stored_bytes: u64,
-    pub dump_bytes: u64,
-    pub duration_ms: u64,
 }
 
 /// One verification as the API shows it.
@@ -250,7 +213,7 @@ fn decryption_from(
 /// What the server can decrypt `run` with: only identities among the backup's recipients, or
 /// the passphrase for a passphrase backup (no recipients recorded). `None`: the backup was made
 /// for keys only their owners hold.
-fn server_decryption_for(
+pub(super) fn server_decryption_for(
     run: &BackupRecord,
     identities: &[String],
     passphrase: Option<&String>,
@@ -275,7 +238,7 @@ fn server_decryption_for(
 }
 
 /// The major version in a `server_version` text (`15.4 (Debian …)` → 15).
-fn major_of(version: &str) -> Option<u32> {
+pub(super) fn major_of(version: &str) -> Option<u32> {
     version
         .split(|c: char| !c.is_ascii_digit())
         .next()
@@ -319,6 +282,8 @@ impl BackupService {
                 id: b.id.clone(),
                 database,
                 db_name: b.db_name.clone(),
+                kind: b.kind.as_str().to_owned(),
+                server_run: b.server_run.clone(),
                 target,
                 object: b.object.clone(),
                 status: b.status.as_str().to_owned(),
@@ -346,7 +311,11 @@ impl BackupService {
         Ok(out)
     }
 
-    async fn find_backup(&self, workspace: &Workspace, id: &str) -> Result<BackupRecord> {
+    pub(crate) async fn find_backup(
+        &self,
+        workspace: &Workspace,
+        id: &str,
+    ) -> Result<BackupRecord> {
         self.core
             .store
             .backup(&workspace.id, id)
@@ -354,13 +323,16 @@ impl BackupService {
             .ok_or_else(|| not_found("backup", id, &workspace.name))
     }
 
-    /// Backups of a workspace (or of one database), newest first.
+    /// Backups of a workspace (or of one database, or of one whole-server run), newest
+    /// first.
+    #[allow(clippy::too_many_arguments)]
     pub async fn list_backups(
         &self,
         who: &Principal,
         ws: &str,
         database: Option<&str>,
         status: Option<BackupStatus>,
+        server_run: Option<&str>,
         before: Option<(Timestamp, String)>,
         limit: i64,
     ) -> Result<Vec<BackupView>> {
@@ -375,6 +347,7 @@ impl BackupService {
         let filter = BackupFilter {
             database_id,
             status,
+            server_run: server_run.map(str::to_owned),
             before,
             limit,
         };
@@ -426,6 +399,8 @@ impl BackupService {
             workspace_id: db.workspace_id.clone(),
             database_id: db.id.clone(),
             db_name,
+            kind: BackupKind::Database,
+            server_run: None,
             target_id: db.target_id.clone(),
             object: None,
             status: BackupStatus::Queued,
@@ -454,7 +429,10 @@ impl BackupService {
         db: &DatabaseRecord,
         trigger: BackupTrigger,
     ) -> BackupRecord {
-        self.new_run(db, None, trigger, 1, "schedule", self.core.now())
+        grouped(
+            db,
+            self.new_run(db, None, trigger, 1, "schedule", self.core.now()),
+        )
     }
 
     /// Queues a backup for the workers (workspace editor) and returns at once.
@@ -468,13 +446,16 @@ impl BackupService {
                 .authorize(who, ws, Role::Editor, "starting backups")
                 .await?;
             let db = self.find_database(&workspace, key).await?;
-            let run = self.new_run(
+            let run = grouped(
                 &db,
-                None,
-                BackupTrigger::Manual,
-                1,
-                &who.actor(),
-                self.core.now(),
+                self.new_run(
+                    &db,
+                    None,
+                    BackupTrigger::Manual,
+                    1,
+                    &who.actor(),
+                    self.core.now(),
+                ),
             );
             self.core.store.insert_backup(&run).await?;
             Ok(self.view_backups(&[run]).await?.remove(0))
@@ -488,7 +469,8 @@ impl BackupService {
     }
 
     /// Backs `key` up now in this process (workspace editor) and returns the finished runs
-    /// (one per database in whole-server mode). `progress` hears the bytes stored so far.
+    /// (in whole-server mode: the server's globals, then one per database). `progress` hears
+    /// the bytes stored so far.
     pub async fn backup_now(
         &self,
         who: &Principal,
@@ -507,16 +489,21 @@ impl BackupService {
             let db = self.find_database(&workspace, key).await?;
             let settings = DatabaseSettings::from_json(&db.settings)?;
             let names = self.databases_to_dump(&db, &settings).await?;
+            let server_run = is_whole_server(&settings).then(new_id);
+            let globals = server_run.as_ref().map(|_| (BackupKind::Globals, None));
+            let dumps = names.into_iter().map(|n| (BackupKind::Database, Some(n)));
             let mut finished = Vec::new();
-            for name in names {
+            for (kind, name) in globals.into_iter().chain(dumps) {
                 let mut run = self.new_run(
                     &db,
-                    Some(name),
+                    name,
                     BackupTrigger::Manual,
                     1,
                     &who.actor(),
                     self.core.now(),
                 );
+                run.kind = kind;
+                run.server_run = server_run.clone();
                 run.status = BackupStatus::Running;
                 run.started_at = Some(self.core.now());
                 run.lease_owner = Some(self.worker_id.clone());
@@ -707,12 +694,28 @@ impl BackupService {
         kind: &str,
         extra: serde_json::Value,
     ) {
+        let event = self.backup_event(run, kind, extra).await;
+        if let Err(e) = self.core.emit_event(event).await {
+            tracing::warn!(backup = %run.id, error = %e, "emitting a backup event failed");
+        }
+    }
+
+    /// An event about `run` (its ids, names, object and size, plus `extra`), by whoever asked
+    /// for the run.
+    pub(crate) async fn backup_event(
+        &self,
+        run: &BackupRecord,
+        kind: &str,
+        extra: serde_json::Value,
+    ) -> NewEvent {
         let (workspace, database) = self.names_of(&run.workspace_id, &run.database_id).await;
         let mut payload = json!({
             "backup_id": run.id,
             "database_id": run.database_id,
             "database": database,
             "db_name": run.db_name,
+            "kind": run.kind.as_str(),
+            "server_run": run.server_run,
             "object": run.object,
             "stored_bytes": run.stored_bytes,
             "trigger": run.trigger.as_str(),
@@ -723,7 +726,7 @@ impl BackupService {
                 p.insert(k.clone(), v.clone());
             }
         }
-        let event = NewEvent {
+        NewEvent {
             at: self.core.now(),
             kind: kind.to_owned(),
             workspace_id: Some(run.workspace_id.clone()),
@@ -731,9 +734,6 @@ impl BackupService {
             subject: Some(database),
             actor: run.requested_by.clone(),
             payload,
-        };
-        if let Err(e) = self.core.emit_event(event).await {
-            tracing::warn!(backup = %run.id, error = %e, "emitting a backup event failed");
         }
     }
 
@@ -770,7 +770,7 @@ impl BackupService {
         let attempt = run.attempt + 1;
         let delay =
             i64::try_from(DatabaseSettings::retry_delay(attempt).as_millis()).unwrap_or(i64::MAX);
-        let retry = self.new_run(
+        let mut retry = self.new_run(
             db,
             run.db_name.clone(),
             BackupTrigger::Retry,
@@ -778,6 +778,8 @@ impl BackupService {
             &run.requested_by,
             self.core.now().plus_millis(delay),
         );
+        retry.kind = run.kind;
+        retry.server_run = run.server_run.clone();
         if let Err(e) = self.core.store.insert_backup(&retry).await {
             tracing::warn!(backup = %run.id, error = %e, "queueing a retry failed");
         }
@@ -791,6 +793,9 @@ impl BackupService {
         db: &DatabaseRecord,
         progress: Option<ProgressFn>,
     ) -> Result<BackupResult> {
+        if run.kind == BackupKind::Globals {
+            return self.perform_globals(run, db).await;
+        }
         let settings = DatabaseSettings::from_json(&db.settings)?;
         let db_name = match &run.db_name {
             Some(name) => name.clone(),
@@ -799,15 +804,16 @@ impl BackupService {
                 let first = names
                     .next()
                     .unwrap_or_else(|| settings.connection.database.clone());
-                for other in names {
-                    let sibling = self.new_run(
-                        db,
-                        Some(other),
-                        run.trigger,
-                        1,
-                        &run.requested_by,
-                        self.core.now(),
-                    );
+                // In whole-server mode: the other databases and the server's globals, in the
+                // same whole-server run.
+                let server_run = run.server_run.clone().unwrap_or_else(|| run.id.clone());
+                let others = names.map(|n| (BackupKind::Database, Some(n)));
+                let globals = is_whole_server(&settings).then_some((BackupKind::Globals, None));
+                for (kind, name) in others.chain(globals) {
+                    let mut sibling =
+                        self.new_run(db, name, run.trigger, 1, &run.requested_by, self.core.now());
+                    sibling.kind = kind;
+                    sibling.server_run = Some(server_run.clone());
                     self.core.store.insert_backup(&sibling).await?;
                 }
                 first
@@ -841,10 +847,7 @@ impl BackupService {
             )
             .await?;
         run.object = Some(name.clone());
-        let encryption = match self.encryptor(&db.workspace_id).await? {
-            Encryptor::Recipients(r) => Encryption::Recipients(r),
-            Encryptor::Passphrase(p) => Encryption::Passphrase(SecretString::from(p)),
-        };
+        let encryption = self.encryption_for(&db.workspace_id).await?;
         let expected = self.previous_size(db).await;
         // Row counts cost a scan of every table; only a full verification (which needs a
         // verification server) compares them.
@@ -857,6 +860,7 @@ impl BackupService {
             count_rows: config.verification_server.is_some(),
             stall_timeout: Duration::from_secs(settings.stall_timeout_secs),
             total_timeout: Duration::from_secs(settings.total_timeout_secs),
+            exclusions: settings.exclude.clone(),
         };
         let reporter = progress.map(|report| {
             let written = written.clone();
@@ -899,11 +903,20 @@ impl BackupService {
         })
     }
 
+    /// How new backups of the workspace are encrypted.
+    pub(super) async fn encryption_for(&self, workspace_id: &str) -> Result<Encryption> {
+        Ok(match self.encryptor(workspace_id).await? {
+            Encryptor::Recipients(r) => Encryption::Recipients(r),
+            Encryptor::Passphrase(p) => Encryption::Passphrase(SecretString::from(p)),
+        })
+    }
+
     /// The newest successful backup's size: the upload's part size follows it.
     async fn previous_size(&self, db: &DatabaseRecord) -> Option<u64> {
         let filter = BackupFilter {
             database_id: Some(db.id.clone()),
             status: Some(BackupStatus::Succeeded),
+            server_run: None,
             before: None,
             limit: 1,
         };
@@ -918,119 +931,10 @@ impl BackupService {
             .and_then(|n| u64::try_from(n).ok())
     }
 
-    /// Successful backups of a database, newest first (all pages).
-    async fn succeeded_backups(&self, db: &DatabaseRecord) -> Result<Vec<BackupRecord>> {
-        let mut all = Vec::new();
-        let mut before = None;
-        loop {
-            let filter = BackupFilter {
-                database_id: Some(db.id.clone()),
-                status: Some(BackupStatus::Succeeded),
-                before: before.clone(),
-                limit: 500,
-            };
-            let page = self
-                .core
-                .store
-                .list_backups(&db.workspace_id, &filter)
-                .await?;
-            let done = page.len() < 500;
-            before = page.last().map(|b| (b.queued_at, b.id.clone()));
-            all.extend(page);
-            if done {
-                return Ok(all);
-            }
-        }
-    }
-
-    /// Deletes what the database's retention policy no longer keeps (object, sidecar, row).
-    /// Per PostgreSQL database in whole-server mode. Returns how many went.
-    pub(crate) async fn apply_retention(&self, db: &DatabaseRecord) -> Result<u64> {
-        let settings = DatabaseSettings::from_json(&db.settings)?;
-        if settings.retention.is_empty() {
-            return Ok(0);
-        }
-        let tz = match &settings.schedule {
-            Some(s) => parse_timezone(&s.timezone)?,
-            None => chrono_tz::Tz::UTC,
-        };
-        let runs = self.succeeded_backups(db).await?;
-        let mut groups: Vec<(Option<String>, Vec<&BackupRecord>)> = Vec::new();
-        for run in &runs {
-            match groups.iter_mut().find(|(name, _)| *name == run.db_name) {
-                Some((_, list)) => list.push(run),
-                None => groups.push((run.db_name.clone(), vec![run])),
-            }
-        }
-        let mut deleted = 0;
-        for (_, group) in groups {
-            let kept: Vec<Kept> = group
-                .iter()
-                .map(|b| Kept {
-                    id: b.id.clone(),
-                    finished_at: b.finished_at.unwrap_or(b.queued_at),
-                    stored_bytes: b
-                        .stored_bytes
-                        .and_then(|n| u64::try_from(n).ok())
-                        .unwrap_or(0),
-                })
-                .collect();
-            for id in settings
-                .retention
-                .select_for_deletion(&kept, self.core.now(), tz)
-            {
-                let Some(run) = group.iter().find(|b| b.id == id) else {
-                    continue;
-                };
-                self.remove_backup(run).await?;
-                deleted += 1;
-            }
-        }
-        Ok(deleted)
-    }
-
-    /// Deletes a finished run's object and sidecar, then its row.
-    async fn remove_backup(&self, run: &BackupRecord) -> Result<()> {
-        if let Some(object) = &run.object {
-            let target = self
-                .core
-                .store
-                .target(&run.workspace_id, &run.target_id)
-                .await?
-                .ok_or_else(|| Error::Config("the backup's storage target is gone".into()))?;
-            self.open_stored_target(&target)?
-                .delete(object)
-                .await
-                .map_err(|e| Error::Unavailable(format!("deleting {object} failed: {e}")))?;
-        }
-        self.core
-            .store
-            .delete_backup(&run.workspace_id, &run.id)
-            .await?;
-        Ok(())
-    }
-
-    /// Deletes a backup (workspace admin): its object and sidecar, then its record.
-    pub async fn delete_backup(&self, who: &Principal, ws: &str, id: &str) -> Result<()> {
-        let record = AuditRecord::by(who, "backup.delete", self.core.now())
-            .workspace(ws)
-            .target(id);
-        let result = async {
-            let workspace = self.admin_of(who, ws, "deleting backups").await?;
-            let run = self.find_backup(&workspace, id).await?;
-            if matches!(run.status, BackupStatus::Queued | BackupStatus::Running) {
-                return Err(Error::Conflict(format!(
-                    "backup {id} is {}; wait until it ends",
-                    run.status.as_str()
-                )));
-            }
-            self.remove_backup(&run).await
-        }
-        .await;
-        self.core.conclude(result, record, |_, r| (r, None)).await
-    }
-
-    async fn target_of(&self, run: &BackupRecord) -> Result<(TargetRecord, Arc<dyn BackupTarget>)> {
+    pub(super) async fn target_of(
+        &self,
+        run: &BackupRecord,
+    ) -> Result<(TargetRecord, Arc<dyn BackupTarget>)> {
         let record = self
             .core
             .store
@@ -1041,7 +945,7 @@ impl BackupService {
         Ok((record, opened))
     }
 
-    fn stored_object<'a>(&self, run: &'a BackupRecord) -> Result<&'a str> {
+    pub(super) fn stored_object<'a>(&self, run: &'a BackupRecord) -> Result<&'a str> {
         match (&run.status, &run.object) {
             (BackupStatus::Succeeded, Some(object)) => Ok(object),
             _ => Err(Error::Conflict(format!(
@@ -1081,111 +985,6 @@ impl BackupService {
         }
         .await;
         self.core.conclude(result, record, |_, r| (r, None)).await
-    }
-
-    /// Restores a backup (workspace admin) into its database, another database of the same
-    /// server, or another server. `progress` hears the stored bytes read.
-    pub async fn restore_backup(
-        &self,
-        who: &Principal,
-        ws: &str,
-        id: &str,
-        request: RestoreRequest,
-        progress: Option<ProgressFn>,
-    ) -> Result<RestoreView> {
-        let record = AuditRecord::by(who, "backup.restore", self.core.now())
-            .workspace(ws)
-            .target(id)
-            .detail(json!({
-                "into_database": request.into_database,
-                "into_other_server": request.into_url.is_some(),
-            }));
-        let result = async {
-            let workspace = self.admin_of(who, ws, "restoring backups").await?;
-            let run = self.find_backup(&workspace, id).await?;
-            let object = self.stored_object(&run)?.to_owned();
-            let db = self
-                .core
-                .store
-                .database(&workspace.id, &run.database_id)
-                .await?
-                .ok_or_else(|| Error::Conflict("the backup's database is no longer registered".into()))?;
-            let settings = DatabaseSettings::from_json(&db.settings)?;
-            let connection = match &request.into_url {
-                Some(url) => {
-                    let mut c = self.checked(
-                        PgConnection::from_url(url).map_err(|e| Error::BadRequest(e.to_string()))?,
-                    );
-                    if let Some(name) = &request.into_database {
-                        c = c.with_database(name);
-                    }
-                    c
-                }
-                None => {
-                    let name = request
-                        .into_database
-                        .clone()
-                        .or_else(|| run.db_name.clone())
-                        .unwrap_or_else(|| settings.connection.database.clone());
-                    self.connection_for(&db, &settings, &name)?
-                }
-            };
-            let decryption = match (&request.identity, &request.passphrase) {
-                (Some(identity), _) => Decryption::from_identity_file_text(identity)
-                    .map_err(|e| Error::BadRequest(e.to_string()))?,
-                (None, Some(p)) => Decryption::Passphrase(p.clone()),
-                (None, None) => {
-                    let (identities, passphrase) = self.managed_identities(&workspace.id).await?;
-                    server_decryption_for(&run, &identities, passphrase.as_ref())?
-                        .ok_or_else(|| Error::BadRequest(
-                            "the server holds no key for this backup (it was encrypted to recipients whose identities only their owners hold): supply the age identity (--identity key.txt) or the passphrase".into(),
-                        ))?
-                }
-            };
-            let probe = connection.with_database(crate::restore::MAINTENANCE_DATABASE);
-            let (pg_restore, _) = match find_pg_tool_for_server("pg_restore", &probe, &self.options.pg_tools).await {
-                Ok(found) => found,
-                Err(_) => find_pg_tool_for_server("pg_restore", &connection, &self.options.pg_tools).await?,
-            };
-            let mut options = RestoreOptions::new(pg_restore.path, connection.clone(), decryption);
-            options.create_if_missing = request.create.unwrap_or(true);
-            options.clean = request.clean.unwrap_or(true);
-            options.no_owner = request.no_owner.unwrap_or(true);
-            options.jobs = request.jobs.unwrap_or(1).max(1);
-            options.expected_sha256 = run.sha256.clone();
-            let (_, target) = self.target_of(&run).await?;
-            let mut reader = target
-                .open(&object)
-                .await
-                .map_err(|e| Error::Unavailable(format!("reading {object} failed: {e}")))?;
-            let total = run.stored_bytes.and_then(|n| u64::try_from(n).ok());
-            let report = move |n: u64| {
-                if let Some(p) = &progress {
-                    p(n, total);
-                }
-            };
-            let started = std::time::Instant::now();
-            let outcome = restore_from(&options, &mut reader, &report)
-                .await
-                .map_err(|e| Error::BadRequest(format!("the restore failed: {e}")))?;
-            Ok(RestoreView {
-                backup_id: run.id.clone(),
-                database: connection.database.clone(),
-                created_database: outcome.created_database,
-                stored_bytes: outcome.stored_bytes,
-                dump_bytes: outcome.dump_bytes,
-                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            })
-        }
-        .await;
-        self.core
-            .conclude(result, record, |v, r| {
-                (
-                    r.detail(json!({"database": v.database, "created": v.created_database})),
-                    None,
-                )
-            })
-            .await
     }
 
     /// Verifies a backup now (workspace editor) and records the outcome.
@@ -1253,6 +1052,20 @@ impl BackupService {
             None => {
                 let (ok, detail) = checksum_only(&mut reader, run.sha256.as_deref()).await;
                 ("checksum", ok, json!({"detail": detail}))
+            }
+            Some(decryption) if run.kind == BackupKind::Globals => {
+                let options = crate::globals::GlobalsReadOptions {
+                    decryption,
+                    expected_sha256: run.sha256.clone(),
+                    stall_timeout: Duration::from_secs(settings.stall_timeout_secs),
+                    total_timeout: Duration::from_secs(settings.total_timeout_secs),
+                };
+                let report = crate::globals::verify_globals(&options, &mut reader).await?;
+                (
+                    "list",
+                    report.ok,
+                    serde_json::to_value(&report).unwrap_or_else(|_| json!({})),
+                )
             }
             Some(decryption) => {
                 let major = run

@@ -122,6 +122,7 @@ impl BackupService {
                     &BackupFilter {
                         database_id: Some(db.id.clone()),
                         status: Some(BackupStatus::Succeeded),
+                        server_run: None,
                         before: None,
                         limit: 1,
                     },

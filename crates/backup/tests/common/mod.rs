@@ -189,6 +189,7 @@ pub fn dump_options(pg_dump: PathBuf, url: &str, encryption: Encryption) -> Dump
         count_rows: true,
         stall_timeout: Duration::from_secs(30),
         total_timeout: Duration::from_secs(120),
+        exclusions: Default::default(),
     }
 }
 

@@ -4,15 +4,15 @@
 //! keeps only the flow: transactions, row locks (`FOR UPDATE` / `SKIP LOCKED` on PostgreSQL,
 //! `BEGIN IMMEDIATE` on SQLite) and which statement runs when.
 //!
-//! Both schemas (migration 0006) have the same tables and columns; JSON is stored as text,
+//! Both schemas (migrations 0006 and 0008) have the same tables and columns; JSON is stored as text,
 //! exactly as serialized; sealed secrets are three columns (`key_id`, `wrapped_key`, `secret`),
 //! all set or all NULL.
 
 use super::search_sql::Dialect;
 use crate::backups::{
-    BackupFilter, BackupRecord, BackupResult, BackupStatus, BackupTrigger, DatabaseHealth,
-    DatabaseRecord, HealthCheck, HealthCounts, HealthStatus, HealthTransition, NotifierRecord,
-    TargetRecord, VerificationRecord, VerificationSummary, WorkspaceBackupSettings,
+    BackupFilter, BackupKind, BackupRecord, BackupResult, BackupStatus, BackupTrigger,
+    DatabaseHealth, DatabaseRecord, HealthCheck, HealthCounts, HealthStatus, HealthTransition,
+    NotifierRecord, TargetRecord, VerificationRecord, VerificationSummary, WorkspaceBackupSettings,
 };
 use crate::clock::Timestamp;
 use crate::crypto::SealedBody;
@@ -472,19 +472,20 @@ pub fn due_job_from(row: &dyn Columns) -> Result<(String, Timestamp)> {
 // ---- backup runs --------------------------------------------------------------------------
 
 /// Every column of a run, for `SELECT` and `RETURNING`.
-const BACKUP_COLUMNS: &str = "id, workspace_id, database_id, db_name, target_id, object, status, \
-    run_trigger, attempt, requested_by, queued_at, not_before, started_at, finished_at, lease_owner, \
-    lease_until, stored_bytes, dump_bytes, sha256, server_version, error, detail, verified_at, \
-    verify_level, verify_ok";
-pub const BACKUP_BY_ID: &str = "SELECT id, workspace_id, database_id, db_name, target_id, object, status, \
-    run_trigger, attempt, requested_by, queued_at, not_before, started_at, finished_at, lease_owner, \
-    lease_until, stored_bytes, dump_bytes, sha256, server_version, error, detail, verified_at, \
-    verify_level, verify_ok FROM backups WHERE workspace_id = $1 AND id = $2";
+const BACKUP_COLUMNS: &str = "id, workspace_id, database_id, db_name, kind, server_run, target_id, \
+    object, status, run_trigger, attempt, requested_by, queued_at, not_before, started_at, \
+    finished_at, lease_owner, lease_until, stored_bytes, dump_bytes, sha256, server_version, error, \
+    detail, verified_at, verify_level, verify_ok";
+pub const BACKUP_BY_ID: &str = "SELECT id, workspace_id, database_id, db_name, kind, server_run, \
+    target_id, object, status, run_trigger, attempt, requested_by, queued_at, not_before, started_at, \
+    finished_at, lease_owner, lease_until, stored_bytes, dump_bytes, sha256, server_version, error, \
+    detail, verified_at, verify_level, verify_ok FROM backups WHERE workspace_id = $1 AND id = $2";
 pub const INSERT_BACKUP: &str = "INSERT INTO backups (id, workspace_id, database_id, db_name, target_id, \
     object, status, run_trigger, attempt, requested_by, queued_at, not_before, started_at, finished_at, \
-    lease_owner, lease_until, stored_bytes, dump_bytes, sha256, server_version, error, detail) \
+    lease_owner, lease_until, stored_bytes, dump_bytes, sha256, server_version, error, detail, kind, \
+    server_run) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-    $20, $21, $22)";
+    $20, $21, $22, $23, $24)";
 pub const RENEW_BACKUP: &str = "UPDATE backups SET lease_until = $3, object = COALESCE($4, object), \
     db_name = COALESCE($5, db_name) WHERE id = $1 AND lease_owner = $2 AND status = 'running'";
 pub const FINISH_BACKUP: &str = "UPDATE backups SET status = $3, finished_at = $4, \
@@ -562,6 +563,8 @@ pub fn insert_backup_args(b: &BackupRecord) -> Vec<Arg> {
         opt_text_arg(b.server_version.as_deref()),
         opt_text_arg(b.error.as_deref()),
         json_arg(&b.detail),
+        text_arg(b.kind.as_str()),
+        opt_text_arg(b.server_run.as_deref()),
     ]
 }
 
@@ -617,6 +620,10 @@ pub fn list_backups_query(workspace_id: &str, filter: &BackupFilter) -> (String,
         args.push(text_arg(status.as_str()));
         sql.push_str(&format!(" AND status = ${}", args.len()));
     }
+    if let Some(server_run) = &filter.server_run {
+        args.push(text_arg(server_run));
+        sql.push_str(&format!(" AND server_run = ${}", args.len()));
+    }
     if let Some((queued_at, id)) = &filter.before {
         args.push(int_arg(queued_at.millis()));
         let t = args.len();
@@ -637,6 +644,7 @@ pub fn list_backups_query(workspace_id: &str, filter: &BackupFilter) -> (String,
 pub fn backup_from(row: &dyn Columns) -> Result<BackupRecord> {
     let status = text(row, "status")?;
     let trigger = text(row, "run_trigger")?;
+    let kind = text(row, "kind")?;
     let verification = match (
         opt_time(row, "verified_at")?,
         row.opt_text("verify_level")?,
@@ -650,6 +658,9 @@ pub fn backup_from(row: &dyn Columns) -> Result<BackupRecord> {
         workspace_id: text(row, "workspace_id")?,
         database_id: text(row, "database_id")?,
         db_name: row.opt_text("db_name")?,
+        kind: BackupKind::parse(&kind)
+            .ok_or_else(|| Error::Internal(format!("stored backup kind {kind:?} is unknown")))?,
+        server_run: row.opt_text("server_run")?,
         target_id: text(row, "target_id")?,
         object: row.opt_text("object")?,
         status: BackupStatus::parse(&status).ok_or_else(|| {
@@ -884,10 +895,10 @@ mod tests {
     #[test]
     fn listing_placeholders_follow_the_filters() {
         let filter = BackupFilter {
-            database_id: None,
             status: Some(BackupStatus::Failed),
             before: Some((Timestamp(5), "b".into())),
             limit: 10,
+            ..BackupFilter::default()
         };
         let (sql, args) = list_backups_query("ws", &filter);
         assert!(sql.contains("status = $2"), "{sql}");

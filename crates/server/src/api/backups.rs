@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use statehouse_backup::service::{
     BackupService, BackupView, DatabaseChange, DatabaseSpec, DatabaseView, EncryptionChange,
     EncryptionView, GeneratedKey, HealthCheckView, HealthReport, NotifierInput, NotifierView,
-    ProgressFn, ReadonlyRole, ReadonlyRoleRequest, RestoreRequest, RestoreView, TargetInput,
-    TargetView, TestOutcome, Uptime, VerificationView,
+    ProgressFn, ReadonlyRole, ReadonlyRoleRequest, RestoreRequest, RestoreView, ServerRestoreView,
+    TargetInput, TargetView, TestOutcome, Uptime, VerificationView,
 };
 use statehouse_backup::settings::{ConnectionSettings, DatabaseSettings};
 use statehouse_backup::targets::TargetSpec;
@@ -141,6 +141,10 @@ pub struct NewDatabase {
     pub stall_timeout_secs: Option<u64>,
     pub total_timeout_secs: Option<u64>,
     pub retries: Option<u32>,
+    /// What backups leave out, as pg_dump patterns:
+    /// `{"schemas":[…],"tables":[…],"table_data":[…]}`.
+    #[schema(value_type = Option<Object>)]
+    pub exclude: Option<serde_json::Value>,
     /// Default true.
     pub enabled: Option<bool>,
 }
@@ -173,6 +177,9 @@ pub struct DatabasePatch {
     pub stall_timeout_secs: Option<u64>,
     pub total_timeout_secs: Option<u64>,
     pub retries: Option<u32>,
+    /// Replaces what backups leave out (`{}` leaves nothing out).
+    #[schema(value_type = Option<Object>)]
+    pub exclude: Option<serde_json::Value>,
     pub enabled: Option<bool>,
 }
 
@@ -197,6 +204,7 @@ fn apply_settings(
     stall: Option<u64>,
     total: Option<u64>,
     retries: Option<u32>,
+    exclude: Option<serde_json::Value>,
 ) -> Result<(), ApiError> {
     if let Some(v) = mode {
         settings.mode = parse("mode", v)?;
@@ -224,6 +232,9 @@ fn apply_settings(
     }
     if let Some(v) = retries {
         settings.retries = v;
+    }
+    if let Some(v) = exclude {
+        settings.exclude = parse("exclude", v)?;
     }
     Ok(())
 }
@@ -296,6 +307,7 @@ pub async fn create_database(
         body.stall_timeout_secs,
         body.total_timeout_secs,
         body.retries,
+        body.exclude,
     )?;
     let spec = DatabaseSpec {
         name: body.name,
@@ -364,6 +376,7 @@ pub async fn change_database(
         body.stall_timeout_secs,
         body.total_timeout_secs,
         body.retries,
+        body.exclude,
     )?;
     let change = DatabaseChange {
         name: body.name,
@@ -524,6 +537,8 @@ pub struct BackupListParams {
     pub database: Option<String>,
     /// `queued`, `running`, `succeeded`, `failed`.
     pub status: Option<String>,
+    /// Only the backups of this whole-server run (its databases and globals).
+    pub server_run: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
 }
@@ -565,7 +580,15 @@ pub async fn list_backups(
         .transpose()?;
     let found = app
         .backups
-        .list_backups(&who, &ws, params.database.as_deref(), status, before, limit)
+        .list_backups(
+            &who,
+            &ws,
+            params.database.as_deref(),
+            status,
+            params.server_run.as_deref(),
+            before,
+            limit,
+        )
         .await?;
     Ok(Json(Page::of(found, limit, |b: &BackupView| {
         let millis = Timestamp::parse_rfc3339(&b.queued_at)
@@ -665,10 +688,32 @@ pub struct RestoreBody {
     /// An age identity (key file text) for backups the server cannot decrypt.
     pub identity: Option<String>,
     pub passphrase: Option<String>,
+    /// Replace what the destination holds: a database with objects of its own, or (globals)
+    /// roles on the server. Without it such a restore is refused with 400, naming what would
+    /// be overwritten.
+    pub overwrite: Option<bool>,
 }
 
-/// Restores a backup (workspace admin). Streams progress lines with
-/// `Accept: application/x-ndjson`.
+impl RestoreBody {
+    fn into_request(self) -> RestoreRequest {
+        RestoreRequest {
+            into_database: self.database,
+            into_url: self.url,
+            create: self.create,
+            clean: self.clean,
+            no_owner: self.no_owner,
+            jobs: self.jobs,
+            identity: self.identity.map(SecretString::from),
+            passphrase: self.passphrase.map(SecretString::from),
+            overwrite: self.overwrite.unwrap_or(false),
+        }
+    }
+}
+
+/// Restores a backup (workspace admin): a database backup into a database, a globals backup
+/// onto a server. Refused with 400, before anything changes, when the database has objects
+/// (or, for globals, the server has roles) of its own, unless `overwrite`. Streams progress
+/// lines with `Accept: application/x-ndjson`.
 #[utoipa::path(post, path = "/workspaces/{ws}/backups/{id}/restore", tag = "backups",
     request_body = RestoreBody,
     params(("ws" = String, Path, description = "workspace name"),
@@ -683,16 +728,7 @@ pub async fn restore_backup(
     headers: HeaderMap,
     ApiJson(body): ApiJson<RestoreBody>,
 ) -> Result<Response, ApiError> {
-    let request = RestoreRequest {
-        into_database: body.database,
-        into_url: body.url,
-        create: body.create,
-        clean: body.clean,
-        no_owner: body.no_owner,
-        jobs: body.jobs,
-        identity: body.identity.map(SecretString::from),
-        passphrase: body.passphrase.map(SecretString::from),
-    };
+    let request = body.into_request();
     let service = app.backups.clone();
     Ok(with_progress(
         &app.backups,
@@ -701,6 +737,41 @@ pub async fn restore_backup(
         move |progress| async move {
             service
                 .restore_backup(&who, &ws, &id, request, progress)
+                .await
+        },
+    )
+    .await)
+}
+
+/// Restores a whole server (workspace admin) from the whole-server run backup `id` belongs to:
+/// the server's globals (roles, memberships, tablespaces) first, then every database of the
+/// run with its owners and grants (`no_owner` defaults to false; a missing database is created
+/// with its owner). Onto the registered server, or `url` (connect as a superuser). Refused
+/// with 400, before anything changes, when a database has objects or the server has roles of
+/// its own, unless `overwrite`. Streams progress lines with `Accept: application/x-ndjson`.
+#[utoipa::path(post, path = "/workspaces/{ws}/backups/{id}/restore-server", tag = "backups",
+    request_body = RestoreBody,
+    params(("ws" = String, Path, description = "workspace name"),
+        ("id" = String, Path, description = "any backup id of the whole-server run")),
+    responses((status = 200, body = ServerRestoreView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub async fn restore_server(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RestoreBody>,
+) -> Result<Response, ApiError> {
+    let request = body.into_request();
+    let service = app.backups.clone();
+    Ok(with_progress(
+        &app.backups,
+        &headers,
+        StatusCode::OK,
+        move |progress| async move {
+            service
+                .restore_server(&who, &ws, &id, request, progress)
                 .await
         },
     )

@@ -91,6 +91,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(backups::show_backup, backups::delete_backup))
         .routes(routes!(backups::download_backup))
         .routes(routes!(backups::restore_backup))
+        .routes(routes!(backups::restore_server))
         .routes(routes!(backups::verify_backup))
         .routes(routes!(backups::verifications))
         .routes(routes!(backups::list_targets, backups::create_target))

@@ -274,15 +274,19 @@ impl Server {
     /// as an operator would in `[outbound]`): the tests' databases, storage servers and
     /// receivers run here.
     pub fn start(store: Store) -> Server {
+        Server::start_allowing(store, &[])
+    }
+
+    /// [`Server::start`] with more settings (e.g. `STATEHOUSE_OUTBOUND__ALLOW_OWN_STORE`).
+    pub fn start_allowing(store: Store, more_env: &[(&str, &str)]) -> Server {
         let temp = std::env::temp_dir().display().to_string();
-        Server::start_with(
-            store,
-            &[
-                ("STATEHOUSE_OUTBOUND__ALLOW_LOOPBACK", "true"),
-                ("STATEHOUSE_OUTBOUND__ALLOW_UNIX_SOCKETS", "true"),
-                ("STATEHOUSE_OUTBOUND__LOCAL_TARGET_ROOTS", &temp),
-            ],
-        )
+        let mut env = vec![
+            ("STATEHOUSE_OUTBOUND__ALLOW_LOOPBACK", "true"),
+            ("STATEHOUSE_OUTBOUND__ALLOW_UNIX_SOCKETS", "true"),
+            ("STATEHOUSE_OUTBOUND__LOCAL_TARGET_ROOTS", temp.as_str()),
+        ];
+        env.extend_from_slice(more_env);
+        Server::start_with(store, &env)
     }
 
     /// A server with these environment variables besides the listen address, data directory and
