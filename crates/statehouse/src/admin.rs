@@ -4,7 +4,7 @@
 
 use anyhow::{Result, bail};
 use clap::{Subcommand, ValueEnum};
-use statehouse_core::access::Role;
+use statehouse_core::access::{Principal, Role};
 use statehouse_core::clock::parse_duration;
 use statehouse_core::crypto::MasterKey;
 
@@ -45,19 +45,18 @@ pub async fn allow_overwrite(config: &Config, state: &StateRef, duration: &str) 
     let window = parse_duration(duration)?;
     let instance = instance::open(config).await?;
     let services = &instance.services;
-    let ws = services.workspace(&state.workspace).await?;
     let until = services.now().plus_millis(window.as_millis() as i64);
-    if !services
-        .store
-        .set_overwrite_until(&ws.id, &state.name, Some(until))
-        .await?
-    {
-        bail!(
-            "state {:?} does not exist in workspace {:?}",
-            state.name,
-            ws.name
-        );
-    }
+    let opened = services
+        .allow_overwrite(
+            &Principal::local_operator(),
+            &state.workspace,
+            &state.name,
+            Some(until),
+        )
+        .await;
+    // Its audit entry is committed with the change; seal it before exiting.
+    services.flush_journal().await;
+    opened?;
     eprintln!(
         "the next write to {:?} that breaks serial/lineage protection is accepted until {} (once, recorded as forced)",
         state.name,
