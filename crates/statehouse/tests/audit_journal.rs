@@ -155,6 +155,11 @@ fn kill_during_concurrent_changes_leaves_every_change_audited(store: Store) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    eprintln!(
+        "{} changes acknowledged before the kill; {} audit entries after the restart",
+        acks.len(),
+        entries.len()
+    );
     let successes = |action: &str, state: &str| -> Vec<Value> {
         entries
             .iter()
