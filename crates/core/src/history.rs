@@ -5,11 +5,11 @@ use serde_json::json;
 
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
+use crate::clock::Timestamp;
 use crate::events::{NewEvent, kind};
 use crate::model::WriteOutcome;
 use crate::model::{DeletedState, StateFilter, StateRecord, UnlockOutcome, VersionMeta, Workspace};
 use crate::names::StateName;
-use crate::clock::Timestamp;
 use crate::service::Services;
 use crate::store::pending::JournalEntries;
 use crate::tfstate::{self, Output, StateDiff};
@@ -439,9 +439,7 @@ impl Services {
         let record = AuditRecord::by(who, "state.purge", self.now())
             .workspace(ws)
             .target(state_id);
-        let result = self
-            .purge_state_unaudited(who, ws, state_id, &record)
-            .await;
+        let result = self.purge_state_unaudited(who, ws, state_id, &record).await;
         self.conclude_change(result, record).await
     }
 
@@ -492,9 +490,12 @@ impl Services {
                 .await?;
             let found = self
                 .store
-                .set_overwrite_until_journaled(&workspace.id, state_name.as_str(), until, &|found| {
-                    recorded_if(*found, &record)
-                })
+                .set_overwrite_until_journaled(
+                    &workspace.id,
+                    state_name.as_str(),
+                    until,
+                    &|found| recorded_if(*found, &record),
+                )
                 .await?;
             if found {
                 Ok(())

@@ -683,7 +683,9 @@ impl Services {
         let record = AuditRecord::by(who, "lock.acquire", self.now())
             .workspace(ws)
             .target(name);
-        let result = self.lock_state_unaudited(who, ws, name, info, &record).await;
+        let result = self
+            .lock_state_unaudited(who, ws, name, info, &record)
+            .await;
         self.conclude_change(result, record).await
     }
 
@@ -790,10 +792,9 @@ impl Services {
                 };
                 JournalEntries::of(r.detail(facts), Some(event))
             }
-            UnlockOutcome::NotLocked => JournalEntries::of(
-                r.detail(json!({"lock_id": id, "not_locked": true})),
-                None,
-            ),
+            UnlockOutcome::NotLocked => {
+                JournalEntries::of(r.detail(json!({"lock_id": id, "not_locked": true})), None)
+            }
         }
     }
 
@@ -839,7 +840,13 @@ impl Services {
                 .authorize(who, ws, Role::Admin, "deleting a state")
                 .await?;
             let journal = |deleted: &bool| {
-                let event = self.event(kind::STATE_DELETED, &workspace, name.as_str(), who, json!({}));
+                let event = self.event(
+                    kind::STATE_DELETED,
+                    &workspace,
+                    name.as_str(),
+                    who,
+                    json!({}),
+                );
                 match deleted {
                     true => JournalEntries::of(record.clone(), Some(event)),
                     false => JournalEntries::default(),

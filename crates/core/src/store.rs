@@ -26,11 +26,11 @@ use async_trait::async_trait;
 pub mod search;
 pub mod search_sql;
 
+use self::pending::{Journaling, no_journal};
 use crate::Result;
 use crate::access::Token;
 use crate::clock::Timestamp;
 use crate::crypto::SealedBody;
-use self::pending::{Journaling, no_journal};
 use crate::model::{
     DeletedState, LockOutcome, LockRequest, NewToken, StateFilter, StateRecord, UnlockOutcome,
     UnlockRequest, VersionMeta, VersionWrite, Workspace, WrappedKeyRow, WriteOutcome,

@@ -29,6 +29,18 @@ on_both_stores!(
 const LOCKING_CLIENTS: usize = 4;
 /// Clients that write without locking, each on its own state.
 const WRITING_CLIENTS: usize = 3;
+/// Kills (each followed by a restart), each with new states.
+const ROUNDS: usize = 3;
+
+/// The state client `i` of round `round` works on.
+fn state_name(round: usize, i: usize) -> String {
+    let kind = if i < LOCKING_CLIENTS {
+        "locked"
+    } else {
+        "free"
+    };
+    format!("{kind}-{round}-{i}")
+}
 
 fn state_body(serial: i64) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
@@ -50,7 +62,13 @@ fn lock_info(id: &str) -> Vec<u8> {
 type Acks = Arc<Mutex<Vec<(String, &'static str, Option<String>)>>>;
 
 /// Sends `method` with `body`; `Some(status)`, or `None` once the server is gone.
-fn send(client: &reqwest::blocking::Client, method: &str, url: &str, token: &str, body: Vec<u8>) -> Option<u16> {
+fn send(
+    client: &reqwest::blocking::Client,
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Vec<u8>,
+) -> Option<u16> {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     client
         .request(method, url)
@@ -62,11 +80,16 @@ fn send(client: &reqwest::blocking::Client, method: &str, url: &str, token: &str
 }
 
 /// Runs the clients until the server stops answering.
-fn start_clients(server: &Server, acks: &Acks, done: &Arc<AtomicUsize>) -> Vec<thread::JoinHandle<()>> {
+fn start_clients(
+    server: &Server,
+    round: usize,
+    acks: &Acks,
+    done: &Arc<AtomicUsize>,
+) -> Vec<thread::JoinHandle<()>> {
     let mut clients = Vec::new();
     for i in 0..LOCKING_CLIENTS + WRITING_CLIENTS {
         let locking = i < LOCKING_CLIENTS;
-        let name = format!("{}-{i}", if locking { "locked" } else { "free" });
+        let name = state_name(round, i);
         let url = server.tf_address("default", &name);
         let token = server.admin_token.clone();
         let acks = acks.clone();
@@ -88,7 +111,7 @@ fn start_clients(server: &Server, acks: &Acks, done: &Arc<AtomicUsize>) -> Vec<t
                     }
                     continue;
                 }
-                let id = format!("L-{i}-{serial}");
+                let id = format!("L-{round}-{i}-{serial}");
                 match send(&client, "LOCK", &url, &token, lock_info(&id)) {
                     Some(200) => ack("lock.acquire", Some(&id)),
                     Some(_) => continue,
@@ -134,29 +157,33 @@ fn kill_during_concurrent_changes_leaves_every_change_audited(store: Store) {
     }
     let mut server = Server::start(store);
     let acks: Acks = Arc::default();
-    let done = Arc::new(AtomicUsize::new(0));
-    let clients = start_clients(&server, &acks, &done);
-    // Kill once the clients are in full swing, with changes in flight.
-    let started = Instant::now();
-    while done.load(Ordering::Relaxed) < 300 && started.elapsed() < Duration::from_secs(60) {
-        thread::sleep(Duration::from_millis(20));
-    }
-    thread::sleep(Duration::from_millis(150));
-    server.kill9();
-    for client in clients {
-        client.join().unwrap();
+    for round in 0..ROUNDS {
+        let done = Arc::new(AtomicUsize::new(0));
+        let clients = start_clients(&server, round, &acks, &done);
+        // Kill once the clients are in full swing, with changes in flight.
+        let started = Instant::now();
+        while done.load(Ordering::Relaxed) < 300 && started.elapsed() < Duration::from_secs(60) {
+            thread::sleep(Duration::from_millis(20));
+        }
+        thread::sleep(Duration::from_millis(100 + 50 * round as u64));
+        server.kill9();
+        for client in clients {
+            client.join().unwrap();
+        }
+        assert!(
+            done.load(Ordering::Relaxed) >= 300,
+            "the clients barely ran in round {round}"
+        );
+        server.restart();
     }
     let acks = acks.lock().unwrap().clone();
-    assert!(acks.len() >= 300, "the clients barely ran: {} acknowledged changes", acks.len());
-
-    server.restart();
     let export = server.cli(&["audit", "export"]);
     let entries: Vec<Value> = String::from_utf8_lossy(&export.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     eprintln!(
-        "{} changes acknowledged before the kill; {} audit entries after the restart",
+        "{} changes acknowledged before the kills; {} audit entries after the restarts",
         acks.len(),
         entries.len()
     );
@@ -168,12 +195,17 @@ fn kill_during_concurrent_changes_leaves_every_change_audited(store: Store) {
             .collect()
     };
     let mut checked_locks = 0;
-    for i in 0..LOCKING_CLIENTS + WRITING_CLIENTS {
+    for (round, i) in
+        (0..ROUNDS).flat_map(|r| (0..LOCKING_CLIENTS + WRITING_CLIENTS).map(move |i| (r, i)))
+    {
         let locking = i < LOCKING_CLIENTS;
-        let name = format!("{}-{i}", if locking { "locked" } else { "free" });
+        let name = state_name(round, i);
         // Every stored version has exactly one state.write entry, and no entry names a
         // version that was not stored.
-        let (status, versions) = api_get(&server, &format!("/workspaces/default/states/{name}/versions?limit=1000"));
+        let (status, versions) = api_get(
+            &server,
+            &format!("/workspaces/default/states/{name}/versions?limit=1000"),
+        );
         assert_eq!(status, 200, "{versions}");
         let stored: Vec<i64> = versions["items"]
             .as_array()
@@ -187,11 +219,24 @@ fn kill_during_concurrent_changes_leaves_every_change_audited(store: Store) {
                 *audited.entry(d["version"].as_i64().unwrap()).or_default() += 1;
             }
         }
-        let missing: Vec<i64> = stored.iter().filter(|v| !audited.contains_key(v)).copied().collect();
-        assert!(missing.is_empty(), "{name}: versions without a state.write entry: {missing:?}");
+        let missing: Vec<i64> = stored
+            .iter()
+            .filter(|v| !audited.contains_key(v))
+            .copied()
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{name}: versions without a state.write entry: {missing:?}"
+        );
         for (version, count) in &audited {
-            assert_eq!(*count, 1, "{name}: version {version} has {count} state.write entries");
-            assert!(stored.contains(version), "{name}: an entry for version {version}, which was never stored");
+            assert_eq!(
+                *count, 1,
+                "{name}: version {version} has {count} state.write entries"
+            );
+            assert!(
+                stored.contains(version),
+                "{name}: an entry for version {version}, which was never stored"
+            );
         }
         if !locking {
             continue;
@@ -216,15 +261,19 @@ fn kill_during_concurrent_changes_leaves_every_change_audited(store: Store) {
         for id in &released {
             *open.entry(id).or_default() -= 1;
         }
-        let still_open: Vec<&str> = open.iter().filter(|(_, n)| **n != 0).map(|(id, _)| *id).collect();
+        let still_open: Vec<&str> = open
+            .iter()
+            .filter(|(_, n)| **n != 0)
+            .map(|(id, _)| *id)
+            .collect();
         assert_eq!(
             still_open,
             held.iter().map(String::as_str).collect::<Vec<_>>(),
-            "{name}: the lock entries do not add up to the lock held now"
+            "{name}: the lock entries do not add up to the lock held now (acquired {acquired:?}, released {released:?})"
         );
         checked_locks += 1;
     }
-    assert_eq!(checked_locks, LOCKING_CLIENTS);
+    assert_eq!(checked_locks, LOCKING_CLIENTS * ROUNDS);
     // Every acknowledged change has its entry.
     for (state, action, id) in &acks {
         let found = entries.iter().any(|e| {
@@ -233,7 +282,10 @@ fn kill_during_concurrent_changes_leaves_every_change_audited(store: Store) {
                 && e["target"] == state.as_str()
                 && id.as_deref().is_none_or(|id| detail(e)["lock_id"] == id)
         });
-        assert!(found, "acknowledged {action} of {state} ({id:?}) has no audit entry");
+        assert!(
+            found,
+            "acknowledged {action} of {state} ({id:?}) has no audit entry"
+        );
     }
     let verified = server.cli(&["audit", "verify"]);
     assert!(
@@ -275,8 +327,10 @@ fn nul_bytes_in_audited_names_take_no_entry_down(store: Store) {
     // Meanwhile: logins and a read whose names carry a NUL (refused, and audited with it).
     let client = http_client();
     for n in 0..BAD {
-        let body = serde_json::to_vec(&serde_json::json!({"name": format!("x\u{0}y{n}"), "password": "pw"}))
-            .unwrap();
+        let body = serde_json::to_vec(
+            &serde_json::json!({"name": format!("x\u{0}y{n}"), "password": "pw"}),
+        )
+        .unwrap();
         let status = client
             .post(format!("{}/api/v1/auth/login", server.url))
             .header("content-type", "application/json")
@@ -284,9 +338,18 @@ fn nul_bytes_in_audited_names_take_no_entry_down(store: Store) {
             .send()
             .unwrap()
             .status();
-        assert!(!status.is_success(), "a login with a NUL in its name succeeded");
+        assert!(
+            !status.is_success(),
+            "a login with a NUL in its name succeeded"
+        );
     }
-    let read = send(&client, "GET", &format!("{}/tf/default/a%00b", server.url), &server.admin_token, Vec::new());
+    let read = send(
+        &client,
+        "GET",
+        &format!("{}/tf/default/a%00b", server.url),
+        &server.admin_token,
+        Vec::new(),
+    );
     assert!(read.is_some_and(|s| s >= 400), "{read:?}");
     for (i, writer) in writers.into_iter().enumerate() {
         let answers = writer.join().unwrap();
@@ -301,7 +364,11 @@ fn nul_bytes_in_audited_names_take_no_entry_down(store: Store) {
         let state = format!("nul-{i}");
         let written = entries
             .iter()
-            .filter(|e| e["action"] == "state.write" && e["outcome"] == "success" && e["target"] == state.as_str())
+            .filter(|e| {
+                e["action"] == "state.write"
+                    && e["outcome"] == "success"
+                    && e["target"] == state.as_str()
+            })
             .count();
         assert_eq!(written, WRITES as usize, "{state}: every write is audited");
     }

@@ -261,7 +261,11 @@ pub async fn audit_prune_keeps_the_chain_verifiable(store: Arc<dyn Store>) {
         0,
         "idempotent"
     );
-    assert_eq!(all_entries(store.as_ref()).await.len(), 7, "no proof of nothing");
+    assert_eq!(
+        all_entries(store.as_ref()).await.len(),
+        7,
+        "no proof of nothing"
+    );
     // Batches: at most `max` per call, always from the oldest end.
     assert_eq!(
         store

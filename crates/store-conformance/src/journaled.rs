@@ -10,9 +10,7 @@ use statehouse_core::model::{LockOutcome, UnlockOutcome, WriteOutcome};
 use statehouse_core::store::Store;
 use statehouse_core::store::pending::JournalEntries;
 
-use crate::{
-    at, ensure, expect_conflict, lock_request, ok, unlock_request, workspace, write_of,
-};
+use crate::{at, ensure, expect_conflict, lock_request, ok, unlock_request, workspace, write_of};
 
 /// The entries a change named `action` stores: one record and one event.
 fn entries_of(action: &str, subject: &str) -> JournalEntries {
@@ -63,7 +61,11 @@ pub async fn changes_store_their_entries_in_their_own_transaction(store: Arc<dyn
         .lock_state_journaled(&ws.id, "net", &lock, &log("lock.acquire"))
         .await;
     assert_eq!(ok(taken, "lock (fast path)"), LockOutcome::Acquired);
-    assert_eq!(unsealed(&*store).await, 1, "the entry waits in the change's transaction");
+    assert_eq!(
+        unsealed(&*store).await,
+        1,
+        "the entry waits in the change's transaction"
+    );
     assert_eq!(
         ok(store.audit_head().await, "head").last_seq,
         0,
@@ -78,7 +80,10 @@ pub async fn changes_store_their_entries_in_their_own_transaction(store: Arc<dyn
     let written = store
         .write_version_journaled(&ws.id, "net", w.clone(), &log("state.write"))
         .await;
-    assert!(matches!(written, Ok(WriteOutcome::Created(_))), "{written:?}");
+    assert!(
+        matches!(written, Ok(WriteOutcome::Created(_))),
+        "{written:?}"
+    );
     let same = store
         .write_version_journaled(&ws.id, "net", w.clone(), &log("state.same"))
         .await;
@@ -112,9 +117,17 @@ pub async fn changes_store_their_entries_in_their_own_transaction(store: Arc<dyn
     assert_eq!(ok(not_locked, "unlock again"), UnlockOutcome::NotLocked);
     // The slow paths: a lock on a state that does not exist yet, a force-unlock.
     let created = store
-        .lock_state_journaled(&ws.id, "new", &lock_request("L2", "tok-a", at(2)), &log("lock.create"))
+        .lock_state_journaled(
+            &ws.id,
+            "new",
+            &lock_request("L2", "tok-a", at(2)),
+            &log("lock.create"),
+        )
         .await;
-    assert_eq!(ok(created, "lock creating the state"), LockOutcome::Acquired);
+    assert_eq!(
+        ok(created, "lock creating the state"),
+        LockOutcome::Acquired
+    );
     let forced = store
         .unlock_state_journaled(
             &ws.id,
@@ -123,13 +136,21 @@ pub async fn changes_store_their_entries_in_their_own_transaction(store: Arc<dyn
             &log("lock.force_release"),
         )
         .await;
-    assert!(matches!(forced, Ok(UnlockOutcome::ForceReleased { .. })), "{forced:?}");
+    assert!(
+        matches!(forced, Ok(UnlockOutcome::ForceReleased { .. })),
+        "{forced:?}"
+    );
     let kept = store
         .set_version_kept_journaled(&state.id, 1, true, &log("state.keep_version"))
         .await;
     assert!(ok(kept, "keep"));
     let window = store
-        .set_overwrite_until_journaled(&ws.id, "net", Some(at(60_000)), &log("state.allow_overwrite"))
+        .set_overwrite_until_journaled(
+            &ws.id,
+            "net",
+            Some(at(60_000)),
+            &log("state.allow_overwrite"),
+        )
         .await;
     assert!(ok(window, "overwrite window"));
     let deleted = store
@@ -168,7 +189,11 @@ pub async fn changes_store_their_entries_in_their_own_transaction(store: Arc<dyn
         "state.delete",
         "state.purge",
     ];
-    assert_eq!(sealed_actions(&*store).await, expected, "sealed in commit order");
+    assert_eq!(
+        sealed_actions(&*store).await,
+        expected,
+        "sealed in commit order"
+    );
     let events = ok(store.events_after(0, None, 100).await, "events");
     assert_eq!(
         events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>(),
@@ -208,7 +233,10 @@ pub async fn pending_entries_are_sealed_before_the_batch(store: Arc<dyn Store>) 
         "append",
     );
     assert_eq!(
-        stored.iter().map(|e| (e.seq, e.kind.as_str())).collect::<Vec<_>>(),
+        stored
+            .iter()
+            .map(|e| (e.seq, e.kind.as_str()))
+            .collect::<Vec<_>>(),
         [(1, "lock_acquire"), (2, "batch")],
         "the sealed event, then the batch's last"
     );
@@ -265,7 +293,9 @@ pub async fn journal_text_with_nul_round_trips(store: Arc<dyn Store>) {
         "lock with NULs",
     );
     let stored = ok(
-        store.append_journal(&records, std::slice::from_ref(&event)).await,
+        store
+            .append_journal(&records, std::slice::from_ref(&event))
+            .await,
         "append with NULs",
     );
     let entries = ok(
@@ -287,7 +317,11 @@ pub async fn journal_text_with_nul_round_trips(store: Arc<dyn Store>) {
     assert_eq!(events[0].subject.as_deref(), Some("n\0ame"));
     assert_eq!(events[1], stored[1]);
     assert_eq!(
-        (events[1].actor.as_str(), events[1].subject.as_deref(), events[1].workspace.as_deref()),
+        (
+            events[1].actor.as_str(),
+            events[1].subject.as_deref(),
+            events[1].workspace.as_deref()
+        ),
         (nul_name, Some("s\0t"), Some("w\\s"))
     );
     assert_eq!(events[1].payload, json!({"info": {"ID": "L\0"}}));
@@ -297,7 +331,10 @@ pub async fn journal_text_with_nul_round_trips(store: Arc<dyn Store>) {
         async move {
             ok(
                 store
-                    .audit_entries(&AuditQuery { limit: 100, ..query })
+                    .audit_entries(&AuditQuery {
+                        limit: 100,
+                        ..query
+                    })
                     .await,
                 "filtered audit_entries",
             )

@@ -77,7 +77,8 @@ fn push_equals(q: &mut QueryBuilder<Postgres>, column: &str, value: &str) {
             q.push(format!(" AND {column} = ")).push_bind(v);
         }
         Match::EscapedOnly(v) => {
-            q.push(format!(" AND nul_escaped AND {column} = ")).push_bind(v);
+            q.push(format!(" AND nul_escaped AND {column} = "))
+                .push_bind(v);
         }
         Match::Either { plain, escaped } => {
             q.push(format!(" AND {column} = CASE WHEN nul_escaped THEN "))

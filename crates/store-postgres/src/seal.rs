@@ -23,7 +23,11 @@ const INSERT_CHUNK: usize = 500;
 /// reads from it — and fails (NOT NULL) when another process appended since this one last
 /// looked; a concurrent appender waits for the head's row lock, then fails the same way and
 /// retries on the new head. `sealed`: the pending rows it seals (deleted).
-pub(crate) fn round_query(head: &JournalHead, round: &Round, sealed: &[i64]) -> QueryBuilder<Postgres> {
+pub(crate) fn round_query(
+    head: &JournalHead,
+    round: &Round,
+    sealed: &[i64],
+) -> QueryBuilder<Postgres> {
     let new_head = &round.new_head;
     let mut q = QueryBuilder::<Postgres>::new(
         "WITH head AS (UPDATE audit_chain SET last_seq = CASE WHEN last_seq = ",
@@ -112,7 +116,11 @@ pub(crate) fn round_query(head: &JournalHead, round: &Round, sealed: &[i64]) -> 
             let esc = nul::event_needs_escape(e);
             b.push_bind(e.seq)
                 .push_bind(nul::stored(&e.kind, esc).into_owned())
-                .push_bind(e.workspace_id.as_deref().map(|w| nul::stored(w, esc).into_owned()))
+                .push_bind(
+                    e.workspace_id
+                        .as_deref()
+                        .map(|w| nul::stored(w, esc).into_owned()),
+                )
                 .push_bind(nul::stored(&p.prefix, esc).into_owned())
                 .push_bind(p.body.clone())
                 .push_bind(e.at.millis());
@@ -206,7 +214,8 @@ impl PgStore {
                     *cache = None;
                 }
                 // not_null_violation: the head moved (another process appended).
-                let stale = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23502"));
+                let stale =
+                    matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23502"));
                 if !stale {
                     return Err(self.db_err(e));
                 }

@@ -77,7 +77,8 @@ fn push_equals(q: &mut QueryBuilder<Sqlite>, column: &str, value: &str) {
             q.push(format!(" AND {column} = ")).push_bind(v);
         }
         Match::EscapedOnly(v) => {
-            q.push(format!(" AND nul_escaped AND {column} = ")).push_bind(v);
+            q.push(format!(" AND nul_escaped AND {column} = "))
+                .push_bind(v);
         }
         Match::Either { plain, escaped } => {
             q.push(format!(" AND {column} = CASE WHEN nul_escaped THEN "))
@@ -92,15 +93,17 @@ fn push_equals(q: &mut QueryBuilder<Sqlite>, column: &str, value: &str) {
 /// `AND column` starts with `prefix`, for rows stored escaped or not.
 fn push_starts_with(q: &mut QueryBuilder<Sqlite>, column: &str, prefix: &str) {
     let escaped = nul::escape(prefix).into_owned();
-    q.push(format!(" AND CASE WHEN nul_escaped THEN substr({column}, 1, "))
-        .push_bind(escaped.len() as i64)
-        .push(") = ")
-        .push_bind(escaped)
-        .push(format!(" ELSE substr({column}, 1, "))
-        .push_bind(prefix.len() as i64)
-        .push(") = ")
-        .push_bind(prefix.to_owned())
-        .push(" END");
+    q.push(format!(
+        " AND CASE WHEN nul_escaped THEN substr({column}, 1, "
+    ))
+    .push_bind(escaped.len() as i64)
+    .push(") = ")
+    .push_bind(escaped)
+    .push(format!(" ELSE substr({column}, 1, "))
+    .push_bind(prefix.len() as i64)
+    .push(") = ")
+    .push_bind(prefix.to_owned())
+    .push(" END");
 }
 
 pub(crate) async fn insert_deliveries(

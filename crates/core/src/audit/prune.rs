@@ -76,7 +76,11 @@ mod tests {
         };
         let entry = chain(40, &proof.last_hash, &[proof.record(Timestamp(5_000))]).remove(0);
         assert_eq!(PruneProof::from_entry(&entry), Some(proof));
-        let other = chain(0, GENESIS_HASH, &[AuditRecord::new(Timestamp(1), "x", "state.read")]);
+        let other = chain(
+            0,
+            GENESIS_HASH,
+            &[AuditRecord::new(Timestamp(1), "x", "state.read")],
+        );
         assert_eq!(PruneProof::from_entry(&other[0]), None);
     }
 }

@@ -235,7 +235,9 @@ async fn check_pruned(store: &dyn AuditStore, head: &ChainHead) -> Result<Option
         })
     };
     let Some(entry) = newest.first() else {
-        return Ok(unproven("no audit.prune entry records their removal".into()));
+        return Ok(unproven(
+            "no audit.prune entry records their removal".into(),
+        ));
     };
     let Some(proof) = PruneProof::from_entry(entry) else {
         return Ok(unproven(format!(

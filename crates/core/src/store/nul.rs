@@ -137,12 +137,18 @@ mod tests {
         for text in ["", "plain", "a\0b", "\\0", "\\", "\0\\\0", "ünï\0côde\\\\"] {
             let stored = escape(text);
             assert!(!stored.contains('\0'), "{text:?}");
-            assert_eq!(original(stored.into_owned(), true).ok().as_deref(), Some(text));
+            assert_eq!(
+                original(stored.into_owned(), true).ok().as_deref(),
+                Some(text)
+            );
         }
         // A literal backslash-zero and a NUL are stored differently.
         assert_ne!(escape("\\0"), escape("\0"));
         assert!(matches!(escape("plain"), Cow::Borrowed(_)));
-        assert_eq!(original("a\\0b".into(), false).ok().as_deref(), Some("a\\0b"));
+        assert_eq!(
+            original("a\\0b".into(), false).ok().as_deref(),
+            Some("a\\0b")
+        );
         assert!(original("bad\\x".into(), true).is_err());
         assert!(original("trailing\\".into(), true).is_err());
     }

@@ -107,27 +107,27 @@ impl JournalEntries {
             v: VERSION,
             records: (self.records.iter())
                 .map(|r| Record {
-                at: r.at.millis(),
-                actor: r.actor.clone(),
-                token_id: r.token_id.clone(),
-                token_name: r.token_name.clone(),
-                source_ip: r.source_ip.clone(),
-                action: r.action.clone(),
-                workspace: r.workspace.clone(),
-                target: r.target.clone(),
-                outcome: r.outcome.as_str().to_owned(),
+                    at: r.at.millis(),
+                    actor: r.actor.clone(),
+                    token_id: r.token_id.clone(),
+                    token_name: r.token_name.clone(),
+                    source_ip: r.source_ip.clone(),
+                    action: r.action.clone(),
+                    workspace: r.workspace.clone(),
+                    target: r.target.clone(),
+                    outcome: r.outcome.as_str().to_owned(),
                     reason: r.reason.clone(),
                     detail: r.detail.clone(),
                 })
                 .collect(),
             events: (self.events.iter())
                 .map(|e| Event {
-                at: e.at.millis(),
-                kind: e.kind.clone(),
-                workspace_id: e.workspace_id.clone(),
-                workspace: e.workspace.clone(),
-                subject: e.subject.clone(),
-                actor: e.actor.clone(),
+                    at: e.at.millis(),
+                    kind: e.kind.clone(),
+                    workspace_id: e.workspace_id.clone(),
+                    workspace: e.workspace.clone(),
+                    subject: e.subject.clone(),
+                    actor: e.actor.clone(),
                     payload: e.payload.clone(),
                 })
                 .collect(),
@@ -166,12 +166,12 @@ impl JournalEntries {
         }
         let events = (row.events.into_iter())
             .map(|e| NewEvent {
-            at: Timestamp(e.at),
-            kind: e.kind,
-            workspace_id: e.workspace_id,
-            workspace: e.workspace,
-            subject: e.subject,
-            actor: e.actor,
+                at: Timestamp(e.at),
+                kind: e.kind,
+                workspace_id: e.workspace_id,
+                workspace: e.workspace,
+                subject: e.subject,
+                actor: e.actor,
                 payload: e.payload,
             })
             .collect();
@@ -215,10 +215,10 @@ mod tests {
     #[test]
     fn rows_round_trip_with_any_text() {
         let entries = JournalEntries::of(
-                AuditRecord::new(Timestamp(7), "x\0y", "lock.acquire")
-                    .workspace("w\\s")
-                    .target("t\u{1}")
-                    .failed("bad \0 name")
+            AuditRecord::new(Timestamp(7), "x\0y", "lock.acquire")
+                .workspace("w\\s")
+                .target("t\u{1}")
+                .failed("bad \0 name")
                 .detail(json!({"info": "a\u{0}b"})),
             Some(NewEvent {
                 at: Timestamp(8),
@@ -242,7 +242,9 @@ mod tests {
         let rows = decode_rows(vec![(3, 42, "not json".into())]);
         let record = rows[0].1.records.first().cloned();
         assert_eq!(
-            record.as_ref().map(|r| (r.action.as_str(), r.at, r.outcome)),
+            record
+                .as_ref()
+                .map(|r| (r.action.as_str(), r.at, r.outcome)),
             Some(("audit.unreadable", Timestamp(42), Outcome::Failed))
         );
     }
