@@ -147,8 +147,8 @@ fn shutdown_keeps_every_entry_and_verify_catches_tampering(store: Store) {
 
 /// An entry inserted past the chain head blocks sealing until it is removed: verify must still
 /// answer, exit 1 and name it (not fail as if the server were unavailable), changes must still
-/// be answered, their entries waiting (pending) with them, and once the entry is removed
-/// nothing is missing.
+/// be answered, their entries waiting (pending) with them, the server log must say why the log
+/// cannot grow, and once the entry is removed nothing is missing.
 fn verify_names_an_entry_inserted_past_the_head(store: Store) {
     if skip_e2e() {
         return;
@@ -210,6 +210,17 @@ fn verify_names_an_entry_inserted_past_the_head(store: Store) {
         report["unsealed"].as_i64() >= Some(1),
         "the write waits: {report}"
     );
+    // The writer tried to seal the write's entry after the head and says what stops it.
+    let blocked = format!("audit entry {inserted} already exists beyond the chain head");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.log_text().contains(&blocked) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log should say {blocked:?}: {}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     tamper(&server, "DELETE FROM audit_entries WHERE actor = 'mallory'");
     server.cli(&["audit", "verify"]);

@@ -874,6 +874,20 @@ pub async fn tamper_inserted_row_is_detected(store: Arc<dyn Store>, sql: impl Ra
     )
     .await;
     expect_problem(&verify(store.as_ref()).await, 7, ProblemKind::Inserted);
+    // The chain cannot grow past it: appending names it, and works again once it is gone.
+    let refused = store
+        .append_journal(&[record(7, "ci", "state.write")], &[])
+        .await
+        .expect_err("appended past an inserted entry");
+    assert!(
+        refused
+            .to_string()
+            .contains("audit entry 7 already exists beyond the chain head (entry 6)"),
+        "{refused}"
+    );
+    sql.execute("DELETE FROM audit_entries WHERE seq = 7").await;
+    append(store.as_ref(), &[record(7, "ci", "state.write")]).await;
+    assert!(verify(store.as_ref()).await.is_intact());
 }
 
 pub async fn tamper_after_pruning_is_detected_and_pruning_stays_green(

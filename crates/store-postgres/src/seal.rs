@@ -5,13 +5,13 @@
 
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
-use statehouse_core::Result;
 use statehouse_core::audit::AuditRecord;
 use statehouse_core::events::{Event, NewEvent};
 use statehouse_core::store::audit::SEAL_BATCH;
 use statehouse_core::store::nul;
 use statehouse_core::store::pending;
-use statehouse_core::store::seal::{JournalHead, Round};
+use statehouse_core::store::seal::{BEYOND_HEAD_SQL, Beyond, JournalHead, Round};
+use statehouse_core::{Error, Result};
 
 use crate::PgStore;
 use crate::pending::read_pending;
@@ -217,7 +217,7 @@ impl PgStore {
                 let stale =
                     matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23502"));
                 if !stale {
-                    return Err(self.db_err(e));
+                    return Err(self.blocked_or(e).await);
                 }
                 self.append_round_locked(records, events).await
             }
@@ -238,18 +238,40 @@ impl PgStore {
         let (all_records, all_events, sealed, more) =
             with_batch(take_pending(&mut tx).await.map_err(err)?, records, events);
         let round = Round::after(&head, &all_records, &all_events);
-        if !round.is_empty() {
-            round_query(&head, &round, &sealed)
+        if !round.is_empty()
+            && let Err(e) = round_query(&head, &round, &sealed)
                 .build()
                 .execute(&mut *tx)
                 .await
-                .map_err(err)?;
+        {
+            drop(tx);
+            return Err(self.blocked_or(e).await);
         }
         tx.commit().await.map_err(err)?;
         if let Ok(mut cache) = self.journal_head.lock() {
             *cache = Some(round.new_head.clone());
         }
         Ok((round.into_events(), more))
+    }
+
+    /// The error of a failed round: when a number it appends was taken, the row inserted
+    /// beyond the head, named (see [`Beyond::blocked`]); otherwise the database's error.
+    async fn blocked_or(&self, failure: sqlx::Error) -> Error {
+        if matches!(&failure, sqlx::Error::Database(d) if d.is_unique_violation()) {
+            let beyond = sqlx::query_as(BEYOND_HEAD_SQL)
+                .fetch_one(&self.pool)
+                .await
+                .map(|(last_seq, entry, last_event_seq, event)| Beyond {
+                    last_seq,
+                    entry,
+                    last_event_seq,
+                    event,
+                });
+            if let Some(blocked) = beyond.ok().as_ref().and_then(Beyond::blocked) {
+                return blocked;
+            }
+        }
+        self.db_err(failure)
     }
 }
 

@@ -3,13 +3,13 @@
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use statehouse_core::Result;
 use statehouse_core::audit::AuditRecord;
 use statehouse_core::events::{Event, NewEvent};
 use statehouse_core::store::audit::SEAL_BATCH;
 use statehouse_core::store::nul;
 use statehouse_core::store::pending;
-use statehouse_core::store::seal::{JournalHead, Round};
+use statehouse_core::store::seal::{BEYOND_HEAD_SQL, Beyond, JournalHead, Round};
+use statehouse_core::{Error, Result};
 
 use crate::pending::read_pending;
 use crate::{SqliteStore, db_err};
@@ -141,6 +141,25 @@ pub(crate) async fn read_head(conn: &mut SqliteConnection) -> Result<JournalHead
     })
 }
 
+/// The error of a failed round: when a number it appends was taken, the row inserted beyond
+/// the head, named (see [`Beyond::blocked`]); otherwise the database's error.
+async fn blocked_or(conn: &mut SqliteConnection, failure: sqlx::Error) -> Error {
+    if matches!(&failure, sqlx::Error::Database(d) if d.is_unique_violation()) {
+        let beyond = sqlx::query_as(BEYOND_HEAD_SQL).fetch_one(conn).await.map(
+            |(last_seq, entry, last_event_seq, event)| Beyond {
+                last_seq,
+                entry,
+                last_event_seq,
+                event,
+            },
+        );
+        if let Some(blocked) = beyond.ok().as_ref().and_then(Beyond::blocked) {
+            return blocked;
+        }
+    }
+    db_err(failure)
+}
+
 /// Up to [`SEAL_BATCH`] pending rows as records and events, with their ids; and whether more
 /// are waiting.
 pub(crate) async fn take_pending(
@@ -231,7 +250,7 @@ impl SqliteStore {
                         *cache = None;
                     }
                     if !begin || !e.to_string().contains("audit_chain.last_seq") {
-                        return Err(db_err(e));
+                        return Err(blocked_or(conn, e).await);
                     }
                     sqlx::query("BEGIN IMMEDIATE")
                         .execute(&mut *conn)

@@ -2,6 +2,7 @@
 //! the records chained after the head, the events numbered after the last event, and the head
 //! the round leaves.
 
+use crate::Error;
 use crate::audit::{self, AuditEntry, AuditRecord};
 use crate::events::{Event, NewEvent};
 use crate::webhooks::event_body;
@@ -75,10 +76,74 @@ impl Round {
     }
 }
 
+/// The first rows stored beyond the head, read when a round failed because a number it appends
+/// was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beyond {
+    pub last_seq: i64,
+    /// The first audit entry after `last_seq`.
+    pub entry: Option<i64>,
+    pub last_event_seq: i64,
+    /// The first event after `last_event_seq`.
+    pub event: Option<i64>,
+}
+
+/// Reads a [`Beyond`] (the same on both engines): the head and the first rows past it.
+pub const BEYOND_HEAD_SQL: &str = "SELECT c.last_seq, \
+     (SELECT MIN(seq) FROM audit_entries WHERE seq > c.last_seq), c.last_event_seq, \
+     (SELECT MIN(seq) FROM events WHERE seq > c.last_event_seq) FROM audit_chain c WHERE c.id = 1";
+
+impl Beyond {
+    /// Why nothing can be appended: a row already holds a number past the head. Statehouse
+    /// numbers rows under the head's lock, so someone with database access inserted it; every
+    /// round stops there until it is removed (changes still commit, their entries pending).
+    /// `None` when no such row exists (the conflict was something else).
+    pub fn blocked(&self) -> Option<Error> {
+        let (what, seq, head) = match (self.entry, self.event) {
+            (Some(seq), _) => ("audit entry", seq, format!("entry {}", self.last_seq)),
+            (None, Some(seq)) => ("event", seq, format!("event {}", self.last_event_seq)),
+            (None, None) => return None,
+        };
+        Some(Error::Store(format!(
+            "{what} {seq} already exists beyond the chain head ({head}): it was inserted into the \
+             database, and no audit entry or event can be sealed until it is removed; \
+             `statehouse audit verify` reports it — investigate, then delete that row or restore \
+             the database from a backup you trust"
+        )))
+    }
+}
+
 /// `lock.acquired` → `lock.*`: the prefix filter that also matches an event kind.
 fn prefix_filter(kind: &str) -> String {
     match kind.split_once('.') {
         Some((prefix, _)) => format!("{prefix}.*"),
         None => kind.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn a_row_beyond_the_head_is_named() {
+        let beyond = |entry, event| Beyond {
+            last_seq: 7,
+            entry,
+            last_event_seq: 3,
+            event,
+        };
+        assert!(beyond(None, None).blocked().is_none());
+        let entry = beyond(Some(8), Some(4)).blocked().unwrap().to_string();
+        assert!(
+            entry.contains("audit entry 8 already exists beyond the chain head (entry 7)"),
+            "{entry}"
+        );
+        let event = beyond(None, Some(5)).blocked().unwrap().to_string();
+        assert!(
+            event.contains("event 5 already exists beyond the chain head (event 3)"),
+            "{event}"
+        );
     }
 }
