@@ -5,17 +5,24 @@
 //! reordering or inserting a row breaks the chain at that row, and removing the newest rows
 //! shows against the chain head (the store keeps the newest sequence number and hash in a
 //! one-row table updated in the same transaction as the appends). Pruning old entries keeps the
-//! hash of the last pruned one, so what remains still verifies.
+//! hash of the last pruned one, so what remains still verifies, and appends an entry proving
+//! what it removed ([`PruneProof`]).
 //!
-//! Records reach the store through the journal's writer (see [`crate::journal`]), which appends
-//! them in batches; [`verify_chain`] walks the stored chain page by page.
+//! A change stores its record in its own transaction, as a pending row that the journal's
+//! writer seals into the chain moments later (see [`crate::store::pending`]); reads and
+//! refusals reach the store through the writer's queue (see [`crate::journal`]), appended in
+//! batches. [`verify_chain`] walks the stored chain page by page.
+
+mod prune;
+mod verify;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use self::prune::{PRUNE_ACTION, PruneProof};
+pub use self::verify::{ChainProblem, ProblemKind, VerifyReport, verify_chain};
 use crate::access::Principal;
 use crate::clock::Timestamp;
-use crate::store::audit::AuditStore;
 use crate::{Error, Result};
 
 /// `prev_hash` of the first entry ever appended (and the pruned hash of a chain never pruned).
@@ -280,193 +287,6 @@ impl AuditQuery {
     }
 }
 
-/// What went wrong with the chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemKind {
-    /// An entry's content no longer matches its hash.
-    Altered,
-    /// Entries are missing in the middle of the chain.
-    Removed,
-    /// An entry does not follow its predecessor (reordered, or a row replaced).
-    Broken,
-    /// An entry exists where the chain has none.
-    Inserted,
-    /// The newest entries are missing (or the chain head was changed).
-    Truncated,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChainProblem {
-    /// The first sequence number where the chain breaks.
-    pub seq: i64,
-    pub kind: ProblemKind,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VerifyReport {
-    /// Entries whose hashes were checked.
-    pub checked: u64,
-    pub head: ChainHead,
-    /// `None`: the chain is intact.
-    pub problem: Option<ChainProblem>,
-}
-
-impl VerifyReport {
-    pub fn is_intact(&self) -> bool {
-        self.problem.is_none()
-    }
-}
-
-const VERIFY_PAGE: i64 = 1_000;
-
-/// Walks the stored chain, a page at a time, from the pruned point to the head, and reports the
-/// first altered, removed, reordered or inserted entry, or missing newest entries. Entries
-/// appended while it runs are not checked (they are beyond the head it started from).
-pub async fn verify_chain(store: &dyn AuditStore) -> Result<VerifyReport> {
-    let report = verify_once(store).await?;
-    if report.problem.is_some() {
-        // A prune running at the same time removes the oldest entries under our feet: look
-        // again from the new pruned point before calling it tampering.
-        let head = store.audit_head().await?;
-        if head.pruned_seq != report.head.pruned_seq {
-            return verify_once(store).await;
-        }
-    }
-    Ok(report)
-}
-
-async fn verify_once(store: &dyn AuditStore) -> Result<VerifyReport> {
-    let head = store.audit_head().await?;
-    let mut checked = 0u64;
-    let mut expected = head.pruned_seq + 1;
-    let mut prev = head.pruned_hash.clone();
-    let mut cursor = 0;
-    let problem = 'walk: loop {
-        let page = store
-            .audit_entries(&AuditQuery::all_after(cursor, VERIFY_PAGE))
-            .await?;
-        let Some(last) = page.last() else { break None };
-        cursor = last.seq;
-        for entry in &page {
-            if entry.seq > head.last_seq {
-                break 'walk None;
-            }
-            if let Some(problem) = check_entry(entry, expected, &prev) {
-                break 'walk Some(problem);
-            }
-            prev = entry.hash.clone();
-            expected += 1;
-            checked += 1;
-        }
-    };
-    let problem = match problem {
-        Some(p) => Some(p),
-        None => check_end(store, &head, expected - 1, &prev).await?,
-    };
-    Ok(VerifyReport {
-        checked,
-        head,
-        problem,
-    })
-}
-
-fn check_entry(entry: &AuditEntry, expected: i64, prev: &str) -> Option<ChainProblem> {
-    let seq = entry.seq;
-    if seq < expected {
-        return Some(ChainProblem {
-            seq,
-            kind: ProblemKind::Inserted,
-            message: format!(
-                "entry {seq} should not exist: the chain continues at entry {expected} (inserted, or left behind by pruning)"
-            ),
-        });
-    }
-    if seq > expected {
-        let range = if seq - 1 == expected {
-            format!("entry {expected} is")
-        } else {
-            format!("entries {expected} to {} are", seq - 1)
-        };
-        return Some(ChainProblem {
-            seq: expected,
-            kind: ProblemKind::Removed,
-            message: format!("{range} missing: removed from the log"),
-        });
-    }
-    if entry.prev_hash != prev {
-        return Some(ChainProblem {
-            seq,
-            kind: ProblemKind::Broken,
-            message: format!(
-                "entry {seq} does not follow entry {}: its previous-hash does not match (entries reordered, replaced or inserted)",
-                seq - 1
-            ),
-        });
-    }
-    if entry_hash(&entry.prev_hash, seq, &entry.record) != entry.hash {
-        return Some(ChainProblem {
-            seq,
-            kind: ProblemKind::Altered,
-            message: format!("entry {seq} was altered: its content does not match its hash"),
-        });
-    }
-    None
-}
-
-async fn check_end(
-    store: &dyn AuditStore,
-    head: &ChainHead,
-    last_checked: i64,
-    last_hash: &str,
-) -> Result<Option<ChainProblem>> {
-    if last_checked < head.last_seq {
-        let first = last_checked + 1;
-        let range = if first == head.last_seq {
-            format!("entry {first} is")
-        } else {
-            format!("entries {first} to {} are", head.last_seq)
-        };
-        return Ok(Some(ChainProblem {
-            seq: first,
-            kind: ProblemKind::Truncated,
-            message: format!(
-                "{range} missing: the newest entries were removed (the chain head says the log ends at {})",
-                head.last_seq
-            ),
-        }));
-    }
-    if last_hash != head.last_hash {
-        return Ok(Some(ChainProblem {
-            seq: head.last_seq,
-            kind: ProblemKind::Truncated,
-            message: format!(
-                "entry {} does not match the chain head's hash: the newest entries were replaced or the head was changed",
-                head.last_seq
-            ),
-        }));
-    }
-    // Rows beyond the head: appended since we started (fine, the head moved) or inserted.
-    let beyond = store
-        .audit_entries(&AuditQuery::all_after(head.last_seq, 1))
-        .await?;
-    if let Some(entry) = beyond.first() {
-        let now = store.audit_head().await?;
-        if entry.seq > now.last_seq {
-            return Ok(Some(ChainProblem {
-                seq: entry.seq,
-                kind: ProblemKind::Inserted,
-                message: format!(
-                    "entry {} lies beyond the chain head ({}): it was inserted",
-                    entry.seq, now.last_seq
-                ),
-            }));
-        }
-    }
-    Ok(None)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,7 +306,7 @@ mod tests {
         assert_eq!(entries[2].prev_hash, entries[1].hash);
         for e in &entries {
             assert_eq!(e.hash, entry_hash(&e.prev_hash, e.seq, &e.record));
-            assert!(check_entry(e, e.seq, &e.prev_hash).is_none());
+            assert!(verify::check_entry(e, e.seq, &e.prev_hash).is_none());
         }
         // Continuing a chain gives the same entries as building it at once.
         let first = chain(0, GENESIS_HASH, &[record(1)]);
@@ -528,31 +348,6 @@ mod tests {
         let a = AuditRecord::new(Timestamp(0), "ab", "c");
         let b = AuditRecord::new(Timestamp(0), "a", "bc");
         assert_ne!(h(&a), h(&b));
-    }
-
-    #[test]
-    fn entry_checks_name_the_problem() {
-        let entries = chain(0, GENESIS_HASH, &[record(1), record(2)]);
-        let mut altered = entries[1].clone();
-        altered.record.actor = "mallory".into();
-        assert_eq!(
-            check_entry(&altered, 2, &entries[0].hash).map(|p| p.kind),
-            Some(ProblemKind::Altered)
-        );
-        assert_eq!(
-            check_entry(&entries[1], 1, GENESIS_HASH).map(|p| p.kind),
-            Some(ProblemKind::Removed)
-        );
-        assert_eq!(
-            check_entry(&entries[0], 2, &entries[0].hash).map(|p| p.kind),
-            Some(ProblemKind::Inserted)
-        );
-        let mut moved = entries[1].clone();
-        moved.seq = 1;
-        assert_eq!(
-            check_entry(&moved, 1, GENESIS_HASH).map(|p| p.kind),
-            Some(ProblemKind::Broken)
-        );
     }
 
     #[test]

@@ -5,11 +5,13 @@ use serde_json::json;
 
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
+use crate::clock::Timestamp;
 use crate::events::{NewEvent, kind};
 use crate::model::WriteOutcome;
 use crate::model::{DeletedState, StateFilter, StateRecord, UnlockOutcome, VersionMeta, Workspace};
 use crate::names::StateName;
 use crate::service::Services;
+use crate::store::pending::JournalEntries;
 use crate::tfstate::{self, Output, StateDiff};
 use crate::{Error, Result};
 
@@ -226,24 +228,10 @@ impl Services {
             .workspace(ws)
             .target(name)
             .detail(json!({"to_version": version_no}));
-        let result = self.rollback_unaudited(who, ws, name, version_no).await;
-        self.conclude(result, record, |(workspace, meta), r| {
-            let payload = json!({
-                "rolled_back_to": version_no,
-                "version": meta.version_no,
-                "serial": meta.serial,
-            });
-            let event = self.event(
-                kind::STATE_ROLLED_BACK,
-                workspace,
-                name,
-                who,
-                payload.clone(),
-            );
-            (r.detail(payload), Some(event))
-        })
-        .await
-        .map(|(_, meta)| meta)
+        let result = self
+            .rollback_unaudited(who, ws, name, version_no, &record)
+            .await;
+        self.conclude_change(result, record).await
     }
 
     async fn rollback_unaudited(
@@ -252,7 +240,8 @@ impl Services {
         ws: &str,
         name: &str,
         version_no: i64,
-    ) -> Result<(Workspace, VersionMeta)> {
+        audit: &AuditRecord,
+    ) -> Result<VersionMeta> {
         let (workspace, record) = self.state_detail(who, ws, name).await?;
         who.require(&workspace.id, Role::Editor, "rolling back a state")?;
         let current = record.current.as_ref().ok_or_else(|| {
@@ -278,11 +267,28 @@ impl Services {
         // A different lineage is refused by the write rules unless an admin opened an
         // overwrite window (then the version is recorded as forced).
         let body = tfstate::with_serial(&body, current.serial + 1)?;
+        // The rollback's entry and event commit with the write (which records its own).
+        let also = |workspace: &Workspace, outcome: &WriteOutcome| {
+            let (WriteOutcome::Created(meta) | WriteOutcome::Unchanged(meta)) = outcome;
+            let payload = json!({
+                "rolled_back_to": version_no,
+                "version": meta.version_no,
+                "serial": meta.serial,
+            });
+            let event = self.event(
+                kind::STATE_ROLLED_BACK,
+                workspace,
+                name,
+                who,
+                payload.clone(),
+            );
+            JournalEntries::of(audit.clone().detail(payload), Some(event))
+        };
         match self
-            .write_state(who, ws, name, body, None, lock_id.as_deref())
+            .write_state_with(who, ws, name, body, None, lock_id.as_deref(), &also)
             .await?
         {
-            WriteOutcome::Created(meta) | WriteOutcome::Unchanged(meta) => Ok((workspace, meta)),
+            WriteOutcome::Created(meta) | WriteOutcome::Unchanged(meta) => Ok(meta),
         }
     }
 
@@ -301,9 +307,9 @@ impl Services {
             .target(name)
             .detail(json!({"version": version_no, "kept": kept}));
         let result = self
-            .keep_version_unaudited(who, ws, name, version_no, kept)
+            .keep_version_unaudited(who, ws, name, version_no, kept, &record)
             .await;
-        self.conclude(result, record, |_, r| (r, None)).await
+        self.conclude_change(result, record).await
     }
 
     async fn keep_version_unaudited(
@@ -313,13 +319,16 @@ impl Services {
         name: &str,
         version_no: i64,
         kept: bool,
+        audit: &AuditRecord,
     ) -> Result<()> {
         let (_, record) = self
             .live_state_for(who, ws, name, Role::Admin, "marking versions kept")
             .await?;
         if !self
             .store
-            .set_version_kept(&record.id, version_no, kept)
+            .set_version_kept_journaled(&record.id, version_no, kept, &|found| {
+                recorded_if(*found, audit)
+            })
             .await?
         {
             return Err(Error::NotFound(format!(
@@ -369,19 +378,10 @@ impl Services {
         let record = AuditRecord::by(who, "state.restore", self.now())
             .workspace(ws)
             .target(state_id);
-        let result = self.restore_state_unaudited(who, ws, state_id).await;
-        self.conclude(result, record, |(workspace, name), r| {
-            let event = self.event(
-                kind::STATE_RESTORED,
-                workspace,
-                name,
-                who,
-                json!({"state_id": state_id}),
-            );
-            (r.detail(json!({"name": name})), Some(event))
-        })
-        .await
-        .map(|_| ())
+        let result = self
+            .restore_state_unaudited(who, ws, state_id, &record)
+            .await;
+        self.conclude_change(result, record).await
     }
 
     async fn restore_state_unaudited(
@@ -389,7 +389,8 @@ impl Services {
         who: &Principal,
         ws: &str,
         state_id: &str,
-    ) -> Result<(Workspace, String)> {
+        audit: &AuditRecord,
+    ) -> Result<()> {
         let (workspace, _) = self
             .authorize(who, ws, Role::Admin, "restoring a state")
             .await?;
@@ -401,15 +402,29 @@ impl Services {
             .find(|d| d.id == state_id)
             .map(|d| d.name);
         let restored = match &name {
-            Some(_) => {
+            Some(name) => {
+                let journal = |restored: &bool| {
+                    let event = self.event(
+                        kind::STATE_RESTORED,
+                        &workspace,
+                        name,
+                        who,
+                        json!({"state_id": state_id}),
+                    );
+                    let record = audit.clone().detail(json!({"name": name}));
+                    match restored {
+                        true => JournalEntries::of(record, Some(event)),
+                        false => JournalEntries::default(),
+                    }
+                };
                 self.store
-                    .restore_state(&workspace.id, state_id, self.now())
+                    .restore_state_journaled(&workspace.id, state_id, self.now(), &journal)
                     .await?
             }
             None => false,
         };
-        if let (Some(name), true) = (name, restored) {
-            Ok((workspace, name))
+        if restored {
+            Ok(())
         } else {
             Err(Error::NotFound(format!(
                 "no deleted state with id {state_id:?} in workspace {:?}",
@@ -424,15 +439,27 @@ impl Services {
         let record = AuditRecord::by(who, "state.purge", self.now())
             .workspace(ws)
             .target(state_id);
-        let result = self.purge_state_unaudited(who, ws, state_id).await;
-        self.conclude(result, record, |_, r| (r, None)).await
+        let result = self.purge_state_unaudited(who, ws, state_id, &record).await;
+        self.conclude_change(result, record).await
     }
 
-    async fn purge_state_unaudited(&self, who: &Principal, ws: &str, state_id: &str) -> Result<()> {
+    async fn purge_state_unaudited(
+        &self,
+        who: &Principal,
+        ws: &str,
+        state_id: &str,
+        audit: &AuditRecord,
+    ) -> Result<()> {
         let (workspace, _) = self
             .authorize(who, ws, Role::Admin, "purging a state")
             .await?;
-        if self.store.purge_state(&workspace.id, state_id).await? {
+        if self
+            .store
+            .purge_state_journaled(&workspace.id, state_id, &|purged| {
+                recorded_if(*purged, audit)
+            })
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::NotFound(format!(
@@ -440,6 +467,44 @@ impl Services {
                 workspace.name
             )))
         }
+    }
+
+    /// Opens (or with `None` closes) the one-shot window in which a write that breaks serial or
+    /// lineage protection is accepted (workspace admins; the CLI's `state allow-overwrite`).
+    /// Audited as `state.allow_overwrite`.
+    pub async fn allow_overwrite(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        until: Option<Timestamp>,
+    ) -> Result<()> {
+        let record = AuditRecord::by(who, "state.allow_overwrite", self.now())
+            .workspace(ws)
+            .target(name)
+            .detail(json!({"until": until}));
+        let result = async {
+            let state_name = StateName::parse(name)?;
+            let (workspace, _) = self
+                .authorize(who, ws, Role::Admin, "allowing an overwrite")
+                .await?;
+            let found = self
+                .store
+                .set_overwrite_until_journaled(
+                    &workspace.id,
+                    state_name.as_str(),
+                    until,
+                    &|found| recorded_if(*found, &record),
+                )
+                .await?;
+            if found {
+                Ok(())
+            } else {
+                Err(state_not_found(&workspace, state_name.as_str()))
+            }
+        }
+        .await;
+        self.conclude_change(result, record).await
     }
 
     /// One pass of background upkeep over every workspace: version retention and stale-lock
@@ -504,6 +569,14 @@ pub fn lock_is_stale(
     ws.settings
         .stale_lock_after_millis
         .is_some_and(|after| now.millis() - locked_at.millis() > after)
+}
+
+/// `record` when the change was made (a `false` outcome is refused and recorded as such).
+fn recorded_if(made: bool, record: &AuditRecord) -> JournalEntries {
+    match made {
+        true => JournalEntries::of(record.clone(), None),
+        false => JournalEntries::default(),
+    }
 }
 
 /// `state "prod/old" does not exist in workspace "default"`.

@@ -39,6 +39,7 @@ use crate::names::{StateName, WorkspaceName};
 use crate::rules::{self, Incoming, WriteContext, WriteDecision};
 use crate::sealed::SealedKind;
 use crate::store::Store;
+use crate::store::pending::JournalEntries;
 use crate::{Error, Result, search, statefile};
 
 /// A state as the http backend hands it out.
@@ -546,13 +547,46 @@ impl Services {
         claimed_md5: Option<&[u8]>,
         lock_id: Option<&str>,
     ) -> Result<WriteOutcome> {
+        self.write_state_with(who, ws, name, body, claimed_md5, lock_id, &|_, _| {
+            JournalEntries::default()
+        })
+        .await
+    }
+
+    /// [`Services::write_state`], storing also what `also` gives for the outcome in the
+    /// write's transaction (a rollback's own entry and event).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn write_state_with(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        body: Vec<u8>,
+        claimed_md5: Option<&[u8]>,
+        lock_id: Option<&str>,
+        also: &(dyn Fn(&Workspace, &WriteOutcome) -> JournalEntries + Send + Sync),
+    ) -> Result<WriteOutcome> {
         let record = AuditRecord::by(who, "state.write", self.now())
             .workspace(ws)
             .target(name);
         let result = self
-            .write_state_unaudited(who, ws, name, body, claimed_md5, lock_id)
+            .write_state_unaudited(who, ws, name, body, claimed_md5, lock_id, &record, also)
             .await;
-        self.conclude(result, record, |(workspace, outcome), r| match outcome {
+        self.conclude_change(result, record).await
+    }
+
+    /// The entries of a write: `state.write`, and `state.written` for a new version.
+    fn write_entries(
+        &self,
+        record: &AuditRecord,
+        workspace: &Workspace,
+        name: &str,
+        who: &Principal,
+        lock_id: Option<&str>,
+        outcome: &WriteOutcome,
+    ) -> JournalEntries {
+        let r = record.clone();
+        match outcome {
             WriteOutcome::Created(v) => {
                 let facts = json!({
                     "version": v.version_no,
@@ -564,17 +598,16 @@ impl Services {
                     "lock_id": lock_id,
                 });
                 let event = self.event(kind::STATE_WRITTEN, workspace, name, who, facts.clone());
-                (r.detail(facts), Some(event))
+                JournalEntries::of(r.detail(facts), Some(event))
             }
-            WriteOutcome::Unchanged(v) => (
+            WriteOutcome::Unchanged(v) => JournalEntries::of(
                 r.detail(json!({"version": v.version_no, "unchanged": true})),
                 None,
             ),
-        })
-        .await
-        .map(|(_, outcome)| outcome)
+        }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn write_state_unaudited(
         &self,
         who: &Principal,
@@ -583,7 +616,9 @@ impl Services {
         body: Vec<u8>,
         claimed_md5: Option<&[u8]>,
         lock_id: Option<&str>,
-    ) -> Result<(Workspace, WriteOutcome)> {
+        audit: &AuditRecord,
+        also: &(dyn Fn(&Workspace, &WriteOutcome) -> JournalEntries + Send + Sync),
+    ) -> Result<WriteOutcome> {
         let name = StateName::parse(name)?;
         let (workspace, _) = self
             .authorize(who, ws, Role::Editor, "writing a state")
@@ -596,6 +631,10 @@ impl Services {
         }
         let meta = statefile::inspect(&body)?;
         let md5 = hex::encode(digest);
+        let journal = |outcome: &WriteOutcome| {
+            self.write_entries(audit, &workspace, name.as_str(), who, lock_id, outcome)
+                .and(also(&workspace, outcome))
+        };
         let record = self
             .store
             .ensure_state(&workspace.id, name.as_str(), self.now())
@@ -619,7 +658,9 @@ impl Services {
                 token_id: &who.token_id,
             };
             if let Ok(WriteDecision::Unchanged) = rules::decide_write(context, incoming) {
-                return Ok((workspace, WriteOutcome::Unchanged(current.clone())));
+                let outcome = WriteOutcome::Unchanged(current.clone());
+                self.commit_entries(journal(&outcome)).await?;
+                return Ok(outcome);
             }
         }
         let resources = search::resources_of(&body, meta.client_encrypted);
@@ -647,11 +688,9 @@ impl Services {
             at: self.now(),
             resources,
         };
-        let outcome = self
-            .store
-            .write_version(&workspace.id, name.as_str(), write)
-            .await?;
-        Ok((workspace, outcome))
+        self.store
+            .write_version_journaled(&workspace.id, name.as_str(), write, &journal)
+            .await
     }
 
     /// Takes the state's lock with the client's LockInfo JSON. Audited as `lock.acquire`;
@@ -666,25 +705,10 @@ impl Services {
         let record = AuditRecord::by(who, "lock.acquire", self.now())
             .workspace(ws)
             .target(name);
-        let result = self.lock_state_unaudited(who, ws, name, info).await;
-        self.conclude(result, record, |(workspace, outcome, request, info), r| {
-            let facts = json!({
-                "lock_id": request.id,
-                "already_held": *outcome == LockOutcome::AlreadyHeld,
-            });
-            let event = (*outcome == LockOutcome::Acquired).then(|| {
-                self.event(
-                    kind::LOCK_ACQUIRED,
-                    workspace,
-                    name,
-                    who,
-                    json!({"lock_id": request.id, "info": info}),
-                )
-            });
-            (r.detail(facts), event)
-        })
-        .await
-        .map(|(_, outcome, _, _)| outcome)
+        let result = self
+            .lock_state_unaudited(who, ws, name, info, &record)
+            .await;
+        self.conclude_change(result, record).await
     }
 
     async fn lock_state_unaudited(
@@ -693,7 +717,8 @@ impl Services {
         ws: &str,
         name: &str,
         info: &[u8],
-    ) -> Result<(Workspace, LockOutcome, LockRequest, serde_json::Value)> {
+        record: &AuditRecord,
+    ) -> Result<LockOutcome> {
         let name = StateName::parse(name)?;
         let (workspace, _) = self
             .authorize(who, ws, Role::Editor, "locking a state")
@@ -707,11 +732,25 @@ impl Services {
             holder: who.token_name.clone(),
             at: self.now(),
         };
-        let outcome = self
-            .store
-            .lock_state(&workspace.id, name.as_str(), &request)
-            .await?;
-        Ok((workspace, outcome, request, value))
+        let journal = |outcome: &LockOutcome| {
+            let facts = json!({
+                "lock_id": request.id,
+                "already_held": *outcome == LockOutcome::AlreadyHeld,
+            });
+            let event = (*outcome == LockOutcome::Acquired).then(|| {
+                self.event(
+                    kind::LOCK_ACQUIRED,
+                    &workspace,
+                    name.as_str(),
+                    who,
+                    json!({"lock_id": request.id, "info": value}),
+                )
+            });
+            JournalEntries::of(record.clone().detail(facts), event)
+        };
+        self.store
+            .lock_state_journaled(&workspace.id, name.as_str(), &request, &journal)
+            .await
     }
 
     /// Releases the lock. An empty body, or another token's lock, is a force-unlock (admin).
@@ -727,57 +766,67 @@ impl Services {
         let record = AuditRecord::by(who, "lock.release", self.now())
             .workspace(ws)
             .target(name);
-        let result = self.unlock_state_unaudited(who, ws, name, info).await;
-        self.conclude(
-            result,
-            record,
-            |(workspace, outcome, id), r| match outcome {
-                UnlockOutcome::Released => {
-                    let event = self.event(
-                        kind::LOCK_RELEASED,
-                        workspace,
-                        name,
-                        who,
-                        json!({"lock_id": id}),
-                    );
-                    (r.detail(json!({"lock_id": id})), Some(event))
-                }
-                UnlockOutcome::ForceReleased { previous } => {
-                    let facts = json!({
-                        "lock_id": previous.id,
-                        "holder": previous.holder,
-                        "holder_token_id": previous.token_id,
-                        "locked_at": previous.locked_at,
-                    });
-                    let event = self.event(
-                        kind::LOCK_FORCE_UNLOCKED,
-                        workspace,
-                        name,
-                        who,
-                        facts.clone(),
-                    );
-                    let r = AuditRecord {
-                        action: "lock.force_release".into(),
-                        ..r
-                    };
-                    (r.detail(facts), Some(event))
-                }
-                // Nothing was released: the entry says so (the answer stays a success for
-                // Terraform, whose retried UNLOCK must not fail).
-                UnlockOutcome::NotLocked => {
-                    let r = AuditRecord {
-                        action: unlock_action(id.as_deref()).into(),
-                        ..r
-                    };
-                    let r = r
-                        .detail(json!({"lock_id": id, "not_locked": true}))
-                        .failed(NOTHING_TO_UNLOCK);
-                    (r, None)
-                }
-            },
-        )
-        .await
-        .map(|(_, outcome, _)| outcome)
+        let result = self
+            .unlock_state_unaudited(who, ws, name, info, &record)
+            .await;
+        self.conclude_change(result, record).await
+    }
+
+    /// The entries of an unlock: `lock.release` (or `lock.force_release`) and its event.
+    fn unlock_entries(
+        &self,
+        record: &AuditRecord,
+        workspace: &Workspace,
+        name: &str,
+        who: &Principal,
+        id: &Option<String>,
+        outcome: &UnlockOutcome,
+    ) -> JournalEntries {
+        let r = record.clone();
+        match outcome {
+            UnlockOutcome::Released => {
+                let event = self.event(
+                    kind::LOCK_RELEASED,
+                    workspace,
+                    name,
+                    who,
+                    json!({"lock_id": id}),
+                );
+                JournalEntries::of(r.detail(json!({"lock_id": id})), Some(event))
+            }
+            UnlockOutcome::ForceReleased { previous } => {
+                let facts = json!({
+                    "lock_id": previous.id,
+                    "holder": previous.holder,
+                    "holder_token_id": previous.token_id,
+                    "locked_at": previous.locked_at,
+                });
+                let event = self.event(
+                    kind::LOCK_FORCE_UNLOCKED,
+                    workspace,
+                    name,
+                    who,
+                    facts.clone(),
+                );
+                let r = AuditRecord {
+                    action: "lock.force_release".into(),
+                    ..r
+                };
+                JournalEntries::of(r.detail(facts), Some(event))
+            }
+            // Nothing was released: the entry says so (the answer stays a success for
+            // Terraform, whose retried UNLOCK must not fail).
+            UnlockOutcome::NotLocked => {
+                let r = AuditRecord {
+                    action: unlock_action(id.as_deref()).into(),
+                    ..r
+                };
+                let r = r
+                    .detail(json!({"lock_id": id, "not_locked": true}))
+                    .failed(NOTHING_TO_UNLOCK);
+                JournalEntries::of(r, None)
+            }
+        }
     }
 
     async fn unlock_state_unaudited(
@@ -786,7 +835,8 @@ impl Services {
         ws: &str,
         name: &str,
         info: &[u8],
-    ) -> Result<(Workspace, UnlockOutcome, Option<String>)> {
+        record: &AuditRecord,
+    ) -> Result<UnlockOutcome> {
         let name = StateName::parse(name)?;
         let (workspace, role) = self
             .authorize(who, ws, Role::Editor, "unlocking a state")
@@ -801,11 +851,12 @@ impl Services {
             token_id: who.token_id.clone(),
             is_admin: role >= Role::Admin,
         };
-        let outcome = self
-            .store
-            .unlock_state(&workspace.id, name.as_str(), &request)
-            .await?;
-        Ok((workspace, outcome, id))
+        let journal = |outcome: &UnlockOutcome| {
+            self.unlock_entries(record, &workspace, name.as_str(), who, &id, outcome)
+        };
+        self.store
+            .unlock_state_journaled(&workspace.id, name.as_str(), &request, &journal)
+            .await
     }
 
     /// Soft-deletes a state (admin). Its versions stay restorable until purged. Audited as
@@ -819,23 +870,37 @@ impl Services {
             let (workspace, _) = self
                 .authorize(who, ws, Role::Admin, "deleting a state")
                 .await?;
+            let journal = |deleted: &bool| {
+                let event = self.event(
+                    kind::STATE_DELETED,
+                    &workspace,
+                    name.as_str(),
+                    who,
+                    json!({}),
+                );
+                match deleted {
+                    true => JournalEntries::of(record.clone(), Some(event)),
+                    false => JournalEntries::default(),
+                }
+            };
             if self
                 .store
-                .delete_state(&workspace.id, name.as_str(), &who.token_name, self.now())
+                .delete_state_journaled(
+                    &workspace.id,
+                    name.as_str(),
+                    &who.token_name,
+                    self.now(),
+                    &journal,
+                )
                 .await?
             {
-                Ok(workspace)
+                Ok(())
             } else {
                 Err(crate::history::state_not_found(&workspace, name.as_str()))
             }
         }
         .await;
-        self.conclude(result, record, |workspace, r| {
-            let event = self.event(kind::STATE_DELETED, workspace, name, who, json!({}));
-            (r, Some(event))
-        })
-        .await
-        .map(|_| ())
+        self.conclude_change(result, record).await
     }
 
     /// An event about `subject` in `workspace`, caused by `who`, happening now.
@@ -858,9 +923,10 @@ impl Services {
         }
     }
 
-    /// Audits the end of an operation. On success `describe` completes the record (and may
-    /// add an event) and the answer waits until both are stored, so nothing is acknowledged
-    /// unaudited; a refusal is recorded without waiting.
+    /// Audits the end of an operation whose change did not store its entries itself (see
+    /// [`Services::conclude_change`] for those). On success `describe` completes the record
+    /// (and may add an event) and the answer waits until both are stored, so nothing is
+    /// acknowledged unaudited; a refusal is recorded without waiting.
     pub async fn conclude<T>(
         &self,
         result: Result<T>,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::{Subcommand, ValueEnum};
-use statehouse_core::access::Role;
+use statehouse_core::access::{Principal, Role};
 use statehouse_core::clock::parse_duration;
 use statehouse_core::crypto::MasterKey;
 use statehouse_core::sealed::KeyCheck;
@@ -58,19 +58,18 @@ pub async fn allow_overwrite(config: &Config, state: &StateRef, duration: &str) 
     let window = parse_duration(duration)?;
     let instance = instance::open(config, instance::Access::Existing).await?;
     let services = &instance.services;
-    let ws = services.workspace(&state.workspace).await?;
     let until = services.now().plus_millis(window.as_millis() as i64);
-    if !services
-        .store
-        .set_overwrite_until(&ws.id, &state.name, Some(until))
-        .await?
-    {
-        bail!(
-            "state {:?} does not exist in workspace {:?}",
-            state.name,
-            ws.name
-        );
-    }
+    let opened = services
+        .allow_overwrite(
+            &Principal::local_operator(),
+            &state.workspace,
+            &state.name,
+            Some(until),
+        )
+        .await;
+    // Its audit entry is committed with the change; seal it before exiting.
+    services.flush_journal().await;
+    opened?;
     errln!(
         "the next write to {:?} that breaks serial/lineage protection is accepted until {} (once, recorded as forced)",
         state.name,

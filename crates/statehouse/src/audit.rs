@@ -35,9 +35,9 @@ pub enum AuditCommand {
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Check the audit log's hash chain (instance admins): exits non-zero naming the first
-    /// altered, removed, reordered or inserted entry. Prints the chain head; keep it somewhere
-    /// else to detect a rewrite of the whole chain later.
+    /// Check the audit log's hash chain (instance admins): exits 1 naming the first altered,
+    /// removed, reordered or inserted entry, or entries removed without a prune's proof. Prints
+    /// the chain head; keep it somewhere else to detect a rewrite of the whole chain later.
     Verify {
         #[command(flatten)]
         output: Output,
@@ -171,8 +171,14 @@ pub async fn run(client: &Client, cmd: AuditCommand) -> Result<()> {
                 )?;
                 if pruned > 0 {
                     outln!(
-                        "entries up to {pruned} were pruned by retention (last pruned hash {})",
+                        "entries up to {pruned} were pruned by retention (last pruned hash {}); the prune's audit.prune entry proves it",
                         str_or(&report["pruned_hash"], "-")
+                    )?;
+                }
+                let unsealed = number(&report["unsealed"]);
+                if unsealed > 0 {
+                    outln!(
+                        "{unsealed} entries of just-committed changes were not sealed into the chain yet and are not covered; run verify again to include them"
                     )?;
                 }
             }

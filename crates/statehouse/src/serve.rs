@@ -56,6 +56,8 @@ pub async fn run(config: Config) -> Result<()> {
         backups: backups.clone(),
         max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
     });
+    // Audit entries a previous run committed but did not seal (killed) go into the chain now.
+    services.flush_journal().await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = [
         tokio::spawn(run_maintenance(services.clone(), stop_rx.clone())),

@@ -6,7 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use statehouse_core::audit::{
-    self, AuditQuery, AuditRecord, GENESIS_HASH, Outcome, ProblemKind, VerifyReport,
+    self, AuditQuery, AuditRecord, GENESIS_HASH, Outcome, PRUNE_ACTION, ProblemKind, PruneProof,
+    VerifyReport,
 };
 use statehouse_core::crypto::SealedBody;
 use statehouse_core::events::NewEvent;
@@ -222,23 +223,57 @@ pub async fn audit_prune_keeps_the_chain_verifiable(store: Arc<dyn Store>) {
     append(store.as_ref(), &records).await;
     let chained = audit::chain(0, GENESIS_HASH, &records);
     // Entries 1..=4 are older than 5 s after T0.
-    let pruned = store.prune_audit(at(5_000), 100).await.expect("prune");
+    let pruned = store
+        .prune_audit(at(5_000), 100, at(20_000))
+        .await
+        .expect("prune");
     assert_eq!(pruned, 4);
     let head = store.audit_head().await.expect("head");
     assert_eq!(
         (head.pruned_seq, head.pruned_hash.as_str()),
         (4, chained[3].hash.as_str())
     );
+    // The prune proved itself in the chain, in the same transaction.
+    let entries = all_entries(store.as_ref()).await;
+    let proof = entries.last().expect("the prune's entry");
+    assert_eq!(
+        (proof.seq, proof.record.action.as_str(), proof.record.at),
+        (11, PRUNE_ACTION, at(20_000))
+    );
+    assert_eq!(
+        PruneProof::from_entry(proof),
+        Some(PruneProof {
+            from_seq: 1,
+            through_seq: 4,
+            last_hash: chained[3].hash.clone(),
+            newest_at: at(4_000),
+            before: at(5_000),
+        })
+    );
     let report = verify(store.as_ref()).await;
     assert!(report.is_intact(), "{report:?}");
-    assert_eq!(report.checked, 6);
+    assert_eq!(report.checked, 7);
     assert_eq!(
-        store.prune_audit(at(5_000), 100).await.expect("again"),
+        store
+            .prune_audit(at(5_000), 100, at(20_000))
+            .await
+            .expect("again"),
         0,
         "idempotent"
     );
+    assert_eq!(
+        all_entries(store.as_ref()).await.len(),
+        7,
+        "no proof of nothing"
+    );
     // Batches: at most `max` per call, always from the oldest end.
-    assert_eq!(store.prune_audit(at(100_000), 2).await.expect("batch"), 2);
+    assert_eq!(
+        store
+            .prune_audit(at(100_000), 2, at(100_000))
+            .await
+            .expect("batch"),
+        2
+    );
     assert_eq!(store.audit_head().await.expect("head").pruned_seq, 6);
     assert!(verify(store.as_ref()).await.is_intact());
     append(store.as_ref(), &[record(11, "ci", "state.read")]).await;
@@ -246,11 +281,19 @@ pub async fn audit_prune_keeps_the_chain_verifiable(store: Arc<dyn Store>) {
         verify(store.as_ref()).await.is_intact(),
         "appends continue the pruned chain"
     );
-    // Everything old: all go, the chain is empty but anchored.
-    assert_eq!(store.prune_audit(at(1_000_000), 100).await.expect("all"), 5);
+    // Everything old, earlier proofs included: all go; the new proof anchors the chain.
+    assert_eq!(
+        store
+            .prune_audit(at(1_000_000), 100, at(1_000_000))
+            .await
+            .expect("all"),
+        7
+    );
     let head = store.audit_head().await.expect("head");
-    assert_eq!((head.pruned_seq, head.last_seq), (11, 11));
-    assert!(verify(store.as_ref()).await.is_intact());
+    assert_eq!((head.pruned_seq, head.last_seq), (13, 14));
+    let report = verify(store.as_ref()).await;
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.checked, 1);
 }
 
 pub async fn events_are_numbered_in_order_and_filtered(store: Arc<dyn Store>) {
@@ -790,6 +833,20 @@ pub async fn tamper_inserted_row_is_detected(store: Arc<dyn Store>, sql: impl Ra
     )
     .await;
     expect_problem(&verify(store.as_ref()).await, 7, ProblemKind::Inserted);
+    // The chain cannot grow past it: appending names it, and works again once it is gone.
+    let refused = store
+        .append_journal(&[record(7, "ci", "state.write")], &[])
+        .await
+        .expect_err("appended past an inserted entry");
+    assert!(
+        refused
+            .to_string()
+            .contains("audit entry 7 already exists beyond the chain head (entry 6)"),
+        "{refused}"
+    );
+    sql.execute("DELETE FROM audit_entries WHERE seq = 7").await;
+    append(store.as_ref(), &[record(7, "ci", "state.write")]).await;
+    assert!(verify(store.as_ref()).await.is_intact());
 }
 
 pub async fn tamper_after_pruning_is_detected_and_pruning_stays_green(
@@ -797,7 +854,13 @@ pub async fn tamper_after_pruning_is_detected_and_pruning_stays_green(
     sql: impl RawSql,
 ) {
     six_entries(store.as_ref()).await;
-    assert_eq!(store.prune_audit(at(3_500), 100).await.expect("prune"), 3);
+    assert_eq!(
+        store
+            .prune_audit(at(3_500), 100, at(10_000))
+            .await
+            .expect("prune"),
+        3
+    );
     let report = verify(store.as_ref()).await;
     assert!(
         report.is_intact(),
@@ -805,6 +868,75 @@ pub async fn tamper_after_pruning_is_detected_and_pruning_stays_green(
     );
     sql.execute("DELETE FROM audit_entries WHERE seq = 4").await;
     expect_problem(&verify(store.as_ref()).await, 4, ProblemKind::Removed);
+}
+
+pub async fn tamper_entries_numbered_zero_or_below_are_detected(
+    store: Arc<dyn Store>,
+    sql: impl RawSql,
+) {
+    six_entries(store.as_ref()).await;
+    for seq in [0, -5] {
+        sql.execute(&format!(
+            "INSERT INTO audit_entries (seq, at, actor, action, outcome, prev_hash, hash) \
+             SELECT {seq}, at, 'mallory', 'state.read', 'success', prev_hash, hash FROM audit_entries WHERE seq = 1"
+        ))
+        .await;
+    }
+    assert_eq!(
+        store
+            .audit_entries(&AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .expect("list")
+            .len(),
+        8,
+        "listed"
+    );
+    expect_problem(&verify(store.as_ref()).await, -5, ProblemKind::Inserted);
+}
+
+/// Moves the pruned point up to entry `seq` and deletes the entries up to it, as an attacker
+/// hiding recent entries would.
+async fn fake_prune(sql: &impl RawSql, seq: i64) {
+    sql.execute(&format!(
+        "UPDATE audit_chain SET pruned_seq = {seq}, \
+         pruned_hash = (SELECT hash FROM audit_entries WHERE seq = {seq}) WHERE id = 1"
+    ))
+    .await;
+    sql.execute(&format!("DELETE FROM audit_entries WHERE seq <= {seq}"))
+        .await;
+}
+
+pub async fn tamper_moved_pruned_point_is_detected(store: Arc<dyn Store>, sql: impl RawSql) {
+    six_entries(store.as_ref()).await;
+    fake_prune(&sql, 4).await;
+    expect_problem(&verify(store.as_ref()).await, 4, ProblemKind::Removed);
+}
+
+pub async fn tamper_moved_pruned_point_after_pruning_is_detected(
+    store: Arc<dyn Store>,
+    sql: impl RawSql,
+) {
+    six_entries(store.as_ref()).await;
+    assert_eq!(
+        store
+            .prune_audit(at(2_500), 100, at(10_000))
+            .await
+            .expect("prune"),
+        2
+    );
+    assert!(verify(store.as_ref()).await.is_intact());
+    fake_prune(&sql, 4).await;
+    expect_problem(&verify(store.as_ref()).await, 4, ProblemKind::Removed);
+    // Changing the proof itself breaks the chain at the proof.
+    sql.execute(&format!(
+        "UPDATE audit_entries SET detail = replace(detail, '\"through_seq\":2', '\"through_seq\":4') \
+         WHERE action = '{PRUNE_ACTION}'"
+    ))
+    .await;
+    expect_problem(&verify(store.as_ref()).await, 7, ProblemKind::Altered);
 }
 
 /// Expands to one test per tamper case, in a module named `audit_tamper`.
@@ -826,6 +958,9 @@ macro_rules! audit_tamper_tests {
                 tamper_reordered_rows_are_detected,
                 tamper_inserted_row_is_detected,
                 tamper_after_pruning_is_detected_and_pruning_stays_green,
+                tamper_entries_numbered_zero_or_below_are_detected,
+                tamper_moved_pruned_point_is_detected,
+                tamper_moved_pruned_point_after_pruning_is_detected,
             );
         }
     };

@@ -31,9 +31,11 @@ pub use audit::{
     two_stores_journal_appends_keep_one_chain, webhooks_are_created_listed_updated_deleted,
 };
 mod history;
+mod journaled;
 mod lock_ownership;
 mod search;
 pub use history::*;
+pub use journaled::*;
 pub use lock_ownership::*;
 pub use search::*;
 
@@ -168,6 +170,9 @@ macro_rules! __conformance_module {
                 audit_prune_keeps_the_chain_verifiable,
                 events_are_numbered_in_order_and_filtered,
                 concurrent_journal_appends_keep_one_chain,
+                changes_store_their_entries_in_their_own_transaction,
+                pending_entries_are_sealed_before_the_batch,
+                journal_text_with_nul_round_trips,
                 webhooks_are_created_listed_updated_deleted,
                 events_create_deliveries_for_matching_enabled_webhooks,
                 deliveries_are_claimed_with_a_lease_and_finished,

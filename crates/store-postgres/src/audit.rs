@@ -1,46 +1,51 @@
-//! The journal on PostgreSQL: audit chain, events, and the deliveries events create. Appends
-//! lock the one chain-head row (`FOR UPDATE`), so replicas append one batch at a time and
-//! sequence numbers follow commit order.
+//! The journal on PostgreSQL: audit chain, events, and the deliveries events create (appending
+//! and sealing are in [`crate::seal`]).
 
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use statehouse_core::Result;
-use statehouse_core::audit::{self, AuditEntry, AuditQuery, AuditRecord, ChainHead, Outcome};
+use statehouse_core::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead, Outcome, PruneProof};
 use statehouse_core::clock::Timestamp;
 use statehouse_core::events::{Event, NewEvent};
 use statehouse_core::store::audit::AuditStore;
-use statehouse_core::webhooks::{Delivery, event_body};
+use statehouse_core::store::nul::{self, Match};
+use statehouse_core::store::seal::Round;
+use statehouse_core::webhooks::Delivery;
 
+use crate::seal::{lock_head, round_query};
 use crate::{PgStore, get};
 
 /// Rows per multi-row INSERT (PostgreSQL allows 65,535 bound values per statement).
 const INSERT_CHUNK: usize = 500;
 
 const ENTRY_COLUMNS: &str = "SELECT seq, at, actor, token_id, token_name, source_ip, action, workspace, target, \
-    outcome, reason, detail, prev_hash, hash FROM audit_entries";
+    outcome, reason, detail, prev_hash, hash, nul_escaped FROM audit_entries";
 
 fn entry_from(row: &PgRow) -> Result<AuditEntry> {
     let outcome: String = get(row, "outcome")?;
+    let esc: bool = get(row, "nul_escaped")?;
+    let text = |col: &str| get::<String>(row, col).and_then(|t| nul::original(t, esc));
+    let opt = |col: &str| get::<Option<String>>(row, col).and_then(|t| nul::original_opt(t, esc));
     Ok(AuditEntry {
         seq: get(row, "seq")?,
         record: AuditRecord {
             at: Timestamp(get(row, "at")?),
-            actor: get(row, "actor")?,
-            token_id: get(row, "token_id")?,
-            token_name: get(row, "token_name")?,
-            source_ip: get(row, "source_ip")?,
-            action: get(row, "action")?,
-            workspace: get(row, "workspace")?,
-            target: get(row, "target")?,
+            actor: text("actor")?,
+            token_id: opt("token_id")?,
+            token_name: opt("token_name")?,
+            source_ip: opt("source_ip")?,
+            action: text("action")?,
+            workspace: opt("workspace")?,
+            target: opt("target")?,
             outcome: Outcome::parse(&outcome).map_err(|_| {
                 statehouse_core::Error::Internal(format!(
                     "stored audit outcome {outcome:?} is unknown"
                 ))
             })?,
-            reason: get(row, "reason")?,
-            detail: get(row, "detail")?,
+            reason: opt("reason")?,
+            detail: opt("detail")?,
         },
         prev_hash: get(row, "prev_hash")?,
         hash: get(row, "hash")?,
@@ -49,125 +54,56 @@ fn entry_from(row: &PgRow) -> Result<AuditEntry> {
 
 fn event_from(row: &PgRow) -> Result<Event> {
     let payload: String = get(row, "payload")?;
+    let esc: bool = get(row, "nul_escaped")?;
+    let text = |col: &str| get::<String>(row, col).and_then(|t| nul::original(t, esc));
+    let opt = |col: &str| get::<Option<String>>(row, col).and_then(|t| nul::original_opt(t, esc));
     Ok(Event {
         seq: get(row, "seq")?,
         at: Timestamp(get(row, "at")?),
-        kind: get(row, "kind")?,
-        workspace_id: get(row, "workspace_id")?,
-        workspace: get(row, "workspace")?,
-        subject: get(row, "subject")?,
-        actor: get(row, "actor")?,
+        kind: text("kind")?,
+        workspace_id: opt("workspace_id")?,
+        workspace: opt("workspace")?,
+        subject: opt("subject")?,
+        actor: text("actor")?,
         payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
     })
 }
 
-/// The chain head and event counter as an append leaves them.
-#[derive(Debug, Clone)]
-pub(crate) struct JournalHead {
-    last_seq: i64,
-    last_hash: String,
-    last_event_seq: i64,
-}
-
-/// `lock.acquired` → `lock.*`: the prefix filter that also matches an event kind.
-fn prefix_filter(kind: &str) -> String {
-    match kind.split_once('.') {
-        Some((prefix, _)) => format!("{prefix}.*"),
-        None => kind.to_owned(),
+/// `AND column = value`, for rows stored escaped or not (see [`nul::matching`]); PostgreSQL
+/// never sees a NUL.
+fn push_equals(q: &mut QueryBuilder<Postgres>, column: &str, value: &str) {
+    match nul::matching(value) {
+        Match::Same(v) => {
+            q.push(format!(" AND {column} = ")).push_bind(v);
+        }
+        Match::EscapedOnly(v) => {
+            q.push(format!(" AND nul_escaped AND {column} = "))
+                .push_bind(v);
+        }
+        Match::Either { plain, escaped } => {
+            q.push(format!(" AND {column} = CASE WHEN nul_escaped THEN "))
+                .push_bind(escaped)
+                .push(" ELSE ")
+                .push_bind(plain)
+                .push(" END");
+        }
     }
 }
 
-/// One batch as one statement (one round trip, its own transaction). The head update runs
-/// first — every insert reads from it — and fails (NOT NULL) when another process appended
-/// since this one last looked; a concurrent appender waits for the head's row lock, then
-/// fails the same way and retries on the new head.
-fn batch_query<'q>(
-    head: &'q JournalHead,
-    entries: &'q [AuditEntry],
-    events: &'q [(Event, String, String, String)],
-    new_head: &'q JournalHead,
-) -> QueryBuilder<Postgres> {
-    let mut q = QueryBuilder::<Postgres>::new(
-        "WITH head AS (UPDATE audit_chain SET last_seq = CASE WHEN last_seq = ",
-    );
-    q.push_bind(head.last_seq)
-        .push(" AND last_event_seq = ")
-        .push_bind(head.last_event_seq)
-        .push(" THEN ")
-        .push_bind(new_head.last_seq)
-        .push(" END, last_hash = ")
-        .push_bind(new_head.last_hash.as_str())
-        .push(", last_event_seq = ")
-        .push_bind(new_head.last_event_seq)
-        .push(" WHERE id = 1 RETURNING last_seq)");
-    for (i, chunk) in entries.chunks(INSERT_CHUNK).enumerate() {
-        q.push(format!(
-            ", entries{i} AS (INSERT INTO audit_entries (seq, at, actor, token_id, token_name, source_ip, \
-             action, workspace, target, outcome, reason, detail, prev_hash, hash) \
-             SELECT v.* FROM head, ("
-        ));
-        q.push_values(chunk, |mut b, e| {
-            let r = &e.record;
-            b.push_bind(e.seq)
-                .push_bind(r.at.millis())
-                .push_bind(r.actor.as_str())
-                .push_bind(r.token_id.as_deref())
-                .push_bind(r.token_name.as_deref())
-                .push_bind(r.source_ip.as_deref())
-                .push_bind(r.action.as_str())
-                .push_bind(r.workspace.as_deref())
-                .push_bind(r.target.as_deref())
-                .push_bind(r.outcome.as_str())
-                .push_bind(r.reason.as_deref())
-                .push_bind(r.detail.as_deref())
-                .push_bind(e.prev_hash.as_str())
-                .push_bind(e.hash.as_str());
-        });
-        q.push(
-            ") AS v(seq, at, actor, token_id, token_name, source_ip, action, workspace, target, outcome, \
-             reason, detail, prev_hash, hash))",
-        );
-    }
-    for (i, chunk) in events.chunks(INSERT_CHUNK).enumerate() {
-        q.push(format!(
-            ", events{i} AS (INSERT INTO events (seq, at, kind, workspace_id, workspace, subject, actor, payload) \
-             SELECT v.* FROM head, ("
-        ));
-        q.push_values(chunk, |mut b, (e, payload, _, _)| {
-            b.push_bind(e.seq)
-                .push_bind(e.at.millis())
-                .push_bind(e.kind.as_str())
-                .push_bind(e.workspace_id.as_deref())
-                .push_bind(e.workspace.as_deref())
-                .push_bind(e.subject.as_deref())
-                .push_bind(e.actor.as_str())
-                .push_bind(payload.as_str());
-        });
-        q.push(") AS v(seq, at, kind, workspace_id, workspace, subject, actor, payload))");
-        // One pending delivery per event for every enabled webhook of its workspace whose
-        // filter names the kind, its prefix (`lock.*`) or `*`.
-        q.push(format!(
-            ", deliveries{i} AS (INSERT INTO webhook_deliveries (id, webhook_id, event_seq, kind, body, \
-             created_at, status, attempts, next_attempt_at) \
-             SELECT gen_random_uuid()::text, w.id, ev.seq, ev.kind, ev.body, ev.at, 'pending', 0, ev.at \
-             FROM head, ("
-        ));
-        q.push_values(chunk, |mut b, (e, _, prefix, body)| {
-            b.push_bind(e.seq)
-                .push_bind(e.kind.as_str())
-                .push_bind(e.workspace_id.as_deref())
-                .push_bind(prefix.as_str())
-                .push_bind(body.as_str())
-                .push_bind(e.at.millis());
-        });
-        q.push(
-            ") AS ev(seq, kind, workspace_id, prefix, body, at) \
-             JOIN webhooks w ON w.workspace_id = ev.workspace_id AND w.enabled \
-             AND w.events::jsonb ?| ARRAY['*', ev.kind, ev.prefix])",
-        );
-    }
-    q.push(" SELECT last_seq FROM head");
-    q
+/// `AND column` starts with `prefix`, for rows stored escaped or not.
+fn push_starts_with(q: &mut QueryBuilder<Postgres>, column: &str, prefix: &str) {
+    let escaped = nul::escape(prefix).into_owned();
+    // Rows stored as they are hold no NUL: a prefix with one matches escaped rows only.
+    let plain = (!prefix.contains('\0')).then(|| prefix.to_owned());
+    q.push(format!(" AND CASE WHEN nul_escaped THEN left({column}, "))
+        .push_bind(escaped.chars().count() as i32)
+        .push(") = ")
+        .push_bind(escaped)
+        .push(format!(" ELSE left({column}, "))
+        .push_bind(prefix.chars().count() as i32)
+        .push(") = ")
+        .push_bind(plain)
+        .push(" END");
 }
 
 pub(crate) async fn insert_deliveries(
@@ -196,76 +132,6 @@ pub(crate) async fn insert_deliveries(
     Ok(())
 }
 
-/// The events of a batch with their payload text, prefix filter and webhook body.
-fn prepare_events(first_seq: i64, events: &[NewEvent]) -> Vec<(Event, String, String, String)> {
-    events
-        .iter()
-        .zip(first_seq..)
-        .map(|(e, seq)| {
-            let event = Event::from_new(seq, e);
-            let body = event_body(&event);
-            (event, e.payload.to_string(), prefix_filter(&e.kind), body)
-        })
-        .collect()
-}
-
-impl PgStore {
-    /// The slow path: a transaction that locks the head row first, so its batch cannot meet
-    /// a moved head.
-    async fn append_locked(
-        &self,
-        records: &[AuditRecord],
-        events: &[NewEvent],
-    ) -> Result<Vec<Event>> {
-        let err = |e| self.db_err(e);
-        let mut tx = self.begin().await?;
-        let (last_seq, last_hash, last_event_seq): (i64, String, i64) = sqlx::query_as(
-            "SELECT last_seq, last_hash, last_event_seq FROM audit_chain WHERE id = 1 FOR UPDATE",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(err)?;
-        let head = JournalHead {
-            last_seq,
-            last_hash,
-            last_event_seq,
-        };
-        let entries = audit::chain(head.last_seq, &head.last_hash, records);
-        let stored = prepare_events(head.last_event_seq + 1, events);
-        let new_head = JournalHead {
-            last_seq: entries.last().map_or(head.last_seq, |e| e.seq),
-            last_hash: entries
-                .last()
-                .map_or_else(|| head.last_hash.clone(), |e| e.hash.clone()),
-            last_event_seq: head.last_event_seq + stored.len() as i64,
-        };
-        batch_query(&head, &entries, &stored, &new_head)
-            .build()
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        tx.commit().await.map_err(err)?;
-        if let Ok(mut cache) = self.journal_head.lock() {
-            *cache = Some(new_head);
-        }
-        Ok(stored.into_iter().map(|(e, ..)| e).collect())
-    }
-
-    async fn read_journal_head(&self) -> Result<JournalHead> {
-        let (last_seq, last_hash, last_event_seq): (i64, String, i64) = sqlx::query_as(
-            "SELECT last_seq, last_hash, last_event_seq FROM audit_chain WHERE id = 1",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| self.db_err(e))?;
-        Ok(JournalHead {
-            last_seq,
-            last_hash,
-            last_event_seq,
-        })
-    }
-}
-
 #[async_trait]
 impl AuditStore for PgStore {
     async fn append_journal(
@@ -273,49 +139,15 @@ impl AuditStore for PgStore {
         records: &[AuditRecord],
         events: &[NewEvent],
     ) -> Result<Vec<Event>> {
-        if records.is_empty() && events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let cached = self.journal_head.lock().ok().and_then(|h| h.clone());
-        let head = match cached {
-            Some(h) => h,
-            None => self.read_journal_head().await?,
-        };
-        {
-            let entries = audit::chain(head.last_seq, &head.last_hash, records);
-            let stored = prepare_events(head.last_event_seq + 1, events);
-            let new_head = JournalHead {
-                last_seq: entries.last().map_or(head.last_seq, |e| e.seq),
-                last_hash: entries
-                    .last()
-                    .map_or_else(|| head.last_hash.clone(), |e| e.hash.clone()),
-                last_event_seq: head.last_event_seq + stored.len() as i64,
-            };
-            let result = batch_query(&head, &entries, &stored, &new_head)
-                .build()
-                .execute(&self.pool)
-                .await;
-            match result {
-                Ok(_) => {
-                    if let Ok(mut cache) = self.journal_head.lock() {
-                        *cache = Some(new_head);
-                    }
-                    return Ok(stored.into_iter().map(|(e, ..)| e).collect());
-                }
-                Err(e) => {
-                    if let Ok(mut cache) = self.journal_head.lock() {
-                        *cache = None;
-                    }
-                    // not_null_violation: the head moved (another process appended). Append
-                    // again holding the head's row lock, which cannot go stale.
-                    let stale = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23502"));
-                    if !stale {
-                        return Err(self.db_err(e));
-                    }
-                    return self.append_locked(records, events).await;
-                }
-            }
-        }
+        self.append_rounds(records, events).await
+    }
+
+    async fn unsealed_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM journal_pending")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(n as u64)
     }
 
     async fn audit_head(&self) -> Result<ChainHead> {
@@ -338,23 +170,20 @@ impl AuditStore for PgStore {
         let mut q = QueryBuilder::<Postgres>::new(ENTRY_COLUMNS);
         q.push(" WHERE TRUE");
         if let Some(actor) = &query.actor {
-            q.push(" AND actor = ").push_bind(actor.as_str());
+            push_equals(&mut q, "actor", actor);
         }
         if let Some(target) = &query.target {
-            q.push(" AND target = ").push_bind(target.as_str());
+            push_equals(&mut q, "target", target);
         }
         if let Some((action, prefix)) = query.action_pattern() {
             if prefix {
-                q.push(" AND left(action, ")
-                    .push_bind(action.chars().count() as i32)
-                    .push(") = ")
-                    .push_bind(action);
+                push_starts_with(&mut q, "action", &action);
             } else {
-                q.push(" AND action = ").push_bind(action);
+                push_equals(&mut q, "action", &action);
             }
         }
         if let Some(ws) = &query.workspace {
-            q.push(" AND workspace = ").push_bind(ws.as_str());
+            push_equals(&mut q, "workspace", ws);
         }
         if let Some(outcome) = query.outcome {
             q.push(" AND outcome = ").push_bind(outcome.as_str());
@@ -388,14 +217,14 @@ impl AuditStore for PgStore {
         rows.iter().map(entry_from).collect()
     }
 
-    async fn prune_audit(&self, before: Timestamp, max: i64) -> Result<u64> {
+    async fn prune_audit(&self, before: Timestamp, max: i64, at: Timestamp) -> Result<u64> {
         let mut tx = self.begin().await?;
         let err = |e| self.db_err(e);
-        let (pruned_seq, last_seq): (i64, i64) =
-            sqlx::query_as("SELECT pruned_seq, last_seq FROM audit_chain WHERE id = 1 FOR UPDATE")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(err)?;
+        let head = lock_head(&mut tx).await.map_err(err)?;
+        let pruned_seq: i64 = sqlx::query_scalar("SELECT pruned_seq FROM audit_chain WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
         // The oldest end, up to (not including) the first entry that is young enough.
         let first_kept: Option<i64> =
             sqlx::query_scalar("SELECT MIN(seq) FROM audit_entries WHERE seq > $1 AND at >= $2")
@@ -404,17 +233,22 @@ impl AuditStore for PgStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(err)?;
-        let upto = first_kept.map_or(last_seq, |s| s - 1).min(pruned_seq + max);
+        let upto = first_kept
+            .map_or(head.last_seq, |s| s - 1)
+            .min(pruned_seq + max);
         if upto <= pruned_seq {
             return Ok(0);
         }
-        let hash: Option<String> =
-            sqlx::query_scalar("SELECT hash FROM audit_entries WHERE seq = $1")
-                .bind(upto)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?;
-        let Some(hash) = hash else {
+        let last: Option<(String, Option<i64>)> = sqlx::query_as(
+            "SELECT hash, (SELECT MAX(at) FROM audit_entries WHERE seq > $1 AND seq <= $2) \
+             FROM audit_entries WHERE seq = $2",
+        )
+        .bind(pruned_seq)
+        .bind(upto)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let Some((hash, Some(newest_at))) = last else {
             return Err(statehouse_core::Error::Internal(format!(
                 "audit entry {upto} is missing; run `statehouse audit verify`"
             )));
@@ -427,11 +261,28 @@ impl AuditStore for PgStore {
             .map_err(err)?;
         sqlx::query("UPDATE audit_chain SET pruned_seq = $1, pruned_hash = $2 WHERE id = 1")
             .bind(upto)
-            .bind(hash)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        // The proof goes into the chain with the removal.
+        let proof = PruneProof {
+            from_seq: pruned_seq + 1,
+            through_seq: upto,
+            last_hash: hash,
+            newest_at: Timestamp(newest_at),
+            before,
+        };
+        let round = Round::after(&head, &[proof.record(at)], &[]);
+        round_query(&head, &round, &[])
+            .build()
             .execute(&mut *tx)
             .await
             .map_err(err)?;
         tx.commit().await.map_err(err)?;
+        if let Ok(mut cache) = self.journal_head.lock() {
+            *cache = Some(round.new_head);
+        }
         Ok(done.rows_affected())
     }
 
@@ -442,7 +293,8 @@ impl AuditStore for PgStore {
         limit: i64,
     ) -> Result<Vec<Event>> {
         let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT seq, at, kind, workspace_id, workspace, subject, actor, payload FROM events WHERE seq > ",
+            "SELECT seq, at, kind, workspace_id, workspace, subject, actor, payload, nul_escaped \
+             FROM events WHERE seq > ",
         );
         q.push_bind(after_seq);
         if let Some(ids) = workspace_ids {

@@ -38,6 +38,8 @@
 
 mod audit;
 mod backups;
+mod pending;
+mod seal;
 mod webhooks;
 
 use std::str::FromStr;
@@ -58,12 +60,15 @@ use statehouse_core::model::{
 };
 use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
 use statehouse_core::store::Store;
+use statehouse_core::store::pending::{JournalEntries, Journaling};
 use statehouse_core::store::search::ResourceSearch;
 use statehouse_core::{Error, Result};
 
 mod accounts;
 mod keys;
 mod search;
+
+use crate::pending::insert_pending;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -249,7 +254,7 @@ pub struct PgStore {
     /// Where the database is, for error messages (no password).
     target: Arc<str>,
     /// The journal's head as this process last wrote it (appends check it in the database).
-    journal_head: std::sync::Mutex<Option<audit::JournalHead>>,
+    journal_head: std::sync::Mutex<Option<statehouse_core::store::seal::JournalHead>>,
 }
 
 impl PgStore {
@@ -374,6 +379,18 @@ impl PgStore {
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(|e| self.db_err(e))
+    }
+
+    /// Stores a change's journal entries in its transaction, then commits it.
+    async fn commit_with(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        entries: &JournalEntries,
+    ) -> Result<()> {
+        insert_pending(&mut tx, entries)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        tx.commit().await.map_err(|e| self.db_err(e))
     }
 }
 
@@ -982,17 +999,26 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn set_version_kept(&self, state_id: &str, version_no: i64, kept: bool) -> Result<bool> {
+    async fn set_version_kept_journaled(
+        &self,
+        state_id: &str,
+        version_no: i64,
+        kept: bool,
+        journal: Journaling<'_, bool>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE state_versions SET kept = $1 WHERE state_id = $2 AND version_no = $3",
         )
         .bind(kept)
         .bind(state_id)
         .bind(version_no)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| self.db_err(e))?;
-        Ok(done.rows_affected() == 1)
+        let found = done.rows_affected() == 1;
+        self.commit_with(tx, &journal(&found)).await?;
+        Ok(found)
     }
 
     async fn prune_versions(
@@ -1025,11 +1051,12 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn write_version(
+    async fn write_version_journaled(
         &self,
         workspace_id: &str,
         name: &str,
         w: VersionWrite,
+        journal: Journaling<'_, WriteOutcome>,
     ) -> Result<WriteOutcome> {
         let mut tx = self.begin().await?;
         let state = match self.lock_live_state(&mut tx, workspace_id, name).await? {
@@ -1067,7 +1094,9 @@ impl Store for PgStore {
                 let current = state
                     .current
                     .ok_or_else(|| Error::Internal("unchanged without a current version".into()))?;
-                return Ok(WriteOutcome::Unchanged(current));
+                let outcome = WriteOutcome::Unchanged(current);
+                self.commit_with(tx, &journal(&outcome)).await?;
+                return Ok(outcome);
             }
             WriteDecision::Append {
                 forced,
@@ -1121,8 +1150,7 @@ impl Store for PgStore {
         .map_err(|e| self.db_err(e))?;
         self.replace_index(&mut tx, &state.id, version_no, w.at, w.resources)
             .await?;
-        tx.commit().await.map_err(|e| self.db_err(e))?;
-        Ok(WriteOutcome::Created(VersionMeta {
+        let outcome = WriteOutcome::Created(VersionMeta {
             id: w.version_id.clone(),
             state_id: state.id,
             version_no,
@@ -1137,21 +1165,30 @@ impl Store for PgStore {
             client_encrypted: w.client_encrypted,
             kept: false,
             resource_count,
-        }))
+        });
+        self.commit_with(tx, &journal(&outcome)).await?;
+        Ok(outcome)
     }
 
-    async fn lock_state(
+    async fn lock_state_journaled(
         &self,
         workspace_id: &str,
         name: &str,
         req: &LockRequest,
+        journal: Journaling<'_, LockOutcome>,
     ) -> Result<LockOutcome> {
         // Fast path, one statement: a free lock on an existing live state is simply taken
-        // (what `rules::decide_lock` says for a free lock). Everything else — a missing
-        // state, a retried LOCK, a conflict — is decided in the transaction below.
-        let taken = sqlx::query(
-            "UPDATE states SET lock_id = $1, lock_info = $2, lock_token_id = $3, lock_holder = $4, locked_at = $5 \
-             WHERE workspace_id = $6 AND name = $7 AND deleted_at IS NULL AND lock_id IS NULL",
+        // (what `rules::decide_lock` says for a free lock), its journal entries stored with it.
+        // Everything else — a missing state, a retried LOCK, a conflict — is decided in the
+        // transaction below.
+        let entries = journal(&LockOutcome::Acquired);
+        let taken: i64 = sqlx::query_scalar(
+            "WITH taken AS ( \
+             UPDATE states SET lock_id = $1, lock_info = $2, lock_token_id = $3, lock_holder = $4, locked_at = $5 \
+             WHERE workspace_id = $6 AND name = $7 AND deleted_at IS NULL AND lock_id IS NULL \
+             RETURNING 1), \
+             logged AS (INSERT INTO journal_pending (at, entry) SELECT $8, $9 FROM taken WHERE $10) \
+             SELECT count(*) FROM taken",
         )
         .bind(&req.id)
         .bind(&req.info)
@@ -1160,10 +1197,13 @@ impl Store for PgStore {
         .bind(req.at.0)
         .bind(workspace_id)
         .bind(name)
-        .execute(&self.pool)
+        .bind(entries.at().millis())
+        .bind(entries.encode())
+        .bind(!entries.is_empty())
+        .fetch_one(&self.pool)
         .await
         .map_err(|e| self.db_err(e))?;
-        if taken.rows_affected() == 1 {
+        if taken == 1 {
             return Ok(LockOutcome::Acquired);
         }
         let mut tx = self.begin().await?;
@@ -1186,37 +1226,49 @@ impl Store for PgStore {
             .await
             .map_err(|e| self.db_err(e))?;
         }
-        tx.commit().await.map_err(|e| self.db_err(e))?;
+        self.commit_with(tx, &journal(&outcome)).await?;
         Ok(outcome)
     }
 
-    async fn unlock_state(
+    async fn unlock_state_journaled(
         &self,
         workspace_id: &str,
         name: &str,
         req: &UnlockRequest,
+        journal: Journaling<'_, UnlockOutcome>,
     ) -> Result<UnlockOutcome> {
-        // Fast path, one statement: the holder releasing its own lock (matching ID and token).
+        // Fast path, one statement: the holder releasing its own lock (matching ID and token),
+        // its journal entries stored with it.
         if let Some(id) = &req.id {
-            let released = sqlx::query(
-                "UPDATE states SET lock_id = NULL, lock_info = NULL, lock_token_id = NULL, lock_holder = NULL, \
+            let entries = journal(&UnlockOutcome::Released);
+            let released: i64 = sqlx::query_scalar(
+                "WITH released AS ( \
+                 UPDATE states SET lock_id = NULL, lock_info = NULL, lock_token_id = NULL, lock_holder = NULL, \
                  locked_at = NULL WHERE workspace_id = $1 AND name = $2 AND deleted_at IS NULL \
-                 AND lock_id = $3 AND lock_token_id = $4",
+                 AND lock_id = $3 AND lock_token_id = $4 \
+                 RETURNING 1), \
+                 logged AS (INSERT INTO journal_pending (at, entry) SELECT $5, $6 FROM released WHERE $7) \
+                 SELECT count(*) FROM released",
             )
             .bind(workspace_id)
             .bind(name)
             .bind(id)
             .bind(&req.token_id)
-            .execute(&self.pool)
+            .bind(entries.at().millis())
+            .bind(entries.encode())
+            .bind(!entries.is_empty())
+            .fetch_one(&self.pool)
             .await
             .map_err(|e| self.db_err(e))?;
-            if released.rows_affected() == 1 {
+            if released == 1 {
                 return Ok(UnlockOutcome::Released);
             }
         }
         let mut tx = self.begin().await?;
         let Some(state) = self.lock_live_state(&mut tx, workspace_id, name).await? else {
-            return Ok(UnlockOutcome::NotLocked);
+            let outcome = UnlockOutcome::NotLocked;
+            self.commit_with(tx, &journal(&outcome)).await?;
+            return Ok(outcome);
         };
         let outcome = rules::decide_unlock(state.lock.as_ref(), req)?;
         if outcome != UnlockOutcome::NotLocked {
@@ -1229,16 +1281,17 @@ impl Store for PgStore {
             .await
             .map_err(|e| self.db_err(e))?;
         }
-        tx.commit().await.map_err(|e| self.db_err(e))?;
+        self.commit_with(tx, &journal(&outcome)).await?;
         Ok(outcome)
     }
 
-    async fn delete_state(
+    async fn delete_state_journaled(
         &self,
         workspace_id: &str,
         name: &str,
         by: &str,
         at: Timestamp,
+        journal: Journaling<'_, bool>,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
         let Some(state) = self.lock_live_state(&mut tx, workspace_id, name).await? else {
@@ -1256,7 +1309,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db_err(e))?;
-        tx.commit().await.map_err(|e| self.db_err(e))?;
+        self.commit_with(tx, &journal(&true)).await?;
         Ok(true)
     }
 
@@ -1285,11 +1338,12 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn restore_state(
+    async fn restore_state_journaled(
         &self,
         workspace_id: &str,
         state_id: &str,
         at: Timestamp,
+        journal: Journaling<'_, bool>,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
         let name: Option<String> = sqlx::query_scalar(
@@ -1329,11 +1383,16 @@ impl Store for PgStore {
             Error::Conflict(_) => live_name_taken(),
             other => other,
         })?;
-        tx.commit().await.map_err(|e| self.db_err(e))?;
+        self.commit_with(tx, &journal(&true)).await?;
         Ok(true)
     }
 
-    async fn purge_state(&self, workspace_id: &str, state_id: &str) -> Result<bool> {
+    async fn purge_state_journaled(
+        &self,
+        workspace_id: &str,
+        state_id: &str,
+        journal: Journaling<'_, bool>,
+    ) -> Result<bool> {
         let mut tx = self.begin().await?;
         let found: Option<String> = sqlx::query_scalar(
             "SELECT id FROM states WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NOT NULL FOR UPDATE",
@@ -1356,26 +1415,30 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db_err(e))?;
-        tx.commit().await.map_err(|e| self.db_err(e))?;
+        self.commit_with(tx, &journal(&true)).await?;
         Ok(true)
     }
 
-    async fn set_overwrite_until(
+    async fn set_overwrite_until_journaled(
         &self,
         workspace_id: &str,
         name: &str,
         until: Option<Timestamp>,
+        journal: Journaling<'_, bool>,
     ) -> Result<bool> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE states SET overwrite_until = $1 WHERE workspace_id = $2 AND name = $3 AND deleted_at IS NULL",
         )
         .bind(until.map(|u| u.0))
         .bind(workspace_id)
         .bind(name)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| self.db_err(e))?;
-        Ok(done.rows_affected() == 1)
+        let found = done.rows_affected() == 1;
+        self.commit_with(tx, &journal(&found)).await?;
+        Ok(found)
     }
 
     async fn flag_stale_locks(

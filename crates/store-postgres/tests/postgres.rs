@@ -77,6 +77,7 @@ async fn schemas_keep_instances_apart() {
         "health_checks",
         "instance_flags",
         "job_clock",
+        "journal_pending",
         "login_failures",
         "master_key_checks",
         "memberships",

@@ -1,44 +1,52 @@
-//! The journal on SQLite: audit chain, events, and the deliveries events create.
+//! The journal on SQLite: audit chain, events, and the deliveries events create (appending and
+//! sealing are in [`crate::seal`]).
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use statehouse_core::Result;
-use statehouse_core::audit::{self, AuditEntry, AuditQuery, AuditRecord, ChainHead, Outcome};
+use statehouse_core::audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead, Outcome, PruneProof};
 use statehouse_core::clock::Timestamp;
 use statehouse_core::events::{Event, NewEvent};
 use statehouse_core::store::audit::{AuditStore, TakeBatch};
-use statehouse_core::webhooks::{Delivery, event_body};
+use statehouse_core::store::nul::{self, Match};
+use statehouse_core::webhooks::Delivery;
 
+use statehouse_core::store::seal::Round;
+
+use crate::seal::{read_head, round_query};
 use crate::{SqliteStore, begin_write, commit, db_err, get};
 
 /// Rows per multi-row INSERT (SQLite allows 32,766 bound values per statement).
 const INSERT_CHUNK: usize = 500;
 
 const ENTRY_COLUMNS: &str = "SELECT seq, at, actor, token_id, token_name, source_ip, action, workspace, target, \
-    outcome, reason, detail, prev_hash, hash FROM audit_entries";
+    outcome, reason, detail, prev_hash, hash, nul_escaped FROM audit_entries";
 
 fn entry_from(row: &SqliteRow) -> Result<AuditEntry> {
     let outcome: String = get(row, "outcome")?;
+    let esc: bool = get(row, "nul_escaped")?;
+    let text = |col: &str| get::<String>(row, col).and_then(|t| nul::original(t, esc));
+    let opt = |col: &str| get::<Option<String>>(row, col).and_then(|t| nul::original_opt(t, esc));
     Ok(AuditEntry {
         seq: get(row, "seq")?,
         record: AuditRecord {
             at: Timestamp(get(row, "at")?),
-            actor: get(row, "actor")?,
-            token_id: get(row, "token_id")?,
-            token_name: get(row, "token_name")?,
-            source_ip: get(row, "source_ip")?,
-            action: get(row, "action")?,
-            workspace: get(row, "workspace")?,
-            target: get(row, "target")?,
+            actor: text("actor")?,
+            token_id: opt("token_id")?,
+            token_name: opt("token_name")?,
+            source_ip: opt("source_ip")?,
+            action: text("action")?,
+            workspace: opt("workspace")?,
+            target: opt("target")?,
             outcome: Outcome::parse(&outcome).map_err(|_| {
                 statehouse_core::Error::Internal(format!(
                     "stored audit outcome {outcome:?} is unknown"
                 ))
             })?,
-            reason: get(row, "reason")?,
-            detail: get(row, "detail")?,
+            reason: opt("reason")?,
+            detail: opt("detail")?,
         },
         prev_hash: get(row, "prev_hash")?,
         hash: get(row, "hash")?,
@@ -47,121 +55,55 @@ fn entry_from(row: &SqliteRow) -> Result<AuditEntry> {
 
 fn event_from(row: &SqliteRow) -> Result<Event> {
     let payload: String = get(row, "payload")?;
+    let esc: bool = get(row, "nul_escaped")?;
+    let text = |col: &str| get::<String>(row, col).and_then(|t| nul::original(t, esc));
+    let opt = |col: &str| get::<Option<String>>(row, col).and_then(|t| nul::original_opt(t, esc));
     Ok(Event {
         seq: get(row, "seq")?,
         at: Timestamp(get(row, "at")?),
-        kind: get(row, "kind")?,
-        workspace_id: get(row, "workspace_id")?,
-        workspace: get(row, "workspace")?,
-        subject: get(row, "subject")?,
-        actor: get(row, "actor")?,
+        kind: text("kind")?,
+        workspace_id: opt("workspace_id")?,
+        workspace: opt("workspace")?,
+        subject: opt("subject")?,
+        actor: text("actor")?,
         payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
     })
 }
 
-/// The chain head and event counter as an append leaves them.
-#[derive(Debug, Clone)]
-pub(crate) struct JournalHead {
-    last_seq: i64,
-    last_hash: String,
-    last_event_seq: i64,
-}
-
-/// `lock.acquired` → `lock.*`: the prefix filter that also matches an event kind.
-fn prefix_filter(kind: &str) -> String {
-    match kind.split_once('.') {
-        Some((prefix, _)) => format!("{prefix}.*"),
-        None => kind.to_owned(),
+/// `AND column = value`, for rows stored escaped or not (see [`nul::matching`]).
+fn push_equals(q: &mut QueryBuilder<Sqlite>, column: &str, value: &str) {
+    match nul::matching(value) {
+        Match::Same(v) => {
+            q.push(format!(" AND {column} = ")).push_bind(v);
+        }
+        Match::EscapedOnly(v) => {
+            q.push(format!(" AND nul_escaped AND {column} = "))
+                .push_bind(v);
+        }
+        Match::Either { plain, escaped } => {
+            q.push(format!(" AND {column} = CASE WHEN nul_escaped THEN "))
+                .push_bind(escaped)
+                .push(" ELSE ")
+                .push_bind(plain)
+                .push(" END");
+        }
     }
 }
 
-/// A UUID-shaped random id (version 4 layout) generated by SQLite.
-const RANDOM_ID: &str = "lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || \
-    substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || \
-    substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)))";
-
-/// One batch as a single multi-statement query: one trip to SQLite's worker thread instead of
-/// one per statement. The head update comes first and fails (NOT NULL) when another process
-/// appended since this one last looked, so nothing of a stale batch is written.
-fn batch_query<'q>(
-    begin: bool,
-    head: &'q JournalHead,
-    entries: &'q [AuditEntry],
-    events: &'q [(Event, String, String, String)],
-    new_head: &'q JournalHead,
-) -> QueryBuilder<Sqlite> {
-    let mut q = QueryBuilder::<Sqlite>::new(if begin { "BEGIN IMMEDIATE;" } else { "" });
-    q.push(" UPDATE audit_chain SET last_seq = CASE WHEN last_seq = ");
-    q.push_bind(head.last_seq)
-        .push(" AND last_event_seq = ")
-        .push_bind(head.last_event_seq)
-        .push(" THEN ")
-        .push_bind(new_head.last_seq)
-        .push(" END, last_hash = ")
-        .push_bind(new_head.last_hash.as_str())
-        .push(", last_event_seq = ")
-        .push_bind(new_head.last_event_seq)
-        .push(" WHERE id = 1;");
-    for chunk in entries.chunks(INSERT_CHUNK) {
-        q.push(
-            " INSERT INTO audit_entries (seq, at, actor, token_id, token_name, source_ip, action, workspace, \
-             target, outcome, reason, detail, prev_hash, hash) ",
-        );
-        q.push_values(chunk, |mut b, e| {
-            let r = &e.record;
-            b.push_bind(e.seq)
-                .push_bind(r.at.millis())
-                .push_bind(r.actor.as_str())
-                .push_bind(r.token_id.as_deref())
-                .push_bind(r.token_name.as_deref())
-                .push_bind(r.source_ip.as_deref())
-                .push_bind(r.action.as_str())
-                .push_bind(r.workspace.as_deref())
-                .push_bind(r.target.as_deref())
-                .push_bind(r.outcome.as_str())
-                .push_bind(r.reason.as_deref())
-                .push_bind(r.detail.as_deref())
-                .push_bind(e.prev_hash.as_str())
-                .push_bind(e.hash.as_str());
-        });
-        q.push(";");
-    }
-    for chunk in events.chunks(INSERT_CHUNK) {
-        q.push(" INSERT INTO events (seq, at, kind, workspace_id, workspace, subject, actor, payload) ");
-        q.push_values(chunk, |mut b, (e, payload, _, _)| {
-            b.push_bind(e.seq)
-                .push_bind(e.at.millis())
-                .push_bind(e.kind.as_str())
-                .push_bind(e.workspace_id.as_deref())
-                .push_bind(e.workspace.as_deref())
-                .push_bind(e.subject.as_deref())
-                .push_bind(e.actor.as_str())
-                .push_bind(payload.as_str());
-        });
-        q.push(";");
-        // One pending delivery per event for every enabled webhook of its workspace whose
-        // filter names the kind, its prefix (`lock.*`) or `*`.
-        q.push(" INSERT INTO webhook_deliveries (id, webhook_id, event_seq, kind, body, created_at, status, \
-             attempts, next_attempt_at) SELECT ");
-        q.push(RANDOM_ID);
-        q.push(
-            ", w.id, ev.column1, ev.column2, ev.column5, ev.column6, 'pending', 0, ev.column6 FROM (",
-        );
-        q.push_values(chunk, |mut b, (e, _, prefix, body)| {
-            b.push_bind(e.seq)
-                .push_bind(e.kind.as_str())
-                .push_bind(e.workspace_id.as_deref())
-                .push_bind(prefix.as_str())
-                .push_bind(body.as_str())
-                .push_bind(e.at.millis());
-        });
-        q.push(
-            ") AS ev JOIN webhooks w ON w.workspace_id = ev.column3 AND w.enabled = 1 \
-             AND EXISTS (SELECT 1 FROM json_each(w.events) f WHERE f.value IN ('*', ev.column2, ev.column4));",
-        );
-    }
-    q.push(" COMMIT;");
-    q
+/// `AND column` starts with `prefix`, for rows stored escaped or not.
+fn push_starts_with(q: &mut QueryBuilder<Sqlite>, column: &str, prefix: &str) {
+    let escaped = nul::escape(prefix).into_owned();
+    q.push(format!(
+        " AND CASE WHEN nul_escaped THEN substr({column}, 1, "
+    ))
+    .push_bind(escaped.len() as i64)
+    .push(") = ")
+    .push_bind(escaped)
+    .push(format!(" ELSE substr({column}, 1, "))
+    .push_bind(prefix.len() as i64)
+    .push(") = ")
+    .push_bind(prefix.to_owned())
+    .push(" END");
 }
 
 pub(crate) async fn insert_deliveries(
@@ -190,94 +132,6 @@ pub(crate) async fn insert_deliveries(
     Ok(())
 }
 
-async fn read_head(conn: &mut sqlx::SqliteConnection) -> Result<JournalHead> {
-    let (last_seq, last_hash, last_event_seq): (i64, String, i64) =
-        sqlx::query_as("SELECT last_seq, last_hash, last_event_seq FROM audit_chain WHERE id = 1")
-            .fetch_one(conn)
-            .await
-            .map_err(db_err)?;
-    Ok(JournalHead {
-        last_seq,
-        last_hash,
-        last_event_seq,
-    })
-}
-
-impl SqliteStore {
-    async fn append_with(
-        &self,
-        conn: &mut sqlx::SqliteConnection,
-        records: &[AuditRecord],
-        events: &[NewEvent],
-    ) -> Result<Vec<Event>> {
-        if records.is_empty() && events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let cached = self.journal_head.lock().ok().and_then(|h| h.clone());
-        let mut head = match cached {
-            Some(h) => h,
-            None => read_head(&mut *conn).await?,
-        };
-        // Fast path: the head this process wrote last, checked by the batch itself. When
-        // another process appended since, the batch fails at once and runs again inside a
-        // transaction that reads the head first.
-        let mut begin = true;
-        loop {
-            let entries = audit::chain(head.last_seq, &head.last_hash, records);
-            let stored: Vec<(Event, String, String, String)> = events
-                .iter()
-                .zip(head.last_event_seq + 1..)
-                .map(|(e, seq)| {
-                    let event = Event::from_new(seq, e);
-                    let body = event_body(&event);
-                    (event, e.payload.to_string(), prefix_filter(&e.kind), body)
-                })
-                .collect();
-            let new_head = JournalHead {
-                last_seq: entries.last().map_or(head.last_seq, |e| e.seq),
-                last_hash: entries
-                    .last()
-                    .map_or_else(|| head.last_hash.clone(), |e| e.hash.clone()),
-                last_event_seq: head.last_event_seq + stored.len() as i64,
-            };
-            let result = batch_query(begin, &head, &entries, &stored, &new_head)
-                .build()
-                .execute(&mut *conn)
-                .await;
-            match result {
-                Ok(_) => {
-                    if let Ok(mut cache) = self.journal_head.lock() {
-                        *cache = Some(new_head);
-                    }
-                    return Ok(stored.into_iter().map(|(e, ..)| e).collect());
-                }
-                Err(e) => {
-                    // The statements after the failing one did not run: end the transaction.
-                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                    if let Ok(mut cache) = self.journal_head.lock() {
-                        *cache = None;
-                    }
-                    if !begin || !e.to_string().contains("audit_chain.last_seq") {
-                        return Err(db_err(e));
-                    }
-                    sqlx::query("BEGIN IMMEDIATE")
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_err)?;
-                    head = match read_head(&mut *conn).await {
-                        Ok(h) => h,
-                        Err(e) => {
-                            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                            return Err(e);
-                        }
-                    };
-                    begin = false;
-                }
-            }
-        }
-    }
-}
-
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_journal(
@@ -295,6 +149,14 @@ impl AuditStore for SqliteStore {
         let mut conn = self.write.lock().await;
         let (records, events) = take();
         self.append_with(&mut conn, &records, &events).await
+    }
+
+    async fn unsealed_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM journal_pending")
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_err)?;
+        Ok(n as u64)
     }
 
     async fn audit_head(&self) -> Result<ChainHead> {
@@ -317,23 +179,20 @@ impl AuditStore for SqliteStore {
         let mut q = QueryBuilder::<Sqlite>::new(ENTRY_COLUMNS);
         q.push(" WHERE 1 = 1");
         if let Some(actor) = &query.actor {
-            q.push(" AND actor = ").push_bind(actor.as_str());
+            push_equals(&mut q, "actor", actor);
         }
         if let Some(target) = &query.target {
-            q.push(" AND target = ").push_bind(target.as_str());
+            push_equals(&mut q, "target", target);
         }
         if let Some((action, prefix)) = query.action_pattern() {
             if prefix {
-                q.push(" AND substr(action, 1, ")
-                    .push_bind(action.len() as i64)
-                    .push(") = ")
-                    .push_bind(action);
+                push_starts_with(&mut q, "action", &action);
             } else {
-                q.push(" AND action = ").push_bind(action);
+                push_equals(&mut q, "action", &action);
             }
         }
         if let Some(ws) = &query.workspace {
-            q.push(" AND workspace = ").push_bind(ws.as_str());
+            push_equals(&mut q, "workspace", ws);
         }
         if let Some(outcome) = query.outcome {
             q.push(" AND outcome = ").push_bind(outcome.as_str());
@@ -363,14 +222,14 @@ impl AuditStore for SqliteStore {
         rows.iter().map(entry_from).collect()
     }
 
-    async fn prune_audit(&self, before: Timestamp, max: i64) -> Result<u64> {
+    async fn prune_audit(&self, before: Timestamp, max: i64, at: Timestamp) -> Result<u64> {
         let mut conn = self.write.lock().await;
         let mut tx = begin_write(&mut conn).await?;
-        let (pruned_seq, last_seq): (i64, i64) =
-            sqlx::query_as("SELECT pruned_seq, last_seq FROM audit_chain WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
+        let pruned_seq: i64 = sqlx::query_scalar("SELECT pruned_seq FROM audit_chain WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let head = read_head(&mut tx).await?;
         // The oldest end, up to (not including) the first entry that is young enough.
         let first_kept: Option<i64> =
             sqlx::query_scalar("SELECT MIN(seq) FROM audit_entries WHERE seq > ? AND at >= ?")
@@ -379,17 +238,22 @@ impl AuditStore for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err)?;
-        let upto = first_kept.map_or(last_seq, |s| s - 1).min(pruned_seq + max);
+        let upto = first_kept
+            .map_or(head.last_seq, |s| s - 1)
+            .min(pruned_seq + max);
         if upto <= pruned_seq {
             return Ok(0);
         }
-        let hash: Option<String> =
-            sqlx::query_scalar("SELECT hash FROM audit_entries WHERE seq = ?")
-                .bind(upto)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        let Some(hash) = hash else {
+        let last: Option<(String, i64)> = sqlx::query_as(
+            "SELECT hash, (SELECT MAX(at) FROM audit_entries WHERE seq > ? AND seq <= ?)              FROM audit_entries WHERE seq = ?",
+        )
+        .bind(pruned_seq)
+        .bind(upto)
+        .bind(upto)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some((hash, newest_at)) = last else {
             return Err(statehouse_core::Error::Internal(format!(
                 "audit entry {upto} is missing; run `statehouse audit verify`"
             )));
@@ -402,11 +266,28 @@ impl AuditStore for SqliteStore {
             .map_err(db_err)?;
         sqlx::query("UPDATE audit_chain SET pruned_seq = ?, pruned_hash = ? WHERE id = 1")
             .bind(upto)
-            .bind(hash)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        // The proof goes into the chain with the removal.
+        let proof = PruneProof {
+            from_seq: pruned_seq + 1,
+            through_seq: upto,
+            last_hash: hash,
+            newest_at: Timestamp(newest_at),
+            before,
+        };
+        let round = Round::after(&head, &[proof.record(at)], &[]);
+        round_query(false, false, &head, &round, &[])
+            .build()
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
         commit(tx).await?;
+        if let Ok(mut cache) = self.journal_head.lock() {
+            *cache = Some(round.new_head);
+        }
         Ok(done.rows_affected())
     }
 
@@ -417,7 +298,8 @@ impl AuditStore for SqliteStore {
         limit: i64,
     ) -> Result<Vec<Event>> {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT seq, at, kind, workspace_id, workspace, subject, actor, payload FROM events WHERE seq > ",
+            "SELECT seq, at, kind, workspace_id, workspace, subject, actor, payload, nul_escaped \
+             FROM events WHERE seq > ",
         );
         q.push_bind(after_seq);
         if let Some(ids) = workspace_ids {

@@ -9,6 +9,8 @@
 
 mod audit;
 mod backups;
+mod pending;
+mod seal;
 mod webhooks;
 
 use std::path::Path;
@@ -34,12 +36,15 @@ use statehouse_core::model::{
 };
 use statehouse_core::rules::{self, Incoming, WriteContext, WriteDecision};
 use statehouse_core::store::Store;
+use statehouse_core::store::pending::Journaling;
 use statehouse_core::store::search::ResourceSearch;
 use statehouse_core::{Error, Result};
 
 mod accounts;
 mod keys;
 mod search;
+
+use crate::pending::insert_pending;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -58,7 +63,7 @@ pub struct SqliteStore {
     write: Mutex<SqliteConnection>,
     checkpointer: JoinHandle<()>,
     /// The journal's head as this process last wrote it (appends check it in the database).
-    journal_head: std::sync::Mutex<Option<audit::JournalHead>>,
+    journal_head: std::sync::Mutex<Option<statehouse_core::store::seal::JournalHead>>,
 }
 
 impl Drop for SqliteStore {
@@ -743,16 +748,27 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn set_version_kept(&self, state_id: &str, version_no: i64, kept: bool) -> Result<bool> {
+    async fn set_version_kept_journaled(
+        &self,
+        state_id: &str,
+        version_no: i64,
+        kept: bool,
+        journal: Journaling<'_, bool>,
+    ) -> Result<bool> {
+        let mut conn = self.write.lock().await;
+        let mut tx = begin_write(&mut conn).await?;
         let done =
             sqlx::query("UPDATE state_versions SET kept = ? WHERE state_id = ? AND version_no = ?")
                 .bind(kept)
                 .bind(state_id)
                 .bind(version_no)
-                .execute(&mut *self.write.lock().await)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+        let found = done.rows_affected() == 1;
+        insert_pending(&mut tx, &journal(&found)).await?;
+        commit(tx).await?;
+        Ok(found)
     }
 
     async fn prune_versions(
@@ -786,11 +802,12 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn write_version(
+    async fn write_version_journaled(
         &self,
         workspace_id: &str,
         name: &str,
         w: VersionWrite,
+        journal: Journaling<'_, WriteOutcome>,
     ) -> Result<WriteOutcome> {
         let mut conn = self.write.lock().await;
         let mut tx = begin_write(&mut conn).await?;
@@ -830,7 +847,10 @@ impl Store for SqliteStore {
                 let current = state
                     .current
                     .ok_or_else(|| Error::Internal("unchanged without a current version".into()))?;
-                return Ok(WriteOutcome::Unchanged(current));
+                let outcome = WriteOutcome::Unchanged(current);
+                insert_pending(&mut tx, &journal(&outcome)).await?;
+                commit(tx).await?;
+                return Ok(outcome);
             }
             WriteDecision::Append {
                 forced,
@@ -882,8 +902,7 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         search::replace_index(&mut tx, &state.id, version_no, w.at, w.resources).await?;
-        commit(tx).await?;
-        Ok(WriteOutcome::Created(VersionMeta {
+        let outcome = WriteOutcome::Created(VersionMeta {
             id: w.version_id.clone(),
             state_id: state.id,
             version_no,
@@ -898,16 +917,21 @@ impl Store for SqliteStore {
             client_encrypted: w.client_encrypted,
             kept: false,
             resource_count,
-        }))
+        });
+        insert_pending(&mut tx, &journal(&outcome)).await?;
+        commit(tx).await?;
+        Ok(outcome)
     }
 
-    async fn lock_state(
+    async fn lock_state_journaled(
         &self,
         workspace_id: &str,
         name: &str,
         req: &LockRequest,
+        journal: Journaling<'_, LockOutcome>,
     ) -> Result<LockOutcome> {
         let mut conn = self.write.lock().await;
+        let mut tx = begin_write(&mut conn).await?;
         // Fast path, one statement: a free lock on an existing live state is simply taken
         // (what `rules::decide_lock` says for a free lock). Everything else — a missing
         // state, a retried LOCK, a conflict — is decided in the transaction below.
@@ -922,13 +946,14 @@ impl Store for SqliteStore {
         .bind(req.at.0)
         .bind(workspace_id)
         .bind(name)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
         if taken.rows_affected() == 1 {
+            insert_pending(&mut tx, &journal(&LockOutcome::Acquired)).await?;
+            commit(tx).await?;
             return Ok(LockOutcome::Acquired);
         }
-        let mut tx = begin_write(&mut conn).await?;
         let state = ensure_state_in(&mut tx, workspace_id, name, req.at).await?;
         let outcome = rules::decide_lock(state.lock.as_ref(), &req.id, &req.token_id)?;
         if outcome == LockOutcome::Acquired {
@@ -945,17 +970,20 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         }
+        insert_pending(&mut tx, &journal(&outcome)).await?;
         commit(tx).await?;
         Ok(outcome)
     }
 
-    async fn unlock_state(
+    async fn unlock_state_journaled(
         &self,
         workspace_id: &str,
         name: &str,
         req: &UnlockRequest,
+        journal: Journaling<'_, UnlockOutcome>,
     ) -> Result<UnlockOutcome> {
         let mut conn = self.write.lock().await;
+        let mut tx = begin_write(&mut conn).await?;
         // Fast path, one statement: the holder releasing its own lock (matching ID and token).
         if let Some(id) = &req.id {
             let released = sqlx::query(
@@ -967,15 +995,18 @@ impl Store for SqliteStore {
             .bind(name)
             .bind(id)
             .bind(&req.token_id)
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
             if released.rows_affected() == 1 {
+                insert_pending(&mut tx, &journal(&UnlockOutcome::Released)).await?;
+                commit(tx).await?;
                 return Ok(UnlockOutcome::Released);
             }
         }
-        let mut tx = begin_write(&mut conn).await?;
         let Some(state) = live_state_in(&mut tx, workspace_id, name).await? else {
+            insert_pending(&mut tx, &journal(&UnlockOutcome::NotLocked)).await?;
+            commit(tx).await?;
             return Ok(UnlockOutcome::NotLocked);
         };
         let outcome = rules::decide_unlock(state.lock.as_ref(), req)?;
@@ -989,16 +1020,18 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         }
+        insert_pending(&mut tx, &journal(&outcome)).await?;
         commit(tx).await?;
         Ok(outcome)
     }
 
-    async fn delete_state(
+    async fn delete_state_journaled(
         &self,
         workspace_id: &str,
         name: &str,
         by: &str,
         at: Timestamp,
+        journal: Journaling<'_, bool>,
     ) -> Result<bool> {
         let mut conn = self.write.lock().await;
         let mut tx = begin_write(&mut conn).await?;
@@ -1017,6 +1050,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        insert_pending(&mut tx, &journal(&true)).await?;
         commit(tx).await?;
         Ok(true)
     }
@@ -1045,11 +1079,12 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn restore_state(
+    async fn restore_state_journaled(
         &self,
         workspace_id: &str,
         state_id: &str,
         at: Timestamp,
+        journal: Journaling<'_, bool>,
     ) -> Result<bool> {
         let mut conn = self.write.lock().await;
         let mut tx = begin_write(&mut conn).await?;
@@ -1075,11 +1110,17 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        insert_pending(&mut tx, &journal(&true)).await?;
         commit(tx).await?;
         Ok(true)
     }
 
-    async fn purge_state(&self, workspace_id: &str, state_id: &str) -> Result<bool> {
+    async fn purge_state_journaled(
+        &self,
+        workspace_id: &str,
+        state_id: &str,
+        journal: Journaling<'_, bool>,
+    ) -> Result<bool> {
         let mut conn = self.write.lock().await;
         let mut tx = begin_write(&mut conn).await?;
         sqlx::query(
@@ -1099,26 +1140,34 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        let purged = done.rows_affected() == 1;
+        insert_pending(&mut tx, &journal(&purged)).await?;
         commit(tx).await?;
-        Ok(done.rows_affected() == 1)
+        Ok(purged)
     }
 
-    async fn set_overwrite_until(
+    async fn set_overwrite_until_journaled(
         &self,
         workspace_id: &str,
         name: &str,
         until: Option<Timestamp>,
+        journal: Journaling<'_, bool>,
     ) -> Result<bool> {
+        let mut conn = self.write.lock().await;
+        let mut tx = begin_write(&mut conn).await?;
         let done = sqlx::query(
             "UPDATE states SET overwrite_until = ? WHERE workspace_id = ? AND name = ? AND deleted_at IS NULL",
         )
         .bind(until.map(|u| u.0))
         .bind(workspace_id)
         .bind(name)
-        .execute(&mut *self.write.lock().await)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+        let found = done.rows_affected() == 1;
+        insert_pending(&mut tx, &journal(&found)).await?;
+        commit(tx).await?;
+        Ok(found)
     }
 
     async fn flag_stale_locks(

@@ -9,6 +9,7 @@ use super::Services;
 use crate::access::{Grants, Principal, Role};
 use crate::audit::{self, AuditEntry, AuditQuery, AuditRecord, VerifyReport};
 use crate::events::{Event, NewEvent};
+use crate::store::pending::JournalEntries;
 use crate::{Error, Result};
 
 /// Most audit entries or events one query returns.
@@ -45,14 +46,45 @@ impl Services {
             .ok_or_else(|| Error::Internal("an emitted event was not returned".into()))
     }
 
-    /// Events as this process stores them. Events of other replicas are not broadcast here;
-    /// read them with [`Services::events_after`].
+    /// Audits the end of a change that stored its entries in its own transaction (through a
+    /// store's `*_journaled` method): on success the journal writer is asked to seal them, and
+    /// the answer does not wait for that; a refusal is recorded without waiting.
+    pub async fn conclude_change<T>(&self, result: Result<T>, record: AuditRecord) -> Result<T> {
+        match result {
+            Ok(value) => {
+                self.journal.seal_soon();
+                Ok(value)
+            }
+            Err(e) => {
+                self.journal.enqueue(record.refused_by(&e)).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores a change's entries through the journal writer and waits until they are stored,
+    /// for an outcome decided without a store transaction (an identical write answered from
+    /// what was just read).
+    pub(crate) async fn commit_entries(&self, entries: JournalEntries) -> Result<()> {
+        let mut records = entries.records.into_iter();
+        let mut events = entries.events.into_iter();
+        loop {
+            let (record, event) = (records.next(), events.next());
+            if record.is_none() && event.is_none() {
+                return Ok(());
+            }
+            self.journal.commit(record, event).await?;
+        }
+    }
+
+    /// Events as this process stores or seals them. Events sealed by other replicas are not
+    /// broadcast here; read them with [`Services::events_after`].
     pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
         self.journal.subscribe()
     }
 
-    /// Returns once every audit entry and event queued so far is stored (graceful shutdown,
-    /// CLI commands before exiting).
+    /// Returns once every audit entry and event queued so far, and every pending entry of a
+    /// committed change, is stored (graceful shutdown, CLI commands before exiting, queries).
     pub async fn flush_journal(&self) {
         self.journal.flush().await;
     }
@@ -64,6 +96,8 @@ impl Services {
         query: AuditQuery,
     ) -> Result<Vec<AuditEntry>> {
         let query = self.scope_audit_query(who, query).await?;
+        // What was acknowledged before this query is listed (sealed) by it.
+        self.flush_journal().await;
         self.store.audit_entries(&query).await
     }
 
@@ -115,7 +149,9 @@ impl Services {
         }
     }
 
-    /// Checks the whole chain (instance admin); the check itself is audited.
+    /// Checks the whole chain (instance admin); the check itself is audited (without waiting:
+    /// a chain broken by an inserted entry may refuse the record, and the report must still
+    /// reach the caller).
     pub async fn verify_audit(&self, who: &Principal) -> Result<VerifyReport> {
         let record = AuditRecord::by(who, "audit.verify", self.now());
         if let Err(e) = who.require_instance_admin("verifying the audit log") {
@@ -131,27 +167,25 @@ impl Services {
                 .failed(p.message.clone())
                 .detail(json!({"checked": report.checked, "intact": false, "seq": p.seq})),
         };
-        self.record(record).await?;
+        self.record_later(record).await;
         Ok(report)
     }
 
     /// Removes audit entries older than `retention` from the oldest end (the chain stays
-    /// verifiable); records `audit.prune` with the count. Returns how many went.
+    /// verifiable); each prune transaction appends its `audit.prune` proof. Returns how many
+    /// went.
     pub async fn prune_audit(&self, retention: Duration) -> Result<u64> {
         let before = self.now().plus_millis(-millis(retention));
         let mut pruned = 0;
         loop {
-            let n = self.store.prune_audit(before, PRUNE_BATCH).await?;
+            let n = self
+                .store
+                .prune_audit(before, PRUNE_BATCH, self.now())
+                .await?;
             pruned += n;
             if n < PRUNE_BATCH as u64 {
                 break;
             }
-        }
-        if pruned > 0 {
-            let record = AuditRecord::new(self.now(), "statehouse", "audit.prune").detail(
-                json!({"pruned": pruned, "before": before, "retention_ms": millis(retention)}),
-            );
-            self.record(record).await?;
         }
         Ok(pruned)
     }
@@ -164,6 +198,8 @@ impl Services {
         limit: i64,
     ) -> Result<Vec<Event>> {
         let limit = limit.clamp(1, MAX_PAGE);
+        // Events of changes acknowledged before this poll are numbered (sealed) by it.
+        self.flush_journal().await;
         match &who.grants {
             Grants::Everywhere(_) => self.store.events_after(after_seq, None, limit).await,
             Grants::Workspaces(map) => {

@@ -232,9 +232,8 @@ impl Services {
     ) -> Result<LoggedIn> {
         let result = self.login_unaudited(name, password, source_ip).await;
         let source_ip = source_ip.map(str::to_owned);
-        // The name as tried, with any control character escaped (a refused name may hold one).
-        let name = escaped(name);
-        let name = name.as_str();
+        // The name exactly as tried, control characters included: the journal stores any text,
+        // and the CLI shows it escaped.
         match &result {
             Ok(_) => {
                 let record = AuditRecord::new(self.now(), name.trim(), "login.succeeded")

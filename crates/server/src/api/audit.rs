@@ -228,6 +228,9 @@ pub struct VerifyView {
     pub pruned_hash: String,
     /// Where the chain breaks first.
     pub problem: Option<ProblemView>,
+    /// Entries of committed changes the journal has not sealed into the chain yet (it does
+    /// moments after each change); not covered by this check.
+    pub unsealed: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -255,6 +258,7 @@ impl From<VerifyReport> for VerifyView {
                     .unwrap_or_default(),
                 message: p.message,
             }),
+            unsealed: r.unsealed,
         }
     }
 }
