@@ -26,6 +26,9 @@ use base64::Engine as _;
 use common::{PgDatabase, Server, Store, Via, describe, pg_url, skip_e2e, unique_name};
 use serde_json::{Value, json};
 
+/// A kind to add: its name, `--set key=value` settings and secrets (name, value).
+type KindSetup<Name> = (Name, Vec<String>, Vec<(String, String)>);
+
 on_both_stores!(changing_where_a_secret_goes_needs_it_again_on_the_command_line);
 
 fn json_of(out: &Output) -> Value {
@@ -437,7 +440,7 @@ fn secrets_stay_out_of_the_log(level: &str) {
 
     // Storage targets: each kind's test, with its secrets.
     let (http_base, _) = receiver(&rt);
-    let mut targets: Vec<(String, Vec<String>, Vec<(String, String)>)> = Vec::new();
+    let mut targets: Vec<KindSetup<String>> = Vec::new();
     if let (Some(endpoint), Some(bucket), Some(id), Some(key)) = (
         server_var("STATEHOUSE_TEST_S3_ENDPOINT"),
         server_var("STATEHOUSE_TEST_S3_BUCKET"),
@@ -620,7 +623,7 @@ fn secrets_stay_out_of_the_log(level: &str) {
         login: Some(("alice".to_owned(), format!("smtp-{tag}"))),
         refuse_auth: false,
     }));
-    let notifiers: Vec<(&str, Vec<String>, Vec<(String, String)>)> = vec![
+    let notifiers: Vec<KindSetup<&str>> = vec![
         (
             "slack",
             vec![],

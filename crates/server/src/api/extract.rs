@@ -65,7 +65,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        refuse_other_media_types(&req)?;
+        refuse_other_media_types(&req).map_err(IntoResponse::into_response)?;
         let req = super::json_text::refuse_nul_strings(req)
             .await
             .map_err(IntoResponse::into_response)?;
@@ -81,20 +81,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJsonAnyText<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        refuse_other_media_types(&req)?;
+        refuse_other_media_types(&req).map_err(IntoResponse::into_response)?;
         read_json(req, state).await.map(ApiJsonAnyText)
     }
 }
 
 /// A 415 when the request declares a media type [`ApiJson`] does not read.
-fn refuse_other_media_types(req: &Request) -> Result<(), Response> {
+fn refuse_other_media_types(req: &Request) -> Result<(), UnsupportedMediaType> {
     if let Some(declared) = req.headers().get(header::CONTENT_TYPE) {
         let declared = declared.to_str().unwrap_or("(not text)");
         if !is_json_or_curl_default(declared) {
             return Err(UnsupportedMediaType(format!(
                 "Content-Type {declared:?} is not accepted: send a JSON body (Content-Type: application/json)"
-            ))
-            .into_response());
+            )));
         }
     }
     Ok(())
