@@ -946,23 +946,7 @@ pub async fn tamper_moved_pruned_point_after_pruning_is_detected(
 #[macro_export]
 macro_rules! audit_tamper_tests {
     ($make:expr, $raw:expr $(,)?) => {
-        mod audit_tamper {
-            #[allow(unused_imports)]
-            use super::*;
-            $crate::__audit_tamper_cases!(
-                $make, $raw;
-                tamper_altered_field_is_detected,
-                tamper_altered_detail_is_detected,
-                tamper_removed_middle_row_is_detected,
-                tamper_removed_newest_rows_are_detected,
-                tamper_reordered_rows_are_detected,
-                tamper_inserted_row_is_detected,
-                tamper_after_pruning_is_detected_and_pruning_stays_green,
-                tamper_entries_numbered_zero_or_below_are_detected,
-                tamper_moved_pruned_point_is_detected,
-                tamper_moved_pruned_point_after_pruning_is_detected,
-            );
-        }
+        $crate::__audit_tamper_module!($make, $raw);
     };
 }
 

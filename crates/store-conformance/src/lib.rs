@@ -16,20 +16,18 @@
 //! (`conformance::lock_is_idempotent_for_same_id`, …). Without a peer constructor the
 //! `two_stores_*` cases are left out.
 //!
+//! Cases are registered by their signature, not by a list: `build.rs` finds every top-level
+//! `pub async fn` in `src/` taking `(Arc<dyn Store>)`, `(Arc<dyn Store>, Arc<dyn Store>)` or
+//! `(Arc<dyn Store>, impl RawSql)`, so a new case runs on every engine as soon as it is written.
+//! Helpers that are not cases take `&dyn Store` or other parameters.
+//!
 //! Timestamps are fixed values (time is injected); sealed bodies are arbitrary bytes, since
 //! stores never decrypt.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod audit;
-pub use audit::{
-    audit_appends_chain_entries_in_order, audit_prune_keeps_the_chain_verifiable,
-    audit_queries_filter_and_page, concurrent_claims_never_overlap,
-    concurrent_journal_appends_keep_one_chain, deliveries_are_claimed_with_a_lease_and_finished,
-    events_are_numbered_in_order_and_filtered,
-    events_create_deliveries_for_matching_enabled_webhooks, two_stores_claims_never_overlap,
-    two_stores_journal_appends_keep_one_chain, webhooks_are_created_listed_updated_deleted,
-};
+pub use audit::*;
 mod history;
 mod journaled;
 mod lock_ownership;
@@ -113,126 +111,9 @@ macro_rules! conformance_tests {
     };
 }
 
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __conformance_module {
-    ($make:expr; $($make_peer:expr)?) => {
-        mod conformance {
-            #[allow(unused_imports)]
-            use super::*;
-
-            $crate::__single_store_cases!(
-                $make;
-                ping_answers,
-                workspace_create_and_lookup_by_name,
-                workspace_duplicate_name_conflicts,
-                workspaces_list_in_name_order,
-                serial_protection_toggles,
-                token_create_and_lookup_by_hash,
-                token_duplicate_hash_conflicts,
-                tokens_list_all_and_per_workspace,
-                token_revoke_once,
-                ensure_state_creates_empty_state_once,
-                list_states_in_name_order_per_workspace,
-                first_write_creates_version_1,
-                next_serials_create_versions_1_2_3,
-                large_body_round_trips_exactly,
-                identical_write_is_unchanged,
-                serial_not_above_conflicts,
-                lineage_change_conflicts,
-                overwrite_window_allows_exactly_one_forced_write,
-                expired_or_closed_overwrite_window_does_not_help,
-                unprotected_workspace_accepts_forced_versions,
-                write_to_replaced_or_missing_state_conflicts,
-                lock_acquire_records_holder,
-                lock_is_idempotent_for_same_id,
-                lock_by_other_id_reports_holder,
-                lock_creates_missing_state,
-                write_respects_lock,
-                unlock_by_holder_releases,
-                unlock_by_other_token_needs_admin,
-                admin_force_unlock_without_id,
-                unlock_when_not_locked,
-                a_lock_id_works_only_with_the_credential_that_took_it,
-                delete_hides_state_keeps_versions,
-                delete_while_locked_is_refused,
-                name_is_reusable_after_delete,
-                restore_conflicts_with_live_name_then_works,
-                purge_removes_deleted_state_for_good,
-                wrapped_keys_of_every_sealed_kind_are_listed_and_replaced,
-                key_checks_are_recorded_once_per_key,
-                claim_flag_once,
-                concurrent_locks_exactly_one_wins,
-                concurrent_writes_exactly_one_wins,
-                concurrent_ensure_yields_one_state,
-                audit_appends_chain_entries_in_order,
-                audit_queries_filter_and_page,
-                audit_prune_keeps_the_chain_verifiable,
-                events_are_numbered_in_order_and_filtered,
-                concurrent_journal_appends_keep_one_chain,
-                changes_store_their_entries_in_their_own_transaction,
-                pending_entries_are_sealed_before_the_batch,
-                journal_text_with_nul_round_trips,
-                webhooks_are_created_listed_updated_deleted,
-                events_create_deliveries_for_matching_enabled_webhooks,
-                deliveries_are_claimed_with_a_lease_and_finished,
-                concurrent_claims_never_overlap,
-                workspace_update_renames_and_stores_settings,
-                workspace_delete_only_when_empty,
-                list_states_filters_and_pages,
-                list_versions_pages_newest_first,
-                retention_prunes_by_count_and_age_sparing_current_and_kept,
-                stale_locks_are_flagged_once_per_lock,
-                search_index_follows_the_current_version,
-                search_matches_each_field_exactly_or_by_prefix,
-                search_sees_only_the_given_workspaces,
-                search_pages_resume_exactly,
-                search_hides_deleted_states_until_restored,
-                unindexed_states_are_listed_until_indexed,
-                user_create_lookup_and_duplicate_name,
-                user_update_and_list_in_name_order,
-                user_delete_cascades_to_memberships_tokens_and_sessions,
-                memberships_set_replace_remove_and_list,
-                memberships_and_narrowed_tokens_go_with_their_workspace,
-                membership_of_unknown_user_or_workspace_is_not_found,
-                user_tokens_carry_owner_and_last_use,
-                token_touch_moves_forward_only,
-                sessions_create_lookup_touch_and_delete,
-                expired_sessions_are_removed,
-                login_failures_count_per_key_within_window,
-                backup_targets_are_created_listed_updated_deleted,
-                notifiers_are_created_listed_updated_deleted,
-                backup_databases_refer_to_their_workspace_targets,
-                backups_keep_their_database_and_target_from_being_deleted,
-                backup_settings_and_secrets_round_trip_exactly,
-                workspace_delete_is_refused_while_backup_configuration_exists,
-                job_clock_advances_by_compare_and_set,
-                concurrent_job_advances_exactly_one_wins,
-                backup_runs_are_claimed_under_a_lease,
-                abandoned_backups_are_failed_once,
-                concurrent_backup_claims_never_overlap,
-                backup_listing_filters_and_pages,
-                whole_server_runs_keep_their_kind_and_group,
-                verifications_update_the_latest_summary,
-                health_checks_drive_transitions,
-            );
-            $(
-                $crate::__two_store_cases!(
-                    $make, $make_peer;
-                    two_stores_see_each_others_changes,
-                    two_stores_concurrent_locks_exactly_one_wins,
-                    two_stores_concurrent_writes_exactly_one_wins,
-                    two_stores_concurrent_ensure_yields_one_state,
-                    two_stores_journal_appends_keep_one_chain,
-                    two_stores_claims_never_overlap,
-                    two_stores_flag_each_stale_lock_once,
-                    two_stores_job_advances_exactly_one_wins,
-                    two_stores_backup_claims_never_overlap,
-                );
-            )?
-        }
-    };
-}
+// `__conformance_module!` and `__audit_tamper_module!`, listing every case found in `src/`
+// (see build.rs).
+include!(concat!(env!("OUT_DIR"), "/cases.rs"));
 
 #[doc(hidden)]
 #[macro_export]
