@@ -279,6 +279,15 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
         })
 }
 
+/// A settings object of a request body as `T`; a 400 naming `what` when it does not fit.
+pub(super) fn parse<T: serde::de::DeserializeOwned>(
+    what: &str,
+    value: serde_json::Value,
+) -> Result<T, ApiError> {
+    serde_json::from_value(value)
+        .map_err(|e| ApiError(Error::BadRequest(format!("{what} is not valid: {e}"))))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

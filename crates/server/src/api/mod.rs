@@ -5,12 +5,17 @@
 mod audit;
 mod auth;
 mod backups;
+mod databases;
 mod doc;
+mod encryption;
 mod error;
 mod extract;
 mod json_text;
+mod notifiers;
+mod progress;
 mod search;
 mod states;
+mod targets;
 mod tokens;
 mod users;
 pub mod views;
@@ -77,16 +82,19 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(webhooks::delivery))
         .routes(routes!(webhooks::redeliver))
         .routes(routes!(webhooks::ping))
-        .routes(routes!(backups::list_databases, backups::create_database))
         .routes(routes!(
-            backups::show_database,
-            backups::change_database,
-            backups::delete_database
+            databases::list_databases,
+            databases::create_database
         ))
-        .routes(routes!(backups::check_database))
-        .routes(routes!(backups::health))
-        .routes(routes!(backups::readonly_role))
-        .routes(routes!(backups::backup_now))
+        .routes(routes!(
+            databases::show_database,
+            databases::change_database,
+            databases::delete_database
+        ))
+        .routes(routes!(databases::check_database))
+        .routes(routes!(databases::health))
+        .routes(routes!(databases::readonly_role))
+        .routes(routes!(databases::backup_now))
         .routes(routes!(backups::list_backups))
         .routes(routes!(backups::show_backup, backups::delete_backup))
         .routes(routes!(backups::download_backup))
@@ -94,22 +102,28 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(backups::restore_server))
         .routes(routes!(backups::verify_backup))
         .routes(routes!(backups::verifications))
-        .routes(routes!(backups::list_targets, backups::create_target))
+        .routes(routes!(targets::list_targets, targets::create_target))
         .routes(routes!(
-            backups::show_target,
-            backups::change_target,
-            backups::delete_target
+            targets::show_target,
+            targets::change_target,
+            targets::delete_target
         ))
-        .routes(routes!(backups::test_target))
-        .routes(routes!(backups::list_notifiers, backups::create_notifier))
+        .routes(routes!(targets::test_target))
         .routes(routes!(
-            backups::show_notifier,
-            backups::change_notifier,
-            backups::delete_notifier
+            notifiers::list_notifiers,
+            notifiers::create_notifier
         ))
-        .routes(routes!(backups::test_notifier))
-        .routes(routes!(backups::encryption, backups::change_encryption))
-        .routes(routes!(backups::export_key))
+        .routes(routes!(
+            notifiers::show_notifier,
+            notifiers::change_notifier,
+            notifiers::delete_notifier
+        ))
+        .routes(routes!(notifiers::test_notifier))
+        .routes(routes!(
+            encryption::encryption,
+            encryption::change_encryption
+        ))
+        .routes(routes!(encryption::export_key))
 }
 
 pub fn routes() -> Router<Arc<AppState>> {
