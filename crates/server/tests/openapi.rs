@@ -169,3 +169,45 @@ async fn every_listing_is_a_page() {
         );
     }
 }
+
+/// The errors any REST operation may answer are declared on every one (once, in the document
+/// builder): 400 and 503 everywhere, 401 and 403 unless public, 404 where the path names
+/// something, 415 where a body is read — each with the error body.
+#[tokio::test]
+async fn every_operation_declares_the_errors_it_may_answer() {
+    let doc = served_document().await;
+    let mut checked = 0;
+    for (path, method, op) in operations(&doc) {
+        if !path.starts_with("/api/v1/") {
+            continue;
+        }
+        let public = op["security"].as_array().is_some_and(|s| {
+            s.iter()
+                .all(|r| r.as_object().is_some_and(|r| r.is_empty()))
+        });
+        let mut expected = vec!["400", "503"];
+        if !public {
+            expected.extend(["401", "403"]);
+        }
+        if path.contains('{') {
+            expected.push("404");
+        }
+        if !op["requestBody"].is_null() {
+            expected.push("415");
+        }
+        for code in expected {
+            let response = &op["responses"][code];
+            assert!(
+                !response.is_null(),
+                "{method} {path} does not declare {code}"
+            );
+            assert_eq!(
+                response["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{method} {path} {code}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 80, "only {checked} operations checked");
+}

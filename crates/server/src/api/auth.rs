@@ -43,7 +43,6 @@ pub struct LoginView {
     security(()),
     responses((status = 200, body = LoginView,
             headers(("set-cookie" = String, description = "the session cookie"))),
-        (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody, description = "wrong user name or password"),
         (status = 429, body = ErrorBody, description = "too many failed logins; see Retry-After")))]
 pub async fn login(
@@ -132,7 +131,7 @@ pub struct MeView {
 
 /// Who the caller is, with its roles (any credential: session, user, service or instance token).
 #[utoipa::path(get, path = "/auth/me", tag = "auth",
-    responses((status = 200, body = MeView), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = MeView)))]
 pub async fn me(
     State(app): State<Arc<AppState>>,
     SessionCaller(who, session): SessionCaller,

@@ -40,8 +40,7 @@ pub struct BackupListParams {
 /// The workspace's backups, newest first.
 #[utoipa::path(get, path = "/workspaces/{ws}/backups", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"), BackupListParams),
-    responses((status = 200, body = Page<BackupView>), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<BackupView>)))]
 pub async fn list_backups(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -96,8 +95,7 @@ pub async fn list_backups(
 #[utoipa::path(get, path = "/workspaces/{ws}/backups/{id}", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "backup id")),
-    responses((status = 200, body = BackupView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = BackupView)))]
 pub async fn show_backup(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -110,7 +108,7 @@ pub async fn show_backup(
 #[utoipa::path(delete, path = "/workspaces/{ws}/backups/{id}", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "backup id")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 204),
         (status = 409, body = ErrorBody)))]
 pub async fn delete_backup(
     State(app): State<Arc<AppState>>,
@@ -127,7 +125,6 @@ pub async fn delete_backup(
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "backup id")),
     responses((status = 200, content_type = "application/octet-stream"),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 pub async fn download_backup(
     State(app): State<Arc<AppState>>,
@@ -212,8 +209,7 @@ impl RestoreBody {
     request_body = RestoreBody,
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "backup id")),
-    responses((status = 200, body = RestoreView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, body = RestoreView),
         (status = 409, body = ErrorBody)))]
 pub async fn restore_backup(
     State(app): State<Arc<AppState>>,
@@ -247,8 +243,7 @@ pub async fn restore_backup(
     request_body = RestoreBody,
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "any backup id of the whole-server run")),
-    responses((status = 200, body = ServerRestoreView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, body = ServerRestoreView),
         (status = 409, body = ErrorBody)))]
 pub async fn restore_server(
     State(app): State<Arc<AppState>>,
@@ -276,8 +271,7 @@ pub async fn restore_server(
 #[utoipa::path(post, path = "/workspaces/{ws}/backups/{id}/verify", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "backup id")),
-    responses((status = 200, body = VerificationView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = VerificationView), (status = 409, body = ErrorBody)))]
 pub async fn verify_backup(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -294,8 +288,7 @@ pub async fn verify_backup(
 #[utoipa::path(get, path = "/workspaces/{ws}/backups/{id}/verifications", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "backup id"), PageParams),
-    responses((status = 200, body = Page<VerificationView>), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<VerificationView>)))]
 pub async fn verifications(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,

@@ -168,8 +168,7 @@ fn connection_of(
 /// The workspace's registered databases.
 #[utoipa::path(get, path = "/workspaces/{ws}/databases", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"), PageParams),
-    responses((status = 200, body = Page<DatabaseView>), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<DatabaseView>)))]
 pub async fn list_databases(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -185,8 +184,7 @@ pub async fn list_databases(
 /// Registers a PostgreSQL database (workspace admin).
 #[utoipa::path(post, path = "/workspaces/{ws}/databases", tag = "backups", request_body = NewDatabase,
     params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 201, body = DatabaseView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = DatabaseView),
         (status = 409, body = ErrorBody)))]
 pub async fn create_database(
     State(app): State<Arc<AppState>>,
@@ -229,8 +227,7 @@ pub async fn create_database(
 #[utoipa::path(get, path = "/workspaces/{ws}/databases/{db}", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("db" = String, Path, description = "database name or id")),
-    responses((status = 200, body = DatabaseView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DatabaseView)))]
 pub async fn show_database(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -244,8 +241,7 @@ pub async fn show_database(
     request_body = DatabasePatch,
     params(("ws" = String, Path, description = "workspace name"),
         ("db" = String, Path, description = "database name or id")),
-    responses((status = 200, body = DatabaseView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DatabaseView)))]
 pub async fn change_database(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -299,7 +295,7 @@ pub async fn change_database(
 #[utoipa::path(delete, path = "/workspaces/{ws}/databases/{db}", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("db" = String, Path, description = "database name or id")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 204),
         (status = 409, body = ErrorBody)))]
 pub async fn delete_database(
     State(app): State<Arc<AppState>>,
@@ -314,8 +310,7 @@ pub async fn delete_database(
 #[utoipa::path(post, path = "/workspaces/{ws}/databases/{db}/check", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("db" = String, Path, description = "database name or id")),
-    responses((status = 200, body = HealthReport), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = HealthReport)))]
 pub async fn check_database(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -334,8 +329,7 @@ pub struct HealthHistory {
 #[utoipa::path(get, path = "/workspaces/{ws}/databases/{db}/health", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("db" = String, Path, description = "database name or id"), PageParams),
-    responses((status = 200, body = HealthHistory), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = HealthHistory)))]
 pub async fn health(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -373,8 +367,7 @@ pub struct NewReadonlyRole {
     request_body = NewReadonlyRole,
     params(("ws" = String, Path, description = "workspace name"),
         ("db" = String, Path, description = "database name or id")),
-    responses((status = 201, body = ReadonlyRole), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = ReadonlyRole)))]
 pub async fn readonly_role(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -409,8 +402,7 @@ pub struct BackupNowParams {
 #[utoipa::path(post, path = "/workspaces/{ws}/databases/{db}/backups", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("db" = String, Path, description = "database name or id"), BackupNowParams),
-    responses((status = 200, body = Vec<BackupView>), (status = 202, body = BackupView),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<BackupView>), (status = 202, body = BackupView)))]
 pub async fn backup_now(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,

@@ -3,11 +3,13 @@
 //! `http` backend (described here by hand: one handler serves all its methods).
 
 use utoipa::openapi::path::{
-    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn,
+    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, ObjectBuilder, Required, ResponseBuilder, Type};
+use utoipa::openapi::{
+    ContentBuilder, ObjectBuilder, Ref, RefOr, Required, Response, ResponseBuilder, Type,
+};
 use utoipa::{Modify, OpenApi};
 
 use super::ErrorBody;
@@ -219,4 +221,75 @@ fn unlock_state() -> Operation {
     .response("200", ResponseBuilder::new().description("unlocked"))
     .response("423", json_response("locked by another client: the holder's LockInfo"))
     .build()
+}
+
+/// Declares on every REST operation the errors any of them may answer, so that routes list
+/// only their own (a 409, a 423, an explained 401): 400 for input that does not fit (path,
+/// query or body), 415 where a body is read, 404 where the path names something, 503 while
+/// the store or a service it needs is unavailable, and — unless the operation is public —
+/// 401 and 403. A code a route declares itself is left as the route says.
+pub(super) fn add_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/api/v1/") {
+            continue;
+        }
+        let names_something = path.contains('{');
+        for operation in operations_mut(item) {
+            let public = operation
+                .security
+                .as_ref()
+                .is_some_and(|s| s.iter().all(|r| r == &Default::default()));
+            let mut common = vec![("400", "invalid input: the message names the problem")];
+            if operation.request_body.is_some() {
+                common.push(("415", "the body is declared as something other than JSON"));
+            }
+            if names_something {
+                common.push(("404", "it does not exist, or the caller may not see it"));
+            }
+            if !public {
+                common.push(("401", "no, unknown, expired or revoked credentials"));
+                common.push(("403", "the caller's role does not allow this"));
+            }
+            common.push((
+                "503",
+                "the store or a service it needs is unavailable; retry after Retry-After",
+            ));
+            for (code, description) in common {
+                operation
+                    .responses
+                    .responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| RefOr::T(error_response(description)));
+            }
+        }
+    }
+}
+
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+        &mut item.head,
+        &mut item.options,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(RefOr::<utoipa::openapi::schema::Schema>::Ref(
+                    Ref::from_schema_name("ErrorBody"),
+                )))
+                .build(),
+        )
+        .build()
 }

@@ -9,7 +9,7 @@ use statehouse_backup::service::{EncryptionChange, EncryptionView, GeneratedKey}
 use statehouse_backup::settings::ConnectionSettings;
 use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, Caller, ErrorBody};
+use super::{ApiError, ApiJson, Caller};
 use crate::AppState;
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -32,8 +32,7 @@ pub struct EncryptionPatch {
 /// The workspace's backup encryption and verification server.
 #[utoipa::path(get, path = "/workspaces/{ws}/backup-encryption", tag = "backups",
     params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 200, body = EncryptionView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = EncryptionView)))]
 pub async fn encryption(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -46,8 +45,7 @@ pub async fn encryption(
 #[utoipa::path(patch, path = "/workspaces/{ws}/backup-encryption", tag = "backups",
     request_body = EncryptionPatch,
     params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 200, body = EncryptionView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = EncryptionView)))]
 pub async fn change_encryption(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -75,8 +73,7 @@ pub async fn change_encryption(
 /// save `identity` as `key.txt` for `age -d -i key.txt`.
 #[utoipa::path(post, path = "/workspaces/{ws}/backup-encryption/export", tag = "backups",
     params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 200, body = GeneratedKey), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = GeneratedKey)))]
 pub async fn export_key(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,

@@ -127,9 +127,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
 }
 
 pub fn routes() -> Router<Arc<AppState>> {
-    let (router, doc) = OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
-        .nest("/api/v1", api())
-        .split_for_parts();
+    let (router, doc) = router_and_document();
     // Rendered once: the document never changes while the server runs.
     let doc = bytes::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     router
@@ -146,8 +144,13 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 /// The OpenAPI document, for tests and tooling.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<Arc<AppState>>::with_openapi(doc::ApiDoc::openapi())
+    router_and_document().1
+}
+
+fn router_and_document() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
         .nest("/api/v1", api())
-        .split_for_parts()
-        .1
+        .split_for_parts();
+    doc::add_common_errors(&mut doc);
+    (router, doc)
 }

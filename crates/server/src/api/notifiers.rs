@@ -41,8 +41,7 @@ pub struct NotifierPatch {
 /// The workspace's notifiers (secrets never shown).
 #[utoipa::path(get, path = "/workspaces/{ws}/notifiers", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"), PageParams),
-    responses((status = 200, body = Page<NotifierView>), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<NotifierView>)))]
 pub async fn list_notifiers(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -58,8 +57,7 @@ pub async fn list_notifiers(
 /// Adds a notifier (workspace admin).
 #[utoipa::path(post, path = "/workspaces/{ws}/notifiers", tag = "backups", request_body = NewNotifier,
     params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 201, body = NotifierView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = NotifierView),
         (status = 409, body = ErrorBody)))]
 pub async fn create_notifier(
     State(app): State<Arc<AppState>>,
@@ -82,8 +80,7 @@ pub async fn create_notifier(
 #[utoipa::path(get, path = "/workspaces/{ws}/notifiers/{notifier}", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("notifier" = String, Path, description = "notifier name or id")),
-    responses((status = 200, body = NotifierView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = NotifierView)))]
 pub async fn show_notifier(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -97,8 +94,7 @@ pub async fn show_notifier(
     request_body = NotifierPatch,
     params(("ws" = String, Path, description = "workspace name"),
         ("notifier" = String, Path, description = "notifier name or id")),
-    responses((status = 200, body = NotifierView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = NotifierView)))]
 pub async fn change_notifier(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -123,7 +119,7 @@ pub async fn change_notifier(
 #[utoipa::path(delete, path = "/workspaces/{ws}/notifiers/{notifier}", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("notifier" = String, Path, description = "notifier name or id")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204)))]
 pub async fn delete_notifier(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -137,8 +133,7 @@ pub async fn delete_notifier(
 #[utoipa::path(post, path = "/workspaces/{ws}/notifiers/{notifier}/test", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("notifier" = String, Path, description = "notifier name or id")),
-    responses((status = 200, body = TestOutcome), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TestOutcome)))]
 pub async fn test_notifier(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,

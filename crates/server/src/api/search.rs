@@ -9,7 +9,7 @@ use statehouse_core::search::{ResourceQuery, SearchPage};
 use statehouse_core::store::search::{MatchMode, NotIndexedReason, ResourceHit, UnindexedState};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, ApiQuery, Caller, ErrorBody};
+use super::{ApiError, ApiQuery, Caller};
 use crate::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -173,8 +173,7 @@ impl From<SearchPage> for ResourceSearchView {
 /// indexed (OpenTofu client-side encrypted states, for instance), which results may miss.
 #[utoipa::path(get, path = "/search/resources", tag = "search",
     params(ResourceSearchQuery),
-    responses((status = 200, body = ResourceSearchView), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = ResourceSearchView)))]
 pub async fn resources(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,

@@ -40,8 +40,7 @@ pub struct StateListQuery {
 /// Live states of a workspace in name order, with current version and lock.
 #[utoipa::path(get, path = "/workspaces/{ws}/states", tag = "states", operation_id = "list_states",
     params(("ws" = String, Path, description = "workspace name"), StateListQuery),
-    responses((status = 200, body = Page<StateView>), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<StateView>)))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -78,8 +77,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/workspaces/{ws}/states/{state}", tag = "states", operation_id = "show_state",
     params(("ws" = String, Path, description = "workspace name"),
         ("state" = String, Path, description = "state name, URL-encoded")),
-    responses((status = 200, body = StateView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = StateView)))]
 pub async fn show(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -98,7 +96,7 @@ pub async fn show(
 #[utoipa::path(delete, path = "/workspaces/{ws}/states/{state}", tag = "states", operation_id = "delete_state",
     params(("ws" = String, Path, description = "workspace name"),
         ("state" = String, Path, description = "state name, URL-encoded")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 204),
         (status = 423, body = ErrorBody)))]
 pub async fn delete(
     State(app): State<Arc<AppState>>,
@@ -113,8 +111,7 @@ pub async fn delete(
 #[utoipa::path(get, path = "/workspaces/{ws}/states/{state}/versions", tag = "versions",
     params(("ws" = String, Path, description = "workspace name"),
         ("state" = String, Path, description = "state name, URL-encoded"), PageParams),
-    responses((status = 200, body = Page<VersionView>), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<VersionView>)))]
 pub async fn versions(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -137,8 +134,7 @@ pub async fn versions(
     params(("ws" = String, Path, description = "workspace name"),
         ("state" = String, Path, description = "state name, URL-encoded"),
         ("version" = i64, Path, description = "version number")),
-    responses((status = 200, body = VersionView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = VersionView)))]
 pub async fn version(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -156,8 +152,7 @@ pub async fn version(
     params(("ws" = String, Path, description = "workspace name"),
         ("state" = String, Path, description = "state name, URL-encoded"),
         ("version" = i64, Path, description = "version number")),
-    responses((status = 200, description = "the state file", content_type = "application/json"),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the state file", content_type = "application/json")))]
 pub async fn version_body(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -195,7 +190,7 @@ pub struct KeepVersion {
     params(("ws" = String, Path, description = "workspace name"),
         ("state" = String, Path, description = "state name, URL-encoded"),
         ("version" = i64, Path, description = "version number")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204)))]
 pub async fn keep_version(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -212,8 +207,7 @@ pub async fn keep_version(
 #[utoipa::path(get, path = "/workspaces/{ws}/states/{state}/lock", tag = "locks",
     params(("ws" = String, Path, description = "workspace name"),
         ("state" = String, Path, description = "state name, URL-encoded")),
-    responses((status = 200, body = LockView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = LockView)))]
 pub async fn lock(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -231,7 +225,7 @@ pub async fn lock(
 #[utoipa::path(delete, path = "/workspaces/{ws}/states/{state}/lock", tag = "locks",
     params(("ws" = String, Path, description = "workspace name"),
         ("state" = String, Path, description = "state name, URL-encoded")),
-    responses((status = 200, body = LockView), (status = 403, body = ErrorBody),
+    responses((status = 200, body = LockView),
         (status = 404, body = ErrorBody, description = "not locked")))]
 pub async fn force_unlock(
     State(app): State<Arc<AppState>>,
@@ -251,8 +245,7 @@ pub async fn force_unlock(
 /// Most recently deleted first.
 #[utoipa::path(get, path = "/workspaces/{ws}/deleted-states", tag = "states",
     params(("ws" = String, Path, description = "workspace name"), PageParams),
-    responses((status = 200, body = Page<DeletedStateView>), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<DeletedStateView>)))]
 pub async fn deleted(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -273,7 +266,7 @@ pub async fn deleted(
 #[utoipa::path(post, path = "/workspaces/{ws}/deleted-states/{id}/restore", tag = "states",
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "id of the deleted state")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 204),
         (status = 409, body = ErrorBody, description = "a live state has its name")))]
 pub async fn restore(
     State(app): State<Arc<AppState>>,
@@ -288,7 +281,7 @@ pub async fn restore(
 #[utoipa::path(delete, path = "/workspaces/{ws}/deleted-states/{id}", tag = "states",
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "id of the deleted state")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204)))]
 pub async fn purge(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -326,8 +319,7 @@ pub struct DiffView {
 #[utoipa::path(get, path = "/workspaces/{ws}/states/{state}/diff", tag = "versions",
     params(("ws" = String, Path, description = "workspace name"),
         ("state" = String, Path, description = "state name, URL-encoded"), DiffQuery),
-    responses((status = 200, body = DiffView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DiffView)))]
 pub async fn diff(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -355,9 +347,7 @@ pub struct Rollback {
     request_body = Rollback,
     params(("ws" = String, Path, description = "workspace name"),
         ("state" = String, Path, description = "state name, URL-encoded")),
-    responses((status = 201, body = VersionView, description = "the new current version"),
-        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 201, body = VersionView, description = "the new current version"), (status = 409, body = ErrorBody),
         (status = 423, body = ErrorBody)))]
 pub async fn rollback(
     State(app): State<Arc<AppState>>,
@@ -388,8 +378,7 @@ pub struct OutputsView {
 #[utoipa::path(get, path = "/workspaces/{ws}/states/{state}/outputs", tag = "states",
     params(("ws" = String, Path, description = "workspace name"),
         ("state" = String, Path, description = "state name, URL-encoded")),
-    responses((status = 200, body = OutputsView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = OutputsView)))]
 pub async fn outputs(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,

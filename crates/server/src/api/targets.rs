@@ -34,8 +34,7 @@ pub struct TargetPatch {
 /// The workspace's storage targets (secrets never shown).
 #[utoipa::path(get, path = "/workspaces/{ws}/targets", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"), PageParams),
-    responses((status = 200, body = Page<TargetView>), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<TargetView>)))]
 pub async fn list_targets(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -51,8 +50,7 @@ pub async fn list_targets(
 /// Adds a storage target (workspace admin).
 #[utoipa::path(post, path = "/workspaces/{ws}/targets", tag = "backups", request_body = NewTarget,
     params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 201, body = TargetView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = TargetView),
         (status = 409, body = ErrorBody)))]
 pub async fn create_target(
     State(app): State<Arc<AppState>>,
@@ -79,8 +77,7 @@ pub async fn create_target(
 #[utoipa::path(get, path = "/workspaces/{ws}/targets/{target}", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("target" = String, Path, description = "target name or id")),
-    responses((status = 200, body = TargetView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TargetView)))]
 pub async fn show_target(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -94,8 +91,7 @@ pub async fn show_target(
     request_body = TargetPatch,
     params(("ws" = String, Path, description = "workspace name"),
         ("target" = String, Path, description = "target name or id")),
-    responses((status = 200, body = TargetView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TargetView)))]
 pub async fn change_target(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -113,7 +109,7 @@ pub async fn change_target(
 #[utoipa::path(delete, path = "/workspaces/{ws}/targets/{target}", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("target" = String, Path, description = "target name or id")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 204),
         (status = 409, body = ErrorBody)))]
 pub async fn delete_target(
     State(app): State<Arc<AppState>>,
@@ -128,8 +124,7 @@ pub async fn delete_target(
 #[utoipa::path(post, path = "/workspaces/{ws}/targets/{target}/test", tag = "backups",
     params(("ws" = String, Path, description = "workspace name"),
         ("target" = String, Path, description = "target name or id")),
-    responses((status = 200, body = TestOutcome), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TestOutcome)))]
 pub async fn test_target(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,

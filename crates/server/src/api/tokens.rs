@@ -82,8 +82,8 @@ pub struct TokenFilter {
 /// In creation order.
 #[utoipa::path(get, path = "/tokens", tag = "tokens", operation_id = "list_tokens",
     params(TokenFilter),
-    responses((status = 200, body = Page<TokenView>), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<TokenView>),
+        (status = 404, body = ErrorBody, description = "no such user or workspace")))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -142,8 +142,8 @@ pub struct CreatedToken {
 /// optionally narrowed to a workspace and/or a maximum role), a workspace service token
 /// (workspace admins) or an instance token (instance admins).
 #[utoipa::path(post, path = "/tokens", tag = "tokens", operation_id = "create_token", request_body = NewToken,
-    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = CreatedToken),
+        (status = 404, body = ErrorBody, description = "no such user or workspace")))]
 pub async fn create(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -199,8 +199,7 @@ pub async fn create(
 /// admins) any. Applies on this server at once, on other replicas within a second.
 #[utoipa::path(delete, path = "/tokens/{id}", tag = "tokens",
     params(("id" = String, Path, description = "token id")),
-    responses((status = 200, body = TokenView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "already revoked")))]
+    responses((status = 200, body = TokenView), (status = 409, body = ErrorBody, description = "already revoked")))]
 pub async fn revoke(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,

@@ -77,8 +77,7 @@ pub fn parse_role(role: &str) -> Result<Role, ApiError> {
 /// All users, by name (instance admins).
 #[utoipa::path(get, path = "/users", tag = "users", operation_id = "list_users",
     params(PageParams),
-    responses((status = 200, body = Page<UserView>), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Page<UserView>)))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -105,8 +104,7 @@ pub struct NewUser {
 
 /// Creates a user (instance admins).
 #[utoipa::path(post, path = "/users", tag = "users", operation_id = "create_user", request_body = NewUser,
-    responses((status = 201, body = UserView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = UserView), (status = 409, body = ErrorBody)))]
 pub async fn create(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -128,8 +126,7 @@ pub async fn create(
 /// One user with its workspace roles (instance admins, or the user itself).
 #[utoipa::path(get, path = "/users/{user}", tag = "users", operation_id = "show_user",
     params(("user" = String, Path, description = "user name")),
-    responses((status = 200, body = UserView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = UserView)))]
 pub async fn show(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -155,8 +152,7 @@ pub struct UserPatch {
 /// user may set its own password through a session or an unrestricted token).
 #[utoipa::path(patch, path = "/users/{user}", tag = "users", operation_id = "change_user", request_body = UserPatch,
     params(("user" = String, Path, description = "user name")),
-    responses((status = 200, body = UserView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, body = UserView),
         (status = 409, body = ErrorBody, description = "would leave no enabled instance admin")))]
 pub async fn change(
     State(app): State<Arc<AppState>>,
@@ -178,7 +174,7 @@ pub async fn change(
 /// Deletes a user with its memberships, tokens and sessions (instance admins).
 #[utoipa::path(delete, path = "/users/{user}", tag = "users", operation_id = "delete_user",
     params(("user" = String, Path, description = "user name")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 204),
         (status = 409, body = ErrorBody, description = "oneself, or the last enabled instance admin")))]
 pub async fn delete(
     State(app): State<Arc<AppState>>,
@@ -193,8 +189,7 @@ pub async fn delete(
 /// The members of a workspace and their roles, by user name (workspace admins).
 #[utoipa::path(get, path = "/workspaces/{ws}/members", tag = "members",
     params(("ws" = String, Path, description = "workspace name"), PageParams),
-    responses((status = 200, body = Page<MembershipView>), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<MembershipView>)))]
 pub async fn members(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -212,8 +207,7 @@ pub async fn members(
 #[utoipa::path(get, path = "/workspaces/{ws}/members/{user}", tag = "members",
     params(("ws" = String, Path, description = "workspace name"),
         ("user" = String, Path, description = "user name")),
-    responses((status = 200, body = MembershipView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = MembershipView)))]
 pub async fn member(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -244,8 +238,7 @@ pub struct MemberRole {
     request_body = MemberRole,
     params(("ws" = String, Path, description = "workspace name"),
         ("user" = String, Path, description = "user name")),
-    responses((status = 200, body = MembershipView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = MembershipView)))]
 pub async fn set_member(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -262,7 +255,7 @@ pub async fn set_member(
 #[utoipa::path(delete, path = "/workspaces/{ws}/members/{user}", tag = "members",
     params(("ws" = String, Path, description = "workspace name"),
         ("user" = String, Path, description = "user name")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204)))]
 pub async fn remove_member(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,

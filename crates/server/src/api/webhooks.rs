@@ -13,7 +13,7 @@ use statehouse_core::webhooks::{Delivery, DeliveryAttempt, Webhook};
 use utoipa::ToSchema;
 
 use super::extract::{Order, checked_limit, time_key};
-use super::{ApiError, ApiJson, ApiQuery, Caller, ErrorBody, Page, PageParams};
+use super::{ApiError, ApiJson, ApiQuery, Caller, Page, PageParams};
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -148,8 +148,7 @@ pub struct DeliveryDetail {
 #[utoipa::path(get, path = "/workspaces/{ws}/webhooks", tag = "webhooks",
     operation_id = "list_webhooks",
     params(("ws" = String, Path, description = "workspace name"), PageParams),
-    responses((status = 200, body = Page<WebhookView>), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<WebhookView>)))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -169,8 +168,7 @@ pub async fn list(
 /// Creates a webhook; the answer carries its signing secret, shown this once.
 #[utoipa::path(post, path = "/workspaces/{ws}/webhooks", tag = "webhooks", operation_id = "create_webhook", request_body = NewWebhook,
     params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 201, body = WebhookWithSecret), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = WebhookWithSecret)))]
 pub async fn create(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -197,8 +195,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/workspaces/{ws}/webhooks/{id}", tag = "webhooks", operation_id = "show_webhook",
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "webhook id")),
-    responses((status = 200, body = WebhookView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = WebhookView)))]
 pub async fn show(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -214,8 +211,7 @@ pub async fn show(
     request_body = WebhookPatch,
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "webhook id")),
-    responses((status = 200, body = WebhookWithSecret), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = WebhookWithSecret)))]
 pub async fn change(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -240,7 +236,7 @@ pub async fn change(
 #[utoipa::path(delete, path = "/workspaces/{ws}/webhooks/{id}", tag = "webhooks", operation_id = "delete_webhook",
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "webhook id")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204)))]
 pub async fn delete(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -254,8 +250,7 @@ pub async fn delete(
 #[utoipa::path(get, path = "/workspaces/{ws}/webhooks/{id}/deliveries", tag = "webhooks",
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "webhook id"), PageParams),
-    responses((status = 200, body = Page<DeliveryView>), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<DeliveryView>)))]
 pub async fn deliveries(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -279,8 +274,7 @@ pub async fn deliveries(
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "webhook id"),
         ("delivery" = String, Path, description = "delivery id")),
-    responses((status = 200, body = DeliveryDetail), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DeliveryDetail)))]
 pub async fn delivery(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -303,8 +297,7 @@ pub async fn delivery(
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "webhook id"),
         ("delivery" = String, Path, description = "delivery id")),
-    responses((status = 202, body = DeliveryView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 202, body = DeliveryView)))]
 pub async fn redeliver(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -318,8 +311,7 @@ pub async fn redeliver(
 #[utoipa::path(post, path = "/workspaces/{ws}/webhooks/{id}/ping", tag = "webhooks",
     params(("ws" = String, Path, description = "workspace name"),
         ("id" = String, Path, description = "webhook id")),
-    responses((status = 202, body = DeliveryView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 202, body = DeliveryView)))]
 pub async fn ping(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,

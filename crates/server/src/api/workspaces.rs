@@ -17,8 +17,7 @@ use crate::AppState;
 /// The workspaces the caller has a role in, by name.
 #[utoipa::path(get, path = "/workspaces", tag = "workspaces", operation_id = "list_workspaces",
     params(PageParams),
-    responses((status = 200, body = Page<WorkspaceView>), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Page<WorkspaceView>)))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -43,8 +42,7 @@ pub struct NewWorkspace {
 
 /// Creates a workspace (instance admins).
 #[utoipa::path(post, path = "/workspaces", tag = "workspaces", operation_id = "create_workspace", request_body = NewWorkspace,
-    responses((status = 201, body = WorkspaceView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = WorkspaceView), (status = 409, body = ErrorBody)))]
 pub async fn create(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -60,8 +58,7 @@ pub async fn create(
 /// One workspace with its policies.
 #[utoipa::path(get, path = "/workspaces/{ws}", tag = "workspaces", operation_id = "show_workspace",
     params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 200, body = WorkspaceView), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = WorkspaceView)))]
 pub async fn show(
     State(app): State<Arc<AppState>>,
     Caller(who): Caller,
@@ -104,8 +101,7 @@ fn millis(seconds: Option<Option<i64>>) -> Option<Option<i64>> {
 /// Renames a workspace or changes its policies (workspace admins).
 #[utoipa::path(patch, path = "/workspaces/{ws}", tag = "workspaces", operation_id = "change_workspace", request_body = WorkspacePatch,
     params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 200, body = WorkspaceView), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, body = WorkspaceView),
         (status = 409, body = ErrorBody)))]
 pub async fn change(
     State(app): State<Arc<AppState>>,
@@ -130,7 +126,7 @@ pub async fn change(
 /// Deletes a workspace without states (instance admins); its tokens go with it.
 #[utoipa::path(delete, path = "/workspaces/{ws}", tag = "workspaces", operation_id = "delete_workspace",
     params(("ws" = String, Path, description = "workspace name")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 204),
         (status = 409, body = ErrorBody, description = "the workspace still has states")))]
 pub async fn delete(
     State(app): State<Arc<AppState>>,
