@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::client::{Client, Paging, Query, path};
-use crate::databases::{RUN_HEADERS, dumped, run_row, verification_reason};
+use crate::database_views::{RUN_HEADERS, dumped, run_row, verification_reason};
 use crate::output::{Output, age, or_dash, print_json, size, str_or, write_out};
 use crate::progress::{Progress, visible};
 use crate::settings_input::read_stdin_secret;

@@ -39,6 +39,8 @@ mod client;
 mod config;
 mod config_keys;
 mod config_paths;
+mod database_options;
+mod database_views;
 mod databases;
 mod import;
 mod instance;
