@@ -62,7 +62,7 @@ pub async fn allow_overwrite(config: &Config, state: &StateRef, duration: &str) 
     let opened = services
         .allow_overwrite(
             &Principal::local_operator(),
-            &state.workspace,
+            &state.workspace.name,
             &state.name,
             Some(until),
         )

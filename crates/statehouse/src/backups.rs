@@ -10,6 +10,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::args::WorkspaceArg;
 use crate::client::{Client, Paging, Query, path};
 use crate::database_views::{RUN_HEADERS, dumped, run_row, verification_reason};
 use crate::output::{Output, age, or_dash, print_json, size, str_or, write_out};
@@ -20,8 +21,8 @@ use crate::settings_input::read_stdin_secret;
 pub enum BackupCommand {
     /// List backups, newest first.
     List {
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         /// Only this database's backups (its name in statehouse).
         #[arg(long)]
         database: Option<String>,
@@ -40,8 +41,8 @@ pub enum BackupCommand {
     /// Show one backup: where it is stored, sizes, checksum, verification.
     Show {
         id: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         output: Output,
     },
@@ -50,8 +51,8 @@ pub enum BackupCommand {
     /// it without statehouse: `age -d -i key.txt FILE | zstd -d | pg_restore -d DATABASE`.
     Download {
         id: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         /// Where to write it (default: the object's name in the current directory; `-` for
         /// stdout). Written to FILE.partial first, renamed once complete and checked.
         #[arg(long, short = 'o', value_name = "FILE")]
@@ -64,8 +65,8 @@ pub enum BackupCommand {
     /// admins).
     Delete {
         id: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
     },
     /// How the workspace's backups are encrypted (age): the managed key statehouse keeps, your
     /// own recipients, or a passphrase.
@@ -90,8 +91,8 @@ pub enum EncryptionCommand {
     /// Show how new backups are encrypted and where full verifications restore to.
     #[command(after_help = ENCRYPTION_HELP)]
     Show {
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         output: Output,
     },
@@ -99,16 +100,16 @@ pub enum EncryptionCommand {
     /// restorable with the previous keys, which the server keeps. Switches a passphrase off.
     #[command(after_help = ENCRYPTION_HELP)]
     GenerateKey {
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         output: Output,
     },
     /// Export the managed secret key (workspace admins; audited) as an age identity file, for
     /// restores without statehouse: `age -d -i key.txt FILE | zstd -d | pg_restore -d DB`.
     ExportKey {
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         /// Write the key to this file (created with owner-only permissions) instead of stdout.
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
@@ -124,8 +125,8 @@ pub enum EncryptionCommand {
         /// Stop encrypting to the managed key.
         #[arg(long)]
         drop_managed_key: bool,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         output: Output,
     },
@@ -137,8 +138,8 @@ pub enum EncryptionCommand {
         /// Switch passphrase encryption off (a new managed key is generated).
         #[arg(long)]
         off: bool,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         output: Output,
     },
@@ -155,8 +156,8 @@ pub enum EncryptionCommand {
         /// Remove the verification server.
         #[arg(long, conflicts_with = "url")]
         remove: bool,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         output: Output,
     },
@@ -312,7 +313,7 @@ async fn change_encryption(
 pub async fn run(client: &Client, cmd: BackupCommand) -> Result<()> {
     match cmd {
         BackupCommand::List {
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             database,
             status,
             server_run,
@@ -333,7 +334,7 @@ pub async fn run(client: &Client, cmd: BackupCommand) -> Result<()> {
         }
         BackupCommand::Show {
             id,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             output,
         } => {
             let backup = client
@@ -361,11 +362,14 @@ pub async fn run(client: &Client, cmd: BackupCommand) -> Result<()> {
         }
         BackupCommand::Download {
             id,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             output,
             quiet,
         } => download(client, &workspace, &id, output, quiet).await,
-        BackupCommand::Delete { id, workspace } => {
+        BackupCommand::Delete {
+            id,
+            workspace: WorkspaceArg { name: workspace },
+        } => {
             client
                 .json(
                     Method::DELETE,
@@ -467,7 +471,10 @@ async fn download(
 
 async fn encryption(client: &Client, cmd: EncryptionCommand) -> Result<()> {
     match cmd {
-        EncryptionCommand::Show { workspace, output } => {
+        EncryptionCommand::Show {
+            workspace: WorkspaceArg { name: workspace },
+            output,
+        } => {
             let view = client
                 .get(
                     &path(["workspaces", &workspace, "backup-encryption"]),
@@ -476,7 +483,10 @@ async fn encryption(client: &Client, cmd: EncryptionCommand) -> Result<()> {
                 .await?;
             output.record(view, encryption_fields)
         }
-        EncryptionCommand::GenerateKey { workspace, output } => {
+        EncryptionCommand::GenerateKey {
+            workspace: WorkspaceArg { name: workspace },
+            output,
+        } => {
             let current = client
                 .get(
                     &path(["workspaces", &workspace, "backup-encryption"]),
@@ -497,7 +507,10 @@ async fn encryption(client: &Client, cmd: EncryptionCommand) -> Result<()> {
             })
             .await
         }
-        EncryptionCommand::ExportKey { workspace, output } => {
+        EncryptionCommand::ExportKey {
+            workspace: WorkspaceArg { name: workspace },
+            output,
+        } => {
             let key = client
                 .json(
                     Method::POST,
@@ -538,7 +551,7 @@ async fn encryption(client: &Client, cmd: EncryptionCommand) -> Result<()> {
         EncryptionCommand::SetRecipients {
             recipients,
             drop_managed_key,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             output,
         } => {
             let body = json!({
@@ -562,7 +575,7 @@ async fn encryption(client: &Client, cmd: EncryptionCommand) -> Result<()> {
         }
         EncryptionCommand::SetPassphrase {
             off,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             output,
         } => {
             let body = if off {
@@ -589,7 +602,7 @@ async fn encryption(client: &Client, cmd: EncryptionCommand) -> Result<()> {
             url,
             url_stdin,
             remove,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             output,
         } => {
             let url = if remove {

@@ -6,6 +6,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::args::WorkspaceArg;
 use crate::client::{Client, Paging, Query, path};
 use crate::database_options::DatabaseOptions;
 use crate::database_views::{
@@ -44,8 +45,8 @@ pub enum DbCommand {
     Add {
         /// A name for it in statehouse (letters, digits, `-`, `_`, `.`).
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         /// The storage target backups go to (see `statehouse target add`).
         #[arg(long)]
         target: String,
@@ -59,8 +60,8 @@ pub enum DbCommand {
     },
     /// List the workspace's databases: schedule, next backup, health.
     List {
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         paging: Paging,
         #[command(flatten)]
@@ -69,8 +70,8 @@ pub enum DbCommand {
     /// Show one database's settings and health (never its password).
     Show {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         output: Output,
     },
@@ -80,8 +81,8 @@ pub enum DbCommand {
     #[command(after_help = ADD_HELP)]
     Change {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         /// A new name.
         #[arg(long, value_name = "NEW_NAME")]
         rename: Option<String>,
@@ -108,16 +109,16 @@ pub enum DbCommand {
     /// with `statehouse backup delete` first).
     Delete {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
     },
     /// Check a database now: reachable, server version, the pg_dump to be used, the databases
     /// a whole-server backup would take, privilege warnings, uptime. Exits non-zero when it
     /// cannot be reached.
     Check {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         output: Output,
     },
@@ -127,8 +128,8 @@ pub enum DbCommand {
     /// reason.
     Backup {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         /// Queue the backup for the server's workers and return at once.
         #[arg(long)]
         no_wait: bool,
@@ -155,8 +156,8 @@ pub enum DbCommand {
     Verify {
         /// The backup's id.
         backup_id: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         output: Output,
     },
@@ -165,8 +166,8 @@ pub enum DbCommand {
     /// on the last line of stdout.
     ReadonlyRole {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         /// The new role's name.
         #[arg(long, value_name = "ROLE", default_value = "statehouse_backup")]
         role: String,
@@ -186,8 +187,8 @@ pub enum DbCommand {
     /// A database's uptime (last 24 h, 7 d, 30 d) and its recent health checks, newest first.
     Health {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         /// Checks to show (default 20).
         #[arg(long, default_value_t = 20)]
         limit: i64,
@@ -200,7 +201,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
     match cmd {
         DbCommand::Add {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             target,
             options,
             disabled,
@@ -243,7 +244,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
             )
         }
         DbCommand::List {
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             paging,
             output,
         } => {
@@ -258,7 +259,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
         }
         DbCommand::Show {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             output,
         } => {
             let db = client
@@ -271,7 +272,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
         }
         DbCommand::Change {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             rename,
             target,
             options,
@@ -325,7 +326,10 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
                 ),
             )
         }
-        DbCommand::Delete { name, workspace } => {
+        DbCommand::Delete {
+            name,
+            workspace: WorkspaceArg { name: workspace },
+        } => {
             client
                 .json(
                     Method::DELETE,
@@ -339,7 +343,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
         }
         DbCommand::Check {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             output,
         } => {
             let report = client
@@ -398,7 +402,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
         }
         DbCommand::Backup {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             no_wait,
             quiet,
             output,
@@ -478,7 +482,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
         DbCommand::Restore(args) => crate::restores::run(client, args).await,
         DbCommand::Verify {
             backup_id,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             output,
         } => {
             let verification = client
@@ -509,7 +513,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
         }
         DbCommand::ReadonlyRole {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             role,
             admin_url,
             admin_url_stdin,
@@ -560,7 +564,7 @@ pub async fn run(client: &Client, cmd: DbCommand) -> Result<()> {
         }
         DbCommand::Health {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             limit,
             output,
         } => {

@@ -33,6 +33,7 @@ macro_rules! errprint {
 }
 
 mod admin;
+mod args;
 mod audit;
 mod backups;
 mod client;

@@ -6,6 +6,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
+use crate::args::WorkspaceArg;
 use crate::client::{Client, Paging, Query, path};
 use crate::output::{Output, on_off, print_json, str_or};
 use crate::settings_input::{SettingsArgs, comma_list};
@@ -51,8 +52,8 @@ pub enum NotifierCommand {
     Add {
         /// The notifier's name (letters, digits, `-`, `_`, `.`).
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         /// email, slack, discord, telegram, teams, mattermost, ntfy or webhook.
         #[arg(long)]
         kind: String,
@@ -72,8 +73,8 @@ pub enum NotifierCommand {
     },
     /// List the workspace's notifiers (never their secrets).
     List {
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         paging: Paging,
         #[command(flatten)]
@@ -82,8 +83,8 @@ pub enum NotifierCommand {
     /// Show one notifier: settings (secret URLs shortened), events, databases.
     Show {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         output: Output,
     },
@@ -93,8 +94,8 @@ pub enum NotifierCommand {
     #[command(after_help = KINDS_HELP)]
     Change {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         /// A new name.
         #[arg(long, value_name = "NEW_NAME")]
         rename: Option<String>,
@@ -116,15 +117,15 @@ pub enum NotifierCommand {
     /// Remove a notifier (workspace admins).
     Delete {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
     },
     /// Send a test notification now. Exits non-zero when the receiver refuses it or cannot be
     /// reached, with its answer.
     Test {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         output: Output,
     },
@@ -166,7 +167,7 @@ pub async fn run(client: &Client, cmd: NotifierCommand) -> Result<()> {
     match cmd {
         NotifierCommand::Add {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             kind,
             settings,
             events,
@@ -204,7 +205,7 @@ pub async fn run(client: &Client, cmd: NotifierCommand) -> Result<()> {
             )
         }
         NotifierCommand::List {
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             paging,
             output,
         } => {
@@ -219,7 +220,7 @@ pub async fn run(client: &Client, cmd: NotifierCommand) -> Result<()> {
         }
         NotifierCommand::Show {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             output,
         } => {
             let n = client
@@ -249,7 +250,7 @@ pub async fn run(client: &Client, cmd: NotifierCommand) -> Result<()> {
         }
         NotifierCommand::Change {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             rename,
             settings,
             events,
@@ -310,7 +311,10 @@ pub async fn run(client: &Client, cmd: NotifierCommand) -> Result<()> {
                 &format!("changed notifier {:?}", str_or(&changed["name"], &name)),
             )
         }
-        NotifierCommand::Delete { name, workspace } => {
+        NotifierCommand::Delete {
+            name,
+            workspace: WorkspaceArg { name: workspace },
+        } => {
             client
                 .json(
                     Method::DELETE,
@@ -324,7 +328,7 @@ pub async fn run(client: &Client, cmd: NotifierCommand) -> Result<()> {
         }
         NotifierCommand::Test {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             output,
         } => {
             let outcome = client

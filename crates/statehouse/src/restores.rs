@@ -10,6 +10,7 @@ use clap::Args;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::args::WorkspaceArg;
 use crate::client::{ApiFailure, Client, Query, path};
 use crate::output::{Output, age, size, str_or};
 use crate::progress::{Progress, long_operation, visible};
@@ -23,8 +24,8 @@ pub struct RestoreArgs {
     /// The backup's id (see `statehouse backup list`); with --whole-server, any backup of the
     /// whole-server run.
     backup_id: String,
-    #[arg(long, default_value = "default")]
-    workspace: String,
+    #[command(flatten)]
+    workspace: WorkspaceArg,
     /// Restore into this database (created when missing) instead of the one dumped.
     #[arg(long, value_name = "DATABASE", conflicts_with = "whole_server")]
     into: Option<String>,
@@ -71,7 +72,7 @@ pub async fn run(client: &Client, args: RestoreArgs) -> Result<()> {
     let backup_id = args.backup_id.clone();
     let backup = client
         .get(
-            &path(["workspaces", &args.workspace, "backups", &backup_id]),
+            &path(["workspaces", &args.workspace.name, "backups", &backup_id]),
             &Query::new(),
         )
         .await?;
@@ -142,7 +143,7 @@ pub async fn run(client: &Client, args: RestoreArgs) -> Result<()> {
     };
     let at = path([
         "workspaces",
-        &args.workspace,
+        &args.workspace.name,
         "backups",
         &backup_id,
         endpoint,

@@ -11,20 +11,21 @@ use serde_json::json;
 use statehouse_core::clock::{Clock, SystemClock, Timestamp, parse_duration};
 use statehouse_server::api::views::{DeletedStateView, LockView, StateView, VersionView};
 
+use crate::args::WorkspaceArg;
 use crate::client::{Client, Paging, Query, path, typed};
 use crate::output::{Output, age, or_dash, print_json, size, write_out};
 
 #[derive(Args)]
 pub struct StateRef {
-    #[arg(long, default_value = "default")]
-    pub workspace: String,
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
     /// State name, e.g. `prod/network`.
     pub name: String,
 }
 
 impl StateRef {
     fn path(&self, rest: &[&str]) -> String {
-        let mut segments = vec!["workspaces", &self.workspace, "states", &self.name];
+        let mut segments = vec!["workspaces", &self.workspace.name, "states", &self.name];
         segments.extend_from_slice(rest);
         path(segments)
     }
@@ -34,8 +35,8 @@ impl StateRef {
 pub enum StateCommand {
     /// List live states of a workspace, in name order.
     List {
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         /// Only states whose name starts with this, e.g. `prod/`.
         #[arg(long)]
         prefix: Option<String>,
@@ -141,8 +142,8 @@ pub enum StateCommand {
     },
     /// List soft-deleted states (workspace admins; restorable until purged).
     Deleted {
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         paging: Paging,
         #[command(flatten)]
@@ -150,14 +151,14 @@ pub enum StateCommand {
     },
     /// Make a deleted state live again, by the id `state deleted` shows (workspace admins).
     Restore {
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         id: String,
     },
     /// Remove a deleted state and all its versions for good (workspace admins).
     Purge {
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         id: String,
     },
     /// [local only] Allow the next write that breaks serial/lineage protection (e.g.
@@ -175,7 +176,7 @@ pub enum StateCommand {
 pub async fn run(client: &Client, cmd: StateCommand) -> Result<()> {
     match cmd {
         StateCommand::List {
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             prefix,
             locked,
             unlocked,
@@ -345,13 +346,13 @@ pub async fn run(client: &Client, cmd: StateCommand) -> Result<()> {
             errln!(
                 "deleted state {:?} from workspace {:?}; `statehouse state deleted --workspace {}` shows its id to restore or purge it",
                 state.name,
-                state.workspace,
-                state.workspace
+                state.workspace.name,
+                state.workspace.name
             );
             Ok(())
         }
         StateCommand::Deleted {
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             paging,
             output,
         } => {
@@ -377,7 +378,10 @@ pub async fn run(client: &Client, cmd: StateCommand) -> Result<()> {
                 },
             )
         }
-        StateCommand::Restore { workspace, id } => {
+        StateCommand::Restore {
+            workspace: WorkspaceArg { name: workspace },
+            id,
+        } => {
             client
                 .json(
                     Method::POST,
@@ -389,7 +393,10 @@ pub async fn run(client: &Client, cmd: StateCommand) -> Result<()> {
             errln!("restored state {id}");
             Ok(())
         }
-        StateCommand::Purge { workspace, id } => {
+        StateCommand::Purge {
+            workspace: WorkspaceArg { name: workspace },
+            id,
+        } => {
             client
                 .json(
                     Method::DELETE,

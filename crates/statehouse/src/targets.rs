@@ -5,6 +5,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
+use crate::args::WorkspaceArg;
 use crate::client::{Client, Paging, Query, path};
 use crate::output::{Output, print_json, str_or, visible};
 use crate::settings_input::SettingsArgs;
@@ -45,8 +46,8 @@ pub enum TargetCommand {
     Add {
         /// The target's name (letters, digits, `-`, `_`, `.`).
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         /// local, s3, azblob, gcs, sftp, webdav, ftp or gdrive.
         #[arg(long)]
         kind: String,
@@ -57,8 +58,8 @@ pub enum TargetCommand {
     },
     /// List the workspace's storage targets (never their secrets).
     List {
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         paging: Paging,
         #[command(flatten)]
@@ -67,8 +68,8 @@ pub enum TargetCommand {
     /// Show one storage target: its settings and which secrets are set.
     Show {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         output: Output,
     },
@@ -79,8 +80,8 @@ pub enum TargetCommand {
     #[command(after_help = KINDS_HELP)]
     Change {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         /// A new name.
         #[arg(long, value_name = "NEW_NAME")]
         rename: Option<String>,
@@ -93,15 +94,15 @@ pub enum TargetCommand {
     /// backups.
     Delete {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
     },
     /// Test a storage target: write, read back and delete a probe object. Exits non-zero
     /// when the test fails, with the reason.
     Test {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[command(flatten)]
         output: Output,
     },
@@ -215,7 +216,7 @@ pub async fn run(client: &Client, cmd: TargetCommand) -> Result<()> {
     match cmd {
         TargetCommand::Add {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             kind,
             settings,
             output,
@@ -242,7 +243,7 @@ pub async fn run(client: &Client, cmd: TargetCommand) -> Result<()> {
             )
         }
         TargetCommand::List {
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             paging,
             output,
         } => {
@@ -257,7 +258,7 @@ pub async fn run(client: &Client, cmd: TargetCommand) -> Result<()> {
         }
         TargetCommand::Show {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             output,
         } => {
             let target = client
@@ -285,7 +286,7 @@ pub async fn run(client: &Client, cmd: TargetCommand) -> Result<()> {
         }
         TargetCommand::Change {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             rename,
             settings,
             output,
@@ -325,7 +326,10 @@ pub async fn run(client: &Client, cmd: TargetCommand) -> Result<()> {
                 ),
             )
         }
-        TargetCommand::Delete { name, workspace } => {
+        TargetCommand::Delete {
+            name,
+            workspace: WorkspaceArg { name: workspace },
+        } => {
             client
                 .json(
                     Method::DELETE,
@@ -339,7 +343,7 @@ pub async fn run(client: &Client, cmd: TargetCommand) -> Result<()> {
         }
         TargetCommand::Test {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             output,
         } => {
             let outcome = client

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use statehouse_core::access::Role;
 
 use crate::admin::RoleArg;
+use crate::args::WorkspaceArg;
 use crate::client::{Client, Paging, Query, path};
 use crate::output::{Output, print_json, str_or};
 use crate::workspaces::OnOff;
@@ -75,8 +76,8 @@ pub enum UserCommand {
     /// Give a user a role in a workspace, replacing the one it had (workspace admins).
     Grant {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
         #[arg(long, value_enum)]
         role: RoleArg,
         #[command(flatten)]
@@ -85,8 +86,8 @@ pub enum UserCommand {
     /// Take a user's role in a workspace away (workspace admins).
     Revoke {
         name: String,
-        #[arg(long, default_value = "default")]
-        workspace: String,
+        #[command(flatten)]
+        workspace: WorkspaceArg,
     },
 }
 
@@ -210,7 +211,7 @@ pub async fn run(client: &Client, cmd: UserCommand) -> Result<()> {
         }
         UserCommand::Grant {
             name,
-            workspace,
+            workspace: WorkspaceArg { name: workspace },
             role,
             output,
         } => {
@@ -233,7 +234,10 @@ pub async fn run(client: &Client, cmd: UserCommand) -> Result<()> {
                 ),
             )
         }
-        UserCommand::Revoke { name, workspace } => {
+        UserCommand::Revoke {
+            name,
+            workspace: WorkspaceArg { name: workspace },
+        } => {
             client
                 .json(
                     Method::DELETE,
