@@ -121,6 +121,16 @@ impl Services {
         version_no: i64,
     ) -> Result<(VersionMeta, Vec<u8>)> {
         let (workspace, record) = self.state_detail(who, ws, name).await?;
+        self.version_of(&workspace, &record, version_no).await
+    }
+
+    /// One version of a state the caller was already allowed to read, opened.
+    async fn version_of(
+        &self,
+        workspace: &Workspace,
+        record: &StateRecord,
+        version_no: i64,
+    ) -> Result<(VersionMeta, Vec<u8>)> {
         let found = self.store.version_body(&record.id, version_no).await?;
         let (meta, sealed) = found.ok_or_else(|| {
             Error::NotFound(format!(
@@ -133,8 +143,27 @@ impl Services {
 
     /// What changed from version `from` to version `to` (default: the current version) of a
     /// state (viewers). Sensitive values are masked unless the caller is a workspace admin.
-    /// Returns the version numbers compared and the difference.
+    /// Returns the version numbers compared and the difference. Audited once, as `state.diff`.
     pub async fn diff_versions(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<(i64, i64, StateDiff)> {
+        let record = AuditRecord::by(who, "state.diff", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = self.diff_versions_unaudited(who, ws, name, from, to).await;
+        self.conclude_read(result, record, |(from, to, _), r| {
+            r.detail(json!({"from": from, "to": to}))
+        })
+        .await
+    }
+
+    /// Authorizes once and reads the state row once for both versions.
+    async fn diff_versions_unaudited(
         &self,
         who: &Principal,
         ws: &str,
@@ -160,8 +189,8 @@ impl Services {
                 "version {to} is the first version: give `from` explicitly to compare with a later one"
             )));
         }
-        let (_, old) = self.read_version(who, ws, name, from).await?;
-        let (_, new) = self.read_version(who, ws, name, to).await?;
+        let (_, old) = self.version_of(&workspace, &record, from).await?;
+        let (_, new) = self.version_of(&workspace, &record, to).await?;
         let diff = tfstate::diff(&old, &new, reveal)?;
         Ok((from, to, diff))
     }

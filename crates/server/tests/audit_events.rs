@@ -156,6 +156,58 @@ async fn backend_operations_are_audited_with_actor_token_and_address() {
     assert!(report.is_intact(), "{report:?}");
 }
 
+/// A diff reads two versions under one authorization and is recorded once, as `state.diff`
+/// with the versions compared — not as two reads.
+#[tokio::test]
+async fn a_diff_is_one_audit_entry() {
+    let s = TestServer::start().await;
+    let editor = s.token(Some("default"), Role::Editor).await;
+    let viewer = s.token(Some("default"), Role::Viewer).await;
+    for serial in 1..=2 {
+        let body = state_json(serial, "lin", &format!("r{serial}"));
+        assert_eq!(
+            s.send("POST", "default/app", Some(&editor), Some(&body))
+                .await
+                .0,
+            200
+        );
+    }
+    let before = entries(&s).await.len();
+    let (status, diff) = s
+        .api(
+            "GET",
+            "/workspaces/default/states/app/diff",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{diff}");
+    assert_eq!(
+        (diff["from"].as_i64(), diff["to"].as_i64()),
+        (Some(1), Some(2))
+    );
+    let (status, _) = s
+        .api(
+            "GET",
+            "/workspaces/default/states/app/diff?from=1&to=9",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let all = entries(&s).await;
+    let new: Vec<_> = all[before..].iter().map(|e| &e.record).collect();
+    assert_eq!(
+        new.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
+        ["state.diff", "state.diff"],
+        "{new:#?}"
+    );
+    assert_eq!(new[0].outcome.as_str(), "success");
+    let detail: Value = serde_json::from_str(new[0].detail.as_deref().unwrap()).unwrap();
+    assert_eq!(detail, serde_json::json!({"from": 1, "to": 2}));
+    assert_eq!(new[1].outcome.as_str(), "failed");
+}
+
 #[tokio::test]
 async fn audit_api_scopes_filters_exports_and_verifies() {
     let s = TestServer::start().await;
