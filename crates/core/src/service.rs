@@ -5,6 +5,7 @@ mod accounts;
 mod journal;
 mod keys;
 mod lock_info;
+mod locks;
 mod sessions;
 mod webhooks;
 
@@ -16,7 +17,6 @@ use subtle::ConstantTimeEq;
 
 pub use self::accounts::{NewToken as TokenRequest, TokenInfo, TokenOwner, UserChange};
 pub use self::journal::MAX_PAGE as MAX_AUDIT_PAGE;
-use self::lock_info::{LockInfo, parse_lock_info, read_lock_info};
 pub use self::sessions::{
     LOGIN_WINDOW_MILLIS, LoggedIn, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP,
 };
@@ -32,8 +32,7 @@ use crate::crypto::{Binding, Cipher, SealedBody};
 use crate::events::{NewEvent, kind};
 use crate::journal::Journal;
 use crate::model::{
-    LockOutcome, LockRequest, NewToken, StateRecord, UnlockOutcome, UnlockRequest, VersionMeta,
-    VersionWrite, Workspace, WorkspaceSettings, WriteOutcome,
+    NewToken, StateRecord, VersionMeta, VersionWrite, Workspace, WorkspaceSettings, WriteOutcome,
 };
 use crate::names::{StateName, WorkspaceName};
 use crate::rules::{self, Incoming, WriteContext, WriteDecision};
@@ -693,172 +692,6 @@ impl Services {
             .await
     }
 
-    /// Takes the state's lock with the client's LockInfo JSON. Audited as `lock.acquire`;
-    /// taking a free lock emits `lock.acquired`.
-    pub async fn lock_state(
-        &self,
-        who: &Principal,
-        ws: &str,
-        name: &str,
-        info: &[u8],
-    ) -> Result<LockOutcome> {
-        let record = AuditRecord::by(who, "lock.acquire", self.now())
-            .workspace(ws)
-            .target(name);
-        let result = self
-            .lock_state_unaudited(who, ws, name, info, &record)
-            .await;
-        self.conclude_change(result, record).await
-    }
-
-    async fn lock_state_unaudited(
-        &self,
-        who: &Principal,
-        ws: &str,
-        name: &str,
-        info: &[u8],
-        record: &AuditRecord,
-    ) -> Result<LockOutcome> {
-        let name = StateName::parse(name)?;
-        let (workspace, _) = self
-            .authorize(who, ws, Role::Editor, "locking a state")
-            .await?;
-        let LockInfo { id, text, value } = read_lock_info(info)?;
-        let id = id.ok_or_else(|| Error::BadRequest("lock info has no \"ID\"".into()))?;
-        let request = LockRequest {
-            id,
-            info: text,
-            token_id: who.token_id.clone(),
-            holder: who.token_name.clone(),
-            at: self.now(),
-        };
-        let journal = |outcome: &LockOutcome| {
-            let facts = json!({
-                "lock_id": request.id,
-                "already_held": *outcome == LockOutcome::AlreadyHeld,
-            });
-            let event = (*outcome == LockOutcome::Acquired).then(|| {
-                self.event(
-                    kind::LOCK_ACQUIRED,
-                    &workspace,
-                    name.as_str(),
-                    who,
-                    json!({"lock_id": request.id, "info": value}),
-                )
-            });
-            JournalEntries::of(record.clone().detail(facts), event)
-        };
-        self.store
-            .lock_state_journaled(&workspace.id, name.as_str(), &request, &journal)
-            .await
-    }
-
-    /// Releases the lock. An empty body, or another token's lock, is a force-unlock (admin).
-    /// Audited as `lock.release` or `lock.force_release` (failed when the state was not
-    /// locked); emits `lock.released` or `lock.force_unlocked`.
-    pub async fn unlock_state(
-        &self,
-        who: &Principal,
-        ws: &str,
-        name: &str,
-        info: &[u8],
-    ) -> Result<UnlockOutcome> {
-        let record = AuditRecord::by(who, "lock.release", self.now())
-            .workspace(ws)
-            .target(name);
-        let result = self
-            .unlock_state_unaudited(who, ws, name, info, &record)
-            .await;
-        self.conclude_change(result, record).await
-    }
-
-    /// The entries of an unlock: `lock.release` (or `lock.force_release`) and its event.
-    fn unlock_entries(
-        &self,
-        record: &AuditRecord,
-        workspace: &Workspace,
-        name: &str,
-        who: &Principal,
-        id: &Option<String>,
-        outcome: &UnlockOutcome,
-    ) -> JournalEntries {
-        let r = record.clone();
-        match outcome {
-            UnlockOutcome::Released => {
-                let event = self.event(
-                    kind::LOCK_RELEASED,
-                    workspace,
-                    name,
-                    who,
-                    json!({"lock_id": id}),
-                );
-                JournalEntries::of(r.detail(json!({"lock_id": id})), Some(event))
-            }
-            UnlockOutcome::ForceReleased { previous } => {
-                let facts = json!({
-                    "lock_id": previous.id,
-                    "holder": previous.holder,
-                    "holder_token_id": previous.token_id,
-                    "locked_at": previous.locked_at,
-                });
-                let event = self.event(
-                    kind::LOCK_FORCE_UNLOCKED,
-                    workspace,
-                    name,
-                    who,
-                    facts.clone(),
-                );
-                let r = AuditRecord {
-                    action: "lock.force_release".into(),
-                    ..r
-                };
-                JournalEntries::of(r.detail(facts), Some(event))
-            }
-            // Nothing was released: the entry says so (the answer stays a success for
-            // Terraform, whose retried UNLOCK must not fail).
-            UnlockOutcome::NotLocked => {
-                let r = AuditRecord {
-                    action: unlock_action(id.as_deref()).into(),
-                    ..r
-                };
-                let r = r
-                    .detail(json!({"lock_id": id, "not_locked": true}))
-                    .failed(NOTHING_TO_UNLOCK);
-                JournalEntries::of(r, None)
-            }
-        }
-    }
-
-    async fn unlock_state_unaudited(
-        &self,
-        who: &Principal,
-        ws: &str,
-        name: &str,
-        info: &[u8],
-        record: &AuditRecord,
-    ) -> Result<UnlockOutcome> {
-        let name = StateName::parse(name)?;
-        let (workspace, role) = self
-            .authorize(who, ws, Role::Editor, "unlocking a state")
-            .await?;
-        let id = if info.iter().all(u8::is_ascii_whitespace) {
-            None
-        } else {
-            parse_lock_info(info)?.0
-        };
-        let request = UnlockRequest {
-            id: id.clone(),
-            token_id: who.token_id.clone(),
-            is_admin: role >= Role::Admin,
-        };
-        let journal = |outcome: &UnlockOutcome| {
-            self.unlock_entries(record, &workspace, name.as_str(), who, &id, outcome)
-        };
-        self.store
-            .unlock_state_journaled(&workspace.id, name.as_str(), &request, &journal)
-            .await
-    }
-
     /// Soft-deletes a state (admin). Its versions stay restorable until purged. Audited as
     /// `state.delete`; emits `state.deleted`.
     pub async fn delete_state(&self, who: &Principal, ws: &str, name: &str) -> Result<()> {
@@ -985,17 +818,6 @@ impl Services {
             .cipher
             .open(sealed, binding_for(&meta.state_id, &meta.id), size)?;
         Ok((meta, body))
-    }
-}
-
-/// Why an unlock of a state that is not locked released nothing (audited as a failure).
-const NOTHING_TO_UNLOCK: &str = "the state is not locked: nothing was released";
-
-/// The audited action of an unlock: without an ID it can only be a force-unlock.
-fn unlock_action(id: Option<&str>) -> &'static str {
-    match id {
-        Some(_) => "lock.release",
-        None => "lock.force_release",
     }
 }
 
