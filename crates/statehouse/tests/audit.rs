@@ -25,10 +25,6 @@ fn state_body(serial: i64) -> Vec<u8> {
     .unwrap()
 }
 
-fn tamper(server: &Server, sql: &str) {
-    server.execute_sql(sql);
-}
-
 fn shutdown_keeps_every_entry_and_verify_catches_tampering(store: Store) {
     if skip_e2e() {
         return;
@@ -102,10 +98,9 @@ fn shutdown_keeps_every_entry_and_verify_catches_tampering(store: Store) {
         .unwrap()["seq"]
         .as_i64()
         .unwrap();
-    tamper(
-        &server,
-        &format!("UPDATE audit_entries SET actor = 'someone-else' WHERE seq = {victim}"),
-    );
+    server.execute_sql(&format!(
+        "UPDATE audit_entries SET actor = 'someone-else' WHERE seq = {victim}"
+    ));
     let caught = server.cli_output(Via::Local, &["audit", "verify"]);
     let stderr = String::from_utf8_lossy(&caught.stderr);
     assert!(
@@ -138,8 +133,7 @@ fn verify_names_an_entry_inserted_past_the_head(store: Store) {
     // Right after the head, where the next entry would go (the local CLI stores its own entries
     // before exiting, so the head is the newest entry now).
     server.cli(&["audit", "verify"]);
-    tamper(
-        &server,
+    server.execute_sql(
         "INSERT INTO audit_entries (seq, at, actor, action, outcome, prev_hash, hash) \
          SELECT seq + 1, at, 'mallory', 'state.read', 'success', hash, hash FROM audit_entries \
          WHERE seq = (SELECT MAX(seq) FROM audit_entries)",
@@ -195,7 +189,7 @@ fn verify_names_an_entry_inserted_past_the_head(store: Store) {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    tamper(&server, "DELETE FROM audit_entries WHERE actor = 'mallory'");
+    server.execute_sql("DELETE FROM audit_entries WHERE actor = 'mallory'");
     server.cli(&["audit", "verify"]);
     let writes = server.cli(&[
         "audit",

@@ -10,13 +10,14 @@ mod backup_support;
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use backup_support::{audit, events, fails, items, json_of, only_backup, source, with_target};
+use backup_support::{
+    answer_request, audit, events, fails, items, json_of, only_backup, source, with_target,
+};
 use common::{
     PgDatabase, Store, Via, describe, pg_execute, pg_url, pg_url_for_database, skip_e2e,
     unique_name,
@@ -149,28 +150,7 @@ fn receiver() -> (String, mpsc::Receiver<Value>) {
             let Ok(stream) = stream else { return };
             let tx = tx.clone();
             thread::spawn(move || {
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(10)))
-                    .unwrap();
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':')
-                        && name.eq_ignore_ascii_case("content-length")
-                    {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; length];
-                let _ = reader.read_exact(&mut body);
-                let mut stream = stream;
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                );
+                let body = answer_request(stream);
                 if let Ok(value) = serde_json::from_slice(&body) {
                     let _ = tx.send(value);
                 }

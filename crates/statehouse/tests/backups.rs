@@ -7,17 +7,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backup_support;
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use backup_support::{answer_request, fails, json_of, pg_text};
 use common::{
     PgDatabase, Server, Store, Via, describe, pg_execute, pg_url, pg_url_for_database, skip_e2e,
     unique_name,
@@ -30,40 +31,6 @@ on_both_stores!(
     readonly_role_through_the_cli,
     two_server_processes_run_each_backup_once
 );
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("--json printed no JSON ({e}):\n{}", describe(out)))
-}
-
-/// Asserts the command failed with `code`, and returns its stderr.
-fn fails(out: &Output, code: i32) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "expected exit status {code}\n{}",
-        describe(out)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// One text value from a query on `url`.
-fn pg_text(url: &str, sql: &str) -> String {
-    use sqlx::Connection;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        let value: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        let _ = conn.close().await;
-        value.unwrap_or_default()
-    })
-}
 
 /// What the test tables hold, as one comparable text.
 fn contents(url: &str) -> String {
@@ -106,27 +73,7 @@ fn receiver() -> (String, mpsc::Receiver<String>) {
         let Ok((stream, _)) = listener.accept() else {
             return;
         };
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; length];
-        let _ = reader.read_exact(&mut body);
-        let mut stream = stream;
-        let _ =
-            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        let body = answer_request(stream);
         let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
     });
     (url, rx)

@@ -2,7 +2,10 @@
 //! server with a local-directory target, a source database, backups, events and audit entries.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::Output;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -111,4 +114,30 @@ pub fn events(server: &Server) -> Vec<Value> {
 pub fn audit(server: &Server, action: &str) -> Vec<Value> {
     let page = json_of(&server.cli(&["audit", "list", "--action", action, "--json"]));
     page["items"].as_array().unwrap().clone()
+}
+
+/// Reads one HTTP request from `stream`, answers it 200 and returns its body (a stand-in for
+/// a notifier's or webhook's receiver).
+pub fn answer_request(stream: TcpStream) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; length];
+    let _ = reader.read_exact(&mut body);
+    let mut stream = stream;
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    body
 }
