@@ -183,34 +183,31 @@ impl Attack {
 
     /// Creates a notifier and tests it: the test answer carries the refusal.
     async fn notifier(&mut self, what: &str, settings: Value) {
-        let name = self.name("n");
-        let (status, body) = self
-            .call(
-                "POST",
-                "/workspaces/default/notifiers",
-                Some(json!({"name": name, "settings": settings})),
-            )
+        self.create_and_test("notifiers", "n", "notifiers", what, settings)
             .await;
-        assert_eq!(status, 201, "{what}: {body}");
-        let (status, body) = self
-            .call(
-                "POST",
-                &format!("/workspaces/default/notifiers/{name}/test"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{what}: {body}");
-        assert_eq!(body["ok"], false, "{what}: {body}");
-        assert_refused(what, "notifiers", &body);
     }
 
     /// Creates a storage target and tests it: the test answer carries the refusal.
     async fn target(&mut self, what: &str, settings: Value) {
-        let name = self.name("t");
+        self.create_and_test("targets", "t", "storage targets", what, settings)
+            .await;
+    }
+
+    /// Creates a notifier or target under `/workspaces/default/{collection}` and runs its test,
+    /// whose answer must carry the refusal for `purpose`.
+    async fn create_and_test(
+        &mut self,
+        collection: &str,
+        prefix: &str,
+        purpose: &str,
+        what: &str,
+        settings: Value,
+    ) {
+        let name = self.name(prefix);
         let (status, body) = self
             .call(
                 "POST",
-                "/workspaces/default/targets",
+                &format!("/workspaces/default/{collection}"),
                 Some(json!({"name": name, "settings": settings})),
             )
             .await;
@@ -218,13 +215,13 @@ impl Attack {
         let (status, body) = self
             .call(
                 "POST",
-                &format!("/workspaces/default/targets/{name}/test"),
+                &format!("/workspaces/default/{collection}/{name}/test"),
                 None,
             )
             .await;
         assert_eq!(status, 200, "{what}: {body}");
         assert_eq!(body["ok"], false, "{what}: {body}");
-        assert_refused(what, "storage targets", &body);
+        assert_refused(what, purpose, &body);
     }
 
     /// Registers a database, then checks it, backs it up and asks for a read-only role through
