@@ -38,6 +38,7 @@
 
 mod audit;
 mod backups;
+pub mod engine;
 mod pending;
 mod seal;
 mod webhooks;

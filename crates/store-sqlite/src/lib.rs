@@ -9,6 +9,7 @@
 
 mod audit;
 mod backups;
+pub mod engine;
 mod pending;
 mod seal;
 mod webhooks;

@@ -1,0 +1,207 @@
+//! The SQLite engine of the one SQL store: a read pool, and one write connection behind a
+//! mutex (writes serialize in-process without busy loops; a statement on a dedicated
+//! connection costs about half of one through a one-connection pool). Every write
+//! transaction is `BEGIN IMMEDIATE`, so a second process on the same file waits on the busy
+//! timeout instead of failing a read-to-write upgrade.
+
+use std::borrow::Cow;
+
+use sqlx::pool::PoolConnection;
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::{AssertSqlSafe, Executor, Row as _, Sqlite};
+use tokio::sync::{Mutex, MutexGuard};
+use tokio::task::JoinHandle;
+
+use statehouse_core::{Error, Result};
+use statehouse_store_sql::rows::ColumnRef;
+use statehouse_store_sql::{Arg, Conn, DbError, DbErrorKind, Dialect, Engine, Row, Sql, Tx};
+
+pub struct SqliteEngine {
+    pub(crate) read: SqlitePool,
+    write: Mutex<WriteConn>,
+    checkpointer: JoinHandle<()>,
+}
+
+/// The write connection, and whether a transaction on it may still be open (one dropped
+/// without a commit): it is rolled back before the connection is used again.
+pub struct WriteConn {
+    conn: SqliteConnection,
+    open: bool,
+}
+
+impl Drop for SqliteEngine {
+    fn drop(&mut self) {
+        self.checkpointer.abort();
+    }
+}
+
+impl SqliteEngine {
+    pub(crate) fn new(
+        read: SqlitePool,
+        write: SqliteConnection,
+        checkpointer: JoinHandle<()>,
+    ) -> Self {
+        SqliteEngine {
+            read,
+            write: Mutex::new(WriteConn {
+                conn: write,
+                open: false,
+            }),
+            checkpointer,
+        }
+    }
+
+    async fn write_conn(&self) -> Result<MutexGuard<'_, WriteConn>, DbError> {
+        let mut guard = self.write.lock().await;
+        if guard.open {
+            // A transaction dropped without a commit (or a BEGIN that failed half-way).
+            if let Err(e) = guard.conn.execute("ROLLBACK").await {
+                tracing::debug!(error = %e, "SQLite rollback of an abandoned transaction failed");
+            }
+            guard.open = false;
+        }
+        Ok(guard)
+    }
+}
+
+/// Classifies an SQLite error (SQLite names no constraint: a unique violation is "already exists").
+pub(crate) fn db_error(e: sqlx::Error) -> DbError {
+    let kind = match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            DbErrorKind::Unique { constraint: None }
+        }
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => DbErrorKind::ForeignKey,
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::Decode(_) => DbErrorKind::Decode,
+        _ => DbErrorKind::Other,
+    };
+    let message = e.to_string();
+    DbError::new(kind, message, e)
+}
+
+fn query(sql: Sql<'_>) -> Query<'static, Sqlite, SqliteArguments> {
+    let (text, args) = sql.into_parts();
+    let mut query = match text {
+        Cow::Borrowed(text) => sqlx::query(text),
+        Cow::Owned(text) => sqlx::query(AssertSqlSafe(text)),
+    };
+    for arg in args {
+        query = match arg {
+            Arg::Int(v) => query.bind(v),
+            Arg::Bool(v) => query.bind(v),
+            Arg::Text(Some(Cow::Borrowed(v))) => query.bind(v),
+            Arg::Text(v) => query.bind(v.map(Cow::into_owned)),
+            Arg::Bytes(Some(Cow::Borrowed(v))) => query.bind(v),
+            Arg::Bytes(v) => query.bind(v.map(Cow::into_owned)),
+        };
+    }
+    query
+}
+
+/// A result row.
+pub struct SqliteRecord(SqliteRow);
+
+fn column<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
+    row: &'r SqliteRow,
+    col: ColumnRef<'_>,
+) -> Result<T> {
+    let got = match col {
+        ColumnRef::Name(name) => row.try_get(name),
+        ColumnRef::Index(i) => row.try_get(i),
+    };
+    got.map_err(|e| Error::Internal(format!("reading column {col}: {e}")))
+}
+
+impl Row for SqliteRecord {
+    fn opt_int(&self, col: ColumnRef<'_>) -> Result<Option<i64>> {
+        column(&self.0, col)
+    }
+    fn opt_text(&self, col: ColumnRef<'_>) -> Result<Option<String>> {
+        column(&self.0, col)
+    }
+    fn opt_bool(&self, col: ColumnRef<'_>) -> Result<Option<bool>> {
+        column(&self.0, col)
+    }
+    fn opt_bytes(&self, col: ColumnRef<'_>) -> Result<Option<Vec<u8>>> {
+        column(&self.0, col)
+    }
+}
+
+/// Runs statements on any SQLite connection.
+macro_rules! sqlite_conn {
+    ($ty:ty, |$self:ident| $conn:expr) => {
+        impl Conn for $ty {
+            type Row = SqliteRecord;
+            async fn execute(&mut $self, sql: Sql<'_>) -> Result<u64, DbError> {
+                let done = query(sql).execute($conn).await.map_err(db_error)?;
+                Ok(done.rows_affected())
+            }
+            async fn fetch_all(&mut $self, sql: Sql<'_>) -> Result<Vec<SqliteRecord>, DbError> {
+                let rows = query(sql).fetch_all($conn).await.map_err(db_error)?;
+                Ok(rows.into_iter().map(SqliteRecord).collect())
+            }
+            async fn fetch_optional(
+                &mut $self,
+                sql: Sql<'_>,
+            ) -> Result<Option<SqliteRecord>, DbError> {
+                let row = query(sql).fetch_optional($conn).await.map_err(db_error)?;
+                Ok(row.map(SqliteRecord))
+            }
+        }
+    };
+}
+
+/// A read connection from the pool.
+pub struct SqliteRead(PoolConnection<Sqlite>);
+sqlite_conn!(SqliteRead, |self| &mut *self.0);
+
+/// The write connection, for one statement committed on its own.
+pub struct SqliteWriter<'e>(MutexGuard<'e, WriteConn>);
+sqlite_conn!(SqliteWriter<'_>, |self| &mut self.0.conn);
+
+/// A `BEGIN IMMEDIATE` transaction on the write connection.
+pub struct SqliteTx<'e>(MutexGuard<'e, WriteConn>);
+sqlite_conn!(SqliteTx<'_>, |self| &mut self.0.conn);
+
+impl Tx for SqliteTx<'_> {
+    async fn commit(mut self) -> Result<(), DbError> {
+        self.0.conn.execute("COMMIT").await.map_err(db_error)?;
+        self.0.open = false;
+        Ok(())
+    }
+}
+
+impl Engine for SqliteEngine {
+    type Row = SqliteRecord;
+    type Read<'e> = SqliteRead;
+    type Tx<'e> = SqliteTx<'e>;
+    type Writer<'e> = SqliteWriter<'e>;
+
+    const DIALECT: Dialect = Dialect::Sqlite;
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn read(&self) -> Result<SqliteRead, DbError> {
+        Ok(SqliteRead(self.read.acquire().await.map_err(db_error)?))
+    }
+
+    async fn begin(&self) -> Result<SqliteTx<'_>, DbError> {
+        let mut guard = self.write_conn().await?;
+        // Marked open first: if BEGIN fails half-way, the next user rolls back.
+        guard.open = true;
+        guard
+            .conn
+            .execute("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        Ok(SqliteTx(guard))
+    }
+
+    async fn writer(&self) -> Result<SqliteWriter<'_>, DbError> {
+        Ok(SqliteWriter(self.write_conn().await?))
+    }
+}
