@@ -11,9 +11,19 @@ pub mod error;
 pub mod query;
 pub mod rows;
 
+mod locks;
 mod pending;
+mod states;
+mod tokens;
+mod versions;
 mod webhooks;
+mod workspaces;
 
+use async_trait::async_trait;
+
+use statehouse_core::Result;
+use statehouse_core::clock::Timestamp;
+use statehouse_core::store::Store;
 use statehouse_core::store::seal::JournalHead;
 
 pub use engine::{Conn, Dialect, Engine, Row, Tx};
@@ -42,5 +52,37 @@ impl<E: Engine> SqlStore<E> {
 
     fn dialect(&self) -> Dialect {
         E::DIALECT
+    }
+
+    /// ` FOR UPDATE` on PostgreSQL, where rows a transaction decides on must be locked;
+    /// nothing on SQLite, whose write transaction already excludes every other writer.
+    fn for_update(&self) -> &'static str {
+        self.dialect().pick("", " FOR UPDATE")
+    }
+
+    /// Bytewise text order for an `ORDER BY` term: SQLite's default, `COLLATE "C"` on PostgreSQL.
+    fn bytewise(&self) -> &'static str {
+        self.dialect().pick("", " COLLATE \"C\"")
+    }
+}
+
+#[async_trait]
+impl<E: Engine> Store for SqlStore<E> {
+    fn kind(&self) -> &'static str {
+        self.engine.kind()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sql("SELECT 1").execute(&mut self.engine.read().await?).await?;
+        Ok(())
+    }
+
+    async fn claim_flag(&self, name: &str, at: Timestamp) -> Result<bool> {
+        let done = sql("INSERT INTO instance_flags (name, set_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(name)
+            .bind(at)
+            .execute(&mut self.engine.writer().await?)
+            .await?;
+        Ok(done == 1)
     }
 }

@@ -1,0 +1,92 @@
+//! API tokens (their secrets are stored hashed).
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+
+use statehouse_core::access::{Role, Token};
+use statehouse_core::clock::Timestamp;
+use statehouse_core::model::NewToken;
+use statehouse_core::store::tokens::TokenStore;
+use statehouse_core::{Error, Result};
+
+use crate::engine::{Engine, Row};
+use crate::query::{Sql, sql};
+use crate::SqlStore;
+
+fn token_from(row: &impl Row) -> Result<Token> {
+    let role: String = row.get("role")?;
+    Ok(Token {
+        id: row.get("id")?,
+        name: row.get("name")?,
+        user_id: row.get("user_id")?,
+        workspace_id: row.get("workspace_id")?,
+        role: Role::from_str(&role)
+            .map_err(|_| Error::Internal(format!("stored role {role:?} is unknown")))?,
+        secret_hash: row.get("secret_hash")?,
+        created_at: row.get("created_at")?,
+        expires_at: row.get("expires_at")?,
+        revoked_at: row.get("revoked_at")?,
+        last_used_at: row.get("last_used_at")?,
+    })
+}
+
+#[async_trait]
+impl<E: Engine> TokenStore for SqlStore<E> {
+    async fn create_token(&self, t: &NewToken) -> Result<Token> {
+        sql("INSERT INTO tokens (id, name, user_id, workspace_id, role, secret_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&t.user_id)
+        .bind(&t.workspace_id)
+        .bind(t.role.as_str())
+        .bind(&t.secret_hash)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&mut self.engine.writer().await?)
+        .await?;
+        Ok(Token {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            user_id: t.user_id.clone(),
+            workspace_id: t.workspace_id.clone(),
+            role: t.role,
+            secret_hash: t.secret_hash.clone(),
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            revoked_at: None,
+            last_used_at: None,
+        })
+    }
+
+    async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<Token>> {
+        let row = sql("SELECT * FROM tokens WHERE secret_hash = $1")
+            .bind(secret_hash)
+            .fetch_optional(&mut self.engine.read().await?)
+            .await?;
+        row.as_ref().map(token_from).transpose()
+    }
+
+    async fn list_tokens(&self, workspace_id: Option<&str>) -> Result<Vec<Token>> {
+        // Ids compare bytewise on both engines (SQLite's default; "C" on PostgreSQL).
+        let order = format!("ORDER BY created_at, id{}", self.bytewise());
+        let query = match workspace_id {
+            Some(ws) => {
+                Sql::built(format!("SELECT * FROM tokens WHERE workspace_id = $1 {order}")).bind(ws)
+            }
+            None => Sql::built(format!("SELECT * FROM tokens {order}")),
+        };
+        let rows = query.fetch_all(&mut self.engine.read().await?).await?;
+        rows.iter().map(token_from).collect()
+    }
+
+    async fn revoke_token(&self, token_id: &str, at: Timestamp) -> Result<bool> {
+        let done = sql("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(at)
+            .bind(token_id)
+            .execute(&mut self.engine.writer().await?)
+            .await?;
+        Ok(done == 1)
+    }
+}
