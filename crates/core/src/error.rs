@@ -37,7 +37,7 @@ pub enum Error {
     Config(String),
     /// The database failed or is unreachable (503 when unreachable, else 500).
     #[error("store error: {0}")]
-    Store(String),
+    Store(#[source] StoreError),
     /// 503: something outside statehouse it was asked to use (a database to back up, a
     /// storage target) could not be reached, did not answer in time or failed; the message
     /// says which and why, and is shown to the caller.
@@ -49,3 +49,42 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A store failure: one line for the caller (naming the database, never a password), and the
+/// database driver's own error as its source, for logs.
+#[derive(Debug, Error)]
+#[error("{message}")]
+pub struct StoreError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl StoreError {
+    pub fn new(message: impl Into<String>) -> Self {
+        StoreError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same failure, with what caused it.
+    pub fn caused_by(
+        mut self,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        self.source = source;
+        self
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl Error {
+    /// A store failure without an underlying cause.
+    pub fn store(message: impl Into<String>) -> Self {
+        Error::Store(StoreError::new(message))
+    }
+}

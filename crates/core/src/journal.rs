@@ -238,7 +238,7 @@ async fn retry_apart(
     events: &broadcast::Sender<Event>,
 ) -> Vec<Result<Option<Event>>> {
     let failed = |e: &Error| {
-        Err(Error::Store(format!(
+        Err(Error::store(format!(
             "the audit log could not record this operation: {e}"
         )))
     };

@@ -25,4 +25,4 @@ pub mod tfstate;
 pub mod webhooks;
 pub mod workspaces;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, StoreError};

@@ -9,11 +9,12 @@ use sha2::{Digest, Sha256};
 
 use crate::access::{Principal, Role};
 use crate::service::Services;
+use crate::statefile::{self, StateMeta};
 use crate::store::search::{
     FieldMatch, MatchMode, NotIndexedReason, ResourceHit, ResourceSearch, SearchField,
     SearchPosition, UnindexedState, VersionResources,
 };
-use crate::tfstate::{self, MAX_INDEXED_TEXT};
+use crate::tfstate::{self, IndexedResource, MAX_INDEXED_TEXT};
 use crate::{Error, Result};
 
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -71,13 +72,45 @@ pub struct NotIndexedStates {
     pub states: Vec<UnindexedState>,
 }
 
+/// A body's facts ([`statefile::inspect`]) and what it puts in the index, from one parse of
+/// the body when it is a readable state (the common case). A body that only `inspect` accepts
+/// is stored all the same, not indexed.
+pub(crate) fn read_for_write(body: &[u8]) -> crate::Result<(StateMeta, VersionResources)> {
+    // Only a JSON object is a state (serde would read an array into the struct too).
+    let object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let Some(state) = object.then(|| tfstate::parse_any(body).ok()).flatten() else {
+        let meta = statefile::inspect(body)?;
+        let resources = resources_of(body, meta.client_encrypted);
+        return Ok((meta, resources));
+    };
+    let meta = statefile::meta_of(
+        state.version,
+        state.serial,
+        state.lineage.as_deref().map(str::to_owned),
+        state.terraform_version.as_deref().map(str::to_owned),
+        state.is_client_encrypted(),
+    )?;
+    if meta.client_encrypted {
+        return Ok((
+            meta,
+            VersionResources::NotIndexed(NotIndexedReason::ClientEncrypted),
+        ));
+    }
+    let resources = indexed(tfstate::index_entries_of(&state));
+    Ok((meta, resources))
+}
+
 /// What a new version puts in the index. A body whose resources cannot be read is stored all
 /// the same (nothing is lost) and reported as not indexed.
 pub(crate) fn resources_of(body: &[u8], client_encrypted: bool) -> VersionResources {
     if client_encrypted {
         return VersionResources::NotIndexed(NotIndexedReason::ClientEncrypted);
     }
-    match tfstate::index_entries(body) {
+    indexed(tfstate::index_entries(body))
+}
+
+fn indexed(entries: crate::Result<Option<Vec<IndexedResource>>>) -> VersionResources {
+    match entries {
         Ok(Some(resources)) => VersionResources::Indexed(resources),
         Ok(None) => VersionResources::NotIndexed(NotIndexedReason::ClientEncrypted),
         Err(e) => {
@@ -271,6 +304,35 @@ impl Services {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    /// One parse gives what `inspect` and a second parse for the index gave, for every kind
+    /// of body a write may carry.
+    #[test]
+    fn one_parse_reads_what_two_did() {
+        let bodies: [&[u8]; 7] = [
+            br#"{"version":4,"serial":3,"lineage":"l-1","terraform_version":"1.0.3","outputs":{},
+                "resources":[{"mode":"managed","type":"null_resource","name":"a","provider":"p",
+                "instances":[{"attributes":{"id":"i-1"}}]}]}"#,
+            br#"{"version":4,"serial":1,"lineage":"l","resources":[{"mode":"managed"}]}"#,
+            br#"{"serial":2,"lineage":"l","meta":{},"encrypted_data":"x","encryption_version":"v0"}"#,
+            br#"{"version":3,"serial":1,"lineage":"l","modules":[]}"#,
+            br#"{"version":4,"lineage":"l"}"#,
+            br#"[1,2]"#,
+            b"\xff",
+        ];
+        for body in bodies {
+            let two = statefile::inspect(body).map(|meta| {
+                let resources = resources_of(body, meta.client_encrypted);
+                (meta, resources)
+            });
+            let one = read_for_write(body);
+            match (one, two) {
+                (Ok(one), Ok(two)) => assert_eq!(one, two, "{}", String::from_utf8_lossy(body)),
+                (Err(one), Err(two)) => assert_eq!(one.to_string(), two.to_string()),
+                (one, two) => panic!("{}: {one:?} vs {two:?}", String::from_utf8_lossy(body)),
+            }
+        }
+    }
 
     #[test]
     fn queries_are_validated() {

@@ -628,7 +628,8 @@ impl Services {
                 "Content-MD5 does not match the body: it was damaged in transit; nothing was stored".into(),
             ));
         }
-        let meta = statefile::inspect(&body)?;
+        // One parse: the state's facts and its resources for the index.
+        let (meta, resources) = search::read_for_write(&body)?;
         let md5 = hex::encode(digest);
         let journal = |outcome: &WriteOutcome| {
             self.write_entries(audit, &workspace, name.as_str(), who, lock_id, outcome)
@@ -662,7 +663,6 @@ impl Services {
                 return Ok(outcome);
             }
         }
-        let resources = search::resources_of(&body, meta.client_encrypted);
         let version_id = new_id();
         let sealed = self
             .cipher

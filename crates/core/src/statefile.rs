@@ -44,12 +44,29 @@ pub fn inspect(body: &[u8]) -> Result<StateMeta, Error> {
     let probe: Probe = serde_json::from_str(text)
         .map_err(|e| Error::BadRequest(format!("state body is not valid JSON: {e}")))?;
     let client_encrypted = probe.encrypted_data.is_some() && probe.encryption_version.is_some();
-    if probe.version.is_none() && !client_encrypted {
+    meta_of(
+        probe.version,
+        probe.serial,
+        probe.lineage,
+        probe.terraform_version,
+        client_encrypted,
+    )
+}
+
+/// The checks [`inspect`] makes, on fields already read (by it, or by a full parse).
+pub(crate) fn meta_of(
+    version: Option<u64>,
+    serial: Option<i64>,
+    lineage: Option<String>,
+    terraform_version: Option<String>,
+    client_encrypted: bool,
+) -> Result<StateMeta, Error> {
+    if version.is_none() && !client_encrypted {
         return Err(Error::BadRequest(
             "JSON is not a Terraform state: no \"version\" field (nor an OpenTofu encrypted envelope)".into(),
         ));
     }
-    let serial = probe.serial.ok_or_else(|| {
+    let serial = serial.ok_or_else(|| {
         Error::BadRequest("JSON is not a Terraform state: no integer \"serial\" field".into())
     })?;
     if serial < 0 {
@@ -57,19 +74,19 @@ pub fn inspect(body: &[u8]) -> Result<StateMeta, Error> {
             "state \"serial\" must not be negative".into(),
         ));
     }
-    let lineage = probe.lineage.filter(|l| !l.is_empty()).ok_or_else(|| {
+    let lineage = lineage.filter(|l| !l.is_empty()).ok_or_else(|| {
         Error::BadRequest("JSON is not a Terraform state: no \"lineage\" string".into())
     })?;
     // Both are stored in columns and shown in listings; real ones are a UUID and a version
     // number. (The body itself is stored as sent, whatever its strings hold.)
     refuse_control("state \"lineage\"", &lineage)?;
-    if let Some(version) = &probe.terraform_version {
+    if let Some(version) = &terraform_version {
         refuse_control("state \"terraform_version\"", version)?;
     }
     Ok(StateMeta {
         serial,
         lineage,
-        terraform_version: probe.terraform_version,
+        terraform_version,
         client_encrypted,
     })
 }

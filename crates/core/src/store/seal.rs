@@ -104,7 +104,7 @@ impl Beyond {
             (None, Some(seq)) => ("event", seq, format!("event {}", self.last_event_seq)),
             (None, None) => return None,
         };
-        Some(Error::Store(format!(
+        Some(Error::store(format!(
             "{what} {seq} already exists beyond the chain head ({head}): it was inserted into the \
              database, and no audit entry or event can be sealed until it is removed; \
              `statehouse audit verify` reports it — investigate, then delete that row or restore \

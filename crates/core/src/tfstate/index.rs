@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::address::{IndexKey, Mode};
 use super::diff::entries;
-use super::raw::{check_format_version, parse_any};
+use super::raw::{RawState, check_format_version, parse_any};
 use crate::Error;
 
 /// Longest text indexed for one field, in bytes. Longer module paths are indexed by their
@@ -149,13 +149,19 @@ impl Identifier<'_> {
 /// OpenTofu client-side encrypted state. Other formats than version 4, and resources whose
 /// type, name, module or provider hold U+0000, are a `BadRequest`.
 pub fn index_entries(body: &[u8]) -> Result<Option<Vec<IndexedResource>>, Error> {
-    let state = parse_any(body)?;
+    index_entries_of(&parse_any(body)?)
+}
+
+/// [`index_entries`] of a state already parsed.
+pub(crate) fn index_entries_of(
+    state: &RawState<'_>,
+) -> Result<Option<Vec<IndexedResource>>, Error> {
     if state.is_client_encrypted() {
         return Ok(None);
     }
     check_format_version(state.version)?;
     let mut out = Vec::new();
-    for entry in entries(&state) {
+    for entry in entries(state) {
         if entry.instance.deposed.is_some() {
             continue;
         }

@@ -17,6 +17,7 @@ pub use diff::{
     AttributeChange, InstanceChange, InstanceRef, OutputChange, OutputsDiff, StateDiff,
     StateHeader, StatusChange, diff,
 };
+pub(crate) use index::index_entries_of;
 pub use index::{
     IdentifyingAttributes, IndexedResource, MAX_INDEXED_TEXT, index_entries, truncated,
 };
@@ -24,4 +25,5 @@ pub use nesting::TOO_DEEP;
 pub use outputs::{Output, outputs};
 pub use path::SENSITIVE_MASK;
 pub use raw::SUPPORTED_FORMAT_VERSION;
+pub(crate) use raw::parse_any;
 pub use serial::with_serial;
