@@ -693,7 +693,7 @@ pub async fn run(kind: &StoreKind, plan: &Plan) -> Result<StoreResult> {
     let (store, raw, writers): (Arc<dyn Store>, Raw, usize) = match kind {
         StoreKind::Sqlite => {
             let path = dir.path().join("search.sqlite");
-            let store = SqliteStore::open(&path).await?;
+            let store = statehouse_store_sqlite::open(&path).await?;
             let raw = sqlx::sqlite::SqlitePoolOptions::new()
                 .max_connections(1)
                 .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
@@ -702,7 +702,7 @@ pub async fn run(kind: &StoreKind, plan: &Plan) -> Result<StoreResult> {
         }
         StoreKind::Postgres(url) => {
             let name = pg::unique_name("bench_search");
-            let store = PgStore::connect(&PgSettings {
+            let store = statehouse_store_postgres::connect(&PgSettings {
                 url: url.clone(),
                 schema: Some(name.clone()),
                 ..PgSettings::default()
@@ -710,7 +710,7 @@ pub async fn run(kind: &StoreKind, plan: &Plan) -> Result<StoreResult> {
             .await
             .map_err(|e| anyhow!("{e}"))?;
             schema = Some((url.clone(), name));
-            let pool = store.pool().clone();
+            let pool = store.engine().pool().clone();
             (Arc::new(store), Raw::Postgres(pool), 4)
         }
     };

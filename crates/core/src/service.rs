@@ -56,7 +56,9 @@ pub struct BackendRead {
 /// Everything the services need, cheap to clone.
 #[derive(Clone)]
 pub struct Services {
-    pub store: Arc<dyn Store>,
+    /// Private: the other crates reach storage only through the services (authorized and
+    /// audited), and the backup crate through [`Services::backup_store`].
+    pub(crate) store: Arc<dyn Store>,
     pub cipher: Arc<Cipher>,
     pub clock: Arc<dyn Clock>,
     pub(crate) workspaces: Arc<TtlCache<Workspace>>,
@@ -105,6 +107,22 @@ pub fn md5_hex(body: &[u8]) -> String {
 }
 
 impl Services {
+    /// Backup persistence, for the backup crate's services (which authorize and audit through
+    /// these services).
+    pub fn backup_store(&self) -> &dyn crate::store::backups::BackupStore {
+        self.store.as_ref()
+    }
+
+    /// Which store this is (`sqlite` or `postgres`), for logs.
+    pub fn store_kind(&self) -> &'static str {
+        self.store.kind()
+    }
+
+    /// A cheap round trip to the store (readiness).
+    pub async fn ping_store(&self) -> Result<()> {
+        self.store.ping().await
+    }
+
     pub fn new(store: Arc<dyn Store>, cipher: Arc<Cipher>, clock: Arc<dyn Clock>) -> Self {
         Services {
             journal: Arc::new(Journal::new(store.clone())),

@@ -72,6 +72,16 @@ impl Services {
             .collect())
     }
 
+    /// A workspace's name by id, for text the system writes itself (events, notifications):
+    /// no principal is involved. `None` when there is no such workspace.
+    pub async fn workspace_name(&self, workspace_id: &str) -> Result<Option<String>> {
+        let all = self.store.list_workspaces().await?;
+        Ok(all
+            .into_iter()
+            .find(|w| w.id == workspace_id)
+            .map(|w| w.name))
+    }
+
     /// One workspace and the principal's role in it (any role).
     pub async fn workspace_for(&self, who: &Principal, ws: &str) -> Result<(Workspace, Role)> {
         self.authorize(who, ws, Role::Outputs, "seeing a workspace")

@@ -33,9 +33,9 @@ pub async fn healthz() -> &'static str {
         (status = 503, description = "the database does not answer", body = String,
             content_type = "text/plain")))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, String) {
-    let ping = tokio::time::timeout(READY_TIMEOUT, state.services.store.ping()).await;
+    let ping = tokio::time::timeout(READY_TIMEOUT, state.services.ping_store()).await;
     match ping.unwrap_or_else(|_| {
-        Err(statehouse_core::Error::Store(format!(
+        Err(statehouse_core::Error::store(format!(
             "no answer from the database within {}s",
             READY_TIMEOUT.as_secs()
         )))

@@ -94,7 +94,6 @@ async fn rotate(config: &Config) -> Result<()> {
     // The store knows the new key before any server meets it in the file: they verify it
     // against this record before sealing anything with it.
     services
-        .store
         .record_key_check(&KeyCheck {
             key_id: new.id().to_owned(),
             check_value: new.check_value()?,

@@ -49,13 +49,13 @@ pub async fn open_store(config: &Config, access: Access) -> Result<Arc<dyn Store
             create_private_dir(&config.data_dir)?;
             let path = config.sqlite_path();
             Arc::new(
-                SqliteStore::open(&path)
+                statehouse_store_sqlite::open(&path)
                     .await
                     .with_context(|| format!("opening SQLite database {}", path.display()))?,
             )
         }
         Some(url) if url.starts_with("sqlite:") => Arc::new(
-            SqliteStore::open_url(url)
+            statehouse_store_sqlite::open_url(url)
                 .await
                 .with_context(|| format!("opening SQLite database {url}"))?,
         ),
@@ -74,7 +74,7 @@ pub async fn open_store(config: &Config, access: Access) -> Result<Arc<dyn Store
                 schema: pg.schema.clone(),
                 create_if_missing: create,
             };
-            match PgStore::connect(&settings).await {
+            match statehouse_store_postgres::connect(&settings).await {
                 Ok(store) => Arc::new(store),
                 Err(statehouse_core::Error::NotFound(what)) => bail!("{}", no_store(config, &what)),
                 Err(e) => {

@@ -40,7 +40,7 @@ pub async fn run(config: Config) -> Result<()> {
              set one with `statehouse user passwd admin` to log in"
         ));
     }
-    tracing::info!(store = services.store.kind(), %addr, "statehouse started");
+    tracing::info!(store = services.store_kind(), %addr, "statehouse started");
     say(format_args!("statehouse listening on http://{addr}"));
     let outbound = config.outbound_policy();
     let backups = BackupService::new(

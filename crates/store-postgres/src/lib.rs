@@ -284,7 +284,7 @@ pub async fn connect(settings: &PgSettings) -> Result<PgStore> {
         create_schema(&engine, schema).await?;
     }
     MIGRATOR.run(&engine.pool).await.map_err(|e| {
-        Error::Store(format!(
+        Error::store(format!(
             "PostgreSQL migration failed at {}: {e}",
             engine.target
         ))
@@ -322,7 +322,7 @@ async fn create_schema(engine: &PgEngine, schema: &str) -> Result<()> {
         {
             Ok(())
         }
-        Err(e) => Err(Error::Store(format!(
+        Err(e) => Err(Error::store(format!(
             "cannot create schema {schema:?} at {}: {e}",
             engine.target
         ))),
@@ -356,7 +356,7 @@ async fn connect_failure(
         }
         other => other.to_string(),
     };
-    Error::Store(format!("cannot connect to PostgreSQL at {target}: {cause}"))
+    Error::store(format!("cannot connect to PostgreSQL at {target}: {cause}"))
 }
 
 #[cfg(test)]

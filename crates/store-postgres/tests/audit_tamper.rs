@@ -14,7 +14,7 @@ struct Attacker(PgStore);
 impl RawSql for Attacker {
     async fn execute(&self, sql: &str) {
         sqlx::query(AssertSqlSafe(sql.to_owned()))
-            .execute(self.0.pool())
+            .execute(self.0.engine().pool())
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }

@@ -29,7 +29,7 @@ async fn tables_in(store: &PgStore, schema: &str) -> Vec<String> {
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
     )
     .bind(schema)
-    .fetch_all(store.pool())
+    .fetch_all(store.engine().pool())
     .await
     .unwrap()
 }
@@ -112,7 +112,7 @@ async fn concurrent_first_starts_migrate_once() {
     let starts: Vec<_> = (0..8)
         .map(|_| {
             let settings = settings.clone();
-            tokio::spawn(async move { PgStore::connect(&settings).await })
+            tokio::spawn(async move { statehouse_store_postgres::connect(&settings).await })
         })
         .collect();
     let mut stores = Vec::new();
@@ -125,7 +125,7 @@ async fn concurrent_first_starts_migrate_once() {
         );
     }
     let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(stores[0].pool())
+        .fetch_one(stores[0].engine().pool())
         .await
         .unwrap();
     let migrations = sqlx::migrate!("./migrations").iter().count() as i64;
@@ -147,7 +147,7 @@ async fn connections_get_timeouts_search_path_and_name() {
     // Several connections at once, so more than the first one is checked.
     let mut held = Vec::new();
     for _ in 0..3 {
-        held.push(store.pool().acquire().await.unwrap());
+        held.push(store.engine().pool().acquire().await.unwrap());
     }
     for conn in &mut held {
         let row: (String, String, String, String, String) = sqlx::query_as(
@@ -175,14 +175,14 @@ async fn connections_get_timeouts_search_path_and_name() {
 async fn statement_timeout_is_enforced() {
     let Some(url) = test_url() else { return };
     let schema = TestSchema::new(&url);
-    let store = PgStore::connect(&PgSettings {
+    let store = statehouse_store_postgres::connect(&PgSettings {
         statement_timeout: Some(Duration::from_millis(200)),
         ..schema.settings()
     })
     .await
     .unwrap();
     let slow = sqlx::query("SELECT pg_sleep(2)")
-        .execute(store.pool())
+        .execute(store.engine().pool())
         .await;
     let err = slow.expect_err("a 2 s statement must hit a 200 ms statement_timeout");
     assert!(err.to_string().contains("statement timeout"), "{err}");
@@ -196,7 +196,7 @@ async fn unreachable_server_error_names_host_port_not_password() {
         acquire_timeout: Duration::from_millis(500),
         ..PgSettings::default()
     };
-    let err = PgStore::connect(&settings)
+    let err = statehouse_store_postgres::connect(&settings)
         .await
         .err()
         .expect("nothing listens on port 1");
@@ -224,14 +224,17 @@ async fn bad_settings_are_config_errors() {
         ..PgSettings::default()
     };
     assert!(matches!(
-        PgStore::connect(&bad_schema).await,
+        statehouse_store_postgres::connect(&bad_schema).await,
         Err(Error::Config(_))
     ));
     let bad_url = PgSettings {
         url: "mysql://u:topsecret@h/db".into(),
         ..PgSettings::default()
     };
-    let err = PgStore::connect(&bad_url).await.err().unwrap();
+    let err = statehouse_store_postgres::connect(&bad_url)
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     assert!(!err.to_string().contains("topsecret"), "{err}");
     let bad_pool = PgSettings {
@@ -241,7 +244,7 @@ async fn bad_settings_are_config_errors() {
         ..PgSettings::default()
     };
     assert!(matches!(
-        PgStore::connect(&bad_pool).await,
+        statehouse_store_postgres::connect(&bad_pool).await,
         Err(Error::Config(_))
     ));
 }
@@ -253,7 +256,7 @@ async fn existing_schema_is_reused_and_names_sort_bytewise() {
     {
         let first = schema.open().await;
         first.create_workspace(&workspace("w1", "b")).await.unwrap();
-        first.close().await;
+        first.engine().close().await;
     }
     let again = schema.open().await;
     again.create_workspace(&workspace("w2", "B")).await.unwrap();
@@ -292,7 +295,7 @@ async fn every_table_with_wrapped_keys_is_a_sealed_kind() {
          WHERE table_schema = $1 AND column_name = 'wrapped_key' ORDER BY 1",
     )
     .bind(&schema.name)
-    .fetch_all(store.pool())
+    .fetch_all(store.engine().pool())
     .await
     .unwrap();
     let mut covered: Vec<String> = statehouse_core::sealed::SealedKind::ALL

@@ -3,7 +3,7 @@
 
 use std::error::Error as StdError;
 
-use statehouse_core::Error;
+use statehouse_core::{Error, StoreError};
 
 /// What kind of failure a database reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl From<DbError> for Error {
                 "a concurrent change got in the way; nothing was written, retry".into(),
             ),
             DbErrorKind::Decode => Error::Internal(e.message),
-            _ => Error::Store(e.message),
+            _ => Error::Store(StoreError::new(e.message).caused_by(e.source)),
         }
     }
 }

@@ -73,16 +73,19 @@ impl<E: Engine> Store for SqlStore<E> {
     }
 
     async fn ping(&self) -> Result<()> {
-        sql("SELECT 1").execute(&mut self.engine.read().await?).await?;
+        sql("SELECT 1")
+            .execute(&mut self.engine.read().await?)
+            .await?;
         Ok(())
     }
 
     async fn claim_flag(&self, name: &str, at: Timestamp) -> Result<bool> {
-        let done = sql("INSERT INTO instance_flags (name, set_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(name)
-            .bind(at)
-            .execute(&mut self.engine.writer().await?)
-            .await?;
+        let done =
+            sql("INSERT INTO instance_flags (name, set_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(name)
+                .bind(at)
+                .execute(&mut self.engine.writer().await?)
+                .await?;
         Ok(done == 1)
     }
 }

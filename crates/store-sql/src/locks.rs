@@ -9,18 +9,18 @@
 
 use async_trait::async_trait;
 
+use statehouse_core::Result;
 use statehouse_core::clock::Timestamp;
 use statehouse_core::model::{LockOutcome, LockRequest, StateRecord, UnlockOutcome, UnlockRequest};
 use statehouse_core::rules;
 use statehouse_core::store::locks::LockStore;
 use statehouse_core::store::pending::{JournalEntries, Journaling};
-use statehouse_core::Result;
 
+use crate::SqlStore;
 use crate::engine::{Dialect, Engine, Row, Tx};
 use crate::pending::insert_pending;
 use crate::query::{Sql, sql};
 use crate::states::state_by_id;
-use crate::SqlStore;
 
 const TAKE_FREE_LOCK: &str = "UPDATE states SET lock_id = $1, lock_info = $2, lock_token_id = $3, lock_holder = $4, locked_at = $5 \
      WHERE workspace_id = $6 AND name = $7 AND deleted_at IS NULL AND lock_id IS NULL";
@@ -142,7 +142,10 @@ impl<E: Engine> LockStore for SqlStore<E> {
             tx.commit().await?;
             return Ok(UnlockOutcome::Released);
         }
-        let Some(state) = self.live_state_for_update(&mut tx, workspace_id, name).await? else {
+        let Some(state) = self
+            .live_state_for_update(&mut tx, workspace_id, name)
+            .await?
+        else {
             let outcome = UnlockOutcome::NotLocked;
             insert_pending(&mut tx, &journal(&outcome)).await?;
             tx.commit().await?;

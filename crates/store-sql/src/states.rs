@@ -17,10 +17,10 @@ use statehouse_core::store::search::ResourceSearch;
 use statehouse_core::store::states::StateStore;
 use statehouse_core::{Error, Result};
 
+use crate::SqlStore;
 use crate::engine::{Conn, Dialect, Engine, Row, Tx};
 use crate::pending::insert_pending;
 use crate::query::{Sql, sql};
-use crate::SqlStore;
 
 const STATE_SELECT: &str = "SELECT s.id, s.workspace_id, s.name, s.created_at, s.updated_at, s.overwrite_until, \
     s.lock_id, s.lock_info, s.lock_token_id, s.lock_holder, s.locked_at, \
@@ -246,7 +246,10 @@ impl<E: Engine> StateStore for SqlStore<E> {
         journal: Journaling<'_, bool>,
     ) -> Result<bool> {
         let mut tx = self.engine.begin().await?;
-        let Some(state) = self.live_state_for_update(&mut tx, workspace_id, name).await? else {
+        let Some(state) = self
+            .live_state_for_update(&mut tx, workspace_id, name)
+            .await?
+        else {
             return Ok(false);
         };
         if let Some(lock) = state.lock {
@@ -323,12 +326,20 @@ impl<E: Engine> StateStore for SqlStore<E> {
             return Err(live_name_taken());
         }
         // A state created under that name meanwhile trips the live-name index: same answer.
-        sql("UPDATE states SET deleted_at = NULL, deleted_by = NULL, updated_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(state_id)
-            .execute(&mut tx)
-            .await
-            .map_err(|e| if e.is_unique() { live_name_taken() } else { e.into() })?;
+        sql(
+            "UPDATE states SET deleted_at = NULL, deleted_by = NULL, updated_at = $1 WHERE id = $2",
+        )
+        .bind(at)
+        .bind(state_id)
+        .execute(&mut tx)
+        .await
+        .map_err(|e| {
+            if e.is_unique() {
+                live_name_taken()
+            } else {
+                e.into()
+            }
+        })?;
         insert_pending(&mut tx, &journal(&true)).await?;
         tx.commit().await?;
         Ok(true)

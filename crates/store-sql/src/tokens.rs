@@ -10,9 +10,9 @@ use statehouse_core::model::NewToken;
 use statehouse_core::store::tokens::TokenStore;
 use statehouse_core::{Error, Result};
 
+use crate::SqlStore;
 use crate::engine::{Engine, Row};
 use crate::query::{Sql, sql};
-use crate::SqlStore;
 
 fn token_from(row: &impl Row) -> Result<Token> {
     let role: String = row.get("role")?;
@@ -72,9 +72,10 @@ impl<E: Engine> TokenStore for SqlStore<E> {
         // Ids compare bytewise on both engines (SQLite's default; "C" on PostgreSQL).
         let order = format!("ORDER BY created_at, id{}", self.bytewise());
         let query = match workspace_id {
-            Some(ws) => {
-                Sql::built(format!("SELECT * FROM tokens WHERE workspace_id = $1 {order}")).bind(ws)
-            }
+            Some(ws) => Sql::built(format!(
+                "SELECT * FROM tokens WHERE workspace_id = $1 {order}"
+            ))
+            .bind(ws),
             None => Sql::built(format!("SELECT * FROM tokens {order}")),
         };
         let rows = query.fetch_all(&mut self.engine.read().await?).await?;

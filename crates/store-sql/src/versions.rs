@@ -10,11 +10,11 @@ use statehouse_core::store::pending::Journaling;
 use statehouse_core::store::versions::VersionStore;
 use statehouse_core::{Error, Result};
 
+use crate::SqlStore;
 use crate::engine::{Engine, Row, Tx};
 use crate::pending::insert_pending;
 use crate::query::{Sql, sql};
 use crate::states::version_from;
-use crate::SqlStore;
 
 /// A version with its sealed body.
 const VERSION_WITH_BODY: &str = "SELECT id AS v_id, state_id, version_no, serial, lineage, md5, size, \
@@ -104,12 +104,13 @@ impl<E: Engine> VersionStore for SqlStore<E> {
         journal: Journaling<'_, bool>,
     ) -> Result<bool> {
         let mut tx = self.engine.begin().await?;
-        let done = sql("UPDATE state_versions SET kept = $1 WHERE state_id = $2 AND version_no = $3")
-            .bind(kept)
-            .bind(state_id)
-            .bind(version_no)
-            .execute(&mut tx)
-            .await?;
+        let done =
+            sql("UPDATE state_versions SET kept = $1 WHERE state_id = $2 AND version_no = $3")
+                .bind(kept)
+                .bind(state_id)
+                .bind(version_no)
+                .execute(&mut tx)
+                .await?;
         let found = done == 1;
         insert_pending(&mut tx, &journal(&found)).await?;
         tx.commit().await?;
@@ -155,7 +156,10 @@ impl<E: Engine> VersionStore for SqlStore<E> {
         journal: Journaling<'_, WriteOutcome>,
     ) -> Result<WriteOutcome> {
         let mut tx = self.engine.begin().await?;
-        let state = match self.live_state_for_update(&mut tx, workspace_id, name).await? {
+        let state = match self
+            .live_state_for_update(&mut tx, workspace_id, name)
+            .await?
+        {
             Some(s) if s.id == w.state_id => s,
             _ => {
                 return Err(Error::Conflict(
@@ -200,12 +204,11 @@ impl<E: Engine> VersionStore for SqlStore<E> {
         };
         let resource_count = w.resources.count();
         // Safe without a sequence: every writer of this state holds its row for update.
-        let version_no: i64 = sql(
-            "SELECT COALESCE(MAX(version_no), 0) + 1 FROM state_versions WHERE state_id = $1",
-        )
-        .bind(&state.id)
-        .scalar(&mut tx)
-        .await?;
+        let version_no: i64 =
+            sql("SELECT COALESCE(MAX(version_no), 0) + 1 FROM state_versions WHERE state_id = $1")
+                .bind(&state.id)
+                .scalar(&mut tx)
+                .await?;
         sql("INSERT INTO state_versions (id, state_id, version_no, serial, lineage, md5, size, created_at, created_by, \
              client_version, forced, client_encrypted, resource_count, key_id, wrapped_key, body) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)")
@@ -228,16 +231,25 @@ impl<E: Engine> VersionStore for SqlStore<E> {
         .bind(w.sealed.ciphertext)
         .execute(&mut tx)
         .await?;
-        sql("UPDATE states SET current_version_id = $1, updated_at = $2, \
-             overwrite_until = CASE WHEN $3 THEN NULL ELSE overwrite_until END WHERE id = $4")
+        sql(
+            "UPDATE states SET current_version_id = $1, updated_at = $2, \
+             overwrite_until = CASE WHEN $3 THEN NULL ELSE overwrite_until END WHERE id = $4",
+        )
         .bind(&w.version_id)
         .bind(w.at)
         .bind(consumes_override)
         .bind(&state.id)
         .execute(&mut tx)
         .await?;
-        crate::search::replace_index(&mut tx, self.dialect(), &state.id, version_no, w.at, w.resources)
-            .await?;
+        crate::search::replace_index(
+            &mut tx,
+            self.dialect(),
+            &state.id,
+            version_no,
+            w.at,
+            w.resources,
+        )
+        .await?;
         let outcome = WriteOutcome::Created(VersionMeta {
             id: w.version_id.clone(),
             state_id: state.id,

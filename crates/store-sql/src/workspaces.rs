@@ -6,10 +6,10 @@ use statehouse_core::model::{Workspace, WorkspaceSettings};
 use statehouse_core::store::workspaces::WorkspaceStore;
 use statehouse_core::{Error, Result};
 
+use crate::SqlStore;
 use crate::engine::{Engine, Row, Tx};
 use crate::error::DbError;
 use crate::query::{Sql, sql};
-use crate::SqlStore;
 
 fn workspace_from(row: &impl Row) -> Result<Workspace> {
     Ok(Workspace {
@@ -39,8 +39,10 @@ fn name_taken(name: &str) -> impl FnOnce(DbError) -> Error + '_ {
 #[async_trait]
 impl<E: Engine> WorkspaceStore for SqlStore<E> {
     async fn create_workspace(&self, ws: &Workspace) -> Result<()> {
-        sql("INSERT INTO workspaces (id, name, serial_protection, created_at, keep_versions, \
-             keep_versions_for_ms, stale_lock_after_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        sql(
+            "INSERT INTO workspaces (id, name, serial_protection, created_at, keep_versions, \
+             keep_versions_for_ms, stale_lock_after_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
         .bind(&ws.id)
         .bind(&ws.name)
         .bind(ws.serial_protection)

@@ -13,11 +13,10 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
-    SqliteSynchronous,
-};
 use sqlx::ConnectOptions;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use statehouse_core::{Error, Result};
 use statehouse_store_sql::SqlStore;
@@ -30,7 +29,7 @@ pub type SqliteStore = SqlStore<SqliteEngine>;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn open_err(e: sqlx::Error) -> Error {
-    Error::Store(format!("cannot open SQLite database: {e}"))
+    Error::store(format!("cannot open SQLite database: {e}"))
 }
 
 /// Opens (creating if missing, mode 0600) the database file and applies migrations.
@@ -107,7 +106,7 @@ fn create_private_file(path: &Path) -> Result<()> {
     match options.open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::Store(format!(
+        Err(e) => Err(Error::store(format!(
             "cannot create SQLite database {}: {e}",
             path.display()
         ))),
@@ -129,6 +128,6 @@ async fn open_writer(options: &SqliteConnectOptions) -> Result<SqliteConnection>
     sqlx::migrate!("./migrations")
         .run_direct(None, &mut write, false)
         .await
-        .map_err(|e| Error::Store(format!("SQLite migration failed: {e}")))?;
+        .map_err(|e| Error::store(format!("SQLite migration failed: {e}")))?;
     Ok(write)
 }

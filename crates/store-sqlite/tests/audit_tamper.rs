@@ -19,7 +19,9 @@ struct TempDb {
 async fn fresh() -> (Arc<dyn Store>, TempDb) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("statehouse.sqlite");
-    let store = SqliteStore::open(&path).await.expect("open SQLite store");
+    let store = statehouse_store_sqlite::open(&path)
+        .await
+        .expect("open SQLite store");
     (Arc::new(store), TempDb { _dir: dir, path })
 }
 

@@ -42,7 +42,7 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 async fn background_checkpointer_copies_and_then_truncates_the_wal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("statehouse.sqlite");
-    let store = SqliteStore::open(&path).await.unwrap();
+    let store = statehouse_store_sqlite::open(&path).await.unwrap();
     let ws = Workspace {
         id: new_id(),
         name: "ws".into(),
@@ -128,7 +128,7 @@ async fn checkpointer_task_ends_when_the_store_is_dropped() {
     let path = dir.path().join("statehouse.sqlite");
     let metrics = tokio::runtime::Handle::current().metrics();
     let before = metrics.num_alive_tasks();
-    let store = SqliteStore::open(&path).await.unwrap();
+    let store = statehouse_store_sqlite::open(&path).await.unwrap();
     let with_store = metrics.num_alive_tasks();
     assert!(with_store > before, "the store runs a background task");
     drop(store);

@@ -36,7 +36,7 @@ async fn write_something(store: &SqliteStore) {
 async fn new_database_files_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("statehouse.db");
-    let store = SqliteStore::open(&path).await.unwrap();
+    let store = statehouse_store_sqlite::open(&path).await.unwrap();
     write_something(&store).await;
     for file in ["statehouse.db", "statehouse.db-wal", "statehouse.db-shm"] {
         assert_eq!(mode(&dir.path().join(file)), 0o600, "{file}");
@@ -44,7 +44,7 @@ async fn new_database_files_are_private() {
 
     // The same through a `sqlite:` URL.
     let path = dir.path().join("other.db");
-    let store = SqliteStore::open_url(&format!("sqlite://{}", path.display()))
+    let store = statehouse_store_sqlite::open_url(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
     write_something(&store).await;

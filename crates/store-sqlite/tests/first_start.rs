@@ -12,7 +12,7 @@ async fn concurrent_first_opens_all_succeed() {
         let opens: Vec<_> = (0..4)
             .map(|_| {
                 let path = path.clone();
-                tokio::spawn(async move { SqliteStore::open(&path).await })
+                tokio::spawn(async move { statehouse_store_sqlite::open(&path).await })
             })
             .collect();
         for open in opens {

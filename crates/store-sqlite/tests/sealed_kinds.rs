@@ -11,7 +11,7 @@ use statehouse_store_sqlite::SqliteStore;
 async fn every_table_with_wrapped_keys_is_a_sealed_kind() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("statehouse.db");
-    drop(SqliteStore::open(&path).await.unwrap());
+    drop(statehouse_store_sqlite::open(&path).await.unwrap());
     let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();

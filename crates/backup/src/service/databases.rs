@@ -103,7 +103,7 @@ impl BackupService {
         workspace: &Workspace,
         key: &str,
     ) -> Result<DatabaseRecord> {
-        let store = &self.core.store;
+        let store = self.core.backup_store();
         if let Some(found) = store.database_by_name(&workspace.id, key).await? {
             return Ok(found);
         }
@@ -127,14 +127,14 @@ impl BackupService {
         let settings = DatabaseSettings::from_json(&db.settings)?;
         let target = self
             .core
-            .store
+            .backup_store()
             .target(&db.workspace_id, &db.target_id)
             .await?
             .map(|t| t.name)
             .unwrap_or_else(|| db.target_id.clone());
         let next_backup_at = if db.enabled && settings.schedule.is_some() {
             self.core
-                .store
+                .backup_store()
                 .job_next_run(&backup_job(&db.id))
                 .await?
                 .map(|t| t.to_rfc3339())
@@ -167,7 +167,7 @@ impl BackupService {
         settings: &DatabaseSettings,
         rescheduled: bool,
     ) -> Result<()> {
-        let store = &self.core.store;
+        let store = self.core.backup_store();
         let now = self.core.now();
         let plans = [
             (backup_job(&db.id), settings.schedule.as_ref()),
@@ -239,7 +239,7 @@ impl BackupService {
                 updated_at: now,
                 health: Default::default(),
             };
-            self.core.store.create_database(&db).await?;
+            self.core.backup_store().create_database(&db).await?;
             self.sync_jobs(&db, &spec.settings, true).await?;
             self.view_database(&db).await
         }
@@ -255,7 +255,12 @@ impl BackupService {
             .authorize(who, ws, Role::Viewer, "listing databases")
             .await?;
         let mut out = Vec::new();
-        for db in self.core.store.list_databases(&workspace.id).await? {
+        for db in self
+            .core
+            .backup_store()
+            .list_databases(&workspace.id)
+            .await?
+        {
             out.push(self.view_database(&db).await?);
         }
         Ok(out)
@@ -329,7 +334,7 @@ impl BackupService {
                 db.enabled = enabled;
             }
             db.updated_at = self.core.now();
-            if !self.core.store.update_database(&db).await? {
+            if !self.core.backup_store().update_database(&db).await? {
                 return Err(not_found("database", key, &workspace.name));
             }
             self.sync_jobs(&db, &settings, rescheduled).await?;
@@ -349,7 +354,7 @@ impl BackupService {
         let result = async {
             let workspace = self.admin_of(who, ws, "deleting databases").await?;
             let db = self.find_database(&workspace, key).await?;
-            match self.core.store.delete_database(&workspace.id, &db.id).await {
+            match self.core.backup_store().delete_database(&workspace.id, &db.id).await {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(not_found("database", key, &workspace.name)),
                 Err(Error::Conflict(_)) => Err(Error::Conflict(format!(

@@ -37,7 +37,7 @@ impl BackupService {
             };
             let page = self
                 .core
-                .store
+                .backup_store()
                 .list_backups(&db.workspace_id, &filter)
                 .await?;
             let done = page.len() < 500;
@@ -145,7 +145,7 @@ impl BackupService {
         if let Some(object) = &run.object {
             let target = self
                 .core
-                .store
+                .backup_store()
                 .target(&run.workspace_id, &run.target_id)
                 .await?
                 .ok_or_else(|| Error::Config("the backup's storage target is gone".into()))?;
@@ -155,7 +155,7 @@ impl BackupService {
                 .map_err(|e| Error::Unavailable(format!("deleting {object} failed: {e}")))?;
         }
         self.core
-            .store
+            .backup_store()
             .delete_backup(&run.workspace_id, &run.id)
             .await?;
         Ok(())

@@ -90,7 +90,7 @@ impl BackupService {
     ) -> Result<(WorkspaceBackupConfig, WorkspaceBackupSecrets)> {
         let Some(row) = self
             .core
-            .store
+            .backup_store()
             .workspace_backup_settings(workspace_id)
             .await?
         else {
@@ -124,7 +124,10 @@ impl BackupService {
             )?,
             updated_at: self.core.now(),
         };
-        self.core.store.put_workspace_backup_settings(&row).await
+        self.core
+            .backup_store()
+            .put_workspace_backup_settings(&row)
+            .await
     }
 
     fn view_encryption(config: &WorkspaceBackupConfig) -> EncryptionView {

@@ -95,7 +95,7 @@ impl BackupService {
         };
         let transition = self
             .core
-            .store
+            .backup_store()
             .record_health_check(&check, i64::from(settings.health.down_after))
             .await?;
         if let Some(t) = transition {
@@ -129,7 +129,11 @@ impl BackupService {
     async fn uptime(&self, database_id: &str) -> Result<Uptime> {
         let now = self.core.now();
         let share = |since: Timestamp| async move {
-            let counts = self.core.store.health_counts(database_id, since).await?;
+            let counts = self
+                .core
+                .backup_store()
+                .health_counts(database_id, since)
+                .await?;
             Ok::<_, Error>(if counts.total == 0 {
                 None
             } else {
@@ -210,7 +214,7 @@ impl BackupService {
         }
         report.status = self
             .core
-            .store
+            .backup_store()
             .database(&workspace.id, &db.id)
             .await?
             .map(|d| d.health.status.as_str().to_owned())
@@ -234,7 +238,7 @@ impl BackupService {
         let db = self.find_database(&workspace, key).await?;
         let checks = self
             .core
-            .store
+            .backup_store()
             .list_health_checks(&db.id, before, limit)
             .await?
             .into_iter()
@@ -309,7 +313,7 @@ impl BackupService {
                     &secrets,
                 )?;
                 changed.updated_at = self.core.now();
-                self.core.store.update_database(&changed).await?;
+                self.core.backup_store().update_database(&changed).await?;
             }
             Ok(ReadonlyRole {
                 role: request.role.clone(),

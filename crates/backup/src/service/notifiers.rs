@@ -56,7 +56,7 @@ pub struct NotifierView {
 
 impl BackupService {
     async fn find_notifier(&self, workspace: &Workspace, key: &str) -> Result<NotifierRecord> {
-        let store = &self.core.store;
+        let store = self.core.backup_store();
         if let Some(found) = store.notifier_by_name(&workspace.id, key).await? {
             return Ok(found);
         }
@@ -87,7 +87,7 @@ impl BackupService {
         for id in n.database_ids.iter().flatten() {
             let name = self
                 .core
-                .store
+                .backup_store()
                 .database(&n.workspace_id, id)
                 .await?
                 .map(|d| d.name)
@@ -209,7 +209,7 @@ impl BackupService {
                 created_at: now,
                 updated_at: now,
             };
-            self.core.store.create_notifier(&notifier).await?;
+            self.core.backup_store().create_notifier(&notifier).await?;
             self.view_notifier(&notifier).await
         }
         .await;
@@ -226,7 +226,12 @@ impl BackupService {
             .authorize(who, ws, Role::Viewer, "listing notifiers")
             .await?;
         let mut out = Vec::new();
-        for n in self.core.store.list_notifiers(&workspace.id).await? {
+        for n in self
+            .core
+            .backup_store()
+            .list_notifiers(&workspace.id)
+            .await?
+        {
             out.push(self.view_notifier(&n).await?);
         }
         Ok(out)
@@ -295,7 +300,7 @@ impl BackupService {
                 n.enabled = enabled;
             }
             n.updated_at = self.core.now();
-            if !self.core.store.update_notifier(&n).await? {
+            if !self.core.backup_store().update_notifier(&n).await? {
                 return Err(not_found("notifier", key, &workspace.name));
             }
             self.view_notifier(&n).await
@@ -313,7 +318,7 @@ impl BackupService {
             let n = self.find_notifier(&workspace, key).await?;
             if self
                 .core
-                .store
+                .backup_store()
                 .delete_notifier(&workspace.id, &n.id)
                 .await?
             {
@@ -357,7 +362,11 @@ impl BackupService {
             return Ok(());
         };
         let database_id = event.payload.get("database_id").and_then(|v| v.as_str());
-        let notifiers = self.core.store.list_notifiers(workspace_id).await?;
+        let notifiers = self
+            .core
+            .backup_store()
+            .list_notifiers(workspace_id)
+            .await?;
         let wanted: Vec<NotifierRecord> = notifiers
             .into_iter()
             .filter(|n| n.enabled && events::filter_matches(&n.events, &event.kind))

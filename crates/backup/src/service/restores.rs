@@ -436,7 +436,7 @@ impl BackupService {
         run: &BackupRecord,
     ) -> Result<DatabaseRecord> {
         self.core
-            .store
+            .backup_store()
             .database(&workspace.id, &run.database_id)
             .await?
             .ok_or_else(|| Error::Conflict("the backup's database is no longer registered".into()))
@@ -458,7 +458,11 @@ impl BackupService {
             ..BackupFilter::default()
         };
         // Newest first: the first successful attempt seen is the one to use.
-        let runs = self.core.store.list_backups(&workspace.id, &filter).await?;
+        let runs = self
+            .core
+            .backup_store()
+            .list_backups(&workspace.id, &filter)
+            .await?;
         let mut globals = None;
         let mut databases = BTreeMap::new();
         let mut without_success = Vec::new();

@@ -263,8 +263,14 @@ impl BackupService {
         // Every listing is of one workspace: its databases' and targets' names, read once.
         let (databases, targets) = match runs.first() {
             Some(first) => (
-                self.core.store.list_databases(&first.workspace_id).await?,
-                self.core.store.list_targets(&first.workspace_id).await?,
+                self.core
+                    .backup_store()
+                    .list_databases(&first.workspace_id)
+                    .await?,
+                self.core
+                    .backup_store()
+                    .list_targets(&first.workspace_id)
+                    .await?,
             ),
             None => (Vec::new(), Vec::new()),
         };
@@ -317,7 +323,7 @@ impl BackupService {
         id: &str,
     ) -> Result<BackupRecord> {
         self.core
-            .store
+            .backup_store()
             .backup(&workspace.id, id)
             .await?
             .ok_or_else(|| not_found("backup", id, &workspace.name))
@@ -351,7 +357,11 @@ impl BackupService {
             before,
             limit,
         };
-        let runs = self.core.store.list_backups(&workspace.id, &filter).await?;
+        let runs = self
+            .core
+            .backup_store()
+            .list_backups(&workspace.id, &filter)
+            .await?;
         self.view_backups(&runs).await
     }
 
@@ -377,7 +387,7 @@ impl BackupService {
         let run = self.find_backup(&workspace, id).await?;
         Ok(self
             .core
-            .store
+            .backup_store()
             .list_verifications(&run.id)
             .await?
             .iter()
@@ -457,7 +467,7 @@ impl BackupService {
                     self.core.now(),
                 ),
             );
-            self.core.store.insert_backup(&run).await?;
+            self.core.backup_store().insert_backup(&run).await?;
             Ok(self.view_backups(&[run]).await?.remove(0))
         }
         .await;
@@ -508,7 +518,7 @@ impl BackupService {
                 run.started_at = Some(self.core.now());
                 run.lease_owner = Some(self.worker_id.clone());
                 run.lease_until = Some(self.lease_until());
-                self.core.store.insert_backup(&run).await?;
+                self.core.backup_store().insert_backup(&run).await?;
                 finished.push(self.execute(run, progress.clone()).await);
             }
             self.view_backups(&finished).await
@@ -565,7 +575,7 @@ impl BackupService {
     ) -> BackupRecord {
         let db = match self
             .core
-            .store
+            .backup_store()
             .database(&run.workspace_id, &run.database_id)
             .await
         {
@@ -591,7 +601,7 @@ impl BackupService {
                     let until = service.lease_until();
                     match service
                         .core
-                        .store
+                        .backup_store()
                         .renew_backup(&id, &service.worker_id, until, None, None)
                         .await
                     {
@@ -647,7 +657,7 @@ impl BackupService {
     async fn finish(&self, run: &mut BackupRecord, result: BackupResult) {
         match self
             .core
-            .store
+            .backup_store()
             .finish_backup(&run.id, &self.worker_id, &result)
             .await
         {
@@ -741,16 +751,14 @@ impl BackupService {
     pub(crate) async fn names_of(&self, workspace_id: &str, database_id: &str) -> (String, String) {
         let workspace = self
             .core
-            .store
-            .list_workspaces()
+            .workspace_name(workspace_id)
             .await
             .ok()
-            .and_then(|all| all.into_iter().find(|w| w.id == workspace_id))
-            .map(|w| w.name)
+            .flatten()
             .unwrap_or_else(|| workspace_id.to_owned());
         let database = self
             .core
-            .store
+            .backup_store()
             .database(workspace_id, database_id)
             .await
             .ok()
@@ -780,7 +788,7 @@ impl BackupService {
         );
         retry.kind = run.kind;
         retry.server_run = run.server_run.clone();
-        if let Err(e) = self.core.store.insert_backup(&retry).await {
+        if let Err(e) = self.core.backup_store().insert_backup(&retry).await {
             tracing::warn!(backup = %run.id, error = %e, "queueing a retry failed");
         }
     }
@@ -814,7 +822,7 @@ impl BackupService {
                         self.new_run(db, name, run.trigger, 1, &run.requested_by, self.core.now());
                     sibling.kind = kind;
                     sibling.server_run = Some(server_run.clone());
-                    self.core.store.insert_backup(&sibling).await?;
+                    self.core.backup_store().insert_backup(&sibling).await?;
                 }
                 first
             }
@@ -826,7 +834,7 @@ impl BackupService {
         run.server_version = Some(version.text.clone());
         let target_record = self
             .core
-            .store
+            .backup_store()
             .target(&db.workspace_id, &db.target_id)
             .await?
             .ok_or_else(|| Error::Config("the database's storage target is gone".into()))?;
@@ -837,7 +845,7 @@ impl BackupService {
         };
         let name = object_name(&db_name, self.core.now(), &run.id);
         self.core
-            .store
+            .backup_store()
             .renew_backup(
                 &run.id,
                 &self.worker_id,
@@ -922,7 +930,7 @@ impl BackupService {
         };
         let last = self
             .core
-            .store
+            .backup_store()
             .list_backups(&db.workspace_id, &filter)
             .await
             .ok()?;
@@ -937,7 +945,7 @@ impl BackupService {
     ) -> Result<(TargetRecord, Arc<dyn BackupTarget>)> {
         let record = self
             .core
-            .store
+            .backup_store()
             .target(&run.workspace_id, &run.target_id)
             .await?
             .ok_or_else(|| Error::Config("the backup's storage target is gone".into()))?;
@@ -1006,7 +1014,7 @@ impl BackupService {
             self.stored_object(&run)?;
             let db = self
                 .core
-                .store
+                .backup_store()
                 .database(&workspace.id, &run.database_id)
                 .await?
                 .ok_or_else(|| {
@@ -1132,7 +1140,10 @@ impl BackupService {
             ok,
             detail: detail.clone(),
         };
-        self.core.store.record_verification(&verification).await?;
+        self.core
+            .backup_store()
+            .record_verification(&verification)
+            .await?;
         let kind = if ok {
             kind::VERIFICATION_SUCCEEDED
         } else {

@@ -48,7 +48,7 @@ impl BackupService {
     /// ([`BackupService::wait_idle`] waits for it).
     pub async fn tick(&self) -> Result<TickReport> {
         let now = self.core.now();
-        let store = &self.core.store;
+        let store = self.core.backup_store();
         let mut report = TickReport::default();
 
         let abandoned = store
@@ -199,7 +199,7 @@ impl BackupService {
 
     /// Whether the self-backup is due now (this process won it); plans the first run.
     async fn self_backup_due(&self, setup: &SelfBackupSetup, now: Timestamp) -> Result<bool> {
-        let store = &self.core.store;
+        let store = self.core.backup_store();
         let next = setup.policy.schedule.next_after(now)?;
         match store.job_next_run(SELF_BACKUP_JOB).await? {
             None => {
@@ -259,7 +259,7 @@ impl BackupService {
             passes += 1;
             if passes % 720 == 1 {
                 let before = self.core.now().plus_millis(-HEALTH_HISTORY_MILLIS);
-                if let Err(e) = self.core.store.prune_health_checks(before).await {
+                if let Err(e) = self.core.backup_store().prune_health_checks(before).await {
                     tracing::warn!(error = %e, "pruning old health checks failed");
                 }
             }

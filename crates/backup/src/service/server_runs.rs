@@ -46,14 +46,14 @@ impl BackupService {
         run.server_version = Some(version.text.clone());
         let target_record = self
             .core
-            .store
+            .backup_store()
             .target(&db.workspace_id, &db.target_id)
             .await?
             .ok_or_else(|| Error::Config("the database's storage target is gone".into()))?;
         let target = self.open_stored_target(&target_record)?;
         let name = crate::globals_object_name(&db.name, self.core.now(), &run.id);
         self.core
-            .store
+            .backup_store()
             .renew_backup(
                 &run.id,
                 &self.worker_id,

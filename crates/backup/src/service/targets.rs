@@ -53,7 +53,7 @@ impl BackupService {
         workspace: &Workspace,
         key: &str,
     ) -> Result<TargetRecord> {
-        let store = &self.core.store;
+        let store = self.core.backup_store();
         if let Some(found) = store.target_by_name(&workspace.id, key).await? {
             return Ok(found);
         }
@@ -166,7 +166,7 @@ impl BackupService {
                 created_at: now,
                 updated_at: now,
             };
-            self.core.store.create_target(&target).await?;
+            self.core.backup_store().create_target(&target).await?;
             self.view_target(&target)
         }
         .await;
@@ -186,7 +186,7 @@ impl BackupService {
             .authorize(who, ws, Role::Viewer, "listing storage targets")
             .await?;
         self.core
-            .store
+            .backup_store()
             .list_targets(&workspace.id)
             .await?
             .iter()
@@ -253,7 +253,7 @@ impl BackupService {
                 target.secrets = sealed;
             }
             target.updated_at = self.core.now();
-            if !self.core.store.update_target(&target).await? {
+            if !self.core.backup_store().update_target(&target).await? {
                 return Err(not_found("storage target", key, &workspace.name));
             }
             self.view_target(&target)
@@ -277,7 +277,7 @@ impl BackupService {
         let result = async {
             let workspace = self.admin_of(who, ws, "managing storage targets").await?;
             let target = self.find_target(&workspace, key).await?;
-            match self.core.store.delete_target(&workspace.id, &target.id).await {
+            match self.core.backup_store().delete_target(&workspace.id, &target.id).await {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(not_found("storage target", key, &workspace.name)),
                 Err(Error::Conflict(_)) => Err(Error::Conflict(format!(

@@ -133,6 +133,15 @@ impl Services {
         Ok(user)
     }
 
+    /// The caller's own user record; `None` for a caller that is not a user (a service or
+    /// instance token) or whose user is gone.
+    pub async fn caller_user(&self, who: &Principal) -> Result<Option<User>> {
+        match who.user_id() {
+            Some(id) => self.store.user_by_id(id).await,
+            None => Ok(None),
+        }
+    }
+
     /// A user's workspace roles (instance admins, or the user itself).
     pub async fn user_memberships(&self, who: &Principal, name: &str) -> Result<Vec<Membership>> {
         let user = self.user(who, name).await?;

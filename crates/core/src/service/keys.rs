@@ -25,6 +25,13 @@ impl Services {
             .unwrap_or_else(|| "the keyring".into())
     }
 
+    /// Records a new master key's check value before it is written to the key file, so
+    /// servers meeting it there verify it against the store before sealing anything with it.
+    /// False when that key id had a check value already (the first one stays).
+    pub async fn record_key_check(&self, check: &KeyCheck) -> Result<bool> {
+        self.store.record_key_check(check).await
+    }
+
     /// Checks the master key file's keys that are not verified yet against this store (the
     /// keys in use, or those of a changed file waiting for verification, which is taken over
     /// once they all pass), and lets each that passes seal new data:

@@ -138,10 +138,7 @@ pub async fn me(
     headers: HeaderMap,
 ) -> Result<Json<MeView>, ApiError> {
     let services = &app.services;
-    let user = match who.user_id() {
-        Some(id) => services.store.user_by_id(id).await?,
-        None => None,
-    };
+    let user = services.caller_user(&who).await?;
     let workspaces = services
         .list_workspaces(&who)
         .await?

@@ -167,7 +167,7 @@ pub async fn change(
     };
     let user = app.services.update_user(&who, &name, change).await?;
     tracing::info!(user = user.name, by = who.actor(), "user changed");
-    let memberships = app.services.store.user_memberships(&user.id).await?;
+    let memberships = app.services.user_memberships(&who, &user.name).await?;
     Ok(Json(UserView::new(&user, Some(&memberships))))
 }
 

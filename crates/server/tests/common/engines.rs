@@ -71,7 +71,7 @@ impl Drop for Database {
         let Database::Postgres(store, schema) = self else {
             return;
         };
-        let pool = store.pool().clone();
+        let pool = store.engine().pool().clone();
         let name = schema.clone();
         // Drop runs inside the test's runtime: clean up on a thread and runtime of its own.
         let cleanup = std::thread::spawn(move || {
@@ -100,13 +100,15 @@ impl Engine {
     pub async fn open(self, dir: &Path) -> (Arc<dyn Store>, Database) {
         match self {
             Engine::Sqlite => {
-                let store = SqliteStore::open(&dir.join("db.sqlite")).await.unwrap();
+                let store = statehouse_store_sqlite::open(&dir.join("db.sqlite"))
+                    .await
+                    .unwrap();
                 (Arc::new(store), Database::Sqlite)
             }
             Engine::Postgres => {
                 let url = std::env::var(URL_VAR).unwrap();
                 let schema = format!("t_{}", statehouse_core::service::new_id().replace('-', ""));
-                let store = PgStore::connect(&PgSettings {
+                let store = statehouse_store_postgres::connect(&PgSettings {
                     url,
                     schema: Some(schema.clone()),
                     ..PgSettings::default()

@@ -54,7 +54,7 @@ impl TestSchema {
     }
 
     pub async fn open(&self) -> PgStore {
-        PgStore::connect(&self.settings())
+        statehouse_store_postgres::connect(&self.settings())
             .await
             .unwrap_or_else(|e| {
                 panic!(
