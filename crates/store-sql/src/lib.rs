@@ -11,6 +11,7 @@ pub mod error;
 pub mod query;
 pub mod rows;
 
+mod backups;
 mod locks;
 mod pending;
 mod states;
