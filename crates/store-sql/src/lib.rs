@@ -11,7 +11,9 @@ pub mod error;
 pub mod query;
 pub mod rows;
 
+mod audit;
 mod pending;
+mod seal;
 mod webhooks;
 
 use statehouse_core::store::seal::JournalHead;
