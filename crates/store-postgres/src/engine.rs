@@ -49,6 +49,7 @@ pub(crate) fn db_error(target: &str, e: sqlx::Error) -> DbError {
                 DbErrorKind::ForeignKey
             } else {
                 match d.code().as_deref() {
+                    Some("23502") => DbErrorKind::NotNull, // not_null_violation
                     // serialization_failure, deadlock_detected
                     Some("40001" | "40P01") => DbErrorKind::Concurrent,
                     // query_canceled (statement_timeout), lock_not_available (lock_timeout),

@@ -12,6 +12,9 @@ pub enum DbErrorKind {
     Unique { constraint: Option<String> },
     /// A foreign key refused the change (the referenced row is gone, or still referenced).
     ForeignKey,
+    /// A NOT NULL constraint refused a value (the journal's head check makes one on purpose
+    /// when the head moved).
+    NotNull,
     /// A concurrent transaction got in the way (serialization failure, deadlock): retrying helps.
     Concurrent,
     /// The database is unreachable, shut down or did not answer in time.

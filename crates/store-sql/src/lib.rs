@@ -11,9 +11,11 @@ pub mod error;
 pub mod query;
 pub mod rows;
 
+mod audit;
 mod backups;
 mod locks;
 mod pending;
+mod seal;
 mod states;
 mod tokens;
 mod versions;

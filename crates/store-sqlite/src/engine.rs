@@ -72,6 +72,9 @@ pub(crate) fn db_error(e: sqlx::Error) -> DbError {
             DbErrorKind::Unique { constraint: None }
         }
         sqlx::Error::Database(d) if d.is_foreign_key_violation() => DbErrorKind::ForeignKey,
+        sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::NotNullViolation => {
+            DbErrorKind::NotNull
+        }
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::ColumnNotFound(_)
         | sqlx::Error::Decode(_) => DbErrorKind::Decode,
