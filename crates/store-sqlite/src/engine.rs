@@ -132,24 +132,31 @@ impl Row for SqliteRecord {
     }
 }
 
-/// Runs statements on any SQLite connection.
+/// Runs statements on any SQLite connection. `$before` and `$after` run around each
+/// statement (the writer marks its connection while a statement runs: see [`SqliteWriter`]).
 macro_rules! sqlite_conn {
-    ($ty:ty, |$self:ident| $conn:expr) => {
+    ($ty:ty, |$self:ident| $conn:expr, before: $before:expr, after: $after:expr) => {
         impl Conn for $ty {
             type Row = SqliteRecord;
             async fn execute(&mut $self, sql: Sql<'_>) -> Result<u64, DbError> {
+                $before;
                 let done = query(sql).execute($conn).await.map_err(db_error)?;
+                $after;
                 Ok(done.rows_affected())
             }
             async fn fetch_all(&mut $self, sql: Sql<'_>) -> Result<Vec<SqliteRecord>, DbError> {
+                $before;
                 let rows = query(sql).fetch_all($conn).await.map_err(db_error)?;
+                $after;
                 Ok(rows.into_iter().map(SqliteRecord).collect())
             }
             async fn fetch_optional(
                 &mut $self,
                 sql: Sql<'_>,
             ) -> Result<Option<SqliteRecord>, DbError> {
+                $before;
                 let row = query(sql).fetch_optional($conn).await.map_err(db_error)?;
+                $after;
                 Ok(row.map(SqliteRecord))
             }
         }
@@ -158,15 +165,23 @@ macro_rules! sqlite_conn {
 
 /// A read connection from the pool.
 pub struct SqliteRead(PoolConnection<Sqlite>);
-sqlite_conn!(SqliteRead, |self| &mut *self.0);
+sqlite_conn!(SqliteRead, |self| &mut *self.0, before: (), after: ());
 
-/// The write connection, for one statement committed on its own.
+/// The write connection, for one statement committed on its own. A statement may also be a
+/// script with its own `BEGIN … COMMIT` (the journal's fast seal): while one runs the
+/// connection is marked as possibly inside a transaction, so one that fails or is abandoned
+/// half-way is rolled back before the connection is used again.
 pub struct SqliteWriter<'e>(MutexGuard<'e, WriteConn>);
-sqlite_conn!(SqliteWriter<'_>, |self| &mut self.0.conn);
+sqlite_conn!(
+    SqliteWriter<'_>,
+    |self| &mut self.0.conn,
+    before: self.0.open = true,
+    after: self.0.open = false
+);
 
 /// A `BEGIN IMMEDIATE` transaction on the write connection.
 pub struct SqliteTx<'e>(MutexGuard<'e, WriteConn>);
-sqlite_conn!(SqliteTx<'_>, |self| &mut self.0.conn);
+sqlite_conn!(SqliteTx<'_>, |self| &mut self.0.conn, before: (), after: ());
 
 impl Tx for SqliteTx<'_> {
     async fn commit(mut self) -> Result<(), DbError> {
