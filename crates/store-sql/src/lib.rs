@@ -11,6 +11,7 @@ pub mod error;
 pub mod query;
 pub mod rows;
 
+mod accounts;
 mod pending;
 mod webhooks;
 
