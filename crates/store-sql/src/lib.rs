@@ -12,6 +12,7 @@ pub mod query;
 pub mod rows;
 
 mod accounts;
+mod keys;
 mod pending;
 mod webhooks;
 
