@@ -14,6 +14,7 @@ pub mod rows;
 mod accounts;
 mod keys;
 mod pending;
+pub mod search;
 mod webhooks;
 
 use statehouse_core::store::seal::JournalHead;
