@@ -20,10 +20,10 @@ use statehouse_core::store::Store;
 use statehouse_core::store::search::{
     FieldMatch, MatchMode, ResourceSearch, SearchField, VersionResources,
 };
-use statehouse_core::store::search_sql::{Dialect, SqlValue, search_query};
 use statehouse_core::tfstate::{IdentifyingAttributes, IndexKey, IndexedResource, Mode};
-use statehouse_store_postgres::{PgSettings, PgStore};
-use statehouse_store_sqlite::SqliteStore;
+use statehouse_store_postgres::PgSettings;
+use statehouse_store_sql::search::search_query;
+use statehouse_store_sql::{Arg, Dialect};
 
 use crate::pg;
 use crate::server::Store as StoreKind;
@@ -651,7 +651,7 @@ impl Raw {
             Raw::Sqlite(_) => Dialect::Sqlite,
             Raw::Postgres(_) => Dialect::Postgres,
         };
-        let (sql, binds) = search_query(search, dialect);
+        let (sql, binds) = search_query(search, dialect).into_parts();
         let mut sql = sql.replace("FROM resource_index r", "FROM bench_plain_index r");
         // The copy has none of the indexes the SQLite query names.
         while let Some(start) = sql.find(" INDEXED BY ") {
@@ -665,9 +665,9 @@ impl Raw {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for b in binds {
                     q = match b {
-                        SqlValue::Text(t) => q.bind(t),
-                        SqlValue::Int(i) => q.bind(i),
-                        SqlValue::TextList(l) => q.bind(serde_json::to_string(&l)?),
+                        Arg::Text(t) => q.bind(t.map(|t| t.into_owned())),
+                        Arg::Int(i) => q.bind(i),
+                        other => return Err(anyhow!("the search binds no {other:?}")),
                     };
                 }
                 Ok(q.fetch_all(p).await?.len())
@@ -676,9 +676,9 @@ impl Raw {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for b in binds {
                     q = match b {
-                        SqlValue::Text(t) => q.bind(t),
-                        SqlValue::Int(i) => q.bind(i),
-                        SqlValue::TextList(l) => q.bind(l),
+                        Arg::Text(t) => q.bind(t.map(|t| t.into_owned())),
+                        Arg::Int(i) => q.bind(i),
+                        other => return Err(anyhow!("the search binds no {other:?}")),
                     };
                 }
                 Ok(q.fetch_all(p).await?.len())

@@ -15,9 +15,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod backups;
-pub mod backups_sql;
 pub mod keys;
-pub mod keys_sql;
 pub mod locks;
 pub mod nul;
 pub mod pending;
@@ -31,7 +29,6 @@ pub mod workspaces;
 use async_trait::async_trait;
 
 pub mod search;
-pub mod search_sql;
 
 use crate::Result;
 use crate::clock::Timestamp;

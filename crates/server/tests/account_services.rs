@@ -123,8 +123,7 @@ async fn changes_apply_here_at_once_and_elsewhere_within_a_second() {
         "enabled again"
     );
     // Directly in the store (another replica or the CLI): within the one-second trust window.
-    s.services
-        .store
+    s.store
         .set_membership(&alice.id, &default, Role::Outputs, s.services.now())
         .await
         .unwrap();
@@ -147,7 +146,7 @@ async fn changes_apply_here_at_once_and_elsewhere_within_a_second() {
         Some(Role::Outputs)
     );
     // Revoking through the services: at once.
-    let listed = s.services.store.user_tokens(&alice.id).await.unwrap();
+    let listed = s.store.user_tokens(&alice.id).await.unwrap();
     let id = listed
         .iter()
         .find(|t| t.secret_hash == hash_secret(&token))
@@ -177,8 +176,7 @@ async fn token_use_is_recorded_at_most_once_a_minute() {
         .await
         .unwrap();
     let last_used = || async {
-        s.services
-            .store
+        s.store
             .token_by_id(&token.id)
             .await
             .unwrap()
@@ -207,13 +205,7 @@ async fn first_start_admin_user_owns_the_bootstrap_token() {
         s.services.claim_bootstrap_token().await.unwrap().is_none(),
         "once"
     );
-    let admin = s
-        .services
-        .store
-        .user_by_name(BOOTSTRAP_USER)
-        .await
-        .unwrap()
-        .unwrap();
+    let admin = s.store.user_by_name(BOOTSTRAP_USER).await.unwrap().unwrap();
     assert!(admin.instance_admin);
     assert!(
         !admin.has_password(),

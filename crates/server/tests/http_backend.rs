@@ -115,8 +115,7 @@ async fn serial_and_lineage_protection_with_override() {
     let ws = s.services.workspace("default").await.unwrap();
     let until = s.services.now().plus_millis(60_000);
     assert!(
-        s.services
-            .store
+        s.store
             .set_overwrite_until(&ws.id, "app", Some(until))
             .await
             .unwrap()
@@ -132,13 +131,7 @@ async fn serial_and_lineage_protection_with_override() {
         .0,
         200
     );
-    let state = s
-        .services
-        .store
-        .state(&ws.id, "app")
-        .await
-        .unwrap()
-        .unwrap();
+    let state = s.store.state(&ws.id, "app").await.unwrap().unwrap();
     assert!(state.current.as_ref().unwrap().forced);
     assert_eq!(state.overwrite_until, None, "window is consumed");
     assert_eq!(
@@ -153,8 +146,7 @@ async fn serial_and_lineage_protection_with_override() {
         409
     );
     // The window also expires with time.
-    s.services
-        .store
+    s.store
         .set_overwrite_until(&ws.id, "app", Some(until))
         .await
         .unwrap();
@@ -401,7 +393,7 @@ async fn delete_is_soft_and_admin_only() {
     );
     // Recoverable.
     let ws = s.services.workspace("default").await.unwrap();
-    let deleted = s.services.store.list_deleted_states(&ws.id).await.unwrap();
+    let deleted = s.store.list_deleted_states(&ws.id).await.unwrap();
     assert_eq!(deleted.len(), 1);
     let (_, body) = s
         .services
@@ -411,8 +403,7 @@ async fn delete_is_soft_and_admin_only() {
         .unwrap();
     assert!(String::from_utf8(body).unwrap().contains("keep-me"));
     assert!(
-        s.services
-            .store
+        s.store
             .restore_state(&ws.id, &deleted[0].id, s.services.now())
             .await
             .unwrap()
@@ -614,7 +605,6 @@ async fn bad_input_table() {
     );
     let ws = s.services.workspace("default").await.unwrap();
     let states = s
-        .services
         .store
         .list_states(&ws.id, &StateFilter::default())
         .await
@@ -633,16 +623,12 @@ async fn rbac_matrix() {
     let admin = s.token(Some("default"), Role::Admin).await;
     let revoked = s.token(Some("default"), Role::Admin).await;
     {
-        let tokens = s.services.store.list_tokens(None).await.unwrap();
+        let tokens = s.store.list_tokens(None).await.unwrap();
         let t = tokens
             .iter()
             .find(|t| t.secret_hash == statehouse_core::access::hash_secret(&revoked))
             .unwrap();
-        s.services
-            .store
-            .revoke_token(&t.id, s.services.now())
-            .await
-            .unwrap();
+        s.store.revoke_token(&t.id, s.services.now()).await.unwrap();
     }
     let (_, expiring) = s
         .services
@@ -884,8 +870,7 @@ async fn revocation_applies_within_a_second() {
     let t = secret.expose().to_owned();
     assert_eq!(s.send("GET", "default/app", Some(&t), None).await.0, 204);
     // Revoked directly in the store, as another process would.
-    s.services
-        .store
+    s.store
         .revoke_token(&token.id, s.services.now())
         .await
         .unwrap();
@@ -940,8 +925,7 @@ async fn operator_secret_authenticates_only_where_registered() {
     // Registering on a clone leaves the original (the server's) untouched, and nothing is stored.
     assert!(s.services.authenticate(secret.expose()).await.is_err());
     assert!(
-        s.services
-            .store
+        s.store
             .token_by_hash(&secret.hash())
             .await
             .unwrap()

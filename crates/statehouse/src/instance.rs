@@ -8,8 +8,7 @@ use statehouse_core::clock::SystemClock;
 use statehouse_core::crypto::{Cipher, KeyFile};
 use statehouse_core::service::Services;
 use statehouse_core::store::Store;
-use statehouse_store_postgres::{PgSettings, PgStore};
-use statehouse_store_sqlite::SqliteStore;
+use statehouse_store_postgres::PgSettings;
 
 use crate::config::{Config, redact_url};
 

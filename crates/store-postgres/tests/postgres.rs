@@ -5,6 +5,7 @@
 
 mod common;
 
+use statehouse_core::store::prelude::*;
 use std::time::Duration;
 
 use common::{TestSchema, test_url};

@@ -11,11 +11,14 @@ pub mod error;
 pub mod query;
 pub mod rows;
 
+mod accounts;
 mod audit;
 mod backups;
+mod keys;
 mod locks;
 mod pending;
 mod seal;
+pub mod search;
 mod states;
 mod tokens;
 mod versions;

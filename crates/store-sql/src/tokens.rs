@@ -1,35 +1,17 @@
 //! API tokens (their secrets are stored hashed).
 
-use std::str::FromStr;
-
 use async_trait::async_trait;
 
-use statehouse_core::access::{Role, Token};
+use statehouse_core::Result;
+use statehouse_core::access::Token;
 use statehouse_core::clock::Timestamp;
 use statehouse_core::model::NewToken;
 use statehouse_core::store::tokens::TokenStore;
-use statehouse_core::{Error, Result};
 
 use crate::SqlStore;
-use crate::engine::{Engine, Row};
+use crate::accounts::token_from;
+use crate::engine::Engine;
 use crate::query::{Sql, sql};
-
-fn token_from(row: &impl Row) -> Result<Token> {
-    let role: String = row.get("role")?;
-    Ok(Token {
-        id: row.get("id")?,
-        name: row.get("name")?,
-        user_id: row.get("user_id")?,
-        workspace_id: row.get("workspace_id")?,
-        role: Role::from_str(&role)
-            .map_err(|_| Error::Internal(format!("stored role {role:?} is unknown")))?,
-        secret_hash: row.get("secret_hash")?,
-        created_at: row.get("created_at")?,
-        expires_at: row.get("expires_at")?,
-        revoked_at: row.get("revoked_at")?,
-        last_used_at: row.get("last_used_at")?,
-    })
-}
 
 #[async_trait]
 impl<E: Engine> TokenStore for SqlStore<E> {

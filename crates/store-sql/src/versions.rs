@@ -241,7 +241,7 @@ impl<E: Engine> VersionStore for SqlStore<E> {
         .bind(&state.id)
         .execute(&mut tx)
         .await?;
-        crate::search::replace_index(
+        crate::search::index::replace_index(
             &mut tx,
             self.dialect(),
             &state.id,

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 use statehouse_core::store::Store;
 use statehouse_store_conformance::audit::RawSql;
-use statehouse_store_sqlite::SqliteStore;
 use tempfile::TempDir;
 
 struct TempDb {

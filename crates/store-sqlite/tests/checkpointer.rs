@@ -12,9 +12,8 @@ use statehouse_core::clock::Timestamp;
 use statehouse_core::crypto::SealedBody;
 use statehouse_core::model::{VersionWrite, Workspace, WorkspaceSettings, WriteOutcome};
 use statehouse_core::service::new_id;
-use statehouse_core::store::Store;
+use statehouse_core::store::prelude::*;
 use statehouse_core::store::search::VersionResources;
-use statehouse_store_sqlite::SqliteStore;
 
 const WRITES: i64 = 2_000;
 const BODY: usize = 2_048;

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use statehouse_core::store::Store;
-use statehouse_store_sqlite::SqliteStore;
 use tempfile::TempDir;
 
 /// A database file in a temp dir, removed when the test ends.

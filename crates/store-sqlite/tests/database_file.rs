@@ -3,12 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(unix)]
 
+use statehouse_core::store::prelude::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use statehouse_core::clock::Timestamp;
 use statehouse_core::model::{Workspace, WorkspaceSettings};
-use statehouse_core::store::Store;
 use statehouse_store_sqlite::SqliteStore;
 
 fn mode(path: &Path) -> u32 {

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use statehouse_core::store::Store;
-use statehouse_store_sqlite::SqliteStore;
+use statehouse_core::store::prelude::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_opens_all_succeed() {

@@ -5,7 +5,6 @@
 
 use sqlx::{Connection, SqliteConnection};
 use statehouse_core::sealed::SealedKind;
-use statehouse_store_sqlite::SqliteStore;
 
 #[tokio::test]
 async fn every_table_with_wrapped_keys_is_a_sealed_kind() {

@@ -88,11 +88,6 @@ pub struct Beyond {
     pub event: Option<i64>,
 }
 
-/// Reads a [`Beyond`] (the same on both engines): the head and the first rows past it.
-pub const BEYOND_HEAD_SQL: &str = "SELECT c.last_seq, \
-     (SELECT MIN(seq) FROM audit_entries WHERE seq > c.last_seq), c.last_event_seq, \
-     (SELECT MIN(seq) FROM events WHERE seq > c.last_event_seq) FROM audit_chain c WHERE c.id = 1";
-
 impl Beyond {
     /// Why nothing can be appended: a row already holds a number past the head. Statehouse
     /// numbers rows under the head's lock, so someone with database access inserted it; every

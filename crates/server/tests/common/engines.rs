@@ -7,7 +7,6 @@ use std::sync::Arc;
 use sqlx::AssertSqlSafe;
 use statehouse_core::store::Store;
 use statehouse_store_postgres::{PgSettings, PgStore};
-use statehouse_store_sqlite::SqliteStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {

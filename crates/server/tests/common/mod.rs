@@ -18,6 +18,8 @@ use statehouse_server::{AppState, ConnectionLimits, router};
 pub struct TestServer {
     pub url: String,
     pub services: Services,
+    /// The store under `services`, for tests that set up or check rows directly.
+    pub store: Arc<dyn statehouse_core::store::Store>,
     pub backups: statehouse_backup::service::BackupService,
     pub clock: Arc<FakeClock>,
     pub dir: tempfile::TempDir,
@@ -95,7 +97,7 @@ impl TestServer {
         key_file.load_or_create().unwrap();
         let clock = Arc::new(FakeClock::new(Timestamp(1_700_000_000_000)));
         let services = Services::new(
-            store,
+            store.clone(),
             Arc::new(Cipher::from_file(key_file).unwrap()),
             clock.clone(),
         );
@@ -122,6 +124,7 @@ impl TestServer {
         TestServer {
             url,
             services,
+            store,
             backups,
             clock,
             dir,
@@ -219,16 +222,9 @@ impl TestServer {
     }
 
     pub async fn versions(&self, ws: &str, name: &str) -> usize {
-        let ws = self
-            .services
-            .store
-            .workspace_by_name(ws)
-            .await
-            .unwrap()
-            .unwrap();
-        match self.services.store.state(&ws.id, name).await.unwrap() {
+        let ws = self.store.workspace_by_name(ws).await.unwrap().unwrap();
+        match self.store.state(&ws.id, name).await.unwrap() {
             Some(s) => self
-                .services
                 .store
                 .list_versions(&s.id, None, i64::MAX)
                 .await

@@ -39,12 +39,7 @@ use crate::engine::{Dialect, Engine, Row};
 use crate::error::DbError;
 use crate::query::{Sql, sql};
 
-// For the rest of the store: `delete_workspace` (not yet in this crate) runs
-// `delete_workspace_backups` in its transaction; `health_after` is a backup rule kept here
-// until the backup crate owns it.
-#[allow(unused_imports)]
-pub(crate) use health::health_after;
-#[allow(unused_imports)]
+// `delete_workspace` runs `delete_workspace_backups` in its transaction.
 pub(crate) use settings::delete_workspace_backups;
 
 /// A failed statement as backups' callers see it: a row this one refers to went away (or one

@@ -58,7 +58,6 @@ pub(super) async fn put<E: Engine>(store: &SqlStore<E>, s: &WorkspaceBackupSetti
 /// Refuses to delete a workspace that still has backup databases, targets or notifiers, and
 /// removes its backup settings — inside `delete_workspace`'s transaction (which on PostgreSQL
 /// holds the workspace's row lock: no backup row can be added to it meanwhile).
-#[allow(dead_code)] // until `delete_workspace` moves into this crate
 pub(crate) async fn delete_workspace_backups<C: Conn>(
     tx: &mut C,
     workspace_id: &str,

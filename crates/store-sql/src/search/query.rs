@@ -1,49 +1,54 @@
-//! The search query both SQL stores run, built once: the SQL text for the store's dialect and
-//! the values to bind, in order. Both schemas have the same `resource_index` table (text
-//! compared byte-wise: SQLite's `BINARY`, PostgreSQL's `"C"` collation) with one index per
-//! searchable column ending in the row number, so every search is a range scan of one index in
-//! result order that stops after one page.
+//! The search query, built once: its text for the engine's dialect and its values in
+//! placeholder order. Both schemas have the same `resource_index` table (text compared
+//! byte-wise: SQLite's `BINARY`, PostgreSQL's `"C"` collation) with one index per searchable
+//! column ending in the row number, so every search is a range scan of one index in result
+//! order that stops after one page.
 
-use super::search::{FieldMatch, IDENTIFYING_ATTRIBUTES, MatchMode, ResourceSearch, SearchField};
+use statehouse_core::store::search::{
+    FieldMatch, IDENTIFYING_ATTRIBUTES, MatchMode, ResourceSearch, SearchField,
+};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-/// A value to bind, in placeholder order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SqlValue {
-    Text(String),
-    Int(i64),
-    /// The readable workspace ids (SQLite: a JSON array for `json_each`; PostgreSQL: `text[]`).
-    TextList(Vec<String>),
-}
+use crate::engine::Dialect;
+use crate::query::{Arg, Sql, arg, json_list};
 
 /// Columns every hit row has, whichever query produced it.
-pub const HIT_COLUMNS: &str = "r.id, r.address, r.mode, r.type, r.name, r.module, r.provider, \
+const HIT_COLUMNS: &str = "r.id, r.address, r.mode, r.type, r.name, r.module, r.provider, \
     r.index_key, r.attr_id, r.attr_arn, r.attr_name, r.attr_self_link, r.appeared_version_no, \
     r.appeared_at, s.id AS state_id, s.name AS state_name, s.workspace_id, w.name AS workspace_name, \
     v.version_no";
 
+/// `s.workspace_id` is one of the JSON list of ids bound to `$n`. On PostgreSQL the list is
+/// turned into an array once (an uncorrelated subquery, run once before the scan) and tested with
+/// `= ANY`, a plain filter on the state row: as a semi-join (`IN (SELECT …)`) the planner
+/// could start from the workspaces instead of scanning the driving index in result order.
+pub(super) fn in_workspaces(dialect: Dialect, n: usize) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("s.workspace_id IN (SELECT value FROM json_each(${n}))"),
+        Dialect::Postgres => {
+            format!("s.workspace_id = ANY(ARRAY(SELECT jsonb_array_elements_text(${n}::jsonb)))")
+        }
+    }
+}
+
 struct Builder {
     dialect: Dialect,
     sql: String,
-    binds: Vec<SqlValue>,
+    binds: Vec<Arg<'static>>,
 }
 
 impl Builder {
-    fn bind(&mut self, value: SqlValue) -> String {
+    /// Binds the next value; its placeholder.
+    fn bind(&mut self, value: Arg<'static>) -> String {
         self.binds.push(value);
-        match self.dialect {
-            Dialect::Sqlite => "?".to_owned(),
-            Dialect::Postgres => format!("${}", self.binds.len()),
-        }
+        format!("${}", self.binds.len())
     }
 
     fn text(&mut self, value: &str) -> String {
-        self.bind(SqlValue::Text(value.to_owned()))
+        self.bind(arg(value.to_owned()))
+    }
+
+    fn int(&mut self, value: i64) -> String {
+        self.bind(arg(value))
     }
 }
 
@@ -133,7 +138,7 @@ fn from_and_filters(
     let (join, indexed_by) = match b.dialect {
         // Without statistics SQLite would rather use an equality on another column than the
         // driving range and then sort every match: name the index, and keep `resource_index`
-        // the outer loop (result order) with CROSS JOIN.
+        // the outer loop (result order) with CROSS JOIN. PostgreSQL plans by its statistics.
         Dialect::Sqlite => (
             "CROSS JOIN",
             driving
@@ -143,11 +148,8 @@ fn from_and_filters(
         ),
         Dialect::Postgres => ("JOIN", String::new()),
     };
-    let workspaces = b.bind(SqlValue::TextList(search.workspace_ids.clone()));
-    let access = match b.dialect {
-        Dialect::Sqlite => format!("s.workspace_id IN (SELECT value FROM json_each({workspaces}))"),
-        Dialect::Postgres => format!("s.workspace_id = ANY({workspaces}::text[])"),
-    };
+    b.bind(arg(json_list(&search.workspace_ids)));
+    let access = in_workspaces(b.dialect, b.binds.len());
     let mut sql = format!(
         " FROM resource_index r{indexed_by} {join} states s ON s.id = r.state_id \
          JOIN workspaces w ON w.id = s.workspace_id \
@@ -167,8 +169,9 @@ fn from_and_filters(
     sql
 }
 
-/// The query for one page of `search` (at most `search.limit` rows).
-pub fn search_query(search: &ResourceSearch, dialect: Dialect) -> (String, Vec<SqlValue>) {
+/// The statement for one page of `search` (at most `search.limit` rows). Public for the
+/// benchmark, which runs the same text against an unindexed copy of the table.
+pub fn search_query(search: &ResourceSearch, dialect: Dialect) -> Sql<'static> {
     let mut b = Builder {
         dialect,
         sql: String::new(),
@@ -179,7 +182,11 @@ pub fn search_query(search: &ResourceSearch, dialect: Dialect) -> (String, Vec<S
         Some(field) => field_query(&mut b, search, column(field)),
         None => row_order_query(&mut b, search),
     }
-    (b.sql, b.binds)
+    let mut query = Sql::built(b.sql);
+    for value in b.binds {
+        query = query.bind(value);
+    }
+    query
 }
 
 /// Driven by one column's index: `(column, id)` order.
@@ -193,10 +200,10 @@ fn field_query(b: &mut Builder, search: &ResourceSearch, column: &str) {
     sql.push_str(&format!(" AND {condition}"));
     if let Some(after) = &search.after {
         let value = b.text(&after.value);
-        let row = b.bind(SqlValue::Int(after.row));
+        let row = b.int(after.row);
         sql.push_str(&format!(" AND ({column}, r.id) > ({value}, {row})"));
     }
-    let limit = b.bind(SqlValue::Int(search.limit));
+    let limit = b.int(search.limit);
     sql.push_str(&format!(" ORDER BY {column}, r.id LIMIT {limit}"));
     b.sql = sql;
 }
@@ -206,10 +213,10 @@ fn row_order_query(b: &mut Builder, search: &ResourceSearch) {
     let mut sql = format!("SELECT {HIT_COLUMNS}, '' AS pos_value, '' AS pos_attr");
     sql.push_str(&from_and_filters(b, search, false, None));
     if let Some(after) = &search.after {
-        let row = b.bind(SqlValue::Int(after.row));
+        let row = b.int(after.row);
         sql.push_str(&format!(" AND r.id > {row}"));
     }
-    let limit = b.bind(SqlValue::Int(search.limit));
+    let limit = b.int(search.limit);
     sql.push_str(&format!(" ORDER BY r.id LIMIT {limit}"));
     b.sql = sql;
 }
@@ -254,14 +261,16 @@ fn any_query(b: &mut Builder, search: &ResourceSearch) {
             } else if rank < cursor_rank {
                 sql.push_str(&format!(" AND {column} > {value}"));
             } else {
-                let row = b.bind(SqlValue::Int(after.row));
+                let row = b.int(after.row);
                 sql.push_str(&format!(" AND ({column}, r.id) > ({value}, {row})"));
             }
         }
-        let limit = b.bind(SqlValue::Int(search.limit));
+        let limit = b.int(search.limit);
         sql.push_str(&format!(" ORDER BY {column}, r.id LIMIT {limit}"));
         branches.push(sql);
     }
+    // SQLite takes a compound's branches with their own ORDER BY/LIMIT only as subqueries;
+    // PostgreSQL takes them parenthesized.
     let merged: Vec<String> = branches
         .into_iter()
         .map(|branch| match b.dialect {
@@ -269,7 +278,7 @@ fn any_query(b: &mut Builder, search: &ResourceSearch) {
             Dialect::Postgres => format!("({branch})"),
         })
         .collect();
-    let limit = b.bind(SqlValue::Int(search.limit));
+    let limit = b.int(search.limit);
     // Ties between attributes sort by their fixed order (id, arn, name, self_link).
     let attribute_order =
         "CASE pos_attr WHEN 'id' THEN 0 WHEN 'arn' THEN 1 WHEN 'name' THEN 2 ELSE 3 END";
