@@ -5,6 +5,7 @@
 //! timeout instead of failing a read-to-write upgrade.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
@@ -19,7 +20,7 @@ use statehouse_store_sql::{Arg, Conn, DbError, DbErrorKind, Dialect, Engine, Row
 
 pub struct SqliteEngine {
     pub(crate) read: SqlitePool,
-    write: Mutex<WriteConn>,
+    write: Arc<Mutex<WriteConn>>,
     checkpointer: JoinHandle<()>,
 }
 
@@ -44,24 +45,40 @@ impl SqliteEngine {
     ) -> Self {
         SqliteEngine {
             read,
-            write: Mutex::new(WriteConn {
+            write: Arc::new(Mutex::new(WriteConn {
                 conn: write,
                 open: false,
-            }),
+            })),
             checkpointer,
         }
     }
 
     async fn write_conn(&self) -> Result<MutexGuard<'_, WriteConn>, DbError> {
         let mut guard = self.write.lock().await;
-        if guard.open {
-            // A transaction dropped without a commit (or a BEGIN that failed half-way).
-            if let Err(e) = guard.conn.execute("ROLLBACK").await {
+        guard.roll_back_if_open().await;
+        Ok(guard)
+    }
+}
+
+impl WriteConn {
+    /// Rolls back a transaction left open (dropped without a commit, a BEGIN or script that
+    /// failed half-way).
+    async fn roll_back_if_open(&mut self) {
+        if self.open {
+            if let Err(e) = self.conn.execute("ROLLBACK").await {
                 tracing::debug!(error = %e, "SQLite rollback of an abandoned transaction failed");
             }
-            guard.open = false;
+            self.open = false;
         }
-        Ok(guard)
+    }
+}
+
+/// Rolls back at once what a dropped transaction or statement left open: until then it holds
+/// the database's write lock, which other processes on the file would wait for.
+fn roll_back_soon(write: &Arc<Mutex<WriteConn>>) {
+    let write = write.clone();
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move { write.lock().await.roll_back_if_open().await });
     }
 }
 
@@ -171,7 +188,7 @@ sqlite_conn!(SqliteRead, |self| &mut *self.0, before: (), after: ());
 /// script with its own `BEGIN … COMMIT` (the journal's fast seal): while one runs the
 /// connection is marked as possibly inside a transaction, so one that fails or is abandoned
 /// half-way is rolled back before the connection is used again.
-pub struct SqliteWriter<'e>(MutexGuard<'e, WriteConn>);
+pub struct SqliteWriter<'e>(MutexGuard<'e, WriteConn>, Arc<Mutex<WriteConn>>);
 sqlite_conn!(
     SqliteWriter<'_>,
     |self| &mut self.0.conn,
@@ -179,8 +196,25 @@ sqlite_conn!(
     after: self.0.open = false
 );
 
+impl Drop for SqliteWriter<'_> {
+    fn drop(&mut self) {
+        if self.0.open {
+            roll_back_soon(&self.1);
+        }
+    }
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if self.0.open {
+            roll_back_soon(&self.1);
+        }
+    }
+}
+
 /// A `BEGIN IMMEDIATE` transaction on the write connection.
-pub struct SqliteTx<'e>(MutexGuard<'e, WriteConn>);
+/// Dropped uncommitted, it is rolled back at once.
+pub struct SqliteTx<'e>(MutexGuard<'e, WriteConn>, Arc<Mutex<WriteConn>>);
 sqlite_conn!(SqliteTx<'_>, |self| &mut self.0.conn, before: (), after: ());
 
 impl Tx for SqliteTx<'_> {
@@ -216,10 +250,10 @@ impl Engine for SqliteEngine {
             .execute("BEGIN IMMEDIATE")
             .await
             .map_err(db_error)?;
-        Ok(SqliteTx(guard))
+        Ok(SqliteTx(guard, self.write.clone()))
     }
 
     async fn writer(&self) -> Result<SqliteWriter<'_>, DbError> {
-        Ok(SqliteWriter(self.write_conn().await?))
+        Ok(SqliteWriter(self.write_conn().await?, self.write.clone()))
     }
 }
