@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod query;
 pub mod rows;
+pub mod sqlx_conn;
 
 mod accounts;
 mod audit;

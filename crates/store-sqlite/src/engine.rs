@@ -4,19 +4,16 @@
 //! transaction is `BEGIN IMMEDIATE`, so a second process on the same file waits on the busy
 //! timeout instead of failing a read-to-write upgrade.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
-use sqlx::query::Query;
-use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool, SqliteRow};
-use sqlx::{AssertSqlSafe, Executor, Row as _, Sqlite};
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteQueryResult, SqliteRow};
+use sqlx::{Executor, Sqlite};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio::task::JoinHandle;
 
-use statehouse_core::{Error, Result};
-use statehouse_store_sql::rows::ColumnRef;
-use statehouse_store_sql::{Arg, Conn, DbError, DbErrorKind, Dialect, Engine, Row, Sql, Tx};
+use statehouse_store_sql::sqlx_conn::{Record, SqlxConn};
+use statehouse_store_sql::{DbError, DbErrorKind, Dialect, Engine, Tx};
 
 pub struct SqliteEngine {
     pub(crate) read: SqlitePool,
@@ -101,100 +98,63 @@ pub(crate) fn db_error(e: sqlx::Error) -> DbError {
     DbError::new(kind, message, e)
 }
 
-fn query(sql: Sql<'_>) -> Query<'static, Sqlite, SqliteArguments> {
-    let (text, args) = sql.into_parts();
-    let mut query = match text {
-        Cow::Borrowed(text) => sqlx::query(text),
-        Cow::Owned(text) => sqlx::query(AssertSqlSafe(text)),
-    };
-    for arg in args {
-        query = match arg {
-            Arg::Int(v) => query.bind(v),
-            Arg::Bool(v) => query.bind(v),
-            Arg::Text(Some(Cow::Borrowed(v))) => query.bind(v),
-            Arg::Text(v) => query.bind(v.map(Cow::into_owned)),
-            Arg::Bytes(Some(Cow::Borrowed(v))) => query.bind(v),
-            Arg::Bytes(v) => query.bind(v.map(Cow::into_owned)),
-        };
-    }
-    query
-}
-
-/// A result row.
-pub struct SqliteRecord(SqliteRow);
-
-fn column<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
-    row: &'r SqliteRow,
-    col: ColumnRef<'_>,
-) -> Result<T> {
-    let got = match col {
-        ColumnRef::Name(name) => row.try_get(name),
-        ColumnRef::Index(i) => row.try_get(i),
-    };
-    got.map_err(|e| Error::Internal(format!("reading column {col}: {e}")))
-}
-
-impl Row for SqliteRecord {
-    fn opt_int(&self, col: ColumnRef<'_>) -> Result<Option<i64>> {
-        column(&self.0, col)
-    }
-    fn opt_text(&self, col: ColumnRef<'_>) -> Result<Option<String>> {
-        column(&self.0, col)
-    }
-    fn opt_bool(&self, col: ColumnRef<'_>) -> Result<Option<bool>> {
-        column(&self.0, col)
-    }
-    fn opt_bytes(&self, col: ColumnRef<'_>) -> Result<Option<Vec<u8>>> {
-        column(&self.0, col)
-    }
-}
-
-/// Runs statements on any SQLite connection. `$before` and `$after` run around each
-/// statement (the writer marks its connection while a statement runs: see [`SqliteWriter`]).
-macro_rules! sqlite_conn {
-    ($ty:ty, |$self:ident| $conn:expr, before: $before:expr, after: $after:expr) => {
-        impl Conn for $ty {
-            type Row = SqliteRecord;
-            async fn execute(&mut $self, sql: Sql<'_>) -> Result<u64, DbError> {
-                $before;
-                let done = query(sql).execute($conn).await.map_err(db_error)?;
-                $after;
-                Ok(done.rows_affected())
-            }
-            async fn fetch_all(&mut $self, sql: Sql<'_>) -> Result<Vec<SqliteRecord>, DbError> {
-                $before;
-                let rows = query(sql).fetch_all($conn).await.map_err(db_error)?;
-                $after;
-                Ok(rows.into_iter().map(SqliteRecord).collect())
-            }
-            async fn fetch_optional(
-                &mut $self,
-                sql: Sql<'_>,
-            ) -> Result<Option<SqliteRecord>, DbError> {
-                $before;
-                let row = query(sql).fetch_optional($conn).await.map_err(db_error)?;
-                $after;
-                Ok(row.map(SqliteRecord))
-            }
-        }
-    };
-}
-
 /// A read connection from the pool.
 pub struct SqliteRead(PoolConnection<Sqlite>);
-sqlite_conn!(SqliteRead, |self| &mut *self.0, before: (), after: ());
+
+impl SqlxConn for SqliteRead {
+    type Db = Sqlite;
+    fn connection(&mut self) -> &mut SqliteConnection {
+        &mut self.0
+    }
+    fn error(&self, e: sqlx::Error) -> DbError {
+        db_error(e)
+    }
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+}
 
 /// The write connection, for one statement committed on its own. A statement may also be a
 /// script with its own `BEGIN … COMMIT` (the journal's fast seal): while one runs the
 /// connection is marked as possibly inside a transaction, so one that fails or is abandoned
 /// half-way is rolled back before the connection is used again.
 pub struct SqliteWriter<'e>(MutexGuard<'e, WriteConn>, Arc<Mutex<WriteConn>>);
-sqlite_conn!(
-    SqliteWriter<'_>,
-    |self| &mut self.0.conn,
-    before: self.0.open = true,
-    after: self.0.open = false
-);
+
+impl SqlxConn for SqliteWriter<'_> {
+    type Db = Sqlite;
+    fn connection(&mut self) -> &mut SqliteConnection {
+        &mut self.0.conn
+    }
+    fn error(&self, e: sqlx::Error) -> DbError {
+        db_error(e)
+    }
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+    fn starting(&mut self) {
+        self.0.open = true;
+    }
+    fn finished(&mut self) {
+        self.0.open = false;
+    }
+}
+
+/// A `BEGIN IMMEDIATE` transaction on the write connection; dropped uncommitted, it is rolled
+/// back at once.
+pub struct SqliteTx<'e>(MutexGuard<'e, WriteConn>, Arc<Mutex<WriteConn>>);
+
+impl SqlxConn for SqliteTx<'_> {
+    type Db = Sqlite;
+    fn connection(&mut self) -> &mut SqliteConnection {
+        &mut self.0.conn
+    }
+    fn error(&self, e: sqlx::Error) -> DbError {
+        db_error(e)
+    }
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+}
 
 impl Drop for SqliteWriter<'_> {
     fn drop(&mut self) {
@@ -212,11 +172,6 @@ impl Drop for SqliteTx<'_> {
     }
 }
 
-/// A `BEGIN IMMEDIATE` transaction on the write connection.
-/// Dropped uncommitted, it is rolled back at once.
-pub struct SqliteTx<'e>(MutexGuard<'e, WriteConn>, Arc<Mutex<WriteConn>>);
-sqlite_conn!(SqliteTx<'_>, |self| &mut self.0.conn, before: (), after: ());
-
 impl Tx for SqliteTx<'_> {
     async fn commit(mut self) -> Result<(), DbError> {
         self.0.conn.execute("COMMIT").await.map_err(db_error)?;
@@ -226,7 +181,7 @@ impl Tx for SqliteTx<'_> {
 }
 
 impl Engine for SqliteEngine {
-    type Row = SqliteRecord;
+    type Row = Record<SqliteRow>;
     type Read<'e> = SqliteRead;
     type Tx<'e> = SqliteTx<'e>;
     type Writer<'e> = SqliteWriter<'e>;
