@@ -70,6 +70,8 @@ pub struct Services {
     users: Arc<TtlCache<UserAccess>>,
     /// Token ids whose use was recorded within the last minute.
     recently_touched: Arc<TtlCache<()>>,
+    /// Whether any webhook is enabled (see [`Services::webhooks_enabled`]).
+    webhooks_enabled: Arc<TtlCache<bool>>,
     auth: AuthSettings,
     pub(crate) journal: Arc<Journal>,
     login_work: Arc<sessions::LoginWork>,
@@ -134,6 +136,7 @@ impl Services {
             operator_secret: None,
             users: Arc::new(TtlCache::new(TOKEN_CACHE_MILLIS)),
             recently_touched: Arc::new(TtlCache::new(TOKEN_TOUCH_MILLIS)),
+            webhooks_enabled: Arc::new(TtlCache::new(webhooks::WEBHOOKS_ENABLED_MILLIS)),
             auth: AuthSettings::default(),
             login_work: Arc::default(),
         }

@@ -72,35 +72,39 @@ const DELIVERY_BATCH: i64 = 32;
 const DELIVERY_POLL: Duration = Duration::from_secs(1);
 
 /// Sends due webhook deliveries until `stop` turns true. Wakes at once when this process
-/// stores an event, otherwise polls (retries, other replicas' events).
+/// stores an event while a webhook is enabled (an event costs no query when none is), and
+/// otherwise polls (retries, other replicas' events).
 pub async fn run_webhook_worker(
     services: Services,
     transport: impl WebhookTransport,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut events = services.subscribe_events();
+    let mut due = true;
     loop {
         if *stop.borrow() {
             return;
         }
-        let sent = match services
-            .deliver_due_webhooks(&transport, DELIVERY_BATCH)
-            .await
-        {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhook delivery round failed; retrying");
-                0
+        if due {
+            let sent = match services
+                .deliver_due_webhooks(&transport, DELIVERY_BATCH)
+                .await
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook delivery round failed; retrying");
+                    0
+                }
+            };
+            if sent > 0 {
+                continue;
             }
+        }
+        due = tokio::select! {
+            _ = stop.changed() => false,
+            _ = events.recv() => services.webhooks_enabled().await.unwrap_or(true),
+            _ = tokio::time::sleep(DELIVERY_POLL) => true,
         };
-        if sent > 0 {
-            continue;
-        }
-        tokio::select! {
-            _ = stop.changed() => {}
-            _ = events.recv() => {}
-            _ = tokio::time::sleep(DELIVERY_POLL) => {}
-        }
     }
 }
 

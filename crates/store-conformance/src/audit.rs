@@ -443,10 +443,16 @@ async fn deliveries(store: &dyn Store, hook: &str) -> Vec<Delivery> {
 pub async fn webhooks_are_created_listed_updated_deleted(store: Arc<dyn Store>) {
     let ws = workspace(store.as_ref(), "hooks").await;
     let other = workspace(store.as_ref(), "elsewhere").await;
+    assert!(!store.any_enabled_webhook().await.expect("none yet"));
     let a = webhook("a", &ws.id, &["lock.*", "state.written"], true);
     let b = webhook("b", &ws.id, &["*"], false);
-    create(store.as_ref(), &a).await;
     create(store.as_ref(), &b).await;
+    assert!(
+        !store.any_enabled_webhook().await.expect("a disabled one"),
+        "a disabled webhook delivers nothing"
+    );
+    create(store.as_ref(), &a).await;
+    assert!(store.any_enabled_webhook().await.expect("an enabled one"));
     create(store.as_ref(), &webhook("c", &other.id, &["*"], true)).await;
     assert_eq!(
         store.list_webhooks(&ws.id).await.expect("list"),

@@ -172,6 +172,13 @@ impl<E: Engine> WebhookStore for SqlStore<E> {
         Ok(done == 1)
     }
 
+    async fn any_enabled_webhook(&self) -> Result<bool> {
+        let found: Option<i64> = sql("SELECT 1 FROM webhooks WHERE enabled = TRUE LIMIT 1")
+            .optional_scalar(&mut self.engine.read().await?)
+            .await?;
+        Ok(found.is_some())
+    }
+
     async fn insert_delivery(&self, delivery: &Delivery) -> Result<()> {
         insert_deliveries(
             &mut self.engine.writer().await?,

@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use statehouse_core::backups::SealedKind;
+use statehouse_core::backups::{NotifierRecord, SealedKind};
+use statehouse_core::cache::TtlCache;
 use statehouse_core::crypto::SealedBody;
 use statehouse_core::service::{Services, new_id};
 use statehouse_core::{Error, Result};
@@ -101,7 +102,14 @@ pub struct BackupService {
     idle: Arc<Notify>,
     /// Notifications given up on, in words (for a CLI command to report before it exits).
     undelivered: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Each workspace's notifiers as last read, so that an event (a LOCK, an UNLOCK) costs no
+    /// query: changes made through this process are seen at once, other replicas' within
+    /// [`NOTIFIERS_TTL_MILLIS`].
+    notifiers: Arc<TtlCache<Arc<Vec<NotifierRecord>>>>,
 }
+
+/// How long a workspace's notifier list is trusted (another replica's change is seen within it).
+const NOTIFIERS_TTL_MILLIS: i64 = 2_000;
 
 impl BackupService {
     pub fn new(core: Services, options: BackupOptions) -> Result<BackupService> {
@@ -120,6 +128,7 @@ impl BackupService {
             running_backups: Arc::new(AtomicUsize::new(0)),
             idle: Arc::new(Notify::new()),
             undelivered: Arc::default(),
+            notifiers: Arc::new(TtlCache::new(NOTIFIERS_TTL_MILLIS)),
         })
     }
 

@@ -6,6 +6,8 @@
 //! stored itself, so an event is sent once; a process that dies between storing an event and
 //! sending it loses that notification (events stay queryable, and webhooks are durable).
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::json;
 use statehouse_core::access::{Principal, Role};
@@ -210,6 +212,7 @@ impl BackupService {
                 updated_at: now,
             };
             self.core.backup_store().create_notifier(&notifier).await?;
+            self.notifiers.forget(&workspace.id);
             self.view_notifier(&notifier).await
         }
         .await;
@@ -300,7 +303,10 @@ impl BackupService {
                 n.enabled = enabled;
             }
             n.updated_at = self.core.now();
-            if !self.core.backup_store().update_notifier(&n).await? {
+            let updated = self.core.backup_store().update_notifier(&n).await?;
+            // After the write: an event meanwhile must not cache the old list again.
+            self.notifiers.forget(&workspace.id);
+            if !updated {
                 return Err(not_found("notifier", key, &workspace.name));
             }
             self.view_notifier(&n).await
@@ -316,12 +322,13 @@ impl BackupService {
         let result = async {
             let workspace = self.admin_of(who, ws, "managing notifiers").await?;
             let n = self.find_notifier(&workspace, key).await?;
-            if self
+            let deleted = self
                 .core
                 .backup_store()
                 .delete_notifier(&workspace.id, &n.id)
-                .await?
-            {
+                .await?;
+            self.notifiers.forget(&workspace.id);
+            if deleted {
                 Ok(())
             } else {
                 Err(not_found("notifier", key, &workspace.name))
@@ -355,6 +362,23 @@ impl BackupService {
             .await
     }
 
+    /// A workspace's notifiers, from the cache while it is fresh.
+    async fn workspace_notifiers(&self, workspace_id: &str) -> Result<Arc<Vec<NotifierRecord>>> {
+        let now = self.core.now();
+        if let Some(cached) = self.notifiers.get(workspace_id, now) {
+            return Ok(cached);
+        }
+        let list = Arc::new(
+            self.core
+                .backup_store()
+                .list_notifiers(workspace_id)
+                .await?,
+        );
+        self.notifiers
+            .put(workspace_id.to_owned(), list.clone(), now);
+        Ok(list)
+    }
+
     /// Sends `event` to every notifier of its workspace that wants it; failures are retried
     /// twice, then logged.
     pub async fn notify_event(&self, event: &Event) -> Result<()> {
@@ -362,13 +386,10 @@ impl BackupService {
             return Ok(());
         };
         let database_id = event.payload.get("database_id").and_then(|v| v.as_str());
-        let notifiers = self
-            .core
-            .backup_store()
-            .list_notifiers(workspace_id)
-            .await?;
+        let notifiers = self.workspace_notifiers(workspace_id).await?;
         let wanted: Vec<NotifierRecord> = notifiers
-            .into_iter()
+            .iter()
+            .cloned()
             .filter(|n| n.enabled && events::filter_matches(&n.events, &event.kind))
             .filter(|n| match (&n.database_ids, database_id) {
                 (None, _) => true,

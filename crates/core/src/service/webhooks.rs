@@ -47,6 +47,11 @@ fn check_description(text: &str) -> Result<String> {
     Ok(text.to_owned())
 }
 
+/// How long [`Services::webhooks_enabled`] trusts what it read.
+pub(crate) const WEBHOOKS_ENABLED_MILLIS: i64 = 1_000;
+/// The one key of that cache.
+const ANY_ENABLED: &str = "any";
+
 impl Services {
     async fn webhook_admin(&self, who: &Principal, ws: &str) -> Result<Workspace> {
         Ok(self
@@ -104,6 +109,7 @@ impl Services {
                 secret: sealed,
             };
             self.store.create_webhook(&webhook).await?;
+            self.webhooks_enabled.forget(ANY_ENABLED);
             Ok((webhook, secret))
         }
         .await;
@@ -161,7 +167,9 @@ impl Services {
                 None
             };
             webhook.updated_at = self.now();
-            if !self.store.update_webhook(&webhook).await? {
+            let updated = self.store.update_webhook(&webhook).await?;
+            self.webhooks_enabled.forget(ANY_ENABLED);
+            if !updated {
                 return Err(Error::NotFound(format!(
                     "webhook {id:?} was deleted meanwhile"
                 )));
@@ -179,7 +187,9 @@ impl Services {
             .target(id);
         let result = async {
             let workspace = self.webhook_admin(who, ws).await?;
-            if self.store.delete_webhook(&workspace.id, id).await? {
+            let deleted = self.store.delete_webhook(&workspace.id, id).await?;
+            self.webhooks_enabled.forget(ANY_ENABLED);
+            if deleted {
                 Ok(())
             } else {
                 Err(Error::NotFound(format!(
@@ -280,6 +290,21 @@ impl Services {
         }
         .await;
         self.conclude(result, record, |_, r| (r, None)).await
+    }
+
+    /// Whether any webhook is enabled, read at most once per [`WEBHOOKS_ENABLED_MILLIS`]
+    /// (changes made through this process are seen at once): an event wakes the delivery
+    /// worker only when a webhook may have a delivery for it, so events cost no query when
+    /// none is configured.
+    pub async fn webhooks_enabled(&self) -> Result<bool> {
+        let now = self.now();
+        if let Some(known) = self.webhooks_enabled.get(ANY_ENABLED, now) {
+            return Ok(known);
+        }
+        let enabled = self.store.any_enabled_webhook().await?;
+        self.webhooks_enabled
+            .put(ANY_ENABLED.to_owned(), enabled, now);
+        Ok(enabled)
     }
 
     /// Claims due deliveries and sends them (concurrently), recording each attempt and

@@ -15,6 +15,8 @@ pub trait WebhookStore: Send + Sync {
     async fn update_webhook(&self, webhook: &Webhook) -> Result<bool>;
     /// Removes the webhook and its deliveries; false when missing.
     async fn delete_webhook(&self, workspace_id: &str, id: &str) -> Result<bool>;
+    /// Whether any workspace has an enabled webhook (whether an event may be delivered).
+    async fn any_enabled_webhook(&self) -> Result<bool>;
 
     /// Adds a delivery outside of an event's transaction (pings, redeliveries).
     async fn insert_delivery(&self, delivery: &Delivery) -> Result<()>;
