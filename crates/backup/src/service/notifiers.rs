@@ -389,13 +389,13 @@ impl BackupService {
         let notifiers = self.workspace_notifiers(workspace_id).await?;
         let wanted: Vec<NotifierRecord> = notifiers
             .iter()
-            .cloned()
             .filter(|n| n.enabled && events::filter_matches(&n.events, &event.kind))
             .filter(|n| match (&n.database_ids, database_id) {
                 (None, _) => true,
                 (Some(ids), Some(db)) => ids.iter().any(|id| id == db),
                 (Some(_), None) => false,
             })
+            .cloned()
             .collect();
         if wanted.is_empty() {
             return Ok(());
