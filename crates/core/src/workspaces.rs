@@ -5,9 +5,9 @@ use serde_json::json;
 
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
-use crate::model::Workspace;
+use crate::model::{Workspace, WorkspaceSettings};
 use crate::names::WorkspaceName;
-use crate::service::{DEFAULT_WORKSPACE, Services};
+use crate::service::{DEFAULT_WORKSPACE, Services, new_id};
 use crate::{Error, Result};
 
 /// Shortest duration accepted for a retention age or a stale-lock threshold.
@@ -237,5 +237,52 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+}
+
+impl Services {
+    /// Creates the `default` workspace if it does not exist (safe to race with replicas).
+    pub async fn ensure_default_workspace(&self) -> Result<()> {
+        if self
+            .store
+            .workspace_by_name(DEFAULT_WORKSPACE)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        match self.create_workspace(DEFAULT_WORKSPACE).await {
+            Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn create_workspace(&self, name: &str) -> Result<Workspace> {
+        let name = WorkspaceName::parse(name)?;
+        let ws = Workspace {
+            id: new_id(),
+            name: name.as_str().to_owned(),
+            serial_protection: true,
+            created_at: self.now(),
+            settings: WorkspaceSettings::DEFAULT,
+        };
+        self.store.create_workspace(&ws).await?;
+        Ok(ws)
+    }
+
+    pub async fn workspace(&self, name: &str) -> Result<Workspace> {
+        let name = WorkspaceName::parse(name)?;
+        let now = self.now();
+        if let Some(ws) = self.workspaces.get(name.as_str(), now) {
+            return Ok(ws);
+        }
+        let ws = self.store.workspace_by_name(name.as_str()).await?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "workspace {:?} does not exist; create it with `statehouse workspace create {name}`",
+                name.as_str()
+            ))
+        })?;
+        self.workspaces.put(ws.name.clone(), ws.clone(), now);
+        Ok(ws)
     }
 }

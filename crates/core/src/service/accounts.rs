@@ -5,7 +5,8 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Services, check_token_expiry, check_token_name, new_id};
+use super::tokens::{check_token_expiry, check_token_name};
+use super::{Services, new_id};
 use crate::access::{Credential, Principal, Role, Token, TokenKind, TokenSecret};
 use crate::accounts::{
     Membership, User, check_new_password, hash_password_blocking, parse_user_name,

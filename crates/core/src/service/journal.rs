@@ -9,6 +9,7 @@ use super::Services;
 use crate::access::{Grants, Principal, Role};
 use crate::audit::{self, AuditEntry, AuditQuery, AuditRecord, VerifyReport};
 use crate::events::{Event, NewEvent};
+use crate::model::Workspace;
 use crate::store::pending::JournalEntries;
 use crate::{Error, Result};
 
@@ -226,4 +227,65 @@ impl Services {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Services {
+    /// An event about `subject` in `workspace`, caused by `who`, happening now.
+    pub(crate) fn event(
+        &self,
+        kind: &str,
+        workspace: &Workspace,
+        subject: &str,
+        who: &Principal,
+        payload: serde_json::Value,
+    ) -> NewEvent {
+        NewEvent {
+            at: self.now(),
+            kind: kind.to_owned(),
+            workspace_id: Some(workspace.id.clone()),
+            workspace: Some(workspace.name.clone()),
+            subject: Some(subject.to_owned()),
+            actor: who.actor(),
+            payload,
+        }
+    }
+
+    /// Audits the end of an operation whose change did not store its entries itself (see
+    /// [`Services::conclude_change`] for those). On success `describe` completes the record
+    /// (and may add an event) and the answer waits until both are stored, so nothing is
+    /// acknowledged unaudited; a refusal is recorded without waiting.
+    pub async fn conclude<T>(
+        &self,
+        result: Result<T>,
+        record: AuditRecord,
+        describe: impl FnOnce(&T, AuditRecord) -> (AuditRecord, Option<NewEvent>),
+    ) -> Result<T> {
+        match result {
+            Ok(value) => {
+                let (record, event) = describe(&value, record);
+                self.journal.commit(Some(record), event).await?;
+                Ok(value)
+            }
+            Err(e) => {
+                self.journal.enqueue(record.refused_by(&e)).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Audits the end of a read without waiting for the entry to be stored: on success
+    /// `describe` completes the record; a refusal is recorded as such.
+    pub async fn conclude_read<T>(
+        &self,
+        result: Result<T>,
+        record: AuditRecord,
+        describe: impl FnOnce(&T, AuditRecord) -> AuditRecord,
+    ) -> Result<T> {
+        let record = match &result {
+            Ok(value) => describe(value, record),
+            Err(e) => record.refused_by(e),
+        };
+        self.journal.enqueue(record).await;
+        result
+    }
 }
