@@ -76,6 +76,7 @@ pub mod self_backup;
 pub mod service;
 pub mod settings;
 pub mod targets;
+pub mod uptime;
 pub mod verify;
 
 use statehouse_core::clock::{Clock, Timestamp};

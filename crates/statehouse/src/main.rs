@@ -40,6 +40,7 @@ mod client;
 mod config;
 mod config_keys;
 mod config_paths;
+mod database_commands;
 mod database_options;
 mod database_views;
 mod databases;

@@ -18,6 +18,14 @@ use crate::{at, expect_conflict, ok, sealed, workspace};
 
 // ---- fixtures ------------------------------------------------------------------------------
 
+/// The backup crate's health rule: `n` failed checks in a row make a database down.
+fn down_after(
+    n: i64,
+) -> impl Fn(&DatabaseHealth, &HealthCheck) -> (DatabaseHealth, Option<HealthTransition>) + Send + Sync
+{
+    move |health, check| statehouse_backup::uptime::health_after(health, check, n)
+}
+
 fn target_value(id: &str, workspace_id: &str, name: &str) -> TargetRecord {
     TargetRecord {
         id: id.to_owned(),
@@ -517,7 +525,9 @@ pub async fn backups_keep_their_database_and_target_from_being_deleted(store: Ar
         ));
     }
     ok(
-        store.record_health_check(&check(&db.id, 1, true), 3).await,
+        store
+            .record_health_check(&check(&db.id, 1, true), &down_after(3))
+            .await,
         "record_health_check",
     );
 
@@ -1411,7 +1421,7 @@ pub async fn health_checks_drive_transitions(store: Arc<dyn Store>) {
     assert_eq!(
         ok(
             store
-                .record_health_check(&check(&db.id, 1_000, true), 3)
+                .record_health_check(&check(&db.id, 1_000, true), &down_after(3))
                 .await,
             "check"
         ),
@@ -1420,7 +1430,7 @@ pub async fn health_checks_drive_transitions(store: Arc<dyn Store>) {
     assert_eq!(
         ok(
             store
-                .record_health_check(&check(&db.id, 2_000, true), 3)
+                .record_health_check(&check(&db.id, 2_000, true), &down_after(3))
                 .await,
             "check"
         ),
@@ -1431,7 +1441,7 @@ pub async fn health_checks_drive_transitions(store: Arc<dyn Store>) {
         assert_eq!(
             ok(
                 store
-                    .record_health_check(&check(&db.id, 2_000 + n * 1_000, false), 3)
+                    .record_health_check(&check(&db.id, 2_000 + n * 1_000, false), &down_after(3))
                     .await,
                 "failed check"
             ),
@@ -1453,7 +1463,7 @@ pub async fn health_checks_drive_transitions(store: Arc<dyn Store>) {
     assert_eq!(
         ok(
             store
-                .record_health_check(&check(&db.id, 5_000, false), 3)
+                .record_health_check(&check(&db.id, 5_000, false), &down_after(3))
                 .await,
             "third failure"
         ),
@@ -1462,7 +1472,7 @@ pub async fn health_checks_drive_transitions(store: Arc<dyn Store>) {
     assert_eq!(
         ok(
             store
-                .record_health_check(&check(&db.id, 6_000, false), 3)
+                .record_health_check(&check(&db.id, 6_000, false), &down_after(3))
                 .await,
             "fourth failure"
         ),
@@ -1482,7 +1492,7 @@ pub async fn health_checks_drive_transitions(store: Arc<dyn Store>) {
     assert_eq!(
         ok(
             store
-                .record_health_check(&check(&db.id, 7_000, true), 3)
+                .record_health_check(&check(&db.id, 7_000, true), &down_after(3))
                 .await,
             "recovery"
         ),
@@ -1501,7 +1511,7 @@ pub async fn health_checks_drive_transitions(store: Arc<dyn Store>) {
     assert_eq!(
         ok(
             store
-                .record_health_check(&check("missing", 7_000, true), 3)
+                .record_health_check(&check("missing", 7_000, true), &down_after(3))
                 .await,
             "check of a missing database"
         ),
@@ -1513,7 +1523,7 @@ pub async fn health_checks_drive_transitions(store: Arc<dyn Store>) {
     assert_eq!(
         ok(
             store
-                .record_health_check(&check(&fresh.id, 1, false), 2)
+                .record_health_check(&check(&fresh.id, 1, false), &down_after(2))
                 .await,
             "first failure"
         ),
@@ -1522,7 +1532,7 @@ pub async fn health_checks_drive_transitions(store: Arc<dyn Store>) {
     assert_eq!(
         ok(
             store
-                .record_health_check(&check(&fresh.id, 2, false), 2)
+                .record_health_check(&check(&fresh.id, 2, false), &down_after(2))
                 .await,
             "second failure"
         ),

@@ -96,7 +96,9 @@ impl BackupService {
         let transition = self
             .core
             .backup_store()
-            .record_health_check(&check, i64::from(settings.health.down_after))
+            .record_health_check(&check, &|health, check| {
+                crate::uptime::health_after(health, check, i64::from(settings.health.down_after))
+            })
             .await?;
         if let Some(t) = transition {
             let kind = match (t.from, t.to) {

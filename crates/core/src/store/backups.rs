@@ -10,10 +10,18 @@ use async_trait::async_trait;
 
 use crate::Result;
 use crate::backups::{
-    BackupFilter, BackupRecord, BackupResult, DatabaseRecord, HealthCheck, HealthCounts,
-    HealthTransition, NotifierRecord, TargetRecord, VerificationRecord, WorkspaceBackupSettings,
+    BackupFilter, BackupRecord, BackupResult, DatabaseHealth, DatabaseRecord, HealthCheck,
+    HealthCounts, HealthTransition, NotifierRecord, TargetRecord, VerificationRecord,
+    WorkspaceBackupSettings,
 };
 use crate::clock::Timestamp;
+
+/// How a check changes a database's health: the new health, and the status change if any.
+pub type HealthRule<'a> = &'a (
+        dyn Fn(&DatabaseHealth, &HealthCheck) -> (DatabaseHealth, Option<HealthTransition>)
+            + Send
+            + Sync
+    );
 
 #[async_trait]
 pub trait BackupStore: Send + Sync {
@@ -161,16 +169,14 @@ pub trait BackupStore: Send + Sync {
 
     // Health checks
 
-    /// Records a check and updates the database's health in one transaction: a good check
-    /// resets the failure count and makes it `Up`; a failed one counts, and the
-    /// `down_after`-th failure in a row makes it `Down` (from `Up` or `Unknown`; `down_after`
-    /// below 1 counts as 1). `last_error` is the failed check's error, cleared by a good check.
-    /// Returns the status change, if any (`Unknown` → `Up` included); `None` when the database
-    /// does not exist (nothing is recorded) or nothing changed.
+    /// Records a check and updates the database's health in one transaction, as `rule` says
+    /// for the health stored when the check is recorded (the backup crate's rule: a run of
+    /// failures makes a database down). Returns the status change, if any; `None` when the
+    /// database does not exist (nothing is recorded) or nothing changed.
     async fn record_health_check(
         &self,
         check: &HealthCheck,
-        down_after: i64,
+        rule: HealthRule<'_>,
     ) -> Result<Option<HealthTransition>>;
     /// Checks of a database since `since` (inclusive), counted.
     async fn health_counts(&self, database_id: &str, since: Timestamp) -> Result<HealthCounts>;

@@ -3,10 +3,9 @@
 //! one writer excludes every other change meanwhile).
 
 use statehouse_core::Result;
-use statehouse_core::backups::{
-    DatabaseHealth, HealthCheck, HealthCounts, HealthStatus, HealthTransition,
-};
+use statehouse_core::backups::{HealthCheck, HealthCounts, HealthTransition};
 use statehouse_core::clock::Timestamp;
+use statehouse_core::store::backups::HealthRule;
 
 use super::{databases, decode, err, locked};
 use crate::SqlStore;
@@ -27,47 +26,6 @@ const LIST: &str = "SELECT database_id, at, ok, latency_ms, error FROM health_ch
     WHERE database_id = $1 AND at < $2 ORDER BY at DESC, id DESC LIMIT $3";
 const PRUNE: &str = "DELETE FROM health_checks WHERE at < $1";
 
-/// A database's health after `check`: a good check makes it `Up` and resets the failure count;
-/// a failed one counts, and the `down_after`-th failure in a row (at least the first) makes it
-/// `Down`. The last error is the failed check's, cleared by a good one. Returns the status
-/// change, if any.
-///
-/// A backup rule, not SQL: it lives here until the backup crate owns it (the store calls it
-/// inside the check's transaction).
-pub(crate) fn health_after(
-    current: &DatabaseHealth,
-    check: &HealthCheck,
-    down_after: i64,
-) -> (DatabaseHealth, Option<HealthTransition>) {
-    let (status, consecutive_failures, last_error) = if check.ok {
-        (HealthStatus::Up, 0, None)
-    } else {
-        let failures = current.consecutive_failures.saturating_add(1);
-        let status = if failures >= down_after.max(1) {
-            HealthStatus::Down
-        } else {
-            current.status
-        };
-        (status, failures, check.error.clone())
-    };
-    let transition = (status != current.status).then_some(HealthTransition {
-        from: current.status,
-        to: status,
-    });
-    let health = DatabaseHealth {
-        status,
-        consecutive_failures,
-        changed_at: if transition.is_some() {
-            Some(check.at)
-        } else {
-            current.changed_at
-        },
-        last_check_at: Some(check.at),
-        last_error,
-    };
-    (health, transition)
-}
-
 fn check_from(row: &impl Row) -> Result<HealthCheck> {
     Ok(HealthCheck {
         database_id: row.get("database_id")?,
@@ -81,7 +39,7 @@ fn check_from(row: &impl Row) -> Result<HealthCheck> {
 pub(super) async fn record<E: Engine>(
     store: &SqlStore<E>,
     check: &HealthCheck,
-    down_after: i64,
+    rule: HealthRule<'_>,
 ) -> Result<Option<HealthTransition>> {
     let mut tx = store.engine.begin().await?;
     let Some(row) = locked(store.dialect(), DATABASE_HEALTH)
@@ -92,7 +50,7 @@ pub(super) async fn record<E: Engine>(
         return Ok(None);
     };
     let current = databases::health_from(&row)?;
-    let (health, transition) = health_after(&current, check, down_after);
+    let (health, transition) = rule(&current, check);
     sql(SET_DATABASE_HEALTH)
         .bind(&check.database_id)
         .bind(health.status.as_str())
@@ -156,45 +114,4 @@ pub(super) async fn prune<E: Engine>(store: &SqlStore<E>, before: Timestamp) -> 
         .execute(&mut store.engine.writer().await?)
         .await
         .map_err(err)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(ok: bool) -> HealthCheck {
-        HealthCheck {
-            database_id: "db".into(),
-            at: Timestamp(10),
-            ok,
-            latency_ms: None,
-            error: (!ok).then(|| "refused".to_owned()),
-        }
-    }
-
-    #[test]
-    fn the_down_after_th_failure_turns_a_database_down() {
-        let mut health = DatabaseHealth::default();
-        let (next, change) = health_after(&health, &check(true), 3);
-        assert_eq!(
-            change,
-            Some(HealthTransition {
-                from: HealthStatus::Unknown,
-                to: HealthStatus::Up
-            })
-        );
-        health = next;
-        for n in 1..3 {
-            let (next, change) = health_after(&health, &check(false), 3);
-            assert_eq!((change, next.consecutive_failures), (None, n));
-            assert_eq!(next.last_error.as_deref(), Some("refused"));
-            health = next;
-        }
-        let (next, change) = health_after(&health, &check(false), 3);
-        assert_eq!(change.map(|c| c.to), Some(HealthStatus::Down));
-        assert_eq!(next.changed_at, Some(Timestamp(10)));
-        let (next, change) = health_after(&next, &check(true), 3);
-        assert_eq!(change.map(|c| c.to), Some(HealthStatus::Up));
-        assert_eq!((next.consecutive_failures, next.last_error), (0, None));
-    }
 }

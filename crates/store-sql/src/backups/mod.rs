@@ -31,7 +31,7 @@ use statehouse_core::backups::{
 };
 use statehouse_core::clock::Timestamp;
 use statehouse_core::crypto::SealedBody;
-use statehouse_core::store::backups::BackupStore;
+use statehouse_core::store::backups::{BackupStore, HealthRule};
 use statehouse_core::{Error, Result};
 
 use crate::SqlStore;
@@ -328,9 +328,9 @@ impl<E: Engine> BackupStore for SqlStore<E> {
     async fn record_health_check(
         &self,
         check: &HealthCheck,
-        down_after: i64,
+        rule: HealthRule<'_>,
     ) -> Result<Option<HealthTransition>> {
-        health::record(self, check, down_after).await
+        health::record(self, check, rule).await
     }
 
     async fn health_counts(&self, database_id: &str, since: Timestamp) -> Result<HealthCounts> {
