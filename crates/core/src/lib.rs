@@ -5,6 +5,7 @@ pub mod access;
 pub mod accounts;
 pub mod audit;
 pub mod backups;
+pub mod bodies;
 pub mod cache;
 pub mod clock;
 pub mod crypto;

@@ -26,6 +26,7 @@ pub use self::webhooks::{WebhookChange, WebhookSpec};
 use crate::Result;
 use crate::access::Token;
 use crate::accounts::{AuthSettings, UserAccess};
+use crate::bodies::BodyCache;
 use crate::cache::TtlCache;
 use crate::clock::{Clock, Timestamp};
 use crate::crypto::{Binding, Cipher};
@@ -63,6 +64,8 @@ pub struct Services {
     users: Arc<TtlCache<UserAccess>>,
     /// Token ids whose use was recorded within the last minute.
     recently_touched: Arc<TtlCache<()>>,
+    /// Plaintext bodies of recently read or written versions (see [`crate::bodies`]).
+    pub(crate) bodies: Arc<BodyCache>,
     /// Whether any webhook is enabled (see [`Services::webhooks_enabled`]).
     webhooks_enabled: Arc<TtlCache<bool>>,
     auth: AuthSettings,
@@ -130,6 +133,7 @@ impl Services {
             users: Arc::new(TtlCache::new(TOKEN_CACHE_MILLIS)),
             recently_touched: Arc::new(TtlCache::new(TOKEN_TOUCH_MILLIS)),
             webhooks_enabled: Arc::new(TtlCache::new(webhooks::WEBHOOKS_ENABLED_MILLIS)),
+            bodies: Arc::default(),
             auth: AuthSettings::default(),
             login_work: Arc::default(),
         }

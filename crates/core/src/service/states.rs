@@ -45,13 +45,38 @@ impl Services {
         let (workspace, _) = self
             .authorize(who, ws, Role::Viewer, "reading a state")
             .await?;
-        let found = self
+        self.current_plaintext(&workspace.id, name.as_str()).await
+    }
+
+    /// The current version of a live state and its body in plaintext: from the body cache
+    /// when this version was read or written lately, else read, decrypted and kept.
+    async fn current_plaintext(
+        &self,
+        workspace_id: &str,
+        name: &str,
+    ) -> Result<Option<(VersionMeta, Vec<u8>)>> {
+        let Some(meta) = self
             .store
-            .current_body(&workspace.id, name.as_str())
-            .await?;
-        found
-            .map(|(meta, sealed)| self.open_version(meta, &sealed))
-            .transpose()
+            .state(workspace_id, name)
+            .await?
+            .and_then(|state| state.current)
+        else {
+            return Ok(None);
+        };
+        if let Some(body) = self.bodies.get(&meta.id) {
+            return Ok(Some((meta, body.as_ref().clone())));
+        }
+        // The version just seen (not whatever is current by now): meta and body agree.
+        let Some((meta, sealed)) = self
+            .store
+            .version_body(&meta.state_id, meta.version_no)
+            .await?
+        else {
+            return Ok(None); // purged meanwhile
+        };
+        let (meta, body) = self.open_version(meta, &sealed)?;
+        self.bodies.put(&meta.id, Arc::new(body.clone()));
+        Ok(Some((meta, body)))
     }
 
     /// What the http backend's GET answers: the state as stored, or for a principal whose
@@ -89,14 +114,9 @@ impl Services {
         let (workspace, role) = self
             .authorize(who, ws, Role::Outputs, "reading a state")
             .await?;
-        let Some((meta, sealed)) = self
-            .store
-            .current_body(&workspace.id, name.as_str())
-            .await?
-        else {
+        let Some((meta, full)) = self.current_plaintext(&workspace.id, name.as_str()).await? else {
             return Ok(None);
         };
-        let (meta, full) = self.open_version(meta, &sealed)?;
         if role > Role::Outputs {
             return Ok(Some(BackendRead {
                 md5_hex: meta.md5.clone(),
@@ -264,9 +284,10 @@ impl Services {
             .cipher
             .seal(&body, binding_for(&record.id, &version_id))?;
         let size = body.len() as i64;
-        // Only the sealed form is needed from here on; a large body is freed before the store
+        // Kept for the next read when small enough; a large body is freed before the store
         // copies the sealed one into the database.
-        drop(body);
+        let keep = (body.len() <= crate::bodies::MAX_ENTRY).then(|| Arc::new(body));
+        let version_id_kept = version_id.clone();
         let write = VersionWrite {
             state_id: record.id.clone(),
             version_id,
@@ -283,9 +304,14 @@ impl Services {
             at: self.now(),
             resources,
         };
-        self.store
+        let outcome = self
+            .store
             .write_version_journaled(&workspace.id, name.as_str(), write, &journal)
-            .await
+            .await?;
+        if let (WriteOutcome::Created(_), Some(body)) = (&outcome, keep) {
+            self.bodies.put(&version_id_kept, body);
+        }
+        Ok(outcome)
     }
 
     /// Soft-deletes a state (admin). Its versions stay restorable until purged. Audited as
