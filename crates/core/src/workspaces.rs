@@ -180,6 +180,53 @@ impl Services {
     }
 }
 
+impl Services {
+    /// Creates the `default` workspace if it does not exist (safe to race with replicas).
+    pub async fn ensure_default_workspace(&self) -> Result<()> {
+        if self
+            .store
+            .workspace_by_name(DEFAULT_WORKSPACE)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        match self.create_workspace(DEFAULT_WORKSPACE).await {
+            Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn create_workspace(&self, name: &str) -> Result<Workspace> {
+        let name = WorkspaceName::parse(name)?;
+        let ws = Workspace {
+            id: new_id(),
+            name: name.as_str().to_owned(),
+            serial_protection: true,
+            created_at: self.now(),
+            settings: WorkspaceSettings::DEFAULT,
+        };
+        self.store.create_workspace(&ws).await?;
+        Ok(ws)
+    }
+
+    pub async fn workspace(&self, name: &str) -> Result<Workspace> {
+        let name = WorkspaceName::parse(name)?;
+        let now = self.now();
+        if let Some(ws) = self.workspaces.get(name.as_str(), now) {
+            return Ok(ws);
+        }
+        let ws = self.store.workspace_by_name(name.as_str()).await?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "workspace {:?} does not exist; create it with `statehouse workspace create {name}`",
+                name.as_str()
+            ))
+        })?;
+        self.workspaces.put(ws.name.clone(), ws.clone(), now);
+        Ok(ws)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,52 +284,5 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-}
-
-impl Services {
-    /// Creates the `default` workspace if it does not exist (safe to race with replicas).
-    pub async fn ensure_default_workspace(&self) -> Result<()> {
-        if self
-            .store
-            .workspace_by_name(DEFAULT_WORKSPACE)
-            .await?
-            .is_some()
-        {
-            return Ok(());
-        }
-        match self.create_workspace(DEFAULT_WORKSPACE).await {
-            Ok(_) | Err(Error::Conflict(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub async fn create_workspace(&self, name: &str) -> Result<Workspace> {
-        let name = WorkspaceName::parse(name)?;
-        let ws = Workspace {
-            id: new_id(),
-            name: name.as_str().to_owned(),
-            serial_protection: true,
-            created_at: self.now(),
-            settings: WorkspaceSettings::DEFAULT,
-        };
-        self.store.create_workspace(&ws).await?;
-        Ok(ws)
-    }
-
-    pub async fn workspace(&self, name: &str) -> Result<Workspace> {
-        let name = WorkspaceName::parse(name)?;
-        let now = self.now();
-        if let Some(ws) = self.workspaces.get(name.as_str(), now) {
-            return Ok(ws);
-        }
-        let ws = self.store.workspace_by_name(name.as_str()).await?.ok_or_else(|| {
-            Error::NotFound(format!(
-                "workspace {:?} does not exist; create it with `statehouse workspace create {name}`",
-                name.as_str()
-            ))
-        })?;
-        self.workspaces.put(ws.name.clone(), ws.clone(), now);
-        Ok(ws)
     }
 }
