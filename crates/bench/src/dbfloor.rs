@@ -510,3 +510,29 @@ fn after_marker<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgbench_output_is_read() {
+        let out = "transaction type: lock-unlock.sql\nnumber of clients: 8\n\
+                   number of transactions actually processed: 12172\n\
+                   initial connection time = 98.608 ms\n\
+                   tps = 6353.979067 (without initial connection time)\n";
+        assert_eq!(
+            after_marker(out, "number of transactions actually processed:"),
+            Some("12172")
+        );
+        assert_eq!(
+            after_marker(out, "tps =").and_then(|s| s.split_whitespace().next()),
+            Some("6353.979067")
+        );
+    }
+
+    #[test]
+    fn literals_are_quoted() {
+        assert_eq!(quote("it's"), "'it''s'");
+    }
+}

@@ -292,3 +292,20 @@ pub fn lock_info(id: &str) -> String {
     })
     .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_runner_goes_first_in_turn() {
+        let rounds: Vec<Vec<usize>> = (0..3).map(|r| turns(r, 3).collect()).collect();
+        assert_eq!(rounds, [[0, 1, 2], [1, 2, 0], [2, 0, 1]]);
+        assert_eq!(Plan::new(true).worker_counts(), [2, 8]);
+        let one = Plan {
+            lock_workers: 2,
+            ..Plan::new(true)
+        };
+        assert_eq!(one.worker_counts(), [2]);
+    }
+}
