@@ -12,21 +12,18 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 use statehouse_backup::pg_tools::{PgToolSearch, find_pg_tool_for_server};
-use statehouse_backup::{
-    BackupTarget, Decryption, DumpOptions, Encryption, LocalDirTarget, PgConnection,
-    RestoreOptions, generate_key_pair, restore_from, run_backup,
-};
-use statehouse_core::clock::SystemClock;
+use statehouse_backup::{BackupTarget, LocalDirTarget, PgConnection, generate_key_pair};
 
 use crate::http::MB;
 use crate::stats;
 
-/// The job of a child process, as JSON.
-const JOB_ENV: &str = "STATEHOUSE_BENCH_CHILD_JOB";
-/// The age identity a restoring child decrypts with (kept off the command line).
-const IDENTITY_ENV: &str = "STATEHOUSE_BENCH_AGE_IDENTITY";
+mod child;
+mod report;
+
+pub use child::run_child;
+use child::{ChildJob, timed_child};
+pub use report::render;
 
 /// Targets of issue 4.
 const THROUGHPUT_RATIO: f64 = 0.95;
@@ -45,38 +42,6 @@ pub struct Plan {
     pub reps: usize,
     /// Where the dumps and the statehouse target directory go.
     pub work_dir: PathBuf,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-enum ChildJob {
-    Backup {
-        url: String,
-        database: String,
-        pg_dump: PathBuf,
-        recipient: String,
-        count_rows: bool,
-        target_dir: PathBuf,
-        object: String,
-    },
-    Restore {
-        url: String,
-        database: String,
-        pg_restore: PathBuf,
-        target_dir: PathBuf,
-        object: String,
-    },
-}
-
-/// What a child prints as its last line.
-#[derive(Debug, Serialize, Deserialize)]
-struct ChildOutcome {
-    dump_bytes: u64,
-    stored_bytes: u64,
-    peak_rss_bytes: u64,
-    /// CPU time of the process itself and of its waited-for children (pg_dump, pg_restore).
-    cpu_self_secs: f64,
-    cpu_children_secs: f64,
 }
 
 /// One timed run.
@@ -152,136 +117,6 @@ pub struct Results {
     restored_rows: (u64, u64),
 }
 
-/// The hidden child mode: runs one job from the environment, prints its outcome as JSON.
-pub fn run_child() -> Result<()> {
-    let job: ChildJob = serde_json::from_str(
-        &std::env::var(JOB_ENV).with_context(|| format!("{JOB_ENV} is not set"))?,
-    )
-    .context("reading the child job")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
-    let (dump_bytes, stored_bytes) = rt.block_on(child_job(job))?;
-    drop(rt);
-    let (cpu_self_secs, cpu_children_secs) = own_cpu_secs()?;
-    let outcome = ChildOutcome {
-        dump_bytes,
-        stored_bytes,
-        peak_rss_bytes: own_peak_rss()?,
-        cpu_self_secs,
-        cpu_children_secs,
-    };
-    println!("{}", serde_json::to_string(&outcome)?);
-    Ok(())
-}
-
-async fn child_job(job: ChildJob) -> Result<(u64, u64)> {
-    match job {
-        ChildJob::Backup {
-            url,
-            database,
-            pg_dump,
-            recipient,
-            count_rows,
-            target_dir,
-            object,
-        } => {
-            let options = DumpOptions {
-                pg_dump,
-                connection: PgConnection::from_url(&url)?.with_database(&database),
-                zstd_level: ZSTD_LEVEL,
-                encryption: Encryption::from_config(&[recipient], None)?,
-                count_rows,
-                stall_timeout: Duration::from_secs(300),
-                total_timeout: Duration::from_secs(6 * 3600),
-                exclusions: Default::default(),
-            };
-            let target = LocalDirTarget::new(target_dir);
-            let metadata = run_backup(&options, None, &target, &object, None, &SystemClock).await?;
-            if count_rows && metadata.row_counts.is_none() {
-                bail!("the backup was asked to count rows but recorded none");
-            }
-            Ok((metadata.dump_bytes, metadata.stored_bytes))
-        }
-        ChildJob::Restore {
-            url,
-            database,
-            pg_restore,
-            target_dir,
-            object,
-        } => {
-            let identity = std::env::var(IDENTITY_ENV)
-                .with_context(|| format!("{IDENTITY_ENV} is not set"))?;
-            let decryption = Decryption::from_identity_file_text(&identity.into())?;
-            let target = LocalDirTarget::new(target_dir);
-            let metadata = target.read_metadata(&object).await?;
-            let mut options = RestoreOptions::new(
-                pg_restore,
-                PgConnection::from_url(&url)?.with_database(&database),
-                decryption,
-            );
-            options.expected_sha256 = Some(metadata.sha256.clone());
-            let mut reader = target.open(&object).await?;
-            let outcome = restore_from(&options, &mut reader, &|_| {}).await?;
-            Ok((outcome.dump_bytes, outcome.stored_bytes))
-        }
-    }
-}
-
-/// `VmHWM` of this process: its peak resident memory so far.
-fn own_peak_rss() -> Result<u64> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .context("no VmHWM in /proc/self/status")?;
-    Ok(kib * 1024)
-}
-
-/// User + system CPU seconds of this process and of its waited-for children, from
-/// `/proc/self/stat` (fields 14 to 17, in clock ticks).
-fn own_cpu_secs() -> Result<(f64, f64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
-    // The command name (field 2) is in parentheses and may hold spaces: count after it.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("no command name in /proc/self/stat")?;
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .skip(11)
-        .take(4)
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    let [utime, stime, cutime, cstime] = fields[..] else {
-        bail!("/proc/self/stat is too short");
-    };
-    let tick = clock_ticks_per_second();
-    Ok((
-        (utime + stime) as f64 / tick,
-        (cutime + cstime) as f64 / tick,
-    ))
-}
-
-/// `getconf CLK_TCK` (100 on Linux unless told otherwise).
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .filter(|t| *t > 0.0)
-        .unwrap_or(100.0)
-}
-
 /// The libpq environment of `connection` with `database` as the default database.
 fn libpq_env(connection: &PgConnection, database: &str) -> Vec<(&'static str, String)> {
     let mut env = vec![
@@ -350,41 +185,6 @@ fn timed_shell(script: &str, env: &[(&str, String)]) -> Result<(Duration, f64)> 
 fn parse_times_value(text: &str) -> Option<f64> {
     let (minutes, seconds) = text.strip_suffix('s')?.split_once('m')?;
     Some(minutes.parse::<f64>().ok()? * 60.0 + seconds.parse::<f64>().ok()?)
-}
-
-/// Runs one job in a child process and times it.
-fn timed_child(job: &ChildJob, identity: Option<&str>) -> Result<(Duration, ChildOutcome)> {
-    let exe = std::env::current_exe().context("finding the bench binary to re-execute")?;
-    let mut command = Command::new(exe);
-    command
-        .arg("--backup-child")
-        .env(JOB_ENV, serde_json::to_string(job)?)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(identity) = identity {
-        command.env(IDENTITY_ENV, identity);
-    }
-    let started = Instant::now();
-    let out = command
-        .output()
-        .context("running the bench's child process")?;
-    let wall = started.elapsed();
-    if !out.status.success() {
-        bail!(
-            "the statehouse {} failed: {}",
-            match job {
-                ChildJob::Backup { .. } => "backup",
-                ChildJob::Restore { .. } => "restore",
-            },
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    let outcome = serde_json::from_str(last)
-        .with_context(|| format!("reading the child's outcome from {last:?}"))?;
-    Ok((wall, outcome))
 }
 
 fn file_size(path: &Path) -> Result<u64> {
@@ -645,162 +445,4 @@ pub fn run(plan: &Plan) -> Result<Results> {
         source_rows,
         restored_rows: (restored_baseline, restored_statehouse),
     })
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1}", bytes as f64 / MB as f64)
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "met" } else { "**missed**" }
-}
-
-fn runs_text(row: &Row) -> String {
-    row.runs
-        .iter()
-        .map(|r| format!("{:.1}", r.wall.as_secs_f64()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-pub fn render(r: &Results) -> String {
-    let mut o = String::new();
-    let _ = write_report(&mut o, r);
-    o
-}
-
-fn write_report(o: &mut String, r: &Results) -> std::fmt::Result {
-    use std::fmt::Write;
-    writeln!(o, "## 4. PostgreSQL backups\n")?;
-    write!(
-        o,
-        "Database `{}`: {} MiB on disk, {} rows in its tables, a {} MiB pg_dump archive (`-Z0`)",
-        r.database,
-        mib(r.database_bytes),
-        r.source_rows,
-        mib(r.statehouse.dump_bytes()),
-    )?;
-    if let Some((scale, wall)) = r.init {
-        write!(
-            o,
-            "; created by `pgbench -i -s {scale}` in {:.0} s",
-            wall.as_secs_f64()
-        )?;
-    }
-    writeln!(
-        o,
-        ". PostgreSQL {}; `{}` and `{}` (the ones statehouse picks for this server).\n",
-        r.server_version,
-        r.pg_dump.display(),
-        r.pg_restore.display()
-    )?;
-
-    let a = r.baseline_a.throughput();
-    let ratio = r.statehouse.throughput() / a;
-    let rss = r
-        .statehouse
-        .peak_rss()
-        .max(r.statehouse_counted.peak_rss())
-        .unwrap_or(0);
-    let size = r.statehouse.output_bytes() as f64 / r.baseline_b.output_bytes().max(1) as f64;
-    let restore_ratio = r.restore_statehouse.throughput() / r.restore_baseline.throughput();
-    writeln!(o, "| target | figure | |")?;
-    writeln!(o, "|---|---|---|")?;
-    writeln!(
-        o,
-        "| backup throughput ≥ {THROUGHPUT_RATIO}× baseline A | {ratio:.2}× ({:.0} vs {a:.0} MiB/s of pg_dump output) | {} |",
-        r.statehouse.throughput(),
-        verdict(ratio >= THROUGHPUT_RATIO)
-    )?;
-    let counted_ratio = r.statehouse_counted.throughput() / a;
-    writeln!(
-        o,
-        "| the same while a verification server is set (rows counted in the dump's snapshot) | {counted_ratio:.2}× ({:.0} MiB/s) | {} |",
-        r.statehouse_counted.throughput(),
-        verdict(counted_ratio >= THROUGHPUT_RATIO)
-    )?;
-    writeln!(
-        o,
-        "| peak RSS of a backup ≤ {} MiB | {} MiB (`VmHWM` of the process running `run_backup`) | {} |",
-        PEAK_RSS_BYTES / MB as u64,
-        mib(rss),
-        verdict(rss <= PEAK_RSS_BYTES)
-    )?;
-    writeln!(
-        o,
-        "| size vs pg_dump's own `-Z5` | {size:.2}× ({} vs {} MiB) | {} |",
-        mib(r.statehouse.output_bytes()),
-        mib(r.baseline_b.output_bytes()),
-        if size <= 1.0 { "smaller" } else { "larger" }
-    )?;
-    writeln!(
-        o,
-        "| restore throughput vs `zstd -d \\| pg_restore` | {restore_ratio:.2}× ({:.0} vs {:.0} MiB/s) | |",
-        r.restore_statehouse.throughput(),
-        r.restore_baseline.throughput()
-    )?;
-    writeln!(o)?;
-
-    writeln!(
-        o,
-        "Backups: median wall time of {} rounds (A, statehouse, statehouse counting rows take turns in each round); throughput = pg_dump archive bytes ÷ wall time; CPU = user + system seconds of every process of the run except the PostgreSQL server (pg_dump and the compressor: `zstd`, or the process running `run_backup`).\n",
-        r.reps
-    )?;
-    writeln!(
-        o,
-        "| backup | wall s (median) | runs, s | pg_dump MiB/s | vs A | output MiB | CPU s | peak RSS MiB |"
-    )?;
-    writeln!(o, "|---|---|---|---|---|---|---|---|")?;
-    for row in [
-        &r.baseline_a,
-        &r.statehouse,
-        &r.statehouse_counted,
-        &r.baseline_b,
-    ] {
-        writeln!(
-            o,
-            "| {} | {:.2} | {} | {:.0} | {:.2}× | {} | {:.1} | {} |",
-            row.label.replace('|', "\\|"),
-            row.median_wall().as_secs_f64(),
-            runs_text(row),
-            row.throughput(),
-            row.throughput() / a,
-            mib(row.output_bytes()),
-            row.median_cpu(),
-            row.peak_rss().map_or_else(|| "–".to_owned(), mib)
-        )?;
-    }
-    writeln!(o)?;
-    writeln!(
-        o,
-        "Restores, each into a new empty database (created untimed, dropped afterwards), of the last round's archives:\n"
-    )?;
-    writeln!(
-        o,
-        "| restore | wall s | pg_dump MiB/s | vs baseline | rows restored | CPU s | peak RSS MiB |"
-    )?;
-    writeln!(o, "|---|---|---|---|---|---|---|")?;
-    let b = r.restore_baseline.throughput();
-    for (row, rows) in [
-        (&r.restore_baseline, r.restored_rows.0),
-        (&r.restore_statehouse, r.restored_rows.1),
-    ] {
-        writeln!(
-            o,
-            "| {} | {:.2} | {:.0} | {:.2}× | {rows}{} | {:.1} | {} |",
-            row.label.replace('|', "\\|"),
-            row.median_wall().as_secs_f64(),
-            row.throughput(),
-            row.throughput() / b,
-            if rows == r.source_rows {
-                " (all)"
-            } else {
-                " (**differs from the source**)"
-            },
-            row.median_cpu(),
-            row.peak_rss().map_or_else(|| "–".to_owned(), mib)
-        )?;
-    }
-    writeln!(o)?;
-    Ok(())
 }

@@ -2,7 +2,9 @@
 //! Markdown report (it never asserts timings).
 //!
 //! 1. The server alone, driven by a Rust client: GET and POST latency of 1 MB states, LOCK+UNLOCK
-//!    pairs per second, peak memory of a 50 MB write, with `GET /healthz` as the HTTP floor.
+//!    pairs per second, peak memory of a 50 MB write, with `GET /healthz` and a static server
+//!    as the HTTP floors and `sqlite3` / `pgbench` running the store's lock statements as the
+//!    database floor; with `--baseline`, a second binary measured side by side.
 //! 2. Terraform 1.0.3: `state push` / `state pull` of 1 MB and 50 MB states through statehouse
 //!    and through Terraform's own `pg` backend on the same PostgreSQL (the baseline).
 //!
@@ -15,15 +17,21 @@
 
 mod backup;
 mod components;
+mod dbfloor;
 mod floor;
 mod http;
+mod latency;
+mod locks;
 mod machine;
+mod memory;
 mod pg;
 mod report;
+mod report_server;
 mod search;
 mod server;
 mod state;
 mod stats;
+mod targets;
 mod terraform;
 
 use std::path::{Path, PathBuf};
@@ -56,6 +64,11 @@ struct Cli {
     /// The statehouse binary [default: target/release/statehouse of this workspace].
     #[arg(long)]
     statehouse: Option<PathBuf>,
+    /// A second statehouse binary (e.g. the previous commit's build): every server measurement
+    /// also runs with it, taking turns with --statehouse, each on its own fresh store, and the
+    /// report shows both side by side.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// The Terraform 1.0.3 binary [default: .tools/terraform of this workspace].
     #[arg(long, env = "STATEHOUSE_TERRAFORM")]
     terraform: Option<PathBuf>,
@@ -87,7 +100,8 @@ struct Cli {
     /// What the generated states are made of (the 50 MB memory figure is measured with both).
     #[arg(long, value_enum, default_value = "resources")]
     payload: state::Payload,
-    /// Concurrent clients of the LOCK+UNLOCK measurement, one state each.
+    /// Concurrent clients of the main LOCK+UNLOCK measurement, one state each (it is also
+    /// measured with 2).
     #[arg(long, default_value_t = 8)]
     lock_workers: usize,
 }
@@ -136,6 +150,24 @@ fn main() -> Result<()> {
         )
     })?;
 
+    let baseline = match &cli.baseline {
+        Some(path) => Some(
+            path.canonicalize()
+                .with_context(|| format!("no baseline statehouse binary at {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut bins = vec![http::Binary {
+        role: "statehouse",
+        path: statehouse.clone(),
+    }];
+    if let Some(path) = &baseline {
+        bins.push(http::Binary {
+            role: "baseline",
+            path: path.clone(),
+        });
+    }
+
     server::set_extra_env(cli.server_env.clone());
     let mut stores = Vec::new();
     for kind in &cli.stores {
@@ -174,6 +206,9 @@ fn main() -> Result<()> {
         command: command_line(),
         statehouse: statehouse.clone(),
         statehouse_age: machine::age_secs(&statehouse),
+        baseline: baseline
+            .as_ref()
+            .map(|path| (path.clone(), machine::age_secs(path))),
         commit: machine::git_commit(&workspace_root()),
         machine: machine::Machine::probe(),
         load_before: machine::loadavg(),
@@ -206,7 +241,7 @@ fn main() -> Result<()> {
             eprintln!("section 1, server alone: {}", store.label());
             report
                 .server
-                .push(http::run(&rt, &statehouse, store, &report.plan)?);
+                .push(http::run(&rt, &bins, store, &report.plan)?);
         }
     }
 

@@ -4,24 +4,20 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 use crate::components::Costs;
-use crate::http::{Figures, LockFigures, MB, Plan};
+use crate::http::{Figures, MB, Plan};
 use crate::machine::Machine;
-use crate::stats::{ms, secs};
+use crate::stats::secs;
 use crate::terraform::Row;
 
-/// Targets.
-const GET_P99_MS: f64 = 3.0;
-const POST_P99_MS: f64 = 15.0;
-const LOCK_PAIRS_SQLITE: f64 = 5_000.0;
-/// PostgreSQL may be this many times slower than the SQLite target.
-const LOCK_PG_FACTOR: f64 = 1.5;
-const MEMORY_FACTOR: f64 = 3.0;
+/// `terraform state push`/`pull` through statehouse ÷ through the pg backend, at most.
 const TF_RATIO: f64 = 1.0;
 
 pub struct Report {
     pub command: String,
     pub statehouse: PathBuf,
     pub statehouse_age: Option<u64>,
+    /// The baseline binary (`--baseline`) and its age.
+    pub baseline: Option<(PathBuf, Option<u64>)>,
     pub commit: Option<String>,
     pub machine: Machine,
     pub load_before: String,
@@ -37,16 +33,12 @@ pub struct Report {
     pub tf_rows: Vec<Row>,
 }
 
-fn verdict(ok: bool) -> &'static str {
+pub(crate) fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "**missed**" }
 }
 
 fn ms3(d: std::time::Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1e3)
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1}", bytes as f64 / MB as f64)
 }
 
 impl Report {
@@ -70,6 +62,13 @@ impl Report {
             write!(o, ")")?;
         }
         writeln!(o)?;
+        if let Some((path, age)) = &self.baseline {
+            write!(o, "- baseline binary: `{}`", path.display())?;
+            if let Some(age) = age {
+                write!(o, " (built {} min before the run)", age / 60)?;
+            }
+            writeln!(o)?;
+        }
         if let Some((path, version)) = &self.terraform {
             writeln!(o, "- Terraform: `{}` ({version})", path.display())?;
         }
@@ -108,191 +107,7 @@ impl Report {
         Ok(())
     }
 
-    fn write_server(&self, o: &mut String) -> std::fmt::Result {
-        let p = &self.plan;
-        writeln!(
-            o,
-            "\n## 1. Server alone (Rust client, keep-alive connections)\n"
-        )?;
-        writeln!(
-            o,
-            "Sequential requests on one connection, {} warm-up requests not counted; latency is from \
-             sending the request to the end of the response body. Bodies are valid v4 states \
-             of the `{}` payload; POSTs carry `Content-MD5` and increasing serials.\n",
-            p.warmup,
-            format!("{:?}", p.payload).to_lowercase()
-        )?;
-        writeln!(
-            o,
-            "| request | store | n | mean ms | p50 ms | p95 ms | p99 ms | max ms | target | result |"
-        )?;
-        writeln!(o, "|---|---|--:|--:|--:|--:|--:|--:|---|---|")?;
-        for f in &self.server {
-            let rows = [
-                ("`GET /healthz` (HTTP floor)", &f.healthz, None),
-                (
-                    &*format!(
-                        "`GET` same {} bytes from memory (bare axum floor)",
-                        f.get_bytes
-                    ),
-                    &f.floor_get,
-                    None,
-                ),
-                (
-                    &*format!("`GET` state, {} bytes", f.get_bytes),
-                    &f.get,
-                    Some(GET_P99_MS),
-                ),
-                (
-                    "`POST` same size, body discarded (bare axum floor)",
-                    &f.floor_post,
-                    None,
-                ),
-                (
-                    &*format!("`POST` state, {} bytes", f.post_bytes),
-                    &f.post,
-                    Some(POST_P99_MS),
-                ),
-                ("`LOCK` (one at a time)", &f.lock_one, None),
-                ("`UNLOCK` (one at a time)", &f.unlock_one, None),
-            ];
-            for (what, s, target) in rows {
-                let (t, r) = match target {
-                    Some(limit) => (
-                        format!("p99 ≤ {limit} ms"),
-                        verdict(s.p99.as_secs_f64() * 1e3 <= limit),
-                    ),
-                    None => ("—".to_owned(), "—"),
-                };
-                writeln!(
-                    o,
-                    "| {what} | {} | {} | {} | {} | {} | {} | {} | {t} | {r} |",
-                    f.store,
-                    s.n,
-                    ms(s.mean),
-                    ms(s.p50),
-                    ms(s.p95),
-                    ms(s.p99),
-                    ms(s.max)
-                )?;
-            }
-        }
-
-        self.write_components(o)?;
-
-        writeln!(
-            o,
-            "\n### LOCK + UNLOCK pairs per second\n\n{} concurrent workers, one state each, for {:?} \
-             (after {:?} of warm-up); a pair is LOCK with a Terraform LockInfo body then UNLOCK with \
-             the same body, both answering 200; the HTTP floor is the same workers sending two `GET /healthz` per \
-             pair (no auth, no database) for up to 2 s. CPU = CPU time used during the run ÷ wall time \
-             (100% = one core of the {} on this machine); \
-             machine busy = all CPUs, any process (PostgreSQL, other work on the machine).\n",
-            p.lock_workers, p.lock_time, p.lock_warmup, self.machine.nproc
-        )?;
-        writeln!(
-            o,
-            "| store | load | workers | pairs | seconds | pairs/s | slowest / fastest worker | server CPU | client CPU | machine busy | server context switches per request | target | result |"
-        )?;
-        writeln!(o, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")?;
-        let sqlite_rate = self
-            .server
-            .iter()
-            .find(|f| f.store == "SQLite")
-            .map(|f| f.lock.per_second());
-        for f in &self.server {
-            let rate = f.lock.per_second();
-            let (target, ok) = if f.store == "SQLite" {
-                (
-                    format!("≥ {LOCK_PAIRS_SQLITE:.0}/s"),
-                    rate >= LOCK_PAIRS_SQLITE,
-                )
-            } else {
-                let floor = LOCK_PAIRS_SQLITE / LOCK_PG_FACTOR;
-                let mut t = format!("≥ {floor:.0}/s (5,000 ÷ {LOCK_PG_FACTOR})");
-                if let Some(s) = sqlite_rate {
-                    let _ = write!(t, "; SQLite/PostgreSQL here {:.2}×", s / rate);
-                }
-                (t, rate >= floor)
-            };
-            self.lock_row(o, f.store, "LOCK + UNLOCK", &f.lock, &target, verdict(ok))?;
-            self.lock_row(
-                o,
-                f.store,
-                "2 × `GET /healthz` (HTTP floor)",
-                &f.lock_floor,
-                "—",
-                "—",
-            )?;
-        }
-
-        writeln!(
-            o,
-            "\n### Peak memory of one {} MB write\n\nA fresh server; `VmRSS` read from \
-             `/proc/PID/status` before one POST of the state, `VmHWM` (peak RSS) after it. \
-             Factor = (VmHWM after − VmRSS before) ÷ body size. Then a GET of the same state \
-             (informational).\n",
-            p.big_write / MB
-        )?;
-        writeln!(
-            o,
-            "| store | payload | body MiB | RSS before MiB | HWM before MiB | HWM after POST MiB | POST factor | target | result | POST s | HWM after GET MiB | GET factor | GET s |"
-        )?;
-        writeln!(o, "|---|---|--:|--:|--:|--:|--:|---|---|--:|--:|--:|--:|")?;
-        for (f, mm) in self
-            .server
-            .iter()
-            .flat_map(|f| f.memory.iter().map(move |m| (f, m)))
-        {
-            let factor = mm.post_factor();
-            writeln!(
-                o,
-                "| {} | `{}` | {} | {} | {} | {} | {:.2}× | ≤ {MEMORY_FACTOR}× | {} | {} | {} | {:.2}× | {} |",
-                f.store,
-                format!("{:?}", mm.payload).to_lowercase(),
-                mib(mm.body as u64),
-                mib(mm.before.rss),
-                mib(mm.before.hwm),
-                mib(mm.after_post.hwm),
-                factor,
-                verdict(factor <= MEMORY_FACTOR),
-                secs(mm.post_time),
-                mib(mm.after_get.hwm),
-                mm.get_factor(),
-                secs(mm.get_time),
-            )?;
-        }
-        Ok(())
-    }
-
-    fn lock_row(
-        &self,
-        o: &mut String,
-        store: &str,
-        load: &str,
-        l: &LockFigures,
-        target: &str,
-        result: &str,
-    ) -> std::fmt::Result {
-        let secs = l.elapsed.as_secs_f64();
-        writeln!(
-            o,
-            "| {store} | {load} | {} | {} | {:.2} | {:.0} | {} / {} | {:.0}% | {:.0}% | {:.0}% of {} CPUs | {:.1} | {target} | {result} |",
-            l.workers,
-            l.pairs,
-            secs,
-            l.per_second(),
-            l.min_worker,
-            l.max_worker,
-            100.0 * l.server_cpu.as_secs_f64() / secs,
-            100.0 * l.client_cpu.as_secs_f64() / secs,
-            100.0 * l.machine_busy,
-            self.machine.nproc,
-            l.switches_per_request(),
-        )
-    }
-
-    fn write_components(&self, o: &mut String) -> std::fmt::Result {
+    pub(crate) fn write_components(&self, o: &mut String) -> std::fmt::Result {
         if self.components.is_empty() {
             return Ok(());
         }

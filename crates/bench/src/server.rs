@@ -84,7 +84,36 @@ pub struct Server {
     /// The PostgreSQL schema this server lives in, dropped on drop.
     schema: Option<String>,
     log: Tail,
-    _data_dir: tempfile::TempDir,
+    /// Removed on drop; `None` once handed over by [`Server::stop_keeping_store`].
+    data_dir: Option<tempfile::TempDir>,
+}
+
+/// The store of a stopped server (its data dir, its PostgreSQL schema), for measuring the
+/// database alone; removed (the schema dropped) on drop.
+pub struct KeptStore {
+    pub store: Store,
+    data_dir: tempfile::TempDir,
+    schema: Option<String>,
+}
+
+impl KeptStore {
+    /// The SQLite database file (`statehouse.db` in the data dir).
+    pub fn sqlite_file(&self) -> std::path::PathBuf {
+        self.data_dir.path().join("statehouse.db")
+    }
+
+    /// The PostgreSQL schema holding the tables, on PostgreSQL.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+}
+
+impl Drop for KeptStore {
+    fn drop(&mut self) {
+        if let (Store::Postgres(url), Some(schema)) = (&self.store, &self.schema) {
+            pg::drop_schema(url, schema);
+        }
+    }
 }
 
 impl Server {
@@ -136,12 +165,13 @@ impl Server {
             store: store.clone(),
             schema,
             log,
-            _data_dir: data_dir,
+            data_dir: Some(data_dir),
         };
         server.await_startup_lines(&startup)?;
         rt.block_on(server.await_ready())?;
         eprintln!(
-            "  statehouse serve ({}) pid {} at {}",
+            "  {} serve ({}) pid {} at {}",
+            bin.file_name().unwrap_or_default().to_string_lossy(),
             store.label(),
             server.pid(),
             server.url
@@ -207,6 +237,21 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Stops the server (SIGKILL, as a crash would) and keeps its store for the caller.
+    pub fn stop_keeping_store(mut self) -> Result<KeptStore> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data_dir = self
+            .data_dir
+            .take()
+            .context("the server's data dir was already handed over")?;
+        Ok(KeptStore {
+            store: self.store.clone(),
+            data_dir,
+            schema: self.schema.take(),
+        })
     }
 
     /// The Terraform `http` backend address of a state in the `default` workspace.
