@@ -1,6 +1,7 @@
 //! The PostgreSQL engine of the one SQL store: one pool; a write transaction is a pooled
 //! connection in `BEGIN` (READ COMMITTED), whose rows the store locks with `FOR UPDATE`.
 
+use std::ops::DerefMut;
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
@@ -85,32 +86,17 @@ pub(crate) fn db_error(target: &str, e: sqlx::Error) -> DbError {
     DbError::new(kind, message, e)
 }
 
-/// A pooled connection (reads, and writes of one statement).
-pub struct PgConn<'e> {
-    conn: PoolConnection<Postgres>,
+/// A connection of the pool as the store uses it: `C` is the pooled connection itself (reads,
+/// writes of one statement) or a transaction on one ([`PgTx`]).
+pub struct PgConn<'e, C = PoolConnection<Postgres>> {
+    conn: C,
     target: &'e str,
-}
-
-impl SqlxConn for PgConn<'_> {
-    type Db = Postgres;
-    fn connection(&mut self) -> &mut PgConnection {
-        &mut self.conn
-    }
-    fn error(&self, e: sqlx::Error) -> DbError {
-        db_error(self.target, e)
-    }
-    fn rows_affected(done: &PgQueryResult) -> u64 {
-        done.rows_affected()
-    }
 }
 
 /// A transaction on a pooled connection; rolled back when dropped uncommitted.
-pub struct PgTx<'e> {
-    conn: Transaction<'static, Postgres>,
-    target: &'e str,
-}
+pub type PgTx<'e> = PgConn<'e, Transaction<'static, Postgres>>;
 
-impl SqlxConn for PgTx<'_> {
+impl<C: DerefMut<Target = PgConnection> + Send> SqlxConn for PgConn<'_, C> {
     type Db = Postgres;
     fn connection(&mut self) -> &mut PgConnection {
         &mut self.conn

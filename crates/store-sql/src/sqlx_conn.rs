@@ -133,12 +133,17 @@ where
         if raw.is_null() {
             return Ok(None);
         }
-        let width = raw.type_info().name().to_owned();
+        // Read per value, so compared without copying the type's name.
+        let narrow = match raw.type_info().name() {
+            "INT2" => Some(2),
+            "INT4" => Some(4),
+            _ => None,
+        };
         drop(raw);
-        match width.as_str() {
-            "INT2" => Ok(column::<R, Option<i16>>(&self.0, col)?.map(i64::from)),
-            "INT4" => Ok(column::<R, Option<i32>>(&self.0, col)?.map(i64::from)),
-            _ => column(&self.0, col),
+        match narrow {
+            Some(2) => Ok(column::<R, Option<i16>>(&self.0, col)?.map(i64::from)),
+            Some(_) => Ok(column::<R, Option<i32>>(&self.0, col)?.map(i64::from)),
+            None => column(&self.0, col),
         }
     }
     fn opt_text(&self, col: ColumnRef<'_>) -> Result<Option<String>> {

@@ -114,16 +114,21 @@ impl SqlxConn for SqliteRead {
     }
 }
 
-/// The write connection, for one statement committed on its own. A statement may also be a
-/// script with its own `BEGIN … COMMIT` (the journal's fast seal): while one runs the
-/// connection is marked as possibly inside a transaction, so one that fails or is abandoned
-/// half-way is rolled back before the connection is used again.
-pub struct SqliteWriter<'e>(MutexGuard<'e, WriteConn>, Arc<Mutex<WriteConn>>);
+/// The write connection, in a `BEGIN IMMEDIATE` transaction ([`Engine::begin`]) or for one
+/// statement committed on its own ([`Engine::writer`]). Such a statement may be a script with
+/// its own `BEGIN … COMMIT` (the journal's fast seal): while one runs, the connection is marked
+/// as possibly inside a transaction. Whatever is left open — a transaction dropped uncommitted,
+/// a script failed or abandoned half-way — is rolled back at once.
+pub struct SqliteWrite<'e> {
+    guard: MutexGuard<'e, WriteConn>,
+    write: Arc<Mutex<WriteConn>>,
+    in_transaction: bool,
+}
 
-impl SqlxConn for SqliteWriter<'_> {
+impl SqlxConn for SqliteWrite<'_> {
     type Db = Sqlite;
     fn connection(&mut self) -> &mut SqliteConnection {
-        &mut self.0.conn
+        &mut self.guard.conn
     }
     fn error(&self, e: sqlx::Error) -> DbError {
         db_error(e)
@@ -132,50 +137,29 @@ impl SqlxConn for SqliteWriter<'_> {
         done.rows_affected()
     }
     fn starting(&mut self) {
-        self.0.open = true;
+        if !self.in_transaction {
+            self.guard.open = true;
+        }
     }
     fn finished(&mut self) {
-        self.0.open = false;
-    }
-}
-
-/// A `BEGIN IMMEDIATE` transaction on the write connection; dropped uncommitted, it is rolled
-/// back at once.
-pub struct SqliteTx<'e>(MutexGuard<'e, WriteConn>, Arc<Mutex<WriteConn>>);
-
-impl SqlxConn for SqliteTx<'_> {
-    type Db = Sqlite;
-    fn connection(&mut self) -> &mut SqliteConnection {
-        &mut self.0.conn
-    }
-    fn error(&self, e: sqlx::Error) -> DbError {
-        db_error(e)
-    }
-    fn rows_affected(done: &SqliteQueryResult) -> u64 {
-        done.rows_affected()
-    }
-}
-
-impl Drop for SqliteWriter<'_> {
-    fn drop(&mut self) {
-        if self.0.open {
-            roll_back_soon(&self.1);
+        if !self.in_transaction {
+            self.guard.open = false;
         }
     }
 }
 
-impl Drop for SqliteTx<'_> {
+impl Drop for SqliteWrite<'_> {
     fn drop(&mut self) {
-        if self.0.open {
-            roll_back_soon(&self.1);
+        if self.guard.open {
+            roll_back_soon(&self.write);
         }
     }
 }
 
-impl Tx for SqliteTx<'_> {
+impl Tx for SqliteWrite<'_> {
     async fn commit(mut self) -> Result<(), DbError> {
-        self.0.conn.execute("COMMIT").await.map_err(db_error)?;
-        self.0.open = false;
+        self.guard.conn.execute("COMMIT").await.map_err(db_error)?;
+        self.guard.open = false;
         Ok(())
     }
 }
@@ -183,8 +167,8 @@ impl Tx for SqliteTx<'_> {
 impl Engine for SqliteEngine {
     type Row = Record<SqliteRow>;
     type Read<'e> = SqliteRead;
-    type Tx<'e> = SqliteTx<'e>;
-    type Writer<'e> = SqliteWriter<'e>;
+    type Tx<'e> = SqliteWrite<'e>;
+    type Writer<'e> = SqliteWrite<'e>;
 
     const DIALECT: Dialect = Dialect::Sqlite;
 
@@ -196,7 +180,7 @@ impl Engine for SqliteEngine {
         Ok(SqliteRead(self.read.acquire().await.map_err(db_error)?))
     }
 
-    async fn begin(&self) -> Result<SqliteTx<'_>, DbError> {
+    async fn begin(&self) -> Result<SqliteWrite<'_>, DbError> {
         let mut guard = self.write_conn().await?;
         // Marked open first: if BEGIN fails half-way, the next user rolls back.
         guard.open = true;
@@ -205,10 +189,18 @@ impl Engine for SqliteEngine {
             .execute("BEGIN IMMEDIATE")
             .await
             .map_err(db_error)?;
-        Ok(SqliteTx(guard, self.write.clone()))
+        Ok(SqliteWrite {
+            guard,
+            write: self.write.clone(),
+            in_transaction: true,
+        })
     }
 
-    async fn writer(&self) -> Result<SqliteWriter<'_>, DbError> {
-        Ok(SqliteWriter(self.write_conn().await?, self.write.clone()))
+    async fn writer(&self) -> Result<SqliteWrite<'_>, DbError> {
+        Ok(SqliteWrite {
+            guard: self.write_conn().await?,
+            write: self.write.clone(),
+            in_transaction: false,
+        })
     }
 }
