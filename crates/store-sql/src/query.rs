@@ -99,7 +99,7 @@ impl<'a> ToArg<'a> for &'a i64 {
     }
 }
 
-/// A value as an [`Arg`] (for [`Sql::push_tuple`]).
+/// A value as an [`Arg`] (for [`Sql::push_values`]).
 pub fn arg<'a>(value: impl ToArg<'a>) -> Arg<'a> {
     value.to_arg()
 }
@@ -171,16 +171,23 @@ impl<'a> Sql<'a> {
         self
     }
 
-    /// Appends `($n, $n+1, …)` binding `values` (one row of a multi-row `VALUES`).
-    pub fn push_tuple(&mut self, values: impl IntoIterator<Item = Arg<'a>>) -> &mut Self {
-        self.push("(");
-        for (i, value) in values.into_iter().enumerate() {
-            if i > 0 {
-                self.push(", ");
+    /// Appends `VALUES ($1, $2, …), ($3, $4, …)`: one tuple per row, its values bound.
+    pub fn push_values<const N: usize>(
+        &mut self,
+        rows: impl IntoIterator<Item = [Arg<'a>; N]>,
+    ) -> &mut Self {
+        self.push("VALUES ");
+        for (i, row) in rows.into_iter().enumerate() {
+            self.push(if i == 0 { "(" } else { ", (" });
+            for (j, value) in row.into_iter().enumerate() {
+                if j > 0 {
+                    self.push(", ");
+                }
+                self.push_bind(value);
             }
-            self.push_bind(value);
+            self.push(")");
         }
-        self.push(")")
+        self
     }
 
     /// How many values are bound so far (the last placeholder's number).

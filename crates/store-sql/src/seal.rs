@@ -112,17 +112,6 @@ fn delivery_source(p: &PreparedEvent) -> [Arg<'_>; 6] {
     ]
 }
 
-/// Appends `VALUES (…), (…)` of `rows`.
-fn push_values<'a, const N: usize>(q: &mut Sql<'a>, rows: impl Iterator<Item = [Arg<'a>; N]>) {
-    q.push("VALUES ");
-    for (i, row) in rows.enumerate() {
-        if i > 0 {
-            q.push(", ");
-        }
-        q.push_tuple(row);
-    }
-}
-
 /// The pending row ids a round seals, as a JSON list.
 fn id_list(sealed: &[i64]) -> String {
     serde_json::Value::from(sealed.to_vec()).to_string()
@@ -171,12 +160,12 @@ fn push_sqlite_round<'a>(q: &mut Sql<'a>, round: &'a Round, sealed: &[i64], stan
     }
     for chunk in round.entries.chunks(INSERT_CHUNK) {
         q.push(&format!(" INSERT INTO audit_entries ({ENTRY_COLUMNS}) "));
-        push_values(q, chunk.iter().map(entry_values));
+        q.push_values(chunk.iter().map(entry_values));
         q.push(";");
     }
     for chunk in round.events.chunks(INSERT_CHUNK) {
         q.push(&format!(" INSERT INTO events ({EVENT_COLUMNS}) "));
-        push_values(q, chunk.iter().map(event_values));
+        q.push_values(chunk.iter().map(event_values));
         q.push(";");
         // A VALUES list's columns are column1, column2, … (seq, kind, workspace id, prefix,
         // body, at).
@@ -184,7 +173,7 @@ fn push_sqlite_round<'a>(q: &mut Sql<'a>, round: &'a Round, sealed: &[i64], stan
             " INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) SELECT {SQLITE_RANDOM_ID}, w.id, \
              ev.column1, ev.column2, ev.column5, ev.column6, 'pending', 0, ev.column6 FROM ("
         ));
-        push_values(q, chunk.iter().map(delivery_source));
+        q.push_values(chunk.iter().map(delivery_source));
         q.push(
             ") AS ev JOIN webhooks w ON w.workspace_id = ev.column3 AND w.enabled = TRUE \
              AND EXISTS (SELECT 1 FROM json_each(w.events) f WHERE f.value IN ('*', ev.column2, ev.column4));",
@@ -208,21 +197,21 @@ fn push_postgres_round<'a>(q: &mut Sql<'a>, round: &'a Round, sealed: &[i64]) {
         q.push(&format!(
             ", entries{i} AS (INSERT INTO audit_entries ({ENTRY_COLUMNS}) SELECT v.* FROM head, ("
         ));
-        push_values(q, chunk.iter().map(entry_values));
+        q.push_values(chunk.iter().map(entry_values));
         q.push(&format!(") AS v({ENTRY_COLUMNS}))"));
     }
     for (i, chunk) in round.events.chunks(INSERT_CHUNK).enumerate() {
         q.push(&format!(
             ", events{i} AS (INSERT INTO events ({EVENT_COLUMNS}) SELECT v.* FROM head, ("
         ));
-        push_values(q, chunk.iter().map(event_values));
+        q.push_values(chunk.iter().map(event_values));
         q.push(&format!(") AS v({EVENT_COLUMNS}))"));
         q.push(&format!(
             ", deliveries{i} AS (INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) \
              SELECT gen_random_uuid()::text, w.id, ev.seq, ev.kind, ev.body, ev.at, 'pending', 0, ev.at \
              FROM head, ("
         ));
-        push_values(q, chunk.iter().map(delivery_source));
+        q.push_values(chunk.iter().map(delivery_source));
         q.push(
             ") AS ev(seq, kind, workspace_id, prefix, body, at) \
              JOIN webhooks w ON w.workspace_id = ev.workspace_id AND w.enabled \

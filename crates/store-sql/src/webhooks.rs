@@ -76,14 +76,11 @@ pub(crate) async fn insert_deliveries<C: Conn>(tx: &mut C, deliveries: &[Deliver
     for chunk in deliveries.chunks(INSERT_CHUNK) {
         let mut q = Sql::built(
             "INSERT INTO webhook_deliveries (id, webhook_id, event_seq, kind, body, created_at, status, attempts, \
-             next_attempt_at, redelivery_of) VALUES "
+             next_attempt_at, redelivery_of) "
                 .to_owned(),
         );
-        for (i, d) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.push_tuple([
+        q.push_values(chunk.iter().map(|d| {
+            [
                 arg(&d.id),
                 arg(&d.webhook_id),
                 arg(d.event_seq),
@@ -94,8 +91,8 @@ pub(crate) async fn insert_deliveries<C: Conn>(tx: &mut C, deliveries: &[Deliver
                 arg(d.attempts),
                 arg(d.next_attempt_at),
                 arg(&d.redelivery_of),
-            ]);
-        }
+            ]
+        }));
         q.execute(tx).await?;
     }
     Ok(())

@@ -97,13 +97,10 @@ pub(crate) async fn replace_index<C: Conn>(
 
 /// SQLite: one multi-row `VALUES`.
 async fn insert_values<C: Conn>(tx: &mut C, state_id: &str, rows: &[NewIndexRow]) -> Result<()> {
-    let mut q = Sql::built(format!("{INSERT_COLUMNS} VALUES "));
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            q.push(",");
-        }
+    let mut q = Sql::built(format!("{INSERT_COLUMNS} "));
+    q.push_values(rows.iter().map(|row| {
         let r = &row.resource;
-        q.push_tuple([
+        [
             arg(state_id),
             arg(&r.address),
             arg(r.mode.as_str()),
@@ -119,8 +116,8 @@ async fn insert_values<C: Conn>(tx: &mut C, state_id: &str, rows: &[NewIndexRow]
             arg(row.fingerprint),
             arg(row.appeared_version_no),
             arg(row.appeared_at),
-        ]);
-    }
+        ]
+    }));
     q.execute(tx).await?;
     Ok(())
 }
