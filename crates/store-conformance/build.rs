@@ -1,7 +1,8 @@
-//! Registers the conformance cases: every top-level `pub async fn` in `src/` whose parameters
-//! are stores is a case, so adding one to the suite runs it on every engine without a list to
-//! keep by hand. Writes `$OUT_DIR/cases.rs`, which `lib.rs` includes: the macros that expand to
-//! one test per case.
+//! Registers the conformance cases: every top-level `pub async fn` in the files directly in
+//! `src/` (not in subfolders) whose parameters are stores is a case, so adding one to the suite
+//! runs it on every engine without a list to keep by hand. Writes `$OUT_DIR/cases.rs`, which
+//! `lib.rs` includes: the macros that expand to one test per case, calling it by name at the
+//! crate root (`$crate::case`, where `lib.rs` re-exports every module's cases).
 //!
 //! - `(store: Arc<dyn Store>)`: a single-store case;
 //! - `(store: Arc<dyn Store>, peer: Arc<dyn Store>)`: a two-store case (a second process);

@@ -8,8 +8,8 @@ use statehouse_core::backups::WorkspaceBackupSettings;
 use statehouse_core::sealed::{KeyCheck, KeyFilter, SealedKind, WrappedKeyRef};
 use statehouse_core::store::Store;
 
-use crate::audit::{create, webhook};
-use crate::backups::{database, notifier_value, target};
+use crate::backup_fixtures::{database, notifier_value, target};
+use crate::webhooks::{create, webhook};
 use crate::{at, body_of, ensure, ok, sealed, workspace, write, write_of};
 
 /// Creates one record of `kind` sealed under `key_id` (with wrapped bytes naming `tag`) and
