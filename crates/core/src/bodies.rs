@@ -8,7 +8,9 @@
 //! passes [`MAX_TOTAL`].
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+
+use bytes::Bytes;
 
 /// The largest body kept.
 pub const MAX_ENTRY: usize = 8 * 1024 * 1024;
@@ -22,19 +24,19 @@ pub struct BodyCache {
 
 #[derive(Default)]
 struct Kept {
-    bodies: HashMap<String, Arc<Vec<u8>>>,
+    bodies: HashMap<String, Bytes>,
     /// Version ids, oldest first.
     order: VecDeque<String>,
     total: usize,
 }
 
 impl BodyCache {
-    pub fn get(&self, version_id: &str) -> Option<Arc<Vec<u8>>> {
+    pub fn get(&self, version_id: &str) -> Option<Bytes> {
         self.inner.lock().ok()?.bodies.get(version_id).cloned()
     }
 
     /// Keeps `body` as version `version_id`'s, unless it is too large to keep.
-    pub fn put(&self, version_id: &str, body: Arc<Vec<u8>>) {
+    pub fn put(&self, version_id: &str, body: Bytes) {
         if body.len() > MAX_ENTRY {
             return;
         }
@@ -66,18 +68,18 @@ mod tests {
     #[test]
     fn bodies_are_kept_within_bounds_oldest_going_first() {
         let cache = BodyCache::default();
-        cache.put("v1", Arc::new(vec![1; 10]));
-        assert_eq!(cache.get("v1").unwrap().as_slice(), &[1; 10]);
+        cache.put("v1", Bytes::from(vec![1; 10]));
+        assert_eq!(cache.get("v1").unwrap().as_ref(), &[1; 10]);
         assert!(cache.get("v2").is_none());
-        cache.put("big", Arc::new(vec![0; MAX_ENTRY + 1]));
+        cache.put("big", Bytes::from(vec![0; MAX_ENTRY + 1]));
         assert!(cache.get("big").is_none(), "too large to keep");
         let chunks = MAX_TOTAL / MAX_ENTRY;
         for n in 0..chunks {
-            cache.put(&format!("c{n}"), Arc::new(vec![2; MAX_ENTRY]));
+            cache.put(&format!("c{n}"), Bytes::from(vec![2; MAX_ENTRY]));
         }
         assert!(cache.get("v1").is_none(), "the oldest went first");
         assert!((0..chunks).all(|n| cache.get(&format!("c{n}")).is_some()));
-        cache.put("next", Arc::new(vec![3; MAX_ENTRY]));
+        cache.put("next", Bytes::from(vec![3; MAX_ENTRY]));
         assert!(cache.get("c0").is_none() && cache.get("next").is_some());
         let total = cache.inner.lock().unwrap().total;
         assert!(total <= MAX_TOTAL, "{total}");

@@ -39,6 +39,11 @@ const BROADCAST_CAPACITY: usize = 4_096;
 /// How often the writer seals pending rows without being nudged (those of other processes,
 /// or of one that died before its writer sealed them).
 const SEAL_EVERY: Duration = Duration::from_secs(1);
+/// How long a nudge to seal waits for more changes to join its round. Under load one round
+/// then seals the entries of many changes (a round costs two statements and a commit: paid per
+/// change, it doubled the database work of a LOCK); a lone change's entry is sealed this much
+/// later. Anything waited for (an entry to commit, a flush) ends the wait at once.
+const SEAL_GATHER: Duration = Duration::from_millis(10);
 
 type Reply = oneshot::Sender<Result<Option<Event>>>;
 
@@ -163,6 +168,12 @@ async fn write_loop(
             received = queue.recv_many(&mut first, 1) => if received == 0 { return },
             // Nothing queued: seal what others left pending.
             _ = ticks.tick() => {}
+        }
+        if !first.is_empty()
+            && first.iter().all(|item| matches!(item, Item::Seal))
+            && let Ok(0) = tokio::time::timeout(SEAL_GATHER, queue.recv_many(&mut first, 1)).await
+        {
+            return;
         }
         // The batch is what is queued when the store is ready to write: requests that were
         // writing (and queued their entries meanwhile) join it.

@@ -40,7 +40,7 @@ use crate::store::Store;
 pub struct BackendRead {
     /// The stored version it comes from.
     pub meta: VersionMeta,
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
     /// Hex MD5 of `body` as sent (differs from `meta.md5` when reduced).
     pub md5_hex: String,
     /// Reduced to its outputs (the reader has the `outputs` role).

@@ -1,11 +1,13 @@
 //! State locks: taking, releasing, force-unlocking, and flagging stale ones.
 //!
 //! LOCK and UNLOCK are the hottest statements: the common case (a free lock taken, a held lock
-//! released by its holder) is one UPDATE, its journal entries stored in the same transaction.
-//! On PostgreSQL that is one statement (the UPDATE and the journal INSERT in one CTE, one round
-//! trip, committed on its own); SQLite has no data-modifying CTEs, but its write transaction is
-//! local and cheap. Everything else — a missing state, a retried LOCK, a conflict — is decided
-//! by [`rules`] in a transaction on the state row read for update.
+//! released by its holder) is one UPDATE with its journal entries, sent as one trip to the
+//! database and committed on its own. PostgreSQL runs it as one statement (the UPDATE and the
+//! journal INSERT in one data-modifying CTE); SQLite has no such CTEs, so it runs a script of
+//! `BEGIN IMMEDIATE`, the UPDATE, an INSERT guarded by `changes()`, and `COMMIT` in one call to
+//! its write connection (four calls cost four thread hand-offs). Either way a row comes back
+//! when the UPDATE matched. Everything else — a missing state, a retried LOCK, a conflict — is
+//! decided by [`rules`] in a transaction on the state row read for update.
 
 use async_trait::async_trait;
 
@@ -22,29 +24,67 @@ use crate::pending::insert_pending;
 use crate::query::{Sql, sql};
 use crate::states::state_by_id;
 
-const TAKE_FREE_LOCK: &str = "UPDATE states SET lock_id = $1, lock_info = $2, lock_token_id = $3, lock_holder = $4, locked_at = $5 \
-     WHERE workspace_id = $6 AND name = $7 AND deleted_at IS NULL AND lock_id IS NULL";
+/// Takes a free lock: binds $1–$7.
+macro_rules! take_free_lock {
+    () => {
+        "UPDATE states SET lock_id = $1, lock_info = $2, lock_token_id = $3, lock_holder = $4, locked_at = $5 \
+         WHERE workspace_id = $6 AND name = $7 AND deleted_at IS NULL AND lock_id IS NULL"
+    };
+}
 
-/// [`TAKE_FREE_LOCK`] with its journal entries, as one PostgreSQL statement.
-const TAKE_FREE_LOCK_LOGGED: &str = "WITH taken AS ( \
-     UPDATE states SET lock_id = $1, lock_info = $2, lock_token_id = $3, lock_holder = $4, locked_at = $5 \
-     WHERE workspace_id = $6 AND name = $7 AND deleted_at IS NULL AND lock_id IS NULL \
-     RETURNING 1), \
-     logged AS (INSERT INTO journal_pending (at, entry) SELECT $8, $9 FROM taken WHERE $10) \
-     SELECT count(*) FROM taken";
+/// Releases the caller's own lock: binds $1–$4.
+macro_rules! release_own_lock {
+    () => {
+        "UPDATE states SET lock_id = NULL, lock_info = NULL, lock_token_id = NULL, lock_holder = NULL, \
+         locked_at = NULL WHERE workspace_id = $1 AND name = $2 AND deleted_at IS NULL \
+         AND lock_id = $3 AND lock_token_id = $4"
+    };
+}
 
-const RELEASE_OWN_LOCK: &str = "UPDATE states SET lock_id = NULL, lock_info = NULL, lock_token_id = NULL, lock_holder = NULL, \
-     locked_at = NULL WHERE workspace_id = $1 AND name = $2 AND deleted_at IS NULL \
-     AND lock_id = $3 AND lock_token_id = $4";
+/// One trip: `$change` (an UPDATE) and, when it matched, the journal entries ($at, $entry,
+/// $journaled), committed together; one row back when the UPDATE matched.
+macro_rules! one_trip {
+    (Sqlite, $change:expr, $at:literal, $entry:literal, $journaled:literal) => {
+        concat!(
+            "BEGIN IMMEDIATE; ",
+            $change,
+            " RETURNING 1; INSERT INTO journal_pending (at, entry) SELECT ",
+            $at,
+            ", ",
+            $entry,
+            " WHERE changes() = 1 AND ",
+            $journaled,
+            "; COMMIT"
+        )
+    };
+    (Postgres, $change:expr, $at:literal, $entry:literal, $journaled:literal) => {
+        concat!(
+            "WITH changed AS (",
+            $change,
+            " RETURNING 1), logged AS (INSERT INTO journal_pending (at, entry) SELECT ",
+            $at,
+            ", ",
+            $entry,
+            " FROM changed WHERE ",
+            $journaled,
+            ") SELECT 1 FROM changed"
+        )
+    };
+}
 
-/// [`RELEASE_OWN_LOCK`] with its journal entries, as one PostgreSQL statement.
-const RELEASE_OWN_LOCK_LOGGED: &str = "WITH released AS ( \
-     UPDATE states SET lock_id = NULL, lock_info = NULL, lock_token_id = NULL, lock_holder = NULL, \
-     locked_at = NULL WHERE workspace_id = $1 AND name = $2 AND deleted_at IS NULL \
-     AND lock_id = $3 AND lock_token_id = $4 \
-     RETURNING 1), \
-     logged AS (INSERT INTO journal_pending (at, entry) SELECT $5, $6 FROM released WHERE $7) \
-     SELECT count(*) FROM released";
+fn take_free_lock_trip(dialect: Dialect) -> &'static str {
+    dialect.pick(
+        one_trip!(Sqlite, take_free_lock!(), "$8", "$9", "$10"),
+        one_trip!(Postgres, take_free_lock!(), "$8", "$9", "$10"),
+    )
+}
+
+fn release_own_lock_trip(dialect: Dialect) -> &'static str {
+    dialect.pick(
+        one_trip!(Sqlite, release_own_lock!(), "$5", "$6", "$7"),
+        one_trip!(Postgres, release_own_lock!(), "$5", "$6", "$7"),
+    )
+}
 
 fn logged<'a>(statement: Sql<'a>, entries: &JournalEntries) -> Sql<'a> {
     statement
@@ -62,31 +102,23 @@ impl<E: Engine> LockStore for SqlStore<E> {
         req: &LockRequest,
         journal: Journaling<'_, LockOutcome>,
     ) -> Result<LockOutcome> {
-        let take = |statement| {
-            sql(statement)
-                .bind(&req.id)
-                .bind(&req.info)
-                .bind(&req.token_id)
-                .bind(&req.holder)
-                .bind(req.at)
-                .bind(workspace_id)
-                .bind(name)
-        };
-        if E::DIALECT == Dialect::Postgres {
-            let entries = journal(&LockOutcome::Acquired);
-            let taken: i64 = logged(take(TAKE_FREE_LOCK_LOGGED), &entries)
-                .scalar(&mut self.engine.writer().await?)
-                .await?;
-            if taken == 1 {
-                return Ok(LockOutcome::Acquired);
-            }
-        }
-        let mut tx = self.engine.begin().await?;
-        if E::DIALECT == Dialect::Sqlite && take(TAKE_FREE_LOCK).execute(&mut tx).await? == 1 {
-            insert_pending(&mut tx, &journal(&LockOutcome::Acquired)).await?;
-            tx.commit().await?;
+        let take = sql(take_free_lock_trip(E::DIALECT))
+            .bind(&req.id)
+            .bind(&req.info)
+            .bind(&req.token_id)
+            .bind(&req.holder)
+            .bind(req.at)
+            .bind(workspace_id)
+            .bind(name);
+        // All rows are read: on SQLite, stopping at the first would leave the script's INSERT
+        // and COMMIT unrun.
+        let taken = logged(take, &journal(&LockOutcome::Acquired))
+            .fetch_all(&mut self.engine.writer().await?)
+            .await?;
+        if !taken.is_empty() {
             return Ok(LockOutcome::Acquired);
         }
+        let mut tx = self.engine.begin().await?;
         let state = self
             .state_for_update_or_create(&mut tx, workspace_id, name, req.at)
             .await?;
@@ -115,33 +147,20 @@ impl<E: Engine> LockStore for SqlStore<E> {
         req: &UnlockRequest,
         journal: Journaling<'_, UnlockOutcome>,
     ) -> Result<UnlockOutcome> {
-        let release = |statement, id| {
-            sql(statement)
+        if let Some(id) = &req.id {
+            let release = sql(release_own_lock_trip(E::DIALECT))
                 .bind(workspace_id)
                 .bind(name)
                 .bind(id)
-                .bind(&req.token_id)
-        };
-        if E::DIALECT == Dialect::Postgres
-            && let Some(id) = &req.id
-        {
-            let entries = journal(&UnlockOutcome::Released);
-            let released: i64 = logged(release(RELEASE_OWN_LOCK_LOGGED, id), &entries)
-                .scalar(&mut self.engine.writer().await?)
+                .bind(&req.token_id);
+            let released = logged(release, &journal(&UnlockOutcome::Released))
+                .fetch_all(&mut self.engine.writer().await?)
                 .await?;
-            if released == 1 {
+            if !released.is_empty() {
                 return Ok(UnlockOutcome::Released);
             }
         }
         let mut tx = self.engine.begin().await?;
-        if E::DIALECT == Dialect::Sqlite
-            && let Some(id) = &req.id
-            && release(RELEASE_OWN_LOCK, id).execute(&mut tx).await? == 1
-        {
-            insert_pending(&mut tx, &journal(&UnlockOutcome::Released)).await?;
-            tx.commit().await?;
-            return Ok(UnlockOutcome::Released);
-        }
         let Some(state) = self
             .live_state_for_update(&mut tx, workspace_id, name)
             .await?

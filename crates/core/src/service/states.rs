@@ -1,5 +1,6 @@
 //! Reading, writing and deleting states: the http backend's and the API's state operations.
 
+use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use serde_json::json;
@@ -24,7 +25,7 @@ impl Services {
         who: &Principal,
         ws: &str,
         name: &str,
-    ) -> Result<Option<(VersionMeta, Vec<u8>)>> {
+    ) -> Result<Option<(VersionMeta, Bytes)>> {
         let record = AuditRecord::by(who, "state.read", self.now())
             .workspace(ws)
             .target(name);
@@ -40,7 +41,7 @@ impl Services {
         who: &Principal,
         ws: &str,
         name: &str,
-    ) -> Result<Option<(VersionMeta, Vec<u8>)>> {
+    ) -> Result<Option<(VersionMeta, Bytes)>> {
         let name = StateName::parse(name)?;
         let (workspace, _) = self
             .authorize(who, ws, Role::Viewer, "reading a state")
@@ -54,7 +55,7 @@ impl Services {
         &self,
         workspace_id: &str,
         name: &str,
-    ) -> Result<Option<(VersionMeta, Vec<u8>)>> {
+    ) -> Result<Option<(VersionMeta, Bytes)>> {
         let Some(meta) = self
             .store
             .state(workspace_id, name)
@@ -64,7 +65,7 @@ impl Services {
             return Ok(None);
         };
         if let Some(body) = self.bodies.get(&meta.id) {
-            return Ok(Some((meta, body.as_ref().clone())));
+            return Ok(Some((meta, body)));
         }
         // The version just seen (not whatever is current by now): meta and body agree.
         let Some((meta, sealed)) = self
@@ -75,7 +76,8 @@ impl Services {
             return Ok(None); // purged meanwhile
         };
         let (meta, body) = self.open_version(meta, &sealed)?;
-        self.bodies.put(&meta.id, Arc::new(body.clone()));
+        let body = Bytes::from(body);
+        self.bodies.put(&meta.id, body.clone());
         Ok(Some((meta, body)))
     }
 
@@ -125,7 +127,7 @@ impl Services {
                 outputs_only: false,
             }));
         }
-        let body = statefile::outputs_only(&full)?;
+        let body = Bytes::from(statefile::outputs_only(&full)?);
         drop(full);
         let md5_hex = md5_hex(&body);
         Ok(Some(BackendRead {
@@ -286,7 +288,7 @@ impl Services {
         let size = body.len() as i64;
         // Kept for the next read when small enough; a large body is freed before the store
         // copies the sealed one into the database.
-        let keep = (body.len() <= crate::bodies::MAX_ENTRY).then(|| Arc::new(body));
+        let keep = (body.len() <= crate::bodies::MAX_ENTRY).then(|| Bytes::from(body));
         let version_id_kept = version_id.clone();
         let write = VersionWrite {
             state_id: record.id.clone(),
