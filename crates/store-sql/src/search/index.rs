@@ -8,16 +8,13 @@ use statehouse_core::store::search::{
 use statehouse_core::{Error, Result};
 
 use crate::engine::{Conn, Dialect, Row};
-use crate::query::{Sql, arg, sql};
+use crate::query::{Sql, sql};
 
 /// Row ids per DELETE (bounds the JSON list bound to one statement).
 const DELETE_CHUNK: usize = 5_000;
 
-/// Rows per INSERT. SQLite: a multi-row `VALUES` of 15 values a row, well under its 32,766
-/// variables. PostgreSQL: one JSON document a statement, bounded in size.
-fn insert_chunk(dialect: Dialect) -> usize {
-    dialect.pick(500, 10_000)
-}
+/// Rows per INSERT: one JSON document a statement, bounded in size.
+const INSERT_CHUNK: usize = 10_000;
 
 const INSERT_COLUMNS: &str = "INSERT INTO resource_index (state_id, address, mode, type, name, module, provider, \
     index_key, attr_id, attr_arn, attr_name, attr_self_link, fingerprint, appeared_version_no, appeared_at)";
@@ -86,47 +83,22 @@ pub(crate) async fn replace_index<C: Conn>(
         let ids = serde_json::to_string(ids).map_err(|e| Error::Internal(e.to_string()))?;
         sql(delete).bind(ids).execute(tx).await?;
     }
-    for batch in changes.insert.chunks(insert_chunk(dialect)) {
-        match dialect {
-            Dialect::Sqlite => insert_values(tx, state_id, batch).await?,
-            Dialect::Postgres => insert_recordset(tx, state_id, batch).await?,
-        }
+    for batch in changes.insert.chunks(INSERT_CHUNK) {
+        insert_rows(tx, dialect, state_id, batch).await?;
     }
     Ok(())
 }
 
-/// SQLite: one multi-row `VALUES`.
-async fn insert_values<C: Conn>(tx: &mut C, state_id: &str, rows: &[NewIndexRow]) -> Result<()> {
-    let mut q = Sql::built(format!("{INSERT_COLUMNS} "));
-    q.push_values(rows.iter().map(|row| {
-        let r = &row.resource;
-        [
-            arg(state_id),
-            arg(&r.address),
-            arg(r.mode.as_str()),
-            arg(&r.resource_type),
-            arg(&r.name),
-            arg(&r.module),
-            arg(&r.provider),
-            arg(&row.index_key),
-            arg(&r.ids.id),
-            arg(&r.ids.arn),
-            arg(&r.ids.name),
-            arg(&r.ids.self_link),
-            arg(row.fingerprint),
-            arg(row.appeared_version_no),
-            arg(row.appeared_at),
-        ]
-    }));
-    q.execute(tx).await?;
-    Ok(())
-}
-
-/// PostgreSQL: the rows as one JSON array of objects, expanded by `json_to_recordset` (one
-/// statement text whatever the row count — the former `UNNEST` of bound arrays, without
-/// array binds — where a `VALUES` list would be a new statement to prepare for each count
-/// and stop at 65,535 parameters).
-async fn insert_recordset<C: Conn>(tx: &mut C, state_id: &str, rows: &[NewIndexRow]) -> Result<()> {
+/// The rows as one JSON array of objects, expanded by the database: one statement text and two
+/// values whatever the row count. (A multi-row `VALUES` would be a new statement for each
+/// count, stop at 65,535 parameters on PostgreSQL, and on SQLite cost time quadratic in its
+/// parameters: sqlx asks each one's name, which SQLite finds by a linear search.)
+async fn insert_rows<C: Conn>(
+    tx: &mut C,
+    dialect: Dialect,
+    state_id: &str,
+    rows: &[NewIndexRow],
+) -> Result<()> {
     let records: Vec<serde_json::Value> = rows
         .iter()
         .map(|row| {
@@ -150,17 +122,30 @@ async fn insert_recordset<C: Conn>(tx: &mut C, state_id: &str, rows: &[NewIndexR
         })
         .collect();
     let records = serde_json::Value::Array(records).to_string();
-    Sql::built(format!(
-        "{INSERT_COLUMNS} SELECT $1, r.address, r.mode, r.type, r.name, r.module, r.provider, \
-         r.index_key, r.attr_id, r.attr_arn, r.attr_name, r.attr_self_link, r.fingerprint, \
-         r.appeared_version_no, r.appeared_at \
-         FROM json_to_recordset($2::json) AS r(address text, mode text, type text, name text, \
-         module text, provider text, index_key text, attr_id text, attr_arn text, attr_name text, \
-         attr_self_link text, fingerprint int8, appeared_version_no int8, appeared_at int8)"
-    ))
-    .bind(state_id)
-    .bind(records)
-    .execute(tx)
-    .await?;
+    let select = match dialect {
+        Dialect::Sqlite => {
+            "SELECT $1, json_extract(r.value, '$.address'), json_extract(r.value, '$.mode'), \
+             json_extract(r.value, '$.type'), json_extract(r.value, '$.name'), \
+             json_extract(r.value, '$.module'), json_extract(r.value, '$.provider'), \
+             json_extract(r.value, '$.index_key'), json_extract(r.value, '$.attr_id'), \
+             json_extract(r.value, '$.attr_arn'), json_extract(r.value, '$.attr_name'), \
+             json_extract(r.value, '$.attr_self_link'), json_extract(r.value, '$.fingerprint'), \
+             json_extract(r.value, '$.appeared_version_no'), json_extract(r.value, '$.appeared_at') \
+             FROM json_each($2) AS r ORDER BY r.key"
+        }
+        Dialect::Postgres => {
+            "SELECT $1, r.address, r.mode, r.type, r.name, r.module, r.provider, \
+             r.index_key, r.attr_id, r.attr_arn, r.attr_name, r.attr_self_link, r.fingerprint, \
+             r.appeared_version_no, r.appeared_at \
+             FROM json_to_recordset($2::json) AS r(address text, mode text, type text, name text, \
+             module text, provider text, index_key text, attr_id text, attr_arn text, attr_name text, \
+             attr_self_link text, fingerprint int8, appeared_version_no int8, appeared_at int8)"
+        }
+    };
+    Sql::built(format!("{INSERT_COLUMNS} {select}"))
+        .bind(state_id)
+        .bind(records)
+        .execute(tx)
+        .await?;
     Ok(())
 }
