@@ -111,7 +111,7 @@ pub(crate) fn resources_of(body: &[u8], client_encrypted: bool) -> VersionResour
 
 fn indexed(entries: crate::Result<Option<Vec<IndexedResource>>>) -> VersionResources {
     match entries {
-        Ok(Some(resources)) => VersionResources::Indexed(resources),
+        Ok(Some(resources)) => VersionResources::Indexed(resources.into()),
         Ok(None) => VersionResources::NotIndexed(NotIndexedReason::ClientEncrypted),
         Err(e) => {
             tracing::warn!(reason = %e, "state stored but its resources cannot be indexed for search");

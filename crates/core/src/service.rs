@@ -8,6 +8,7 @@ mod keys;
 mod lock_info;
 mod locks;
 mod sessions;
+mod state_body;
 mod states;
 mod tokens;
 mod webhooks;

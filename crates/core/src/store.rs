@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod backups;
+pub mod index_update;
 pub mod keys;
 pub mod locks;
 pub mod nul;

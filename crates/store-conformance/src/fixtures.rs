@@ -75,7 +75,7 @@ pub(crate) fn write_of(
         token_id: "tok-a".into(),
         author: "ci-token".into(),
         at: at(1_000),
-        resources: VersionResources::Indexed(Vec::new()),
+        resources: VersionResources::Indexed(Default::default()),
     }
 }
 

@@ -73,7 +73,7 @@ pub(crate) fn indexed_write(
 ) -> VersionWrite {
     VersionWrite {
         at: when,
-        resources: VersionResources::Indexed(resources),
+        resources: VersionResources::Indexed(resources.into()),
         ..write_of(state_id, version_id, serial, "lin", version_id)
     }
 }
@@ -160,7 +160,7 @@ pub async fn search_index_follows_the_current_version(store: Arc<dyn Store>) {
 
     // An identical snapshot stores nothing, so it changes nothing in the index either.
     let same = VersionWrite {
-        resources: VersionResources::Indexed(vec![a]),
+        resources: VersionResources::Indexed(vec![a].into()),
         ..w2.clone()
     };
     ok(
@@ -497,4 +497,83 @@ pub async fn unindexed_states_are_listed_until_indexed(store: Arc<dyn Store>) {
         "unindexed",
     );
     assert_eq!((count, states.len()), (0, 0));
+}
+
+pub async fn search_index_skips_unchanged_resources_yet_never_goes_stale(store: Arc<dyn Store>) {
+    let ws = workspace(&*store, "ws").await;
+    let state = ensure(&*store, &ws, "app").await;
+    let a = instance("", "aws_instance", "a", None, ids("i-a"));
+    let b = instance("", "aws_instance", "b", None, ids("i-b"));
+    let both = || vec![a.clone(), b.clone()];
+    let by_type = search_in(&[&ws], SearchField::Type, "aws_instance", MatchMode::Exact);
+    let seen = |hits: Vec<ResourceHit>| {
+        let mut v: Vec<(String, i64, i64)> = hits
+            .into_iter()
+            .map(|h| (h.address, h.appeared_version_no, h.version_no))
+            .collect();
+        v.sort();
+        v
+    };
+    write(
+        &*store,
+        &ws,
+        "app",
+        &indexed_write(&state.id, "v-1", 1, at(1), both()),
+    )
+    .await;
+    // Same resources in a new version: the rows stay as they are, found at the new version.
+    write(
+        &*store,
+        &ws,
+        "app",
+        &indexed_write(&state.id, "v-2", 2, at(2), both()),
+    )
+    .await;
+    assert_eq!(
+        seen(run(&*store, &by_type).await),
+        vec![
+            ("aws_instance.a".into(), 1, 2),
+            ("aws_instance.b".into(), 1, 2)
+        ]
+    );
+    // Unreadable in between, then the very same resources again: indexed anew.
+    let unreadable = VersionWrite {
+        resources: VersionResources::NotIndexed(NotIndexedReason::Unreadable),
+        ..indexed_write(&state.id, "v-3", 3, at(3), vec![])
+    };
+    write(&*store, &ws, "app", &unreadable).await;
+    assert!(run(&*store, &by_type).await.is_empty());
+    write(
+        &*store,
+        &ws,
+        "app",
+        &indexed_write(&state.id, "v-4", 4, at(4), both()),
+    )
+    .await;
+    assert_eq!(
+        seen(run(&*store, &by_type).await),
+        vec![
+            ("aws_instance.a".into(), 4, 4),
+            ("aws_instance.b".into(), 4, 4)
+        ]
+    );
+    // A malformed state naming one address twice is indexed once, write after write.
+    let a_again = instance("", "aws_instance", "a", None, ids("i-a-2"));
+    for (n, version) in [(5, "v-5"), (6, "v-6")] {
+        let twice = vec![a.clone(), a_again.clone(), b.clone()];
+        write(
+            &*store,
+            &ws,
+            "app",
+            &indexed_write(&state.id, version, n, at(n), twice),
+        )
+        .await;
+        assert_eq!(
+            seen(run(&*store, &by_type).await),
+            vec![
+                ("aws_instance.a".into(), 4, n),
+                ("aws_instance.b".into(), 4, n)
+            ]
+        );
+    }
 }

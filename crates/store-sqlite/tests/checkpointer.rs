@@ -85,7 +85,7 @@ async fn background_checkpointer_copies_and_then_truncates_the_wal() {
             token_id: "test".into(),
             author: "test".into(),
             at: Timestamp(serial),
-            resources: VersionResources::Indexed(Vec::new()),
+            resources: VersionResources::Indexed(Default::default()),
         };
         let outcome = store.write_version(&ws.id, "s", write).await.unwrap();
         assert!(matches!(outcome, WriteOutcome::Created(_)));

@@ -285,6 +285,6 @@ pub(super) fn version_write(
         token_id: "bench".into(),
         author: "bench".into(),
         at: Timestamp(1_700_000_000_000 + serial),
-        resources: VersionResources::Indexed(resources),
+        resources: VersionResources::Indexed(resources.into()),
     }
 }

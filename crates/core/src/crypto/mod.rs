@@ -13,11 +13,11 @@
 //! bytes, and is only taken over once it holds a verified key. Any key in the file may open
 //! data: a wrong one just fails to.
 
+mod compress;
 mod keyring;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 use std::sync::RwLock;
 use std::time::SystemTime;
@@ -27,14 +27,13 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 use zeroize::Zeroizing;
 
+pub use self::compress::{Compressed, compress};
 use self::keyring::KEY_LEN;
 pub use self::keyring::{KeyFile, Keyring, MasterKey};
 use crate::Error;
 use crate::sealed::SealedKind;
 
 const NONCE_LEN: usize = 12;
-/// zstd level for state bodies: fast enough to keep pushes cheap, still ~10x on state JSON.
-const ZSTD_LEVEL: i32 = 3;
 
 /// A body after compression and encryption, as the store keeps it.
 #[derive(Clone, PartialEq, Eq)]
@@ -287,19 +286,21 @@ impl Cipher {
     /// the output buffer and encryption happens in place, so sealing a large body costs about
     /// one compressed copy of it in memory.
     pub fn seal(&self, plain: &[u8], binding: Binding<'_>) -> Result<SealedBody, Error> {
+        self.seal_compressed(compress(plain)?, binding)
+    }
+
+    /// Encrypts a body [`compress`]ed ahead under a fresh data key: [`Cipher::seal`] in two
+    /// steps, for a caller that compresses before it knows the binding.
+    pub fn seal_compressed(
+        &self,
+        compressed: Compressed,
+        binding: Binding<'_>,
+    ) -> Result<SealedBody, Error> {
         let master = self.read(KeyState::sealing_key)??;
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let mut out = Vec::with_capacity(NONCE_LEN + plain.len() / 8 + 64);
-        out.extend_from_slice(&nonce);
-        let mut encoder = zstd::stream::Encoder::new(out, ZSTD_LEVEL)
-            .map_err(|e| Error::Internal(format!("compression failed: {e}")))?;
-        encoder
-            .write_all(plain)
-            .map_err(|e| Error::Internal(format!("compression failed: {e}")))?;
-        let mut out = encoder
-            .finish()
-            .map_err(|e| Error::Internal(format!("compression failed: {e}")))?;
+        let mut out = compressed.0;
+        out[..NONCE_LEN].copy_from_slice(&nonce);
 
         let mut data_key = Zeroizing::new([0u8; KEY_LEN]);
         rand::rngs::OsRng.fill_bytes(data_key.as_mut());

@@ -1,7 +1,6 @@
 //! Reading, writing and deleting states: the http backend's and the API's state operations.
 
 use bytes::Bytes;
-use md5::{Digest, Md5};
 
 use serde_json::json;
 
@@ -13,8 +12,9 @@ use crate::model::{StateRecord, VersionMeta, VersionWrite, Workspace, WriteOutco
 use crate::names::StateName;
 use crate::rules::{self, Incoming, WriteContext, WriteDecision};
 use crate::store::pending::JournalEntries;
-use crate::{Error, Result, search, statefile};
+use crate::{Result, statefile};
 
+use super::state_body;
 use super::*;
 
 impl Services {
@@ -153,7 +153,7 @@ impl Services {
 
     /// Stores `body` as the state's next version (or acknowledges an identical body).
     /// `claimed_md5` is the MD5 the client says it sent (`Content-MD5`); a mismatch means the
-    /// body was damaged on the way and nothing is stored. Audited as `state.write`; a new
+    /// body was damaged on the way and nothing is stored (see [`state_body::prepare`]). Audited as `state.write`; a new
     /// version emits `state.written`.
     pub async fn write_state(
         &self,
@@ -240,15 +240,13 @@ impl Services {
         let (workspace, _) = self
             .authorize(who, ws, Role::Editor, "writing a state")
             .await?;
-        let digest = Md5::digest(&body);
-        if claimed_md5.is_some_and(|claimed| claimed != digest.as_slice()) {
-            return Err(Error::BadRequest(
-                "Content-MD5 does not match the body: it was damaged in transit; nothing was stored".into(),
-            ));
-        }
-        // One parse: the state's facts and its resources for the index.
-        let (meta, resources) = search::read_for_write(&body)?;
-        let md5 = hex::encode(digest);
+        let body = Bytes::from(body);
+        let state_body::StateBody {
+            md5,
+            meta,
+            resources,
+            compressed,
+        } = state_body::prepare(&body, claimed_md5).await?;
         let journal = |outcome: &WriteOutcome| {
             self.write_entries(audit, &workspace, name.as_str(), who, lock_id, outcome)
                 .and(also(&workspace, outcome))
@@ -284,11 +282,11 @@ impl Services {
         let version_id = new_id();
         let sealed = self
             .cipher
-            .seal(&body, binding_for(&record.id, &version_id))?;
+            .seal_compressed(compressed, binding_for(&record.id, &version_id))?;
         let size = body.len() as i64;
         // Kept for the next read when small enough; a large body is freed before the store
         // copies the sealed one into the database.
-        let keep = (body.len() <= crate::bodies::MAX_ENTRY).then(|| Bytes::from(body));
+        let keep = (body.len() <= crate::bodies::MAX_ENTRY).then_some(body);
         let version_id_kept = version_id.clone();
         let write = VersionWrite {
             state_id: record.id.clone(),

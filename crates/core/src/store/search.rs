@@ -18,17 +18,19 @@
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
+pub use super::index_update::{
+    IndexChanges, IndexEntries, NewIndexRow, StoredIndexRow, fingerprint, plan_index_update,
+};
 use crate::Result;
 use crate::clock::Timestamp;
-use crate::tfstate::{IdentifyingAttributes, IndexedResource, Mode};
+use crate::tfstate::{IdentifyingAttributes, Mode};
 
 /// What a new version contributes to the search index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VersionResources {
     /// The version's resource instances (possibly none).
-    Indexed(Vec<IndexedResource>),
+    Indexed(IndexEntries),
     /// The version's resources cannot be read; the state is listed as not indexed.
     NotIndexed(NotIndexedReason),
 }
@@ -262,191 +264,10 @@ pub trait SearchStore: Send + Sync {
     ) -> Result<(i64, Vec<UnindexedState>)>;
 }
 
-// ---- the index update both stores apply inside `write_version` -------------------------------
-
-/// An index row as stored, as far as an update needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredIndexRow {
-    pub row: i64,
-    pub address: String,
-    pub fingerprint: i64,
-    pub appeared_version_no: i64,
-    pub appeared_at: Timestamp,
-}
-
-/// An index row to insert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewIndexRow {
-    pub resource: IndexedResource,
-    pub index_key: Option<String>,
-    pub fingerprint: i64,
-    pub appeared_version_no: i64,
-    pub appeared_at: Timestamp,
-}
-
-/// What to change in a state's index rows for a new version.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IndexChanges {
-    pub delete_rows: Vec<i64>,
-    pub insert: Vec<NewIndexRow>,
-}
-
-/// Compares the state's stored rows with the new version's instances: unchanged instances are
-/// left alone (writes of big states touch only what changed), changed ones are replaced but keep
-/// when they appeared, new ones appear in `version_no` at `at`, gone ones are deleted.
-pub fn plan_index_update(
-    stored: Vec<StoredIndexRow>,
-    resources: Vec<IndexedResource>,
-    version_no: i64,
-    at: Timestamp,
-) -> IndexChanges {
-    let mut by_address: std::collections::HashMap<String, StoredIndexRow> = stored
-        .into_iter()
-        .map(|row| (row.address.clone(), row))
-        .collect();
-    let mut changes = IndexChanges::default();
-    for resource in resources {
-        let fingerprint = fingerprint(&resource);
-        let (appeared_version_no, appeared_at) = match by_address.remove(&resource.address) {
-            Some(old) if old.fingerprint == fingerprint => continue,
-            Some(old) => {
-                changes.delete_rows.push(old.row);
-                (old.appeared_version_no, old.appeared_at)
-            }
-            None => (version_no, at),
-        };
-        let index_key = resource
-            .index_key
-            .as_ref()
-            .and_then(|k| serde_json::to_string(k).ok());
-        changes.insert.push(NewIndexRow {
-            resource,
-            index_key,
-            fingerprint,
-            appeared_version_no,
-            appeared_at,
-        });
-    }
-    changes
-        .delete_rows
-        .extend(by_address.into_values().map(|old| old.row));
-    changes.delete_rows.sort_unstable();
-    changes
-}
-
-/// A stable digest of everything an index row holds about an instance.
-pub fn fingerprint(resource: &IndexedResource) -> i64 {
-    let mut hash = Sha256::new();
-    let index_key = resource
-        .index_key
-        .as_ref()
-        .and_then(|k| serde_json::to_string(k).ok());
-    let ids = &resource.ids;
-    for part in [
-        Some(resource.address.as_str()),
-        Some(resource.mode.as_str()),
-        Some(resource.resource_type.as_str()),
-        Some(resource.name.as_str()),
-        Some(resource.module.as_str()),
-        Some(resource.provider.as_str()),
-        index_key.as_deref(),
-        ids.id.as_deref(),
-        ids.arn.as_deref(),
-        ids.name.as_deref(),
-        ids.self_link.as_deref(),
-    ] {
-        match part {
-            Some(text) => {
-                hash.update([1u8]);
-                hash.update((text.len() as u64).to_le_bytes());
-                hash.update(text.as_bytes());
-            }
-            None => hash.update([0u8]),
-        }
-    }
-    let digest = hash.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    i64::from_le_bytes(first)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-
-    fn resource(address: &str, id: &str) -> IndexedResource {
-        IndexedResource {
-            address: address.into(),
-            mode: Mode::Managed,
-            resource_type: "aws_instance".into(),
-            name: "web".into(),
-            module: String::new(),
-            provider: "provider[\"registry.terraform.io/hashicorp/aws\"]".into(),
-            index_key: None,
-            ids: IdentifyingAttributes {
-                id: Some(id.into()),
-                ..Default::default()
-            },
-        }
-    }
-
-    fn stored(row: i64, r: &IndexedResource, appeared: i64) -> StoredIndexRow {
-        StoredIndexRow {
-            row,
-            address: r.address.clone(),
-            fingerprint: fingerprint(r),
-            appeared_version_no: appeared,
-            appeared_at: Timestamp(appeared * 10),
-        }
-    }
-
-    #[test]
-    fn update_touches_only_what_changed_and_keeps_appearance() {
-        let same = resource("a.same", "1");
-        let before = resource("a.changed", "2");
-        let after = resource("a.changed", "3");
-        let gone = resource("a.gone", "4");
-        let new = resource("a.new", "5");
-        let changes = plan_index_update(
-            vec![
-                stored(10, &same, 1),
-                stored(11, &before, 2),
-                stored(12, &gone, 1),
-            ],
-            vec![same, after.clone(), new.clone()],
-            7,
-            Timestamp(70),
-        );
-        assert_eq!(changes.delete_rows, vec![11, 12]);
-        assert_eq!(changes.insert.len(), 2);
-        assert_eq!(changes.insert[0].resource, after);
-        assert_eq!(
-            (
-                changes.insert[0].appeared_version_no,
-                changes.insert[0].appeared_at
-            ),
-            (2, Timestamp(20))
-        );
-        assert_eq!(changes.insert[1].resource, new);
-        assert_eq!(
-            (
-                changes.insert[1].appeared_version_no,
-                changes.insert[1].appeared_at
-            ),
-            (7, Timestamp(70))
-        );
-    }
-
-    #[test]
-    fn fingerprints_tell_fields_apart() {
-        let a = resource("x.a", "1");
-        let mut b = a.clone();
-        b.ids.id = None;
-        b.ids.arn = Some("1".into());
-        assert_ne!(fingerprint(&a), fingerprint(&b));
-        assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
-    }
 
     #[test]
     fn prefix_ranges_cover_exactly_the_prefix() {

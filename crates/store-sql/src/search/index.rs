@@ -29,9 +29,13 @@ pub(crate) async fn replace_index<C: Conn>(
     at: Timestamp,
     resources: VersionResources,
 ) -> Result<()> {
-    let resources = match resources {
+    let entries = match resources {
         VersionResources::NotIndexed(reason) => {
             sql("DELETE FROM resource_index WHERE state_id = $1")
+                .bind(state_id)
+                .execute(tx)
+                .await?;
+            sql("UPDATE states SET index_digest = NULL WHERE id = $1")
                 .bind(state_id)
                 .execute(tx)
                 .await?;
@@ -45,8 +49,22 @@ pub(crate) async fn replace_index<C: Conn>(
             .await?;
             return Ok(());
         }
-        VersionResources::Indexed(resources) => resources,
+        VersionResources::Indexed(entries) => entries,
     };
+    // The stored digest is that of the entries the rows were last made from: when it is the
+    // new version's, the rows already are what the comparison below would leave (most writes).
+    let digest_changed = !sql(
+        "UPDATE states SET index_digest = $1 WHERE id = $2 AND index_digest IS DISTINCT FROM $1 \
+         RETURNING 1",
+    )
+    .bind(entries.digest())
+    .bind(state_id)
+    .fetch_all(tx)
+    .await?
+    .is_empty();
+    if !digest_changed {
+        return Ok(());
+    }
     sql("DELETE FROM resource_index_missing WHERE state_id = $1")
         .bind(state_id)
         .execute(tx)
@@ -68,7 +86,7 @@ pub(crate) async fn replace_index<C: Conn>(
         })
     })
     .collect::<Result<Vec<_>>>()?;
-    let changes = plan_index_update(stored, resources, version_no, at);
+    let changes = plan_index_update(stored, entries, version_no, at);
     // Row ids as a JSON list. PostgreSQL: turned into an array once, so the delete is an index
     // scan of the primary key for `= ANY` (as with a bound array).
     let delete = match dialect {
