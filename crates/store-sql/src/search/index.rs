@@ -149,7 +149,7 @@ async fn insert_rows<C: Conn>(
              json_extract(r.value, '$.attr_arn'), json_extract(r.value, '$.attr_name'), \
              json_extract(r.value, '$.attr_self_link'), json_extract(r.value, '$.fingerprint'), \
              json_extract(r.value, '$.appeared_version_no'), json_extract(r.value, '$.appeared_at') \
-             FROM json_each($2) AS r ORDER BY r.key"
+             FROM jsonb_each($2) AS r ORDER BY r.key"
         }
         Dialect::Postgres => {
             "SELECT $1, r.address, r.mode, r.type, r.name, r.module, r.provider, \
