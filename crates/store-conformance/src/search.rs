@@ -504,76 +504,51 @@ pub async fn search_index_skips_unchanged_resources_yet_never_goes_stale(store: 
     let state = ensure(&*store, &ws, "app").await;
     let a = instance("", "aws_instance", "a", None, ids("i-a"));
     let b = instance("", "aws_instance", "b", None, ids("i-b"));
-    let both = || vec![a.clone(), b.clone()];
     let by_type = search_in(&[&ws], SearchField::Type, "aws_instance", MatchMode::Exact);
-    let seen = |hits: Vec<ResourceHit>| {
-        let mut v: Vec<(String, i64, i64)> = hits
+    let store = &*store;
+    let put = |no: i64, resources: VersionResources| {
+        let w = VersionWrite {
+            resources,
+            ..indexed_write(&state.id, &format!("v-{no}"), no, at(no), vec![])
+        };
+        let ws = &ws;
+        async move { write(store, ws, "app", &w).await }
+    };
+    // (address, appeared in version, found at version) of every hit, by address.
+    let hits = || async {
+        let mut v: Vec<(String, i64, i64)> = run(store, &by_type)
+            .await
             .into_iter()
             .map(|h| (h.address, h.appeared_version_no, h.version_no))
             .collect();
         v.sort();
         v
     };
-    write(
-        &*store,
-        &ws,
-        "app",
-        &indexed_write(&state.id, "v-1", 1, at(1), both()),
-    )
-    .await;
-    // Same resources in a new version: the rows stay as they are, found at the new version.
-    write(
-        &*store,
-        &ws,
-        "app",
-        &indexed_write(&state.id, "v-2", 2, at(2), both()),
-    )
-    .await;
-    assert_eq!(
-        seen(run(&*store, &by_type).await),
+    let both = |appeared: i64, at_version: i64| {
         vec![
-            ("aws_instance.a".into(), 1, 2),
-            ("aws_instance.b".into(), 1, 2)
+            ("aws_instance.a".to_owned(), appeared, at_version),
+            ("aws_instance.b".to_owned(), appeared, at_version),
         ]
-    );
-    // Unreadable in between, then the very same resources again: indexed anew.
-    let unreadable = VersionWrite {
-        resources: VersionResources::NotIndexed(NotIndexedReason::Unreadable),
-        ..indexed_write(&state.id, "v-3", 3, at(3), vec![])
     };
-    write(&*store, &ws, "app", &unreadable).await;
-    assert!(run(&*store, &by_type).await.is_empty());
-    write(
-        &*store,
-        &ws,
-        "app",
-        &indexed_write(&state.id, "v-4", 4, at(4), both()),
+    let indexed = |r: Vec<IndexedResource>| VersionResources::Indexed(r.into());
+
+    put(1, indexed(vec![a.clone(), b.clone()])).await;
+    // Same resources in a new version: the rows stay as they are, found at the new version.
+    put(2, indexed(vec![a.clone(), b.clone()])).await;
+    assert_eq!(hits().await, both(1, 2));
+    // Unreadable in between, then the very same resources again: indexed anew.
+    put(
+        3,
+        VersionResources::NotIndexed(NotIndexedReason::Unreadable),
     )
     .await;
-    assert_eq!(
-        seen(run(&*store, &by_type).await),
-        vec![
-            ("aws_instance.a".into(), 4, 4),
-            ("aws_instance.b".into(), 4, 4)
-        ]
-    );
+    assert!(hits().await.is_empty());
+    put(4, indexed(vec![a.clone(), b.clone()])).await;
+    assert_eq!(hits().await, both(4, 4));
     // A malformed state naming one address twice is indexed once, write after write.
     let a_again = instance("", "aws_instance", "a", None, ids("i-a-2"));
-    for (n, version) in [(5, "v-5"), (6, "v-6")] {
-        let twice = vec![a.clone(), a_again.clone(), b.clone()];
-        write(
-            &*store,
-            &ws,
-            "app",
-            &indexed_write(&state.id, version, n, at(n), twice),
-        )
-        .await;
-        assert_eq!(
-            seen(run(&*store, &by_type).await),
-            vec![
-                ("aws_instance.a".into(), 4, n),
-                ("aws_instance.b".into(), 4, n)
-            ]
-        );
+    for no in [5, 6] {
+        put(no, indexed(vec![a.clone(), a_again.clone(), b.clone()])).await;
+        assert_eq!(hits().await, both(4, no));
     }
 }
