@@ -153,8 +153,8 @@ impl Services {
 
     /// Stores `body` as the state's next version (or acknowledges an identical body).
     /// `claimed_md5` is the MD5 the client says it sent (`Content-MD5`); a mismatch means the
-    /// body was damaged on the way and nothing is stored (see [`state_body::prepare`]). Audited as `state.write`; a new
-    /// version emits `state.written`.
+    /// body was damaged on the way and nothing is stored (see [`state_body::prepare`]).
+    /// Audited as `state.write`; a new version emits `state.written`.
     pub async fn write_state(
         &self,
         who: &Principal,

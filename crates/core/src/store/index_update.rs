@@ -16,8 +16,17 @@ use crate::tfstate::IndexedResource;
 /// fields of every instance as they were.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexEntries {
-    entries: Vec<(i64, IndexedResource)>,
+    entries: Vec<Entry>,
     digest: i64,
+}
+
+/// One instance with what the index stores beside it, each computed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    fingerprint: i64,
+    /// The instance key as JSON text.
+    index_key: Option<String>,
+    resource: IndexedResource,
 }
 
 impl IndexEntries {
@@ -28,15 +37,22 @@ impl IndexEntries {
             .map(|r| seen.insert(r.address.as_str()))
             .collect();
         drop(seen);
-        let entries: Vec<(i64, IndexedResource)> = resources
+        let entries: Vec<Entry> = resources
             .into_iter()
             .zip(first)
             .filter(|(_, first)| *first)
-            .map(|(r, _)| (fingerprint(&r), r))
+            .map(|(resource, _)| {
+                let index_key = index_key_text(&resource);
+                Entry {
+                    fingerprint: fingerprint_with(&resource, index_key.as_deref()),
+                    index_key,
+                    resource,
+                }
+            })
             .collect();
         let mut hash = Sha256::new();
-        for (fingerprint, _) in &entries {
-            hash.update(fingerprint.to_le_bytes());
+        for entry in &entries {
+            hash.update(entry.fingerprint.to_le_bytes());
         }
         IndexEntries {
             digest: first_i64(&hash.finalize()),
@@ -59,7 +75,7 @@ impl IndexEntries {
     }
 
     pub fn resources(&self) -> impl Iterator<Item = &IndexedResource> {
-        self.entries.iter().map(|(_, r)| r)
+        self.entries.iter().map(|e| &e.resource)
     }
 }
 
@@ -113,7 +129,12 @@ pub fn plan_index_update(
             changes.delete_rows.push(repeated.row);
         }
     }
-    for (fingerprint, resource) in new.entries {
+    for Entry {
+        fingerprint,
+        index_key,
+        resource,
+    } in new.entries
+    {
         let (appeared_version_no, appeared_at) = match by_address.remove(&resource.address) {
             Some(old) if old.fingerprint == fingerprint => continue,
             Some(old) => {
@@ -122,10 +143,6 @@ pub fn plan_index_update(
             }
             None => (version_no, at),
         };
-        let index_key = resource
-            .index_key
-            .as_ref()
-            .and_then(|k| serde_json::to_string(k).ok());
         changes.insert.push(NewIndexRow {
             resource,
             index_key,
@@ -143,11 +160,20 @@ pub fn plan_index_update(
 
 /// A stable digest of everything an index row holds about an instance.
 pub fn fingerprint(resource: &IndexedResource) -> i64 {
-    let mut hash = Sha256::new();
-    let index_key = resource
+    fingerprint_with(resource, index_key_text(resource).as_deref())
+}
+
+/// The instance key as the index stores it: JSON text.
+fn index_key_text(resource: &IndexedResource) -> Option<String> {
+    resource
         .index_key
         .as_ref()
-        .and_then(|k| serde_json::to_string(k).ok());
+        .and_then(|k| serde_json::to_string(k).ok())
+}
+
+/// [`fingerprint`] with the instance key already as [`index_key_text`].
+fn fingerprint_with(resource: &IndexedResource, index_key: Option<&str>) -> i64 {
+    let mut hash = Sha256::new();
     let ids = &resource.ids;
     for part in [
         Some(resource.address.as_str()),
@@ -156,7 +182,7 @@ pub fn fingerprint(resource: &IndexedResource) -> i64 {
         Some(resource.name.as_str()),
         Some(resource.module.as_str()),
         Some(resource.provider.as_str()),
-        index_key.as_deref(),
+        index_key,
         ids.id.as_deref(),
         ids.arn.as_deref(),
         ids.name.as_deref(),
