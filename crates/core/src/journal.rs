@@ -13,7 +13,7 @@
 //! the queue ([`Journal::enqueue`]), the few changes still audited outside their transaction
 //! wait until their item is committed ([`Journal::commit`]). While one batch is being written
 //! the next one gathers, so under load each transaction carries many entries and costs a single
-//! commit. One entry the store refuses does not take its batch down: the batch is retried in
+//! commit; a batch of items nobody waits for also waits a few milliseconds for company. One entry the store refuses does not take its batch down: the batch is retried in
 //! halves until the entry is alone, which is dropped and its loss recorded.
 //! [`Journal::flush`] returns once everything queued — and everything pending — before it is
 //! stored (graceful shutdown, CLI commands before they exit, audit queries).
@@ -39,11 +39,13 @@ const BROADCAST_CAPACITY: usize = 4_096;
 /// How often the writer seals pending rows without being nudged (those of other processes,
 /// or of one that died before its writer sealed them).
 const SEAL_EVERY: Duration = Duration::from_secs(1);
-/// How long a nudge to seal waits for more changes to join its round. Under load one round
-/// then seals the entries of many changes (a round costs two statements and a commit: paid per
-/// change, it doubled the database work of a LOCK); a lone change's entry is sealed this much
-/// later. Anything waited for (an entry to commit, a flush) ends the wait at once.
-const SEAL_GATHER: Duration = Duration::from_millis(10);
+/// How long items nobody waits for (a nudge to seal, a read's or a refusal's entry) wait for
+/// more to join their round. Under load one round then carries the entries of many requests (a
+/// round costs two statements and a commit: paid per change, it doubled the database work of
+/// a LOCK, and paid per read it was most of what a `GET` cost the database); a lone request's
+/// entry is stored this much later. Anything waited for (an entry to commit, a flush) ends the
+/// wait at once.
+const GATHER: Duration = Duration::from_millis(10);
 
 type Reply = oneshot::Sender<Result<Option<Event>>>;
 
@@ -163,17 +165,15 @@ async fn write_loop(
     let mut ticks = tokio::time::interval(SEAL_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut first = Vec::with_capacity(MAX_BATCH);
-    loop {
+    let mut closed = false;
+    while !closed {
         tokio::select! {
-            received = queue.recv_many(&mut first, 1) => if received == 0 { return },
+            received = queue.recv_many(&mut first, MAX_BATCH) => if received == 0 { return },
             // Nothing queued: seal what others left pending.
             _ = ticks.tick() => {}
         }
-        if !first.is_empty()
-            && first.iter().all(|item| matches!(item, Item::Seal))
-            && let Ok(0) = tokio::time::timeout(SEAL_GATHER, queue.recv_many(&mut first, 1)).await
-        {
-            return;
+        if !first.is_empty() && first.iter().all(Item::can_wait) {
+            closed = gather(&mut queue, &mut first).await;
         }
         // The batch is what is queued when the store is ready to write: requests that were
         // writing (and queued their entries meanwhile) join it.
@@ -210,6 +210,33 @@ async fn write_loop(
             let _ = done.send(());
         }
     }
+}
+
+impl Item {
+    /// Nobody waits for this item to be stored.
+    fn can_wait(&self) -> bool {
+        match self {
+            Item::Entry(entry) => entry.reply.is_none(),
+            Item::Flush(_) => false,
+            Item::Seal => true,
+        }
+    }
+}
+
+/// Adds to `items` what arrives within [`GATHER`], until an item somebody waits for arrives or
+/// the batch is full. True when the queue closed meanwhile (what was gathered is still written).
+async fn gather(queue: &mut mpsc::Receiver<Item>, items: &mut Vec<Item>) -> bool {
+    let until = tokio::time::Instant::now() + GATHER;
+    while items.len() < MAX_BATCH {
+        let seen = items.len();
+        match tokio::time::timeout_at(until, queue.recv_many(items, MAX_BATCH - seen)).await {
+            Err(_) => return false,
+            Ok(0) => return true,
+            Ok(_) if !items[seen..].iter().all(Item::can_wait) => return false,
+            Ok(_) => {}
+        }
+    }
+    false
 }
 
 /// The records and events of `entries`, in order.

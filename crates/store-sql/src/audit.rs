@@ -247,7 +247,7 @@ impl<E: Engine> AuditStore for SqlStore<E> {
             before,
         };
         let round = Round::after(&head, &[proof.record(at)], &[]);
-        round_sql(self.dialect(), false, &head, &round, &[])
+        round_sql(self.dialect(), false, &head, &round, &[])?
             .execute(&mut tx)
             .await?;
         tx.commit().await?;

@@ -9,6 +9,10 @@
 //! head row locked, so replicas seal one round at a time and sequence numbers follow commit
 //! order; on SQLite in `BEGIN IMMEDIATE`, which excludes every other writer.
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use serde::Serialize;
 use statehouse_core::audit::{AuditEntry, AuditRecord};
 use statehouse_core::events::{Event, NewEvent};
 use statehouse_core::store::audit::SEAL_BATCH;
@@ -21,22 +25,48 @@ use crate::SqlStore;
 use crate::engine::{Conn, Dialect, Engine, Row, Tx};
 use crate::error::{DbError, DbErrorKind};
 use crate::pending::read_pending;
-use crate::query::{Arg, Sql, arg, sql};
-
-/// Rows per multi-row INSERT (SQLite allows 32,766 bound values per statement, PostgreSQL
-/// 65,535).
-const INSERT_CHUNK: usize = 500;
+use crate::query::{Sql, sql};
 
 /// The head update every round starts with (`$1`…`$5`): it moves the head only from the head
 /// the round was computed after, and otherwise sets `last_seq` NULL, which the column refuses.
 const HEAD_UPDATE: &str = "UPDATE audit_chain SET last_seq = CASE WHEN last_seq = $1 AND last_event_seq = $2 \
     THEN $3 END, last_hash = $4, last_event_seq = $5 WHERE id = 1";
 
-const ENTRY_COLUMNS: &str = "seq, at, actor, token_id, token_name, source_ip, action, workspace, target, \
-    outcome, reason, detail, prev_hash, hash, nul_escaped";
+/// The columns of an entry, with their PostgreSQL types (the keys of [`EntryRow`]).
+const ENTRY_COLUMNS: [(&str, &str); 15] = [
+    ("seq", "int8"),
+    ("at", "int8"),
+    ("actor", "text"),
+    ("token_id", "text"),
+    ("token_name", "text"),
+    ("source_ip", "text"),
+    ("action", "text"),
+    ("workspace", "text"),
+    ("target", "text"),
+    ("outcome", "text"),
+    ("reason", "text"),
+    ("detail", "text"),
+    ("prev_hash", "text"),
+    ("hash", "text"),
+    ("nul_escaped", "bool"),
+];
 
-const EVENT_COLUMNS: &str =
-    "seq, at, kind, workspace_id, workspace, subject, actor, payload, nul_escaped";
+/// The columns of an event (the first nine keys of [`EventRow`]).
+const EVENT_COLUMNS: [(&str, &str); 9] = [
+    ("seq", "int8"),
+    ("at", "int8"),
+    ("kind", "text"),
+    ("workspace_id", "text"),
+    ("workspace", "text"),
+    ("subject", "text"),
+    ("actor", "text"),
+    ("payload", "text"),
+    ("nul_escaped", "bool"),
+];
+
+/// What an event's webhook deliveries are made from, beyond its columns (the last keys of
+/// [`EventRow`]).
+const DELIVERY_SOURCE: [(&str, &str); 2] = [("prefix", "text"), ("body", "text")];
 
 const DELIVERY_COLUMNS: &str =
     "id, webhook_id, event_seq, kind, body, created_at, status, attempts, next_attempt_at";
@@ -51,65 +81,95 @@ const BEYOND_HEAD: &str = "SELECT c.last_seq, \
      (SELECT MIN(seq) FROM audit_entries WHERE seq > c.last_seq), c.last_event_seq, \
      (SELECT MIN(seq) FROM events WHERE seq > c.last_event_seq) FROM audit_chain c WHERE c.id = 1";
 
-fn text(t: &str, esc: bool) -> Arg<'_> {
-    Arg::Text(Some(nul::stored(t, esc)))
+/// An entry as the round's JSON document carries it: text as stored (escaped when the entry
+/// holds a NUL, see [`nul`]).
+#[derive(Serialize)]
+struct EntryRow<'a> {
+    seq: i64,
+    at: i64,
+    actor: Cow<'a, str>,
+    token_id: Option<Cow<'a, str>>,
+    token_name: Option<Cow<'a, str>>,
+    source_ip: Option<Cow<'a, str>>,
+    action: Cow<'a, str>,
+    workspace: Option<Cow<'a, str>>,
+    target: Option<Cow<'a, str>>,
+    outcome: &'a str,
+    reason: Option<Cow<'a, str>>,
+    detail: Option<Cow<'a, str>>,
+    prev_hash: &'a str,
+    hash: &'a str,
+    nul_escaped: bool,
 }
 
-fn opt_text(t: &Option<String>, esc: bool) -> Arg<'_> {
-    Arg::Text(t.as_deref().map(|t| nul::stored(t, esc)))
+impl<'a> EntryRow<'a> {
+    fn of(e: &'a AuditEntry) -> Self {
+        let r = &e.record;
+        let esc = nul::record_needs_escape(r);
+        let text = |t: &'a str| nul::stored(t, esc);
+        let opt = |t: &'a Option<String>| t.as_deref().map(text);
+        EntryRow {
+            seq: e.seq,
+            at: r.at.0,
+            actor: text(&r.actor),
+            token_id: opt(&r.token_id),
+            token_name: opt(&r.token_name),
+            source_ip: opt(&r.source_ip),
+            action: text(&r.action),
+            workspace: opt(&r.workspace),
+            target: opt(&r.target),
+            outcome: r.outcome.as_str(),
+            reason: opt(&r.reason),
+            detail: opt(&r.detail),
+            prev_hash: &e.prev_hash,
+            hash: &e.hash,
+            nul_escaped: esc,
+        }
+    }
 }
 
-fn entry_values(e: &AuditEntry) -> [Arg<'_>; 15] {
-    let r = &e.record;
-    let esc = nul::record_needs_escape(r);
-    [
-        arg(e.seq),
-        arg(r.at),
-        text(&r.actor, esc),
-        opt_text(&r.token_id, esc),
-        opt_text(&r.token_name, esc),
-        opt_text(&r.source_ip, esc),
-        text(&r.action, esc),
-        opt_text(&r.workspace, esc),
-        opt_text(&r.target, esc),
-        arg(r.outcome.as_str()),
-        opt_text(&r.reason, esc),
-        opt_text(&r.detail, esc),
-        arg(&e.prev_hash),
-        arg(&e.hash),
-        arg(esc),
-    ]
+/// An event as the round's JSON document carries it, with what its deliveries are made from
+/// (kinds and workspace ids never hold NUL or `\`: statehouse makes them).
+#[derive(Serialize)]
+struct EventRow<'a> {
+    seq: i64,
+    at: i64,
+    kind: Cow<'a, str>,
+    workspace_id: Option<Cow<'a, str>>,
+    workspace: Option<Cow<'a, str>>,
+    subject: Option<Cow<'a, str>>,
+    actor: Cow<'a, str>,
+    payload: &'a str,
+    nul_escaped: bool,
+    prefix: Cow<'a, str>,
+    body: &'a str,
 }
 
-fn event_values(p: &PreparedEvent) -> [Arg<'_>; 9] {
-    let e = &p.event;
-    let esc = nul::event_needs_escape(e);
-    [
-        arg(e.seq),
-        arg(e.at),
-        text(&e.kind, esc),
-        opt_text(&e.workspace_id, esc),
-        opt_text(&e.workspace, esc),
-        opt_text(&e.subject, esc),
-        text(&e.actor, esc),
-        arg(&p.payload),
-        arg(esc),
-    ]
+impl<'a> EventRow<'a> {
+    fn of(p: &'a PreparedEvent) -> Self {
+        let e = &p.event;
+        let esc = nul::event_needs_escape(e);
+        let text = |t: &'a str| nul::stored(t, esc);
+        let opt = |t: &'a Option<String>| t.as_deref().map(text);
+        EventRow {
+            seq: e.seq,
+            at: e.at.0,
+            kind: text(&e.kind),
+            workspace_id: opt(&e.workspace_id),
+            workspace: opt(&e.workspace),
+            subject: opt(&e.subject),
+            actor: text(&e.actor),
+            payload: &p.payload,
+            nul_escaped: esc,
+            prefix: text(&p.prefix),
+            body: &p.body,
+        }
+    }
 }
 
-/// An event as its deliveries are made from: seq, kind, workspace id, prefix filter, body, at.
-/// (Kinds and workspace ids never hold NUL or `\`; statehouse makes them.)
-fn delivery_source(p: &PreparedEvent) -> [Arg<'_>; 6] {
-    let e = &p.event;
-    let esc = nul::event_needs_escape(e);
-    [
-        arg(e.seq),
-        text(&e.kind, esc),
-        opt_text(&e.workspace_id, esc),
-        text(&p.prefix, esc),
-        arg(&p.body),
-        arg(e.at),
-    ]
+fn document<T: Serialize>(rows: impl Iterator<Item = T>) -> Result<String> {
+    serde_json::to_string(&rows.collect::<Vec<T>>())
+        .map_err(|e| Error::Internal(format!("could not encode a journal round: {e}")))
 }
 
 /// The pending row ids a round seals, as a JSON list.
@@ -117,108 +177,127 @@ fn id_list(sealed: &[i64]) -> String {
     serde_json::Value::from(sealed.to_vec()).to_string()
 }
 
+fn names(columns: &[(&str, &str)]) -> String {
+    columns
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// SQLite: the keys of each element of `source` (a `jsonb_each`), as a select list.
+fn extracted(source: &str, columns: &[(&str, &str)]) -> String {
+    columns
+        .iter()
+        .map(|(name, _)| format!("json_extract({source}.value, '$.{name}')"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// PostgreSQL: a `json_to_recordset` column definition list.
+fn record_type(columns: &[&[(&str, &str)]]) -> String {
+    columns
+        .iter()
+        .flat_map(|c| c.iter())
+        .map(|(name, ty)| format!("{name} {ty}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// SQLite's round after the head update: the sealed pending rows deleted (`$6`, a JSON list of
+/// ids), the entries (`$7`) and events (`$8`) inserted from their JSON documents, and the
+/// events' webhook deliveries.
+fn sqlite_round_body() -> String {
+    let ev = |name: &str| format!("json_extract(ev.value, '$.{name}')");
+    format!(
+        "DELETE FROM journal_pending WHERE id IN (SELECT value FROM json_each($6)); \
+         INSERT INTO audit_entries ({entry_names}) SELECT {entry_values} FROM jsonb_each($7) AS r; \
+         INSERT INTO events ({event_names}) SELECT {event_values} FROM jsonb_each($8) AS r; \
+         INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) SELECT {SQLITE_RANDOM_ID}, w.id, \
+         {seq}, {kind}, {body}, {at}, 'pending', 0, {at} FROM jsonb_each($8) AS ev \
+         JOIN webhooks w ON w.workspace_id = {workspace_id} AND w.enabled = TRUE \
+         AND EXISTS (SELECT 1 FROM json_each(w.events) f WHERE f.value IN ('*', {kind}, {prefix}));",
+        entry_names = names(&ENTRY_COLUMNS),
+        entry_values = extracted("r", &ENTRY_COLUMNS),
+        event_names = names(&EVENT_COLUMNS),
+        event_values = extracted("r", &EVENT_COLUMNS),
+        seq = ev("seq"),
+        kind = ev("kind"),
+        body = ev("body"),
+        at = ev("at"),
+        workspace_id = ev("workspace_id"),
+        prefix = ev("prefix"),
+    )
+}
+
+/// A round in its own transaction on SQLite.
+static SQLITE_ROUND_STANDALONE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "BEGIN IMMEDIATE; {HEAD_UPDATE}; {} COMMIT;",
+        sqlite_round_body()
+    )
+});
+
+/// A round in the caller's transaction on SQLite.
+static SQLITE_ROUND: LazyLock<String> =
+    LazyLock::new(|| format!("{HEAD_UPDATE}; {}", sqlite_round_body()));
+
+/// PostgreSQL's round: data-modifying CTEs that all read from the head update, so a failed
+/// check stops every insert.
+static POSTGRES_ROUND: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH head AS ({HEAD_UPDATE} RETURNING last_seq), \
+         sealed AS (DELETE FROM journal_pending WHERE id IN \
+         (SELECT value::bigint FROM jsonb_array_elements_text($6::jsonb)) AND EXISTS (SELECT 1 FROM head)), \
+         entries AS (INSERT INTO audit_entries ({entry_names}) SELECT v.* FROM head, \
+         json_to_recordset($7::json) AS v({entry_type})), \
+         ev AS (SELECT v.* FROM head, json_to_recordset($8::json) AS v({event_type})), \
+         stored_events AS (INSERT INTO events ({event_names}) SELECT {event_names} FROM ev), \
+         deliveries AS (INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) \
+         SELECT gen_random_uuid()::text, w.id, ev.seq, ev.kind, ev.body, ev.at, 'pending', 0, ev.at \
+         FROM ev JOIN webhooks w ON w.workspace_id = ev.workspace_id AND w.enabled \
+         AND w.events::jsonb ?| ARRAY['*', ev.kind, ev.prefix]) \
+         SELECT last_seq FROM head",
+        entry_names = names(&ENTRY_COLUMNS),
+        entry_type = record_type(&[&ENTRY_COLUMNS]),
+        event_names = names(&EVENT_COLUMNS),
+        event_type = record_type(&[&EVENT_COLUMNS, &DELIVERY_SOURCE]),
+    )
+});
+
 /// One round as one trip to the database: the head update first, then the sealed pending rows
 /// deleted, the entries and events inserted, and one pending delivery per event for every
 /// enabled webhook of its workspace whose filter names the kind, its prefix (`lock.*`) or `*`.
 /// `standalone`: the round is its own transaction (else it runs in the caller's).
 ///
-/// The two forms differ for real reasons: PostgreSQL takes one statement (data-modifying CTEs
-/// that all read from the head update, so a failed check stops every insert), SQLite has no
-/// data-modifying CTEs but runs several statements in one call (the first failure stops the
-/// rest; `standalone` wraps them in `BEGIN IMMEDIATE … COMMIT`). Random ids and JSON filters
-/// use each engine's functions.
-pub(crate) fn round_sql<'a>(
+/// The rows travel as JSON documents the database expands, so a round is one statement text
+/// whatever its size (prepared once per connection; a multi-row `VALUES` was a new statement,
+/// parsed and planned again, for every count of rows). The two engines differ for real reasons:
+/// PostgreSQL takes one statement (data-modifying CTEs), SQLite has no data-modifying CTEs but
+/// runs several statements in one call (the first failure stops the rest; `standalone` wraps
+/// them in `BEGIN IMMEDIATE … COMMIT`). Random ids and JSON functions are each engine's own.
+pub(crate) fn round_sql(
     dialect: Dialect,
     standalone: bool,
     head: &JournalHead,
-    round: &'a Round,
+    round: &Round,
     sealed: &[i64],
-) -> Sql<'a> {
+) -> Result<Sql<'static>> {
+    let text: &'static str = match dialect {
+        Dialect::Sqlite if standalone => &SQLITE_ROUND_STANDALONE,
+        Dialect::Sqlite => &SQLITE_ROUND,
+        Dialect::Postgres => &POSTGRES_ROUND,
+    };
     let new_head = &round.new_head;
-    let mut q = Sql::built(match dialect {
-        Dialect::Sqlite if standalone => format!("BEGIN IMMEDIATE; {HEAD_UPDATE};"),
-        Dialect::Sqlite => format!("{HEAD_UPDATE};"),
-        Dialect::Postgres => format!("WITH head AS ({HEAD_UPDATE} RETURNING last_seq)"),
-    })
-    .bind(head.last_seq)
-    .bind(head.last_event_seq)
-    .bind(new_head.last_seq)
-    .bind(&new_head.last_hash)
-    .bind(new_head.last_event_seq);
-    match dialect {
-        Dialect::Sqlite => push_sqlite_round(&mut q, round, sealed, standalone),
-        Dialect::Postgres => push_postgres_round(&mut q, round, sealed),
-    }
-    q
-}
-
-fn push_sqlite_round<'a>(q: &mut Sql<'a>, round: &'a Round, sealed: &[i64], standalone: bool) {
-    if !sealed.is_empty() {
-        q.push(" DELETE FROM journal_pending WHERE id IN (SELECT value FROM json_each(")
-            .push_bind(id_list(sealed))
-            .push("));");
-    }
-    for chunk in round.entries.chunks(INSERT_CHUNK) {
-        q.push(&format!(" INSERT INTO audit_entries ({ENTRY_COLUMNS}) "));
-        q.push_values(chunk.iter().map(entry_values));
-        q.push(";");
-    }
-    for chunk in round.events.chunks(INSERT_CHUNK) {
-        q.push(&format!(" INSERT INTO events ({EVENT_COLUMNS}) "));
-        q.push_values(chunk.iter().map(event_values));
-        q.push(";");
-        // A VALUES list's columns are column1, column2, … (seq, kind, workspace id, prefix,
-        // body, at).
-        q.push(&format!(
-            " INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) SELECT {SQLITE_RANDOM_ID}, w.id, \
-             ev.column1, ev.column2, ev.column5, ev.column6, 'pending', 0, ev.column6 FROM ("
-        ));
-        q.push_values(chunk.iter().map(delivery_source));
-        q.push(
-            ") AS ev JOIN webhooks w ON w.workspace_id = ev.column3 AND w.enabled = TRUE \
-             AND EXISTS (SELECT 1 FROM json_each(w.events) f WHERE f.value IN ('*', ev.column2, ev.column4));",
-        );
-    }
-    if standalone {
-        q.push(" COMMIT;");
-    }
-}
-
-fn push_postgres_round<'a>(q: &mut Sql<'a>, round: &'a Round, sealed: &[i64]) {
-    if !sealed.is_empty() {
-        q.push(
-            ", sealed AS (DELETE FROM journal_pending WHERE id IN \
-             (SELECT value::bigint FROM jsonb_array_elements_text(",
-        )
-        .push_bind(id_list(sealed))
-        .push("::jsonb)) AND EXISTS (SELECT 1 FROM head))");
-    }
-    for (i, chunk) in round.entries.chunks(INSERT_CHUNK).enumerate() {
-        q.push(&format!(
-            ", entries{i} AS (INSERT INTO audit_entries ({ENTRY_COLUMNS}) SELECT v.* FROM head, ("
-        ));
-        q.push_values(chunk.iter().map(entry_values));
-        q.push(&format!(") AS v({ENTRY_COLUMNS}))"));
-    }
-    for (i, chunk) in round.events.chunks(INSERT_CHUNK).enumerate() {
-        q.push(&format!(
-            ", events{i} AS (INSERT INTO events ({EVENT_COLUMNS}) SELECT v.* FROM head, ("
-        ));
-        q.push_values(chunk.iter().map(event_values));
-        q.push(&format!(") AS v({EVENT_COLUMNS}))"));
-        q.push(&format!(
-            ", deliveries{i} AS (INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) \
-             SELECT gen_random_uuid()::text, w.id, ev.seq, ev.kind, ev.body, ev.at, 'pending', 0, ev.at \
-             FROM head, ("
-        ));
-        q.push_values(chunk.iter().map(delivery_source));
-        q.push(
-            ") AS ev(seq, kind, workspace_id, prefix, body, at) \
-             JOIN webhooks w ON w.workspace_id = ev.workspace_id AND w.enabled \
-             AND w.events::jsonb ?| ARRAY['*', ev.kind, ev.prefix])",
-        );
-    }
-    q.push(" SELECT last_seq FROM head");
+    Ok(sql(text)
+        .bind(head.last_seq)
+        .bind(head.last_event_seq)
+        .bind(new_head.last_seq)
+        .bind(new_head.last_hash.clone())
+        .bind(new_head.last_event_seq)
+        .bind(id_list(sealed))
+        .bind(document(round.entries.iter().map(EntryRow::of))?)
+        .bind(document(round.events.iter().map(EventRow::of))?))
 }
 
 /// The chain head, read first in a write transaction: on PostgreSQL row-locked for the
@@ -316,7 +395,7 @@ impl<E: Engine> SqlStore<E> {
             return Ok((Vec::new(), false));
         }
         let round = Round::after(&head, &all_records, &all_events);
-        let result = round_sql(self.dialect(), true, &head, &round, &sealed)
+        let result = round_sql(self.dialect(), true, &head, &round, &sealed)?
             .execute(&mut conn)
             .await;
         if let Err(e) = result {
@@ -351,7 +430,7 @@ impl<E: Engine> SqlStore<E> {
             with_batch(take_pending(&mut tx).await?, records, events);
         let round = Round::after(&head, &all_records, &all_events);
         if !round.is_empty()
-            && let Err(e) = round_sql(self.dialect(), false, &head, &round, &sealed)
+            && let Err(e) = round_sql(self.dialect(), false, &head, &round, &sealed)?
                 .execute(&mut tx)
                 .await
         {
