@@ -13,8 +13,9 @@
 //! the queue ([`Journal::enqueue`]), the few changes still audited outside their transaction
 //! wait until their item is committed ([`Journal::commit`]). While one batch is being written
 //! the next one gathers, so under load each transaction carries many entries and costs a single
-//! commit; a batch of items nobody waits for also waits a few milliseconds for company. One entry the store refuses does not take its batch down: the batch is retried in
-//! halves until the entry is alone, which is dropped and its loss recorded.
+//! commit; a batch of items nobody waits for also waits a few milliseconds for company. One
+//! entry the store refuses does not take its batch down: the batch is retried in halves until
+//! the entry is alone, which is dropped and its loss recorded.
 //! [`Journal::flush`] returns once everything queued — and everything pending — before it is
 //! stored (graceful shutdown, CLI commands before they exit, audit queries).
 

@@ -206,7 +206,8 @@ fn record_type(columns: &[&[(&str, &str)]]) -> String {
 
 /// SQLite's round after the head update: the sealed pending rows deleted (`$6`, a JSON list of
 /// ids), the entries (`$7`) and events (`$8`) inserted from their JSON documents, and the
-/// events' webhook deliveries.
+/// events' webhook deliveries. The deliveries' statement reads the events' document a second
+/// time, so it first checks (once, before its loop) that any webhook is enabled at all.
 fn sqlite_round_body() -> String {
     let ev = |name: &str| format!("json_extract(ev.value, '$.{name}')");
     format!(
@@ -216,7 +217,8 @@ fn sqlite_round_body() -> String {
          INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) SELECT {SQLITE_RANDOM_ID}, w.id, \
          {seq}, {kind}, {body}, {at}, 'pending', 0, {at} FROM jsonb_each($8) AS ev \
          JOIN webhooks w ON w.workspace_id = {workspace_id} AND w.enabled = TRUE \
-         AND EXISTS (SELECT 1 FROM json_each(w.events) f WHERE f.value IN ('*', {kind}, {prefix}));",
+         AND EXISTS (SELECT 1 FROM json_each(w.events) f WHERE f.value IN ('*', {kind}, {prefix})) \
+         WHERE EXISTS (SELECT 1 FROM webhooks WHERE enabled = TRUE);",
         entry_names = names(&ENTRY_COLUMNS),
         entry_values = extracted("r", &ENTRY_COLUMNS),
         event_names = names(&EVENT_COLUMNS),
@@ -276,13 +278,13 @@ static POSTGRES_ROUND: LazyLock<String> = LazyLock::new(|| {
 /// PostgreSQL takes one statement (data-modifying CTEs), SQLite has no data-modifying CTEs but
 /// runs several statements in one call (the first failure stops the rest; `standalone` wraps
 /// them in `BEGIN IMMEDIATE … COMMIT`). Random ids and JSON functions are each engine's own.
-pub(crate) fn round_sql(
+pub(crate) fn round_sql<'a>(
     dialect: Dialect,
     standalone: bool,
     head: &JournalHead,
-    round: &Round,
+    round: &'a Round,
     sealed: &[i64],
-) -> Result<Sql<'static>> {
+) -> Result<Sql<'a>> {
     let text: &'static str = match dialect {
         Dialect::Sqlite if standalone => &SQLITE_ROUND_STANDALONE,
         Dialect::Sqlite => &SQLITE_ROUND,
@@ -293,7 +295,7 @@ pub(crate) fn round_sql(
         .bind(head.last_seq)
         .bind(head.last_event_seq)
         .bind(new_head.last_seq)
-        .bind(new_head.last_hash.clone())
+        .bind(&new_head.last_hash)
         .bind(new_head.last_event_seq)
         .bind(id_list(sealed))
         .bind(document(round.entries.iter().map(EntryRow::of))?)
