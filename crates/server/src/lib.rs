@@ -9,6 +9,7 @@ mod health;
 pub mod maintenance;
 mod tf_http;
 mod timeouts;
+pub mod ui;
 mod url_text;
 pub mod webhook_sender;
 mod wire;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(tf_http::routes())
         .merge(api::routes())
+        .merge(ui::routes())
         .route_layer(axum::middleware::from_fn(
             url_text::refuse_control_characters,
         ))

@@ -37,11 +37,12 @@ pub async fn run(config: Config) -> Result<()> {
         ));
         say(format_args!(
             "it belongs to the instance admin user \"admin\", which has no password yet: \
-             set one with `statehouse user passwd admin` to log in"
+             open http://{addr}/ui/setup and set one with this token, or run `statehouse user passwd admin`"
         ));
     }
     tracing::info!(store = services.store_kind(), %addr, "statehouse started");
     say(format_args!("statehouse listening on http://{addr}"));
+    say(format_args!("web UI: http://{addr}/"));
     let outbound = config.outbound_policy();
     let backups = BackupService::new(
         services.clone(),

@@ -2,8 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Services, new_id};
-use crate::access::Principal;
+use super::{Services, UserChange, new_id};
+use crate::access::{Credential, Principal, TokenKind};
 use crate::accounts::{Session, SessionSecret, User, parse_user_name, verify_password_blocking};
 use crate::audit::AuditRecord;
 use crate::printable::{escaped, refuse_control};
@@ -250,5 +250,47 @@ impl Services {
             }
         }
         result
+    }
+}
+
+impl Services {
+    /// First sign-in of a user who has no password yet (the instance admin after the first
+    /// start): the user's own unrestricted token proves who it is, the password is set
+    /// (audited as `user.update`, like any password change) and a session opens. A user that
+    /// already has a password signs in with it instead.
+    pub async fn set_first_password(
+        &self,
+        token: &str,
+        password: &str,
+        source_ip: Option<&str>,
+    ) -> Result<LoggedIn> {
+        let who = self
+            .authenticate_from(token.trim(), source_ip.map(str::to_owned))
+            .await?;
+        let refuse = || {
+            Error::Forbidden(
+                "this token cannot set a first password: use the one-time admin token printed at \
+                 the first start, or an unrestricted user token of a user without a password"
+                    .into(),
+            )
+        };
+        if who.narrowed || who.credential != Credential::Token(TokenKind::User) {
+            return Err(refuse());
+        }
+        let user = self.caller_user(&who).await?.ok_or_else(refuse)?;
+        if user.has_password() {
+            return Err(Error::Conflict(format!(
+                "user {:?} already has a password: sign in with it (an admin can reset it with \
+                 `statehouse user passwd {}`)",
+                user.name, user.name
+            )));
+        }
+        let change = UserChange {
+            password: Some(password.to_owned()),
+            instance_admin: None,
+            disabled: None,
+        };
+        self.update_user(&who, &user.name, change).await?;
+        self.login(&user.name, password, source_ip).await
     }
 }

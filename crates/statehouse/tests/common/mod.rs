@@ -35,6 +35,8 @@ macro_rules! on_both_stores {
     };
 }
 
+pub mod browser;
+
 use std::ffi::OsString;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader, Read, Write};

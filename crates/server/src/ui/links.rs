@@ -1,0 +1,98 @@
+//! Addresses of UI pages, built in one place so that every link escapes what it carries.
+//!
+//! A state's name keeps its `/` in UI addresses (`/ui/state/default/prod/network`): names are
+//! `[A-Za-z0-9._-]` segments, so nothing in them needs escaping, but every piece is escaped
+//! anyway in case that rule ever widens.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// Everything but unreserved characters is escaped inside one path segment or query value.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A query-string value (or one path segment), escaped.
+pub fn query_escape(value: &str) -> String {
+    utf8_percent_encode(value, COMPONENT).to_string()
+}
+
+/// A state name as path segments, each escaped, the `/` between them kept.
+fn name_path(name: &str) -> String {
+    name.split('/')
+        .map(query_escape)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The state's page.
+pub fn state_page(ws: &str, name: &str) -> String {
+    format!("/ui/state/{}/{}", query_escape(ws), name_path(name))
+}
+
+/// A page about the state under `/ui/<what>/<ws>/<name>` (diff, rollback, unlock, …).
+pub fn state_action(what: &str, ws: &str, name: &str) -> String {
+    format!("/ui/{what}/{}/{}", query_escape(ws), name_path(name))
+}
+
+/// The REST API's download of one version (the session cookie authenticates a GET).
+pub fn version_download(ws: &str, name: &str, version: i64) -> String {
+    format!(
+        "/api/v1/workspaces/{}/states/{}/versions/{version}/body",
+        query_escape(ws),
+        query_escape(name)
+    )
+}
+
+/// The states list of a workspace.
+pub fn states_of(ws: &str) -> String {
+    format!("/ui/states?ws={}", query_escape(ws))
+}
+
+/// `path` when it is a path on this site (`/…`, not `//host` or `/\host`, no control
+/// characters): the only places a sign-in or a theme change may send the browser back to.
+pub fn safe_local_path(path: &str) -> Option<&str> {
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.starts_with("/\\")
+        && !path.chars().any(|c| c.is_control() || c == '\\');
+    ok.then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_addresses_keep_slashes_and_escape_the_rest() {
+        assert_eq!(
+            state_page("default", "prod/network"),
+            "/ui/state/default/prod/network"
+        );
+        assert_eq!(
+            state_action("diff", "ops", "a b/c?d"),
+            "/ui/diff/ops/a%20b/c%3Fd"
+        );
+        assert_eq!(
+            version_download("default", "prod/network", 3),
+            "/api/v1/workspaces/default/states/prod%2Fnetwork/versions/3/body"
+        );
+    }
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(safe_local_path("/ui/states?ws=a"), Some("/ui/states?ws=a"));
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "/ok\\..",
+            "/a\nb",
+            "",
+            "ui/states",
+        ] {
+            assert_eq!(safe_local_path(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The web UI: server-rendered pages (askama templates compiled into the binary), one module
+//! per page, `*_partial` templates for the regions a page refreshes, one stylesheet and one
+//! small script embedded from `crates/server/assets/`. Pages call the same services as the
+//! REST API, with the same session cookie and CSRF token, so every action is authorized and
+//! audited exactly as its API twin.
+
+mod assets;
+mod diff;
+mod format;
+mod links;
+mod overview;
+mod page;
+mod sign_in;
+mod state;
+mod states;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{Redirect, Response};
+use axum::routing::{get, post};
+
+use crate::AppState;
+
+/// Pages load only from this site: no inline script or style, no frames around them.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(overview::show))
+        .route("/ui", get(|| async { Redirect::permanent("/") }))
+        .route("/ui/", get(|| async { Redirect::permanent("/") }))
+        .route("/ui/partials/overview", get(overview::partial))
+        .route("/ui/login", get(sign_in::login_page).post(sign_in::login))
+        .route("/ui/logout", post(sign_in::logout))
+        .route("/ui/setup", get(sign_in::setup_page).post(sign_in::setup))
+        .route("/ui/theme", post(sign_in::choose_theme))
+        .route("/ui/assets/{file}", get(assets::serve))
+        .route("/ui/states", get(states::list))
+        .route("/ui/state/{ws}/{*name}", get(state::show))
+        .route(
+            "/ui/unlock/{ws}/{*name}",
+            get(state::confirm_unlock).post(state::unlock),
+        )
+        .route("/ui/keep/{ws}/{*name}", post(state::keep))
+        .route("/ui/diff/{ws}/{*name}", get(diff::show))
+        .route(
+            "/ui/rollback/{ws}/{*name}",
+            get(diff::confirm_rollback).post(diff::rollback),
+        )
+        .layer(axum::middleware::map_response(protect))
+}
+
+/// Headers on every UI response: the CSP, no framing, no sniffing, no referrer to other sites;
+/// pages (which carry the CSRF token) are never cached.
+async fn protect(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
