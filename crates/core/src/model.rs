@@ -43,7 +43,8 @@ impl WorkspaceSettings {
     }
 }
 
-/// Which live states a listing returns, in name order, a page at a time.
+/// Which live states a listing returns, in name order (or most recently changed first), a
+/// page at a time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateFilter {
     pub name_prefix: Option<String>,
@@ -51,8 +52,12 @@ pub struct StateFilter {
     pub locked: Option<bool>,
     /// Only states updated at or after this time.
     pub changed_since: Option<Timestamp>,
-    /// Resume after this name (the cursor).
+    /// Most recently updated first (then by name) instead of by name.
+    pub recently_changed_first: bool,
+    /// Resume after this name (the cursor); with `recently_changed_first`, after the state
+    /// updated at `after_changed` with this name.
     pub after_name: Option<String>,
+    pub after_changed: Option<Timestamp>,
     pub limit: Option<i64>,
 }
 

@@ -429,3 +429,79 @@ mod tests {
         assert_ne!(a, b);
     }
 }
+
+/// One page of a state's resources ([`Services::state_resources`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateResourcesPage {
+    pub results: Vec<ResourceHit>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+    /// The state's current version is not in the index (client-side encrypted, not a readable
+    /// state, or written before the index existed): its resources cannot be listed.
+    pub not_indexed: bool,
+}
+
+impl Services {
+    /// The resource instances of a state's current version (viewers and above), in address
+    /// order, those whose address contains `contains` (case-insensitive) when given.
+    pub async fn state_resources(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        contains: Option<&str>,
+        cursor: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<StateResourcesPage> {
+        let limit = match limit {
+            None => DEFAULT_LIMIT,
+            Some(l) if (1..=MAX_LIMIT).contains(&l) => l,
+            Some(l) => {
+                return Err(Error::BadRequest(format!(
+                    "limit {l} is out of range: use 1 to {MAX_LIMIT}"
+                )));
+            }
+        };
+        let contains = contains.map(str::trim).filter(|c| !c.is_empty());
+        if contains.is_some_and(|c| c.contains('\0')) {
+            return Err(Error::BadRequest(
+                "the address filter holds a NUL character".into(),
+            ));
+        }
+        let (workspace, record) = self.state_detail(who, ws, name).await?;
+        let signature = {
+            let mut hash = Sha256::new();
+            hash.update(record.id.as_bytes());
+            hash.update([0u8]);
+            hash.update(contains.unwrap_or("").as_bytes());
+            hex::encode(&hash.finalize()[..8])
+        };
+        let after = cursor.map(|c| decode_cursor(&signature, c)).transpose()?;
+        let mut results = self
+            .store
+            .state_resources(&record.id, contains, after.as_ref(), limit + 1)
+            .await?;
+        let next_cursor = if results.len() as i64 > limit {
+            results.truncate(limit as usize);
+            results
+                .last()
+                .map(|hit| encode_cursor(&signature, &hit.position))
+        } else {
+            None
+        };
+        let not_indexed = results.is_empty()
+            && record.current.is_some()
+            && self
+                .store
+                .unindexed_states(std::slice::from_ref(&workspace.id), i64::MAX)
+                .await?
+                .1
+                .iter()
+                .any(|s| s.state_id == record.id);
+        Ok(StateResourcesPage {
+            results,
+            next_cursor,
+            not_indexed,
+        })
+    }
+}

@@ -270,3 +270,93 @@ async fn search_is_in_the_openapi_document() {
         assert!(params.contains(&name), "{name} not documented: {params:?}");
     }
 }
+
+#[tokio::test]
+async fn a_states_resources_page_in_address_order() {
+    let s = TestServer::start().await;
+    let editor = s.token(Some("default"), Role::Editor).await;
+    let outsider = s.token(Some("other"), Role::Viewer).await;
+    post(&s, &editor, "default/prod/app", AWS_V1).await;
+    post(&s, &editor, "default/sealed", ENCRYPTED).await;
+    let path = "/workspaces/default/states/prod%2Fapp/resources";
+    let (status, all) = s.api("GET", path, Some(&editor), None).await;
+    assert_eq!(status, 200, "{all}");
+    let listed: Vec<String> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["address"].as_str().unwrap().to_owned())
+        .collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(listed, sorted, "address order");
+    assert!(listed.len() >= 3, "{all}");
+    assert_eq!(all["not_indexed"], false);
+
+    // Page by page, the same instances.
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = s
+            .api(
+                "GET",
+                &format!("{path}?limit=2{cursor}"),
+                Some(&editor),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        for item in page["items"].as_array().unwrap() {
+            paged.push(item["address"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, listed);
+
+    let (_, web) = s
+        .api(
+            "GET",
+            &format!("{path}?contains=WEB%5B"),
+            Some(&editor),
+            None,
+        )
+        .await;
+    let expected: Vec<String> = listed
+        .iter()
+        .filter(|a| a.contains("web["))
+        .cloned()
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(addresses(&web), expected, "case-insensitive, `[` literal");
+
+    let (_, sealed) = s
+        .api(
+            "GET",
+            "/workspaces/default/states/sealed/resources",
+            Some(&editor),
+            None,
+        )
+        .await;
+    assert_eq!(sealed["not_indexed"], true, "{sealed}");
+
+    for (query, expected) in [
+        ("limit=0", "limit"),
+        ("cursor=%25%25", "cursor"),
+        ("contains=a%00b", "control character"),
+    ] {
+        let (status, body) = s
+            .api("GET", &format!("{path}?{query}"), Some(&editor), None)
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{query}: {message}");
+    }
+    let (status, _) = s.api("GET", path, Some(&outsider), None).await;
+    assert_eq!(
+        status, 404,
+        "a workspace the caller has no role in is not shown"
+    );
+}

@@ -176,6 +176,12 @@ fn ops() -> Vec<Op> {
         ),
         op(
             "GET",
+            "/workspaces/{ws}/states/{state}/resources",
+            "/workspaces/default/states/app/resources",
+            Viewer,
+        ),
+        op(
+            "GET",
             "/workspaces/{ws}/states/{state}/outputs",
             "/workspaces/default/states/app/outputs",
             Outputs,

@@ -7,7 +7,9 @@
 //!   rollback is confirmed in the browser, and `terraform plan` is clean afterwards;
 //! - a lock held through the backend appears on the overview and is force-unlocked;
 //! - a viewer sees no buttons it may not use and the server refuses its forged forms; a form
-//!   without the CSRF token is refused.
+//!   without the CSRF token is refused;
+//! - resources are found by search and listed on their state's page, states sort by change,
+//!   the audit log filters, exports and verifies its chain.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,6 +29,7 @@ on_both_stores!(
     apply_then_versions_diff_and_rollback_in_the_browser,
     force_unlock_of_a_lock_held_through_the_backend,
     a_viewer_cannot_act_and_forms_need_the_csrf_token,
+    search_resources_audit_log_and_sorting,
 );
 
 /// A server, or `None` when end-to-end tests are switched off.
@@ -516,4 +519,129 @@ fn a_viewer_cannot_act_and_forms_need_the_csrf_token(store: Store) {
         ],
     );
     assert_eq!(status, 423);
+}
+
+/// A state whose configuration reads `base` through a data source: one resource instance,
+/// `data.terraform_remote_state.base` (no provider can be downloaded here).
+fn reader(dir: &std::path::Path, address: &str, base: &str, token: &str) -> Terraform {
+    let tf = terraform(dir, address, token);
+    let config = std::fs::read_to_string(dir.join("main.tf")).expect("main.tf");
+    std::fs::write(
+        dir.join("main.tf"),
+        format!(
+            r#"{config}
+data "terraform_remote_state" "base" {{
+  backend = "http"
+  config = {{
+    address  = "{base}"
+    username = "ui"
+    password = "{token}"
+  }}
+}}
+"#
+        ),
+    )
+    .expect("main.tf");
+    tf
+}
+
+fn search_resources_audit_log_and_sorting(store: Store) {
+    let Some(server) = start(store) else { return };
+    admin_password(&server);
+    let editor = server.create_token("default", "editor", "ci-search");
+    let base = server.tf_address("default", "shared/base");
+    let base_dir = temp_dir("base");
+    let tf = terraform(base_dir.path(), &base, &editor);
+    tf.ok(INIT);
+    tf.ok(APPLY);
+    let dirs: Vec<tempfile::TempDir> = ["app/web", "app/api"]
+        .iter()
+        .map(|name| {
+            let dir = temp_dir("reader");
+            let tf = reader(
+                dir.path(),
+                &server.tf_address("default", name),
+                &base,
+                &editor,
+            );
+            tf.ok(INIT);
+            tf.ok(APPLY);
+            dir
+        })
+        .collect();
+
+    let browser = Browser::start();
+    sign_in(&browser, &server, "admin", ADMIN_PASSWORD);
+    browser.click("nav a[href='/ui/search']");
+    browser.fill("#search-type", "terraform_remote_state");
+    browser.click("#search-submit");
+    browser.wait_for_url(|u| u.contains("type=terraform_remote_state"));
+    let results = browser.find("#search-results").text();
+    assert!(
+        results.contains("default/app/web")
+            && results.contains("default/app/api")
+            && results.contains("data.terraform_remote_state.base"),
+        "{results}"
+    );
+    assert!(!results.contains("shared/base"), "{results}");
+    browser.click("#search-results a[href='/ui/state/default/app/web']");
+    browser.wait_for_text("#state-name", "app/web");
+    let resources = browser.find("#resource-table").text();
+    assert!(
+        resources.contains("data.terraform_remote_state.base"),
+        "{resources}"
+    );
+    browser.fill("#resources-filter", "no-such-address");
+    browser.click("#filter-resources");
+    browser.wait_for_text("#resources-note", "No resource instances match");
+
+    // Most recently changed first: app/api was written last.
+    browser.goto(&format!("{}/ui/states?ws=default&sort=changed", server.url));
+    let first = browser.find("#states tbody tr td a").text();
+    assert_eq!(first, "app/api");
+    browser.goto(&format!("{}/ui/states?ws=default", server.url));
+    let first = browser.find("#states tbody tr td a").text();
+    assert_eq!(first, "app/api", "by name, app/api sorts first as well");
+    let names: Vec<String> = browser
+        .find_all("#states tbody tr td:first-child a")
+        .iter()
+        .map(|a| a.text())
+        .collect();
+    assert_eq!(names, ["app/api", "app/web", "shared/base"]);
+
+    // The audit log, filtered; its export holds the same entries; the chain is intact.
+    browser.click("nav a[href='/ui/audit']");
+    browser.fill("#audit-action", "state.write");
+    browser.click("#audit-filter");
+    browser.wait_for_url(|u| u.contains("action=state.write"));
+    let entries = browser.find("#audit-entries").text();
+    assert!(
+        entries.contains("state.write") && entries.contains("ci-search"),
+        "{entries}"
+    );
+    assert!(!entries.contains("login.succeeded"), "{entries}");
+    let export = browser
+        .find("#audit-export")
+        .attr("href")
+        .expect("export link");
+    let (cookie, _) = session_of(&browser);
+    let lines = common::http_client()
+        .get(format!("{}{export}", server.url))
+        .header("cookie", format!("statehouse_session={cookie}"))
+        .send()
+        .expect("export")
+        .text()
+        .expect("export text");
+    let exported: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert!(exported.len() >= 3, "{lines}");
+    assert!(
+        exported.iter().all(|e| e["action"] == "state.write"),
+        "{lines}"
+    );
+    browser.click("#verify-chain");
+    browser.wait_for_text("#verify-result", "Intact");
+    drop(dirs);
 }

@@ -552,3 +552,79 @@ pub async fn search_index_skips_unchanged_resources_yet_never_goes_stale(store: 
         assert_eq!(hits().await, both(4, no));
     }
 }
+
+/// A state's resources, a page at a time in address order, filtered by a part of the address
+/// (case-insensitive, `%` and `_` taken literally); other states' resources never show.
+pub async fn state_resources_page_in_address_order(store: Arc<dyn Store>) {
+    let ws = workspace(&*store, "ws").await;
+    let state = ensure(&*store, &ws, "app").await;
+    let other = ensure(&*store, &ws, "other").await;
+    let names = ["web_b", "web_a", "db", "cache_1", "web%x"];
+    let resources = names
+        .iter()
+        .map(|n| instance("", "aws_instance", n, None, ids(&format!("i-{n}"))))
+        .collect();
+    write(
+        &*store,
+        &ws,
+        "app",
+        &indexed_write(&state.id, "v-1", 1, at(100), resources),
+    )
+    .await;
+    let elsewhere = vec![instance("", "aws_instance", "web_z", None, ids("i-z"))];
+    write(
+        &*store,
+        &ws,
+        "other",
+        &indexed_write(&other.id, "v-o", 1, at(100), elsewhere),
+    )
+    .await;
+
+    let page = |contains: Option<&'static str>,
+                after: Option<statehouse_core::store::search::SearchPosition>,
+                limit| {
+        let store = store.clone();
+        let state_id = state.id.clone();
+        async move {
+            ok(
+                store
+                    .state_resources(&state_id, contains, after.as_ref(), limit)
+                    .await,
+                "state_resources",
+            )
+        }
+    };
+    let first = page(None, None, 3).await;
+    let addresses: Vec<&str> = first.iter().map(|h| h.address.as_str()).collect();
+    assert_eq!(
+        addresses,
+        [
+            "aws_instance.cache_1",
+            "aws_instance.db",
+            "aws_instance.web%x"
+        ]
+    );
+    assert_eq!(first[0].state_name, "app");
+    assert_eq!(first[0].version_no, 1);
+    let rest = page(None, Some(first[2].position.clone()), 3).await;
+    let addresses: Vec<&str> = rest.iter().map(|h| h.address.as_str()).collect();
+    assert_eq!(addresses, ["aws_instance.web_a", "aws_instance.web_b"]);
+
+    let web = page(Some("WEB_"), None, 10).await;
+    let addresses: Vec<&str> = web.iter().map(|h| h.address.as_str()).collect();
+    assert_eq!(
+        addresses,
+        ["aws_instance.web_a", "aws_instance.web_b"],
+        "`_` is literal"
+    );
+    let percent = page(Some("%"), None, 10).await;
+    assert_eq!(percent.len(), 1, "`%` is literal: {percent:#?}");
+    assert!(page(Some("nothing"), None, 10).await.is_empty());
+
+    // A deleted state shows nothing.
+    ok(
+        store.delete_state(&ws.id, "app", "admin", at(200)).await,
+        "delete_state",
+    );
+    assert!(page(None, None, 10).await.is_empty());
+}

@@ -476,3 +476,45 @@ pub async fn write_to_replaced_or_missing_state_conflicts(store: Arc<dyn Store>)
     )
     .await;
 }
+
+pub async fn list_states_most_recently_changed_first(store: Arc<dyn Store>) {
+    let ws = workspace(&*store, "ws").await;
+    for (name, when) in [("a", 30), ("b", 10), ("c", 30), ("d", 20)] {
+        ok(
+            store.ensure_state(&ws.id, name, at(when)).await,
+            "ensure_state",
+        );
+    }
+    let names = |states: Vec<statehouse_core::model::StateRecord>| {
+        states.into_iter().map(|s| s.name).collect::<Vec<_>>()
+    };
+    let by_change = StateFilter {
+        recently_changed_first: true,
+        limit: Some(2),
+        ..StateFilter::default()
+    };
+    let first = ok(store.list_states(&ws.id, &by_change).await, "list_states");
+    assert_eq!(names(first), ["a", "c"], "newest first, ties by name");
+    let next = StateFilter {
+        after_changed: Some(at(30)),
+        after_name: Some("c".into()),
+        ..by_change.clone()
+    };
+    let second = ok(store.list_states(&ws.id, &next).await, "list_states");
+    assert_eq!(names(second), ["d", "b"], "the page after (30, c)");
+    let tie = StateFilter {
+        after_changed: Some(at(30)),
+        after_name: Some("a".into()),
+        limit: None,
+        ..by_change.clone()
+    };
+    let rest = ok(store.list_states(&ws.id, &tie).await, "list_states");
+    assert_eq!(names(rest), ["c", "d", "b"], "a tie resumes by name");
+    let recent = StateFilter {
+        changed_since: Some(at(20)),
+        limit: None,
+        ..by_change
+    };
+    let recent = ok(store.list_states(&ws.id, &recent).await, "list_states");
+    assert_eq!(names(recent), ["a", "c", "d"]);
+}

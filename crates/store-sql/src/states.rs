@@ -217,13 +217,25 @@ impl<E: Engine> StateStore for SqlStore<E> {
             .name_prefix
             .as_deref()
             .and_then(|p| ResourceSearch::prefix_range(p).1);
+        // Two orders, two statement texts: each keyset condition matches its ORDER BY.
+        let (after, order) = if filter.recently_changed_first {
+            (
+                "(CAST($6 AS TEXT) IS NULL OR CAST($8 AS BIGINT) IS NULL \
+                 OR s.updated_at < $8 OR (s.updated_at = $8 AND s.name > $6))",
+                "s.updated_at DESC, s.name",
+            )
+        } else {
+            (
+                "(CAST($6 AS TEXT) IS NULL OR s.name > $6) AND (CAST($8 AS BIGINT) IS NULL OR 1 = 1)",
+                "s.name",
+            )
+        };
         let rows = Sql::built(format!(
             "{STATE_SELECT} WHERE s.workspace_id = $1 AND s.deleted_at IS NULL \
              AND (CAST($2 AS TEXT) IS NULL OR s.name >= $2) AND (CAST($3 AS TEXT) IS NULL OR s.name < $3) \
              AND (CAST($4 AS BOOLEAN) IS NULL OR (s.lock_id IS NOT NULL) = $4) \
              AND (CAST($5 AS BIGINT) IS NULL OR s.updated_at >= $5) \
-             AND (CAST($6 AS TEXT) IS NULL OR s.name > $6) \
-             ORDER BY s.name LIMIT $7"
+             AND {after} ORDER BY {order} LIMIT $7"
         ))
         .bind(workspace_id)
         .bind(&filter.name_prefix)
@@ -232,6 +244,7 @@ impl<E: Engine> StateStore for SqlStore<E> {
         .bind(filter.changed_since)
         .bind(&filter.after_name)
         .bind(filter.limit.unwrap_or(i64::MAX))
+        .bind(filter.after_changed)
         .fetch_all(&mut self.engine.read().await?)
         .await?;
         rows.iter().map(state_from).collect()

@@ -262,6 +262,18 @@ pub trait SearchStore: Send + Sync {
         workspace_ids: &[String],
         limit: i64,
     ) -> Result<(i64, Vec<UnindexedState>)>;
+
+    /// One page of a live state's indexed resource instances in address order (then row),
+    /// after `after` (the previous page's last hit's position), those whose address contains
+    /// `contains` (ASCII case-insensitive) when given. Positions carry the address as
+    /// `value`.
+    async fn state_resources(
+        &self,
+        state_id: &str,
+        contains: Option<&str>,
+        after: Option<&SearchPosition>,
+        limit: i64,
+    ) -> Result<Vec<ResourceHit>>;
 }
 
 #[cfg(test)]

@@ -261,7 +261,7 @@ pub fn time_key(at: Timestamp, id: &str) -> String {
     format!("{:020}:{id}", at.0.max(0))
 }
 
-fn encode_cursor(position: &str) -> String {
+pub fn encode_cursor(position: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
 }
 

@@ -59,6 +59,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(states::rollback))
         .routes(routes!(states::outputs))
         .routes(routes!(search::resources))
+        .routes(routes!(search::state_resources))
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))

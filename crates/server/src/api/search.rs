@@ -1,9 +1,9 @@
-//! Resource search across every state the caller may read.
+//! Resource search across every state the caller may read, and the resources of one state.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use statehouse_core::search::{ResourceQuery, SearchPage};
 use statehouse_core::store::search::{MatchMode, NotIndexedReason, ResourceHit, UnindexedState};
@@ -196,4 +196,55 @@ pub async fn resources(
     };
     let page = app.services.search_resources(&who, &query).await?;
     Ok(Json(page.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StateResourcesQuery {
+    /// Only instances whose address contains this (case-insensitive).
+    pub contains: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1–1000, default 100.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StateResourcesView {
+    pub items: Vec<ResourceHitView>,
+    /// Present when more results follow: pass it as `cursor` with the same query.
+    pub next_cursor: Option<String>,
+    /// The current version is not indexed (OpenTofu client-side encrypted, not a readable
+    /// state, or written before the index existed), so no resources can be listed.
+    pub not_indexed: bool,
+}
+
+/// The resource instances of a state's current version, in address order (viewer and above).
+#[utoipa::path(get, path = "/workspaces/{ws}/states/{state}/resources", tag = "search",
+    params(("ws" = String, Path, description = "workspace name"),
+        ("state" = String, Path, description = "state name, URL-encoded"), StateResourcesQuery),
+    responses((status = 200, body = StateResourcesView)))]
+pub async fn state_resources(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, state)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<StateResourcesQuery>,
+) -> Result<Json<StateResourcesView>, ApiError> {
+    let page = app
+        .services
+        .state_resources(
+            &who,
+            &ws,
+            &state,
+            q.contains.as_deref(),
+            q.cursor.as_deref(),
+            q.limit,
+        )
+        .await?;
+    Ok(Json(StateResourcesView {
+        items: page.results.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+        not_indexed: page.not_indexed,
+    }))
 }

@@ -32,12 +32,15 @@ pub struct StateListQuery {
     pub locked: Option<bool>,
     /// Only states written since this RFC 3339 time.
     pub changed_since: Option<String>,
+    /// `name` (default) or `changed`: most recently changed first.
+    pub sort: Option<String>,
     pub cursor: Option<String>,
     /// 1–1000, default 100.
     pub limit: Option<i64>,
 }
 
-/// Live states of a workspace in name order, with current version and lock.
+/// Live states of a workspace in name order (or most recently changed first), with current
+/// version and lock.
 #[utoipa::path(get, path = "/workspaces/{ws}/states", tag = "states", operation_id = "list_states",
     params(("ws" = String, Path, description = "workspace name"), StateListQuery),
     responses((status = 200, body = Page<StateView>)))]
@@ -51,6 +54,22 @@ pub async fn list(
         cursor: q.cursor,
         limit: q.limit,
     };
+    let by_change = match q.sort.as_deref() {
+        None | Some("name") => false,
+        Some("changed") => true,
+        Some(other) => {
+            return Err(
+                Error::BadRequest(format!("invalid sort {other:?}: use name or changed")).into(),
+            );
+        }
+    };
+    let (after_changed, after_name) = match page.position()? {
+        Some(position) if by_change => {
+            let (at, name) = changed_position(&position)?;
+            (Some(at), Some(name))
+        }
+        other => (None, other),
+    };
     let filter = StateFilter {
         name_prefix: q.prefix,
         locked: q.locked,
@@ -59,18 +78,45 @@ pub async fn list(
             .as_deref()
             .map(Timestamp::parse_rfc3339)
             .transpose()?,
-        after_name: page.position()?,
+        recently_changed_first: by_change,
+        after_name,
+        after_changed,
         limit: Some(page.limit()),
     };
     let (workspace, states) = app.services.list_states(&who, &ws, &filter).await?;
     let now = app.services.now();
-    let views = states
+    let keys: Vec<String> = states
+        .iter()
+        .map(|s| {
+            if by_change {
+                time_key(s.updated_at, &s.name)
+            } else {
+                s.name.clone()
+            }
+        })
+        .collect();
+    let views: Vec<StateView> = states
         .iter()
         .map(|s| StateView::new(&workspace, s, now))
         .collect();
-    Ok(Json(Page::of(views, page.limit(), |s: &StateView| {
-        s.name.clone()
-    })))
+    let mut page_out = Page::of(views, page.limit(), |s: &StateView| s.name.clone());
+    if page_out.next_cursor.is_some() {
+        page_out.next_cursor = keys.last().map(|k| super::extract::encode_cursor(k));
+    }
+    Ok(Json(page_out))
+}
+
+/// A `changed` cursor's position: the update time (milliseconds) and the name.
+fn changed_position(position: &str) -> Result<(Timestamp, String), ApiError> {
+    position
+        .split_once(':')
+        .and_then(|(millis, name)| Some((Timestamp(millis.parse().ok()?), name.to_owned())))
+        .ok_or_else(|| {
+            Error::BadRequest(
+                "invalid cursor: pass next_cursor from the previous page unchanged".into(),
+            )
+            .into()
+        })
 }
 
 /// One state: current version and lock.

@@ -5,11 +5,14 @@
 //! audited exactly as its API twin.
 
 mod assets;
+mod audit;
 mod diff;
 mod format;
 mod links;
 mod overview;
 mod page;
+mod resources;
+mod search;
 mod sign_in;
 mod state;
 mod states;
@@ -40,6 +43,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/theme", post(sign_in::choose_theme))
         .route("/ui/assets/{file}", get(assets::serve))
         .route("/ui/states", get(states::list))
+        .route("/ui/search", get(search::search))
+        .route("/ui/audit", get(audit::list))
+        .route("/ui/audit/verify", post(audit::verify))
         .route("/ui/state/{ws}/{*name}", get(state::show))
         .route(
             "/ui/unlock/{ws}/{*name}",

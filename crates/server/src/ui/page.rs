@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use statehouse_core::Error;
-use statehouse_core::access::{Principal, Role};
+use statehouse_core::access::{Grants, Principal, Role};
 use statehouse_core::accounts::{SessionSecret, constant_time_eq};
 
 use super::assets;
@@ -47,6 +47,14 @@ impl Viewer {
             .as_ref()
             .map(|u| u.name.as_str())
             .unwrap_or(&self.who.token_name)
+    }
+
+    /// Instance admins read the whole audit log, workspace admins their workspaces' part.
+    pub fn reads_audit(&self) -> bool {
+        match &self.who.grants {
+            Grants::Everywhere(role) => *role >= Role::Admin,
+            Grants::Workspaces(roles) => roles.values().any(|r| *r >= Role::Admin),
+        }
     }
 
     /// Whether the viewer holds at least `role` in the workspace (by id).
@@ -229,11 +237,13 @@ pub struct Chrome {
 pub enum Section {
     Overview,
     States,
+    Search,
+    Audit,
 }
 
 impl Chrome {
     pub fn signed_in(viewer: &Viewer, title: impl Into<String>, here: &Uri, at: Section) -> Chrome {
-        let nav = vec![
+        let mut nav = vec![
             NavItem {
                 label: "Overview",
                 href: "/".into(),
@@ -244,7 +254,19 @@ impl Chrome {
                 href: "/ui/states".into(),
                 current: at == Section::States,
             },
+            NavItem {
+                label: "Search",
+                href: "/ui/search".into(),
+                current: at == Section::Search,
+            },
         ];
+        if viewer.reads_audit() {
+            nav.push(NavItem {
+                label: "Audit",
+                href: "/ui/audit".into(),
+                current: at == Section::Audit,
+            });
+        }
         Chrome {
             title: title.into(),
             theme: viewer.theme.as_str(),

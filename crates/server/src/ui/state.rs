@@ -14,6 +14,7 @@ use statehouse_core::model::{StateRecord, VersionMeta, Workspace};
 use super::format::{ago, json_value, size, utc};
 use super::links::{state_action, state_page, version_download};
 use super::page::{Chrome, OrPage, Section, UiError, UiForm, Viewer, page, see_other};
+use super::resources::ResourcesPanel;
 use crate::AppState;
 use crate::api::views::LockView;
 
@@ -84,6 +85,7 @@ struct StatePage {
     facts: Option<Facts>,
     outputs: Vec<OutputRow>,
     outputs_note: String,
+    resources: ResourcesPanel,
     lock: Option<LockView>,
     lock_since: String,
     can_unlock: bool,
@@ -96,6 +98,7 @@ struct StatePage {
     keep_action: String,
     unlock_page: String,
     states_href: String,
+    here: String,
     address: String,
 }
 
@@ -105,6 +108,11 @@ pub struct StateQuery {
     before: Option<i64>,
     /// What was just done (a fixed message is shown).
     done: Option<String>,
+    /// Only resources whose address contains this.
+    #[serde(default)]
+    resources: String,
+    /// The resources panel's page.
+    rcursor: Option<String>,
 }
 
 /// `GET /ui/state/{ws}/{name}`.
@@ -127,6 +135,16 @@ pub async fn show(
         .await
         .or_page(&viewer)?;
     let (outputs, outputs_note) = outputs_of(&app, &viewer, &workspace, &record).await;
+    let resources = ResourcesPanel::load(
+        &app,
+        &viewer.who,
+        &workspace.name,
+        &record.name,
+        &q.resources,
+        q.rcursor.as_deref(),
+    )
+    .await
+    .or_page(&viewer)?;
     let current_no = record.current.as_ref().map(|c| c.version_no);
     let can_roll_back = viewer.can(&workspace.id, Role::Editor);
     let rows = versions
@@ -185,6 +203,7 @@ pub async fn show(
         facts: record.current.as_ref().map(|c| Facts::of(c, now)),
         outputs,
         outputs_note,
+        resources,
         lock_since: record
             .lock
             .as_ref()
@@ -200,6 +219,7 @@ pub async fn show(
         keep_action: state_action("keep", &workspace.name, &record.name),
         unlock_page: state_action("unlock", &workspace.name, &record.name),
         states_href: super::links::states_of(&workspace.name),
+        here: state_page(&workspace.name, &record.name),
         address: backend_address(&headers, &workspace.name, &record.name),
     };
     page(&page_data)

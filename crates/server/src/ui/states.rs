@@ -31,7 +31,10 @@ pub struct ListQuery {
     /// `1h`, `24h`, `7d`, `30d` or empty (any time).
     #[serde(default)]
     changed: String,
-    /// The last name of the previous page.
+    /// `changed`: most recently changed first; else by name.
+    #[serde(default)]
+    sort: String,
+    /// The last name of the previous page (by change: `<millis>:<name>`).
     cursor: Option<String>,
 }
 
@@ -77,6 +80,7 @@ struct StatesPage {
     prefix: String,
     locked: Vec<Choice>,
     changed: Vec<Choice>,
+    sort: Vec<Choice>,
     rows: Vec<StateRow>,
     /// Empty on the last page.
     next_page: String,
@@ -132,11 +136,31 @@ pub async fn list(
             ));
         }
     };
+    let by_change = q.sort == "changed";
+    let (after_changed, after_name) = match (&q.cursor, by_change) {
+        (Some(cursor), true) => {
+            let (millis, name) = cursor
+                .split_once(':')
+                .and_then(|(m, n)| Some((m.parse::<i64>().ok()?, n.to_owned())))
+                .ok_or_else(|| {
+                    UiError::new(
+                        Error::BadRequest(
+                            "invalid page position: start again from the first page".into(),
+                        ),
+                        viewer.theme,
+                    )
+                })?;
+            (Some(statehouse_core::clock::Timestamp(millis)), Some(name))
+        }
+        (cursor, _) => (None, cursor.clone()),
+    };
     let filter = StateFilter {
         name_prefix: Some(q.prefix.trim().to_owned()).filter(|p| !p.is_empty()),
         locked,
         changed_since,
-        after_name: q.cursor.clone(),
+        recently_changed_first: by_change,
+        after_name,
+        after_changed,
         limit: Some(PAGE),
     };
     let (workspace, states) = services
@@ -171,15 +195,21 @@ pub async fn list(
         })
         .collect();
     let filters = format!(
-        "/ui/states?ws={}&prefix={}&locked={}&changed={}",
+        "/ui/states?ws={}&prefix={}&locked={}&changed={}&sort={}",
         query_escape(&workspace.name),
         query_escape(q.prefix.trim()),
         query_escape(&q.locked),
-        query_escape(&q.changed)
+        query_escape(&q.changed),
+        query_escape(&q.sort)
     );
     let next_page = match states.last() {
         Some(last) if states.len() as i64 == PAGE => {
-            format!("{filters}&cursor={}", query_escape(&last.name))
+            let position = if by_change {
+                format!("{}:{}", last.updated_at.millis(), last.name)
+            } else {
+                last.name.clone()
+            };
+            format!("{filters}&cursor={}", query_escape(&position))
         }
         _ => String::new(),
     };
@@ -213,6 +243,10 @@ pub async fn list(
                 ("30d", "last 30 days"),
             ],
             &q.changed,
+        ),
+        sort: choices(
+            &[("name", "name"), ("changed", "recently changed")],
+            &q.sort,
         ),
         rows,
         next_page,

@@ -107,4 +107,48 @@ impl<E: Engine> SearchStore for SqlStore<E> {
             .collect::<Result<Vec<_>>>()?;
         Ok((count, states))
     }
+
+    async fn state_resources(
+        &self,
+        state_id: &str,
+        contains: Option<&str>,
+        after: Option<&SearchPosition>,
+        limit: i64,
+    ) -> Result<Vec<ResourceHit>> {
+        let (after_address, after_row) = after.map_or(("", 0), |p| (p.value.as_str(), p.row));
+        // `LIKE` with an escaped pattern on the lower-cased address reads the same on both
+        // engines (PostgreSQL's `LIKE` is case-sensitive, SQLite's only for non-ASCII).
+        let pattern = contains.map(|c| format!("%{}%", like_escape(&c.to_lowercase())));
+        let rows = Sql::built(format!(
+            "SELECT {}, r.address AS pos_value, '' AS pos_attr \
+             FROM resource_index r JOIN states s ON s.id = r.state_id \
+             JOIN workspaces w ON w.id = s.workspace_id \
+             JOIN state_versions v ON v.id = s.current_version_id \
+             WHERE r.state_id = $1 AND s.deleted_at IS NULL \
+             AND (CAST($2 AS TEXT) IS NULL OR lower(r.address) LIKE $2 ESCAPE '\\') \
+             AND (r.address > $3 OR (r.address = $3 AND r.id > $4)) \
+             ORDER BY r.address, r.id LIMIT $5",
+            query::HIT_COLUMNS
+        ))
+        .bind(state_id)
+        .bind(pattern)
+        .bind(after_address)
+        .bind(after_row)
+        .bind(limit)
+        .fetch_all(&mut self.engine.read().await?)
+        .await?;
+        rows.iter().map(hit_from).collect()
+    }
+}
+
+/// `text` with `LIKE`'s wildcards and the escape character escaped (by `\`).
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

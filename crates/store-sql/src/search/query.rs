@@ -12,7 +12,7 @@ use crate::engine::Dialect;
 use crate::query::{Arg, Sql, arg, json_list};
 
 /// Columns every hit row has, whichever query produced it.
-const HIT_COLUMNS: &str = "r.id, r.address, r.mode, r.type, r.name, r.module, r.provider, \
+pub(super) const HIT_COLUMNS: &str = "r.id, r.address, r.mode, r.type, r.name, r.module, r.provider, \
     r.index_key, r.attr_id, r.attr_arn, r.attr_name, r.attr_self_link, r.appeared_version_no, \
     r.appeared_at, s.id AS state_id, s.name AS state_name, s.workspace_id, w.name AS workspace_name, \
     v.version_no";
