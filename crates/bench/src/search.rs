@@ -2,7 +2,8 @@
 //! total straight through the store (`Store::write_version`, the write path's own index
 //! update), then measures `Services::search_resources` — what `GET /api/v1/search/resources`
 //! runs — for a mix of exact and prefix searches by several fields. Baseline: the very same
-//! SQL against a copy of the index table without its indexes (a scan per query).
+//! SQL against a copy of the index table without its indexes (a scan per query). Then the web
+//! UI's pages on the same data ([`ui_pages`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ use crate::stats::Summary;
 mod data;
 mod kinds;
 mod report;
+mod ui_pages;
 
 use data::{Rng, instance, version_write};
 use kinds::kinds;
@@ -89,6 +91,8 @@ pub struct StoreResult {
     /// A 5,000-instance state: first write (rows inserted) and a rewrite with 10 changes.
     pub big_first_write: Duration,
     pub big_rewrite: Duration,
+    /// The web UI's pages on the same data.
+    pub pages: Vec<ui_pages::PageResult>,
 }
 
 /// How many instances state `i` of `n` holds: 50 to 150 (100 on average), scaled to the plan.
@@ -420,6 +424,7 @@ async fn measure(
     }
     raw.execute("DROP TABLE IF EXISTS bench_plain_index")
         .await?;
+    let pages = ui_pages::measure(&services, &workspaces, plan.samples).await?;
     Ok(StoreResult {
         store: kind.label(),
         states: plan.states,
@@ -431,5 +436,6 @@ async fn measure(
         kinds: results,
         big_first_write,
         big_rewrite,
+        pages,
     })
 }

@@ -3,6 +3,8 @@
 // - [data-refresh]: the element's contents are fetched again from that address (a server-rendered
 //   partial) every data-every seconds while the page is visible.
 // - [data-copy]: a button that copies the text of the element with that id.
+// - [data-insecure-warning]: shown when the page is not in a secure context (plain HTTP to a
+//   non-local host), where the browser drops the Secure session cookie.
 "use strict";
 
 (function () {
@@ -60,6 +62,11 @@
     });
   }
 
+  if (!window.isSecureContext) {
+    document.querySelectorAll("[data-insecure-warning]").forEach(function (el) {
+      el.hidden = false;
+    });
+  }
   document.querySelectorAll("[data-refresh]").forEach(setUpRefresh);
   document.querySelectorAll("button[data-copy]").forEach(setUpCopy);
 })();

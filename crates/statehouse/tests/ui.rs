@@ -9,7 +9,8 @@
 //! - a viewer sees no buttons it may not use and the server refuses its forged forms; a form
 //!   without the CSRF token is refused;
 //! - resources are found by search and listed on their state's page, states sort by change,
-//!   the audit log filters, exports and verifies its chain.
+//!   the audit log filters, exports and verifies its chain;
+//! - an admin deletes a state, restores it, deletes and purges it (the name typed again).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,6 +31,7 @@ on_both_stores!(
     force_unlock_of_a_lock_held_through_the_backend,
     a_viewer_cannot_act_and_forms_need_the_csrf_token,
     search_resources_audit_log_and_sorting,
+    delete_restore_and_purge_a_state,
 );
 
 /// A server, or `None` when end-to-end tests are switched off.
@@ -644,4 +646,61 @@ fn search_resources_audit_log_and_sorting(store: Store) {
     browser.click("#verify-chain");
     browser.wait_for_text("#verify-result", "Intact");
     drop(dirs);
+}
+
+fn delete_restore_and_purge_a_state(store: Store) {
+    let Some(server) = start(store) else { return };
+    admin_password(&server);
+    let editor = server.create_token("default", "editor", "ci-delete");
+    let address = server.tf_address("default", "old/stack");
+    let dir = temp_dir("delete");
+    let tf = terraform(dir.path(), &address, &editor);
+    tf.ok(INIT);
+    tf.ok(APPLY);
+
+    let browser = Browser::start();
+    sign_in(&browser, &server, "admin", ADMIN_PASSWORD);
+    browser.goto(&format!("{}/ui/state/default/old/stack", server.url));
+    browser.click("#delete-state");
+    browser.wait_for_text("h1", "Delete default/old/stack?");
+    browser.click("#confirm-delete");
+    browser.wait_for_text("#notice", "was deleted");
+    let (status, _) = api(
+        &server,
+        "GET",
+        "/workspaces/default/states/old%2Fstack",
+        &server.admin_token,
+        None,
+    );
+    assert_eq!(status, 404, "deleted");
+    browser.click("#deleted-states button.restore");
+    browser.wait_for_text("#notice", "was restored");
+    let state = server.state_json("default", "old/stack", &editor);
+    assert_eq!(
+        state["outputs"]["greeting"]["value"], "hello",
+        "restored whole"
+    );
+
+    browser.goto(&format!("{}/ui/state/default/old/stack", server.url));
+    browser.click("#delete-state");
+    browser.click("#confirm-delete");
+    browser.wait_for_text("#notice", "was deleted");
+    // A purge needs the name typed again.
+    browser.fill("#deleted-states input.purge-name", "old/wrong");
+    browser.click("#deleted-states button.purge");
+    browser.wait_for_text("#error-message", "type the state's name");
+    browser.back();
+    browser.fill("#deleted-states input.purge-name", "old/stack");
+    browser.click("#deleted-states button.purge");
+    browser.wait_for_text("#notice", "removed for good");
+    assert!(browser.try_find("#deleted-states").is_none());
+    let (status, entries) = api(
+        &server,
+        "GET",
+        "/audit?action=state.purge",
+        &server.admin_token,
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(entries["items"][0]["outcome"], "success", "{entries}");
 }

@@ -69,6 +69,51 @@ pub fn render(results: &[StoreResult]) -> String {
             );
         }
         let _ = writeln!(o);
+        render_pages(&mut o, r);
     }
     o
+}
+
+/// The web UI pages on the same store: target p95 ≤ 50 ms each.
+fn render_pages(o: &mut String, r: &StoreResult) {
+    use std::fmt::Write;
+    if r.pages.is_empty() {
+        return;
+    }
+    let worst = r.pages.iter().map(|p| p.page.p95).max().unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "Web UI pages on this data, rendered through the server's router in-process with a browser \
+         session (route → service → store → template; {} requests each): slowest p95 {} ms — target \
+         p95 ≤ 50 ms for every page: **{}**. Baseline: the page's REST API twin (same services, \
+         JSON instead of a template).\n",
+        r.pages[0].page.n,
+        ms(worst),
+        if worst <= Duration::from_millis(50) {
+            "met"
+        } else {
+            "missed"
+        }
+    );
+    let _ = writeln!(
+        o,
+        "| page | address | HTML KiB | p50 ms | p95 ms | p99 ms | API twin p50 ms | API twin p95 ms |"
+    );
+    let _ = writeln!(o, "|---|---|--:|--:|--:|--:|--:|--:|");
+    for p in &r.pages {
+        let (api50, api95) = p.api.as_ref().map_or(("–".into(), "–".into()), |(_, s)| {
+            (ms(s.p50), ms(s.p95))
+        });
+        let _ = writeln!(
+            o,
+            "| {} | `{}` | {:.1} | {} | {} | {} | {api50} | {api95} |",
+            p.label,
+            p.path,
+            p.bytes as f64 / 1024.0,
+            ms(p.page.p50),
+            ms(p.page.p95),
+            ms(p.page.p99),
+        );
+    }
+    let _ = writeln!(o);
 }

@@ -16,7 +16,7 @@ use statehouse_core::clock::Timestamp;
 
 use super::format::utc;
 use super::links::query_escape;
-use super::page::{Chrome, OrPage, Section, UiError, UiForm, Viewer, page};
+use super::page::{Chrome, NoFields, OrPage, Section, UiError, UiForm, Viewer, page};
 use crate::AppState;
 
 /// Entries per page.
@@ -214,9 +214,6 @@ struct VerifyPage {
     unsealed: u64,
     problem: Option<ProblemRow>,
 }
-
-#[derive(Deserialize)]
-pub struct NoFields {}
 
 /// `POST /ui/audit/verify`: checks the whole chain (instance admins), as
 /// `POST /api/v1/audit/verify`.

@@ -6,6 +6,7 @@
 
 mod assets;
 mod audit;
+mod deleted;
 mod diff;
 mod format;
 mod links;
@@ -52,6 +53,13 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(state::confirm_unlock).post(state::unlock),
         )
         .route("/ui/keep/{ws}/{*name}", post(state::keep))
+        .route(
+            "/ui/delete/{ws}/{*name}",
+            get(deleted::confirm_delete).post(deleted::delete),
+        )
+        .route("/ui/deleted", get(deleted::list))
+        .route("/ui/deleted/restore", post(deleted::restore))
+        .route("/ui/deleted/purge", post(deleted::purge))
         .route("/ui/diff/{ws}/{*name}", get(diff::show))
         .route(
             "/ui/rollback/{ws}/{*name}",

@@ -126,6 +126,10 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for UiForm<T> {
     }
 }
 
+/// A form with no fields of its own (only the CSRF token).
+#[derive(Deserialize)]
+pub struct NoFields {}
+
 /// A form posted without a session (sign in, first-run setup).
 pub struct PublicForm<T>(pub T, pub Theme);
 
@@ -134,8 +138,37 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for PublicForm<T> {
 
     async fn from_request(req: Request, _: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let theme = Theme::of(req.headers());
+        if is_cross_site(req.headers()) {
+            // Without a session there is no CSRF token; a form another site posts (a login into
+            // the attacker's account, say) is told apart by what the browser says of its origin.
+            return Err(UiError::new(
+                Error::Forbidden("this form was posted from another site".into()),
+                theme,
+            ));
+        }
         let fields = read_form_body(req, theme).await?;
         Ok(PublicForm(parse_form(&fields, theme)?, theme))
+    }
+}
+
+/// Whether the browser says the request comes from another site: `Sec-Fetch-Site:
+/// cross-site`, or an `Origin` whose host is not the `Host` asked for.
+fn is_cross_site(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+    };
+    if text(header::HeaderName::from_static("sec-fetch-site")) == Some("cross-site") {
+        return true;
+    }
+    match (text(header::ORIGIN), text(header::HOST)) {
+        (Some("null"), _) => true,
+        (Some(origin), Some(host)) => {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            !origin_host.eq_ignore_ascii_case(host)
+        }
+        _ => false,
     }
 }
 
@@ -400,5 +433,35 @@ impl IntoResponse for UiError {
             message,
         };
         render(status, &page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, axum::http::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn forms_from_other_sites_are_told_apart() {
+        let same = headers(&[
+            ("host", "sh.example:8080"),
+            ("origin", "https://sh.example:8080"),
+        ]);
+        assert!(!is_cross_site(&same));
+        assert!(!is_cross_site(&headers(&[("host", "sh.example")])));
+        for cross in [
+            headers(&[("host", "sh.example"), ("origin", "https://evil.example")]),
+            headers(&[("host", "sh.example"), ("origin", "null")]),
+            headers(&[("host", "sh.example"), ("sec-fetch-site", "cross-site")]),
+        ] {
+            assert!(is_cross_site(&cross), "{cross:?}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use statehouse_core::accounts::SessionSecret;
 use statehouse_core::service::LoggedIn;
 
 use super::links::safe_local_path;
-use super::page::{Chrome, PublicForm, THEME_COOKIE, Theme, UiError, UiForm, render};
+use super::page::{Chrome, NoFields, PublicForm, THEME_COOKIE, Theme, UiError, UiForm, render};
 use crate::AppState;
 use crate::auth::{ClientIp, session_cookie, session_cookie_header};
 
@@ -24,6 +24,9 @@ struct LoginPage {
     name: String,
     error: String,
     notice: String,
+    /// The session cookie is `Secure`: the page warns when the browser is not in a secure
+    /// context (plain HTTP to a non-local host), where it would drop the cookie.
+    secure_cookie: bool,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +62,7 @@ pub async fn login_page(
         } else {
             String::new()
         },
+        secure_cookie: app.services.auth_settings().cookie_secure,
     };
     render(StatusCode::OK, &page)
 }
@@ -99,6 +103,7 @@ pub async fn login(
                 name: form.name,
                 error: refusal_text(e),
                 notice: String::new(),
+                secure_cookie: app.services.auth_settings().cookie_secure,
             };
             let mut response = render(status, &page);
             if let Some(secs) = retry_after {
@@ -143,9 +148,6 @@ fn signed_in(app: &AppState, logged_in: &LoggedIn, next: &str) -> Response {
         .into_response(),
     }
 }
-
-#[derive(Deserialize)]
-pub struct NoFields {}
 
 /// `POST /ui/logout`: ends the session (CSRF-checked like every form) and removes the cookie.
 pub async fn logout(

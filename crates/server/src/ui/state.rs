@@ -91,6 +91,9 @@ struct StatePage {
     can_unlock: bool,
     can_roll_back: bool,
     can_keep: bool,
+    can_delete: bool,
+    delete_page: String,
+    deleted_href: String,
     versions: Vec<VersionRow>,
     older_versions: String,
     newest_versions: String,
@@ -212,6 +215,12 @@ pub async fn show(
         can_unlock: viewer.can(&workspace.id, Role::Admin),
         can_roll_back,
         can_keep: viewer.can(&workspace.id, Role::Admin),
+        can_delete: viewer.can(&workspace.id, Role::Admin),
+        delete_page: state_action("delete", &workspace.name, &record.name),
+        deleted_href: format!(
+            "/ui/deleted?ws={}",
+            super::links::query_escape(&workspace.name)
+        ),
         versions: rows,
         older_versions,
         newest_versions,

@@ -86,6 +86,8 @@ struct StatesPage {
     next_page: String,
     first_page: String,
     paged: bool,
+    /// Set for workspace admins: the deleted states' page.
+    deleted_href: String,
 }
 
 /// `GET /ui/states`.
@@ -252,6 +254,11 @@ pub async fn list(
         next_page,
         first_page: filters,
         paged: q.cursor.is_some(),
+        deleted_href: if viewer.can(&workspace.id, statehouse_core::access::Role::Admin) {
+            format!("/ui/deleted?ws={}", query_escape(&workspace.name))
+        } else {
+            String::new()
+        },
     };
     page(&page_data)
 }
