@@ -6,6 +6,8 @@
 
 mod assets;
 mod audit;
+mod backups;
+mod chart;
 mod deleted;
 mod diff;
 mod format;
@@ -46,6 +48,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/states", get(states::list))
         .route("/ui/search", get(search::search))
         .route("/ui/audit", get(audit::list))
+        .route("/ui/backups", get(backups::list))
+        .route("/ui/database/{ws}/{db}", get(backups::show))
+        .route("/ui/partials/database/{ws}/{db}", get(backups::partial))
+        .route("/ui/backup-now/{ws}/{db}", post(backups::backup_now))
+        .route("/ui/verify-backup/{ws}", post(backups::verify))
         .route("/ui/audit/verify", post(audit::verify))
         .route("/ui/state/{ws}/{*name}", get(state::show))
         .route(

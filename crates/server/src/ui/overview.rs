@@ -9,8 +9,9 @@ use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
 use statehouse_core::access::Role;
+use statehouse_core::clock::Timestamp;
 use statehouse_core::history::lock_is_stale;
-use statehouse_core::model::StateFilter;
+use statehouse_core::model::{StateFilter, Workspace};
 
 use super::format::{ago, utc};
 use super::links::state_page;
@@ -97,61 +98,56 @@ pub async fn partial(
     page(&OverviewPartial { body })
 }
 
-async fn gather(app: &AppState, viewer: &Viewer) -> Result<OverviewBody, UiError> {
+/// One workspace's locks, recent changes and databases down (three reads at once).
+async fn workspace_news(
+    app: &AppState,
+    viewer: &Viewer,
+    ws: &Workspace,
+    now: Timestamp,
+) -> Result<(Vec<LockRow>, Vec<ChangeRow>, Vec<DatabaseRow>), UiError> {
     let services = &app.services;
-    let now = services.now();
-    let workspaces = services
-        .list_workspaces(&viewer.who)
-        .await
-        .or_page(viewer)?;
+    let locked = StateFilter {
+        locked: Some(true),
+        limit: Some(PER_WORKSPACE),
+        ..StateFilter::default()
+    };
+    let recent = StateFilter {
+        changed_since: Some(now.plus_millis(-DAY_MILLIS)),
+        recently_changed_first: true,
+        limit: Some(SECTION_ROWS as i64),
+        ..StateFilter::default()
+    };
+    let (held, changed, databases) = futures::join!(
+        services.list_states(&viewer.who, &ws.name, &locked),
+        services.list_states(&viewer.who, &ws.name, &recent),
+        app.backups.list_databases(&viewer.who, &ws.name),
+    );
+    let (_, held) = held.or_page(viewer)?;
+    let (_, changed) = changed.or_page(viewer)?;
     let mut locks = Vec::new();
-    let mut changes = Vec::new();
-    let mut databases_down = Vec::new();
-    for (ws, role) in &workspaces {
-        if *role < Role::Viewer {
-            continue;
-        }
-        let locked = StateFilter {
-            locked: Some(true),
-            limit: Some(PER_WORKSPACE),
-            ..StateFilter::default()
-        };
-        let (_, held) = services
-            .list_states(&viewer.who, &ws.name, &locked)
-            .await
-            .or_page(viewer)?;
-        for state in &held {
-            let Some(lock) = &state.lock else { continue };
-            let info: serde_json::Value = serde_json::from_str(&lock.info).unwrap_or_default();
-            locks.push(LockRow {
-                workspace: ws.name.clone(),
-                state: state.name.clone(),
-                href: state_page(&ws.name, &state.name),
-                holder: lock.holder.clone(),
-                operation: info
-                    .get("Operation")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_owned(),
-                age: ago(now, lock.locked_at),
-                stale: lock_is_stale(ws, lock.locked_at, now),
-                age_millis: now.millis() - lock.locked_at.millis(),
-            });
-        }
-        let recent = StateFilter {
-            changed_since: Some(now.plus_millis(-DAY_MILLIS)),
-            limit: Some(PER_WORKSPACE),
-            ..StateFilter::default()
-        };
-        let (_, changed) = services
-            .list_states(&viewer.who, &ws.name, &recent)
-            .await
-            .or_page(viewer)?;
-        for state in &changed {
-            let Some(current) = &state.current else {
-                continue;
-            };
-            changes.push(ChangeRow {
+    for state in &held {
+        let Some(lock) = &state.lock else { continue };
+        let info: serde_json::Value = serde_json::from_str(&lock.info).unwrap_or_default();
+        locks.push(LockRow {
+            workspace: ws.name.clone(),
+            state: state.name.clone(),
+            href: state_page(&ws.name, &state.name),
+            holder: lock.holder.clone(),
+            operation: info
+                .get("Operation")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_owned(),
+            age: ago(now, lock.locked_at),
+            stale: lock_is_stale(ws, lock.locked_at, now),
+            age_millis: now.millis() - lock.locked_at.millis(),
+        });
+    }
+    let changes = changed
+        .iter()
+        .filter_map(|state| {
+            let current = state.current.as_ref()?;
+            Some(ChangeRow {
                 workspace: ws.name.clone(),
                 state: state.name.clone(),
                 href: state_page(&ws.name, &state.name),
@@ -159,24 +155,49 @@ async fn gather(app: &AppState, viewer: &Viewer) -> Result<OverviewBody, UiError
                 writer: current.created_by.clone(),
                 when: ago(now, current.created_at),
                 at: current.created_at.millis(),
-            });
-        }
-        // Databases are listed for viewers too; a failure to list them (a backup store
-        // problem) must not hide the states' news.
-        if let Ok(databases) = app.backups.list_databases(&viewer.who, &ws.name).await {
-            databases_down.extend(
-                databases
-                    .into_iter()
-                    .filter(|d| d.health == "down")
-                    .map(|d| DatabaseRow {
-                        workspace: ws.name.clone(),
-                        name: d.name,
-                        failures: d.consecutive_failures,
-                        since: d.health_changed_at.unwrap_or_default(),
-                        error: d.last_check_error.unwrap_or_default(),
-                    }),
-            );
-        }
+            })
+        })
+        .collect();
+    // A failure to list databases (a backup store problem) must not hide the states' news.
+    let down = databases
+        .map(|all| {
+            all.into_iter()
+                .filter(|d| d.health == "down")
+                .map(|d| DatabaseRow {
+                    workspace: ws.name.clone(),
+                    name: d.name,
+                    failures: d.consecutive_failures,
+                    since: d.health_changed_at.unwrap_or_default(),
+                    error: d.last_check_error.unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((locks, changes, down))
+}
+
+async fn gather(app: &AppState, viewer: &Viewer) -> Result<OverviewBody, UiError> {
+    let services = &app.services;
+    let now = services.now();
+    let workspaces = services
+        .list_workspaces(&viewer.who)
+        .await
+        .or_page(viewer)?;
+    // Every workspace at once: the page's time is the slowest workspace's, not their sum.
+    let news = futures::future::try_join_all(
+        workspaces
+            .iter()
+            .filter(|(_, role)| *role >= Role::Viewer)
+            .map(|(ws, _)| workspace_news(app, viewer, ws, now)),
+    )
+    .await?;
+    let mut locks = Vec::new();
+    let mut changes = Vec::new();
+    let mut databases_down = Vec::new();
+    for (l, c, d) in news {
+        locks.extend(l);
+        changes.extend(c);
+        databases_down.extend(d);
     }
     // Stale first, then the oldest: those are the ones someone must look at.
     locks.sort_by(|a, b| b.stale.cmp(&a.stale).then(b.age_millis.cmp(&a.age_millis)));

@@ -271,6 +271,7 @@ pub enum Section {
     Overview,
     States,
     Search,
+    Backups,
     Audit,
 }
 
@@ -293,6 +294,11 @@ impl Chrome {
                 current: at == Section::Search,
             },
         ];
+        nav.push(NavItem {
+            label: "Backups",
+            href: "/ui/backups".into(),
+            current: at == Section::Backups,
+        });
         if viewer.reads_audit() {
             nav.push(NavItem {
                 label: "Audit",
