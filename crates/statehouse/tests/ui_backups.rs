@@ -1,7 +1,8 @@
 //! The backups pages in a real browser (Debian's Chromium) against the real binary on SQLite
 //! and PostgreSQL, with a real PostgreSQL 15 database, `pg_dump` and a local storage target:
 //! the database's health and history, "back up now" followed until it succeeds, a verification
-//! by test restore, and the charts; a viewer sees no button to act with.
+//! by test restore, the charts, a restore into a new database with equal table contents (and a
+//! second one refused without "replace"); a viewer sees no button to act with.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -106,6 +107,28 @@ fn back_up_now_and_verify_in_the_browser(store: Store) {
     let verified = browser.find("#backup-runs td.verified").text();
     assert!(verified.starts_with("ok"), "{verified}");
 
+    // Restore into a new database on the same server: equal table contents.
+    let restored = common::unique_name("uibk_restored");
+    let restored_url = common::pg_url_for_database(&common::pg_url(), &restored);
+    browser.click("#backup-runs a.restore-link");
+    browser.fill("#restore-database", &restored);
+    browser.click("#confirm-restore");
+    browser.wait_for_text("#restore-result", &restored);
+    let dropper = DropDatabase(restored.clone());
+    assert_eq!(table_digest(&restored_url), table_digest(&source.url));
+    // Again into the same database: refused without "replace", nothing changes.
+    browser.back();
+    browser.fill("#restore-database", &restored);
+    browser.click("#confirm-restore");
+    browser.wait_for_text("#restore-error", "");
+    let refusal = browser.find("#restore-error").text();
+    assert!(
+        refusal.contains("overwrite") || refusal.contains("replace"),
+        "{refusal}"
+    );
+    assert_eq!(table_digest(&restored_url), table_digest(&source.url));
+    drop(dropper);
+
     // The object exists in the target, as the download link serves it.
     let files: Vec<_> = walk(target_dir.path());
     assert!(!files.is_empty(), "nothing stored in the target");
@@ -147,4 +170,34 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Row count and a digest of `items`, as psql prints them.
+fn table_digest(url: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args([
+            url,
+            "-tAc",
+            "SELECT count(*), sum(id), md5(string_agg(name, ',' ORDER BY id)) FROM items",
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Drops the restored database when the test ends (also on failure).
+struct DropDatabase(String);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.0);
+        if let Err(e) = pg_execute(&common::pg_url(), &sql) {
+            eprintln!("cleanup: {e}");
+        }
+    }
 }

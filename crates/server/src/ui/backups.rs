@@ -133,6 +133,7 @@ pub struct RunRow {
     pub verified: String,
     pub error: String,
     pub download: String,
+    pub restore: String,
     pub done: bool,
 }
 
@@ -222,6 +223,7 @@ async fn history(
                 query_escape(ws),
                 query_escape(&b.id)
             ),
+            restore: format!("/ui/restore/{}/{}", query_escape(ws), query_escape(&b.id)),
             done: b.status == "succeeded",
         })
         .collect();

@@ -15,6 +15,7 @@ mod links;
 mod overview;
 mod page;
 mod resources;
+mod restore;
 mod search;
 mod sign_in;
 mod state;
@@ -53,6 +54,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/partials/database/{ws}/{db}", get(backups::partial))
         .route("/ui/backup-now/{ws}/{db}", post(backups::backup_now))
         .route("/ui/verify-backup/{ws}", post(backups::verify))
+        .route(
+            "/ui/restore/{ws}/{id}",
+            get(restore::form).post(restore::restore),
+        )
         .route("/ui/audit/verify", post(audit::verify))
         .route("/ui/state/{ws}/{*name}", get(state::show))
         .route(
