@@ -229,6 +229,8 @@ pub struct Chrome {
 pub enum Section {
     Overview,
     States,
+    /// Users, tokens, workspaces and their members and webhooks.
+    Access,
 }
 
 impl Chrome {
@@ -243,6 +245,11 @@ impl Chrome {
                 label: "States",
                 href: "/ui/states".into(),
                 current: at == Section::States,
+            },
+            NavItem {
+                label: "Access",
+                href: "/ui/users".into(),
+                current: at == Section::Access,
             },
         ];
         Chrome {
@@ -294,6 +301,38 @@ pub fn render(status: StatusCode, template: &impl Template) -> Response {
 /// A page: 200 with the rendered template.
 pub fn page(template: &impl Template) -> Result<Response, UiError> {
     Ok(render(StatusCode::OK, template))
+}
+
+/// A service's refusal of a form, shown above the form again (with the refusal's 4xx status)
+/// so the user can correct what was typed. Only bad input and conflicts are shown this way;
+/// every other error (no permission, nothing there, the store down) is the error page.
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn of(error: Error, viewer: &Viewer) -> Result<Refusal, UiError> {
+        match error {
+            e @ (Error::BadRequest(_) | Error::Conflict(_) | Error::TooLarge(_)) => {
+                tracing::info!(reason = %e, "UI form refused");
+                Ok(Refusal {
+                    status: crate::wire::status_of(&e),
+                    message: e.to_string(),
+                })
+            }
+            other => Err(UiError::new(other, viewer.theme)),
+        }
+    }
+
+    /// A refusal of the page itself (input the services never see, e.g. a number that is
+    /// not one).
+    pub fn bad_input(message: impl Into<String>) -> Refusal {
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
 }
 
 /// After a successful form post: back to a page with a 303 (so a reload does not post again).
