@@ -32,7 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, ErrorBody};
-pub use extract::{ApiJson, ApiQuery, Caller, Page, PageParams};
+pub use extract::{ApiJson, ApiQuery, Caller, Order, Page, PageParams, time_key};
 
 use crate::AppState;
 

@@ -50,6 +50,36 @@ pub fn states_of(ws: &str) -> String {
     format!("/ui/states?ws={}", query_escape(ws))
 }
 
+/// A user's page.
+pub fn user_page(name: &str) -> String {
+    format!("/ui/users/{}", query_escape(name))
+}
+
+/// A workspace's settings page.
+pub fn workspace_page(ws: &str) -> String {
+    format!("/ui/workspaces/{}", query_escape(ws))
+}
+
+/// A workspace's members.
+pub fn members_of(ws: &str) -> String {
+    format!("/ui/workspaces/{}/members", query_escape(ws))
+}
+
+/// A workspace's webhooks.
+pub fn webhooks_of(ws: &str) -> String {
+    format!("/ui/workspaces/{}/webhooks", query_escape(ws))
+}
+
+/// One webhook's page (settings and delivery log).
+pub fn webhook_page(ws: &str, id: &str) -> String {
+    format!("{}/{}", webhooks_of(ws), query_escape(id))
+}
+
+/// The confirmation page of a token's revocation.
+pub fn token_revoke(id: &str) -> String {
+    format!("/ui/tokens/{}/revoke", query_escape(id))
+}
+
 /// `path` when it is a path on this site (`/…`, not `//host` or `/\host`, no control
 /// characters): the only places a sign-in or a theme change may send the browser back to.
 pub fn safe_local_path(path: &str) -> Option<&str> {
@@ -78,6 +108,17 @@ mod tests {
             version_download("default", "prod/network", 3),
             "/api/v1/workspaces/default/states/prod%2Fnetwork/versions/3/body"
         );
+    }
+
+    #[test]
+    fn access_addresses_escape_what_they_carry() {
+        assert_eq!(user_page("a b@c"), "/ui/users/a%20b%40c");
+        assert_eq!(members_of("ops"), "/ui/workspaces/ops/members");
+        assert_eq!(
+            webhook_page("ops", "x/y"),
+            "/ui/workspaces/ops/webhooks/x%2Fy"
+        );
+        assert_eq!(token_revoke("t?1"), "/ui/tokens/t%3F1/revoke");
     }
 
     #[test]

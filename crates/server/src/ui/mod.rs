@@ -12,6 +12,8 @@ mod deleted;
 mod diff;
 mod format;
 mod links;
+mod listing;
+mod members;
 mod overview;
 mod page;
 mod resources;
@@ -20,6 +22,13 @@ mod search;
 mod sign_in;
 mod state;
 mod states;
+mod tokens;
+mod user;
+mod users;
+mod webhook;
+mod webhooks;
+mod workspace_settings;
+mod workspaces;
 
 use std::sync::Arc;
 
@@ -76,6 +85,49 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/ui/rollback/{ws}/{*name}",
             get(diff::confirm_rollback).post(diff::rollback),
+        )
+        .route("/ui/users", get(users::list).post(users::create))
+        .route("/ui/users/{name}", get(user::show).post(user::act))
+        .route("/ui/tokens", get(tokens::list).post(tokens::create))
+        .route(
+            "/ui/tokens/{id}/revoke",
+            get(tokens::confirm_revoke).post(tokens::revoke),
+        )
+        .route(
+            "/ui/workspaces",
+            get(workspaces::list).post(workspaces::create),
+        )
+        .route(
+            "/ui/workspaces/{ws}",
+            get(workspace_settings::show).post(workspace_settings::save),
+        )
+        .route(
+            "/ui/workspaces/{ws}/members",
+            get(members::list).post(members::set),
+        )
+        .route(
+            "/ui/workspaces/{ws}/members/{user}/remove",
+            post(members::remove),
+        )
+        .route(
+            "/ui/workspaces/{ws}/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/ui/workspaces/{ws}/webhooks/{id}",
+            get(webhook::show).post(webhook::change),
+        )
+        .route(
+            "/ui/workspaces/{ws}/webhooks/{id}/ping",
+            post(webhook::ping),
+        )
+        .route(
+            "/ui/workspaces/{ws}/webhooks/{id}/delete",
+            get(webhook::confirm_delete).post(webhook::delete),
+        )
+        .route(
+            "/ui/workspaces/{ws}/webhooks/{id}/deliveries/{delivery}/redeliver",
+            post(webhook::redeliver),
         )
         .layer(axum::middleware::map_response(protect))
 }

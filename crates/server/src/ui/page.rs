@@ -272,6 +272,8 @@ pub enum Section {
     States,
     Search,
     Backups,
+    /// Users, tokens, workspaces and their members and webhooks.
+    Access,
     Audit,
 }
 
@@ -293,12 +295,17 @@ impl Chrome {
                 href: "/ui/search".into(),
                 current: at == Section::Search,
             },
+            NavItem {
+                label: "Backups",
+                href: "/ui/backups".into(),
+                current: at == Section::Backups,
+            },
+            NavItem {
+                label: "Access",
+                href: "/ui/users".into(),
+                current: at == Section::Access,
+            },
         ];
-        nav.push(NavItem {
-            label: "Backups",
-            href: "/ui/backups".into(),
-            current: at == Section::Backups,
-        });
         if viewer.reads_audit() {
             nav.push(NavItem {
                 label: "Audit",
@@ -355,6 +362,38 @@ pub fn render(status: StatusCode, template: &impl Template) -> Response {
 /// A page: 200 with the rendered template.
 pub fn page(template: &impl Template) -> Result<Response, UiError> {
     Ok(render(StatusCode::OK, template))
+}
+
+/// A service's refusal of a form, shown above the form again (with the refusal's 4xx status)
+/// so the user can correct what was typed. Only bad input and conflicts are shown this way;
+/// every other error (no permission, nothing there, the store down) is the error page.
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn of(error: Error, viewer: &Viewer) -> Result<Refusal, UiError> {
+        match error {
+            e @ (Error::BadRequest(_) | Error::Conflict(_) | Error::TooLarge(_)) => {
+                tracing::info!(reason = %e, "UI form refused");
+                Ok(Refusal {
+                    status: crate::wire::status_of(&e),
+                    message: e.to_string(),
+                })
+            }
+            other => Err(UiError::new(other, viewer.theme)),
+        }
+    }
+
+    /// A refusal of the page itself (input the services never see, e.g. a number that is
+    /// not one).
+    pub fn bad_input(message: impl Into<String>) -> Refusal {
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
 }
 
 /// After a successful form post: back to a page with a 303 (so a reload does not post again).
