@@ -18,12 +18,12 @@
 mod common;
 
 use common::browser::Browser;
-use common::{Server, Store, Terraform, describe, pg_url, skip_e2e, unique_name};
+use common::ui::{ADMIN_PASSWORD, api, post_form, session_of, sign_in, start, temp_dir};
+use common::{Server, Store, Terraform, describe, unique_name};
 use serde_json::{Value, json};
 
 const APPLY: &[&str] = &["apply", "-input=false", "-no-color", "-auto-approve"];
 const INIT: &[&str] = &["init", "-input=false", "-no-color"];
-const ADMIN_PASSWORD: &str = "correct horse battery";
 
 on_both_stores!(
     first_run_setup_then_sign_out_and_in,
@@ -33,64 +33,6 @@ on_both_stores!(
     search_resources_audit_log_and_sorting,
     delete_restore_and_purge_a_state,
 );
-
-/// A server, or `None` when end-to-end tests are switched off.
-fn start(store: Store) -> Option<Server> {
-    if skip_e2e() {
-        return None;
-    }
-    common::terraform_bin();
-    pg_url();
-    Some(Server::start(store))
-}
-
-fn api(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = common::http_client()
-        .request(method, format!("{}/api/v1{path}", server.url))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        request = request.json(&b);
-    }
-    let response = request.send().expect("API request");
-    let status = response.status().as_u16();
-    let text = response.text().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Gives the bootstrap admin its password through the API (the first-run test does it in
-/// the browser).
-fn admin_password(server: &Server) {
-    let (status, body) = api(
-        server,
-        "PATCH",
-        "/users/admin",
-        &server.admin_token,
-        Some(json!({"password": ADMIN_PASSWORD})),
-    );
-    assert_eq!(status, 200, "{body}");
-}
-
-fn sign_in(browser: &Browser, server: &Server, name: &str, password: &str) {
-    browser.goto(&format!("{}/ui/login", server.url));
-    browser.fill("#name", name);
-    browser.fill("#password", password);
-    browser.click("#sign-in");
-    browser.wait_for_text("#signed-in-user", name);
-}
-
-fn temp_dir(label: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("statehouse-ui-{label}-"))
-        .tempdir()
-        .expect("temp dir")
-}
 
 /// Terraform with an `http` backend on `address` and one output, `greeting`.
 fn terraform(dir: &std::path::Path, address: &str, token: &str) -> Terraform {
@@ -248,7 +190,6 @@ fn assert_pages_are_self_contained(browser: &Browser, server: &Server) {
 
 fn apply_then_versions_diff_and_rollback_in_the_browser(store: Store) {
     let Some(server) = start(store) else { return };
-    admin_password(&server);
     let editor = server.create_token("default", "editor", "ci-ui");
     let address = server.tf_address("default", "web/app");
     let dir = temp_dir("apply");
@@ -330,7 +271,6 @@ fn lock_info(id: &str, who: &str) -> Vec<u8> {
 
 fn force_unlock_of_a_lock_held_through_the_backend(store: Store) {
     let Some(server) = start(store) else { return };
-    admin_password(&server);
     let editor = server.create_token("default", "editor", "runner-7");
     let address = server.tf_address("default", "net/core");
     let dir = temp_dir("lock");
@@ -374,45 +314,8 @@ fn force_unlock_of_a_lock_held_through_the_backend(store: Store) {
     tf.ok(&[APPLY, &["-var", "greeting=after-unlock"]].concat());
 }
 
-/// The browser's session cookie and the CSRF token of its current page.
-fn session_of(browser: &Browser) -> (String, String) {
-    let cookie = browser
-        .cookies()
-        .iter()
-        .find(|c| c["name"] == "statehouse_session")
-        .and_then(|c| c["value"].as_str().map(str::to_owned))
-        .expect("session cookie");
-    let csrf = browser
-        .execute(
-            "return document.querySelector('input[name=csrf_token]').value;",
-            vec![],
-        )
-        .as_str()
-        .unwrap_or("")
-        .to_owned();
-    (cookie, csrf)
-}
-
-fn post_form(server: &Server, path: &str, cookie: &str, fields: &[(&str, &str)]) -> u16 {
-    let body = fields
-        .iter()
-        .map(|(k, v)| format!("{k}={}", v.replace(' ', "+")))
-        .collect::<Vec<_>>()
-        .join("&");
-    common::http_client()
-        .post(format!("{}{path}", server.url))
-        .header("cookie", format!("statehouse_session={cookie}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .expect("form post")
-        .status()
-        .as_u16()
-}
-
 fn a_viewer_cannot_act_and_forms_need_the_csrf_token(store: Store) {
     let Some(server) = start(store) else { return };
-    admin_password(&server);
     let editor = server.create_token("default", "editor", "ci-viewer");
     let address = server.tf_address("default", "app/db");
     let dir = temp_dir("viewer");
@@ -461,14 +364,14 @@ fn a_viewer_cannot_act_and_forms_need_the_csrf_token(store: Store) {
 
     // Forged forms with the viewer's own session and CSRF token are refused by the server.
     let (cookie, csrf) = session_of(&browser);
-    let status = post_form(
+    let (status, _) = post_form(
         &server,
         "/ui/rollback/default/app/db",
         &cookie,
         &[("csrf_token", &csrf), ("version", "1"), ("current", "2")],
     );
     assert_eq!(status, 403, "a viewer's rollback");
-    let status = post_form(
+    let (status, _) = post_form(
         &server,
         "/ui/unlock/default/app/db",
         &cookie,
@@ -495,7 +398,7 @@ fn a_viewer_cannot_act_and_forms_need_the_csrf_token(store: Store) {
             ("current", "2"),
         ],
     ] {
-        let status = post_form(
+        let (status, _) = post_form(
             &server,
             "/ui/rollback/default/app/db",
             &admin_cookie,
@@ -510,7 +413,7 @@ fn a_viewer_cannot_act_and_forms_need_the_csrf_token(store: Store) {
     );
     // With its token the same form works (the rollback waits for nobody's lock but its own:
     // the editor's lock is in the way, so the answer is the lock conflict page).
-    let status = post_form(
+    let (status, _) = post_form(
         &server,
         "/ui/rollback/default/app/db",
         &admin_cookie,
@@ -549,7 +452,6 @@ data "terraform_remote_state" "base" {{
 
 fn search_resources_audit_log_and_sorting(store: Store) {
     let Some(server) = start(store) else { return };
-    admin_password(&server);
     let editor = server.create_token("default", "editor", "ci-search");
     let base = server.tf_address("default", "shared/base");
     let base_dir = temp_dir("base");
@@ -650,7 +552,6 @@ fn search_resources_audit_log_and_sorting(store: Store) {
 
 fn delete_restore_and_purge_a_state(store: Store) {
     let Some(server) = start(store) else { return };
-    admin_password(&server);
     let editor = server.create_token("default", "editor", "ci-delete");
     let address = server.tf_address("default", "old/stack");
     let dir = temp_dir("delete");

@@ -21,11 +21,10 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::Store;
 use common::browser::Browser;
-use common::{Server, Store, pg_url, skip_e2e};
+use common::ui::{ADMIN_PASSWORD, api, post_form, session_of, signed_in, start};
 use serde_json::{Value, json};
-
-const ADMIN_PASSWORD: &str = "correct horse battery";
 
 on_both_stores!(
     a_token_made_in_the_browser_works_until_revoked_there,
@@ -33,56 +32,6 @@ on_both_stores!(
     workspace_settings_saved_in_the_browser_show_in_the_api,
     a_webhook_pinged_in_the_browser_shows_its_delivery,
 );
-
-/// A server with the admin's password set, or `None` when end-to-end tests are switched off.
-fn start(store: Store) -> Option<Server> {
-    if skip_e2e() {
-        return None;
-    }
-    if store == Store::Postgres {
-        pg_url();
-    }
-    let server = Server::start(store);
-    let (status, body) = api(
-        &server,
-        "PATCH",
-        "/users/admin",
-        &server.admin_token,
-        Some(json!({"password": ADMIN_PASSWORD})),
-    );
-    assert_eq!(status, 200, "{body}");
-    Some(server)
-}
-
-fn api(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = common::http_client()
-        .request(method, format!("{}/api/v1{path}", server.url))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        request = request.json(&b);
-    }
-    let response = request.send().expect("API request");
-    let status = response.status().as_u16();
-    let text = response.text().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn sign_in(server: &Server, name: &str, password: &str) -> Browser {
-    let browser = Browser::start();
-    browser.goto(&format!("{}/ui/login", server.url));
-    browser.fill("#name", name);
-    browser.fill("#password", password);
-    browser.click("#sign-in");
-    browser.wait_for_text("#signed-in-user", name);
-    browser
-}
 
 /// Chooses `value` in the `<select>` matching `css`.
 fn choose(browser: &Browser, css: &str, value: &str) {
@@ -92,41 +41,9 @@ fn choose(browser: &Browser, css: &str, value: &str) {
     );
 }
 
-/// The browser's session cookie and the CSRF token of its current page.
-fn session_of(browser: &Browser) -> (String, String) {
-    let cookie = browser
-        .cookies()
-        .iter()
-        .find(|c| c["name"] == "statehouse_session")
-        .and_then(|c| c["value"].as_str().map(str::to_owned))
-        .expect("session cookie");
-    let csrf = browser
-        .execute(
-            "return document.querySelector('input[name=csrf_token]').value;",
-            vec![],
-        )
-        .as_str()
-        .unwrap_or("")
-        .to_owned();
-    (cookie, csrf)
-}
-
-/// Posts a form as the browser would (its cookie, the fields given); returns the status
-/// and the page.
-fn post_form(server: &Server, path: &str, cookie: &str, fields: &[(&str, &str)]) -> (u16, String) {
-    let response = common::http_client()
-        .post(format!("{}{path}", server.url))
-        .header("cookie", format!("statehouse_session={cookie}"))
-        .form(fields)
-        .send()
-        .expect("form post");
-    let status = response.status().as_u16();
-    (status, response.text().unwrap_or_default())
-}
-
 fn a_token_made_in_the_browser_works_until_revoked_there(store: Store) {
     let Some(server) = start(store) else { return };
-    let browser = sign_in(&server, "admin", ADMIN_PASSWORD);
+    let browser = signed_in(&server, "admin", ADMIN_PASSWORD);
     browser.click("header nav a[href='/ui/users']");
     browser.click("nav.subnav a[href='/ui/tokens']");
     browser.fill("#token-name", "made-in-ui");
@@ -241,7 +158,7 @@ fn a_token_made_in_the_browser_works_until_revoked_there(store: Store) {
 
 fn a_viewer_made_in_the_browser_sees_no_admin_buttons_and_is_refused(store: Store) {
     let Some(server) = start(store) else { return };
-    let admin = sign_in(&server, "admin", ADMIN_PASSWORD);
+    let admin = signed_in(&server, "admin", ADMIN_PASSWORD);
     admin.goto(&format!("{}/ui/users", server.url));
     // Two different passwords: the form comes back with the message.
     admin.fill("#new-name", "vic");
@@ -276,7 +193,7 @@ fn a_viewer_made_in_the_browser_sees_no_admin_buttons_and_is_refused(store: Stor
     admin.goto(&format!("{}/ui/workspaces/default/members", server.url));
     admin.wait_for_text("#member-vic .member-role", "viewer");
 
-    let viewer = sign_in(&server, "vic", "viewer password 1");
+    let viewer = signed_in(&server, "vic", "viewer password 1");
     viewer.click("header nav a[href='/ui/users']");
     let rows = viewer.find_all("#users tbody tr");
     assert_eq!(rows.len(), 1, "the viewer sees only itself");
@@ -401,7 +318,7 @@ fn a_viewer_made_in_the_browser_sees_no_admin_buttons_and_is_refused(store: Stor
 
 fn workspace_settings_saved_in_the_browser_show_in_the_api(store: Store) {
     let Some(server) = start(store) else { return };
-    let browser = sign_in(&server, "admin", ADMIN_PASSWORD);
+    let browser = signed_in(&server, "admin", ADMIN_PASSWORD);
     browser.goto(&format!("{}/ui/workspaces", server.url));
     browser.fill("#new-workspace", "Not A Name");
     browser.click("#create-workspace-button");
@@ -564,7 +481,7 @@ fn wait_for_deliveries(browser: &Browser, rows: usize) {
 fn a_webhook_pinged_in_the_browser_shows_its_delivery(store: Store) {
     let Some(server) = start(store) else { return };
     let (url, got) = receiver();
-    let browser = sign_in(&server, "admin", ADMIN_PASSWORD);
+    let browser = signed_in(&server, "admin", ADMIN_PASSWORD);
     browser.goto(&format!("{}/ui/workspaces/default", server.url));
     browser.click("#webhooks-link");
     // An unknown event kind: the service's message, on the form.

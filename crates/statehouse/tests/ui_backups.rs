@@ -10,30 +10,11 @@
 mod common;
 
 use common::browser::Browser;
+use common::ui::{ADMIN_PASSWORD, set_password, sign_in};
 use common::{PgDatabase, Server, Store, pg_execute, skip_e2e};
 use serde_json::json;
 
-const ADMIN_PASSWORD: &str = "correct horse battery";
-
 on_both_stores!(back_up_now_and_verify_in_the_browser);
-
-fn sign_in(browser: &Browser, server: &Server, name: &str, password: &str) {
-    browser.goto(&format!("{}/ui/login", server.url));
-    browser.fill("#name", name);
-    browser.fill("#password", password);
-    browser.click("#sign-in");
-    browser.wait_for_text("#signed-in-user", name);
-}
-
-fn set_password(server: &Server, user: &str, password: &str) {
-    let response = common::http_client()
-        .patch(format!("{}/api/v1/users/{user}", server.url))
-        .bearer_auth(&server.admin_token)
-        .json(&json!({"password": password}))
-        .send()
-        .expect("set password");
-    assert_eq!(response.status(), 200);
-}
 
 fn back_up_now_and_verify_in_the_browser(store: Store) {
     if skip_e2e() {

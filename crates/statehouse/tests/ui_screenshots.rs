@@ -120,6 +120,9 @@ output "db_password" {{
         ("state", "/ui/state/default/prod/app"),
         ("diff", "/ui/diff/default/prod/network?from=1&to=2"),
         ("rollback", "/ui/rollback/default/prod/network?version=1"),
+        ("search", "/ui/search?type=terraform_remote_state"),
+        ("tokens", "/ui/tokens"),
+        ("audit", "/ui/audit?action=state.write"),
     ];
     for theme in ["light", "dark"] {
         browser.goto(&format!("{}/ui/login", server.url));

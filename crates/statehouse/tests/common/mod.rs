@@ -36,6 +36,7 @@ macro_rules! on_both_stores {
 }
 
 pub mod browser;
+pub mod ui;
 
 use std::ffi::OsString;
 use std::hash::{BuildHasher, Hasher};

@@ -1,0 +1,117 @@
+//! What the browser tests share: a server whose admin has a password, the REST API by token,
+//! signing in, and forms posted as a browser would (to check the server's own refusals).
+
+use serde_json::{Value, json};
+
+use super::browser::Browser;
+use super::{Server, Store, http_client, pg_url, skip_e2e, terraform_bin};
+
+pub const ADMIN_PASSWORD: &str = "correct horse battery";
+
+/// A server with the admin's password set, or `None` when end-to-end tests are switched off.
+/// Terraform and the test PostgreSQL are required whatever the store, so a run without them
+/// never passes half-done.
+pub fn start(store: Store) -> Option<Server> {
+    if skip_e2e() {
+        return None;
+    }
+    terraform_bin();
+    pg_url();
+    let server = Server::start(store);
+    set_password(&server, "admin", ADMIN_PASSWORD);
+    Some(server)
+}
+
+/// A REST API call with a bearer token: the status and the JSON body (`null` if none).
+pub fn api(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = http_client()
+        .request(method, format!("{}/api/v1{path}", server.url))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let response = request.send().expect("API request");
+    let status = response.status().as_u16();
+    let text = response.text().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Sets a user's password through the API, as the admin.
+pub fn set_password(server: &Server, user: &str, password: &str) {
+    let (status, body) = api(
+        server,
+        "PATCH",
+        &format!("/users/{user}"),
+        &server.admin_token,
+        Some(json!({"password": password})),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Signs `browser` in on the sign-in page.
+pub fn sign_in(browser: &Browser, server: &Server, name: &str, password: &str) {
+    browser.goto(&format!("{}/ui/login", server.url));
+    browser.fill("#name", name);
+    browser.fill("#password", password);
+    browser.click("#sign-in");
+    browser.wait_for_text("#signed-in-user", name);
+}
+
+/// A new browser, signed in.
+pub fn signed_in(server: &Server, name: &str, password: &str) -> Browser {
+    let browser = Browser::start();
+    sign_in(&browser, server, name, password);
+    browser
+}
+
+/// The browser's session cookie and the CSRF token of its current page.
+pub fn session_of(browser: &Browser) -> (String, String) {
+    let cookie = browser
+        .cookies()
+        .iter()
+        .find(|c| c["name"] == "statehouse_session")
+        .and_then(|c| c["value"].as_str().map(str::to_owned))
+        .expect("session cookie");
+    let csrf = browser
+        .execute(
+            "return document.querySelector('input[name=csrf_token]').value;",
+            vec![],
+        )
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    (cookie, csrf)
+}
+
+/// Posts a form as a browser would (its session cookie, the fields given): the status and the
+/// page.
+pub fn post_form(
+    server: &Server,
+    path: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String) {
+    let response = http_client()
+        .post(format!("{}{path}", server.url))
+        .header("cookie", format!("statehouse_session={cookie}"))
+        .form(fields)
+        .send()
+        .expect("form post");
+    let status = response.status().as_u16();
+    (status, response.text().unwrap_or_default())
+}
+
+/// Temporary directory for a test's Terraform working directory.
+pub fn temp_dir(label: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("statehouse-ui-{label}-"))
+        .tempdir()
+        .expect("temp dir")
+}
