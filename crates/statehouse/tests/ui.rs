@@ -18,7 +18,9 @@
 mod common;
 
 use common::browser::Browser;
-use common::ui::{ADMIN_PASSWORD, api, post_form, session_of, sign_in, start, temp_dir};
+use common::ui::{
+    ADMIN_PASSWORD, api, post_form, session_of, sign_in, start, start_fresh, temp_dir,
+};
 use common::{Server, Store, Terraform, describe, unique_name};
 use serde_json::{Value, json};
 
@@ -65,7 +67,9 @@ output "secret" {{
 }
 
 fn first_run_setup_then_sign_out_and_in(store: Store) {
-    let Some(server) = start(store) else { return };
+    let Some(server) = start_fresh(store) else {
+        return;
+    };
     let browser = Browser::start();
     browser.goto(&format!("{}/", server.url));
     browser.wait_for_url(|u| u.contains("/ui/login"));
