@@ -2,7 +2,8 @@
 //! and PostgreSQL, with a real PostgreSQL 15 database, `pg_dump` and a local storage target:
 //! the database's health and history, "back up now" followed until it succeeds, a verification
 //! by test restore, the charts, a restore into a new database with equal table contents (and a
-//! second one refused without "replace"); a viewer sees no button to act with.
+//! second one refused without "replace"); a failing database on the overview; a viewer sees no
+//! button to act with.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -109,6 +110,30 @@ fn back_up_now_and_verify_in_the_browser(store: Store) {
     );
     assert_eq!(table_digest(&restored_url), table_digest(&source.url));
     drop(dropper);
+
+    // A database whose backups fail shows on the overview.
+    let missing_db =
+        common::pg_url_for_database(&common::pg_url(), &common::unique_name("uibk_missing"));
+    server.cli(&[
+        "db",
+        "add",
+        "broken",
+        "--url",
+        &missing_db,
+        "--target",
+        "nas",
+        "--retries",
+        "0",
+    ]);
+    let failed = server.cli_output(common::Via::Local, &["db", "backup", "broken"]);
+    assert!(!failed.status.success(), "{}", common::describe(&failed));
+    browser.goto(&format!("{}/", server.url));
+    let failures = browser.find("#backup-failures").text();
+    assert!(
+        failures.contains("default/broken") && failures.contains("backup failed"),
+        "{failures}"
+    );
+    assert!(!failures.contains("default/shop"), "{failures}");
 
     // The object exists in the target, as the download link serves it.
     let files: Vec<_> = walk(target_dir.path());

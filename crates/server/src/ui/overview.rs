@@ -1,5 +1,6 @@
 //! `/`: what needs attention now — locks held (stale and oldest first), databases that are
-//! down, states changed in the last 24 hours — across every workspace the viewer can read.
+//! down, backups and verifications that failed this week, states changed in the last 24
+//! hours — across every workspace the viewer can read.
 //! The region refreshes itself from `/ui/partials/overview`.
 
 use std::sync::Arc;
@@ -8,13 +9,14 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
+use statehouse_backup::service::BackupView;
 use statehouse_core::access::Role;
 use statehouse_core::clock::Timestamp;
 use statehouse_core::history::lock_is_stale;
 use statehouse_core::model::{StateFilter, Workspace};
 
 use super::format::{ago, utc};
-use super::links::state_page;
+use super::links::{query_escape, state_page};
 use super::page::{Chrome, OrPage, Section, UiError, Viewer, page};
 use crate::AppState;
 
@@ -45,6 +47,17 @@ pub struct ChangeRow {
     at: i64,
 }
 
+/// A backup that failed, or whose latest verification failed, in the last week.
+pub struct FailureRow {
+    pub workspace: String,
+    pub database: String,
+    pub href: String,
+    pub what: &'static str,
+    pub when: String,
+    pub error: String,
+    at: i64,
+}
+
 pub struct DatabaseRow {
     pub workspace: String,
     pub name: String,
@@ -59,9 +72,18 @@ pub struct OverviewBody {
     pub more_locks: usize,
     pub changes: Vec<ChangeRow>,
     pub databases_down: Vec<DatabaseRow>,
+    pub failures: Vec<FailureRow>,
     pub workspaces: usize,
     pub as_of: String,
 }
+
+/// A workspace's locks, changes, databases down and backup failures.
+type News = (
+    Vec<LockRow>,
+    Vec<ChangeRow>,
+    Vec<DatabaseRow>,
+    Vec<FailureRow>,
+);
 
 #[derive(Template)]
 #[template(path = "overview.html")]
@@ -98,13 +120,17 @@ pub async fn partial(
     page(&OverviewPartial { body })
 }
 
-/// One workspace's locks, recent changes and databases down (three reads at once).
+/// Backups looked at per workspace for failures (the newest ones).
+const RECENT_BACKUPS: i64 = 50;
+const WEEK_MILLIS: i64 = 7 * DAY_MILLIS;
+
+/// One workspace's news: what is failing, locked or changed (four reads at once).
 async fn workspace_news(
     app: &AppState,
     viewer: &Viewer,
     ws: &Workspace,
     now: Timestamp,
-) -> Result<(Vec<LockRow>, Vec<ChangeRow>, Vec<DatabaseRow>), UiError> {
+) -> Result<News, UiError> {
     let services = &app.services;
     let locked = StateFilter {
         locked: Some(true),
@@ -117,10 +143,19 @@ async fn workspace_news(
         limit: Some(SECTION_ROWS as i64),
         ..StateFilter::default()
     };
-    let (held, changed, databases) = futures::join!(
+    let (held, changed, databases, backups) = futures::join!(
         services.list_states(&viewer.who, &ws.name, &locked),
         services.list_states(&viewer.who, &ws.name, &recent),
         app.backups.list_databases(&viewer.who, &ws.name),
+        app.backups.list_backups(
+            &viewer.who,
+            &ws.name,
+            None,
+            None,
+            None,
+            None,
+            RECENT_BACKUPS
+        ),
     );
     let (_, held) = held.or_page(viewer)?;
     let (_, changed) = changed.or_page(viewer)?;
@@ -173,7 +208,48 @@ async fn workspace_news(
                 .collect()
         })
         .unwrap_or_default();
-    Ok((locks, changes, down))
+    let failures = backups
+        .map(|all| failures_of(&ws.name, &all, now))
+        .unwrap_or_default();
+    Ok((locks, changes, down, failures))
+}
+
+/// Failed backups and failed verifications of the last week, from the newest backups.
+fn failures_of(ws: &str, backups: &[BackupView], now: Timestamp) -> Vec<FailureRow> {
+    let since = now.millis() - WEEK_MILLIS;
+    let mut out = Vec::new();
+    for b in backups {
+        let time = |t: Option<&str>| t.and_then(|t| Timestamp::parse_rfc3339(t).ok());
+        let (what, at, error) = if b.status == "failed" {
+            let at = time(b.finished_at.as_deref()).or(time(Some(&b.queued_at)));
+            ("backup failed", at, b.error.clone().unwrap_or_default())
+        } else if b.verification_ok == Some(false) {
+            (
+                "verification failed",
+                time(b.verified_at.as_deref()),
+                String::new(),
+            )
+        } else {
+            continue;
+        };
+        let Some(at) = at.filter(|t| t.millis() >= since) else {
+            continue;
+        };
+        out.push(FailureRow {
+            workspace: ws.to_owned(),
+            href: format!(
+                "/ui/database/{}/{}",
+                query_escape(ws),
+                query_escape(&b.database)
+            ),
+            database: b.database.clone(),
+            what,
+            when: ago(now, at),
+            error,
+            at: at.millis(),
+        });
+    }
+    out
 }
 
 async fn gather(app: &AppState, viewer: &Viewer) -> Result<OverviewBody, UiError> {
@@ -194,11 +270,15 @@ async fn gather(app: &AppState, viewer: &Viewer) -> Result<OverviewBody, UiError
     let mut locks = Vec::new();
     let mut changes = Vec::new();
     let mut databases_down = Vec::new();
-    for (l, c, d) in news {
+    let mut failures = Vec::new();
+    for (l, c, d, f) in news {
         locks.extend(l);
         changes.extend(c);
         databases_down.extend(d);
+        failures.extend(f);
     }
+    failures.sort_by_key(|f| std::cmp::Reverse(f.at));
+    failures.truncate(SECTION_ROWS);
     // Stale first, then the oldest: those are the ones someone must look at.
     locks.sort_by(|a, b| b.stale.cmp(&a.stale).then(b.age_millis.cmp(&a.age_millis)));
     let more_locks = locks.len().saturating_sub(SECTION_ROWS);
@@ -210,6 +290,7 @@ async fn gather(app: &AppState, viewer: &Viewer) -> Result<OverviewBody, UiError
         more_locks,
         changes,
         databases_down,
+        failures,
         workspaces: workspaces.len(),
         as_of: utc(now),
     })
