@@ -220,6 +220,33 @@ async fn password_sign_in_can_be_turned_off() {
     off.sso_login(&identity("grace", &[]), &GroupMapping::default(), None)
         .await
         .unwrap();
+    // The first-run setup stays open to instance admins only (the way in before the
+    // provider works), and signs them in.
+    let op = Principal::local_operator();
+    s.services
+        .create_user(&op, "boot", None, true)
+        .await
+        .unwrap();
+    s.services
+        .create_user(&op, "plain", None, false)
+        .await
+        .unwrap();
+    let boot_token = s.user_token("boot", None, None).await;
+    let plain_token = s.user_token("plain", None, None).await;
+    let err = off
+        .set_first_password(&plain_token, "a new password here", None)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, Error::Forbidden(m) if m.contains("instance admins")),
+        "{err}"
+    );
+    let logged_in = off
+        .set_first_password(&boot_token, "a new password here", None)
+        .await
+        .unwrap();
+    assert_eq!(logged_in.user.name, "boot");
     // And with it on, the same password works.
     s.services
         .login("frank", common::PASSWORD, None)
