@@ -135,7 +135,8 @@ start_postgres() {
 # ---- storage servers for the backup target tests (scripts/test-servers.sh) -------------------
 
 # S3 (moto), FTP (pyftpdlib), WebDAV (wsgidav), set-up clients and the OpenAPI validator
-# (openapi-spec-validator) in .tools/venv; Azure Blob (Azurite) in .tools/npm. sshd comes from
+# (openapi-spec-validator) in .tools/venv; Azure Blob (Azurite) and the OpenID Connect provider of
+# the single sign-on tests (oidc-provider, run by scripts/oidc-provider.mjs) in .tools/npm. sshd comes from
 # APT_PACKAGES (openssh-server).
 TEST_SERVER_PIP_PACKAGES=(
     'moto[server]==5.2.5'
@@ -146,7 +147,7 @@ TEST_SERVER_PIP_PACKAGES=(
     azure-storage-blob==12.31.1
     openapi-spec-validator==0.9.0
 )
-TEST_SERVER_NPM_PACKAGES=(azurite@3.35.0)
+TEST_SERVER_NPM_PACKAGES=(azurite@3.35.0 oidc-provider@9.13.3)
 
 install_test_server_tools() {
     local venv="$TOOLS_DIR/venv"
@@ -155,7 +156,8 @@ install_test_server_tools() {
         echo "installing into $venv: ${TEST_SERVER_PIP_PACKAGES[*]}"
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${TEST_SERVER_PIP_PACKAGES[@]}"
     fi
-    if [ ! -x "$TOOLS_DIR/npm/node_modules/.bin/azurite-blob" ]; then
+    if [ ! -x "$TOOLS_DIR/npm/node_modules/.bin/azurite-blob" ] \
+        || [ ! -f "$TOOLS_DIR/npm/node_modules/oidc-provider/package.json" ]; then
         echo "installing into $TOOLS_DIR/npm: ${TEST_SERVER_NPM_PACKAGES[*]}"
         npm install --prefix "$TOOLS_DIR/npm" --no-audit --no-fund --silent "${TEST_SERVER_NPM_PACKAGES[@]}"
     fi

@@ -127,6 +127,9 @@ pub struct AuthSettings {
     pub session_lifetime_millis: i64,
     /// Mark the session cookie `Secure` (browsers send it over HTTPS only).
     pub cookie_secure: bool,
+    /// Users may sign in with a password (`oidc.local_login`; off: single sign-on only, and
+    /// tokens).
+    pub password_login: bool,
 }
 
 impl Default for AuthSettings {
@@ -135,6 +138,7 @@ impl Default for AuthSettings {
             session_idle_millis: 8 * 3_600_000,
             session_lifetime_millis: 7 * 86_400_000,
             cookie_secure: true,
+            password_login: true,
         }
     }
 }

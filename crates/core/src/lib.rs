@@ -20,6 +20,7 @@ pub mod rules;
 pub mod sealed;
 pub mod search;
 pub mod service;
+pub mod sso;
 pub mod statefile;
 pub mod store;
 pub mod tfstate;

@@ -8,6 +8,7 @@ mod keys;
 mod lock_info;
 mod locks;
 mod sessions;
+mod sso;
 mod state_body;
 mod states;
 mod tokens;
@@ -21,6 +22,7 @@ pub use self::accounts::{NewToken as TokenRequest, TokenInfo, TokenOwner, UserCh
 pub use self::journal::MAX_PAGE as MAX_AUDIT_PAGE;
 pub use self::sessions::{
     LOGIN_WINDOW_MILLIS, LoggedIn, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP,
+    PASSWORD_LOGIN_OFF,
 };
 pub use self::webhooks::{WebhookChange, WebhookSpec};
 

@@ -7,6 +7,7 @@ mod body;
 mod connections;
 mod health;
 pub mod maintenance;
+pub mod oidc;
 mod tf_http;
 mod timeouts;
 pub mod ui;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub backups: statehouse_backup::service::BackupService,
     /// Bodies larger than this are refused with 413.
     pub max_state_bytes: usize,
+    /// Single sign-on for the web UI (`[oidc]`), when configured.
+    pub oidc: Option<Arc<oidc::OidcLogin>>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -288,6 +288,7 @@ impl Client {
             services: services.clone(),
             backups: backups.clone(),
             max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
+            oidc: None,
         });
         Ok(Client {
             transport: Transport::Local {

@@ -1,6 +1,7 @@
 //! Configuration: defaults → TOML file (`--config` / `STATEHOUSE_CONFIG`) → environment
 //! (`STATEHOUSE_*`, nested keys with `__`, e.g. `STATEHOUSE_POSTGRES__POOL_MAX`).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,6 +10,7 @@ use anyhow::{Context, Result};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use statehouse_core::access::Role;
 use statehouse_core::accounts::AuthSettings;
 use statehouse_outbound::{OutboundConfig, OutboundPolicy, StoreLocation};
 use statehouse_server::{ConnectionLimits, Timeouts};
@@ -41,6 +43,84 @@ pub struct Config {
     pub self_backup: SelfBackupConfig,
     /// Where webhooks, notifiers, storage targets and databases of workspaces may connect.
     pub outbound: OutboundConfig,
+    /// Single sign-on for the web UI (OpenID Connect).
+    pub oidc: OidcConfig,
+}
+
+/// Single sign-on with an OpenID Connect provider (authorization code with PKCE). On when
+/// `issuer_url` is set.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OidcConfig {
+    /// The provider's issuer URL (discovery at `<issuer>/.well-known/openid-configuration`).
+    pub issuer_url: Option<String>,
+    pub client_id: Option<String>,
+    /// `sealed:…` (from `statehouse oidc seal-secret`), or the plain secret (warned about);
+    /// none for a public client.
+    pub client_secret: Option<String>,
+    pub scopes: Vec<String>,
+    /// The claim whose value is the statehouse user name.
+    pub username_claim: String,
+    /// The claim listing the user's groups.
+    pub groups_claim: String,
+    /// Members of any of these groups are instance admins (empty: the flag is managed by hand).
+    pub admin_groups: Vec<String>,
+    /// Group → workspace → role.
+    pub workspace_roles: BTreeMap<String, BTreeMap<String, Role>>,
+    /// statehouse's external base URL (the redirect URI is `<public_url>/ui/oidc/callback`).
+    pub public_url: Option<String>,
+    /// The sign-in button reads "Sign in with <button_label>".
+    pub button_label: String,
+    /// Password sign-in stays available (false: single sign-on and tokens only).
+    pub local_login: bool,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        OidcConfig {
+            issuer_url: None,
+            client_id: None,
+            client_secret: None,
+            scopes: ["openid", "profile", "email", "groups"]
+                .map(str::to_owned)
+                .to_vec(),
+            username_claim: "preferred_username".into(),
+            groups_claim: "groups".into(),
+            admin_groups: Vec::new(),
+            workspace_roles: BTreeMap::new(),
+            public_url: None,
+            button_label: "single sign-on".into(),
+            local_login: true,
+        }
+    }
+}
+
+impl OidcConfig {
+    /// Whether single sign-on is configured.
+    pub fn enabled(&self) -> bool {
+        self.issuer_url
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty())
+    }
+}
+
+/// Never shows the client secret.
+impl fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer_url", &self.issuer_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "***"))
+            .field("scopes", &self.scopes)
+            .field("username_claim", &self.username_claim)
+            .field("groups_claim", &self.groups_claim)
+            .field("admin_groups", &self.admin_groups)
+            .field("workspace_roles", &self.workspace_roles)
+            .field("public_url", &self.public_url)
+            .field("button_label", &self.button_label)
+            .field("local_login", &self.local_login)
+            .finish()
+    }
 }
 
 /// The built-in schedule that backs up statehouse's own store (restore with
@@ -159,6 +239,7 @@ impl AuthConfig {
     pub fn settings(&self) -> Result<AuthSettings> {
         let millis = |d: &HumanDuration| i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX);
         let settings = AuthSettings {
+            password_login: true,
             cookie_secure: self.cookie_secure,
             session_idle_millis: millis(&self.session_idle),
             session_lifetime_millis: millis(&self.session_lifetime),
@@ -202,6 +283,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             self_backup: SelfBackupConfig::default(),
             outbound: OutboundConfig::default(),
+            oidc: OidcConfig::default(),
         }
     }
 }
@@ -269,6 +351,20 @@ impl Config {
             .database_url
             .as_deref()
             .map(|url| absolute_sqlite_url(url, cwd));
+    }
+
+    /// Session settings (`auth.*`) with password sign-in as `oidc.local_login` says. Turning
+    /// password sign-in off without single sign-on is refused: nobody could sign in.
+    pub fn auth_settings(&self) -> Result<AuthSettings> {
+        let mut settings = self.auth.settings()?;
+        if !self.oidc.local_login && !self.oidc.enabled() {
+            anyhow::bail!(
+                "oidc.local_login = false needs single sign-on (oidc.issuer_url): nobody could sign in to the web UI \
+                 (STATEHOUSE_OIDC__LOCAL_LOGIN, STATEHOUSE_OIDC__ISSUER_URL)"
+            );
+        }
+        settings.password_login = self.oidc.local_login;
+        Ok(settings)
     }
 
     pub fn master_key_path(&self) -> PathBuf {
@@ -340,6 +436,7 @@ impl fmt::Debug for Config {
             )
             .field("master_key_file", &self.master_key_path())
             .field("max_state_bytes", &self.max_state_bytes)
+            .field("oidc", &self.oidc)
             .finish_non_exhaustive()
     }
 }
@@ -471,6 +568,60 @@ mod tests {
                 c.auth.settings().is_err(),
                 "sub-minute sessions are refused"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn the_oidc_section_has_defaults_a_mapping_env_and_checks() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::load(None).unwrap();
+            assert!(!c.oidc.enabled());
+            assert!(c.oidc.local_login);
+            assert_eq!(c.oidc.scopes, ["openid", "profile", "email", "groups"]);
+            assert_eq!(c.oidc.username_claim, "preferred_username");
+            assert!(c.auth_settings().unwrap().password_login);
+            jail.create_file(
+                "c.toml",
+                r#"
+[oidc]
+issuer_url = "https://idp.example/realms/x"
+client_id = "statehouse"
+client_secret = "plain-secret-value"
+public_url = "https://sh.example"
+admin_groups = ["ops"]
+local_login = false
+
+[oidc.workspace_roles.platform]
+default = "editor"
+infra = "viewer"
+"#,
+            )?;
+            let c = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert!(c.oidc.enabled());
+            assert_eq!(c.oidc.workspace_roles["platform"]["infra"], Role::Viewer);
+            assert!(!c.auth_settings().unwrap().password_login);
+            let debug = format!("{c:?}");
+            assert!(!debug.contains("plain-secret-value"), "{debug}");
+            jail.set_env("STATEHOUSE_OIDC__ADMIN_GROUPS", "[a, b]");
+            jail.set_env("STATEHOUSE_OIDC__CLIENT_SECRET", "sealed:x.y");
+            let c = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert_eq!(c.oidc.admin_groups, ["a", "b"]);
+            assert_eq!(c.oidc.client_secret.as_deref(), Some("sealed:x.y"));
+            // A typo inside the section, and a role that is none, are refused.
+            jail.create_file("bad.toml", "[oidc]\nissuer = \"https://x\"\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml"))).is_err());
+            jail.create_file(
+                "role.toml",
+                "[oidc.workspace_roles.g]\ndefault = \"owner\"\n",
+            )?;
+            assert!(Config::load(Some(Path::new("role.toml"))).is_err());
+            // Password login off without single sign-on would lock everyone out.
+            jail.clear_env();
+            jail.set_env("STATEHOUSE_OIDC__LOCAL_LOGIN", "false");
+            let c = Config::load(None).unwrap();
+            assert!(c.auth_settings().is_err());
             Ok(())
         });
     }

@@ -145,7 +145,7 @@ pub async fn open(config: &Config, access: Access) -> Result<Instance> {
     }
     let cipher = Cipher::from_file(key_file.clone())?;
     let services = Services::new(store, Arc::new(cipher), Arc::new(SystemClock))
-        .with_auth_settings(config.auth.settings()?);
+        .with_auth_settings(config.auth_settings()?);
     services.verify_master_keys().await?;
     services.ensure_default_workspace().await?;
     Ok(Instance {

@@ -48,6 +48,7 @@ mod import;
 mod instance;
 mod logging;
 mod notifiers;
+mod oidc;
 mod open_files;
 mod output;
 mod progress;
@@ -145,6 +146,9 @@ enum Command {
     /// List, export or verify the tamper-evident audit log (local or --server).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// [local only] Single sign-on: seal the OIDC client secret under the master key.
+    #[command(subcommand)]
+    Oidc(oidc::OidcCommand),
     /// [local only] Import states from another backend.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -345,6 +349,10 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
             remote
                 .api(&config, async |client| notifiers::run(client, cmd).await)
                 .await
+        }
+        Command::Oidc(cmd) => {
+            remote.local_only("oidc")?;
+            oidc::run(&config, cmd).await
         }
         Command::Import(ImportCommand::TfPg(args)) => {
             remote.local_only("import")?;

@@ -18,6 +18,8 @@ pub async fn run(config: Config) -> Result<()> {
         crate::open_files::fit(config.http.limits()?, crate::open_files::raise_soft_limit());
     let instance = instance::open(&config, instance::Access::CreateIfMissing).await?;
     let services = instance.services.clone();
+    // Before the one-time admin token is shown: a bad [oidc] section stops the start first.
+    let oidc = crate::oidc::login(&config, &services)?;
     if instance.key_created {
         say(format_args!(
             "created master key file {} — back it up now, separately from the database: without it no state can be read",
@@ -56,6 +58,7 @@ pub async fn run(config: Config) -> Result<()> {
         services: services.clone(),
         backups: backups.clone(),
         max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
+        oidc,
     });
     // Audit entries a previous run committed but did not seal (killed) go into the chain now.
     services.flush_journal().await;

@@ -321,7 +321,7 @@ fn read_password(prompt: bool) -> Result<String> {
 }
 
 /// Reads a line from the terminal with echo off (`stty -echo`), restoring it afterwards.
-fn read_hidden(prompt: &str) -> Result<String> {
+pub(crate) fn read_hidden(prompt: &str) -> Result<String> {
     errprint!("{prompt}");
     std::io::stderr().flush().ok();
     let stty = |arg: &str| {

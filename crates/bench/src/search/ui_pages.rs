@@ -117,6 +117,7 @@ pub async fn measure(
         services: services.clone(),
         backups,
         max_state_bytes: 64 << 20,
+        oidc: None,
     });
 
     let pages: Vec<(&'static str, String, Option<String>)> = vec![

@@ -59,6 +59,18 @@ impl MasterKey {
         Ok(Zeroizing::new(hex::encode(mac.finalize().into_bytes())))
     }
 
+    /// A 256-bit key for one purpose (sealing a configuration secret, a login cookie), derived
+    /// from this key with HMAC-SHA256 under its own label, so it reveals nothing about the key
+    /// and differs from every [`MasterKey::derived_secret`].
+    pub fn derived_key(&self, purpose: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, Error> {
+        let mut mac = self.mac()?;
+        mac.update(b"statehouse/derived-key/v1/");
+        mac.update(purpose.as_bytes());
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        key.copy_from_slice(&mac.finalize().into_bytes());
+        Ok(key)
+    }
+
     /// The value the store records for this key's id (HMAC-SHA256 of a fixed label and the
     /// id): a key file whose key under that id was damaged or replaced no longer matches it.
     /// It reveals nothing about the key.

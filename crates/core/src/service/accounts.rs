@@ -223,7 +223,7 @@ impl Services {
     }
 
     /// Refuses a change that would leave no enabled instance admin user.
-    async fn ensure_another_instance_admin(&self, user: &User) -> Result<()> {
+    pub(super) async fn ensure_another_instance_admin(&self, user: &User) -> Result<()> {
         let others = self
             .store
             .list_users()

@@ -8,6 +8,7 @@ use crate::accounts::{Session, SessionSecret, User, parse_user_name, verify_pass
 use crate::audit::AuditRecord;
 use crate::printable::{escaped, refuse_control};
 use crate::{Error, Result};
+use serde_json::json;
 
 /// Failed logins are counted over this window, per account name and per source address.
 pub const LOGIN_WINDOW_MILLIS: i64 = 15 * 60_000;
@@ -20,6 +21,10 @@ const SESSION_TOUCH_MILLIS: i64 = 60_000;
 
 /// One message for every failed login, so it never tells whether the account exists.
 const LOGIN_FAILED: &str = "wrong user name or password";
+
+/// The refusal of a password login when only single sign-on is allowed.
+pub const PASSWORD_LOGIN_OFF: &str = "signing in with a password is turned off on this server \
+     (oidc.local_login = false): sign in with single sign-on, or use an API token";
 
 /// A successful login: the session cookie's secret and what the client is told. (No `Debug`:
 /// it carries the session's secrets.)
@@ -155,6 +160,17 @@ impl Services {
             }
         };
         self.store.clear_login_failures(&account_key).await?;
+        self.open_session(user, source_ip).await
+    }
+
+    /// Opens a session for a user whose identity was just proven (a password, a first-run
+    /// token, or single sign-on), ending expired sessions on the way.
+    pub(super) async fn open_session(
+        &self,
+        user: User,
+        source_ip: Option<&str>,
+    ) -> Result<LoggedIn> {
+        let now = self.now();
         let idle_since = now.plus_millis(-self.auth.session_idle_millis);
         self.store.delete_expired_sessions(now, idle_since).await?;
         let secret = SessionSecret::generate();
@@ -222,15 +238,29 @@ impl Services {
 
 impl Services {
     /// Checks a user name and password and opens a session (see the unaudited variant for the
-    /// rules). Audited as `login.succeeded` or `login.failed` with the name tried and the
-    /// client's address; never the password.
+    /// rules). Audited as `login.succeeded` or `login.failed` with the name tried, the method
+    /// (`password`) and the client's address; never the password. Refused with 403 when
+    /// password sign-in is turned off (`oidc.local_login = false`).
     pub async fn login(
         &self,
         name: &str,
         password: &str,
         source_ip: Option<&str>,
     ) -> Result<LoggedIn> {
-        let result = self.login_unaudited(name, password, source_ip).await;
+        let result = if self.auth.password_login {
+            self.login_unaudited(name, password, source_ip).await
+        } else {
+            Err(Error::Forbidden(PASSWORD_LOGIN_OFF.into()))
+        };
+        self.audit_password_login(name, source_ip, result).await
+    }
+
+    async fn audit_password_login(
+        &self,
+        name: &str,
+        source_ip: Option<&str>,
+        result: Result<LoggedIn>,
+    ) -> Result<LoggedIn> {
         let source_ip = source_ip.map(str::to_owned);
         // The name exactly as tried, control characters included: the journal stores any text,
         // and the CLI shows it escaped.
@@ -238,13 +268,15 @@ impl Services {
             Ok(_) => {
                 let record = AuditRecord::new(self.now(), name.trim(), "login.succeeded")
                     .source_ip(source_ip)
-                    .target(name.trim());
+                    .target(name.trim())
+                    .detail(json!({"method": "password"}));
                 self.record(record).await?;
             }
             Err(e) => {
                 let record = AuditRecord::new(self.now(), name.trim(), "login.failed")
                     .source_ip(source_ip)
                     .target(name.trim())
+                    .detail(json!({"method": "password"}))
                     .refused_by(e);
                 self.record_later(record).await;
             }
@@ -278,6 +310,11 @@ impl Services {
             return Err(refuse());
         }
         let user = self.caller_user(&who).await?.ok_or_else(refuse)?;
+        if !self.auth.password_login && !user.instance_admin {
+            return Err(Error::Forbidden(format!(
+                "{PASSWORD_LOGIN_OFF}; the first-run setup is kept for instance admins only"
+            )));
+        }
         if user.has_password() {
             return Err(Error::Conflict(format!(
                 "user {:?} already has a password: sign in with it (an admin can reset it with \
@@ -291,6 +328,10 @@ impl Services {
             disabled: None,
         };
         self.update_user(&who, &user.name, change).await?;
-        self.login(&user.name, password, source_ip).await
+        // Also when password sign-in is off: the first-run setup is the instance admin's way
+        // in (its password then serves only if local login is turned back on).
+        let result = self.login_unaudited(&user.name, password, source_ip).await;
+        self.audit_password_login(&user.name, source_ip, result)
+            .await
     }
 }

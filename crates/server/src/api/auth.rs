@@ -39,6 +39,7 @@ pub struct LoginView {
 /// Logs in with a user name and password: sets the `statehouse_session` cookie (HttpOnly,
 /// SameSite=Strict, Secure unless configured otherwise) and returns the CSRF token. Failed
 /// logins are limited per account and per client address (then 429 with `Retry-After`).
+/// Refused with 403 when password sign-in is turned off (`oidc.local_login = false`).
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     security(()),
     responses((status = 200, body = LoginView,

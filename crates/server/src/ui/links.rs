@@ -50,6 +50,15 @@ pub fn states_of(ws: &str) -> String {
     format!("/ui/states?ws={}", query_escape(ws))
 }
 
+/// Single sign-on's start, back to `next` once signed in.
+pub fn oidc_start(next: &str) -> String {
+    if next == "/" {
+        "/ui/oidc/start".to_owned()
+    } else {
+        format!("/ui/oidc/start?next={}", query_escape(next))
+    }
+}
+
 /// A user's page.
 pub fn user_page(name: &str) -> String {
     format!("/ui/users/{}", query_escape(name))

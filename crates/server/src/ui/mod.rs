@@ -14,6 +14,7 @@ mod format;
 mod links;
 mod listing;
 mod members;
+mod oidc;
 mod overview;
 mod page;
 mod resources;
@@ -53,6 +54,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/login", get(sign_in::login_page).post(sign_in::login))
         .route("/ui/logout", post(sign_in::logout))
         .route("/ui/setup", get(sign_in::setup_page).post(sign_in::setup))
+        .route("/ui/oidc/start", get(oidc::start))
+        .route("/ui/oidc/callback", get(oidc::callback))
         .route("/ui/theme", post(sign_in::choose_theme))
         .route("/ui/assets/{file}", get(assets::serve))
         .route("/ui/states", get(states::list))

@@ -27,6 +27,47 @@ struct LoginPage {
     /// The session cookie is `Secure`: the page warns when the browser is not in a secure
     /// context (plain HTTP to a non-local host), where it would drop the cookie.
     secure_cookie: bool,
+    /// "Sign in with <label>" (single sign-on); empty when it is not configured.
+    sso_label: String,
+    /// `/ui/oidc/start?next=…`
+    sso_href: String,
+    /// The password form is shown (`oidc.local_login`).
+    password_login: bool,
+}
+
+impl LoginPage {
+    fn new(app: &AppState, theme: Theme, uri: &Uri, next: String) -> LoginPage {
+        let sso_label = app
+            .oidc
+            .as_ref()
+            .map(|o| o.settings.button_label.clone())
+            .unwrap_or_default();
+        LoginPage {
+            chrome: Chrome::public(theme, "Sign in", uri),
+            sso_href: super::links::oidc_start(&next),
+            next,
+            name: String::new(),
+            error: String::new(),
+            notice: String::new(),
+            secure_cookie: app.services.auth_settings().cookie_secure,
+            sso_label,
+            password_login: app.services.auth_settings().password_login,
+        }
+    }
+}
+
+/// The sign-in page showing a refusal (a failed single sign-on) with `status`.
+pub(super) fn refused_sign_in(
+    app: &AppState,
+    theme: Theme,
+    uri: &Uri,
+    next: &str,
+    e: Error,
+) -> Response {
+    let status = crate::wire::status_of(&e);
+    let mut page = LoginPage::new(app, theme, uri, next_or_home(Some(next)));
+    page.error = refusal_text(e);
+    render(status, &page)
 }
 
 #[derive(Deserialize)]
@@ -52,18 +93,10 @@ pub async fn login_page(
     {
         return Redirect::to(&next).into_response();
     }
-    let page = LoginPage {
-        chrome: Chrome::public(Theme::of(&headers), "Sign in", &uri),
-        next,
-        name: String::new(),
-        error: String::new(),
-        notice: if q.signed_out.is_some() {
-            "You are signed out.".into()
-        } else {
-            String::new()
-        },
-        secure_cookie: app.services.auth_settings().cookie_secure,
-    };
+    let mut page = LoginPage::new(&app, Theme::of(&headers), &uri, next);
+    if q.signed_out.is_some() {
+        page.notice = "You are signed out.".into();
+    }
     render(StatusCode::OK, &page)
 }
 
@@ -97,14 +130,9 @@ pub async fn login(
         Err(e) => {
             let status = crate::wire::status_of(&e);
             let retry_after = crate::wire::retry_after_of(&e);
-            let page = LoginPage {
-                chrome: Chrome::public(theme, "Sign in", &uri),
-                next,
-                name: form.name,
-                error: refusal_text(e),
-                notice: String::new(),
-                secure_cookie: app.services.auth_settings().cookie_secure,
-            };
+            let mut page = LoginPage::new(&app, theme, &uri, next);
+            page.name = form.name;
+            page.error = refusal_text(e);
             let mut response = render(status, &page);
             if let Some(secs) = retry_after {
                 response
@@ -128,25 +156,30 @@ fn refusal_text(e: Error) -> String {
 }
 
 /// The session cookie of a new login, and on to `next`.
-fn signed_in(app: &AppState, logged_in: &LoggedIn, next: &str) -> Response {
-    let settings = app.services.auth_settings();
-    let max_age = (logged_in.session.expires_at.millis() - app.services.now().millis()) / 1_000;
-    let mut response = Redirect::to(next).into_response();
-    match session_cookie_header(
-        Some(logged_in.secret.expose()),
-        max_age,
-        settings.cookie_secure,
-    ) {
-        Some(cookie) => {
+pub(super) fn signed_in(app: &AppState, logged_in: &LoggedIn, next: &str) -> Response {
+    match new_session_cookie(app, logged_in) {
+        Ok(cookie) => {
+            let mut response = Redirect::to(next).into_response();
             response.headers_mut().insert(header::SET_COOKIE, cookie);
             response
         }
-        None => UiError::new(
-            Error::Internal("session cookie is not a valid header".into()),
-            Theme::System,
-        )
-        .into_response(),
+        Err(e) => UiError::new(e, Theme::System).into_response(),
     }
+}
+
+/// `Set-Cookie` for the session of a new login.
+pub(super) fn new_session_cookie(
+    app: &AppState,
+    logged_in: &LoggedIn,
+) -> Result<HeaderValue, Error> {
+    let settings = app.services.auth_settings();
+    let max_age = (logged_in.session.expires_at.millis() - app.services.now().millis()) / 1_000;
+    session_cookie_header(
+        Some(logged_in.secret.expose()),
+        max_age,
+        settings.cookie_secure,
+    )
+    .ok_or_else(|| Error::Internal("session cookie is not a valid header".into()))
 }
 
 /// `POST /ui/logout`: ends the session (CSRF-checked like every form) and removes the cookie.
@@ -248,9 +281,11 @@ pub async fn choose_theme(PublicForm(form, _): PublicForm<ThemeForm>) -> Respons
 }
 
 /// Where to go after signing in: a local path, else the overview.
-fn next_or_home(next: Option<&str>) -> String {
+pub(super) fn next_or_home(next: Option<&str>) -> String {
     next.and_then(safe_local_path)
-        .filter(|p| !p.starts_with("/ui/login") && !p.starts_with("/ui/setup"))
+        .filter(|p| {
+            !p.starts_with("/ui/login") && !p.starts_with("/ui/setup") && !p.starts_with("/ui/oidc")
+        })
         .unwrap_or("/")
         .to_owned()
 }

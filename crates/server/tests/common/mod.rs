@@ -116,6 +116,7 @@ impl TestServer {
             services: services.clone(),
             backups: backups.clone(),
             max_state_bytes,
+            oidc: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
