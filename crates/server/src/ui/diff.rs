@@ -155,6 +155,36 @@ struct DiffPage {
     current: i64,
 }
 
+impl DiffPage {
+    /// The comparison of versions `from` and `to`; with `rollback_from` (the current version),
+    /// the confirmation of a rollback to `to`.
+    fn new(
+        viewer: &Viewer,
+        uri: &Uri,
+        ws: &str,
+        name: &str,
+        title: String,
+        (from, to, diff): (i64, i64, &StateDiff),
+        rollback_from: Option<i64>,
+    ) -> DiffPage {
+        let view = DiffView::of(diff);
+        DiffPage {
+            chrome: Chrome::signed_in(viewer, title, uri, Section::States),
+            workspace: ws.to_owned(),
+            name: name.to_owned(),
+            state_href: state_page(ws, name),
+            from,
+            to,
+            no_changes: view.is_empty(),
+            diff: view,
+            rollback_action: rollback_from
+                .map_or_else(String::new, |_| state_action("rollback", ws, name)),
+            csrf: viewer.csrf.clone(),
+            current: rollback_from.unwrap_or(0),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct DiffQuery {
     from: Option<i64>,
@@ -174,26 +204,15 @@ pub async fn show(
         .diff_versions(&viewer.who, &ws, &name, q.from, q.to)
         .await
         .or_page(&viewer)?;
-    let view = DiffView::of(&diff);
-    let page_data = DiffPage {
-        chrome: Chrome::signed_in(
-            &viewer,
-            format!("{name}: version {from} → {to}"),
-            &uri,
-            Section::States,
-        ),
-        workspace: ws.clone(),
-        name: name.clone(),
-        state_href: state_page(&ws, &name),
-        from,
-        to,
-        no_changes: view.is_empty(),
-        diff: view,
-        rollback_action: String::new(),
-        csrf: viewer.csrf.clone(),
-        current: 0,
-    };
-    page(&page_data)
+    page(&DiffPage::new(
+        &viewer,
+        &uri,
+        &ws,
+        &name,
+        format!("{name}: version {from} → {to}"),
+        (from, to, &diff),
+        None,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,26 +249,15 @@ pub async fn confirm_rollback(
         .diff_versions(&viewer.who, &ws, &name, Some(current), Some(q.version))
         .await
         .or_page(&viewer)?;
-    let view = DiffView::of(&diff);
-    let page_data = DiffPage {
-        chrome: Chrome::signed_in(
-            &viewer,
-            format!("Roll back {name} to version {to}?"),
-            &uri,
-            Section::States,
-        ),
-        workspace: ws.clone(),
-        name: name.clone(),
-        state_href: state_page(&ws, &name),
-        from,
-        to,
-        no_changes: view.is_empty(),
-        diff: view,
-        rollback_action: state_action("rollback", &ws, &name),
-        csrf: viewer.csrf.clone(),
-        current,
-    };
-    page(&page_data)
+    page(&DiffPage::new(
+        &viewer,
+        &uri,
+        &ws,
+        &name,
+        format!("Roll back {name} to version {to}?"),
+        (from, to, &diff),
+        Some(current),
+    ))
 }
 
 #[derive(Deserialize)]
