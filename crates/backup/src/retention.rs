@@ -3,8 +3,6 @@
 //! months, years that have one), then cap the total size. A backup survives if any rule keeps
 //! it; the size cap then removes the oldest survivors. The newest backup is never deleted.
 
-use std::collections::HashSet;
-
 use chrono::Datelike;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -111,43 +109,52 @@ impl RetentionPolicy {
 
     /// What to delete at `now` and why, newest first; calendar buckets are taken in `tz`.
     pub fn plan_deletions(&self, backups: &[Kept], now: Timestamp, tz: Tz) -> Vec<Deletion> {
-        if self.is_empty() || backups.is_empty() {
-            return Vec::new();
-        }
+        self.verdicts(backups, now, tz)
+            .into_iter()
+            .filter_map(|v| {
+                v.deleted_because
+                    .map(|reason| Deletion { id: v.id, reason })
+            })
+            .collect()
+    }
+
+    /// Every backup with the rules that keep it, or why it would go, newest first: what a
+    /// policy would do to the backups that exist (the preview before saving it).
+    pub fn verdicts(&self, backups: &[Kept], now: Timestamp, tz: Tz) -> Vec<Verdict> {
         let mut newest_first: Vec<&Kept> = backups.iter().collect();
         newest_first.sort_by(|a, b| {
             b.finished_at
                 .cmp(&a.finished_at)
                 .then_with(|| b.id.cmp(&a.id))
         });
-
-        let mut keep: HashSet<&str> = HashSet::new();
+        let mut kept_by: Vec<Vec<&'static str>> = vec![Vec::new(); newest_first.len()];
         if self.keeps_by_rule() {
             if let Some(n) = self.keep_last {
-                keep.extend(newest_first.iter().take(n as usize).map(|b| b.id.as_str()));
+                for rules in kept_by.iter_mut().take(n as usize) {
+                    rules.push("keep-last");
+                }
             }
             if let Some(days) = self.keep_days {
                 let cutoff = now.plus_millis(-i64::from(days) * 86_400_000);
-                keep.extend(
-                    newest_first
-                        .iter()
-                        .filter(|b| b.finished_at >= cutoff)
-                        .map(|b| b.id.as_str()),
-                );
+                for (b, rules) in newest_first.iter().zip(kept_by.iter_mut()) {
+                    if b.finished_at >= cutoff {
+                        rules.push("keep-days");
+                    }
+                }
             }
-            let buckets: [(Option<u32>, BucketOf); 4] = [
-                (self.keep_daily, |t| (t.year(), t.ordinal())),
-                (self.keep_weekly, |t| {
+            let buckets: [(&'static str, Option<u32>, BucketOf); 4] = [
+                ("keep-daily", self.keep_daily, |t| (t.year(), t.ordinal())),
+                ("keep-weekly", self.keep_weekly, |t| {
                     let w = t.iso_week();
                     (w.year(), w.week())
                 }),
-                (self.keep_monthly, |t| (t.year(), t.month())),
-                (self.keep_yearly, |t| (t.year(), 0)),
+                ("keep-monthly", self.keep_monthly, |t| (t.year(), t.month())),
+                ("keep-yearly", self.keep_yearly, |t| (t.year(), 0)),
             ];
-            for (count, bucket_of) in buckets {
+            for (rule, count, bucket_of) in buckets {
                 let Some(count) = count else { continue };
                 let mut seen = Vec::new();
-                for b in &newest_first {
+                for (b, rules) in newest_first.iter().zip(kept_by.iter_mut()) {
                     if seen.len() >= count as usize {
                         break;
                     }
@@ -157,61 +164,102 @@ impl RetentionPolicy {
                     let bucket = bucket_of(&local);
                     if !seen.contains(&bucket) {
                         seen.push(bucket);
-                        keep.insert(b.id.as_str());
+                        rules.push(rule);
                     }
                 }
             }
         } else {
-            keep.extend(newest_first.iter().map(|b| b.id.as_str()));
-        }
-        if let Some(newest) = newest_first.first() {
-            keep.insert(newest.id.as_str());
-        }
-
-        let not_kept = if self.keeps_by_rule() {
-            format!("retention: kept by no rule ({})", self.describe_rules())
-        } else {
-            String::new()
-        };
-        let mut over_cap: HashSet<&str> = HashSet::new();
-        if let Some(cap) = self.max_total_bytes {
-            let mut total: u64 = 0;
-            for (i, b) in newest_first.iter().enumerate() {
-                if !keep.contains(b.id.as_str()) {
-                    continue;
-                }
-                total = total.saturating_add(b.stored_bytes);
-                if total > cap && i > 0 {
-                    keep.remove(b.id.as_str());
-                    over_cap.insert(b.id.as_str());
-                }
+            for rules in &mut kept_by {
+                rules.push("no rule deletes");
             }
         }
+        if let Some(rules) = kept_by.first_mut()
+            && rules.is_empty()
+        {
+            rules.push("newest");
+        }
+
+        let not_kept = format!("retention: kept by no rule ({})", self.describe_rules());
         let cap_reason = self.max_total_bytes.map(|cap| {
             format!(
                 "retention: max-total-size {} (the newer backups kept take it up)",
                 crate::service::human_bytes(cap)
             )
         });
-
+        let mut total: u64 = 0;
         newest_first
             .iter()
-            .filter(|b| !keep.contains(b.id.as_str()))
-            .map(|b| Deletion {
-                id: b.id.clone(),
-                reason: match (&cap_reason, over_cap.contains(b.id.as_str())) {
-                    (Some(reason), true) => reason.clone(),
-                    _ => not_kept.clone(),
-                },
+            .zip(kept_by)
+            .enumerate()
+            .map(|(i, (b, rules))| {
+                let deleted_because = if rules.is_empty() {
+                    Some(not_kept.clone())
+                } else {
+                    total = total.saturating_add(b.stored_bytes);
+                    match (&cap_reason, self.max_total_bytes) {
+                        (Some(reason), Some(cap)) if total > cap && i > 0 => Some(reason.clone()),
+                        _ => None,
+                    }
+                };
+                Verdict {
+                    id: b.id.clone(),
+                    kept_by: if deleted_because.is_some() {
+                        Vec::new()
+                    } else {
+                        rules
+                    },
+                    deleted_because,
+                }
             })
             .collect()
     }
+}
+
+/// What a retention policy does to one backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub id: String,
+    /// The rules that keep it (`keep-last`, `keep-daily`, …; `newest` for the newest backup
+    /// no rule keeps); empty when it goes.
+    pub kept_by: Vec<&'static str>,
+    /// Why it goes, when it does.
+    pub deleted_because: Option<String>,
+}
+
+/// `50G`, `800M`, `1.5T`, `1024` (bytes) → bytes; binary units (`G` = GiB). The CLI's
+/// `--max-total-size` and the UI's retention form read sizes this way.
+pub fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let bad = || {
+        Error::BadRequest(format!(
+            "size {text:?} is not a size such as 50G, 800M or 1.5T (binary units)"
+        ))
+    };
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = number * (1u64 << shift) as f64;
+    if bytes.is_nan() || bytes < 1.0 || bytes >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use std::collections::HashSet;
 
     const DAY: i64 = 86_400_000;
 
@@ -440,5 +488,56 @@ mod tests {
         };
         assert!(zero.validate().is_err());
         assert!(RetentionPolicy::default().validate().is_ok());
+    }
+
+    #[test]
+    fn verdicts_name_the_rules_that_keep_each_backup() {
+        let backups = daily_backups(5);
+        let policy = RetentionPolicy {
+            keep_last: Some(2),
+            keep_weekly: Some(2),
+            max_total_bytes: Some(250),
+            ..Default::default()
+        };
+        let verdicts = policy.verdicts(&backups, at("2026-11-22T12:00:00Z"), Tz::UTC);
+        let summary: Vec<(String, Vec<&str>, bool)> = verdicts
+            .iter()
+            .map(|v| (v.id.clone(), v.kept_by.clone(), v.deleted_because.is_some()))
+            .collect();
+        // Newest first. The 22nd (a Sunday) ends ISO week 47; the 21st–18th are week 47 too,
+        // so keep-weekly's second week is not reached; the size cap (250 of 100-byte
+        // backups) then drops everything kept after the second.
+        assert_eq!(
+            summary,
+            vec![
+                ("2026-11-22".into(), vec!["keep-last", "keep-weekly"], false),
+                ("2026-11-21".into(), vec!["keep-last"], false),
+                ("2026-11-20".into(), vec![], true),
+                ("2026-11-19".into(), vec![], true),
+                ("2026-11-18".into(), vec![], true),
+            ]
+        );
+        assert!(
+            verdicts[2]
+                .deleted_because
+                .as_deref()
+                .unwrap()
+                .contains("kept by no rule")
+        );
+        let deletions = policy.plan_deletions(&backups, at("2026-11-22T12:00:00Z"), Tz::UTC);
+        assert_eq!(deletions.len(), 3, "plan_deletions agrees with verdicts");
+        let capped = RetentionPolicy {
+            max_total_bytes: Some(250),
+            ..Default::default()
+        };
+        let verdicts = capped.verdicts(&backups, at("2026-11-22T12:00:00Z"), Tz::UTC);
+        assert_eq!(verdicts[0].kept_by, vec!["no rule deletes"]);
+        assert!(
+            verdicts[2]
+                .deleted_because
+                .as_deref()
+                .unwrap()
+                .contains("max-total-size")
+        );
     }
 }

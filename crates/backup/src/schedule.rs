@@ -73,6 +73,23 @@ impl ScheduleSpec {
         Ok(Timestamp(next.with_timezone(&Utc).timestamp_millis()))
     }
 
+    /// The next `count` runs after `after`, each as a time and as the wall-clock text in the
+    /// schedule's time zone (`Mon 2026-12-07 02:30 CET`): what a form shows before saving.
+    pub fn next_runs(&self, after: Timestamp, count: usize) -> Result<Vec<(Timestamp, String)>> {
+        let tz = parse_timezone(&self.timezone)?;
+        let mut runs = Vec::with_capacity(count);
+        let mut from = after;
+        for _ in 0..count {
+            let next = self.next_after(from)?;
+            let local = in_zone(next, tz)
+                .map(|t| t.format("%a %Y-%m-%d %H:%M %Z").to_string())
+                .unwrap_or_else(|| next.to_rfc3339());
+            runs.push((next, local));
+            from = next;
+        }
+        Ok(runs)
+    }
+
     /// Validates the schedule (the same check `next_after` makes).
     pub fn validate(&self) -> Result<()> {
         parse_timezone(&self.timezone)?;
@@ -204,6 +221,11 @@ fn parse_month_day(text: &str) -> Result<String> {
 }
 
 /// Local calendar helpers for retention buckets.
+/// Every IANA time zone name a schedule may use (for a form's suggestions).
+pub fn timezone_names() -> impl Iterator<Item = &'static str> {
+    chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
+}
+
 pub(crate) fn in_zone(t: Timestamp, tz: Tz) -> Option<DateTime<Tz>> {
     tz.timestamp_millis_opt(t.millis()).single()
 }
@@ -262,6 +284,28 @@ mod tests {
             "UTC",
         );
         assert_eq!(cron.next_after(now).unwrap(), at("2026-11-22T10:20:00Z"));
+    }
+
+    #[test]
+    fn the_next_five_runs_read_in_the_schedules_zone() {
+        let daily = spec(Schedule::Daily { at: "02:30".into() }, "Europe/Berlin");
+        // Summer time ends on Sunday 2026-10-25, when 02:30 happens twice: the run takes the
+        // first (still summer time); the runs stay at 02:30 local.
+        let runs = daily.next_runs(at("2026-10-23T12:00:00Z"), 5).unwrap();
+        let texts: Vec<&str> = runs.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Sat 2026-10-24 02:30 CEST",
+                "Sun 2026-10-25 02:30 CEST",
+                "Mon 2026-10-26 02:30 CET",
+                "Tue 2026-10-27 02:30 CET",
+                "Wed 2026-10-28 02:30 CET",
+            ]
+        );
+        assert_eq!(runs[0].0, at("2026-10-24T00:30:00Z"));
+        assert_eq!(runs[1].0, at("2026-10-25T00:30:00Z"));
+        assert_eq!(runs[2].0, at("2026-10-26T01:30:00Z"));
     }
 
     #[test]

@@ -116,6 +116,12 @@ impl ConnectionSettings {
         }
     }
 
+    /// Whether `other` is the same server (host and port): a stored password may only go
+    /// where it went before.
+    pub fn same_server(&self, other: &ConnectionSettings) -> bool {
+        self.host == other.host && self.port == other.port
+    }
+
     /// `user@host:port/database`, for messages (never the password).
     pub fn display(&self) -> String {
         format!(

@@ -175,27 +175,7 @@ pub(crate) fn count_or_none(option: &str, text: &str) -> Result<Option<u32>> {
 
 /// `50G`, `800M`, `1.5T`, `1024` (bytes) → bytes; binary units (`G` = GiB).
 pub fn parse_size(text: &str) -> Result<u64> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let bad =
-        || anyhow::anyhow!("size {text:?} is not a size such as 50G, 800M or 1.5T (binary units)");
-    let number: f64 = number.parse().map_err(|_| bad())?;
-    let shift = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        "T" | "TB" | "TIB" => 40,
-        _ => return Err(bad()),
-    };
-    let bytes = number * (1u64 << shift) as f64;
-    if bytes.is_nan() || bytes < 1.0 || bytes >= u64::MAX as f64 {
-        return Err(bad());
-    }
-    Ok(bytes as u64)
+    statehouse_backup::retention::parse_size(text).map_err(|e| anyhow::anyhow!(e))
 }
 
 /// `a,b` and repeated options → one list.

@@ -40,11 +40,11 @@ fn back_up_now_and_verify_in_the_browser(store: Store) {
         "--set",
         &format!("path={}", target_dir.path().display()),
     ]);
-    server.cli(&["db", "add", "shop", "--url", &source.url, "--target", "nas"]);
-    server.cli(&["db", "check", "shop"]);
-
     let browser = Browser::start();
     sign_in(&browser, &server, "admin", ADMIN_PASSWORD);
+    browser.click("nav a[href='/ui/backups']");
+    browser.find("#no-databases");
+    add_database_in_the_form(&browser, &server, &source.url);
     browser.click("nav a[href='/ui/backups']");
     let listed = browser.find("#databases").text();
     assert!(
@@ -55,31 +55,7 @@ fn back_up_now_and_verify_in_the_browser(store: Store) {
     browser.wait_for_text("#database-name", "shop");
     browser.find("#no-backups");
 
-    browser.click("#backup-now");
-    browser.wait_for_text("#notice", "Backup queued");
-    // The history refreshes itself until the run has succeeded (no reload here).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let status = browser
-            .try_find("#backup-runs .run-status")
-            .map(|e| e.text())
-            .unwrap_or_default();
-        if status == "succeeded" {
-            break;
-        }
-        assert!(
-            status != "failed",
-            "{}",
-            browser.find("#backup-runs").text()
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backup did not finish: {status:?}\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-    browser.refresh();
+    back_up_now_and_follow(&browser, &server);
     let size_chart = browser.find("section[aria-labelledby=size-heading] svg");
     assert_eq!(size_chart.find_all("rect.chart-bar").len(), 1);
     assert!(browser.find("#db-uptime").text().contains("24 h"));
@@ -110,6 +86,8 @@ fn back_up_now_and_verify_in_the_browser(store: Store) {
     );
     assert_eq!(table_digest(&restored_url), table_digest(&source.url));
     drop(dropper);
+
+    read_only_role_then_retention_preview(&browser, &server, &source.url);
 
     // A database whose backups fail shows on the overview.
     let missing_db =
@@ -163,6 +141,177 @@ fn back_up_now_and_verify_in_the_browser(store: Store) {
     viewer.find("#backup-runs");
     assert!(viewer.try_find("#backup-now").is_none());
     assert!(viewer.try_find("#backup-runs button.verify").is_none());
+}
+
+/// Adds `shop` through the form: a connection test first (the superuser is flagged as able to
+/// write), a schedule previewed in its time zone, a bad cron refused without saving, then
+/// saved; the database's page checks it at once.
+fn add_database_in_the_form(browser: &Browser, server: &Server, url: &str) {
+    browser.click("#add-database");
+    browser.fill("#db-name", "shop");
+    browser.fill("#db-url", url);
+    browser.click("#test-connection");
+    browser.wait_for_text("#report-summary", "reachable");
+    assert!(
+        !browser.find("#report-summary").text().contains("not"),
+        "{}",
+        browser.find("#connection-report").text()
+    );
+    browser.find("#role-can-write");
+    let version = browser.find("#report-version").text();
+    assert!(version.starts_with("PostgreSQL 1"), "{version}");
+    // Nothing is saved by a test.
+    assert_eq!(database_count(server), 0);
+
+    // The schedule: weekly on Wednesday, Berlin time; five runs shown in that zone.
+    browser.click("#db-every option[value=weekly]");
+    browser.click("#db-weekday option[value=wed]");
+    browser.fill("#db-at", "23:15");
+    browser.fill("#db-timezone", "Europe/Berlin");
+    browser.click("#preview");
+    browser.find("#next-runs");
+    let runs: Vec<String> = browser
+        .find_all("#next-runs li")
+        .iter()
+        .map(|li| li.text())
+        .collect();
+    assert_eq!(runs.len(), 5, "{runs:?}");
+    for run in &runs {
+        assert!(
+            run.starts_with("Wed ") && run.contains(" 23:15 C"),
+            "{runs:?}"
+        );
+    }
+
+    // A bad cron expression is refused and saves nothing.
+    browser.click("#db-every option[value=cron]");
+    browser.fill("#db-cron", "0 3 * *");
+    browser.click("#save-database");
+    browser.wait_for_text("#form-error", "five");
+    assert_eq!(database_count(server), 0);
+
+    browser.click("#db-every option[value=daily]");
+    browser.fill("#db-at", "02:30");
+    browser.click("#save-database");
+    browser.wait_for_text("#database-name", "shop");
+    browser.wait_for_text("#notice", "added");
+    browser.wait_for_text("#report-summary", "reachable");
+    browser.find("#role-can-write");
+    assert_eq!(database_count(server), 1);
+}
+
+fn database_count(server: &Server) -> usize {
+    let body: serde_json::Value = common::http_client()
+        .get(format!(
+            "{}/api/v1/workspaces/default/databases",
+            server.url
+        ))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    body["items"].as_array().map_or(0, Vec::len)
+}
+
+/// Clicks "Back up now" and follows the history, which refreshes itself, until a new run
+/// has succeeded; then reloads the page.
+fn back_up_now_and_follow(browser: &Browser, server: &Server) {
+    let before = browser.find_all("#backup-runs tbody tr").len();
+    browser.click("#backup-now");
+    browser.wait_for_text("#notice", "Backup queued");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        // Read in one script: the refreshing region replaces these elements under us.
+        let seen = browser.execute(
+            "const s = document.querySelector('#backup-runs .run-status');
+             return [document.querySelectorAll('#backup-runs tbody tr').length,
+                     s ? s.textContent.trim() : ''];",
+            vec![],
+        );
+        let rows = seen[0].as_u64().unwrap_or(0) as usize;
+        let status = seen[1].as_str().unwrap_or_default().to_owned();
+        if status == "succeeded" && rows > before {
+            break;
+        }
+        assert!(
+            status != "failed",
+            "{}",
+            browser.find("#backup-runs").text()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup did not finish: {status:?}, {rows} rows (before: {before})\n{}\n{}",
+            browser.find("#history").text(),
+            server.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    browser.refresh();
+}
+
+/// The read-only role helper switches the database to a role that cannot write (a check no
+/// longer flags it) and backups still succeed with it; then the settings form previews what a
+/// "keep the last 1" retention would do to the two backups, without deleting anything.
+fn read_only_role_then_retention_preview(browser: &Browser, server: &Server, url: &str) {
+    let role = common::unique_name("uibk_reader");
+    let _drop_role = DropRole(role.clone(), url.to_owned());
+    browser.goto(&format!("{}/ui/database/default/shop", server.url));
+    browser.fill("#role-admin-url", url);
+    browser.fill("#role-name", &role);
+    browser.click("#create-role");
+    browser.wait_for_text("h1", &role);
+    assert!(browser.find("#secret").text().len() >= 20);
+    browser.click("#back");
+    browser.click("#check-now");
+    browser.wait_for_text("#report-summary", "reachable");
+    assert!(
+        browser.try_find("#role-can-write").is_none(),
+        "{}",
+        browser.find("#connection-report").text()
+    );
+    browser.click("#back");
+    back_up_now_and_follow(browser, server);
+    assert_eq!(browser.find_all("#backup-runs tbody tr").len(), 2);
+
+    browser.click("#database-settings");
+    assert_eq!(
+        browser.find("#db-user").attr("value").as_deref(),
+        Some(role.as_str()),
+        "the form shows the role now used"
+    );
+    browser.fill("#keep-last", "1");
+    for rule in ["#keep-days", "#keep-weekly", "#keep-monthly"] {
+        browser.fill(rule, "");
+    }
+    browser.click("#preview");
+    browser.wait_for_text("#retention-note", "1 of 2 existing backups would be kept");
+    let rows: Vec<String> = browser
+        .find_all("#retention-preview tbody tr")
+        .iter()
+        .map(|r| r.text())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[0].contains("kept by keep-last"), "{rows:?}");
+    assert!(rows[1].contains("deleted"), "{rows:?}");
+    // A preview deletes nothing; saving without the rule keeps both.
+    browser.fill("#keep-last", "");
+    browser.click("#save-database");
+    browser.wait_for_text("#notice", "saved");
+    assert_eq!(browser.find_all("#backup-runs tbody tr").len(), 2);
+}
+
+/// Drops the role the read-only role helper created (roles are cluster-wide), after its
+/// grants in the database at the URL.
+struct DropRole(String, String);
+
+impl Drop for DropRole {
+    fn drop(&mut self) {
+        let sql = format!("DROP OWNED BY \"{0}\"; DROP ROLE IF EXISTS \"{0}\"", self.0);
+        if let Err(e) = pg_execute(&self.1, &sql) {
+            eprintln!("cleanup: {e}");
+        }
+    }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -96,6 +96,22 @@ pub async fn backup_runs_are_claimed_under_a_lease(store: Arc<dyn Store>) {
         "renew a queued run"
     ));
 
+    // Progress: the bytes so far, only by the lease owner, only while running.
+    assert!(ok(
+        store.report_backup_progress("earliest", "w1", 4_096).await,
+        "progress"
+    ));
+    assert!(!ok(
+        store.report_backup_progress("earliest", "w2", 9_999).await,
+        "progress by another worker"
+    ));
+    assert!(!ok(
+        store.report_backup_progress("later", "w1", 9_999).await,
+        "progress of a queued run"
+    ));
+    let now = ok(store.backup(&ws, "earliest").await, "backup").expect("exists");
+    assert_eq!(now.stored_bytes, Some(4_096), "the bytes so far");
+
     // Finishing: only the lease owner, once.
     assert!(!ok(
         store

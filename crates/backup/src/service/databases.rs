@@ -307,13 +307,13 @@ impl BackupService {
             }
             if let Some(new) = change.settings {
                 new.validate()?;
-                let moved = new.connection.host != settings.connection.host
-                    || new.connection.port != settings.connection.port;
+                let moved = !new.connection.same_server(&settings.connection);
                 if moved && change.password.is_none() && db.secrets.is_some() {
                     return Err(Error::BadRequest(format!(
                         "changing the host or port of database {:?} would send its stored \
                          password elsewhere: give the password again in the same change \
-                         (--password-stdin, or in the URL), or remove it (--no-password)",
+                         (the password field, --password-stdin, or in the URL), or remove it \
+                         (--no-password)",
                         db.name
                     )));
                 }

@@ -2,19 +2,72 @@
 //! deletion is logged, audited (`backup.delete`, with why: the retention rule or who asked)
 //! and announced (`backup.deleted`), so nothing disappears without a trace.
 
+use serde::Serialize;
 use serde_json::json;
-use statehouse_core::access::Principal;
+use statehouse_core::access::{Principal, Role};
 use statehouse_core::audit::AuditRecord;
 use statehouse_core::backups::{
     BackupFilter, BackupKind, BackupRecord, BackupStatus, DatabaseRecord,
 };
 use statehouse_core::events::kind;
 use statehouse_core::{Error, Result};
+use utoipa::ToSchema;
 
 use super::BackupService;
-use crate::retention::Kept;
+use crate::retention::{Kept, RetentionPolicy};
 use crate::schedule::parse_timezone;
 use crate::settings::DatabaseSettings;
+
+/// What a retention policy would do to one existing backup.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RetentionVerdictView {
+    pub backup_id: String,
+    /// The PostgreSQL database (none for a whole server's globals).
+    pub db_name: Option<String>,
+    /// `database` or `globals`.
+    pub kind: String,
+    pub finished_at: String,
+    pub stored_bytes: Option<i64>,
+    /// The rules that keep it (`keep-last`, `keep-daily`, …, `newest`); empty when it goes.
+    pub kept_by: Vec<String>,
+    /// Why it would be deleted.
+    pub deleted_because: Option<String>,
+}
+
+/// Calendar buckets of retention follow the schedule's time zone (UTC without a schedule).
+fn retention_zone(settings: &DatabaseSettings) -> Result<chrono_tz::Tz> {
+    match &settings.schedule {
+        Some(s) => parse_timezone(&s.timezone),
+        None => Ok(chrono_tz::Tz::UTC),
+    }
+}
+
+/// Successful runs split into what retention keeps apart, each newest first as given.
+fn series_of(runs: &[BackupRecord]) -> Vec<Vec<&BackupRecord>> {
+    let mut groups: Vec<(Series, Vec<&BackupRecord>)> = Vec::new();
+    for run in runs {
+        let series = (run.kind, run.db_name.clone());
+        match groups.iter_mut().find(|(key, _)| *key == series) {
+            Some((_, list)) => list.push(run),
+            None => groups.push((series, vec![run])),
+        }
+    }
+    groups.into_iter().map(|(_, list)| list).collect()
+}
+
+fn kept_of(group: &[&BackupRecord]) -> Vec<Kept> {
+    group
+        .iter()
+        .map(|b| Kept {
+            id: b.id.clone(),
+            finished_at: b.finished_at.unwrap_or(b.queued_at),
+            stored_bytes: b
+                .stored_bytes
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0),
+        })
+        .collect()
+}
 
 /// Who deletes what retention lets go, in the audit log and events.
 const RETENTION_ACTOR: &str = "statehouse";
@@ -59,34 +112,12 @@ impl BackupService {
         if settings.retention.is_empty() {
             return Ok(0);
         }
-        let tz = match &settings.schedule {
-            Some(s) => parse_timezone(&s.timezone)?,
-            None => chrono_tz::Tz::UTC,
-        };
+        let tz = retention_zone(&settings)?;
         let runs = self.succeeded_backups(db).await?;
-        // One series per PostgreSQL database, and one of the server's globals.
-        let mut groups: Vec<(Series, Vec<&BackupRecord>)> = Vec::new();
-        for run in &runs {
-            let series = (run.kind, run.db_name.clone());
-            match groups.iter_mut().find(|(key, _)| *key == series) {
-                Some((_, list)) => list.push(run),
-                None => groups.push((series, vec![run])),
-            }
-        }
         let mut deleted = 0;
         let mut first_failure = None;
-        for (_, group) in groups {
-            let kept: Vec<Kept> = group
-                .iter()
-                .map(|b| Kept {
-                    id: b.id.clone(),
-                    finished_at: b.finished_at.unwrap_or(b.queued_at),
-                    stored_bytes: b
-                        .stored_bytes
-                        .and_then(|n| u64::try_from(n).ok())
-                        .unwrap_or(0),
-                })
-                .collect();
+        for group in series_of(&runs) {
+            let kept = kept_of(&group);
             for deletion in settings
                 .retention
                 .plan_deletions(&kept, self.core.now(), tz)
@@ -106,6 +137,49 @@ impl BackupService {
             Some(e) => Err(e),
             None => Ok(deleted),
         }
+    }
+
+    /// What `policy` would do to a database's successful backups now (workspace viewer),
+    /// newest first per series: the rules that keep each one, or why it would go. Nothing is
+    /// deleted; `timezone` (default: the schedule's) places the calendar buckets.
+    pub async fn retention_preview(
+        &self,
+        who: &Principal,
+        ws: &str,
+        key: &str,
+        policy: &RetentionPolicy,
+        timezone: Option<&str>,
+    ) -> Result<Vec<RetentionVerdictView>> {
+        let (workspace, _) = self
+            .core
+            .authorize(who, ws, Role::Viewer, "previewing retention")
+            .await?;
+        policy.validate()?;
+        let db = self.find_database(&workspace, key).await?;
+        let settings = DatabaseSettings::from_json(&db.settings)?;
+        let tz = match timezone {
+            Some(name) => parse_timezone(name)?,
+            None => retention_zone(&settings)?,
+        };
+        let runs = self.succeeded_backups(&db).await?;
+        let mut views = Vec::with_capacity(runs.len());
+        for group in series_of(&runs) {
+            for verdict in policy.verdicts(&kept_of(&group), self.core.now(), tz) {
+                let Some(run) = group.iter().find(|b| b.id == verdict.id) else {
+                    continue;
+                };
+                views.push(RetentionVerdictView {
+                    backup_id: run.id.clone(),
+                    db_name: run.db_name.clone(),
+                    kind: run.kind.as_str().to_owned(),
+                    finished_at: run.finished_at.unwrap_or(run.queued_at).to_rfc3339(),
+                    stored_bytes: run.stored_bytes,
+                    kept_by: verdict.kept_by.iter().map(|r| (*r).to_owned()).collect(),
+                    deleted_because: verdict.deleted_because,
+                });
+            }
+        }
+        Ok(views)
     }
 
     /// Deletes one backup retention let go, with its log line, audit entry and event.

@@ -18,6 +18,7 @@ use super::BackupService;
 use super::databases::ReadonlyRoleRequest;
 use crate::connection::PgConnection;
 use crate::pg_tools::find_pg_tool;
+use crate::roles::PrivilegeWarning;
 use crate::settings::{DatabaseMode, DatabaseSecrets, DatabaseSettings};
 
 const DAY_MILLIS: i64 = 86_400_000;
@@ -48,6 +49,9 @@ pub struct HealthReport {
     pub databases: Vec<String>,
     /// Privilege warnings for the configured role (superuser, can write, missing SELECT, …).
     pub warnings: Vec<String>,
+    /// The role can change data or create objects (or is a superuser): a read-only role for
+    /// backups is advised (`POST …/readonly-role`).
+    pub can_write: bool,
     pub uptime: Uptime,
 }
 
@@ -175,18 +179,34 @@ impl BackupService {
             pg_dump: None,
             databases: Vec::new(),
             warnings: Vec::new(),
+            can_write: false,
             uptime: self.uptime(&db.id).await?,
         };
         if check.ok {
-            match crate::server_version(&connection).await {
-                Ok(version) => {
-                    report.pg_dump = match find_pg_tool(
-                        "pg_dump",
-                        version.major,
-                        &self.options.pg_tools,
-                    )
-                    .await
-                    {
+            self.probe(&connection, &settings.mode, &mut report).await;
+        }
+        report.status = self
+            .core
+            .backup_store()
+            .database(&workspace.id, &db.id)
+            .await?
+            .map(|d| d.health.status.as_str().to_owned())
+            .unwrap_or_default();
+        Ok(report)
+    }
+
+    /// What a reachable server tells about a connection: version, the pg_dump to use, the
+    /// databases a whole-server run would dump, and the role's privileges.
+    async fn probe(
+        &self,
+        connection: &PgConnection,
+        mode: &DatabaseMode,
+        report: &mut HealthReport,
+    ) {
+        match crate::server_version(connection).await {
+            Ok(version) => {
+                report.pg_dump =
+                    match find_pg_tool("pg_dump", version.major, &self.options.pg_tools).await {
                         Ok(tool) => Some(format!(
                             "{} (PostgreSQL {})",
                             tool.path.display(),
@@ -197,30 +217,93 @@ impl BackupService {
                             None
                         }
                     };
-                    report.server_version = Some(version.text);
-                }
-                Err(e) => report.warnings.push(e.to_string()),
+                report.server_version = Some(version.text);
             }
-            if let DatabaseMode::Server { include, exclude } = &settings.mode {
-                match crate::discover_databases(&connection, include, exclude).await {
-                    Ok(found) => report.databases = found,
-                    Err(e) => report.warnings.push(e.to_string()),
-                }
-            }
-            match crate::check_privileges(&connection).await {
-                Ok(warnings) => report
-                    .warnings
-                    .extend(warnings.iter().map(ToString::to_string)),
+            Err(e) => report.warnings.push(e.to_string()),
+        }
+        if let DatabaseMode::Server { include, exclude } = mode {
+            match crate::discover_databases(connection, include, exclude).await {
+                Ok(found) => report.databases = found,
                 Err(e) => report.warnings.push(e.to_string()),
             }
         }
-        report.status = self
-            .core
-            .backup_store()
-            .database(&workspace.id, &db.id)
-            .await?
-            .map(|d| d.health.status.as_str().to_owned())
-            .unwrap_or_default();
+        match crate::check_privileges(connection).await {
+            Ok(warnings) => {
+                report.can_write = warnings.iter().any(|w| {
+                    matches!(
+                        w,
+                        PrivilegeWarning::Superuser { .. }
+                            | PrivilegeWarning::CanWrite { .. }
+                            | PrivilegeWarning::CanCreate { .. }
+                    )
+                });
+                report
+                    .warnings
+                    .extend(warnings.iter().map(ToString::to_string));
+            }
+            Err(e) => report.warnings.push(e.to_string()),
+        }
+    }
+
+    /// Tries connection settings before they are saved (workspace admin): reachability,
+    /// version, the pg_dump to use, discovered databases, privileges. Records nothing.
+    /// Changing database `existing`, its stored password is used when `password` is `None`
+    /// and the server is the same (a stored password never goes to another server).
+    pub async fn test_connection(
+        &self,
+        who: &Principal,
+        ws: &str,
+        settings: &DatabaseSettings,
+        password: Option<String>,
+        existing: Option<&str>,
+    ) -> Result<HealthReport> {
+        let workspace = self
+            .admin_of(who, ws, "testing database connections")
+            .await?;
+        settings.validate()?;
+        let password = match (password.filter(|p| !p.is_empty()), existing) {
+            (Some(p), _) => Some(p),
+            (None, Some(key)) => {
+                let db = self.find_database(&workspace, key).await?;
+                let stored = DatabaseSettings::from_json(&db.settings)?;
+                if stored.connection.same_server(&settings.connection) {
+                    self.database_password(&db)?
+                } else {
+                    None
+                }
+            }
+            (None, None) => None,
+        };
+        let connection = settings.connection.to_pg(
+            &settings.connection.database,
+            password,
+            self.outbound().clone(),
+        );
+        let timeout = Duration::from_secs(settings.health.timeout_secs);
+        let outcome = crate::check_health(&connection, timeout).await;
+        let mut report = HealthReport {
+            database: settings.connection.display(),
+            reachable: outcome.is_ok(),
+            latency_ms: outcome
+                .as_ref()
+                .ok()
+                .and_then(|d| u64::try_from(d.as_millis()).ok()),
+            error: outcome.as_ref().err().cloned(),
+            status: if outcome.is_ok() { "up" } else { "down" }.to_owned(),
+            server_version: None,
+            pg_dump: None,
+            databases: Vec::new(),
+            warnings: Vec::new(),
+            can_write: false,
+            uptime: Uptime {
+                last_24h: None,
+                last_7d: None,
+                last_30d: None,
+            },
+        };
+        if outcome.is_ok() {
+            self.probe(&connection, &settings.mode, &mut report).await;
+        }
         Ok(report)
     }
 

@@ -35,6 +35,7 @@ use crate::connection::PgConnection;
 use crate::pg_tools::PgToolSearch;
 
 pub use self::databases::{DatabaseChange, DatabaseSpec, DatabaseView, ReadonlyRoleRequest};
+pub use self::deletions::RetentionVerdictView;
 pub use self::encryption::{EncryptionChange, EncryptionView, GeneratedKey};
 pub use self::health::{HealthCheckView, HealthReport, ReadonlyRole, Uptime};
 pub use self::notifiers::{NotifierInput, NotifierView};

@@ -134,6 +134,14 @@ pub trait BackupStore: Send + Sync {
         object: Option<&str>,
         db_name: Option<&str>,
     ) -> Result<bool>;
+    /// Records the bytes a running run has stored so far (in `stored_bytes`, which its end
+    /// replaces), if the lease is still `lease_owner`'s: the progress every replica can show.
+    async fn report_backup_progress(
+        &self,
+        id: &str,
+        lease_owner: &str,
+        stored_bytes: i64,
+    ) -> Result<bool>;
     /// Records how a running run ended and clears its lease, if the lease is still
     /// `lease_owner`'s; false otherwise (it was given up and taken over). A result without
     /// `object` / `db_name` keeps what [`BackupStore::renew_backup`] recorded. `Internal` when

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use statehouse_backup::service::{
     BackupView, DatabaseChange, DatabaseSpec, DatabaseView, HealthCheckView, HealthReport,
-    ReadonlyRole, ReadonlyRoleRequest, Uptime,
+    ReadonlyRole, ReadonlyRoleRequest, RetentionVerdictView, Uptime,
 };
 use statehouse_backup::settings::{ConnectionSettings, DatabaseSettings};
 use statehouse_core::Error;
@@ -317,6 +317,82 @@ pub async fn check_database(
     Path((ws, db)): Path<(String, String)>,
 ) -> Result<Json<HealthReport>, ApiError> {
     Ok(Json(app.backups.check_database(&who, &ws, &db).await?))
+}
+
+/// Connection settings to try before saving them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionTest {
+    pub url: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub connection: Option<ConnectionSettings>,
+    pub password: Option<String>,
+    /// `{"kind":"server","include":[…],"exclude":[…]}` lists the databases it would dump.
+    #[schema(value_type = Option<Object>)]
+    pub mode: Option<serde_json::Value>,
+    /// The registered database being changed: its stored password is used when none is
+    /// given and the host and port are unchanged.
+    pub database: Option<String>,
+}
+
+/// Tries a connection before it is saved (workspace admin); nothing is recorded.
+#[utoipa::path(post, path = "/workspaces/{ws}/database-connection-test", tag = "backups",
+    request_body = ConnectionTest,
+    params(("ws" = String, Path, description = "workspace name")),
+    responses((status = 200, body = HealthReport)))]
+pub async fn test_connection(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path(ws): Path<String>,
+    ApiJson(body): ApiJson<ConnectionTest>,
+) -> Result<Json<HealthReport>, ApiError> {
+    let (connection, password) = connection_of(body.url, body.connection, body.password)?
+        .ok_or_else(|| {
+            ApiError(Error::BadRequest(
+                "give url (postgres://…) or connection fields to test".into(),
+            ))
+        })?;
+    let mut settings = DatabaseSettings::new(connection);
+    if let Some(mode) = body.mode {
+        settings.mode = parse("mode", mode)?;
+    }
+    let report = app
+        .backups
+        .test_connection(&who, &ws, &settings, password, body.database.as_deref())
+        .await?;
+    Ok(Json(report))
+}
+
+/// A retention policy to try on a database's existing backups.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPreviewRequest {
+    /// `keep_last`, `keep_days`, `keep_daily`/`weekly`/`monthly`/`yearly`, `max_total_bytes`.
+    #[schema(value_type = Object)]
+    pub retention: serde_json::Value,
+    /// Time zone of the calendar buckets; default the schedule's.
+    pub timezone: Option<String>,
+}
+
+/// What a retention policy would keep and delete among a database's backups now (nothing is
+/// deleted).
+#[utoipa::path(post, path = "/workspaces/{ws}/databases/{db}/retention-preview", tag = "backups",
+    request_body = RetentionPreviewRequest,
+    params(("ws" = String, Path, description = "workspace name"),
+        ("db" = String, Path, description = "database name or id")),
+    responses((status = 200, body = Vec<RetentionVerdictView>)))]
+pub async fn retention_preview(
+    State(app): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path((ws, db)): Path<(String, String)>,
+    ApiJson(body): ApiJson<RetentionPreviewRequest>,
+) -> Result<Json<Vec<RetentionVerdictView>>, ApiError> {
+    let policy = parse("retention", body.retention)?;
+    let verdicts = app
+        .backups
+        .retention_preview(&who, &ws, &db, &policy, body.timezone.as_deref())
+        .await?;
+    Ok(Json(verdicts))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

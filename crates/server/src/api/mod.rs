@@ -93,6 +93,8 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
             databases::delete_database
         ))
         .routes(routes!(databases::check_database))
+        .routes(routes!(databases::test_connection))
+        .routes(routes!(databases::retention_preview))
         .routes(routes!(databases::health))
         .routes(routes!(databases::readonly_role))
         .routes(routes!(databases::backup_now))

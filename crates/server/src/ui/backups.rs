@@ -15,6 +15,8 @@ use statehouse_core::access::Role;
 use statehouse_core::clock::Timestamp;
 
 use super::chart::{self, Bar, Check};
+use super::database_check::DEFAULT_BACKUP_ROLE;
+use super::database_form::ReportView;
 use super::format::{ago, duration, size};
 use super::links::query_escape;
 use super::page::{Chrome, NoFields, OrPage, Section, UiError, UiForm, Viewer, page, see_other};
@@ -56,6 +58,8 @@ struct BackupsPage {
     workspaces: Vec<Choice>,
     workspace: String,
     rows: Vec<DatabaseRow>,
+    /// The form to add a database (workspace admins), or empty.
+    add_href: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,8 +112,16 @@ pub async fn list(
             next: db.next_backup_at.clone().unwrap_or_else(|| "—".into()),
         });
     }
+    let is_admin = workspaces
+        .iter()
+        .any(|(w, role)| w.name == ws && *role == Role::Admin);
     page(&BackupsPage {
         chrome: Chrome::signed_in(&viewer, "Backups", &uri, Section::Backups),
+        add_href: if is_admin {
+            format!("/ui/databases/{}/new", query_escape(&ws))
+        } else {
+            String::new()
+        },
         workspaces: workspaces
             .iter()
             .map(|(w, _)| Choice {
@@ -135,6 +147,10 @@ pub struct RunRow {
     pub download: String,
     pub restore: String,
     pub done: bool,
+    /// A running backup: bytes stored so far, and the share of the last backup's size
+    /// (an estimate) when one exists.
+    pub progress: String,
+    pub percent: Option<u8>,
 }
 
 /// The backup history region (refreshed while something runs).
@@ -147,6 +163,8 @@ pub struct History {
     pub verify_action: String,
     pub can_run: bool,
     pub can_download: bool,
+    /// Changes settings, creates the read-only role.
+    pub can_admin: bool,
 }
 
 #[derive(Template)]
@@ -166,6 +184,14 @@ struct DatabasePage {
     partial: String,
     backup_action: String,
     back: String,
+    can_admin: bool,
+    settings_href: String,
+    check_action: String,
+    role_action: String,
+    role_helper: String,
+    default_role: &'static str,
+    /// The check run right after the database was added (its privileges, above all).
+    report: Option<ReportView>,
 }
 
 #[derive(Template)]
@@ -196,9 +222,27 @@ async fn history(
         .await
         .or_page(viewer)?;
     let now = app.services.now();
+    // A running backup is measured against the last one of the same database.
+    let last_size = |db_name: &Option<String>| {
+        runs.iter()
+            .find(|r| r.status == "succeeded" && &r.db_name == db_name)
+            .and_then(|r| r.stored_bytes)
+            .filter(|n| *n > 0)
+    };
     let rows = runs
         .iter()
         .map(|b| RunRow {
+            progress: match (b.status.as_str(), b.stored_bytes) {
+                ("running", Some(n)) => format!("{} stored so far", size(n)),
+                ("running", None) => "starting".into(),
+                _ => String::new(),
+            },
+            percent: match (b.status.as_str(), b.stored_bytes, last_size(&b.db_name)) {
+                ("running", Some(n), Some(last)) => {
+                    Some(u8::try_from((n.saturating_mul(100) / last).min(99)).unwrap_or(99))
+                }
+                _ => None,
+            },
             id: b.id.clone(),
             status: b.status.clone(),
             trigger: b.trigger.clone(),
@@ -211,7 +255,11 @@ async fn history(
                 }),
                 _ => String::new(),
             },
-            size: b.stored_bytes.map_or_else(String::new, size),
+            size: if b.status == "running" {
+                String::new()
+            } else {
+                b.stored_bytes.map_or_else(String::new, size)
+            },
             verified: match (b.verification_ok, &b.verification_level) {
                 (Some(true), Some(level)) => format!("ok ({level})"),
                 (Some(false), _) => "failed".into(),
@@ -238,6 +286,7 @@ async fn history(
             verify_action: format!("/ui/verify-backup/{}", query_escape(ws)),
             can_run: viewer.can(&workspace.id, Role::Editor),
             can_download: viewer.can(&workspace.id, Role::Admin),
+            can_admin: viewer.can(&workspace.id, Role::Admin),
         },
         runs,
     ))
@@ -266,6 +315,18 @@ pub async fn show(
         .await
         .or_page(&viewer)?;
     let (history, runs) = history(&app, &viewer, &ws, &db.name).await?;
+    // Right after adding a database: check it at once, so a role that can write is seen.
+    let report = match q.done.as_deref() {
+        Some("created") => Some(ReportView::of(
+            &app.backups
+                .check_database(&viewer.who, &ws, &db.name)
+                .await
+                .or_page(&viewer)?,
+        )),
+        _ => None,
+    };
+    let here = database_page(&ws, &db.name);
+    let can_admin = history.can_admin;
     let succeeded: Vec<&BackupView> = runs
         .iter()
         .rev()
@@ -324,6 +385,8 @@ pub async fn show(
                 "Backup queued: it starts as soon as a worker is free; this page follows it."
             }
             Some("verified") => "Verification finished: see the backup's row.",
+            Some("created") => "The database was added. Its first check is below.",
+            Some("saved") => "The settings were saved.",
             _ => "",
         },
         uptime: [
@@ -348,6 +411,13 @@ pub async fn show(
             query_escape(&db.name)
         ),
         back: format!("/ui/backups?ws={}", query_escape(&ws)),
+        can_admin,
+        settings_href: format!("{here}/settings"),
+        check_action: format!("{here}/check"),
+        role_action: format!("{here}/readonly-role"),
+        role_helper: "#readonly-role".into(),
+        default_role: DEFAULT_BACKUP_ROLE,
+        report,
         db,
     };
     page(&page_data)

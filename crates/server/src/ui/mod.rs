@@ -8,6 +8,9 @@ mod assets;
 mod audit;
 mod backups;
 mod chart;
+mod database_check;
+mod database_form;
+mod database_settings;
 mod deleted;
 mod diff;
 mod format;
@@ -64,6 +67,19 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/backups", get(backups::list))
         .route("/ui/database/{ws}/{db}", get(backups::show))
         .route("/ui/partials/database/{ws}/{db}", get(backups::partial))
+        .route(
+            "/ui/databases/{ws}/new",
+            get(database_form::new_form).post(database_form::create),
+        )
+        .route(
+            "/ui/database/{ws}/{db}/settings",
+            get(database_form::edit_form).post(database_form::save),
+        )
+        .route("/ui/database/{ws}/{db}/check", post(database_check::check))
+        .route(
+            "/ui/database/{ws}/{db}/readonly-role",
+            post(database_check::create_role),
+        )
         .route("/ui/backup-now/{ws}/{db}", post(backups::backup_now))
         .route("/ui/verify-backup/{ws}", post(backups::verify))
         .route(

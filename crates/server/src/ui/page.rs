@@ -367,6 +367,7 @@ pub fn page(template: &impl Template) -> Result<Response, UiError> {
 /// A service's refusal of a form, shown above the form again (with the refusal's 4xx status)
 /// so the user can correct what was typed. Only bad input and conflicts are shown this way;
 /// every other error (no permission, nothing there, the store down) is the error page.
+#[derive(Debug)]
 pub struct Refusal {
     pub status: StatusCode,
     pub message: String,

@@ -236,9 +236,17 @@ pub struct SecretPage {
     pub facts: Vec<(String, String)>,
     pub secret: String,
     pub usage: &'static str,
+    /// How statehouse keeps the secret (why it cannot show it again).
+    pub kept: &'static str,
     pub back: String,
     pub back_label: &'static str,
 }
+
+/// [`SecretPage::kept`] of secrets statehouse stores only a hash of.
+pub const KEPT_AS_HASH: &str = "statehouse keeps only a hash of it and cannot show it again.";
+/// [`SecretPage::kept`] of secrets statehouse keeps sealed to use them itself.
+pub const KEPT_SEALED: &str =
+    "statehouse keeps it sealed under the master key to use it, and never shows it again.";
 
 /// The form's fields as the service's request, or what is wrong with them (the same
 /// mapping as `POST /api/v1/tokens`).
@@ -337,6 +345,7 @@ pub async fn create(
         usage: "Use it as Authorization: Bearer <secret>, or as the basic-auth password \
                 (TF_HTTP_PASSWORD for Terraform).",
         back: "/ui/tokens".into(),
+        kept: KEPT_AS_HASH,
         back_label: "Back to the tokens",
     };
     Ok(render(StatusCode::CREATED, &data))

@@ -209,6 +209,7 @@ pub async fn change(
                 secret: secret.expose().to_owned(),
                 usage: "Give it to the receiver: requests are signed with it from now on.",
                 back: webhook_page(&ws, &hook.id),
+                kept: super::tokens::KEPT_SEALED,
                 back_label: "Back to the webhook",
             };
             Ok(render(StatusCode::OK, &data))

@@ -211,6 +211,7 @@ pub async fn create(
         usage: "The receiver verifies the X-Statehouse-Signature-256 header of each request with \
                 this signing secret.",
         back: webhook_page(&ws, &hook.id),
+        kept: super::tokens::KEPT_SEALED,
         back_label: "On to the webhook",
     };
     Ok(render(StatusCode::CREATED, &data))

@@ -284,6 +284,15 @@ impl<E: Engine> BackupStore for SqlStore<E> {
         runs::renew(self, id, lease_owner, lease_until, object, db_name).await
     }
 
+    async fn report_backup_progress(
+        &self,
+        id: &str,
+        lease_owner: &str,
+        stored_bytes: i64,
+    ) -> Result<bool> {
+        runs::progress(self, id, lease_owner, stored_bytes).await
+    }
+
     async fn finish_backup(
         &self,
         id: &str,

@@ -30,6 +30,8 @@ const INSERT: &str = "INSERT INTO backups (id, workspace_id, database_id, db_nam
     $20, $21, $22, $23, $24)";
 const RENEW: &str = "UPDATE backups SET lease_until = $3, object = COALESCE($4, object), \
     db_name = COALESCE($5, db_name) WHERE id = $1 AND lease_owner = $2 AND status = 'running'";
+const PROGRESS: &str = "UPDATE backups SET stored_bytes = $3 \
+    WHERE id = $1 AND lease_owner = $2 AND status = 'running'";
 const FINISH: &str = "UPDATE backups SET status = $3, finished_at = $4, \
     db_name = COALESCE($5, db_name), object = COALESCE($6, object), stored_bytes = $7, \
     dump_bytes = $8, sha256 = $9, server_version = $10, error = $11, detail = $12, \
@@ -179,6 +181,22 @@ pub(super) async fn renew<E: Engine>(
         .bind(lease_until)
         .bind(object)
         .bind(db_name)
+        .execute(&mut store.engine.writer().await?)
+        .await
+        .map_err(err)?;
+    Ok(done == 1)
+}
+
+pub(super) async fn progress<E: Engine>(
+    store: &SqlStore<E>,
+    id: &str,
+    lease_owner: &str,
+    stored_bytes: i64,
+) -> Result<bool> {
+    let done = sql(PROGRESS)
+        .bind(id)
+        .bind(lease_owner)
+        .bind(stored_bytes)
         .execute(&mut store.engine.writer().await?)
         .await
         .map_err(err)?;

@@ -279,15 +279,35 @@ impl BackupService {
             total_timeout: Duration::from_secs(settings.total_timeout_secs),
             exclusions: settings.exclude.clone(),
         };
-        let reporter = progress.map(|report| {
+        // Progress: to the caller who asked for it (every half second) and into the run's row
+        // (every two seconds), where every replica's pages read it.
+        let reporter = {
             let written = written.clone();
+            let service = self.clone();
+            let id = run.id.clone();
             tokio::spawn(async move {
-                loop {
-                    report(written.load(Ordering::Relaxed), expected);
+                let mut recorded = 0;
+                for tick in 0u64.. {
+                    let bytes = written.load(Ordering::Relaxed);
+                    if let Some(report) = &progress {
+                        report(bytes, expected);
+                    }
+                    if tick % 4 == 3 && bytes != recorded {
+                        recorded = bytes;
+                        let stored = i64::try_from(bytes).unwrap_or(i64::MAX);
+                        if let Err(e) = service
+                            .core
+                            .backup_store()
+                            .report_backup_progress(&id, &service.worker_id, stored)
+                            .await
+                        {
+                            tracing::debug!(backup = %id, error = %e, "recording progress failed");
+                        }
+                    }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             })
-        });
+        };
         let dumped = run_backup(
             &options,
             Some(version.text.clone()),
@@ -297,9 +317,7 @@ impl BackupService {
             self.core.clock.as_ref(),
         )
         .await;
-        if let Some(reporter) = reporter {
-            reporter.abort();
-        }
+        reporter.abort();
         let metadata = dumped?;
         Ok(BackupResult {
             status: BackupStatus::Succeeded,

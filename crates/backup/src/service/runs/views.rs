@@ -37,6 +37,7 @@ pub struct BackupView {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub duration_ms: Option<i64>,
+    /// Bytes stored: of the finished object, or so far while running.
     pub stored_bytes: Option<i64>,
     pub dump_bytes: Option<i64>,
     pub sha256: Option<String>,
