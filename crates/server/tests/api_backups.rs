@@ -243,6 +243,139 @@ async fn retention_keeps_the_newest_backups_and_deletes_their_files() {
         t.files()
     );
     assert!(!t.files().iter().any(|f| f.contains(&ids[0])));
+
+    // A preview of a stricter policy names what each rule keeps and deletes nothing.
+    let (status, verdicts) =
+        t.s.api(
+            "POST",
+            "/workspaces/default/databases/shop/retention-preview",
+            Some(&t.admin),
+            Some(json!({"retention": {"keep_last": 1}, "timezone": "Europe/Berlin"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{verdicts}");
+    let summary: Vec<(&str, Value, bool)> = verdicts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["backup_id"].as_str().unwrap(),
+                v["kept_by"].clone(),
+                v["deleted_because"].is_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (ids[2].as_str(), json!(["keep-last"]), false),
+            (ids[1].as_str(), json!([]), true),
+        ]
+    );
+    let (_, page) =
+        t.s.api("GET", "/workspaces/default/backups", Some(&t.admin), None)
+            .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    for bad in [
+        json!({"retention": {"keep_last": 0}}),
+        json!({"retention": {"keep_lost": 1}}),
+        json!({"retention": {}, "timezone": "Mars/Olympus"}),
+    ] {
+        let (status, body) =
+            t.s.api(
+                "POST",
+                "/workspaces/default/databases/shop/retention-preview",
+                Some(&t.admin),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn connections_are_tested_before_saving_without_recording_anything() {
+    let Some(t) = setup(json!({})).await else {
+        return;
+    };
+    let server_url = with_db(&t.url, "postgres");
+    let (status, report) =
+        t.s.api(
+            "POST",
+            "/workspaces/default/database-connection-test",
+            Some(&t.admin),
+            Some(json!({"url": server_url, "mode": {"kind": "server", "include": [t.db]}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["reachable"], true, "{report}");
+    assert_eq!(report["databases"], json!([t.db]), "{report}");
+    // The test superuser can write, and says so.
+    assert_eq!(report["can_write"], true, "{report}");
+    assert!(report["server_version"].is_string(), "{report}");
+
+    // Nothing listens on port 9: not reachable is an answer, not an error.
+    let (status, report) =
+        t.s.api(
+            "POST",
+            "/workspaces/default/database-connection-test",
+            Some(&t.admin),
+            Some(json!({"url": "postgres://u@127.0.0.1:9/d"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["reachable"], false, "{report}");
+    assert!(report["error"].is_string(), "{report}");
+
+    // A registered database's stored password is never sent to another server.
+    let (status, body) =
+        t.s.api(
+            "PATCH",
+            "/workspaces/default/databases/shop",
+            Some(&t.admin),
+            Some(json!({"password": "kept-secret"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, before) =
+        t.s.api("GET", "/workspaces/default/databases", Some(&t.admin), None)
+            .await;
+    let (status, report) =
+        t.s.api(
+            "POST",
+            "/workspaces/default/database-connection-test",
+            Some(&t.admin),
+            Some(json!({"url": "postgres://u@127.0.0.1:9/d", "database": "shop"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["reachable"], false);
+
+    for bad in [
+        json!({}),
+        json!({"url": "mysql://h/d"}),
+        json!({"url": "postgres://h/d", "mode": {"kind": "some"}}),
+    ] {
+        let (status, body) =
+            t.s.api(
+                "POST",
+                "/workspaces/default/database-connection-test",
+                Some(&t.admin),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (_, after) =
+        t.s.api("GET", "/workspaces/default/databases", Some(&t.admin), None)
+            .await;
+    assert_eq!(before, after, "a test records nothing");
+    assert_eq!(
+        after["items"][0]["last_check_at"],
+        Value::Null,
+        "no health check recorded"
+    );
 }
 
 #[tokio::test]
@@ -581,6 +714,16 @@ async fn backup_operations_refuse_callers_below_their_role() {
         ("GET", "/workspaces/default/databases", Role::Viewer),
         ("POST", "/workspaces/default/databases", Role::Admin),
         ("GET", "/workspaces/default/databases/x", Role::Viewer),
+        (
+            "POST",
+            "/workspaces/default/database-connection-test",
+            Role::Admin,
+        ),
+        (
+            "POST",
+            "/workspaces/default/databases/x/retention-preview",
+            Role::Viewer,
+        ),
         ("PATCH", "/workspaces/default/databases/x", Role::Admin),
         ("DELETE", "/workspaces/default/databases/x", Role::Admin),
         (
@@ -650,6 +793,8 @@ async fn backup_operations_refuse_callers_below_their_role() {
                 json!({"name": "x", "settings": {"kind": "webhook", "url": "http://127.0.0.1:9/"}}),
             ),
             ("POST", "readonly-role") => Some(json!({"admin_url": "postgres://h/d", "role": "r"})),
+            ("POST", "database-connection-test") => Some(json!({"url": "postgres://h/d"})),
+            ("POST", "retention-preview") => Some(json!({"retention": {"keep_last": 1}})),
             ("POST", "restore") | ("PATCH", _) => Some(json!({})),
             _ => None,
         }

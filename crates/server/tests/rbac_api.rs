@@ -287,12 +287,13 @@ fn ops() -> Vec<Op> {
 
 /// Operations whose matrix is `account_api_rbac_matrix` in `accounts.rs`, or
 /// `backup_operations_refuse_callers_below_their_role` in `api_backups.rs`.
-const ACCOUNT_PREFIXES: [&str; 9] = [
+const ACCOUNT_PREFIXES: [&str; 10] = [
     "/auth/",
     "/users",
     "/tokens",
     "/workspaces/{ws}/members",
     "/workspaces/{ws}/databases",
+    "/workspaces/{ws}/database-connection-test",
     "/workspaces/{ws}/backups",
     "/workspaces/{ws}/targets",
     "/workspaces/{ws}/notifiers",
