@@ -112,6 +112,24 @@ fn back_up_now_and_verify_in_the_browser(store: Store) {
         "{failures}"
     );
     assert!(!failures.contains("default/shop"), "{failures}");
+    // Recent events, newest first: the failure, after the earlier successes.
+    let events: Vec<String> = browser
+        .find_all("#recent-events tbody tr")
+        .iter()
+        .map(|r| r.text())
+        .collect();
+    assert!(
+        events[0].contains("backup.failed") && events[0].contains("default/broken"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("backup.succeeded") && e.contains("default/shop")),
+        "{events:?}"
+    );
+    browser.click("#recent-events a[href='/ui/database/default/broken']");
+    browser.wait_for_text("#database-name", "broken");
 
     // The object exists in the target, as the download link serves it.
     let files: Vec<_> = walk(target_dir.path());

@@ -18,6 +18,9 @@ pub const MAX_PAGE: i64 = 1_000;
 /// Entries removed per prune transaction.
 const PRUNE_BATCH: i64 = 10_000;
 
+/// How far back [`Services::recent_events`] looks, in events.
+pub const RECENT_EVENT_WINDOW: i64 = 500;
+
 impl Services {
     /// Records an audit entry and waits until it is stored. For changes: acknowledge the
     /// change only after this returns. (Login and account changes call this.)
@@ -214,6 +217,18 @@ impl Services {
                     .await
             }
         }
+    }
+
+    /// The newest `count` events `who` may read, newest first, looked for among the last
+    /// [`RECENT_EVENT_WINDOW`] events (what an overview shows as recent).
+    pub async fn recent_events(&self, who: &Principal, count: usize) -> Result<Vec<Event>> {
+        self.flush_journal().await;
+        let last = self.store.last_event_seq().await?;
+        let from = (last - RECENT_EVENT_WINDOW).max(0);
+        let mut events = self.events_after(who, from, RECENT_EVENT_WINDOW).await?;
+        events.reverse();
+        events.truncate(count);
+        Ok(events)
     }
 
     /// Removes events, and finished webhook deliveries, older than `retention`.

@@ -12,6 +12,7 @@ use axum::response::Response;
 use statehouse_backup::service::BackupView;
 use statehouse_core::access::Role;
 use statehouse_core::clock::Timestamp;
+use statehouse_core::events::{Event, kind};
 use statehouse_core::history::lock_is_stale;
 use statehouse_core::model::{StateFilter, Workspace};
 
@@ -66,6 +67,63 @@ pub struct DatabaseRow {
     pub error: String,
 }
 
+/// One recent event (the same events webhooks and `GET /api/v1/events` carry).
+pub struct EventRow {
+    pub kind: String,
+    /// `ok`, `bad` or `warn`, for the badge.
+    pub tone: &'static str,
+    pub subject: String,
+    pub href: String,
+    pub actor: String,
+    pub when: String,
+}
+
+/// Events shown.
+const RECENT_EVENTS: usize = 12;
+
+fn event_row(e: &Event, now: Timestamp) -> EventRow {
+    let tone = match e.kind.as_str() {
+        kind::BACKUP_FAILED
+        | kind::VERIFICATION_FAILED
+        | kind::DATABASE_DOWN
+        | kind::LOCK_STALE
+        | kind::LOCK_FORCE_UNLOCKED => "bad",
+        kind::BACKUP_SUCCEEDED | kind::VERIFICATION_SUCCEEDED | kind::DATABASE_UP => "ok",
+        _ => "warn",
+    };
+    let href = match (&e.workspace, &e.subject) {
+        (Some(ws), Some(subject))
+            if e.kind.starts_with("state.") || e.kind.starts_with("lock.") =>
+        {
+            state_page(ws, subject)
+        }
+        (Some(ws), Some(subject))
+            if ["backup.", "verification.", "database."]
+                .iter()
+                .any(|p| e.kind.starts_with(p)) =>
+        {
+            format!(
+                "/ui/database/{}/{}",
+                query_escape(ws),
+                query_escape(subject)
+            )
+        }
+        _ => String::new(),
+    };
+    EventRow {
+        kind: e.kind.clone(),
+        tone,
+        subject: match (&e.workspace, &e.subject) {
+            (Some(ws), Some(subject)) => format!("{ws}/{subject}"),
+            (Some(ws), None) => ws.clone(),
+            (None, subject) => subject.clone().unwrap_or_default(),
+        },
+        href,
+        actor: e.actor.clone(),
+        when: ago(now, e.at),
+    }
+}
+
 /// The refreshing region.
 pub struct OverviewBody {
     pub locks: Vec<LockRow>,
@@ -73,6 +131,7 @@ pub struct OverviewBody {
     pub changes: Vec<ChangeRow>,
     pub databases_down: Vec<DatabaseRow>,
     pub failures: Vec<FailureRow>,
+    pub events: Vec<EventRow>,
     pub workspaces: usize,
     pub as_of: String,
 }
@@ -285,7 +344,15 @@ async fn gather(app: &AppState, viewer: &Viewer) -> Result<OverviewBody, UiError
     locks.truncate(SECTION_ROWS);
     changes.sort_by_key(|c| std::cmp::Reverse(c.at));
     changes.truncate(SECTION_ROWS);
+    let events = services
+        .recent_events(&viewer.who, RECENT_EVENTS)
+        .await
+        .or_page(viewer)?
+        .iter()
+        .map(|e| event_row(e, now))
+        .collect();
     Ok(OverviewBody {
+        events,
         locks,
         more_locks,
         changes,
