@@ -10,7 +10,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::browser::Browser;
-use common::{Server, Store, Terraform};
+use common::{PgDatabase, Server, Store, Terraform, pg_execute};
 use serde_json::json;
 
 const APPLY: &[&str] = &["apply", "-input=false", "-no-color", "-auto-approve"];
@@ -111,6 +111,8 @@ output "db_password" {{
     );
     assert_eq!(response.status(), 200);
 
+    let _source = backed_up_database(&server);
+
     let browser = Browser::start();
     browser.set_window_size(1280, 900);
     let pages = [
@@ -123,6 +125,9 @@ output "db_password" {{
         ("search", "/ui/search?type=terraform_remote_state"),
         ("tokens", "/ui/tokens"),
         ("audit", "/ui/audit?action=state.write"),
+        ("backups", "/ui/backups"),
+        ("database", "/ui/database/default/shop"),
+        ("database-settings", "/ui/database/default/shop/settings"),
     ];
     for theme in ["light", "dark"] {
         browser.goto(&format!("{}/ui/login", server.url));
@@ -145,4 +150,53 @@ output "db_password" {{
         browser.click("#sign-out");
         browser.wait_for_url(|u| u.contains("signed_out"));
     }
+}
+
+/// A PostgreSQL database `shop` with a few backups of growing size on a local target, for the
+/// backup pages.
+fn backed_up_database(server: &Server) -> (PgDatabase, tempfile::TempDir) {
+    let source = PgDatabase::create("shots");
+    pg_execute(
+        &source.url,
+        "CREATE TABLE orders (id int PRIMARY KEY, note text NOT NULL)",
+    )
+    .unwrap();
+    let target = tempfile::tempdir().expect("temp dir");
+    server.cli(&[
+        "target",
+        "add",
+        "nas",
+        "--kind",
+        "local",
+        "--set",
+        &format!("path={}", target.path().display()),
+    ]);
+    server.cli(&[
+        "db",
+        "add",
+        "shop",
+        "--url",
+        &source.url,
+        "--target",
+        "nas",
+        "--schedule",
+        "daily 02:30",
+        "--keep-days",
+        "7",
+        "--keep-weekly",
+        "4",
+    ]);
+    for rows in [20_000, 35_000, 50_000] {
+        pg_execute(
+            &source.url,
+            &format!(
+                "INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, {rows}) g \
+                 ON CONFLICT DO NOTHING"
+            ),
+        )
+        .unwrap();
+        server.cli(&["db", "backup", "shop"]);
+    }
+    server.cli(&["db", "check", "shop"]);
+    (source, target)
 }

@@ -113,6 +113,8 @@ pub async fn measure(
     let cookie = format!("statehouse_session={}", logged_in.secret.expose());
     let backups = BackupService::new(services.clone(), BackupOptions::default())
         .map_err(|e| anyhow!("{e}"))?;
+    let target_dir = tempfile::tempdir()?;
+    backed_up_database(services, &backups, ws, target_dir.path()).await?;
     let app = router(AppState {
         services: services.clone(),
         backups,
@@ -171,6 +173,23 @@ pub async fn measure(
             "/ui/audit".into(),
             Some("/api/v1/audit?limit=50".into()),
         ),
+        (
+            "backups (databases)",
+            format!("/ui/backups?ws={ws}"),
+            Some(format!("/api/v1/workspaces/{ws}/databases")),
+        ),
+        (
+            "database page (history, charts)",
+            format!("/ui/database/{ws}/shop"),
+            Some(format!(
+                "/api/v1/workspaces/{ws}/backups?database=shop&limit=30"
+            )),
+        ),
+        (
+            "database settings (retention preview)",
+            format!("/ui/database/{ws}/shop/settings"),
+            None,
+        ),
     ];
     let mut results = Vec::new();
     for (label, path, api) in pages {
@@ -192,4 +211,97 @@ pub async fn measure(
         });
     }
     Ok(results)
+}
+
+/// Backups kept for the database pages: two months of daily backups.
+const BACKUPS: i64 = 60;
+
+/// A registered database `shop` (never connected to: its pages read the store only) on a local
+/// target, with [`BACKUPS`] succeeded daily backups of growing size.
+async fn backed_up_database(
+    services: &Services,
+    backups: &BackupService,
+    ws: &str,
+    dir: &std::path::Path,
+) -> Result<()> {
+    use statehouse_backup::service::{DatabaseSpec, TargetInput};
+    use statehouse_backup::settings::{ConnectionSettings, DatabaseSettings};
+    use statehouse_backup::targets::{LocalSpec, TargetSpec};
+    use statehouse_core::backups::{BackupKind, BackupRecord, BackupStatus, BackupTrigger};
+
+    let operator = Principal::local_operator();
+    let input = TargetInput {
+        name: "nas".into(),
+        spec: TargetSpec::Local(LocalSpec {
+            path: dir.display().to_string(),
+        }),
+    };
+    backups
+        .create_target(&operator, ws, input)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let (connection, _) = ConnectionSettings::from_url("postgres://backup@db.invalid:5432/shop")
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut settings = DatabaseSettings::new(connection);
+    settings.retention.keep_days = Some(7);
+    settings.retention.keep_weekly = Some(4);
+    settings.retention.keep_monthly = Some(6);
+    let spec = DatabaseSpec {
+        name: "shop".into(),
+        target: "nas".into(),
+        settings,
+        password: None,
+        enabled: false,
+    };
+    let db = backups
+        .create_database(&operator, ws, spec)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let store = services.backup_store();
+    let workspace_id = db_workspace_id(services, ws).await?;
+    let record = store
+        .database(&workspace_id, &db.id)
+        .await?
+        .ok_or_else(|| anyhow!("the registered database is gone"))?;
+    let now = services.now();
+    for day in 0..BACKUPS {
+        let at = now.plus_millis(-(BACKUPS - day) * 86_400_000);
+        let bytes = 40_000_000 + day * 250_000;
+        let backup = BackupRecord {
+            id: format!("bench-backup-{day:03}"),
+            workspace_id: workspace_id.clone(),
+            database_id: db.id.clone(),
+            db_name: Some("shop".into()),
+            kind: BackupKind::Database,
+            server_run: None,
+            target_id: record.target_id.clone(),
+            object: Some(format!("shop/shop-{day:03}.dump.zst.age")),
+            status: BackupStatus::Succeeded,
+            trigger: BackupTrigger::Schedule,
+            attempt: 1,
+            requested_by: "schedule".into(),
+            queued_at: at,
+            not_before: at,
+            started_at: Some(at),
+            finished_at: Some(at.plus_millis(30_000 + day * 200)),
+            lease_owner: None,
+            lease_until: None,
+            stored_bytes: Some(bytes),
+            dump_bytes: Some(bytes * 4),
+            sha256: Some(format!("{day:064x}")),
+            server_version: Some("15.18".into()),
+            error: None,
+            detail: serde_json::json!({}),
+            verification: None,
+        };
+        store.insert_backup(&backup).await?;
+    }
+    Ok(())
+}
+
+async fn db_workspace_id(services: &Services, ws: &str) -> Result<String> {
+    let (workspace, _) = services
+        .workspace_for(&Principal::local_operator(), ws)
+        .await?;
+    Ok(workspace.id)
 }
