@@ -11,7 +11,7 @@
 mod common;
 
 use common::browser::Browser;
-use common::ui::{ADMIN_PASSWORD, set_password, sign_in};
+use common::ui::{ADMIN_PASSWORD, post_form, session_of, set_password, sign_in};
 use common::{PgDatabase, Server, Store, pg_execute, skip_e2e};
 use serde_json::json;
 
@@ -159,6 +159,49 @@ fn back_up_now_and_verify_in_the_browser(store: Store) {
     viewer.find("#backup-runs");
     assert!(viewer.try_find("#backup-now").is_none());
     assert!(viewer.try_find("#backup-runs button.verify").is_none());
+    assert!(viewer.try_find("#database-settings").is_none());
+    assert!(viewer.try_find("#role-form").is_none());
+    viewer.goto(&format!("{}/ui/backups", server.url));
+    viewer.find("#databases");
+    assert!(viewer.try_find("#add-database").is_none());
+    // Forged forms are refused by the server and change nothing.
+    viewer.goto(&format!("{}/ui/database/default/shop", server.url));
+    let (cookie, csrf) = session_of(&viewer);
+    let before = database_count(&server);
+    let form = |name: &'static str| {
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("intent", "save".to_owned()),
+            ("name", name.to_owned()),
+            ("target", "nas".to_owned()),
+            ("source", "url".to_owned()),
+            ("url", source.url.clone()),
+            ("every", "none".to_owned()),
+        ]
+    };
+    for (path, fields) in [
+        ("/ui/databases/default/new", form("forged")),
+        ("/ui/database/default/shop/settings", form("renamed")),
+        (
+            "/ui/database/default/shop/readonly-role",
+            vec![
+                ("csrf_token", csrf.clone()),
+                ("admin_url", source.url.clone()),
+                ("role", "forged_role".to_owned()),
+            ],
+        ),
+    ] {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, page) = post_form(&server, path, &cookie, &fields);
+        assert_eq!(status, 403, "{path}: {page}");
+    }
+    assert_eq!(database_count(&server), before);
+    viewer.goto(&format!("{}/ui/database/default/shop", server.url));
+    viewer.wait_for_text("#database-name", "shop");
+    // Without the CSRF token even an admin's form is refused.
+    let (cookie, _) = session_of(&browser);
+    let (status, _) = post_form(&server, "/ui/database/default/shop/check", &cookie, &[]);
+    assert_eq!(status, 403);
 }
 
 /// Adds `shop` through the form: a connection test first (the superuser is flagged as able to
