@@ -8,14 +8,8 @@ mod backup_support;
 #[macro_use]
 mod common;
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use backup_support::{fails, items, json_of, pg_text, with_target_allowing};
-use common::{
-    Store, Via, describe, pg_execute, pg_url, pg_url_for_database, skip_e2e, unique_name,
-};
+use backup_support::{FreshCluster, fails, items, json_of, pg_text, with_target_allowing};
+use common::{Store, Via, pg_execute, pg_url, pg_url_for_database, skip_e2e, unique_name};
 
 on_both_stores!(whole_server_restores_onto_a_fresh_cluster_with_owners_and_grants);
 
@@ -40,57 +34,6 @@ impl Drop for SourceCluster {
             }
         }
     }
-}
-
-/// A second, empty PostgreSQL cluster started with `scripts/pg-cluster.sh` (as the test
-/// command starts the first one), stopped and removed at the end.
-struct FreshCluster {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl FreshCluster {
-    fn start() -> FreshCluster {
-        let dir = tempfile::Builder::new()
-            .prefix("statehouse-fresh-pg-")
-            .tempdir()
-            .unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(dir.path())
-            .arg(port.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "starting a second cluster failed\n{}",
-            describe(&out)
-        );
-        FreshCluster {
-            url: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-            dir,
-        }
-    }
-}
-
-impl Drop for FreshCluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
-    }
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-cluster.sh")
 }
 
 /// `url` connecting as `user` (no password: the test clusters trust local connections).

@@ -1,8 +1,10 @@
 //! `/ui/restore/{ws}/{id}`: restoring a database backup into a new database on the same server
 //! or into another server's database (workspace admins), as
-//! `POST /api/v1/workspaces/{ws}/backups/{id}/restore`. The form is the confirmation: it says
-//! what happens, and a destination that already holds objects is refused unless the user
-//! asks to overwrite.
+//! `POST /api/v1/workspaces/{ws}/backups/{id}/restore`; a backup of a whole-server run can also
+//! restore the whole run — the server's roles, then every database with its owners and grants —
+//! onto its own server or another one, as `POST …/backups/{id}/restore-server`. The form is the
+//! confirmation: it says what happens, and a destination that already holds objects is refused
+//! unless the user asks to overwrite.
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::response::Response;
 use serde::Deserialize;
-use statehouse_backup::service::{BackupView, RestoreRequest, RestoreView};
+use statehouse_backup::service::{BackupView, RestoreRequest, RestoreView, ServerRestoreView};
 use statehouse_core::Error;
 
 use super::format::{duration, size};
@@ -32,6 +34,9 @@ struct RestorePage {
     error: String,
     /// After a restore: what happened.
     done: Option<RestoreView>,
+    /// After a whole-server restore: the databases restored, by name.
+    server_done: Option<ServerRestoreView>,
+    server_databases: String,
     took: String,
 }
 
@@ -65,6 +70,8 @@ async fn restore_page(
         backup,
         error: String::new(),
         done: None,
+        server_done: None,
+        server_databases: String::new(),
         took: String::new(),
     })
 }
@@ -79,10 +86,17 @@ pub async fn form(
     page(&restore_page(&app, &viewer, &uri, &ws, &id).await?)
 }
 
+/// What a restore did: one database, or a whole server.
+enum Restored {
+    Database(RestoreView),
+    Server(ServerRestoreView),
+}
+
 /// The restore form. (No `Debug`: another server's URL may carry a password.)
 #[derive(Deserialize)]
 pub struct RestoreForm {
-    /// `database` (a database on the backup's server) or `url` (another server).
+    /// `database` (a database on the backup's server), `url` (another server's database),
+    /// `server` (the whole run onto its own server) or `server_url` (onto another server).
     into: String,
     #[serde(default)]
     database: String,
@@ -101,11 +115,15 @@ pub async fn restore(
     UiForm(viewer, form): UiForm<RestoreForm>,
 ) -> Result<Response, UiError> {
     let mut page_data = restore_page(&app, &viewer, &uri, &ws, &id).await?;
+    let whole_server = form.into.starts_with("server");
     let (into_database, into_url) = match form.into.as_str() {
         "database" if !form.database.trim().is_empty() => {
             (Some(form.database.trim().to_owned()), None)
         }
-        "url" if !form.url.trim().is_empty() => (None, Some(form.url.trim().to_owned())),
+        "url" | "server_url" if !form.url.trim().is_empty() => {
+            (None, Some(form.url.trim().to_owned()))
+        }
+        "server" => (None, None),
         _ => {
             return Err(UiError::new(
                 Error::BadRequest(
@@ -132,15 +150,33 @@ pub async fn restore(
     let outcome = app
         .backups
         .detached(async move {
-            backups
-                .restore_backup(&who, &ws_name, &backup_id, request, None)
-                .await
+            if whole_server {
+                backups
+                    .restore_server(&who, &ws_name, &backup_id, request, None)
+                    .await
+                    .map(Restored::Server)
+            } else {
+                backups
+                    .restore_backup(&who, &ws_name, &backup_id, request, None)
+                    .await
+                    .map(Restored::Database)
+            }
         })
         .await;
     match outcome {
-        Ok(done) => {
+        Ok(Restored::Database(done)) => {
             page_data.took = duration((done.duration_ms / 1_000) as i64);
             page_data.done = Some(done);
+        }
+        Ok(Restored::Server(done)) => {
+            page_data.took = duration((done.duration_ms / 1_000) as i64);
+            page_data.server_databases = done
+                .databases
+                .iter()
+                .map(|d| d.database.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            page_data.server_done = Some(done);
         }
         Err(e @ (Error::BadRequest(_) | Error::Conflict(_) | Error::Unavailable(_))) => {
             page_data.error = e.to_string();

@@ -1,10 +1,12 @@
 //! Helpers of the CLI backup tests: JSON output, failures, queries on the test PostgreSQL, a
-//! server with a local-directory target, a source database, backups, events and audit entries.
+//! server with a local-directory target, a source database, backups, events and audit entries,
+//! a second throwaway PostgreSQL cluster.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::Output;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -140,4 +142,55 @@ pub fn answer_request(stream: TcpStream) -> Vec<u8> {
     let mut stream = stream;
     let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     body
+}
+
+/// A second, empty PostgreSQL cluster started with `scripts/pg-cluster.sh` (as the test
+/// command starts the first one), stopped and removed at the end.
+pub struct FreshCluster {
+    dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl FreshCluster {
+    pub fn start() -> FreshCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("statehouse-fresh-pg-")
+            .tempdir()
+            .unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(dir.path())
+            .arg(port.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "starting a second cluster failed\n{}",
+            describe(&out)
+        );
+        FreshCluster {
+            url: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            dir,
+        }
+    }
+}
+
+impl Drop for FreshCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-cluster.sh")
 }
