@@ -104,6 +104,11 @@ pub fn notifier_page(ws: &str, name: &str) -> String {
     format!("{}/{}", notifiers_of(ws), query_escape(name))
 }
 
+/// A workspace's backup encryption and verification server.
+pub fn backup_encryption_of(ws: &str) -> String {
+    format!("/ui/workspaces/{}/backup-encryption", query_escape(ws))
+}
+
 /// The confirmation page of a token's revocation.
 pub fn token_revoke(id: &str) -> String {
     format!("/ui/tokens/{}/revoke", query_escape(id))

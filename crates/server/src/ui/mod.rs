@@ -11,6 +11,7 @@ mod chart;
 mod config_form;
 mod deleted;
 mod diff;
+mod encryption;
 mod format;
 mod links;
 mod listing;
@@ -171,6 +172,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/ui/workspaces/{ws}/notifiers/{name}/delete",
             get(notifier::confirm_delete).post(notifier::delete),
+        )
+        .route(
+            "/ui/workspaces/{ws}/backup-encryption",
+            get(encryption::show).post(encryption::change),
+        )
+        .route(
+            "/ui/workspaces/{ws}/backup-encryption/export",
+            post(encryption::export),
         )
         .layer(axum::middleware::map_response(protect))
 }
