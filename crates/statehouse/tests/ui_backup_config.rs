@@ -8,12 +8,11 @@
 //! - notifiers: a webhook notifier sends its test to a local receiver (the page says so), keeps
 //!   its secret URL through a change that does not repeat it, and shows a receiver's 500 as the
 //!   failure; a Slack one with a bad URL is refused on the form;
-//! - encryption: own recipients (made with `age-keygen`), back to a managed key, the key
-//!   exported once and checked with `age-keygen -y`, a passphrase refused when typed twice
-//!   differently and then set, the verification server set and removed;
-//! - a viewer and an editor see the configuration but no form or button; the viewer's forged
-//!   forms (its own session and CSRF token) are refused with 403 and change nothing, and a form
-//!   without a CSRF token is refused too.
+//! - a viewer and an editor see the configuration (encryption too) but no form or button; the
+//!   viewer's forged forms (its own session and CSRF token) are refused with 403 and change
+//!   nothing, and a form without a CSRF token is refused too.
+//!
+//! The encryption page's own test is in `ui_backup_encryption.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,36 +21,20 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use common::browser::Browser;
-use common::ui::{ADMIN_PASSWORD, api, post_form, session_of, set_password, sign_in};
-use common::{Server, Store, skip_e2e};
+use common::ui::{
+    ADMIN_PASSWORD, admin_get, api, post_form, session_of, sign_in, signed_in, start_backups,
+};
+use common::{Server, Store};
 use serde_json::{Value, json};
 
 on_both_stores!(
     targets_are_added_tested_changed_and_deleted_in_the_browser,
     notifiers_send_their_test_from_the_browser,
-    encryption_and_the_verification_server_change_in_the_browser,
     viewers_and_editors_see_no_buttons_and_forged_forms_are_refused,
 );
-
-/// A server whose admin has a password, or `None` when end-to-end tests are switched off.
-fn start(store: Store) -> Option<Server> {
-    if skip_e2e() {
-        return None;
-    }
-    let server = Server::start(store);
-    set_password(&server, "admin", ADMIN_PASSWORD);
-    Some(server)
-}
-
-fn admin_browser(server: &Server) -> Browser {
-    let browser = Browser::start();
-    sign_in(&browser, server, "admin", ADMIN_PASSWORD);
-    browser
-}
 
 /// Chooses `value` in the `<select>` matching `css`.
 fn choose(browser: &Browser, css: &str, value: &str) {
@@ -61,17 +44,12 @@ fn choose(browser: &Browser, css: &str, value: &str) {
     );
 }
 
-/// The API's answer as the admin; fails unless it is `200`.
-fn api_get(server: &Server, path: &str) -> Value {
-    let (status, body) = api(server, "GET", path, &server.admin_token, None);
-    assert_eq!(status, 200, "GET {path}: {body}");
-    body
-}
-
 fn targets_are_added_tested_changed_and_deleted_in_the_browser(store: Store) {
-    let Some(server) = start(store) else { return };
+    let Some(server) = start_backups(store) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let browser = admin_browser(&server);
+    let browser = signed_in(&server, "admin", ADMIN_PASSWORD);
     // From the backups page's sub-navigation.
     browser.goto(&format!("{}/ui/backups?ws=default", server.url));
     browser.click("#nav-targets");
@@ -106,14 +84,15 @@ fn targets_are_added_tested_changed_and_deleted_in_the_browser(store: Store) {
             .unwrap()
             .contains("ok")
     );
-    let nas = api_get(&server, "/workspaces/default/targets/nas");
+    let nas = admin_get(&server, "/workspaces/default/targets/nas");
     assert_eq!(nas["kind"], "local", "{nas}");
     assert_eq!(nas["settings"]["path"], good.display().to_string(), "{nas}");
 
     // A local target whose directory cannot be created (a file stands in its way).
     std::fs::write(dir.path().join("file"), b"not a directory").unwrap();
     let blocked = dir.path().join("file").join("backups");
-    browser.click("nav.subnav a#nav-targets");
+    browser.click("#nav-targets");
+    browser.wait_for_text("h1", "Storage targets of default");
     browser.fill("#target-name", "blocked");
     browser.fill("#setting-path", &blocked.display().to_string());
     browser.click("#add-target");
@@ -135,6 +114,7 @@ fn targets_are_added_tested_changed_and_deleted_in_the_browser(store: Store) {
 
     // An S3 target: a form of its own; its secret is never shown.
     browser.click("#nav-targets");
+    browser.wait_for_text("h1", "Storage targets of default");
     choose(&browser, "#target-kind", "s3");
     browser.click("#choose-kind");
     browser.find("#setting-bucket");
@@ -155,7 +135,7 @@ fn targets_are_added_tested_changed_and_deleted_in_the_browser(store: Store) {
     browser.fill("#setting-prefix", "pg");
     browser.click("#save-target");
     browser.wait_for_text("#notice", "The storage target was saved.");
-    let r2 = api_get(&server, "/workspaces/default/targets/r2");
+    let r2 = admin_get(&server, "/workspaces/default/targets/r2");
     assert_eq!(r2["settings"]["prefix"], "pg", "{r2}");
     assert!(
         r2["secrets_set"]
@@ -169,7 +149,7 @@ fn targets_are_added_tested_changed_and_deleted_in_the_browser(store: Store) {
     browser.click("#save-target");
     browser.wait_for_text("#form-error", "give secret_access_key");
     assert_eq!(
-        api_get(&server, "/workspaces/default/targets/r2")["settings"]["endpoint"],
+        admin_get(&server, "/workspaces/default/targets/r2")["settings"]["endpoint"],
         "http://127.0.0.1:9"
     );
     assert_eq!(
@@ -181,12 +161,13 @@ fn targets_are_added_tested_changed_and_deleted_in_the_browser(store: Store) {
     browser.click("#save-target");
     browser.wait_for_text("#notice", "saved");
     assert_eq!(
-        api_get(&server, "/workspaces/default/targets/r2")["settings"]["endpoint"],
+        admin_get(&server, "/workspaces/default/targets/r2")["settings"]["endpoint"],
         "http://127.0.0.1:10"
     );
 
     // The list shows each target's kind and public settings.
     browser.click("#nav-targets");
+    browser.wait_for_text("h1", "Storage targets of default");
     let listed = browser.find("#targets").text();
     assert!(
         listed.contains("blocked") && listed.contains("bucket: backups"),
@@ -210,7 +191,7 @@ fn targets_are_added_tested_changed_and_deleted_in_the_browser(store: Store) {
     assert_eq!(status, 404);
 
     // Audited as the API's actions, by the signed-in admin.
-    let audit = api_get(&server, "/audit?action=target.test");
+    let audit = admin_get(&server, "/audit?action=target.test");
     let tests = audit["items"].as_array().unwrap();
     assert_eq!(tests.len(), 2, "{audit}");
     assert!(tests.iter().all(|e| e["actor"] == "admin"), "{audit}");
@@ -265,10 +246,12 @@ fn receiver(status: u16) -> (String, Arc<Mutex<Vec<Received>>>) {
 }
 
 fn notifiers_send_their_test_from_the_browser(store: Store) {
-    let Some(server) = start(store) else { return };
+    let Some(server) = start_backups(store) else {
+        return;
+    };
     let (url, got) = receiver(200);
     let (failing_url, failing_got) = receiver(500);
-    let browser = admin_browser(&server);
+    let browser = signed_in(&server, "admin", ADMIN_PASSWORD);
     browser.goto(&format!("{}/ui/backups?ws=default", server.url));
     browser.click("#nav-notifiers");
     browser.wait_for_text("h1", "Notifiers of default");
@@ -277,6 +260,7 @@ fn notifiers_send_their_test_from_the_browser(store: Store) {
     // A Slack notifier with a URL that is none: the service's message, never the URL.
     choose(&browser, "#notifier-kind", "slack");
     browser.click("#choose-kind");
+    browser.find("#setting-webhook-url");
     browser.fill("#notifier-name", "chat");
     browser.fill(
         "#setting-webhook-url",
@@ -322,7 +306,7 @@ fn notifiers_send_their_test_from_the_browser(store: Store) {
     browser.fill("#notifier-events", "nothing.happened");
     browser.click("#save-notifier");
     browser.wait_for_text("#form-error", "unknown event kind \"nothing.happened\"");
-    let hook = api_get(&server, "/workspaces/default/notifiers/hook");
+    let hook = admin_get(&server, "/workspaces/default/notifiers/hook");
     assert_eq!(
         hook["events"],
         json!(["backup.*", "database.down"]),
@@ -351,141 +335,8 @@ fn notifiers_send_their_test_from_the_browser(store: Store) {
     browser.click("#confirm-delete");
     browser.wait_for_text("#notice", "deleted");
     browser.find("#no-notifiers");
-    let list = api_get(&server, "/workspaces/default/notifiers");
+    let list = admin_get(&server, "/workspaces/default/notifiers");
     assert_eq!(list["items"], json!([]), "{list}");
-}
-
-/// A new age key pair: `(identity file, recipient)`.
-fn age_key(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, String) {
-    let file = dir.join(name);
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&file)
-        .output()
-        .expect("age-keygen (Debian package age)");
-    assert!(out.status.success(), "{}", common::describe(&out));
-    (file.clone(), recipient_of(&file))
-}
-
-/// The public key of an identity file, as `age-keygen -y` prints it.
-fn recipient_of(file: &std::path::Path) -> String {
-    let out = Command::new("age-keygen")
-        .arg("-y")
-        .arg(file)
-        .output()
-        .expect("age-keygen -y");
-    assert!(out.status.success(), "{}", common::describe(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn mode(browser: &Browser) -> String {
-    browser.find("#encryption-mode").attr("data-mode").unwrap()
-}
-
-fn encryption_and_the_verification_server_change_in_the_browser(store: Store) {
-    let Some(server) = start(store) else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let (_, own) = age_key(dir.path(), "own.txt");
-    let browser = admin_browser(&server);
-    browser.goto(&format!("{}/ui/backups?ws=default", server.url));
-    browser.click("#nav-encryption");
-    browser.wait_for_text("h1", "Backup encryption of default");
-    browser.wait_for_text("#trade-off", "cannot read the backups it writes");
-    browser.click("#generate-key");
-    browser.wait_for_text("#notice", "A new managed key");
-    assert_eq!(mode(&browser), "managed");
-    let managed = browser.find("#managed-recipient").text();
-    assert!(managed.starts_with("age1"), "{managed}");
-
-    // Own recipients only: the server cannot read new backups.
-    browser.fill("#recipients", "age1nothing");
-    browser.click("#save-recipients");
-    browser.wait_for_text("#form-error", "is not an age X25519 recipient");
-    browser.fill("#recipients", &own);
-    browser.click("#keep-managed"); // ticked while there is a managed key
-    browser.click("#save-recipients");
-    browser.wait_for_text("#notice", "encrypted to the recipients");
-    assert_eq!(mode(&browser), "recipients");
-    assert!(browser.find("#server-can-decrypt").text().starts_with("no"));
-    let view = api_get(&server, "/workspaces/default/backup-encryption");
-    assert_eq!(view["recipients"], json!([own]), "{view}");
-    assert_eq!(view["server_can_decrypt"], false, "{view}");
-    assert!(browser.try_find("#export-key").is_none());
-
-    // Back to a managed key (a new one), beside the recipients, then alone.
-    browser.click("#generate-key");
-    browser.wait_for_text("#notice", "A new managed key");
-    assert_eq!(mode(&browser), "managed-and-recipients");
-    browser.find("#recipients").clear();
-    browser.click("#save-recipients");
-    browser.wait_for_text("#notice", "encrypted to the recipients");
-    assert_eq!(mode(&browser), "managed");
-    let managed = browser.find("#managed-recipient").text();
-    assert!(managed.starts_with("age1"), "{managed}");
-
-    // The key exported once: its public half is the managed recipient.
-    browser.click("#export-key");
-    browser.wait_for_text("h1", "The managed backup key of default");
-    let identity = browser.find("#secret").text();
-    assert!(identity.starts_with("AGE-SECRET-KEY-1"), "{identity}");
-    assert!(browser.find("main").text().contains("age -d -i key.txt"));
-    let key_file = dir.path().join("key.txt");
-    std::fs::write(&key_file, format!("{identity}\n")).unwrap();
-    assert_eq!(recipient_of(&key_file), managed);
-    let audit = api_get(&server, "/audit?action=backup.key.export");
-    assert_eq!(audit["items"][0]["actor"], "admin", "{audit}");
-    browser.click("#back");
-
-    // A passphrase typed twice differently: refused, nothing changes; then set.
-    browser.fill("#passphrase", "correct horse battery staple");
-    browser.fill("#passphrase-confirm", "correct horse battery stapel");
-    browser.click("#set-passphrase");
-    browser.wait_for_text("#form-error", "the two passphrases differ");
-    assert_eq!(
-        api_get(&server, "/workspaces/default/backup-encryption")["passphrase"],
-        false
-    );
-    assert!(
-        !browser.source().contains("battery sta"),
-        "passphrase echoed"
-    );
-    browser.fill("#passphrase", "correct horse battery staple");
-    browser.fill("#passphrase-confirm", "correct horse battery staple");
-    browser.click("#set-passphrase");
-    browser.wait_for_text("#notice", "encrypted with the passphrase");
-    assert_eq!(mode(&browser), "passphrase");
-    let view = api_get(&server, "/workspaces/default/backup-encryption");
-    assert_eq!(view["passphrase"], true, "{view}");
-    assert_eq!(view["managed_recipient"], Value::Null, "{view}");
-    // From a passphrase back to a managed key.
-    browser.click("#generate-key");
-    browser.wait_for_text("#notice", "A new managed key");
-    assert_eq!(mode(&browser), "managed");
-
-    // The verification server: a port that is none, then set, then removed.
-    browser.fill("#verification-host", "127.0.0.1");
-    browser.fill("#verification-port", "fifty");
-    browser.fill("#verification-user", "verifier");
-    browser.fill("#verification-password", "verifier-pa55word");
-    browser.click("#save-verification");
-    browser.wait_for_text("#form-error", "not a number");
-    assert_eq!(
-        browser.find("#verification-user").attr("value").as_deref(),
-        Some("verifier")
-    );
-    browser.fill("#verification-port", "5433");
-    browser.fill("#verification-password", "verifier-pa55word");
-    browser.click("#save-verification");
-    browser.wait_for_text("#notice", "The verification server was saved.");
-    browser.wait_for_text("#verification-fact", "verifier@127.0.0.1:5433/postgres");
-    assert!(!browser.source().contains("verifier-pa55word"));
-    let view = api_get(&server, "/workspaces/default/backup-encryption");
-    assert_eq!(view["verification_server"]["port"], 5433, "{view}");
-    browser.click("#remove-verification");
-    browser.wait_for_text("#notice", "removed");
-    assert_eq!(browser.find("#verification-fact").text(), "none");
-    let view = api_get(&server, "/workspaces/default/backup-encryption");
-    assert_eq!(view["verification_server"], Value::Null, "{view}");
 }
 
 /// Creates `name` with `role` in the default workspace, through the API.
@@ -511,7 +362,9 @@ fn member(server: &Server, name: &str, role: &str) -> String {
 }
 
 fn viewers_and_editors_see_no_buttons_and_forged_forms_are_refused(store: Store) {
-    let Some(server) = start(store) else { return };
+    let Some(server) = start_backups(store) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nas").display().to_string();
     let token = server.admin_token.clone();
@@ -537,9 +390,9 @@ fn viewers_and_editors_see_no_buttons_and_forged_forms_are_refused(store: Store)
     );
     assert_eq!(status, 200);
     let before = [
-        api_get(&server, "/workspaces/default/targets"),
-        api_get(&server, "/workspaces/default/notifiers"),
-        api_get(&server, "/workspaces/default/backup-encryption"),
+        admin_get(&server, "/workspaces/default/targets"),
+        admin_get(&server, "/workspaces/default/notifiers"),
+        admin_get(&server, "/workspaces/default/backup-encryption"),
     ];
 
     let viewer_password = member(&server, "olga", "viewer");
@@ -654,7 +507,7 @@ fn viewers_and_editors_see_no_buttons_and_forged_forms_are_refused(store: Store)
     }
 
     // The admin's own session, without the CSRF token: refused before anything is read.
-    let admin = admin_browser(&server);
+    let admin = signed_in(&server, "admin", ADMIN_PASSWORD);
     admin.goto(&format!("{}/ui/workspaces/default/targets", server.url));
     let (admin_cookie, _) = session_of(&admin);
     for (path, fields) in &forged {
@@ -664,12 +517,12 @@ fn viewers_and_editors_see_no_buttons_and_forged_forms_are_refused(store: Store)
     }
 
     let after = [
-        api_get(&server, "/workspaces/default/targets"),
-        api_get(&server, "/workspaces/default/notifiers"),
-        api_get(&server, "/workspaces/default/backup-encryption"),
+        admin_get(&server, "/workspaces/default/targets"),
+        admin_get(&server, "/workspaces/default/notifiers"),
+        admin_get(&server, "/workspaces/default/backup-encryption"),
     ];
     assert_eq!(before, after, "nothing changed");
-    let audit = api_get(&server, "/audit?action=target.test");
+    let audit = admin_get(&server, "/audit?action=target.test");
     assert!(
         audit["items"]
             .as_array()
