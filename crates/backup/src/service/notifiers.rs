@@ -266,11 +266,30 @@ impl BackupService {
             if !input.name.trim().is_empty() {
                 n.name = check_name("notifier", &input.name)?;
             }
-            if let Some(settings) = input.settings {
-                let (public, new_secrets) = Self::split_given(settings)?;
+            if let Some(mut settings) = input.settings {
                 let stored = self.notifier_secrets(&n)?;
                 let current = self.notifier_spec(&n)?;
-                let same_kind = public.get("kind").and_then(|k| k.as_str()) == Some(current.kind());
+                let same_kind =
+                    settings.get("kind").and_then(|k| k.as_str()) == Some(current.kind());
+                // Secrets left out are kept, required ones too (a Slack URL, an ntfy topic):
+                // the stored ones fill the gaps so the settings parse, but only those given
+                // count as given below.
+                let mut kept = Vec::new();
+                if same_kind
+                    && let (Some(given), Some(stored)) =
+                        (settings.as_object_mut(), stored.as_object())
+                {
+                    for (field, value) in stored {
+                        if given.get(field).is_none_or(serde_json::Value::is_null) {
+                            given.insert(field.clone(), value.clone());
+                            kept.push(field.clone());
+                        }
+                    }
+                }
+                let (public, mut new_secrets) = Self::split_given(settings)?;
+                if let Some(given) = new_secrets.as_object_mut() {
+                    given.retain(|field, _| !kept.contains(field));
+                }
                 let secrets = if same_kind {
                     merge_secrets(stored.clone(), new_secrets.clone())
                 } else {

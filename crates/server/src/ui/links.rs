@@ -84,6 +84,31 @@ pub fn webhook_page(ws: &str, id: &str) -> String {
     format!("{}/{}", webhooks_of(ws), query_escape(id))
 }
 
+/// A workspace's storage targets.
+pub fn targets_of(ws: &str) -> String {
+    format!("/ui/workspaces/{}/targets", query_escape(ws))
+}
+
+/// One storage target's page.
+pub fn target_page(ws: &str, name: &str) -> String {
+    format!("{}/{}", targets_of(ws), query_escape(name))
+}
+
+/// A workspace's notifiers.
+pub fn notifiers_of(ws: &str) -> String {
+    format!("/ui/workspaces/{}/notifiers", query_escape(ws))
+}
+
+/// One notifier's page.
+pub fn notifier_page(ws: &str, name: &str) -> String {
+    format!("{}/{}", notifiers_of(ws), query_escape(name))
+}
+
+/// A workspace's backup encryption and verification server.
+pub fn backup_encryption_of(ws: &str) -> String {
+    format!("/ui/workspaces/{}/backup-encryption", query_escape(ws))
+}
+
 /// The confirmation page of a token's revocation.
 pub fn token_revoke(id: &str) -> String {
     format!("/ui/tokens/{}/revoke", query_escape(id))

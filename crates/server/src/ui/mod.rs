@@ -8,15 +8,20 @@ mod assets;
 mod audit;
 mod backups;
 mod chart;
+mod config_form;
 mod database_check;
 mod database_form;
 mod database_settings;
 mod deleted;
 mod diff;
+mod encryption;
 mod format;
 mod links;
 mod listing;
 mod members;
+mod notifier;
+mod notifier_kinds;
+mod notifiers;
 mod oidc;
 mod overview;
 mod page;
@@ -26,6 +31,9 @@ mod search;
 mod sign_in;
 mod state;
 mod states;
+mod target;
+mod target_kinds;
+mod targets;
 mod tokens;
 mod user;
 mod users;
@@ -147,6 +155,47 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/ui/workspaces/{ws}/webhooks/{id}/deliveries/{delivery}/redeliver",
             post(webhook::redeliver),
+        )
+        // A workspace's backup configuration: storage targets, notifiers, encryption.
+        .route(
+            "/ui/workspaces/{ws}/targets",
+            get(targets::list).post(targets::create),
+        )
+        .route(
+            "/ui/workspaces/{ws}/targets/{name}",
+            get(target::show).post(target::change),
+        )
+        .route(
+            "/ui/workspaces/{ws}/targets/{name}/test",
+            post(target::test),
+        )
+        .route(
+            "/ui/workspaces/{ws}/targets/{name}/delete",
+            get(target::confirm_delete).post(target::delete),
+        )
+        .route(
+            "/ui/workspaces/{ws}/notifiers",
+            get(notifiers::list).post(notifiers::create),
+        )
+        .route(
+            "/ui/workspaces/{ws}/notifiers/{name}",
+            get(notifier::show).post(notifier::change),
+        )
+        .route(
+            "/ui/workspaces/{ws}/notifiers/{name}/test",
+            post(notifier::test),
+        )
+        .route(
+            "/ui/workspaces/{ws}/notifiers/{name}/delete",
+            get(notifier::confirm_delete).post(notifier::delete),
+        )
+        .route(
+            "/ui/workspaces/{ws}/backup-encryption",
+            get(encryption::show).post(encryption::change),
+        )
+        .route(
+            "/ui/workspaces/{ws}/backup-encryption/export",
+            post(encryption::export),
         )
         .layer(axum::middleware::map_response(protect))
 }

@@ -120,3 +120,22 @@ pub fn temp_dir(label: &str) -> tempfile::TempDir {
         .tempdir()
         .expect("temp dir")
 }
+
+/// A server with the admin's password set, for pages that need no Terraform (the backup
+/// configuration), or `None` when end-to-end tests are switched off. PostgreSQL is required for
+/// that store only.
+pub fn start_backups(store: Store) -> Option<Server> {
+    if skip_e2e() {
+        return None;
+    }
+    let server = Server::start(store);
+    set_password(&server, "admin", ADMIN_PASSWORD);
+    Some(server)
+}
+
+/// A REST API read as the instance admin; fails unless it answers `200`.
+pub fn admin_get(server: &Server, path: &str) -> Value {
+    let (status, body) = api(server, "GET", path, &server.admin_token, None);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
