@@ -1,9 +1,12 @@
 //! The backups pages in a real browser (Debian's Chromium) against the real binary on SQLite
-//! and PostgreSQL, with a real PostgreSQL 15 database, `pg_dump` and a local storage target:
-//! the database's health and history, "back up now" followed until it succeeds, a verification
-//! by test restore, the charts, a restore into a new database with equal table contents (and a
-//! second one refused without "replace"); a failing database on the overview; a viewer sees no
-//! button to act with.
+//! and PostgreSQL, with a real PostgreSQL 15 database and `pg_dump`: a local storage target
+//! and the database added through their forms (connection test, schedule preview in a time
+//! zone, a bad cron refused), the first check flagging a role that can write; the database's
+//! health and history, "back up now" followed until it succeeds, a verification by test
+//! restore, the charts, a restore into a new database with equal table contents (and a second
+//! one refused without "replace"); the read-only role helper, a backup as that role, and the
+//! retention preview; a failing database and recent events on the overview; a viewer sees no
+//! button to act with and its forged forms are refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -31,19 +34,19 @@ fn back_up_now_and_verify_in_the_browser(store: Store) {
     )
     .unwrap();
     let target_dir = tempfile::tempdir().unwrap();
-    server.cli(&[
-        "target",
-        "add",
-        "nas",
-        "--kind",
-        "local",
-        "--set",
-        &format!("path={}", target_dir.path().display()),
-    ]);
     let browser = Browser::start();
     sign_in(&browser, &server, "admin", ADMIN_PASSWORD);
     browser.click("nav a[href='/ui/backups']");
     browser.find("#no-databases");
+    // A local target through its form, tested, then the database.
+    browser.click("#nav-targets");
+    browser.fill("#target-name", "nas");
+    browser.fill("#setting-path", &target_dir.path().display().to_string());
+    browser.click("#add-target");
+    browser.wait_for_text("#notice", "The storage target was added.");
+    browser.click("#test-target");
+    browser.wait_for_text("#test-outcome", "The test worked");
+    browser.click("nav a[href='/ui/backups']");
     add_database_in_the_form(&browser, &server, &source.url);
     browser.click("nav a[href='/ui/backups']");
     let listed = browser.find("#databases").text();
