@@ -61,7 +61,8 @@ fn back_up_now_and_verify_in_the_browser(store: Store) {
     back_up_now_and_follow(&browser, &server);
     let size_chart = browser.find("section[aria-labelledby=size-heading] svg");
     assert_eq!(size_chart.find_all("rect.chart-bar").len(), 1);
-    assert!(browser.find("#db-uptime").text().contains("24 h"));
+    let uptime = browser.find("#db-uptime").text();
+    assert!(uptime.starts_with("24 h 100.00 %"), "{uptime}");
 
     browser.click("#backup-runs button.verify");
     browser.wait_for_text("#notice", "Verification finished");
@@ -262,6 +263,10 @@ fn add_database_in_the_form(browser: &Browser, server: &Server, url: &str) {
     browser.wait_for_text("#report-summary", "reachable");
     browser.find("#role-can-write");
     assert_eq!(database_count(server), 1);
+    assert_eq!(
+        browser.find("#db-schedule").text(),
+        "daily at 02:30 (Europe/Berlin)"
+    );
 }
 
 fn database_count(server: &Server) -> usize {

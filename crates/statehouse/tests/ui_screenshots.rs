@@ -128,6 +128,10 @@ output "db_password" {{
         ("backups", "/ui/backups"),
         ("database", "/ui/database/default/shop"),
         ("database-settings", "/ui/database/default/shop/settings"),
+        ("targets", "/ui/workspaces/default/targets"),
+        ("notifiers", "/ui/workspaces/default/notifiers"),
+        ("encryption", "/ui/workspaces/default/backup-encryption"),
+        ("users", "/ui/users"),
     ];
     for theme in ["light", "dark"] {
         browser.goto(&format!("{}/ui/login", server.url));
@@ -198,5 +202,16 @@ fn backed_up_database(server: &Server) -> (PgDatabase, tempfile::TempDir) {
         server.cli(&["db", "backup", "shop"]);
     }
     server.cli(&["db", "check", "shop"]);
+    server.cli(&[
+        "notifier",
+        "add",
+        "ops-chat",
+        "--kind",
+        "webhook",
+        "--secret",
+        "url=https://chat.example.com/hooks/statehouse",
+        "--events",
+        "backup.failed,verification.failed,database.down",
+    ]);
     (source, target)
 }

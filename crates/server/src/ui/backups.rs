@@ -292,8 +292,9 @@ async fn history(
     ))
 }
 
+/// Uptime as the service gives it: a percentage already.
 fn percent(value: Option<f64>) -> String {
-    value.map_or_else(|| "—".into(), |v| format!("{:.2} %", v * 100.0))
+    value.map_or_else(|| "—".into(), |v| format!("{v:.2} %"))
 }
 
 /// `GET /ui/database/{ws}/{db}`.
@@ -372,13 +373,7 @@ pub async fn show(
         connection: format!("{}@{}:{}/{}", c.user, c.host, c.port, c.database),
         schedule: db.settings.schedule.as_ref().map_or_else(
             || "none: backups run only when asked".into(),
-            |s| {
-                format!(
-                    "{} ({})",
-                    serde_json::to_string(&s.schedule).unwrap_or_default(),
-                    s.timezone
-                )
-            },
+            |s| s.describe(),
         ),
         notice: match q.done.as_deref() {
             Some("queued") => {
