@@ -156,7 +156,9 @@ async fn render_form(
             "Once backups exist, this shows which of them each rule keeps.".into(),
         ),
     };
-    let unsaved = !form.password.is_empty();
+    // Passwords typed (alone or in the URL) are never sent back in the page.
+    let (url, url_had_password) = without_password(&form.url);
+    let unsaved = !form.password.is_empty() || url_had_password;
     let data = DatabaseFormPage {
         chrome: Chrome::signed_in(
             viewer,
@@ -211,10 +213,31 @@ async fn render_form(
         },
         form: DatabaseForm {
             password: String::new(),
+            url,
             ..form
         },
     };
     Ok(render(outcome.status.unwrap_or(StatusCode::OK), &data))
+}
+
+/// `url` without the password of its user part (`postgres://user:secret@host` →
+/// `postgres://user@host`), and whether it had one.
+fn without_password(url: &str) -> (String, bool) {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return (url.to_owned(), false);
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return (url.to_owned(), false);
+    };
+    match rest[..at].find(':') {
+        Some(colon) => (
+            format!("{}{}{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
+            true,
+        ),
+        None => (url.to_owned(), false),
+    }
 }
 
 /// `GET /ui/databases/{ws}/new`.
@@ -373,4 +396,26 @@ pub async fn save(
         (_, Ok(_)) => Outcome::default(),
     };
     render_form(&app, &viewer, &uri, &ws, Some(&db), form, outcome).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn typed_passwords_are_not_sent_back() {
+        assert_eq!(
+            without_password("postgres://app:s3cr%40t@db:5432/shop?sslmode=require"),
+            ("postgres://app@db:5432/shop?sslmode=require".into(), true)
+        );
+        assert_eq!(
+            without_password("postgres://app@db/shop"),
+            ("postgres://app@db/shop".into(), false)
+        );
+        assert_eq!(
+            without_password("postgres://db/shop?options=a@b"),
+            ("postgres://db/shop?options=a@b".into(), false)
+        );
+        assert_eq!(without_password("not a url"), ("not a url".into(), false));
+    }
 }
