@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use statehouse_core::{Error, Result};
 
 use crate::exclusions::DumpExclusions;
-use crate::pipeline::{DEFAULT_ZSTD_LEVEL, PgConnection};
+use crate::pipeline::{DEFAULT_ZSTD_LEVEL, PgConnection, ZSTD_LEVELS};
 use crate::retention::RetentionPolicy;
 use crate::schedule::ScheduleSpec;
 
@@ -285,10 +285,15 @@ impl DatabaseSettings {
             schedule.validate()?;
         }
         self.retention.validate()?;
-        if !(1..=22).contains(&self.zstd_level) {
+        // The pipeline's range: higher levels need more memory than a backup may use.
+        if !ZSTD_LEVELS.contains(&self.zstd_level) {
             return Err(Error::BadRequest(format!(
-                "zstd_level {} is out of range; use 1-22 (default {DEFAULT_ZSTD_LEVEL})",
-                self.zstd_level
+                "zstd_level {} is out of range; use {}-{} (default {DEFAULT_ZSTD_LEVEL}; levels \
+                 above {} need more memory than a backup may use)",
+                self.zstd_level,
+                ZSTD_LEVELS.start(),
+                ZSTD_LEVELS.end(),
+                ZSTD_LEVELS.end()
             )));
         }
         if self.stall_timeout_secs < 10 || self.total_timeout_secs < 60 {
@@ -431,6 +436,11 @@ mod tests {
         let mut s = DatabaseSettings::new(connection());
         s.zstd_level = 30;
         assert!(s.validate().is_err());
+        // Levels the pipeline would refuse at backup time are refused when saved.
+        s.zstd_level = 22;
+        assert!(s.validate().is_err());
+        s.zstd_level = 19;
+        s.validate().unwrap();
         let mut s = DatabaseSettings::new(connection());
         s.health.down_after = 0;
         assert!(s.validate().is_err());

@@ -103,7 +103,7 @@ pub struct DatabaseOptions {
     /// given with it are kept).
     #[arg(long)]
     pub no_exclusions: bool,
-    /// zstd compression level, 1-22 (default 5).
+    /// zstd compression level, 1-19 (default 5).
     #[arg(long, value_name = "N")]
     pub zstd_level: Option<i32>,
     /// Further attempts after a failed backup, 0-10 (default 2).
