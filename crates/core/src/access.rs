@@ -453,6 +453,7 @@ mod tests {
                 instance_admin,
                 created_at: Timestamp(0),
                 disabled_at: None,
+                sso_subject: None,
             },
             memberships: memberships
                 .iter()

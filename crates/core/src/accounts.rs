@@ -29,6 +29,10 @@ pub struct User {
     pub created_at: Timestamp,
     /// A disabled user cannot log in and its tokens and sessions do not work.
     pub disabled_at: Option<Timestamp>,
+    /// The identity-provider account single sign-on created this user for (`issuer#sub`);
+    /// `None` for users made any other way, which single sign-on never signs in.
+    #[serde(skip)]
+    pub sso_subject: Option<String>,
 }
 
 impl User {

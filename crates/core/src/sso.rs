@@ -31,8 +31,16 @@ pub struct ExternalIdentity {
     pub groups: Vec<String>,
     /// The provider (its issuer URL), for the audit log.
     pub provider: String,
-    /// The provider's subject identifier (`sub`), for the audit log.
+    /// The provider's subject identifier (`sub`): with the provider, it names the account.
     pub subject: String,
+}
+
+impl ExternalIdentity {
+    /// The provider account, as stored on the user single sign-on created for it:
+    /// `issuer#sub` (a subject is unique only within its issuer).
+    pub fn account(&self) -> String {
+        format!("{}#{}", self.provider, self.subject)
+    }
 }
 
 /// The roles a set of groups gives under a mapping.

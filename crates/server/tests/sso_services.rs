@@ -1,6 +1,8 @@
 //! `Services::sso_login`: users a provider vouched for are created on their first sign-in,
-//! their roles follow their groups at every sign-in, and the refusals (disabled users, local
-//! accounts, names no user can have) say why. Password sign-in can be turned off.
+//! found again by their provider account (issuer and subject), their roles follow their groups
+//! at every sign-in, and the refusals (disabled users, users made any other way, another
+//! provider account of the same name, names no user can have) say why. Password sign-in can
+//! be turned off.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -39,7 +41,7 @@ fn identity(name: &str, groups: &[&str]) -> ExternalIdentity {
         name: name.into(),
         groups: groups.iter().map(|g| g.to_string()).collect(),
         provider: "https://idp.example".into(),
-        subject: format!("sub-{name}"),
+        subject: format!("sub-{}", name.to_lowercase()),
     }
 }
 
@@ -155,10 +157,73 @@ async fn refusals_say_why() {
         .err()
         .unwrap();
     assert!(
-        matches!(&err, Error::Forbidden(m) if m.contains("local account")),
+        matches!(&err, Error::Forbidden(m) if m.contains("not created by single sign-on")),
         "{err}"
     );
     assert!(!s.services.user(&op, "dave").await.unwrap().instance_admin);
+    // Nor is a passwordless user made by hand (`user add`, e.g. for tokens only).
+    s.services
+        .create_user(&op, "tokens-only", None, false)
+        .await
+        .unwrap();
+    let err = s
+        .services
+        .sso_login(&identity("tokens-only", &["ops"]), &mapping(), None)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, Error::Forbidden(m) if m.contains("not created by single sign-on")),
+        "{err}"
+    );
+    assert!(
+        !s.services
+            .user(&op, "tokens-only")
+            .await
+            .unwrap()
+            .instance_admin
+    );
+    // A user single sign-on made is found by its provider account, not its name: another
+    // account (another subject, or the same subject at another issuer) with that name is
+    // refused, and a rename at the provider keeps the same user.
+    s.services
+        .sso_login(&identity("hana", &[]), &mapping(), None)
+        .await
+        .unwrap();
+    for (provider, subject) in [
+        ("https://idp.example", "sub-someone-else"),
+        ("https://other-idp.example", "sub-hana"),
+    ] {
+        let impostor = ExternalIdentity {
+            provider: provider.into(),
+            subject: subject.into(),
+            ..identity("hana", &["ops"])
+        };
+        let err = s
+            .services
+            .sso_login(&impostor, &mapping(), None)
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&err, Error::Forbidden(m) if m.contains("belongs to another")),
+            "{err}"
+        );
+    }
+    assert!(!s.services.user(&op, "hana").await.unwrap().instance_admin);
+    let renamed = ExternalIdentity {
+        subject: "sub-hana".into(),
+        ..identity("hana.new", &[])
+    };
+    let again = s
+        .services
+        .sso_login(&renamed, &mapping(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.user.name, "hana",
+        "the same user, under its statehouse name"
+    );
     // The first-start admin has no password yet, and is still not taken over.
     s.services
         .create_user(&op, "admin", None, true)

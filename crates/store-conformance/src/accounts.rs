@@ -19,6 +19,7 @@ fn user_value(name: &str) -> User {
         instance_admin: false,
         created_at: T0,
         disabled_at: None,
+        sso_subject: None,
     }
 }
 
@@ -64,6 +65,46 @@ pub async fn user_create_lookup_and_duplicate_name(store: Arc<dyn Store>) {
     same_name.id = "u-other".into();
     let message = expect_conflict(store.create_user(&same_name).await, "a second user alice");
     assert!(message.contains("alice"), "{message}");
+}
+
+pub async fn users_single_sign_on_made_are_found_by_their_subject(store: Arc<dyn Store>) {
+    let mut dana = user_value("dana");
+    dana.password_hash = None;
+    dana.sso_subject = Some("https://idp.example#4711".into());
+    ok(store.create_user(&dana).await, "create_user with a subject");
+    user(&*store, "erin").await;
+    assert_eq!(
+        ok(
+            store.user_by_sso_subject("https://idp.example#4711").await,
+            "user_by_sso_subject"
+        ),
+        Some(dana.clone()),
+        "the subject reads back"
+    );
+    assert_eq!(
+        ok(
+            store
+                .user_by_sso_subject("https://other.example#4711")
+                .await,
+            "user_by_sso_subject"
+        ),
+        None,
+        "a subject is unique only with its issuer"
+    );
+    let mut twin = user_value("dana2");
+    twin.sso_subject = dana.sso_subject.clone();
+    expect_conflict(
+        store.create_user(&twin).await,
+        "a second user of one subject",
+    );
+    // Users without a subject (many) do not collide.
+    user(&*store, "frank").await;
+    assert_eq!(
+        ok(store.user_by_name("frank").await, "user_by_name")
+            .unwrap()
+            .sso_subject,
+        None
+    );
 }
 
 pub async fn user_update_and_list_in_name_order(store: Arc<dyn Store>) {

@@ -23,6 +23,7 @@ fn user_from(row: &impl Row) -> Result<User> {
         instance_admin: row.get("instance_admin")?,
         created_at: row.get("created_at")?,
         disabled_at: row.get("disabled_at")?,
+        sso_subject: row.get("sso_subject")?,
     })
 }
 
@@ -98,8 +99,8 @@ macro_rules! memberships_where {
 impl<E: Engine> AccountStore for SqlStore<E> {
     async fn create_user(&self, user: &User) -> Result<()> {
         sql(
-            "INSERT INTO users (id, name, password_hash, instance_admin, created_at, disabled_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO users (id, name, password_hash, instance_admin, created_at, disabled_at, \
+             sso_subject) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&user.id)
         .bind(&user.name)
@@ -107,6 +108,7 @@ impl<E: Engine> AccountStore for SqlStore<E> {
         .bind(user.instance_admin)
         .bind(user.created_at)
         .bind(user.disabled_at)
+        .bind(&user.sso_subject)
         .execute(&mut self.engine.writer().await?)
         .await
         .map_err(|e| {
@@ -130,6 +132,14 @@ impl<E: Engine> AccountStore for SqlStore<E> {
     async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
         let row = sql("SELECT * FROM users WHERE name = $1")
             .bind(name)
+            .fetch_optional(&mut self.engine.read().await?)
+            .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn user_by_sso_subject(&self, subject: &str) -> Result<Option<User>> {
+        let row = sql("SELECT * FROM users WHERE sso_subject = $1")
+            .bind(subject)
             .fetch_optional(&mut self.engine.read().await?)
             .await?;
         row.as_ref().map(user_from).transpose()

@@ -98,6 +98,7 @@ impl Services {
             instance_admin,
             created_at: self.now(),
             disabled_at: None,
+            sso_subject: None,
         };
         self.store.create_user(&user).await.map_err(|e| match e {
             Error::Conflict(_) => Error::Conflict(format!("user {:?} already exists", user.name)),

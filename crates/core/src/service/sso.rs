@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{BOOTSTRAP_USER, LoggedIn, Services, new_id};
+use super::{LoggedIn, Services, new_id};
 use crate::accounts::{User, parse_user_name};
 use crate::audit::AuditRecord;
 use crate::printable::escaped;
@@ -71,47 +71,63 @@ impl Services {
             ))
         })?;
         let mut changes = Vec::new();
-        let mut user = match self.store.user_by_name(&name).await? {
-            Some(user) => {
-                if user.is_disabled() {
+        let subject = identity.account();
+        // The user made for this provider account, whatever its name is now at the provider.
+        let linked = self.store.user_by_sso_subject(&subject).await?;
+        let mut user = match linked {
+            Some(user) => user,
+            None => match self.store.user_by_name(&name).await? {
+                Some(user) => {
+                    // A user made any other way (with a password, a token or `user add`) is
+                    // not taken over by whoever the provider calls by its name.
                     return Err(Error::Forbidden(format!(
-                        "user {name:?} is disabled; an instance admin can enable it"
+                        "user {name:?} exists but was not created by single sign-on for this \
+                         provider account{}, so single sign-on does not sign it in; an instance \
+                         admin can delete it to let single sign-on create it again",
+                        if user.sso_subject.is_some() {
+                            " (it belongs to another one)"
+                        } else {
+                            ""
+                        }
                     )));
                 }
-                // A local account is not taken over by whoever the provider calls by its name.
-                if user.has_password() || user.name == BOOTSTRAP_USER {
-                    return Err(Error::Forbidden(format!(
-                        "user {name:?} is a local account (it signs in with a password or its \
-                         token), so single sign-on does not sign it in; an instance admin can \
-                         delete it to let single sign-on create it again"
-                    )));
-                }
-                user
-            }
-            None => {
-                let user = User {
-                    id: new_id(),
-                    name: name.clone(),
-                    password_hash: None,
-                    instance_admin: false,
-                    created_at: self.now(),
-                    disabled_at: None,
-                };
-                match self.store.create_user(&user).await {
-                    Ok(()) => {
-                        changes.push("user created".to_owned());
-                        user
+                None => {
+                    let user = User {
+                        id: new_id(),
+                        name: name.clone(),
+                        password_hash: None,
+                        instance_admin: false,
+                        created_at: self.now(),
+                        disabled_at: None,
+                        sso_subject: Some(subject.clone()),
+                    };
+                    match self.store.create_user(&user).await {
+                        Ok(()) => {
+                            changes.push("user created".to_owned());
+                            user
+                        }
+                        // Two first sign-ins at once: the other one created it.
+                        Err(Error::Conflict(_)) => self
+                            .store
+                            .user_by_sso_subject(&subject)
+                            .await?
+                            .ok_or_else(|| {
+                                Error::Forbidden(format!(
+                                    "user {name:?} was just created by another sign-in; sign \
+                                     in again"
+                                ))
+                            })?,
+                        Err(e) => return Err(e),
                     }
-                    // Two first sign-ins at once: the other one created it.
-                    Err(Error::Conflict(_)) => {
-                        self.store.user_by_name(&name).await?.ok_or_else(|| {
-                            Error::Conflict(format!("user {name:?} changed meanwhile; try again"))
-                        })?
-                    }
-                    Err(e) => return Err(e),
                 }
-            }
+            },
         };
+        if user.is_disabled() {
+            return Err(Error::Forbidden(format!(
+                "user {:?} is disabled; an instance admin can enable it",
+                user.name
+            )));
+        }
         self.apply_group_roles(&mut user, identity, mapping, &mut changes)
             .await?;
         let logged_in = self.open_session(user, source_ip).await?;

@@ -19,10 +19,12 @@ pub struct LoginFailures {
 pub trait AccountStore: Send + Sync {
     // Users
 
-    /// `Conflict` when the name is taken.
+    /// `Conflict` when the name (or the single sign-on subject) is taken.
     async fn create_user(&self, user: &User) -> Result<()>;
     async fn user_by_id(&self, id: &str) -> Result<Option<User>>;
     async fn user_by_name(&self, name: &str) -> Result<Option<User>>;
+    /// The user single sign-on created for this provider account (`issuer#sub`).
+    async fn user_by_sso_subject(&self, subject: &str) -> Result<Option<User>>;
     /// In name order.
     async fn list_users(&self) -> Result<Vec<User>>;
     /// Stores the user's password hash, instance admin flag and disabled time; false when
