@@ -33,23 +33,15 @@ on_both_stores!(
     a_webhook_pinged_in_the_browser_shows_its_delivery,
 );
 
-/// Chooses `value` in the `<select>` matching `css`.
-fn choose(browser: &Browser, css: &str, value: &str) {
-    browser.execute(
-        "document.querySelector(arguments[0]).value = arguments[1]; return null;",
-        vec![json!(css), json!(value)],
-    );
-}
-
 fn a_token_made_in_the_browser_works_until_revoked_there(store: Store) {
     let Some(server) = start(store) else { return };
     let browser = signed_in(&server, "admin", ADMIN_PASSWORD);
     browser.click("header nav a[href='/ui/users']");
     browser.click("nav.subnav a[href='/ui/tokens']");
     browser.fill("#token-name", "made-in-ui");
-    choose(&browser, "#token-kind", "service");
-    choose(&browser, "#token-workspace", "default");
-    choose(&browser, "#token-role", "editor");
+    browser.choose("#token-kind", "service");
+    browser.choose("#token-workspace", "default");
+    browser.choose("#token-role", "editor");
     browser.fill("#token-expiry", "7");
     browser.click("#create-token-button");
     browser.wait_for_text("h1", "Token made-in-ui created");
@@ -175,8 +167,8 @@ fn a_viewer_made_in_the_browser_sees_no_admin_buttons_and_is_refused(store: Stor
     admin.click("#create-user-button");
     admin.wait_for_text("#notice", "The user was created.");
     assert_eq!(admin.find("#user-name").text(), "vic");
-    choose(&admin, "#grant-workspace", "default");
-    choose(&admin, "#grant-role", "viewer");
+    admin.choose("#grant-workspace", "default");
+    admin.choose("#grant-role", "viewer");
     admin.click("#grant-role-button");
     admin.wait_for_text("#notice", "The role was given.");
     let roles = admin.find("#memberships").text();
@@ -329,9 +321,9 @@ fn workspace_settings_saved_in_the_browser_show_in_the_api(store: Store) {
 
     browser.fill("#keep-versions", "5");
     browser.fill("#keep-for", "30");
-    choose(&browser, "#keep-for-unit", "days");
+    browser.choose("#keep-for-unit", "days");
     browser.fill("#stale-after", "45");
-    choose(&browser, "#stale-after-unit", "minutes");
+    browser.choose("#stale-after-unit", "minutes");
     browser.click("#serial-protection"); // on by default: now off
     browser.click("#save-settings");
     browser.wait_for_text("#notice", "The settings were saved.");

@@ -36,14 +36,6 @@ on_both_stores!(
     viewers_and_editors_see_no_buttons_and_forged_forms_are_refused,
 );
 
-/// Chooses `value` in the `<select>` matching `css`.
-fn choose(browser: &Browser, css: &str, value: &str) {
-    browser.execute(
-        "document.querySelector(arguments[0]).value = arguments[1]; return null;",
-        vec![json!(css), json!(value)],
-    );
-}
-
 fn targets_are_added_tested_changed_and_deleted_in_the_browser(store: Store) {
     let Some(server) = start_backups(store) else {
         return;
@@ -115,7 +107,7 @@ fn targets_are_added_tested_changed_and_deleted_in_the_browser(store: Store) {
     // An S3 target: a form of its own; its secret is never shown.
     browser.click("#nav-targets");
     browser.wait_for_text("h1", "Storage targets of default");
-    choose(&browser, "#target-kind", "s3");
+    browser.choose("#target-kind", "s3");
     browser.click("#choose-kind");
     browser.find("#setting-bucket");
     assert!(browser.try_find("#setting-path").is_none());
@@ -258,7 +250,7 @@ fn notifiers_send_their_test_from_the_browser(store: Store) {
     browser.find("#no-notifiers");
 
     // A Slack notifier with a URL that is none: the service's message, never the URL.
-    choose(&browser, "#notifier-kind", "slack");
+    browser.choose("#notifier-kind", "slack");
     browser.click("#choose-kind");
     browser.find("#setting-webhook-url");
     browser.fill("#notifier-name", "chat");
@@ -271,7 +263,7 @@ fn notifiers_send_their_test_from_the_browser(store: Store) {
     assert!(!browser.source().contains("chat-secret"));
 
     // A webhook notifier at the local receiver.
-    choose(&browser, "#notifier-kind", "webhook");
+    browser.choose("#notifier-kind", "webhook");
     browser.click("#choose-kind");
     browser.find("#setting-body-template");
     browser.fill("#notifier-name", "hook");
@@ -294,7 +286,7 @@ fn notifiers_send_their_test_from_the_browser(store: Store) {
     }
 
     // A change that does not repeat the secret URL keeps it.
-    choose(&browser, "#setting-method", "PUT");
+    browser.choose("#setting-method", "PUT");
     browser.click("#save-notifier");
     browser.wait_for_text("#notice", "The notifier was saved.");
     assert!(browser.find("#notifier-facts").text().contains("PUT"));

@@ -18,7 +18,7 @@ use super::chart::{self, Bar, Check};
 use super::database_check::DEFAULT_BACKUP_ROLE;
 use super::database_form::ReportView;
 use super::format::{ago, duration, size};
-use super::links::query_escape;
+use super::links::{database_page, new_database_form, query_escape};
 use super::page::{Chrome, NoFields, OrPage, Section, UiError, UiForm, Viewer, page, see_other};
 use super::states::Choice;
 use crate::AppState;
@@ -27,10 +27,6 @@ use crate::AppState;
 const HISTORY: i64 = 30;
 /// Health checks in the strip.
 const CHECKS: i64 = 60;
-
-fn database_page(ws: &str, db: &str) -> String {
-    format!("/ui/database/{}/{}", query_escape(ws), query_escape(db))
-}
 
 /// "3 min ago" for an RFC 3339 time from a view.
 fn ago_text(now: Timestamp, rfc3339: Option<&str>) -> String {
@@ -118,7 +114,7 @@ pub async fn list(
     page(&BackupsPage {
         chrome: Chrome::signed_in(&viewer, "Backups", &uri, Section::Backups),
         add_href: if is_admin {
-            format!("/ui/databases/{}/new", query_escape(&ws))
+            new_database_form(&ws)
         } else {
             String::new()
         },

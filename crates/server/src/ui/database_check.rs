@@ -13,17 +13,13 @@ use serde::Deserialize;
 use statehouse_backup::service::ReadonlyRoleRequest;
 
 use super::database_form::ReportView;
-use super::links::query_escape;
+use super::links::database_page;
 use super::page::{Chrome, NoFields, OrPage, Section, UiError, UiForm, page};
 use super::tokens::{KEPT_SEALED, SecretPage};
 use crate::AppState;
 
 /// The role name the helper suggests.
 pub const DEFAULT_BACKUP_ROLE: &str = "statehouse_backup";
-
-fn page_of(ws: &str, db: &str) -> String {
-    format!("/ui/database/{}/{}", query_escape(ws), query_escape(db))
-}
 
 #[derive(Template)]
 #[template(path = "database_check.html")]
@@ -47,7 +43,7 @@ pub async fn check(
         .check_database(&viewer.who, &ws, &db)
         .await
         .or_page(&viewer)?;
-    let back = page_of(&ws, &report.database);
+    let back = database_page(&ws, &report.database);
     page(&CheckPage {
         chrome: Chrome::signed_in(
             &viewer,
@@ -117,7 +113,7 @@ pub async fn create_role(
         } else {
             "statehouse did not keep it."
         },
-        back: page_of(&ws, &db),
+        back: database_page(&ws, &db),
         back_label: "Back to the database",
     })
 }

@@ -16,7 +16,7 @@ use statehouse_backup::service::{DatabaseChange, DatabaseSpec, HealthReport};
 use statehouse_backup::settings::DatabaseSettings;
 
 use super::database_settings::{DatabaseForm, preview_retention, schedule_runs};
-use super::links::query_escape;
+use super::links::{database_page, new_database_form, query_escape};
 use super::page::{Chrome, OrPage, Refusal, Section, UiError, UiForm, Viewer, render, see_other};
 use super::states::Choice;
 use crate::AppState;
@@ -88,20 +88,8 @@ struct DatabaseFormPage {
     role_helper: String,
 }
 
-fn form_of_new(ws: &str) -> String {
-    format!("/ui/databases/{}/new", query_escape(ws))
-}
-
 fn form_of(ws: &str, db: &str) -> String {
-    format!(
-        "/ui/database/{}/{}/settings",
-        query_escape(ws),
-        query_escape(db)
-    )
-}
-
-fn page_of(ws: &str, db: &str) -> String {
-    format!("/ui/database/{}/{}", query_escape(ws), query_escape(db))
+    format!("{}/settings", database_page(ws, db))
 }
 
 /// What a render of the form shows besides the fields.
@@ -175,12 +163,12 @@ async fn render_form(
         },
         workspace: ws.to_owned(),
         back: match &current {
-            Some(db) => page_of(ws, &db.name),
+            Some(db) => database_page(ws, &db.name),
             None => format!("/ui/backups?ws={}", query_escape(ws)),
         },
         action: match &current {
             Some(db) => form_of(ws, &db.name),
-            None => form_of_new(ws),
+            None => new_database_form(ws),
         },
         is_new: current.is_none(),
         has_password: current.as_ref().is_some_and(|db| db.has_password),
@@ -208,7 +196,7 @@ async fn render_form(
         retention_note,
         report: outcome.report,
         role_helper: match &current {
-            Some(db) => format!("{}#readonly-role", page_of(ws, &db.name)),
+            Some(db) => format!("{}#readonly-role", database_page(ws, &db.name)),
             None => String::new(),
         },
         form: DatabaseForm {
@@ -342,7 +330,10 @@ pub async fn create(
             };
             match app.backups.create_database(&viewer.who, &ws, spec).await {
                 Ok(created) => {
-                    return see_other(&format!("{}?done=created", page_of(&ws, &created.name)));
+                    return see_other(&format!(
+                        "{}?done=created",
+                        database_page(&ws, &created.name)
+                    ));
                 }
                 Err(e) => Outcome::refused(Refusal::of(e, &viewer)?),
             }
@@ -388,7 +379,7 @@ pub async fn save(
                 .await
             {
                 Ok(updated) => {
-                    return see_other(&format!("{}?done=saved", page_of(&ws, &updated.name)));
+                    return see_other(&format!("{}?done=saved", database_page(&ws, &updated.name)));
                 }
                 Err(e) => Outcome::refused(Refusal::of(e, &viewer)?),
             }

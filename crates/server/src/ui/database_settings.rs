@@ -13,7 +13,7 @@ use statehouse_core::clock::Timestamp;
 use super::database_form::VerdictRow;
 use super::format::size;
 use super::page::{Refusal, UiError, Viewer};
-use super::states::Choice;
+use super::states::{Choice, choices};
 use crate::AppState;
 
 /// Runs shown under the schedule.
@@ -131,17 +131,6 @@ fn lines(text: &str) -> Vec<String> {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
-        .collect()
-}
-
-fn choices(options: &[(&str, &str)], current: &str) -> Vec<Choice> {
-    options
-        .iter()
-        .map(|(value, label)| Choice {
-            value: (*value).into(),
-            label: (*label).into(),
-            selected: *value == current,
-        })
         .collect()
 }
 

@@ -31,6 +31,16 @@ pub fn state_page(ws: &str, name: &str) -> String {
     format!("/ui/state/{}/{}", query_escape(ws), name_path(name))
 }
 
+/// A registered database's page (backups, health, actions).
+pub fn database_page(ws: &str, db: &str) -> String {
+    format!("/ui/database/{}/{}", query_escape(ws), query_escape(db))
+}
+
+/// The form that adds a database to a workspace.
+pub fn new_database_form(ws: &str) -> String {
+    format!("/ui/databases/{}/new", query_escape(ws))
+}
+
 /// A page about the state under `/ui/<what>/<ws>/<name>` (diff, rollback, unlock, …).
 pub fn state_action(what: &str, ws: &str, name: &str) -> String {
     format!("/ui/{what}/{}/{}", query_escape(ws), name_path(name))

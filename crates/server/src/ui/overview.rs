@@ -17,7 +17,7 @@ use statehouse_core::history::lock_is_stale;
 use statehouse_core::model::{StateFilter, Workspace};
 
 use super::format::{ago, utc};
-use super::links::{query_escape, state_page};
+use super::links::{database_page, state_page};
 use super::page::{Chrome, OrPage, Section, UiError, Viewer, page};
 use crate::AppState;
 
@@ -102,11 +102,7 @@ fn event_row(e: &Event, now: Timestamp) -> EventRow {
                 .iter()
                 .any(|p| e.kind.starts_with(p)) =>
         {
-            format!(
-                "/ui/database/{}/{}",
-                query_escape(ws),
-                query_escape(subject)
-            )
+            database_page(ws, subject)
         }
         _ => String::new(),
     };
@@ -296,11 +292,7 @@ fn failures_of(ws: &str, backups: &[BackupView], now: Timestamp) -> Vec<FailureR
         };
         out.push(FailureRow {
             workspace: ws.to_owned(),
-            href: format!(
-                "/ui/database/{}/{}",
-                query_escape(ws),
-                query_escape(&b.database)
-            ),
+            href: database_page(ws, &b.database),
             database: b.database.clone(),
             what,
             when: ago(now, at),

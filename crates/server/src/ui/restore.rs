@@ -17,7 +17,7 @@ use statehouse_backup::service::{BackupView, RestoreRequest, RestoreView, Server
 use statehouse_core::Error;
 
 use super::format::{duration, size};
-use super::links::query_escape;
+use super::links::{database_page, query_escape};
 use super::page::{Chrome, OrPage, Section, UiError, UiForm, Viewer, page};
 use crate::AppState;
 
@@ -38,10 +38,6 @@ struct RestorePage {
     server_done: Option<ServerRestoreView>,
     server_databases: String,
     took: String,
-}
-
-fn database_page(ws: &str, db: &str) -> String {
-    format!("/ui/database/{}/{}", query_escape(ws), query_escape(db))
 }
 
 async fn restore_page(

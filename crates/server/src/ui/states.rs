@@ -45,7 +45,8 @@ pub struct Choice {
     pub selected: bool,
 }
 
-fn choices(options: &[(&str, &str)], current: &str) -> Vec<Choice> {
+/// `options` as `(value, label)` choices of a `<select>`, `current` selected.
+pub fn choices(options: &[(&str, &str)], current: &str) -> Vec<Choice> {
     options
         .iter()
         .map(|(value, label)| Choice {

@@ -232,6 +232,14 @@ impl Browser {
         self.find(css).click();
     }
 
+    /// Chooses `value` in the `<select>` matching `css`.
+    pub fn choose(&self, css: &str, value: &str) {
+        self.execute(
+            "document.querySelector(arguments[0]).value = arguments[1]; return null;",
+            vec![json!(css), json!(value)],
+        );
+    }
+
     /// Finds `css`, clears it and types `text`.
     pub fn fill(&self, css: &str, text: &str) {
         let el = self.find(css);
