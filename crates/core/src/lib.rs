@@ -15,6 +15,7 @@ pub mod history;
 pub mod journal;
 pub mod model;
 pub mod names;
+pub mod objects;
 pub mod printable;
 pub mod rules;
 pub mod sealed;

@@ -26,17 +26,21 @@ pub enum SealedKind {
     /// A workspace's backup encryption and verification secrets (`workspace_backup_settings`;
     /// the record is the workspace itself).
     WorkspaceBackupSettings,
+    /// A chunk of an S3 object's bytes (`s3_chunks`; owner: the workspace, record: the chunk,
+    /// so that a chunk can move between blobs when a multipart upload completes).
+    S3Chunk,
 }
 
 impl SealedKind {
     /// Every kind; what rotation and the key check walk.
-    pub const ALL: [SealedKind; 6] = [
+    pub const ALL: [SealedKind; 7] = [
         SealedKind::State,
         SealedKind::Webhook,
         SealedKind::Target,
         SealedKind::Notifier,
         SealedKind::Database,
         SealedKind::WorkspaceBackupSettings,
+        SealedKind::S3Chunk,
     ];
 
     /// The kind's name in bindings (changing one makes its stored records unreadable).
@@ -48,6 +52,7 @@ impl SealedKind {
             SealedKind::Notifier => "notifier",
             SealedKind::Database => "database",
             SealedKind::WorkspaceBackupSettings => "workspace-backup-settings",
+            SealedKind::S3Chunk => "s3-chunk",
         }
     }
 
@@ -60,6 +65,7 @@ impl SealedKind {
             SealedKind::Notifier => "notifiers",
             SealedKind::Database => "backup_databases",
             SealedKind::WorkspaceBackupSettings => "workspace_backup_settings",
+            SealedKind::S3Chunk => "s3_chunks",
         }
     }
 

@@ -19,6 +19,7 @@ pub mod index_update;
 pub mod keys;
 pub mod locks;
 pub mod nul;
+pub mod objects;
 pub mod pending;
 pub mod seal;
 pub mod states;
@@ -42,6 +43,7 @@ pub mod prelude {
     pub use super::backups::BackupStore;
     pub use super::keys::KeyStore;
     pub use super::locks::LockStore;
+    pub use super::objects::ObjectStore;
     pub use super::search::SearchStore;
     pub use super::states::StateStore;
     pub use super::tokens::TokenStore;
@@ -63,6 +65,7 @@ pub trait Store:
     + states::StateStore
     + versions::VersionStore
     + locks::LockStore
+    + objects::ObjectStore
     + Send
     + Sync
     + 'static

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use statehouse_core::objects::{NewBlob, ObjectBody, ObjectMeta, ObjectWrite, SealedChunk};
+
 use serde_json::json;
 use statehouse_core::backups::WorkspaceBackupSettings;
 use statehouse_core::sealed::{KeyCheck, KeyFilter, SealedKind, WrappedKeyRef};
@@ -70,6 +72,32 @@ async fn sealed_record(
             ok(store.put_workspace_backup_settings(&settings).await, "put");
             (ws.id.clone(), ws.id.clone())
         }
+        SealedKind::S3Chunk => {
+            let blob_id = format!("b-{tag}");
+            let chunk = SealedChunk {
+                id: format!("{blob_id}-c0"),
+                seq: 0,
+                size: 10,
+                sealed: secret.clone(),
+            };
+            let blob = NewBlob {
+                id: blob_id.clone(),
+                size: 10,
+                chunks: vec![chunk.clone()],
+            };
+            let write = ObjectWrite {
+                key: format!("k-{tag}"),
+                body: ObjectBody::Blob { blob_id },
+                size: 10,
+                etag: "e".into(),
+                content_type: None,
+                meta: ObjectMeta::default(),
+                at: at(0),
+                by: "laptop".into(),
+            };
+            ok(store.put_object(&ws.id, &write, Some(blob)).await, "put_object");
+            (ws.id.clone(), chunk.id)
+        }
     };
     WrappedKeyRef {
         kind,
@@ -102,6 +130,10 @@ async fn stored(store: &dyn Store, r: &WrappedKeyRef) -> (String, Vec<u8>, Vec<u
             "workspace_backup_settings",
         )
         .and_then(|s| s.secrets),
+        SealedKind::S3Chunk => {
+            let blob_id = r.row_id.trim_end_matches("-c0");
+            ok(store.blob_chunk(blob_id, 0).await, "blob_chunk").map(|c| c.sealed)
+        }
     };
     let sealed = sealed.unwrap_or_else(|| panic!("{:?} {} has no sealed data", r.kind, r.row_id));
     (sealed.key_id, sealed.wrapped_key, sealed.ciphertext)

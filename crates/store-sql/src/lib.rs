@@ -17,6 +17,7 @@ mod audit;
 mod backups;
 mod keys;
 mod locks;
+mod objects;
 mod pending;
 mod seal;
 pub mod search;

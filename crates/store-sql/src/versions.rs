@@ -133,6 +133,8 @@ impl<E: Engine> VersionStore for SqlStore<E> {
             "DELETE FROM state_versions WHERE id IN ( \
                SELECT v.id FROM state_versions v JOIN states s ON s.id = v.state_id \
                WHERE s.workspace_id = $1 AND v.id IS DISTINCT FROM s.current_version_id AND v.kept = FALSE \
+               AND NOT EXISTS (SELECT 1 FROM s3_objects o \
+                 WHERE o.state_id = v.state_id AND o.version_no = v.version_no) \
                AND (CAST($2 AS BIGINT) IS NULL OR v.version_no <= \
                     (SELECT MAX(m.version_no) FROM state_versions m WHERE m.state_id = v.state_id) - $2) \
                AND (CAST($3 AS BIGINT) IS NULL OR v.created_at < $3) \

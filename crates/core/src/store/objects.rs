@@ -1,0 +1,125 @@
+//! Objects of the S3 endpoint: rows, their sealed chunks, copies, multipart uploads.
+
+use async_trait::async_trait;
+
+use super::pending::{Journaling, no_journal};
+use crate::Result;
+use crate::clock::Timestamp;
+use crate::objects::{NewBlob, ObjectRecord, ObjectWrite, SealedChunk};
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub id: String,
+    pub workspace_id: String,
+    pub key: String,
+    pub content_type: Option<String>,
+    /// [`crate::objects::ObjectMeta`] as JSON.
+    pub meta: String,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+/// One uploaded part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub part_no: i64,
+    pub blob_id: String,
+    pub size: i64,
+    /// Hex MD5 of the part, without quotes.
+    pub etag: String,
+    /// The part's verified checksums, as [`crate::objects::ObjectMeta`] JSON.
+    pub meta: String,
+    pub at: Timestamp,
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// The object at `key`. A stack file resolves to its state's current version and is absent
+    /// while that state is deleted or has no version yet; a pinned copy resolves to its
+    /// version.
+    async fn object(&self, workspace_id: &str, key: &str) -> Result<Option<ObjectRecord>>;
+
+    /// Up to `limit` objects in bytewise key order with `from <= key`, `key > after` (when
+    /// given) and `key < to` (when given), resolved as [`ObjectStore::object`] does (absent
+    /// ones skipped).
+    async fn list_objects(
+        &self,
+        workspace_id: &str,
+        from: &str,
+        after: Option<&str>,
+        to: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ObjectRecord>>;
+
+    /// One sealed chunk of a blob, by its place (0, 1, …); `None` after the last.
+    async fn blob_chunk(&self, blob_id: &str, seq: i64) -> Result<Option<SealedChunk>>;
+
+    /// Writes the row `write` (replacing the key's row), storing `blob` first when given.
+    async fn put_object_journaled(
+        &self,
+        workspace_id: &str,
+        write: &ObjectWrite,
+        blob: Option<NewBlob>,
+        journal: Journaling<'_, ObjectRecord>,
+    ) -> Result<ObjectRecord>;
+    async fn put_object(
+        &self,
+        workspace_id: &str,
+        write: &ObjectWrite,
+        blob: Option<NewBlob>,
+    ) -> Result<ObjectRecord> {
+        self.put_object_journaled(workspace_id, write, blob, &no_journal::<ObjectRecord>)
+            .await
+    }
+
+    /// Makes `dest.key` share the bytes of `source_key`: the same blob, or the version of the
+    /// state the source holds now (a stack file's copy pins its current version). `dest`'s
+    /// body, size and etag are taken from the source. `None` when the source is absent.
+    async fn copy_object_journaled(
+        &self,
+        workspace_id: &str,
+        source_key: &str,
+        dest: &ObjectWrite,
+        journal: Journaling<'_, ObjectRecord>,
+    ) -> Result<Option<ObjectRecord>>;
+
+    /// Deletes the row at `key`; returns it (`None`: there was none).
+    async fn delete_object_journaled(
+        &self,
+        workspace_id: &str,
+        key: &str,
+        journal: Journaling<'_, Option<ObjectRecord>>,
+    ) -> Result<Option<ObjectRecord>>;
+    async fn delete_object(&self, workspace_id: &str, key: &str) -> Result<Option<ObjectRecord>> {
+        self.delete_object_journaled(workspace_id, key, &no_journal::<Option<ObjectRecord>>)
+            .await
+    }
+
+    /// Deletes up to `limit` blobs of the workspace that no object and no part uses, created
+    /// before `created_before` (an upload in flight stores its blob with its row, so the age
+    /// only spares a row's blob between a failed cleanup and its retry); returns how many.
+    async fn sweep_blobs(&self, created_before: Timestamp, limit: i64) -> Result<u64>;
+
+    async fn create_upload(&self, upload: &Upload) -> Result<()>;
+    async fn upload(&self, workspace_id: &str, upload_id: &str) -> Result<Option<Upload>>;
+    /// Stores a part (replacing one with its number). False when there is no such upload.
+    async fn put_part(&self, upload_id: &str, part: &Part, blob: NewBlob) -> Result<bool>;
+    async fn parts(&self, upload_id: &str) -> Result<Vec<Part>>;
+    /// Completes an upload into the object `write`: the chosen parts' chunks, in order, become
+    /// one blob; the upload and its other parts go. `Err(Conflict)` when a chosen part changed
+    /// meanwhile (its etag differs); false when there is no such upload.
+    async fn complete_upload_journaled(
+        &self,
+        workspace_id: &str,
+        upload_id: &str,
+        parts: &[Part],
+        write: &ObjectWrite,
+        journal: Journaling<'_, ObjectRecord>,
+    ) -> Result<Option<ObjectRecord>>;
+    /// Removes an upload and its parts; false when there was none.
+    async fn abort_upload(&self, workspace_id: &str, upload_id: &str) -> Result<bool>;
+    /// Uploads of the workspace started before `created_before`, for the clean-up of abandoned
+    /// ones.
+    async fn stale_uploads(&self, created_before: Timestamp, limit: i64) -> Result<Vec<Upload>>;
+}
