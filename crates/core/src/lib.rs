@@ -16,6 +16,7 @@ pub mod journal;
 pub mod model;
 pub mod names;
 pub mod printable;
+pub mod pulumi;
 pub mod rules;
 pub mod sealed;
 pub mod search;
