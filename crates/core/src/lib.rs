@@ -17,6 +17,7 @@ pub mod model;
 pub mod names;
 pub mod objects;
 pub mod printable;
+pub mod pulumi;
 pub mod rules;
 pub mod sealed;
 pub mod search;

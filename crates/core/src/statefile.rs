@@ -20,6 +20,35 @@ pub struct StateMeta {
     pub client_encrypted: bool,
 }
 
+/// Which tool's state a body holds, and so which code reads it: a Terraform/OpenTofu state
+/// ([`crate::tfstate`]) or a Pulumi checkpoint ([`crate::pulumi`]). Shown to API callers as
+/// `"terraform"` or `"pulumi"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateKind {
+    Terraform,
+    Pulumi,
+}
+
+impl StateKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateKind::Terraform => "terraform",
+            StateKind::Pulumi => "pulumi",
+        }
+    }
+
+    /// The kind of a resource from its indexed address: Pulumi resources are indexed by URN
+    /// (`urn:pulumi:…`), which no Terraform address can start with.
+    pub fn of_address(address: &str) -> StateKind {
+        if address.starts_with(crate::pulumi::URN_PREFIX) {
+            StateKind::Pulumi
+        } else {
+            StateKind::Terraform
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Probe {
     version: Option<u64>,

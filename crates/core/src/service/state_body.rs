@@ -1,6 +1,7 @@
 //! A state body checked and prepared for storing, before the write's transaction: its MD5
 //! checked against what the client claims, what it says of itself and its resources (one
-//! parse), and its compressed form.
+//! parse), and its compressed form. A Terraform/OpenTofu state ([`prepare`]) and a Pulumi
+//! checkpoint ([`prepare_checkpoint`]) are prepared alike; only the parse differs.
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
@@ -8,7 +9,7 @@ use md5::{Digest, Md5};
 use crate::crypto::{Compressed, compress};
 use crate::statefile::StateMeta;
 use crate::store::search::VersionResources;
-use crate::{Error, Result, search};
+use crate::{Error, Result, pulumi, search};
 
 /// Bodies from this size on are prepared on two blocking threads side by side — the parse on
 /// one, MD5 and compression on the other. A 1 MiB state costs ~10 ms of CPU, which would
@@ -29,12 +30,44 @@ pub(crate) struct StateBody {
 /// (`Content-MD5`): a mismatch is reported before anything the parse found, since a damaged
 /// body's parse error would mislead.
 pub(crate) async fn prepare(body: &Bytes, claimed_md5: Option<&[u8]>) -> Result<StateBody> {
+    prepare_with(body, claimed_md5, search::read_for_write).await
+}
+
+/// [`prepare`] for a Pulumi checkpoint as sent (plain, gzip or zstd: [`pulumi::inspect`]).
+/// The body is stored as sent; what is read from it is the decoded text's. `meta.lineage` is
+/// the stack name (`checkpoint.stack`), `meta.terraform_version` the Pulumi CLI's version
+/// (`manifest.version`), `meta.serial` 0: the caller sets the serial (the version number).
+/// `BadRequest` for a body that is not a checkpoint (see [`pulumi::inspect`]); a checkpoint
+/// whose resources cannot be read is prepared as not indexed.
+pub(crate) async fn prepare_checkpoint(
+    body: &Bytes,
+    claimed_md5: Option<&[u8]>,
+) -> Result<StateBody> {
+    prepare_with(body, claimed_md5, read_checkpoint).await
+}
+
+fn read_checkpoint(body: &[u8]) -> Result<(StateMeta, VersionResources)> {
+    let facts = pulumi::inspect(body)?;
+    let meta = StateMeta {
+        serial: 0,
+        lineage: facts.stack,
+        terraform_version: facts.client_version,
+        client_encrypted: false,
+    };
+    Ok((meta, facts.resources))
+}
+
+async fn prepare_with(
+    body: &Bytes,
+    claimed_md5: Option<&[u8]>,
+    parse: fn(&[u8]) -> Result<(StateMeta, VersionResources)>,
+) -> Result<StateBody> {
     let (digest, parsed) = if body.len() < SIDE_BY_SIDE_FROM {
-        (digest_and_compress(body), search::read_for_write(body))
+        (digest_and_compress(body), parse(body))
     } else {
         let (for_digest, for_parse) = (body.clone(), body.clone());
         let digesting = tokio::task::spawn_blocking(move || digest_and_compress(&for_digest));
-        let parsing = tokio::task::spawn_blocking(move || search::read_for_write(&for_parse));
+        let parsing = tokio::task::spawn_blocking(move || parse(&for_parse));
         let (digest, parsed) = tokio::join!(digesting, parsing);
         let lost = |e: tokio::task::JoinError| {
             Error::Internal(format!("preparing the state body failed: {e}"))

@@ -13,9 +13,13 @@ use super::outputs::{Output, masked_value, read_output};
 use super::path::{SensitivePaths, Step, format_path};
 use super::raw::{RawInstance, RawResource, RawState, parse_readable};
 use crate::Error;
+use crate::statefile::StateKind;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StateDiff {
+    /// `terraform`, or `pulumi` for two Pulumi checkpoints (then addresses are URNs, attribute
+    /// paths start with `inputs.`/`outputs.`, and secrets read `(secret)`).
+    pub kind: StateKind,
     pub before: StateHeader,
     pub after: StateHeader,
     /// Instances only in the newer state, by address.
@@ -146,6 +150,7 @@ pub fn diff(old: &[u8], new: &[u8], reveal_sensitive: bool) -> Result<StateDiff,
     changed.sort_by(|a: &InstanceChange, b: &InstanceChange| order(&a.instance, &b.instance));
 
     Ok(StateDiff {
+        kind: StateKind::Terraform,
         before: header(&old_state, &old_entries),
         after: header(&new_state, &new_entries),
         added,

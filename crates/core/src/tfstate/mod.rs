@@ -5,6 +5,7 @@
 
 mod address;
 mod diff;
+pub(crate) mod identifier;
 mod index;
 mod nesting;
 mod outputs;
@@ -22,8 +23,10 @@ pub use index::{
     IdentifyingAttributes, IndexedResource, MAX_INDEXED_TEXT, index_entries, truncated,
 };
 pub use nesting::TOO_DEEP;
+pub(crate) use nesting::readable;
 pub use outputs::{Output, outputs};
 pub use path::SENSITIVE_MASK;
+pub(crate) use path::{Step, format_path};
 pub use raw::SUPPORTED_FORMAT_VERSION;
 pub(crate) use raw::parse_any;
 pub use serial::with_serial;
