@@ -24,6 +24,9 @@ const PRUNE_BATCH: i64 = 500;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MaintenanceReport {
     pub versions_pruned: u64,
+    /// Multipart uploads abandoned for a week, and blobs nothing uses any more.
+    pub uploads_aborted: u64,
+    pub blobs_swept: u64,
     /// Locks that became stale in this pass (each reported once across replicas), with the
     /// workspace they are in.
     pub stale_locks: Vec<(Workspace, StateRecord)>,
@@ -293,9 +296,6 @@ impl Services {
             )));
         }
         let (_, body) = self.read_version(who, ws, name, version_no).await?;
-        // A different lineage is refused by the write rules unless an admin opened an
-        // overwrite window (then the version is recorded as forced).
-        let body = tfstate::with_serial(&body, current.serial + 1)?;
         // The rollback's entry and event commit with the write (which records its own).
         let also = |workspace: &Workspace, outcome: &WriteOutcome| {
             let (WriteOutcome::Created(meta) | WriteOutcome::Unchanged(meta)) = outcome;
@@ -313,6 +313,19 @@ impl Services {
             );
             JournalEntries::of(audit.clone().detail(payload), Some(event))
         };
+        if crate::pulumi::classify(&body)?.kind == crate::statefile::StateKind::Pulumi {
+            // A checkpoint has no serial to raise: it becomes the next version as it was,
+            // and the stack file (which follows the current version) serves it.
+            let write_audit = AuditRecord::by(who, "state.write", self.now())
+                .workspace(ws)
+                .target(name);
+            return self
+                .write_checkpoint(who, &workspace, &record, body.into(), &write_audit, &also)
+                .await;
+        }
+        // A different lineage is refused by the write rules unless an admin opened an
+        // overwrite window (then the version is recorded as forced).
+        let body = tfstate::with_serial(&body, current.serial + 1)?;
         match self
             .write_state_with(who, ws, name, body, None, lock_id.as_deref(), &also)
             .await?
@@ -536,11 +549,12 @@ impl Services {
         self.conclude_change(result, record).await
     }
 
-    /// One pass of background upkeep over every workspace: version retention and stale-lock
-    /// detection. Safe to run on several replicas at once.
+    /// One pass of background upkeep over every workspace: version retention, stale-lock
+    /// detection, abandoned uploads and unused blobs. Safe to run on several replicas at once.
     pub async fn run_maintenance(&self) -> Result<MaintenanceReport> {
         let now = self.now();
         let mut report = MaintenanceReport::default();
+        (report.uploads_aborted, report.blobs_swept) = self.clean_objects(now).await?;
         for ws in self.store.list_workspaces().await? {
             let settings = ws.settings;
             if settings.prunes_versions() {

@@ -1,6 +1,6 @@
-//! The once-a-minute upkeep every server runs: version retention and stale-lock detection
-//! (`Services::run_maintenance`). Every replica runs it; the store makes each deletion and each
-//! stale-lock flag happen once.
+//! The once-a-minute upkeep every server runs: version retention, stale-lock detection,
+//! abandoned S3 uploads and unused blobs (`Services::run_maintenance`). Every replica runs
+//! it; the store makes each deletion and each stale-lock flag happen once.
 
 use std::time::Duration;
 
@@ -24,6 +24,13 @@ pub async fn run_maintenance(services: Services, mut stop: watch::Receiver<bool>
                     tracing::info!(
                         versions = report.versions_pruned,
                         "version retention deleted old versions"
+                    );
+                }
+                if report.uploads_aborted > 0 || report.blobs_swept > 0 {
+                    tracing::info!(
+                        uploads = report.uploads_aborted,
+                        blobs = report.blobs_swept,
+                        "abandoned multipart uploads and unused S3 blobs removed"
                     );
                 }
                 for (ws, state) in &report.stale_locks {

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use statehouse_core::Error;
 use statehouse_core::model::{LockOutcome, UnlockOutcome, WriteOutcome};
 use statehouse_core::names::LOCK_SEGMENT;
+use statehouse_core::objects::PULUMI_STATE_PREFIX;
 
 use crate::AppState;
 use crate::auth::{ClientIp, principal};
@@ -85,6 +86,12 @@ async fn dispatch(
     body: Body,
 ) -> Result<Response, WireError> {
     let (name, op) = operation(&method, &raw_name)?;
+    if name.starts_with(PULUMI_STATE_PREFIX) {
+        return Err(Error::BadRequest(format!(
+            "states named {PULUMI_STATE_PREFIX}… are Pulumi stacks, written through the S3 endpoint; give this Terraform state another name"
+        ))
+        .into());
+    }
     let who = principal(&state, &headers, source_ip).await?;
     let services = &state.services;
     match op {

@@ -94,7 +94,7 @@ impl Services {
     }
 
     /// The entries of an unlock: `lock.release` (or `lock.force_release`) and its event.
-    fn unlock_entries(
+    pub(super) fn unlock_entries(
         &self,
         record: &AuditRecord,
         workspace: &Workspace,

@@ -241,20 +241,42 @@ impl Services {
             .authorize(who, ws, Role::Editor, "writing a state")
             .await?;
         let body = Bytes::from(body);
+        let prepared = state_body::prepare(&body, claimed_md5).await?;
+        let record = self
+            .store
+            .ensure_state(&workspace.id, name.as_str(), self.now())
+            .await?;
+        self.store_prepared(
+            who, &workspace, &record, body, prepared, lock_id, audit, also,
+        )
+        .await
+    }
+
+    /// Stores a body checked and prepared before (see [`state_body`]) as the next version of
+    /// the live state `record`, or acknowledges an identical one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn store_prepared(
+        &self,
+        who: &Principal,
+        workspace: &Workspace,
+        record: &StateRecord,
+        body: Bytes,
+        prepared: state_body::StateBody,
+        lock_id: Option<&str>,
+        audit: &AuditRecord,
+        also: &(dyn Fn(&Workspace, &WriteOutcome) -> JournalEntries + Send + Sync),
+    ) -> Result<WriteOutcome> {
         let state_body::StateBody {
             md5,
             meta,
             resources,
             compressed,
-        } = state_body::prepare(&body, claimed_md5).await?;
+        } = prepared;
+        let name = record.name.as_str();
         let journal = |outcome: &WriteOutcome| {
-            self.write_entries(audit, &workspace, name.as_str(), who, lock_id, outcome)
-                .and(also(&workspace, outcome))
+            self.write_entries(audit, workspace, name, who, lock_id, outcome)
+                .and(also(workspace, outcome))
         };
-        let record = self
-            .store
-            .ensure_state(&workspace.id, name.as_str(), self.now())
-            .await?;
         // Terraform re-sends identical snapshots: when the rules already say "unchanged" on
         // what we just read, answer without compressing or encrypting. The store decides again
         // inside its transaction for everything else.
@@ -306,7 +328,7 @@ impl Services {
         };
         let outcome = self
             .store
-            .write_version_journaled(&workspace.id, name.as_str(), write, &journal)
+            .write_version_journaled(&workspace.id, name, write, &journal)
             .await?;
         if let (WriteOutcome::Created(_), Some(body)) = (&outcome, keep) {
             self.bodies.put(&version_id_kept, body);

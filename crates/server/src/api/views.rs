@@ -50,7 +50,8 @@ pub struct LockView {
     /// The statehouse user or token that took the lock.
     pub holder: String,
     /// From the client's lock info, when given: operation (e.g. `OperationTypeApply`), who
-    /// (`user@host`), client version and free-form info.
+    /// (`user@host`), client version and free-form info. For a Pulumi lock file: who is its
+    /// `username@hostname`, info its `pid`.
     pub operation: Option<String>,
     pub who: Option<String>,
     pub client_version: Option<String>,
@@ -70,13 +71,19 @@ impl LockView {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
         };
+        // Pulumi's lock file says who in its own words: user, host and process.
+        let pulumi_who = field("username").map(|user| match field("hostname") {
+            Some(host) => format!("{user}@{host}"),
+            None => user,
+        });
+        let pulumi_pid = info.get("pid").and_then(|p| p.as_i64()).map(|pid| format!("pid {pid}"));
         LockView {
             id: lock.id.clone(),
             holder: lock.holder.clone(),
             operation: field("Operation"),
-            who: field("Who"),
+            who: field("Who").or(pulumi_who),
             client_version: field("Version"),
-            info: field("Info"),
+            info: field("Info").or(pulumi_pid),
             locked_at: lock.locked_at.to_rfc3339(),
             age_seconds: (now.millis() - lock.locked_at.millis()).max(0) / 1_000,
             stale: lock_is_stale(ws, lock.locked_at, now),
