@@ -17,6 +17,7 @@ pub mod model;
 pub mod names;
 pub mod printable;
 pub mod rules;
+pub mod s3_keys;
 pub mod sealed;
 pub mod search;
 pub mod service;

@@ -3,9 +3,9 @@
 //! Sealing needs a [`SealedKind`] (a [`crate::crypto::Binding`] holds one), and each kind names
 //! the table and columns its wrapped data keys live in. Master key rotation, the key check at
 //! start and `key forget-retired` walk [`SealedKind::ALL`]; the store crates' tests fail when a
-//! table has a `wrapped_key` column that no kind names. Adding a sealed kind (S3 access keys,
-//! an OIDC client secret) is therefore one variant here, and nothing can be left behind by a
-//! rotation.
+//! table has a `wrapped_key` column that no kind names. Adding a sealed kind (as S3 access
+//! keys were; an OIDC client secret next) is therefore one variant here, and nothing can be
+//! left behind by a rotation.
 
 use crate::crypto::Binding;
 
@@ -26,17 +26,21 @@ pub enum SealedKind {
     /// A workspace's backup encryption and verification secrets (`workspace_backup_settings`;
     /// the record is the workspace itself).
     WorkspaceBackupSettings,
+    /// An S3 access key's secret (`tokens`, only the rows with an access key id; owner and
+    /// record: the token itself).
+    S3Key,
 }
 
 impl SealedKind {
     /// Every kind; what rotation and the key check walk.
-    pub const ALL: [SealedKind; 6] = [
+    pub const ALL: [SealedKind; 7] = [
         SealedKind::State,
         SealedKind::Webhook,
         SealedKind::Target,
         SealedKind::Notifier,
         SealedKind::Database,
         SealedKind::WorkspaceBackupSettings,
+        SealedKind::S3Key,
     ];
 
     /// The kind's name in bindings (changing one makes its stored records unreadable).
@@ -48,6 +52,7 @@ impl SealedKind {
             SealedKind::Notifier => "notifier",
             SealedKind::Database => "database",
             SealedKind::WorkspaceBackupSettings => "workspace-backup-settings",
+            SealedKind::S3Key => "s3-key",
         }
     }
 
@@ -60,6 +65,8 @@ impl SealedKind {
             SealedKind::Notifier => "notifiers",
             SealedKind::Database => "backup_databases",
             SealedKind::WorkspaceBackupSettings => "workspace_backup_settings",
+            // API tokens share the table; their `key_id` is NULL, which rotation skips.
+            SealedKind::S3Key => "tokens",
         }
     }
 
@@ -67,6 +74,8 @@ impl SealedKind {
     pub fn owner_column(self) -> &'static str {
         match self {
             SealedKind::State => "state_id",
+            // The token is its own owner: a token's workspace column may be NULL.
+            SealedKind::S3Key => "id",
             _ => "workspace_id",
         }
     }
