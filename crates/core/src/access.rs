@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::Error;
 use crate::accounts::UserAccess;
 use crate::clock::Timestamp;
+pub use crate::s3_keys::S3KeyCredentials;
 
 /// What a principal may do in a workspace. Ordered: each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -87,6 +88,9 @@ pub struct Token {
     pub revoked_at: Option<Timestamp>,
     /// Updated at most about once a minute (see `Services::authenticate`).
     pub last_used_at: Option<Timestamp>,
+    /// Set on an S3 access key ([`crate::s3_keys`]): it signs S3 requests with its sealed
+    /// secret and is never accepted as a bearer token.
+    pub s3_access_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +125,10 @@ impl Token {
             (None, Some(_)) => TokenKind::Service,
             (None, None) => TokenKind::Instance,
         }
+    }
+
+    pub fn is_s3_key(&self) -> bool {
+        self.s3_access_key_id.is_some()
     }
 
     /// A user token restricted beyond its user's own roles (to a workspace or below admin).
@@ -441,6 +449,7 @@ mod tests {
             expires_at: None,
             revoked_at: None,
             last_used_at: None,
+            s3_access_key_id: None,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod objects;
 pub mod printable;
 pub mod pulumi;
 pub mod rules;
+pub mod s3_keys;
 pub mod sealed;
 pub mod search;
 pub mod service;

@@ -3,9 +3,9 @@
 //! Sealing needs a [`SealedKind`] (a [`crate::crypto::Binding`] holds one), and each kind names
 //! the table and columns its wrapped data keys live in. Master key rotation, the key check at
 //! start and `key forget-retired` walk [`SealedKind::ALL`]; the store crates' tests fail when a
-//! table has a `wrapped_key` column that no kind names. Adding a sealed kind (S3 access keys,
-//! an OIDC client secret) is therefore one variant here, and nothing can be left behind by a
-//! rotation.
+//! table has a `wrapped_key` column that no kind names. Adding a sealed kind (as S3 access
+//! keys were; an OIDC client secret next) is therefore one variant here, and nothing can be
+//! left behind by a rotation.
 
 use crate::crypto::Binding;
 
@@ -29,11 +29,14 @@ pub enum SealedKind {
     /// A chunk of an S3 object's bytes (`s3_chunks`; owner: the workspace, record: the chunk,
     /// so that a chunk can move between blobs when a multipart upload completes).
     S3Chunk,
+    /// An S3 access key's secret (`tokens`, only the rows with an access key id; owner and
+    /// record: the token itself).
+    S3Key,
 }
 
 impl SealedKind {
     /// Every kind; what rotation and the key check walk.
-    pub const ALL: [SealedKind; 7] = [
+    pub const ALL: [SealedKind; 8] = [
         SealedKind::State,
         SealedKind::Webhook,
         SealedKind::Target,
@@ -41,6 +44,7 @@ impl SealedKind {
         SealedKind::Database,
         SealedKind::WorkspaceBackupSettings,
         SealedKind::S3Chunk,
+        SealedKind::S3Key,
     ];
 
     /// The kind's name in bindings (changing one makes its stored records unreadable).
@@ -53,6 +57,7 @@ impl SealedKind {
             SealedKind::Database => "database",
             SealedKind::WorkspaceBackupSettings => "workspace-backup-settings",
             SealedKind::S3Chunk => "s3-chunk",
+            SealedKind::S3Key => "s3-key",
         }
     }
 
@@ -66,6 +71,8 @@ impl SealedKind {
             SealedKind::Database => "backup_databases",
             SealedKind::WorkspaceBackupSettings => "workspace_backup_settings",
             SealedKind::S3Chunk => "s3_chunks",
+            // API tokens share the table; their `key_id` is NULL, which rotation skips.
+            SealedKind::S3Key => "tokens",
         }
     }
 
@@ -73,6 +80,8 @@ impl SealedKind {
     pub fn owner_column(self) -> &'static str {
         match self {
             SealedKind::State => "state_id",
+            // The token is its own owner: a token's workspace column may be NULL.
+            SealedKind::S3Key => "id",
             _ => "workspace_id",
         }
     }

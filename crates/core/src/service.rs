@@ -10,6 +10,7 @@ mod locks;
 pub mod multipart;
 pub mod object_list;
 pub mod objects;
+mod s3_keys;
 mod sessions;
 mod sso;
 mod stacks;
@@ -24,6 +25,7 @@ use md5::{Digest, Md5};
 
 pub use self::accounts::{NewToken as TokenRequest, TokenInfo, TokenOwner, UserChange};
 pub use self::journal::MAX_PAGE as MAX_AUDIT_PAGE;
+pub use self::s3_keys::{S3KeyOwner, S3KeyRequest};
 pub use self::sessions::{
     LOGIN_WINDOW_MILLIS, LoggedIn, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP,
     PASSWORD_LOGIN_OFF,
@@ -39,6 +41,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::crypto::{Binding, Cipher};
 use crate::journal::Journal;
 use crate::model::{VersionMeta, Workspace};
+use crate::s3_keys::StoredS3Key;
 use crate::sealed::SealedKind;
 use crate::store::Store;
 
@@ -69,6 +72,8 @@ pub struct Services {
     operator_secret: Option<Arc<[u8; 32]>>,
     /// Users with their memberships, by user id (same trust window as tokens).
     users: Arc<TtlCache<UserAccess>>,
+    /// S3 keys (sealed) by access key id, trusted as long as tokens.
+    s3_keys: Arc<TtlCache<StoredS3Key>>,
     /// Token ids whose use was recorded within the last minute.
     recently_touched: Arc<TtlCache<()>>,
     /// Plaintext bodies of recently read or written versions (see [`crate::bodies`]).
@@ -138,6 +143,7 @@ impl Services {
             tokens: Arc::new(TtlCache::new(TOKEN_CACHE_MILLIS)),
             operator_secret: None,
             users: Arc::new(TtlCache::new(TOKEN_CACHE_MILLIS)),
+            s3_keys: Arc::new(TtlCache::new(TOKEN_CACHE_MILLIS)),
             recently_touched: Arc::new(TtlCache::new(TOKEN_TOUCH_MILLIS)),
             webhooks_enabled: Arc::new(TtlCache::new(webhooks::WEBHOOKS_ENABLED_MILLIS)),
             bodies: Arc::default(),

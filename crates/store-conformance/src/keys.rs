@@ -6,11 +6,13 @@ use std::sync::Arc;
 use statehouse_core::objects::{NewBlob, ObjectBody, ObjectMeta, ObjectWrite, SealedChunk};
 
 use serde_json::json;
+use statehouse_core::access::Role;
 use statehouse_core::backups::WorkspaceBackupSettings;
 use statehouse_core::sealed::{KeyCheck, KeyFilter, SealedKind, WrappedKeyRef};
 use statehouse_core::store::Store;
 
 use crate::backup_fixtures::{database, notifier_value, target};
+use crate::s3_keys::{create_s3_key, new_s3_key};
 use crate::webhooks::{create, webhook};
 use crate::{at, body_of, ensure, ok, sealed, workspace, write, write_of};
 
@@ -98,6 +100,12 @@ async fn sealed_record(
             ok(store.put_object(&ws.id, &write, Some(blob)).await, "put_object");
             (ws.id.clone(), chunk.id)
         }
+        SealedKind::S3Key => {
+            let mut key = new_s3_key(&format!("k-{tag}"), &ws.id, Role::Editor, 0);
+            key.secret = secret.clone();
+            let token = create_s3_key(store, &key).await;
+            (token.id.clone(), token.id)
+        }
     };
     WrappedKeyRef {
         kind,
@@ -133,6 +141,11 @@ async fn stored(store: &dyn Store, r: &WrappedKeyRef) -> (String, Vec<u8>, Vec<u
         SealedKind::S3Chunk => {
             let blob_id = r.row_id.trim_end_matches("-c0");
             ok(store.blob_chunk(blob_id, 0).await, "blob_chunk").map(|c| c.sealed)
+        }
+        SealedKind::S3Key => {
+            let token = ok(store.token_by_id(&r.row_id).await, "token_by_id");
+            let access_key_id = token.and_then(|t| t.s3_access_key_id).unwrap_or_default();
+            ok(store.s3_key(&access_key_id).await, "s3_key").map(|k| k.secret)
         }
     };
     let sealed = sealed.unwrap_or_else(|| panic!("{:?} {} has no sealed data", r.kind, r.row_id));

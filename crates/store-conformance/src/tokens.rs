@@ -39,6 +39,7 @@ pub(crate) fn token_from(t: &NewToken) -> Token {
         expires_at: t.expires_at,
         revoked_at: None,
         last_used_at: None,
+        s3_access_key_id: None,
     }
 }
 

@@ -65,6 +65,7 @@ pub(crate) fn token_from(row: &impl Row) -> Result<Token> {
         expires_at: row.get("expires_at")?,
         revoked_at: row.get("revoked_at")?,
         last_used_at: row.get("last_used_at")?,
+        s3_access_key_id: row.get("s3_access_key_id")?,
     })
 }
 

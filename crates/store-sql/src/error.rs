@@ -63,6 +63,7 @@ fn taken(constraint: Option<&str>) -> &'static str {
     match constraint {
         Some("workspaces_name_unique") => "a workspace with this name already exists",
         Some("tokens_secret_hash_unique") => "a token with this secret already exists",
+        Some("tokens_s3_access_key_id") => "an S3 key with this access key id already exists",
         Some("states_live_name") => "a live state with this name already exists",
         Some("state_versions_number") => {
             "this version number was taken by a concurrent write; retry"

@@ -65,7 +65,12 @@ impl Services {
         let token = match self.tokens.get(&hash, now) {
             Some(t) => Some(t),
             None => {
-                let found = self.store.token_by_hash(&hash).await?;
+                // S3 keys sign requests; they are never presented (the store leaves them out).
+                let found = self
+                    .store
+                    .token_by_hash(&hash)
+                    .await?
+                    .filter(|t| !t.is_s3_key());
                 if let Some(t) = &found {
                     self.tokens.put(hash, t.clone(), now);
                 }
@@ -123,7 +128,7 @@ impl Services {
     /// Records that a token was used, at most once a minute per token (per process; the stored
     /// time also counts, so replicas do not each write every minute). A failure to record is
     /// logged, never fatal to the request.
-    async fn note_token_use(&self, token: &Token, now: Timestamp) {
+    pub(super) async fn note_token_use(&self, token: &Token, now: Timestamp) {
         if self.recently_touched.get(&token.id, now).is_some() {
             return;
         }
@@ -145,11 +150,14 @@ impl Services {
         self.users.forget(user_id);
         self.tokens
             .forget_matching(|t| t.user_id.as_deref() == Some(user_id));
+        self.s3_keys
+            .forget_matching(|k| k.token.user_id.as_deref() == Some(user_id));
     }
 
-    /// Drops a token from this process's cache (after a revocation).
+    /// Drops a token or S3 key from this process's cache (after a revocation).
     pub fn forget_token(&self, token_id: &str) {
         self.tokens.forget_matching(|t| t.id == token_id);
+        self.s3_keys.forget_matching(|k| k.token.id == token_id);
         self.recently_touched.forget(token_id);
     }
 

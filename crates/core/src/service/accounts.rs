@@ -13,6 +13,7 @@ use crate::accounts::{
 };
 use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
+use crate::model::Workspace;
 use crate::{Error, Result};
 
 /// Changes to a user; `None` leaves a field as it is.
@@ -306,9 +307,7 @@ impl Services {
 
     // ---- tokens ---------------------------------------------------------------------------
 
-    /// Creates a token of any kind, checking that `who` may: a user makes its own tokens
-    /// (through a session or an unrestricted token), a workspace admin that workspace's
-    /// service tokens, an instance admin anything.
+    /// Creates a token of any kind, checking that `who` may ([`Services::token_owner`]).
     async fn create_token_as_unaudited(
         &self,
         who: &Principal,
@@ -320,9 +319,27 @@ impl Services {
             Some(w) => Some(self.visible_workspace(who, w).await?),
             None => None,
         };
-        let (user_id, role) = match &request.owner {
+        let (user_id, role) = self
+            .token_owner(who, &request.owner, workspace.as_ref(), request.role)
+            .await?;
+        let expires = request.expires_in_millis.map(|m| self.now().plus_millis(m));
+        self.mint_token(user_id, workspace.map(|w| w.id), role, &name, expires)
+            .await
+    }
+
+    /// Who owns a token `who` asks for, and its role, if `who` may create it: a user makes
+    /// its own tokens (through a session or an unrestricted token), a workspace admin that
+    /// workspace's service tokens, an instance admin anything. S3 keys follow the same rules.
+    pub(super) async fn token_owner(
+        &self,
+        who: &Principal,
+        owner: &TokenOwner,
+        workspace: Option<&Workspace>,
+        role: Option<Role>,
+    ) -> Result<(Option<String>, Role)> {
+        Ok(match owner {
             TokenOwner::Me | TokenOwner::User(_) => {
-                let user = match &request.owner {
+                let user = match owner {
                     TokenOwner::User(n) => self.find_user(n).await?,
                     _ => {
                         let id = who.user_id().ok_or_else(|| {
@@ -353,16 +370,14 @@ impl Services {
                         user.name
                     )));
                 }
-                (Some(user.id), request.role.unwrap_or(Role::Admin))
+                (Some(user.id), role.unwrap_or(Role::Admin))
             }
             TokenOwner::Service => {
                 let ws = workspace
-                    .as_ref()
                     .ok_or_else(|| Error::BadRequest("a service token needs a workspace".into()))?;
                 who.require(&ws.id, Role::Admin, "creating service tokens")?;
-                let role = request
-                    .role
-                    .ok_or_else(|| Error::BadRequest("a service token needs a role".into()))?;
+                let role =
+                    role.ok_or_else(|| Error::BadRequest("a service token needs a role".into()))?;
                 (None, role)
             }
             TokenOwner::Instance => {
@@ -372,15 +387,11 @@ impl Services {
                     ));
                 }
                 who.require_instance_admin("creating instance tokens")?;
-                let role = request
-                    .role
-                    .ok_or_else(|| Error::BadRequest("an instance token needs a role".into()))?;
+                let role =
+                    role.ok_or_else(|| Error::BadRequest("an instance token needs a role".into()))?;
                 (None, role)
             }
-        };
-        let expires = request.expires_in_millis.map(|m| self.now().plus_millis(m));
-        self.mint_token(user_id, workspace.map(|w| w.id), role, &name, expires)
-            .await
+        })
     }
 
     /// The tokens `who` may see: instance admins all; others their own user tokens and the
