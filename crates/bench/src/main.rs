@@ -12,8 +12,9 @@
 //! `cargo build --release -p statehouse`, then
 //! `cargo run --release -p statehouse-bench -- [--quick] [--only server|terraform]`.
 //!
-//! Only when asked: `--only search` (resource search, in process) and `--only backup`
-//! (PostgreSQL backups against `pg_dump | zstd`, see `backup.rs`).
+//! Only when asked: `--only search` (resource search, in process), `--only backup`
+//! (PostgreSQL backups against `pg_dump | zstd`, see `backup.rs`) and `--only s3` (Pulumi's
+//! checkpoint cycle against moto's S3 server, see `s3.rs`).
 
 mod backup;
 mod components;
@@ -27,8 +28,10 @@ mod memory;
 mod pg;
 mod report;
 mod report_server;
+mod s3;
 mod search;
 mod server;
+mod sigv4;
 mod state;
 mod stats;
 mod targets;
@@ -116,6 +119,8 @@ enum Section {
     /// PostgreSQL backups and restores against `pg_dump | zstd` on --database (only when
     /// asked: a 2 GB database takes minutes).
     Backup,
+    /// The S3 endpoint as Pulumi uses it, beside moto's S3 server (only when asked).
+    S3,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -138,6 +143,9 @@ fn main() -> Result<()> {
     }
     if cli.only == Some(Section::Backup) {
         return run_backup(&cli);
+    }
+    if cli.only == Some(Section::S3) {
+        return run_s3(&cli);
     }
     let statehouse = cli
         .statehouse
@@ -349,6 +357,59 @@ fn run_backup(cli: &Cli) -> Result<()> {
         machine::loadavg()
     );
     print!("{}", backup::render(&results));
+    Ok(())
+}
+
+/// The S3 section alone: statehouse on each store, then moto.
+fn run_s3(cli: &Cli) -> Result<()> {
+    let statehouse = cli
+        .statehouse
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("target/release/statehouse"));
+    let statehouse = statehouse.canonicalize().with_context(|| {
+        format!(
+            "no statehouse binary at {} (build it with `cargo build --release -p statehouse`)",
+            statehouse.display()
+        )
+    })?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let plan = s3::Plan::new(cli.quick);
+    let machine = machine::Machine::probe();
+    let load_before = machine::loadavg();
+    let mut figures = Vec::new();
+    for kind in &cli.stores {
+        let store = match kind {
+            StoreKind::Sqlite => Store::Sqlite,
+            StoreKind::Postgres => match &cli.pg_url {
+                Some(url) => Store::Postgres(url.clone()),
+                None => bail!(
+                    "--stores includes postgres but no PostgreSQL URL was given: pass --pg-url or set STATEHOUSE_TEST_PG_URL"
+                ),
+            },
+        };
+        eprintln!("S3 section: statehouse on {}", store.label());
+        figures.push(s3::run_statehouse(&rt, &statehouse, &store, &plan)?);
+    }
+    eprintln!("S3 section: moto");
+    figures.push(s3::run_moto(&rt, &workspace_root().join(".tools/venv"), &plan)?);
+    println!("# statehouse benchmark report: the S3 endpoint (Pulumi)\n");
+    println!("Command: `{}`\n", report::redact(&command_line()));
+    if let Some(commit) = machine::git_commit(&workspace_root()) {
+        println!("- checkout: {commit}");
+    }
+    println!(
+        "- machine: {} CPUs ({}), {} RAM, Linux {}; temp dir {}",
+        machine.nproc, machine.cpu, machine.memory, machine.kernel, machine.temp_fs
+    );
+    println!(
+        "- load average before: {load_before}, after: {}\n",
+        machine::loadavg()
+    );
+    print!("{}", s3::render(&figures, &plan));
     Ok(())
 }
 

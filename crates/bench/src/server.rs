@@ -71,6 +71,7 @@ impl Tail {
 struct Startup {
     url: Option<String>,
     token: Option<String>,
+    s3_url: Option<String>,
 }
 
 /// A running `statehouse serve`, killed on drop.
@@ -80,6 +81,8 @@ pub struct Server {
     pub url: String,
     /// The instance admin token printed on first start.
     pub token: String,
+    /// The S3 endpoint, `http://127.0.0.1:PORT` (empty when the binary has none).
+    pub s3_url: String,
     pub store: Store,
     /// The PostgreSQL schema this server lives in, dropped on drop.
     schema: Option<String>,
@@ -130,6 +133,7 @@ impl Server {
             }
         }
         cmd.env("STATEHOUSE_LISTEN", "127.0.0.1:0")
+            .env("STATEHOUSE_S3_LISTEN", "127.0.0.1:0")
             .env("STATEHOUSE_DATA_DIR", data_dir.path());
         let mut schema = None;
         if let Store::Postgres(url) = store {
@@ -162,6 +166,7 @@ impl Server {
             child,
             url: String::new(),
             token: String::new(),
+            s3_url: String::new(),
             store: store.clone(),
             schema,
             log,
@@ -169,6 +174,13 @@ impl Server {
         };
         server.await_startup_lines(&startup)?;
         rt.block_on(server.await_ready())?;
+        // Printed before the server accepts requests (a binary without the S3 endpoint, such
+        // as an older --baseline, prints none).
+        if let Ok(s) = startup.lock()
+            && let Some(s3_url) = &s.s3_url
+        {
+            server.s3_url = s3_url.trim_end_matches('/').to_owned();
+        }
         eprintln!(
             "  {} serve ({}) pid {} at {}",
             bin.file_name().unwrap_or_default().to_string_lossy(),
@@ -301,7 +313,10 @@ fn drain_lines(pipe: impl Read + Send + 'static, log: Tail, startup: Arc<Mutex<S
                     if let Some(token) = after(&text, "admin token (shown once): ") {
                         s.token = Some(token.to_owned());
                     }
-                    looking = s.url.is_none() || s.token.is_none();
+                    if let Some(s3_url) = after(&text, "S3 endpoint (Pulumi): ") {
+                        s.s3_url = Some(s3_url.to_owned());
+                    }
+                    looking = s.url.is_none() || s.token.is_none() || s.s3_url.is_none();
                 }
             }
         }

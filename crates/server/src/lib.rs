@@ -8,6 +8,7 @@ mod connections;
 mod health;
 pub mod maintenance;
 pub mod oidc;
+pub mod s3;
 mod tf_http;
 mod timeouts;
 pub mod ui;

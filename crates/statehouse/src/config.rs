@@ -23,6 +23,11 @@ use crate::config_paths::{absolute, absolute_sqlite_url, sqlite_url_file};
 pub struct Config {
     /// Address to listen on.
     pub listen: String,
+    /// Address of the S3 endpoint (Pulumi's DIY backend); `off` turns it off.
+    pub s3_listen: String,
+    /// Domains under which `<bucket>.<domain>` addresses a bucket (virtual-host style); path
+    /// style always works.
+    pub s3_domains: Vec<String>,
     /// Where the SQLite database and the master key file live by default.
     pub data_dir: PathBuf,
     /// `postgres://…` selects PostgreSQL; `sqlite:…` a SQLite file; empty: SQLite in `data_dir`.
@@ -271,6 +276,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".into(),
+            s3_listen: "127.0.0.1:8081".into(),
+            s3_domains: Vec::new(),
             data_dir: PathBuf::from("./statehouse-data"),
             database_url: None,
             master_key_file: None,
@@ -429,6 +436,8 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("s3_listen", &self.s3_listen)
+            .field("s3_domains", &self.s3_domains)
             .field("data_dir", &self.data_dir)
             .field(
                 "database_url",

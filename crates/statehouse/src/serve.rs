@@ -32,6 +32,12 @@ pub async fn run(config: Config) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (STATEHOUSE_LISTEN)", config.listen))?;
     let addr = listener.local_addr()?;
+    let s3_listener = match config.s3_listen.as_str() {
+        "off" | "" => None,
+        s3_listen => Some(TcpListener::bind(s3_listen).await.with_context(|| {
+            format!("cannot listen on {s3_listen} (STATEHOUSE_S3_LISTEN; `off` turns the S3 endpoint off)")
+        })?),
+    };
     if let Some(secret) = services.claim_bootstrap_token().await? {
         say(format_args!(
             "admin token (shown once): {}",
@@ -82,6 +88,28 @@ pub async fn run(config: Config) -> Result<()> {
             stop_rx.clone(),
         )),
     ];
+    let s3_server = match s3_listener {
+        Some(s3_listener) => {
+            let s3_addr = s3_listener.local_addr()?;
+            let s3_app = statehouse_server::s3::router(
+                services.clone(),
+                &statehouse_server::s3::S3Options {
+                    max_object_bytes: usize::try_from(config.max_state_bytes)
+                        .unwrap_or(usize::MAX),
+                    domains: config.s3_domains.clone(),
+                },
+            )
+            .map_err(anyhow::Error::msg)?;
+            say(format_args!("S3 endpoint (Pulumi): http://{s3_addr}"));
+            Some(tokio::spawn(serve(
+                s3_listener,
+                s3_app,
+                limits,
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
     let server = serve(listener, app, limits, stop_rx.clone());
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -101,6 +129,9 @@ pub async fn run(config: Config) -> Result<()> {
     // or times out); then every audit entry and event still queued is stored before exiting.
     for task in background {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(15), task).await;
+    }
+    if let Some(s3_server) = s3_server {
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, s3_server).await;
     }
     services.flush_journal().await;
     tracing::info!("stopped");

@@ -182,6 +182,7 @@ fn the_zero_config_default_backs_itself_up(store: Store) {
     self_backup_due_now(cwd.path(), schema.as_deref());
     let mut serve_env = env.clone();
     serve_env.push(("STATEHOUSE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()));
+    serve_env.push(("STATEHOUSE_S3_LISTEN".to_owned(), "127.0.0.1:0".to_owned()));
     let log = tempfile::NamedTempFile::new().unwrap();
     let server = Running(
         command(cwd.path(), &serve_env)
@@ -345,10 +346,13 @@ fn a_failed_first_start_keeps_the_admin_token_for_the_next() {
     }
     let cwd = tempfile::tempdir().unwrap();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let busy = vec![(
-        "STATEHOUSE_LISTEN".to_owned(),
-        taken.local_addr().unwrap().to_string(),
-    )];
+    let busy = vec![
+        (
+            "STATEHOUSE_LISTEN".to_owned(),
+            taken.local_addr().unwrap().to_string(),
+        ),
+        ("STATEHOUSE_S3_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+    ];
     let (lines, status, _) = serve_lines(cwd.path(), &busy, "listening");
     assert!(status.is_some_and(|s| !s.success()), "{lines:?}");
     assert!(
@@ -357,7 +361,10 @@ fn a_failed_first_start_keeps_the_admin_token_for_the_next() {
     );
     drop(taken);
 
-    let free = vec![("STATEHOUSE_LISTEN".to_owned(), "127.0.0.1:0".to_owned())];
+    let free = vec![
+        ("STATEHOUSE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("STATEHOUSE_S3_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+    ];
     let (lines, status, _running) = serve_lines(cwd.path(), &free, "listening");
     assert_eq!(status, None, "{lines:?}");
     assert!(

@@ -486,6 +486,7 @@ fn serve_should_fail(server: &Server, extra_env: &[(&str, &str)]) -> String {
         .arg("serve")
         .envs(extra_env.iter().copied())
         .env("STATEHOUSE_LISTEN", "127.0.0.1:0")
+        .env("STATEHOUSE_S3_LISTEN", "127.0.0.1:0")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -36,6 +36,7 @@ macro_rules! on_both_stores {
 }
 
 pub mod browser;
+pub mod s3;
 pub mod ui;
 
 use std::ffi::OsString;
@@ -198,6 +199,8 @@ pub fn pg_execute(url: &str, sql: &str) -> Result<(), String> {
 pub struct PgDatabase {
     pub name: String,
     pub url: String,
+    /// The S3 endpoint's base URL (`http://127.0.0.1:port`).
+    pub s3_url: String,
     admin_url: String,
 }
 
@@ -306,6 +309,7 @@ impl Server {
             .expect("temp data dir");
         let mut env = vec![
             ("STATEHOUSE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            ("STATEHOUSE_S3_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
             (
                 "STATEHOUSE_DATA_DIR".to_owned(),
                 data_dir.path().display().to_string(),
@@ -329,6 +333,7 @@ impl Server {
         let mut server = Server {
             child,
             url: String::new(),
+            s3_url: String::new(),
             admin_token: String::new(),
             store,
             pg_schema,
@@ -390,6 +395,7 @@ impl Server {
         let mut peer = Server {
             child,
             url: String::new(),
+            s3_url: String::new(),
             admin_token: self.admin_token.clone(),
             store: self.store,
             pg_schema: None,
@@ -475,6 +481,9 @@ impl Server {
                             .unwrap_or("")
                             .trim_end_matches('/')
                             .to_owned();
+                    }
+                    if let Some(rest) = after(&line, "S3 endpoint (Pulumi): ") {
+                        self.s3_url = rest.split_whitespace().next().unwrap_or("").to_owned();
                     }
                     if let Some(rest) = after(&line, "admin token (shown once):") {
                         self.admin_token = rest.split_whitespace().next().unwrap_or("").to_owned();

@@ -1,0 +1,209 @@
+//! Request bodies: read whole up to a limit, every checksum the client gave verified (in a
+//! header or in an aws-chunked trailer), and response bodies streamed a chunk at a time.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use http::HeaderMap;
+use md5::{Digest, Md5};
+use s3s::checksum::ChecksumHasher;
+use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
+use s3s::dto::StreamingBlob;
+use s3s::{S3Error, S3ErrorCode, S3Result, TrailingHeaders, s3_error};
+use statehouse_core::objects::ObjectMeta;
+use statehouse_core::service::objects::ChunkReader;
+
+/// The checksums a request may carry, by algorithm name (as stored) and header.
+const ALGORITHMS: [(&str, &str); 5] = [
+    ("crc32", "x-amz-checksum-crc32"),
+    ("crc32c", "x-amz-checksum-crc32c"),
+    ("crc64nvme", "x-amz-checksum-crc64nvme"),
+    ("sha1", "x-amz-checksum-sha1"),
+    ("sha256", "x-amz-checksum-sha256"),
+];
+
+/// What a client claims of a body: its checksums by algorithm, the algorithms its trailer
+/// will carry, and `Content-MD5`.
+#[derive(Debug, Default)]
+pub struct Claims {
+    given: Vec<(&'static str, String)>,
+    trailed: Vec<&'static str>,
+    md5: Option<String>,
+}
+
+impl Claims {
+    pub fn from_headers(headers: &HeaderMap) -> Claims {
+        let mut claims = Claims::default();
+        for (name, header) in ALGORITHMS {
+            if let Some(value) = headers.get(header).and_then(|v| v.to_str().ok()) {
+                // Pulumi 3.256-3.257 sent this literal instead of a checksum: not a claim.
+                if value != "UNSIGNED-PAYLOAD" {
+                    claims.given.push((name, value.to_owned()));
+                }
+            }
+        }
+        if let Some(trailer) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
+            for announced in trailer.split(',').map(str::trim) {
+                if let Some((name, _)) = ALGORITHMS
+                    .iter()
+                    .find(|(_, h)| h.eq_ignore_ascii_case(announced))
+                {
+                    claims.trailed.push(name);
+                }
+            }
+        }
+        claims.md5 = headers
+            .get("content-md5")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        claims
+    }
+}
+
+/// Reads a body whole (at most `limit` bytes) and verifies every claimed checksum; returns
+/// the bytes and the verified checksums to keep with the object.
+pub async fn read_verified(
+    body: Option<StreamingBlob>,
+    limit: usize,
+    claims: Claims,
+    trailers: Option<TrailingHeaders>,
+) -> S3Result<(Bytes, ObjectMeta)> {
+    let mut hasher = ChecksumHasher::default();
+    for name in claims
+        .given
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(claims.trailed.iter().copied())
+    {
+        match name {
+            "crc32" => hasher.crc32 = Some(Crc32::new()),
+            "crc32c" => hasher.crc32c = Some(Crc32c::new()),
+            "crc64nvme" => hasher.crc64nvme = Some(Crc64Nvme::new()),
+            "sha1" => hasher.sha1 = Some(Sha1::new()),
+            _ => hasher.sha256 = Some(Sha256::new()),
+        }
+    }
+    let mut md5 = claims.md5.as_ref().map(|_| Md5::new());
+    let mut all = BytesMut::new();
+    if let Some(mut stream) = body {
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(|e| {
+                S3Error::with_message(
+                    S3ErrorCode::IncompleteBody,
+                    format!("the request body could not be read: {e}"),
+                )
+            })?;
+            if all.len() + piece.len() > limit {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::EntityTooLarge,
+                    format!("the body is larger than this server's limit of {limit} bytes (max_state_bytes); larger objects go as multipart uploads"),
+                ));
+            }
+            hasher.update(&piece);
+            if let Some(md5) = md5.as_mut() {
+                md5.update(&piece);
+            }
+            all.extend_from_slice(&piece);
+        }
+    }
+    let computed = hasher.finalize();
+    let mut claimed = claims.given;
+    if !claims.trailed.is_empty() {
+        let trailing = trailers.and_then(|t| t.take()).unwrap_or_default();
+        for name in claims.trailed {
+            let header = ALGORITHMS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("", |(_, h)| *h);
+            match trailing.get(header).and_then(|v| v.to_str().ok()) {
+                Some(value) => claimed.push((name, value.to_owned())),
+                None => {
+                    return Err(s3_error!(
+                        InvalidRequest,
+                        "the trailer announced {header} but the body did not end with it"
+                    ));
+                }
+            }
+        }
+    }
+    let mut verified = ObjectMeta::default();
+    for (name, value) in claimed {
+        let actual = match name {
+            "crc32" => computed.checksum_crc32.clone(),
+            "crc32c" => computed.checksum_crc32c.clone(),
+            "crc64nvme" => computed.checksum_crc64nvme.clone(),
+            "sha1" => computed.checksum_sha1.clone(),
+            _ => computed.checksum_sha256.clone(),
+        };
+        if actual.as_deref() != Some(value.as_str()) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::BadDigest,
+                format!("the x-amz-checksum-{name} you gave does not match the body: it was damaged on the way; nothing was stored"),
+            ));
+        }
+        verified.checksums.push((name.to_owned(), value));
+    }
+    if let (Some(claimed), Some(md5)) = (claims.md5, md5) {
+        let actual = STANDARD.encode(md5.finalize());
+        if claimed != actual {
+            let code = if STANDARD.decode(&claimed).map(|d| d.len()) == Ok(16) {
+                S3ErrorCode::BadDigest
+            } else {
+                S3ErrorCode::InvalidDigest
+            };
+            return Err(S3Error::with_message(
+                code,
+                "the Content-MD5 you gave does not match the body: it was damaged on the way; nothing was stored",
+            ));
+        }
+    }
+    Ok((all.freeze(), verified))
+}
+
+/// A blob's chunks as a response body, cut to `range` (byte offsets, end exclusive). A task
+/// reads and decrypts one chunk ahead of the client.
+pub fn chunk_stream(mut reader: ChunkReader, range: std::ops::Range<u64>) -> StreamingBlob {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    tokio::spawn(async move {
+        let mut offset = 0_u64;
+        loop {
+            let chunk = match reader.next_chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading an object's chunk failed");
+                    let _ = tx.send(Err(std::io::Error::other("reading the object failed"))).await;
+                    break;
+                }
+            };
+            let len = chunk.len() as u64;
+            let (start, end) = (offset, offset + len);
+            offset = end;
+            if end <= range.start {
+                continue;
+            }
+            if start >= range.end {
+                break;
+            }
+            let from = usize::try_from(range.start.saturating_sub(start)).unwrap_or(0);
+            let to = usize::try_from(range.end.min(end) - start).unwrap_or(chunk.len());
+            if tx.send(Ok(chunk.slice(from..to))).await.is_err() {
+                break; // the client went away
+            }
+        }
+    });
+    StreamingBlob::wrap(Receiver(rx))
+}
+
+struct Receiver(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl futures::Stream for Receiver {
+    type Item = Result<Bytes, std::io::Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}

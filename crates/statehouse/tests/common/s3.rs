@@ -1,0 +1,44 @@
+//! The S3 endpoint's tests: boto3 from the venv `scripts/test.sh` fills, the Python scripts
+//! in `tests/s3/`, and S3 keys made with the CLI.
+
+use std::path::PathBuf;
+
+use super::Server;
+
+/// The venv `scripts/test.sh` installs boto3 into.
+pub fn python() -> PathBuf {
+    let venv = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.tools/venv/bin/python"));
+    assert!(
+        venv.exists(),
+        "boto3 is missing: run the suite through `bash scripts/test.sh` (it installs boto3 into .tools/venv)"
+    );
+    venv
+}
+
+pub fn script(name: &str) -> String {
+    format!("{}/tests/s3/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `statehouse s3-key create`: the access key id and secret it prints once.
+pub fn s3_key(server: &Server, workspace: &str, role: &str, name: &str) -> (String, String) {
+    let out = server.cli(&[
+        "s3-key",
+        "create",
+        "--workspace",
+        workspace,
+        "--role",
+        role,
+        "--name",
+        name,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value = |var: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("export {var}=")))
+            .map(|v| v.trim_matches('\'').to_owned())
+            .unwrap_or_else(|| panic!("`s3-key create` printed no {var} line:\n{stdout}"))
+    };
+    (value("AWS_ACCESS_KEY_ID"), value("AWS_SECRET_ACCESS_KEY"))
+}
+
