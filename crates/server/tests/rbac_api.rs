@@ -64,8 +64,8 @@ impl Caller {
     }
 }
 
-/// One operation as the matrix calls it. `{gone}`, `{hook}` and `{delivery}` are filled in
-/// from the fixture.
+/// One operation as the matrix calls it. `{gone}`, `{hook}`, `{delivery}` and `{s3key}` are
+/// filled in from the fixture.
 struct Op {
     method: &'static str,
     /// The OpenAPI path template it exercises.
@@ -282,6 +282,26 @@ fn ops() -> Vec<Op> {
             "/workspaces/default/webhooks/{hook}/ping",
             Admin,
         ),
+        // Listed for anyone with a role there: each sees the keys it manages.
+        op(
+            "GET",
+            "/workspaces/{ws}/s3-keys",
+            "/workspaces/default/s3-keys",
+            Outputs,
+        ),
+        with_body(
+            "POST",
+            "/workspaces/{ws}/s3-keys",
+            "/workspaces/default/s3-keys",
+            || json!({"name": "matrix", "role": "editor"}),
+            Admin,
+        ),
+        op(
+            "DELETE",
+            "/workspaces/{ws}/s3-keys/{access_key_id}",
+            "/workspaces/default/s3-keys/{s3key}",
+            Admin,
+        ),
     ]
 }
 
@@ -306,6 +326,7 @@ struct Fixture {
     gone: String,
     hook: String,
     delivery: String,
+    s3key: String,
 }
 
 impl Fixture {
@@ -398,12 +419,27 @@ impl Fixture {
             .as_str()
             .unwrap_or_else(|| panic!("no delivery yet: {deliveries}"))
             .to_owned();
+        let (s3key, _) = s
+            .services
+            .create_s3_key(
+                &statehouse_core::access::Principal::local_operator(),
+                statehouse_core::service::S3KeyRequest {
+                    workspace: "default".into(),
+                    name: "fixture".into(),
+                    owner: statehouse_core::service::S3KeyOwner::Service,
+                    role: Some(Role::Editor),
+                    expires_in_millis: None,
+                },
+            )
+            .await
+            .unwrap();
         Fixture {
             s,
             tokens,
             gone,
             hook,
             delivery,
+            s3key: s3key.access_key_id,
         }
     }
 
@@ -412,6 +448,7 @@ impl Fixture {
             .replace("{gone}", &self.gone)
             .replace("{hook}", &self.hook)
             .replace("{delivery}", &self.delivery)
+            .replace("{s3key}", &self.s3key)
     }
 
     async fn call(&self, op: &Op, caller: Caller) -> (u16, String) {
@@ -446,6 +483,7 @@ impl Fixture {
             "/workspaces/default/deleted-states",
             "/workspaces/default/states/app/versions",
             "/workspaces/default/webhooks",
+            "/workspaces/default/s3-keys",
         ] {
             all.push(self.s.api("GET", path, admin.as_deref(), None).await.1);
         }

@@ -37,8 +37,8 @@ impl From<RoleArg> for Role {
 #[derive(Subcommand)]
 pub enum KeyCommand {
     /// Generate a new master key and re-wrap every sealed record with it (state versions,
-    /// webhook secrets, backup target, notifier and database secrets, workspace backup keys
-    /// and passphrases). The old key stays in the file as a `retired` line, only to restore
+    /// webhook secrets, S3 key secrets, backup target, notifier and database secrets,
+    /// workspace backup keys and passphrases). The old key stays in the file as a `retired` line, only to restore
     /// self-backups made before now; a fresh self-backup is taken at once. Servers that share
     /// the key file pick the new key up by themselves; replicas with their own copy of the
     /// file need the new file.

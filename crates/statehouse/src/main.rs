@@ -53,6 +53,7 @@ mod open_files;
 mod output;
 mod progress;
 mod restores;
+mod s3_keys;
 mod search;
 mod self_backup;
 mod serve;
@@ -126,6 +127,10 @@ enum Command {
     /// or --server).
     #[command(subcommand)]
     Token(tokens::TokenCommand),
+    /// Create, list and revoke S3 access keys of a workspace, for S3 clients such as Pulumi's
+    /// DIY backend (local or --server).
+    #[command(subcommand)]
+    S3Key(s3_keys::S3KeyCommand),
     /// Users: create, list, show, set passwords, instance admin flag, disable/enable, grant
     /// and revoke workspace roles (local or --server).
     #[command(subcommand)]
@@ -295,6 +300,11 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
         Command::Token(cmd) => {
             remote
                 .api(&config, async |client| tokens::run(client, cmd).await)
+                .await
+        }
+        Command::S3Key(cmd) => {
+            remote
+                .api(&config, async |client| s3_keys::run(client, cmd).await)
                 .await
         }
         Command::User(cmd) => {

@@ -1,6 +1,6 @@
 //! The master key, as an operator meets it, with the real binary on both stores:
-//! - `key rotate` re-wraps every kind of sealed secret (state versions, webhook secrets,
-//!   target, notifier and database secrets, the workspace's managed backup key and
+//! - `key rotate` re-wraps every kind of sealed secret (state versions, webhook secrets, S3
+//!   key secrets, target, notifier and database secrets, the workspace's managed backup key and
 //!   verification server), so after the old key is gone every backup feature still works —
 //!   including `db restore` of a backup taken before the rotation and decrypting it with the
 //!   exported managed key — and webhooks are still signed;
@@ -378,6 +378,9 @@ fn rotation_keeps_every_sealed_secret_working(store: Store) {
         Some(json!({"url": receiver.url("/hooks"), "events": ["state.*"]})),
     );
     let webhook_secret = hook["secret"].as_str().unwrap().to_owned();
+    // An S3 key's secret (that it opens after the rotation is checked in the server crate's
+    // s3_key_services.rs, through the lookup the S3 listener makes).
+    cli(&["s3-key", "create", "--role", "editor", "--name", "rotation"]);
     let nas = work.path().join("nas");
     cli(&[
         "target",

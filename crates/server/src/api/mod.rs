@@ -13,6 +13,7 @@ mod extract;
 mod json_text;
 mod notifiers;
 mod progress;
+mod s3_keys;
 mod search;
 mod states;
 mod targets;
@@ -73,6 +74,8 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         ))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(s3_keys::list, s3_keys::create))
+        .routes(routes!(s3_keys::revoke))
         .routes(routes!(audit::list))
         .routes(routes!(audit::export))
         .routes(routes!(audit::verify))

@@ -40,7 +40,7 @@ pub struct TokenView {
 }
 
 impl TokenView {
-    fn new(t: &TokenInfo, now: Timestamp) -> Self {
+    pub(super) fn new(t: &TokenInfo, now: Timestamp) -> Self {
         let status = if t.revoked_at.is_some() {
             "revoked"
         } else if t.expires_at.is_some_and(|e| now >= e) {
