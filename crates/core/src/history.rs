@@ -10,7 +10,9 @@ use crate::events::{NewEvent, kind};
 use crate::model::WriteOutcome;
 use crate::model::{DeletedState, StateFilter, StateRecord, UnlockOutcome, VersionMeta, Workspace};
 use crate::names::StateName;
+use crate::pulumi;
 use crate::service::Services;
+use crate::statefile::StateKind;
 use crate::store::pending::JournalEntries;
 use crate::tfstate::{self, Output, StateDiff};
 use crate::{Error, Result};
@@ -189,9 +191,9 @@ impl Services {
                 "version {to} is the first version: give `from` explicitly to compare with a later one"
             )));
         }
-        let (_, old) = self.version_of(&workspace, &record, from).await?;
-        let (_, new) = self.version_of(&workspace, &record, to).await?;
-        let diff = tfstate::diff(&old, &new, reveal)?;
+        let old = self.version_of(&workspace, &record, from).await?;
+        let new = self.version_of(&workspace, &record, to).await?;
+        let diff = compare_versions((from, &old.0, &old.1), (to, &new.0, &new.1), reveal)?;
         Ok((from, to, diff))
     }
 
@@ -235,7 +237,10 @@ impl Services {
             ))
         })?;
         let (meta, body) = self.open_version(meta, &sealed)?;
-        let outputs = tfstate::outputs(&body, role >= Role::Admin)?;
+        let outputs = match pulumi::classify(&body)?.kind {
+            StateKind::Pulumi => pulumi::outputs(&body)?,
+            StateKind::Terraform => tfstate::outputs(&body, role >= Role::Admin)?,
+        };
         Ok((meta, outputs))
     }
 
@@ -294,8 +299,13 @@ impl Services {
         }
         let (_, body) = self.read_version(who, ws, name, version_no).await?;
         // A different lineage is refused by the write rules unless an admin opened an
-        // overwrite window (then the version is recorded as forced).
-        let body = tfstate::with_serial(&body, current.serial + 1)?;
+        // overwrite window (then the version is recorded as forced). A checkpoint is written
+        // back as it was: its serial is the new version's number.
+        let kind = pulumi::classify(&body)?.kind;
+        let body = match kind {
+            StateKind::Terraform => tfstate::with_serial(&body, current.serial + 1)?,
+            StateKind::Pulumi => body,
+        };
         // The rollback's entry and event commit with the write (which records its own).
         let also = |workspace: &Workspace, outcome: &WriteOutcome| {
             let (WriteOutcome::Created(meta) | WriteOutcome::Unchanged(meta)) = outcome;
@@ -314,7 +324,7 @@ impl Services {
             JournalEntries::of(audit.clone().detail(payload), Some(event))
         };
         match self
-            .write_state_with(who, ws, name, body, None, lock_id.as_deref(), &also)
+            .write_state_with(who, ws, name, (kind, body), None, lock_id.as_deref(), &also)
             .await?
         {
             WriteOutcome::Created(meta) | WriteOutcome::Unchanged(meta) => Ok(meta),
@@ -586,6 +596,31 @@ impl Services {
             }
         }
         Ok(report)
+    }
+}
+
+/// The difference between two versions' bodies, each `(number, metadata, body)`: by the
+/// Pulumi code when both are checkpoints (their headers' serials are the versions' own), by
+/// the Terraform code when both are states; two versions of different kinds cannot be compared.
+fn compare_versions(
+    (from, old_meta, old): (i64, &VersionMeta, &[u8]),
+    (to, new_meta, new): (i64, &VersionMeta, &[u8]),
+    reveal_sensitive: bool,
+) -> Result<StateDiff> {
+    let (old_kind, new_kind) = (pulumi::classify(old)?.kind, pulumi::classify(new)?.kind);
+    match (old_kind, new_kind) {
+        (StateKind::Terraform, StateKind::Terraform) => tfstate::diff(old, new, reveal_sensitive),
+        (StateKind::Pulumi, StateKind::Pulumi) => {
+            let mut diff = pulumi::diff(old, new)?;
+            diff.before.serial = old_meta.serial;
+            diff.after.serial = new_meta.serial;
+            Ok(diff)
+        }
+        _ => Err(Error::BadRequest(format!(
+            "version {from} is a {} state and version {to} a {} state: only versions of the same kind can be compared",
+            old_kind.as_str(),
+            new_kind.as_str()
+        ))),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::events::kind;
 use crate::model::{StateRecord, VersionMeta, VersionWrite, Workspace, WriteOutcome};
 use crate::names::StateName;
 use crate::rules::{self, Incoming, WriteContext, WriteDecision};
+use crate::statefile::StateKind;
 use crate::store::pending::JournalEntries;
 use crate::{Result, statefile};
 
@@ -164,21 +165,59 @@ impl Services {
         claimed_md5: Option<&[u8]>,
         lock_id: Option<&str>,
     ) -> Result<WriteOutcome> {
-        self.write_state_with(who, ws, name, body, claimed_md5, lock_id, &|_, _| {
-            JournalEntries::default()
-        })
+        self.write_state_with(
+            who,
+            ws,
+            name,
+            (StateKind::Terraform, body),
+            claimed_md5,
+            lock_id,
+            &|_, _| JournalEntries::default(),
+        )
         .await
     }
 
-    /// [`Services::write_state`], storing also what `also` gives for the outcome in the
-    /// write's transaction (a rollback's own entry and event).
+    /// Stores a Pulumi checkpoint `body` as sent (plain, gzip or zstd) as the state's next
+    /// version, or acknowledges an identical body: what a PutObject of
+    /// `.pulumi/stacks/<project>/<stack>.json[.gz|.zst]` does to the state
+    /// `pulumi/<project>/<stack>` (editors). The version's serial is its version number (the
+    /// current version's number + 1) and its lineage the checkpoint's stack name, so the
+    /// write rules accept each new checkpoint of the same stack; a state that holds a
+    /// Terraform state (another lineage) is refused with 409 like any lineage change. The
+    /// version's resources are indexed for search (`pulumi::inspect`); a body that is not a
+    /// checkpoint is a `BadRequest` and nothing is stored. `claimed_md5` as for
+    /// [`Services::write_state`]. Audited as `state.write`; a new version emits
+    /// `state.written`.
+    pub async fn write_checkpoint(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        body: Vec<u8>,
+        claimed_md5: Option<&[u8]>,
+    ) -> Result<WriteOutcome> {
+        self.write_state_with(
+            who,
+            ws,
+            name,
+            (StateKind::Pulumi, body),
+            claimed_md5,
+            None,
+            &|_, _| JournalEntries::default(),
+        )
+        .await
+    }
+
+    /// [`Services::write_state`] (or [`Services::write_checkpoint`], by the body's kind),
+    /// storing also what `also` gives for the outcome in the write's transaction (a
+    /// rollback's own entry and event).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn write_state_with(
         &self,
         who: &Principal,
         ws: &str,
         name: &str,
-        body: Vec<u8>,
+        body: (StateKind, Vec<u8>),
         claimed_md5: Option<&[u8]>,
         lock_id: Option<&str>,
         also: &(dyn Fn(&Workspace, &WriteOutcome) -> JournalEntries + Send + Sync),
@@ -230,7 +269,7 @@ impl Services {
         who: &Principal,
         ws: &str,
         name: &str,
-        body: Vec<u8>,
+        (kind, body): (StateKind, Vec<u8>),
         claimed_md5: Option<&[u8]>,
         lock_id: Option<&str>,
         audit: &AuditRecord,
@@ -243,10 +282,13 @@ impl Services {
         let body = Bytes::from(body);
         let state_body::StateBody {
             md5,
-            meta,
+            mut meta,
             resources,
             compressed,
-        } = state_body::prepare(&body, claimed_md5).await?;
+        } = match kind {
+            StateKind::Terraform => state_body::prepare(&body, claimed_md5).await?,
+            StateKind::Pulumi => state_body::prepare_checkpoint(&body, claimed_md5).await?,
+        };
         let journal = |outcome: &WriteOutcome| {
             self.write_entries(audit, &workspace, name.as_str(), who, lock_id, outcome)
                 .and(also(&workspace, outcome))
@@ -255,6 +297,11 @@ impl Services {
             .store
             .ensure_state(&workspace.id, name.as_str(), self.now())
             .await?;
+        if kind == StateKind::Pulumi {
+            // A checkpoint has no serial: each version's is its number. (A concurrent write
+            // that took this number first makes this one a serial conflict, as for Terraform.)
+            meta.serial = record.current.as_ref().map_or(1, |c| c.version_no + 1);
+        }
         // Terraform re-sends identical snapshots: when the rules already say "unchanged" on
         // what we just read, answer without compressing or encrypting. The store decides again
         // inside its transaction for everything else.
