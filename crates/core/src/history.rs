@@ -237,8 +237,10 @@ impl Services {
             ))
         })?;
         let (meta, body) = self.open_version(meta, &sealed)?;
-        let outputs = match pulumi::classify(&body)?.kind {
-            StateKind::Pulumi => pulumi::outputs(&body)?,
+        let classified = pulumi::classify(&body)?;
+        let outputs = match classified.kind {
+            // Already decoded: not expanded twice.
+            StateKind::Pulumi => pulumi::outputs(&classified.text)?,
             StateKind::Terraform => tfstate::outputs(&body, role >= Role::Admin)?,
         };
         Ok((meta, outputs))
@@ -607,11 +609,15 @@ fn compare_versions(
     (to, new_meta, new): (i64, &VersionMeta, &[u8]),
     reveal_sensitive: bool,
 ) -> Result<StateDiff> {
-    let (old_kind, new_kind) = (pulumi::classify(old)?.kind, pulumi::classify(new)?.kind);
+    let (old, new) = (pulumi::classify(old)?, pulumi::classify(new)?);
+    let (old_kind, new_kind) = (old.kind, new.kind);
     match (old_kind, new_kind) {
-        (StateKind::Terraform, StateKind::Terraform) => tfstate::diff(old, new, reveal_sensitive),
+        (StateKind::Terraform, StateKind::Terraform) => {
+            tfstate::diff(&old.text, &new.text, reveal_sensitive)
+        }
         (StateKind::Pulumi, StateKind::Pulumi) => {
-            let mut diff = pulumi::diff(old, new)?;
+            // Already decoded: not expanded twice.
+            let mut diff = pulumi::diff(&old.text, &new.text)?;
             diff.before.serial = old_meta.serial;
             diff.after.serial = new_meta.serial;
             Ok(diff)
@@ -649,4 +655,56 @@ pub(crate) fn state_not_found(ws: &Workspace, name: &str) -> Error {
         "state {name:?} does not exist in workspace {:?}",
         ws.name
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::clock::Timestamp;
+
+    fn meta(version_no: i64) -> VersionMeta {
+        VersionMeta {
+            id: format!("v{version_no}"),
+            state_id: "s".into(),
+            version_no,
+            serial: version_no,
+            lineage: "l".into(),
+            md5: String::new(),
+            size: 0,
+            created_at: Timestamp(0),
+            created_by: "t".into(),
+            client_version: None,
+            forced: false,
+            client_encrypted: false,
+            kept: false,
+            resource_count: None,
+        }
+    }
+
+    #[test]
+    fn versions_are_compared_by_the_code_of_their_kind() {
+        let terraform = br#"{"version":4,"serial":3,"lineage":"l","outputs":{},"resources":[]}"#;
+        let checkpoint = br#"{"version":3,"checkpoint":{"stack":"organization/p/s"}}"#;
+        let (m1, m2) = (meta(1), meta(2));
+        let diff = compare_versions((1, &m1, terraform), (2, &m2, terraform), false).unwrap();
+        assert_eq!(diff.kind, StateKind::Terraform);
+        let gzipped = {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(checkpoint).unwrap();
+            e.finish().unwrap()
+        };
+        let diff = compare_versions((1, &m1, checkpoint), (2, &m2, &gzipped), false).unwrap();
+        assert_eq!(diff.kind, StateKind::Pulumi);
+        assert_eq!((diff.before.serial, diff.after.serial), (1, 2));
+        assert_eq!(diff.after.lineage, "organization/p/s");
+        match compare_versions((1, &m1, terraform), (2, &m2, checkpoint), false) {
+            Err(Error::BadRequest(m)) => assert!(
+                m.contains("version 1 is a terraform state and version 2 a pulumi state"),
+                "{m}"
+            ),
+            other => panic!("expected BadRequest, got {other:?}"),
+        }
+    }
 }
