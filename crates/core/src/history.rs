@@ -10,7 +10,9 @@ use crate::events::{NewEvent, kind};
 use crate::model::WriteOutcome;
 use crate::model::{DeletedState, StateFilter, StateRecord, UnlockOutcome, VersionMeta, Workspace};
 use crate::names::StateName;
+use crate::pulumi;
 use crate::service::Services;
+use crate::statefile::StateKind;
 use crate::store::pending::JournalEntries;
 use crate::tfstate::{self, Output, StateDiff};
 use crate::{Error, Result};
@@ -192,9 +194,9 @@ impl Services {
                 "version {to} is the first version: give `from` explicitly to compare with a later one"
             )));
         }
-        let (_, old) = self.version_of(&workspace, &record, from).await?;
-        let (_, new) = self.version_of(&workspace, &record, to).await?;
-        let diff = tfstate::diff(&old, &new, reveal)?;
+        let old = self.version_of(&workspace, &record, from).await?;
+        let new = self.version_of(&workspace, &record, to).await?;
+        let diff = compare_versions((from, &old.0, &old.1), (to, &new.0, &new.1), reveal)?;
         Ok((from, to, diff))
     }
 
@@ -238,7 +240,12 @@ impl Services {
             ))
         })?;
         let (meta, body) = self.open_version(meta, &sealed)?;
-        let outputs = tfstate::outputs(&body, role >= Role::Admin)?;
+        let classified = pulumi::classify(&body)?;
+        let outputs = match classified.kind {
+            // Already decoded: not expanded twice.
+            StateKind::Pulumi => pulumi::outputs(&classified.text)?,
+            StateKind::Terraform => tfstate::outputs(&body, role >= Role::Admin)?,
+        };
         Ok((meta, outputs))
     }
 
@@ -320,7 +327,7 @@ impl Services {
                 .workspace(ws)
                 .target(name);
             return self
-                .write_checkpoint(who, &workspace, &record, body.into(), &write_audit, &also)
+                .store_checkpoint(who, &workspace, &record, body.into(), None, &write_audit, &also)
                 .await;
         }
         // A different lineage is refused by the write rules unless an admin opened an
@@ -603,6 +610,35 @@ impl Services {
     }
 }
 
+/// The difference between two versions' bodies, each `(number, metadata, body)`: by the
+/// Pulumi code when both are checkpoints (their headers' serials are the versions' own), by
+/// the Terraform code when both are states; two versions of different kinds cannot be compared.
+fn compare_versions(
+    (from, old_meta, old): (i64, &VersionMeta, &[u8]),
+    (to, new_meta, new): (i64, &VersionMeta, &[u8]),
+    reveal_sensitive: bool,
+) -> Result<StateDiff> {
+    let (old, new) = (pulumi::classify(old)?, pulumi::classify(new)?);
+    let (old_kind, new_kind) = (old.kind, new.kind);
+    match (old_kind, new_kind) {
+        (StateKind::Terraform, StateKind::Terraform) => {
+            tfstate::diff(&old.text, &new.text, reveal_sensitive)
+        }
+        (StateKind::Pulumi, StateKind::Pulumi) => {
+            // Already decoded: not expanded twice.
+            let mut diff = pulumi::diff(&old.text, &new.text)?;
+            diff.before.serial = old_meta.serial;
+            diff.after.serial = new_meta.serial;
+            Ok(diff)
+        }
+        _ => Err(Error::BadRequest(format!(
+            "version {from} is a {} state and version {to} a {} state: only versions of the same kind can be compared",
+            old_kind.as_str(),
+            new_kind.as_str()
+        ))),
+    }
+}
+
 /// Whether a lock taken at `locked_at` counts as stale under the workspace's threshold.
 pub fn lock_is_stale(
     ws: &Workspace,
@@ -628,4 +664,56 @@ pub(crate) fn state_not_found(ws: &Workspace, name: &str) -> Error {
         "state {name:?} does not exist in workspace {:?}",
         ws.name
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::clock::Timestamp;
+
+    fn meta(version_no: i64) -> VersionMeta {
+        VersionMeta {
+            id: format!("v{version_no}"),
+            state_id: "s".into(),
+            version_no,
+            serial: version_no,
+            lineage: "l".into(),
+            md5: String::new(),
+            size: 0,
+            created_at: Timestamp(0),
+            created_by: "t".into(),
+            client_version: None,
+            forced: false,
+            client_encrypted: false,
+            kept: false,
+            resource_count: None,
+        }
+    }
+
+    #[test]
+    fn versions_are_compared_by_the_code_of_their_kind() {
+        let terraform = br#"{"version":4,"serial":3,"lineage":"l","outputs":{},"resources":[]}"#;
+        let checkpoint = br#"{"version":3,"checkpoint":{"stack":"organization/p/s"}}"#;
+        let (m1, m2) = (meta(1), meta(2));
+        let diff = compare_versions((1, &m1, terraform), (2, &m2, terraform), false).unwrap();
+        assert_eq!(diff.kind, StateKind::Terraform);
+        let gzipped = {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(checkpoint).unwrap();
+            e.finish().unwrap()
+        };
+        let diff = compare_versions((1, &m1, checkpoint), (2, &m2, &gzipped), false).unwrap();
+        assert_eq!(diff.kind, StateKind::Pulumi);
+        assert_eq!((diff.before.serial, diff.after.serial), (1, 2));
+        assert_eq!(diff.after.lineage, "organization/p/s");
+        match compare_versions((1, &m1, terraform), (2, &m2, checkpoint), false) {
+            Err(Error::BadRequest(m)) => assert!(
+                m.contains("version 1 is a terraform state and version 2 a pulumi state"),
+                "{m}"
+            ),
+            other => panic!("expected BadRequest, got {other:?}"),
+        }
+    }
 }

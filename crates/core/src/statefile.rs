@@ -151,6 +151,16 @@ struct OutputsOnly<'a> {
 /// `Forbidden` for states that cannot be reduced: OpenTofu client-side encrypted ones (the
 /// outputs are inside the ciphertext) and formats before version 4 (Terraform < 0.12).
 pub fn outputs_only(body: &[u8]) -> Result<Vec<u8>, Error> {
+    // A Pulumi checkpoint (plain or compressed) has no Terraform outputs to reduce it to.
+    if crate::pulumi::Encoding::of(body) != crate::pulumi::Encoding::Plain
+        || crate::pulumi::is_checkpoint(body)
+    {
+        return Err(Error::Forbidden(
+            "this state is a Pulumi checkpoint, which the Terraform backend does not serve to the outputs role; \
+             read its stack outputs through the API (GET /api/v1/workspaces/{ws}/states/{state}/outputs) instead"
+                .into(),
+        ));
+    }
     let source: OutputsSource<'_> = serde_json::from_slice(body)
         .map_err(|e| Error::Internal(format!("stored state is not readable JSON: {e}")))?;
     if source.encrypted_data.is_some() {
@@ -303,6 +313,15 @@ mod tests {
         match outputs_only(br#"{"version":3,"serial":1,"lineage":"l","modules":[]}"#) {
             Err(Error::Forbidden(m)) => assert!(m.contains("format version 3"), "{m}"),
             other => panic!("expected Forbidden, got {other:?}"),
+        }
+        for checkpoint in [
+            &br#"{"version":4,"checkpoint":{"stack":"o/p/s"}}"#[..],
+            &[0x1f, 0x8b, 0x08, 0x00][..],
+        ] {
+            match outputs_only(checkpoint) {
+                Err(Error::Forbidden(m)) => assert!(m.contains("Pulumi checkpoint"), "{m}"),
+                other => panic!("expected Forbidden, got {other:?}"),
+            }
         }
     }
 }

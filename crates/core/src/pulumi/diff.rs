@@ -182,7 +182,7 @@ fn compare(
     new: &Entry<'_, '_>,
 ) -> Option<InstanceChange> {
     let (old_status, new_status) = (old.status(), new.status());
-    let status = (old_status != new_status).then(|| StatusChange {
+    let status = (old_status != new_status).then_some(StatusChange {
         before: old_status,
         after: new_status,
     });

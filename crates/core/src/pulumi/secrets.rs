@@ -43,15 +43,14 @@ fn mask_in_place(value: &mut Value) -> bool {
         *value = Value::String(SECRET_MASK.into());
         return true;
     }
+    // Every element is visited (no short-circuit): each secret in it must be masked.
+    let mut found = false;
     match value {
-        Value::Object(map) => map
-            .values_mut()
-            .fold(false, |found, v| mask_in_place(v) || found),
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |found, v| mask_in_place(v) || found),
-        _ => false,
+        Value::Object(map) => map.values_mut().for_each(|v| found |= mask_in_place(v)),
+        Value::Array(items) => items.iter_mut().for_each(|v| found |= mask_in_place(v)),
+        _ => {}
     }
+    found
 }
 
 #[cfg(test)]

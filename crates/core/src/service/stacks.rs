@@ -61,9 +61,55 @@ impl Services {
             self.store.put_object(&workspace.id, &row, None).await?;
             let no_more = |_: &Workspace, _: &WriteOutcome| JournalEntries::default();
             let version = self
-                .write_checkpoint(who, &workspace, &record, body, &audit, &no_more)
+                .store_checkpoint(who, &workspace, &record, body, None, &audit, &no_more)
                 .await?;
             Ok(stack_record(&request, &record.id, &version))
+        }
+        .await;
+        self.conclude_change(result, audit).await
+    }
+
+    /// Stores a Pulumi checkpoint (plain, gzip or zstd) as the next version of the state
+    /// `name` (editors), as a stack file's put does but without the S3 object: for tools and
+    /// tests below the S3 endpoint. `claimed_md5` as for [`Services::write_state`]. Audited as
+    /// `state.write`; a new version emits `state.written`.
+    pub async fn write_checkpoint(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        body: Vec<u8>,
+        claimed_md5: Option<&[u8]>,
+    ) -> Result<WriteOutcome> {
+        let audit = AuditRecord::by(who, "state.write", self.now())
+            .workspace(ws)
+            .target(name);
+        let result = async {
+            let name = crate::names::StateName::parse(name)?;
+            let (workspace, _) = self
+                .authorize(who, ws, Role::Editor, "writing a state")
+                .await?;
+            let record = self
+                .store
+                .ensure_state(&workspace.id, name.as_str(), self.now())
+                .await?;
+            let current = record.current.clone();
+            let no_more = |_: &Workspace, _: &WriteOutcome| JournalEntries::default();
+            let version = self
+                .store_checkpoint(
+                    who,
+                    &workspace,
+                    &record,
+                    Bytes::from(body),
+                    claimed_md5,
+                    &audit,
+                    &no_more,
+                )
+                .await?;
+            Ok(match current {
+                Some(c) if c.id == version.id => WriteOutcome::Unchanged(version),
+                _ => WriteOutcome::Created(version),
+            })
         }
         .await;
         self.conclude_change(result, audit).await
@@ -72,16 +118,18 @@ impl Services {
     /// Writes a checkpoint as the next version of the live state `record` (an identical one
     /// adds none). Pulumi has no serial: the version number is one. While the stack is
     /// locked, only the lock's holder (the same key) writes; anyone else gets `Locked`.
-    pub(crate) async fn write_checkpoint(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn store_checkpoint(
         &self,
         who: &Principal,
         workspace: &Workspace,
         record: &crate::model::StateRecord,
         body: Bytes,
+        claimed_md5: Option<&[u8]>,
         audit: &AuditRecord,
         also: &(dyn Fn(&Workspace, &WriteOutcome) -> JournalEntries + Send + Sync),
     ) -> Result<VersionMeta> {
-        let mut prepared = state_body::prepare_checkpoint(&body, None).await?;
+        let mut prepared = state_body::prepare_checkpoint(&body, claimed_md5).await?;
         let lock_id = record
             .lock
             .as_ref()

@@ -24,6 +24,7 @@ pub use super::index_update::{
 };
 use crate::Result;
 use crate::clock::Timestamp;
+use crate::statefile::StateKind;
 use crate::tfstate::{IdentifyingAttributes, Mode};
 
 /// What a new version contributes to the search index.
@@ -238,6 +239,14 @@ pub struct ResourceHit {
     pub appeared_at: Timestamp,
     #[serde(skip)]
     pub position: SearchPosition,
+}
+
+impl ResourceHit {
+    /// Whether the hit is a Terraform resource instance or a Pulumi resource (indexed by its
+    /// URN): told from the address, so the index needs no column for it.
+    pub fn kind(&self) -> StateKind {
+        StateKind::of_address(&self.address)
+    }
 }
 
 /// A live state whose current version has no index rows.

@@ -61,15 +61,24 @@ pub struct IdentifyingAttributesView {
 pub struct ResourceHitView {
     pub workspace: String,
     pub state: String,
-    /// As Terraform prints it: `module.app["web"].aws_instance.this[0]`.
+    /// `terraform` (a resource instance of a Terraform/OpenTofu state) or `pulumi` (a
+    /// resource of a Pulumi stack's checkpoint).
+    pub kind: String,
+    /// As Terraform prints it: `module.app["web"].aws_instance.this[0]`; for Pulumi, the URN
+    /// (`urn:pulumi:dev::shop::aws:s3/bucket:Bucket::assets`).
     pub address: String,
-    /// `managed` or `data`.
+    /// `managed` or `data` (Pulumi: `data` for resources read with `get`).
     pub mode: String,
+    /// Terraform's resource type (`aws_instance`), or Pulumi's type token
+    /// (`aws:s3/bucket:Bucket`).
     #[serde(rename = "type")]
     pub resource_type: String,
+    /// The name in configuration; for Pulumi the URN's name part.
     pub name: String,
-    /// Empty for the root module.
+    /// Empty for the root module. For Pulumi, the parent resource's URN (empty directly under
+    /// the stack).
     pub module: String,
+    /// As written in state; for Pulumi, the provider resource's URN (empty for components).
     pub provider: String,
     /// The `count` index (a number) or `for_each` key (a string).
     #[schema(value_type = Option<Object>)]
@@ -87,6 +96,7 @@ pub struct ResourceHitView {
 impl From<ResourceHit> for ResourceHitView {
     fn from(hit: ResourceHit) -> Self {
         ResourceHitView {
+            kind: hit.kind().as_str().to_owned(),
             workspace: hit.workspace_name,
             state: hit.state_name,
             address: hit.address,

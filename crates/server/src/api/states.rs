@@ -352,10 +352,16 @@ pub struct DiffQuery {
 pub struct DiffView {
     pub from: i64,
     pub to: i64,
-    /// `before`/`after` headers (serial, lineage, client version, instance count), `added` and
+    /// `kind` (`terraform`, or `pulumi` when both versions are Pulumi checkpoints), `before`/
+    /// `after` headers (serial, lineage, client version, instance count), `added` and
     /// `removed` instances, `changed` instances with their changed attribute `path`s and
     /// `before`/`after` values, `unchanged` count, and `outputs` (`added`, `removed`,
     /// `changed`). Sensitive values read `(sensitive)` unless the caller is a workspace admin.
+    /// For Pulumi: addresses are URNs, `type` the type token, `module` the parent's URN,
+    /// `provider` the provider's URN, `lineage` the stack name, paths start with `inputs.` or
+    /// `outputs.`, a replaced resource awaiting deletion has `deposed: "pending-delete"`, an
+    /// interrupted operation shows as `status` (`pending updating`), `outputs` are the stack's
+    /// outputs, and secrets read `(secret)` for every caller.
     #[schema(value_type = Object)]
     pub diff: StateDiff,
 }
@@ -415,7 +421,8 @@ pub struct OutputsView {
     pub version: i64,
     pub serial: i64,
     /// `name`, `value` (`(sensitive)` unless the caller is a workspace admin), `type`,
-    /// `sensitive`.
+    /// `sensitive`. For a Pulumi stack: the stack's outputs, secrets (anywhere in a value)
+    /// reading `(secret)` with `sensitive: true` for every caller, `type` null.
     #[schema(value_type = Vec<Object>)]
     pub outputs: Vec<Output>,
 }

@@ -10,6 +10,7 @@ use axum::http::Uri;
 use axum::response::Response;
 use serde::Deserialize;
 use statehouse_core::Error;
+use statehouse_core::statefile::StateKind;
 use statehouse_core::tfstate::StateDiff;
 
 use super::format::json_value;
@@ -41,6 +42,8 @@ pub struct ChangedRow {
 
 /// A [`StateDiff`] as the page shows it.
 pub struct DiffView {
+    /// Two Pulumi checkpoints: URNs, property paths, secrets.
+    pub pulumi: bool,
     pub from_serial: i64,
     pub to_serial: i64,
     pub from_resources: u64,
@@ -61,8 +64,10 @@ fn shown(value: Option<&serde_json::Value>) -> String {
 
 impl DiffView {
     fn of(diff: &StateDiff) -> DiffView {
+        let pulumi = diff.kind == StateKind::Pulumi;
         let instance = |i: &statehouse_core::tfstate::InstanceRef| InstanceRow {
             address: match &i.deposed {
+                Some(_) if pulumi => format!("{} (replaced, awaiting deletion)", i.address),
                 Some(key) => format!("{} (deposed {key})", i.address),
                 None => i.address.clone(),
             },
@@ -94,6 +99,7 @@ impl DiffView {
             });
         }
         DiffView {
+            pulumi,
             from_serial: diff.before.serial,
             to_serial: diff.after.serial,
             from_resources: diff.before.resource_instances,

@@ -108,6 +108,8 @@ impl SearchForm {
 }
 
 pub struct HitRow {
+    /// `pulumi` for a Pulumi resource (marked in the list), `terraform` otherwise.
+    pub kind: &'static str,
     pub state: String,
     pub href: String,
     pub address: String,
@@ -153,6 +155,7 @@ pub async fn search(
             .results
             .iter()
             .map(|h| HitRow {
+                kind: h.kind().as_str(),
                 state: format!("{}/{}", h.workspace_name, h.state_name),
                 href: state_page(&h.workspace_name, &h.state_name),
                 address: h.address.clone(),

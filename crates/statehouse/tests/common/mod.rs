@@ -199,8 +199,6 @@ pub fn pg_execute(url: &str, sql: &str) -> Result<(), String> {
 pub struct PgDatabase {
     pub name: String,
     pub url: String,
-    /// The S3 endpoint's base URL (`http://127.0.0.1:port`).
-    pub s3_url: String,
     admin_url: String,
 }
 
@@ -264,6 +262,8 @@ pub struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub url: String,
+    /// The S3 endpoint's base URL (`http://127.0.0.1:port`).
+    pub s3_url: String,
     /// The instance admin token printed on first start.
     pub admin_token: String,
     pub store: Store,
