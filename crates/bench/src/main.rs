@@ -395,7 +395,11 @@ fn run_s3(cli: &Cli) -> Result<()> {
         figures.push(s3::run_statehouse(&rt, &statehouse, &store, &plan)?);
     }
     eprintln!("S3 section: moto");
-    figures.push(s3::run_moto(&rt, &workspace_root().join(".tools/venv"), &plan)?);
+    figures.push(s3::run_moto(
+        &rt,
+        &workspace_root().join(".tools/venv"),
+        &plan,
+    )?);
     println!("# statehouse benchmark report: the S3 endpoint (Pulumi)\n");
     println!("Command: `{}`\n", report::redact(&command_line()));
     if let Some(commit) = machine::git_commit(&workspace_root()) {

@@ -141,7 +141,9 @@ async fn stack_ls(s3: &S3Client, stacks: usize) -> Result<Duration> {
             .text()
             .await?;
         keys.extend(tag_values(&text, "Key"));
-        token = tag_values(&text, "NextContinuationToken").into_iter().next();
+        token = tag_values(&text, "NextContinuationToken")
+            .into_iter()
+            .next();
         if token.is_none() {
             break;
         }
@@ -196,7 +198,10 @@ async fn multipart_peak(s3: &S3Client, pid: u32) -> Result<u64> {
             .send(
                 Method::PUT,
                 key,
-                &[("partNumber", number.as_str()), ("uploadId", upload.as_str())],
+                &[
+                    ("partNumber", number.as_str()),
+                    ("uploadId", upload.as_str()),
+                ],
                 &[],
                 part.clone(),
             )
@@ -283,7 +288,9 @@ impl Drop for Moto {
 }
 
 pub fn run_moto(rt: &Runtime, venv: &Path, plan: &Plan) -> Result<Figures> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let bin: PathBuf = venv.join("bin/moto_server");
     let _moto = Moto(
         Command::new(&bin)
@@ -291,7 +298,9 @@ pub fn run_moto(rt: &Runtime, venv: &Path, plan: &Plan) -> Result<Figures> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("starting {} (installed by scripts/test.sh)", bin.display()))?,
+            .with_context(|| {
+                format!("starting {} (installed by scripts/test.sh)", bin.display())
+            })?,
     );
     let endpoint = format!("http://127.0.0.1:{port}");
     let s3 = S3Client::new(crate::http::client()?, &endpoint, "bench", "test", "test");

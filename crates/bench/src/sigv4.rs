@@ -89,7 +89,11 @@ impl S3Client {
             ("x-amz-content-sha256".into(), payload_hash.clone()),
             ("x-amz-date".into(), stamp.clone()),
         ];
-        headers.extend(amz_headers.iter().map(|(k, v)| (k.to_lowercase(), v.clone())));
+        headers.extend(
+            amz_headers
+                .iter()
+                .map(|(k, v)| (k.to_lowercase(), v.clone())),
+        );
         headers.sort();
         let canonical_headers: String = headers
             .iter()
@@ -146,7 +150,8 @@ impl S3Client {
 
 /// The time now as SigV4 writes it: `YYYYMMDDTHHMMSSZ` and `YYYYMMDD`.
 fn sigv4_now() -> (String, String) {
-    let now = chrono::Utc::now();
+    let millis = statehouse_core::clock::Clock::now(&statehouse_core::clock::SystemClock).millis();
+    let now = chrono::DateTime::from_timestamp_millis(millis).unwrap_or_default();
     (
         now.format("%Y%m%dT%H%M%SZ").to_string(),
         now.format("%Y%m%d").to_string(),

@@ -327,7 +327,15 @@ impl Services {
                 .workspace(ws)
                 .target(name);
             return self
-                .store_checkpoint(who, &workspace, &record, body.into(), None, &write_audit, &also)
+                .store_checkpoint(
+                    who,
+                    &workspace,
+                    &record,
+                    body.into(),
+                    None,
+                    &write_audit,
+                    &also,
+                )
                 .await;
         }
         // A different lineage is refused by the write rules unless an admin opened an

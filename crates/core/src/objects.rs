@@ -134,11 +134,9 @@ impl PulumiKey {
             return None;
         }
         let lock_id = file.strip_suffix(".json")?;
-        (plain_segments(&[project, stack, lock_id]) && is_uuid(lock_id)).then(|| {
-            PulumiKey::Lock {
-                state: stack_state(project, stack),
-                lock_id: lock_id.to_owned(),
-            }
+        (plain_segments(&[project, stack, lock_id]) && is_uuid(lock_id)).then(|| PulumiKey::Lock {
+            state: stack_state(project, stack),
+            lock_id: lock_id.to_owned(),
         })
     }
 
@@ -187,9 +185,9 @@ pub fn copy_of_stack(key: &str) -> Option<String> {
 /// A segment that names a project, stack or lock: not empty, not `.`/`..`, no control
 /// characters (states' names refuse them too).
 fn plain_segments(segments: &[&str]) -> bool {
-    segments.iter().all(|s| {
-        !s.is_empty() && *s != "." && *s != ".." && !s.chars().any(char::is_control)
-    })
+    segments
+        .iter()
+        .all(|s| !s.is_empty() && *s != "." && *s != ".." && !s.chars().any(char::is_control))
 }
 
 fn is_uuid(text: &str) -> bool {
@@ -268,11 +266,15 @@ impl Folder {
             self.page.next_after = self.last.clone();
             return Fold::Full;
         }
-        let common = query.delimiter.as_deref().filter(|d| !d.is_empty()).and_then(|d| {
-            let rest = object.key.get(query.prefix.len()..)?;
-            rest.find(d)
-                .map(|at| object.key[..query.prefix.len() + at + d.len()].to_owned())
-        });
+        let common = query
+            .delimiter
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .and_then(|d| {
+                let rest = object.key.get(query.prefix.len()..)?;
+                rest.find(d)
+                    .map(|at| object.key[..query.prefix.len() + at + d.len()].to_owned())
+            });
         match common {
             Some(prefix) => {
                 self.last = Some(prefix.clone());
@@ -323,7 +325,9 @@ mod tests {
             Some("pulumi/web/dev".into())
         );
         assert_eq!(
-            PulumiKey::parse(".pulumi/locks/organization/web/dev/0b9a4d6e-1f7e-4a0e-9b55-2f8a8d0f3c11.json"),
+            PulumiKey::parse(
+                ".pulumi/locks/organization/web/dev/0b9a4d6e-1f7e-4a0e-9b55-2f8a8d0f3c11.json"
+            ),
             Some(PulumiKey::Lock {
                 state: "pulumi/web/dev".into(),
                 lock_id: "0b9a4d6e-1f7e-4a0e-9b55-2f8a8d0f3c11".into()

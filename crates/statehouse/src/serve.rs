@@ -94,8 +94,7 @@ pub async fn run(config: Config) -> Result<()> {
             let s3_app = statehouse_server::s3::router(
                 services.clone(),
                 &statehouse_server::s3::S3Options {
-                    max_object_bytes: usize::try_from(config.max_state_bytes)
-                        .unwrap_or(usize::MAX),
+                    max_object_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
                     domains: config.s3_domains.clone(),
                 },
             )

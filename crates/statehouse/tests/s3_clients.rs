@@ -6,13 +6,15 @@
 //! virtual-host addressing, and the refusals: a wrong secret, an unknown or revoked key, a
 //! viewer writing, a key of another workspace, clock skew, unsigned requests.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[macro_use]
 mod common;
 
 use std::process::Command;
 
-use common::{Server, Store, describe, skip_e2e};
 use common::s3::{python, s3_key, script};
+use common::{Server, Store, describe, skip_e2e};
 
 on_both_stores!(every_operation_with_boto3_and_raw_requests);
 

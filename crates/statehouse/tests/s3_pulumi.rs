@@ -6,6 +6,8 @@
 //! checkpoints, its outputs, a search hit, a rollback that the S3 endpoint then serves, and the
 //! audit entries of its writes and locks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[macro_use]
 mod common;
 
@@ -68,25 +70,44 @@ fn pulumi_sequences_replayed_with_boto3(store: Store) {
     // The stack is a state, with a version per distinct checkpoint: init, 50 saves (the
     // repeated last one added none), the import.
     let stack = "pulumi%2Fweb%2Fdev";
-    let versions = api(&server, &format!("/workspaces/platform/states/{stack}/versions?limit=100"));
+    let versions = api(
+        &server,
+        &format!("/workspaces/platform/states/{stack}/versions?limit=100"),
+    );
     let list = versions["items"].as_array().expect("versions");
     assert_eq!(list.len(), 52, "init + 50 checkpoints + import: {versions}");
     assert_eq!(list[0]["version"], 52);
-    assert_eq!(list[0]["serial"], 52, "a stack's serial is its version number");
+    assert_eq!(
+        list[0]["serial"], 52,
+        "a stack's serial is its version number"
+    );
 
     // A diff of two checkpoints, by URN.
-    let diff = api(&server, &format!("/workspaces/platform/states/{stack}/diff?from=2&to=3"));
+    let diff = api(
+        &server,
+        &format!("/workspaces/platform/states/{stack}/diff?from=2&to=3"),
+    );
     assert_eq!(diff["diff"]["kind"], "pulumi", "{diff}");
     let added = diff["diff"]["added"].as_array().expect("added");
-    assert_eq!(added.len(), 100, "100 buckets were added between the two: {diff}");
+    assert_eq!(
+        added.len(),
+        100,
+        "100 buckets were added between the two: {diff}"
+    );
 
     // Outputs: the root stack resource's.
-    let outputs = api(&server, &format!("/workspaces/platform/states/{stack}/outputs"));
+    let outputs = api(
+        &server,
+        &format!("/workspaces/platform/states/{stack}/outputs"),
+    );
     let text = outputs.to_string();
     assert!(text.contains("https://imported.example.com"), "{outputs}");
 
     // Rollback to a checkpoint of the update; the S3 endpoint then serves it.
-    let url = format!("{}/api/v1/workspaces/platform/states/{stack}/rollback", server.url);
+    let url = format!(
+        "{}/api/v1/workspaces/platform/states/{stack}/rollback",
+        server.url
+    );
     let response = http_client()
         .post(&url)
         .bearer_auth(&server.admin_token)
@@ -97,9 +118,15 @@ fn pulumi_sequences_replayed_with_boto3(store: Store) {
     let body: Value = response.json().unwrap_or_default();
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["version"], 53);
-    let current = api(&server, &format!("/workspaces/platform/states/{stack}/versions/53/body"));
+    let current = api(
+        &server,
+        &format!("/workspaces/platform/states/{stack}/versions/53/body"),
+    );
     let marker = &current["checkpoint"]["latest"]["resources"][0]["outputs"]["marker"];
-    assert_eq!(marker, "step-1", "version 2 was the update's first checkpoint");
+    assert_eq!(
+        marker, "step-1",
+        "version 2 was the update's first checkpoint"
+    );
 
     // The renamed stack's old name and the removed stack are restorable deleted states.
     let deleted = api(&server, "/workspaces/platform/deleted-states");
@@ -109,7 +136,10 @@ fn pulumi_sequences_replayed_with_boto3(store: Store) {
         .flatten()
         .filter_map(|s| s["name"].as_str())
         .collect();
-    assert!(names.contains(&"pulumi/web/s001") && names.contains(&"pulumi/web/s002"), "{deleted}");
+    assert!(
+        names.contains(&"pulumi/web/s001") && names.contains(&"pulumi/web/s002"),
+        "{deleted}"
+    );
 
     // Audited: the stack's writes, the locks, a plain object's write and copy, the removal.
     for action in [
@@ -120,7 +150,10 @@ fn pulumi_sequences_replayed_with_boto3(store: Store) {
         "object.copy",
         "state.delete",
     ] {
-        let found = api(&server, &format!("/audit?workspace=platform&action={action}&limit=1"));
+        let found = api(
+            &server,
+            &format!("/audit?workspace=platform&action={action}&limit=1"),
+        );
         assert_eq!(
             found["items"].as_array().map(Vec::len),
             Some(1),

@@ -97,7 +97,10 @@ async fn sealed_record(
                 at: at(0),
                 by: "laptop".into(),
             };
-            ok(store.put_object(&ws.id, &write, Some(blob)).await, "put_object");
+            ok(
+                store.put_object(&ws.id, &write, Some(blob)).await,
+                "put_object",
+            );
             (ws.id.clone(), chunk.id)
         }
         SealedKind::S3Key => {

@@ -45,9 +45,7 @@ fn row(key: &str, body: ObjectBody, when: Timestamp) -> ObjectWrite {
 }
 
 fn blob_body(id: &str) -> ObjectBody {
-    ObjectBody::Blob {
-        blob_id: id.into(),
-    }
+    ObjectBody::Blob { blob_id: id.into() }
 }
 
 pub async fn objects_keep_blobs_and_free_them(store: Arc<dyn Store>) {
@@ -63,7 +61,11 @@ pub async fn objects_keep_blobs_and_free_them(store: Arc<dyn Store>) {
     assert_eq!(stored.etag, "etag-a/one");
     assert_eq!(stored.meta.user, vec![("owner".into(), "ops".into())]);
     let first = ok(store.blob_chunk("b1", 0).await, "blob_chunk").expect("chunk 0");
-    assert_eq!(first.sealed, sealed("x"), "a chunk's sealed bytes come back as stored");
+    assert_eq!(
+        first.sealed,
+        sealed("x"),
+        "a chunk's sealed bytes come back as stored"
+    );
     assert!(ok(store.blob_chunk("b1", 1).await, "blob_chunk").is_some());
     assert!(ok(store.blob_chunk("b1", 2).await, "blob_chunk").is_none());
 
@@ -99,13 +101,21 @@ pub async fn objects_keep_blobs_and_free_them(store: Arc<dyn Store>) {
     // Replacing a key frees its old blob.
     ok(
         store
-            .put_object(&ws.id, &row("k", blob_body("b2"), at(7)), Some(blob("b2", &["p"])))
+            .put_object(
+                &ws.id,
+                &row("k", blob_body("b2"), at(7)),
+                Some(blob("b2", &["p"])),
+            )
             .await,
         "put",
     );
     ok(
         store
-            .put_object(&ws.id, &row("k", blob_body("b3"), at(8)), Some(blob("b3", &["q"])))
+            .put_object(
+                &ws.id,
+                &row("k", blob_body("b3"), at(8)),
+                Some(blob("b3", &["q"])),
+            )
             .await,
         "put again",
     );
@@ -128,7 +138,11 @@ pub async fn objects_list_in_bytewise_order(store: Arc<dyn Store>) {
         let id = format!("blob{i}");
         ok(
             store
-                .put_object(&ws.id, &row(key, blob_body(&id), at(1)), Some(blob(&id, &["z"])))
+                .put_object(
+                    &ws.id,
+                    &row(key, blob_body(&id), at(1)),
+                    Some(blob(&id, &["z"])),
+                )
                 .await,
             "put",
         );
@@ -148,7 +162,10 @@ pub async fn objects_list_in_bytewise_order(store: Arc<dyn Store>) {
         vec!["p/B", "p/a", "p/a/x", "p/b", "p/é"],
         "bytewise: upper case first, multi-byte last"
     );
-    assert_eq!(listed("p/", Some("p/a/x"), Some("p0")).await, vec!["p/b", "p/é"]);
+    assert_eq!(
+        listed("p/", Some("p/a/x"), Some("p0")).await,
+        vec!["p/b", "p/é"]
+    );
     assert_eq!(
         ok(store.list_objects(&ws.id, "", None, None, 2).await, "limit").len(),
         2
@@ -164,7 +181,9 @@ pub async fn stack_files_follow_their_state_and_pin_copies(store: Arc<dyn Store>
     };
     let key = ".pulumi/stacks/web/dev.json";
     ok(
-        store.put_object(&ws.id, &row(key, stack, at(1)), None).await,
+        store
+            .put_object(&ws.id, &row(key, stack, at(1)), None)
+            .await,
         "put stack row",
     );
     assert!(
@@ -221,8 +240,16 @@ pub async fn stack_files_follow_their_state_and_pin_copies(store: Arc<dyn Store>
         store.prune_versions(&ws.id, Some(1), None, 100).await,
         "prune",
     );
-    assert_eq!(pruned, 1, "version 2 goes; version 1 is pinned by the .bak copy");
-    let bak = ok(store.object(&ws.id, ".pulumi/stacks/web/dev.json.bak").await, "bak");
+    assert_eq!(
+        pruned, 1,
+        "version 2 goes; version 1 is pinned by the .bak copy"
+    );
+    let bak = ok(
+        store
+            .object(&ws.id, ".pulumi/stacks/web/dev.json.bak")
+            .await,
+        "bak",
+    );
     assert_eq!(
         bak.map(|o| o.body),
         Some(ObjectBody::Version {
@@ -243,10 +270,19 @@ pub async fn stack_files_follow_their_state_and_pin_copies(store: Arc<dyn Store>
         "a deleted state's stack file is absent"
     );
     assert!(
-        ok(store.object(&ws.id, ".pulumi/stacks/web/dev.json.bak").await, "bak").is_some(),
+        ok(
+            store
+                .object(&ws.id, ".pulumi/stacks/web/dev.json.bak")
+                .await,
+            "bak"
+        )
+        .is_some(),
         "a pinned copy outlives the stack's removal"
     );
-    ok(store.restore_state(&ws.id, &state.id, at(5_000)).await, "restore");
+    ok(
+        store.restore_state(&ws.id, &state.id, at(5_000)).await,
+        "restore",
+    );
     assert!(ok(store.object(&ws.id, key).await, "object").is_some());
 }
 
@@ -274,14 +310,37 @@ pub async fn multipart_uploads_complete_by_moving_chunks(store: Arc<dyn Store>) 
         meta: "{}".into(),
         at: at(2),
     };
-    assert!(ok(store.put_part("up1", &part(1, "p1"), blob("p1", &["a", "b"])).await, "part 1"));
-    assert!(ok(store.put_part("up1", &part(2, "p2"), blob("p2", &["c"])).await, "part 2"));
+    assert!(ok(
+        store
+            .put_part("up1", &part(1, "p1"), blob("p1", &["a", "b"]))
+            .await,
+        "part 1"
+    ));
+    assert!(ok(
+        store
+            .put_part("up1", &part(2, "p2"), blob("p2", &["c"]))
+            .await,
+        "part 2"
+    ));
     // Part 2 again: the new one replaces it and its blob goes.
-    assert!(ok(store.put_part("up1", &part(2, "p2b"), blob("p2b", &["d"])).await, "part 2 again"));
+    assert!(ok(
+        store
+            .put_part("up1", &part(2, "p2b"), blob("p2b", &["d"]))
+            .await,
+        "part 2 again"
+    ));
     assert!(ok(store.blob_chunk("p2", 0).await, "replaced part").is_none());
-    assert!(!ok(store.put_part("nope", &part(1, "px"), blob("px", &["e"])).await, "no upload"));
+    assert!(!ok(
+        store
+            .put_part("nope", &part(1, "px"), blob("px", &["e"]))
+            .await,
+        "no upload"
+    ));
     let parts = ok(store.parts("up1").await, "parts");
-    assert_eq!(parts.iter().map(|p| p.part_no).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        parts.iter().map(|p| p.part_no).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
 
     let write = ObjectWrite {
         size: 30,
@@ -291,7 +350,10 @@ pub async fn multipart_uploads_complete_by_moving_chunks(store: Arc<dyn Store>) 
     let refused = store
         .complete_upload_journaled(&ws.id, "up1", &stale, &write, &|_| Default::default())
         .await;
-    assert!(refused.is_err(), "a part that changed meanwhile refuses the completion");
+    assert!(
+        refused.is_err(),
+        "a part that changed meanwhile refuses the completion"
+    );
     let done = ok(
         store
             .complete_upload_journaled(&ws.id, "up1", &parts, &write, &|_| Default::default())
@@ -313,7 +375,12 @@ pub async fn multipart_uploads_complete_by_moving_chunks(store: Arc<dyn Store>) 
     }
     assert_eq!(
         found,
-        vec![Some(sealed("a")), Some(sealed("b")), Some(sealed("d")), None],
+        vec![
+            Some(sealed("a")),
+            Some(sealed("b")),
+            Some(sealed("d")),
+            None
+        ],
         "the parts' chunks, in order, are the object's"
     );
     assert!(ok(store.upload(&ws.id, "up1").await, "upload").is_none());
@@ -325,11 +392,13 @@ pub async fn multipart_uploads_complete_by_moving_chunks(store: Arc<dyn Store>) 
         ..upload
     };
     ok(store.create_upload(&abandoned).await, "create");
-    ok(store.put_part("up2", &part(1, "q1"), blob("q1", &["f"])).await, "part");
-    assert_eq!(
-        ok(store.stale_uploads(at(11), 10).await, "stale").len(),
-        1
+    ok(
+        store
+            .put_part("up2", &part(1, "q1"), blob("q1", &["f"]))
+            .await,
+        "part",
     );
+    assert_eq!(ok(store.stale_uploads(at(11), 10).await, "stale").len(), 1);
     assert!(ok(store.abort_upload(&ws.id, "up2").await, "abort"));
     assert!(!ok(store.abort_upload(&ws.id, "up2").await, "abort again"));
     assert!(ok(store.blob_chunk("q1", 0).await, "aborted part").is_none());

@@ -125,13 +125,15 @@ pub(crate) async fn upsert_object<C: Conn>(
     write: &ObjectWrite,
 ) -> Result<()> {
     let (blob_id, state_id, version_no) = body_columns(&write.body);
-    sql("INSERT INTO s3_objects (workspace_id, key, blob_id, state_id, version_no, size, etag, \
+    sql(
+        "INSERT INTO s3_objects (workspace_id, key, blob_id, state_id, version_no, size, etag, \
             content_type, meta, last_modified, written_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
          ON CONFLICT (workspace_id, key) DO UPDATE SET blob_id = excluded.blob_id, \
             state_id = excluded.state_id, version_no = excluded.version_no, size = excluded.size, \
             etag = excluded.etag, content_type = excluded.content_type, meta = excluded.meta, \
-            last_modified = excluded.last_modified, written_by = excluded.written_by")
+            last_modified = excluded.last_modified, written_by = excluded.written_by",
+    )
     .bind(workspace_id)
     .bind(&write.key)
     .bind(blob_id)
@@ -201,8 +203,10 @@ impl<E: Engine> ObjectStore for SqlStore<E> {
     }
 
     async fn blob_chunk(&self, blob_id: &str, seq: i64) -> Result<Option<SealedChunk>> {
-        let row = sql("SELECT id, seq, size, key_id, wrapped_key, body FROM s3_chunks \
-                       WHERE blob_id = $1 AND seq = $2")
+        let row = sql(
+            "SELECT id, seq, size, key_id, wrapped_key, body FROM s3_chunks \
+                       WHERE blob_id = $1 AND seq = $2",
+        )
         .bind(blob_id)
         .bind(seq)
         .fetch_optional(&mut self.engine.read().await?)
@@ -298,11 +302,13 @@ impl<E: Engine> ObjectStore for SqlStore<E> {
     }
 
     async fn sweep_blobs(&self, created_before: Timestamp, limit: i64) -> Result<u64> {
-        let done = sql("DELETE FROM s3_blobs WHERE id IN (SELECT b.id FROM s3_blobs b \
+        let done = sql(
+            "DELETE FROM s3_blobs WHERE id IN (SELECT b.id FROM s3_blobs b \
                         WHERE b.created_at < $1 \
                         AND NOT EXISTS (SELECT 1 FROM s3_objects o WHERE o.blob_id = b.id) \
                         AND NOT EXISTS (SELECT 1 FROM s3_upload_parts p WHERE p.blob_id = b.id) \
-                        LIMIT $2)")
+                        LIMIT $2)",
+        )
         .bind(created_before)
         .bind(limit)
         .execute(&mut self.engine.writer().await?)

@@ -85,6 +85,7 @@ impl Services {
 
     /// Stores one part, sealed; returns its ETag (hex MD5). `checksums` are the part's
     /// verified checksums, kept for the completed object.
+    #[allow(clippy::too_many_arguments)]
     pub async fn upload_part(
         &self,
         who: &Principal,
@@ -173,7 +174,9 @@ impl Services {
                     body.extend_from_slice(&reader.read_all(0).await?);
                 }
             }
-            let written = self.object_put(who, bucket, request, Bytes::from(body)).await?;
+            let written = self
+                .object_put(who, bucket, request, Bytes::from(body))
+                .await?;
             self.store.abort_upload(&workspace.id, upload_id).await?;
             return Ok(written);
         }
@@ -192,7 +195,8 @@ impl Services {
                 by: who.token_name.clone(),
             };
             let journal = |stored: &ObjectRecord| {
-                let facts = json!({"object": super::objects::object_facts(stored), "parts": parts.len()});
+                let facts =
+                    json!({"object": super::objects::object_facts(stored), "parts": parts.len()});
                 JournalEntries::of(audit.clone().detail(facts), None)
             };
             self.store
@@ -224,10 +228,7 @@ impl Services {
 impl Services {
     /// Aborts abandoned uploads and sweeps unused blobs (maintenance); returns how many of
     /// each went.
-    pub(crate) async fn clean_objects(
-        &self,
-        now: crate::clock::Timestamp,
-    ) -> Result<(u64, u64)> {
+    pub(crate) async fn clean_objects(&self, now: crate::clock::Timestamp) -> Result<(u64, u64)> {
         let mut aborted = 0;
         let stale = self
             .store

@@ -30,9 +30,7 @@ impl Services {
         let to = prefix_end(&query.prefix);
         // Resuming after a common prefix skips every key under it.
         let (mut from, mut after) = match query.after.as_deref() {
-            Some(a) if resumes_after_prefix(query, a) => {
-                (prefix_end(a).unwrap_or_default(), None)
-            }
+            Some(a) if resumes_after_prefix(query, a) => (prefix_end(a).unwrap_or_default(), None),
             Some(a) if a >= query.prefix.as_str() => (query.prefix.clone(), Some(a.to_owned())),
             Some(_) => (query.prefix.clone(), None),
             None => (query.prefix.clone(), None),
@@ -127,5 +125,7 @@ fn resumes_after_prefix(query: &ListQuery, after: &str) -> bool {
     };
     after
         .strip_prefix(query.prefix.as_str())
-        .is_some_and(|rest| rest.ends_with(delimiter) && rest.find(delimiter) == Some(rest.len() - delimiter.len()))
+        .is_some_and(|rest| {
+            rest.ends_with(delimiter) && rest.find(delimiter) == Some(rest.len() - delimiter.len())
+        })
 }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::Services;
+use super::{md5_hex, new_id};
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
 use crate::crypto::compress;
@@ -17,7 +18,6 @@ use crate::objects::{
 };
 use crate::sealed::SealedKind;
 use crate::store::pending::JournalEntries;
-use super::{md5_hex, new_id};
 use crate::{Error, Result};
 
 /// Bytes per sealed chunk: a GET holds one chunk at a time, and a multipart part of Pulumi's
@@ -277,7 +277,11 @@ impl Services {
 
     /// Seals bytes into a new blob, in chunks of [`CHUNK_BYTES`], compressing on a blocking
     /// thread.
-    pub(crate) async fn seal_blob(&self, workspace: &Workspace, parts: &[Bytes]) -> Result<NewBlob> {
+    pub(crate) async fn seal_blob(
+        &self,
+        workspace: &Workspace,
+        parts: &[Bytes],
+    ) -> Result<NewBlob> {
         let cipher = self.cipher.clone();
         let workspace_id = workspace.id.clone();
         let parts = parts.to_vec();
@@ -385,7 +389,9 @@ impl Services {
     pub async fn object_delete(&self, who: &Principal, bucket: &str, key: &str) -> Result<()> {
         check_key(key)?;
         match PulumiKey::parse(key) {
-            Some(PulumiKey::Stack { state }) => return self.delete_stack(who, bucket, &state).await,
+            Some(PulumiKey::Stack { state }) => {
+                return self.delete_stack(who, bucket, &state).await;
+            }
             Some(PulumiKey::Lock { state, lock_id }) => {
                 return self.delete_lock_file(who, bucket, &state, &lock_id).await;
             }
@@ -399,9 +405,7 @@ impl Services {
                 .bucket(who, bucket, Role::Editor, "deleting an object")
                 .await?;
             let journal = |gone: &Option<ObjectRecord>| match gone {
-                Some(gone) => {
-                    JournalEntries::of(record.clone().detail(object_facts(gone)), None)
-                }
+                Some(gone) => JournalEntries::of(record.clone().detail(object_facts(gone)), None),
                 None => JournalEntries::default(),
             };
             self.store
@@ -424,5 +428,5 @@ pub(crate) fn object_facts(object: &ObjectRecord) -> serde_json::Value {
 }
 
 pub(crate) fn no_such_key(key: &str) -> Error {
-    Error::NotFound(format!("no object with the key {key:?}"))
+    Error::NotFound(format!("NoSuchKey: no object with the key {key:?}"))
 }

@@ -273,7 +273,12 @@ impl Services {
     /// A stack file's delete (`pulumi stack rm`): the state is soft-deleted, restorable by an
     /// admin, its versions kept. The caller's own lock on it is released first (Pulumi holds
     /// it while removing); another holder's lock refuses the delete.
-    pub(crate) async fn delete_stack(&self, who: &Principal, bucket: &str, state: &str) -> Result<()> {
+    pub(crate) async fn delete_stack(
+        &self,
+        who: &Principal,
+        bucket: &str,
+        state: &str,
+    ) -> Result<()> {
         let audit = AuditRecord::by(who, "state.delete", self.now())
             .workspace(bucket)
             .target(state);

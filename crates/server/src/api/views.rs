@@ -76,7 +76,10 @@ impl LockView {
             Some(host) => format!("{user}@{host}"),
             None => user,
         });
-        let pulumi_pid = info.get("pid").and_then(|p| p.as_i64()).map(|pid| format!("pid {pid}"));
+        let pulumi_pid = info
+            .get("pid")
+            .and_then(|p| p.as_i64())
+            .map(|pid| format!("pid {pid}"));
         LockView {
             id: lock.id.clone(),
             holder: lock.holder.clone(),

@@ -92,6 +92,13 @@ pub async fn read_verified(
     if let Some(mut stream) = body {
         while let Some(piece) = stream.next().await {
             let piece = piece.map_err(|e| {
+                // A signed chunk whose signature does not match is a forged or damaged body.
+                if e.to_string().contains("SignatureMismatch") {
+                    return S3Error::with_message(
+                        S3ErrorCode::SignatureDoesNotMatch,
+                        "a chunk's signature does not match its bytes; nothing was stored",
+                    );
+                }
                 S3Error::with_message(
                     S3ErrorCode::IncompleteBody,
                     format!("the request body could not be read: {e}"),
@@ -100,7 +107,9 @@ pub async fn read_verified(
             if all.len() + piece.len() > limit {
                 return Err(S3Error::with_message(
                     S3ErrorCode::EntityTooLarge,
-                    format!("the body is larger than this server's limit of {limit} bytes (max_state_bytes); larger objects go as multipart uploads"),
+                    format!(
+                        "the body is larger than this server's limit of {limit} bytes (max_state_bytes); larger objects go as multipart uploads"
+                    ),
                 ));
             }
             hasher.update(&piece);
@@ -142,7 +151,9 @@ pub async fn read_verified(
         if actual.as_deref() != Some(value.as_str()) {
             return Err(S3Error::with_message(
                 S3ErrorCode::BadDigest,
-                format!("the x-amz-checksum-{name} you gave does not match the body: it was damaged on the way; nothing was stored"),
+                format!(
+                    "the x-amz-checksum-{name} you gave does not match the body: it was damaged on the way; nothing was stored"
+                ),
             ));
         }
         verified.checksums.push((name.to_owned(), value));
@@ -176,7 +187,9 @@ pub fn chunk_stream(mut reader: ChunkReader, range: std::ops::Range<u64>) -> Str
                 Ok(None) => break,
                 Err(e) => {
                     tracing::error!(error = %e, "reading an object's chunk failed");
-                    let _ = tx.send(Err(std::io::Error::other("reading the object failed"))).await;
+                    let _ = tx
+                        .send(Err(std::io::Error::other("reading the object failed")))
+                        .await;
                     break;
                 }
             };

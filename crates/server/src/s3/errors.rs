@@ -68,7 +68,9 @@ mod tests {
 
     #[test]
     fn named_codes_and_kinds() {
-        let e = s3_error(Error::BadRequest("InvalidPart: part 2 was not uploaded".into()));
+        let e = s3_error(Error::BadRequest(
+            "InvalidPart: part 2 was not uploaded".into(),
+        ));
         assert_eq!(e.code(), &S3ErrorCode::InvalidPart);
         assert_eq!(e.message(), Some("part 2 was not uploaded"));
         let e = s3_error(Error::NotFound("NoSuchKey: no object".into()));

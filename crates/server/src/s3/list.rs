@@ -37,7 +37,11 @@ struct Encoder(bool);
 
 impl Encoder {
     fn of(encoding: &Option<EncodingType>) -> Self {
-        Encoder(encoding.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL))
+        Encoder(
+            encoding
+                .as_ref()
+                .is_some_and(|e| e.as_str() == EncodingType::URL),
+        )
     }
 
     fn key(&self, key: String) -> String {

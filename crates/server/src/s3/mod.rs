@@ -21,7 +21,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::host::MultiDomain;
+use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::validation::NameValidation;
 use s3s::{S3, S3Request, S3Response, S3Result, dto, s3_error};
@@ -210,6 +210,34 @@ impl S3Auth for KeySecrets {
     }
 }
 
+/// Virtual-host addressing under the configured domains: `<bucket>.<domain>[:port]` names a
+/// bucket; any other host (an IP address, the domain itself) is path style. (s3s's own
+/// `MultiDomain` takes any other host name for a bucket, which would turn `127.0.0.1:8081`
+/// into one.)
+struct Domains(Vec<String>);
+
+impl S3Host for Domains {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<VirtualHost<'a>> {
+        let name = host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        });
+        for domain in &self.0 {
+            if let Some(bucket) = name
+                .strip_suffix(domain.as_str())
+                .and_then(|rest| rest.strip_suffix('.'))
+                .filter(|b| !b.is_empty())
+            {
+                return Ok(VirtualHost::new(domain.as_str()).with_bucket(bucket));
+            }
+        }
+        Ok(VirtualHost::new(name))
+    }
+}
+
 /// Bucket names are workspace names (which also allow `_`).
 struct WorkspaceNames;
 
@@ -229,9 +257,14 @@ pub fn service(services: Services, options: &S3Options) -> Result<S3Service, Str
     builder.set_auth(KeySecrets { services });
     builder.set_validation(WorkspaceNames);
     if !options.domains.is_empty() {
-        let domains = MultiDomain::new(options.domains.iter().map(String::as_str))
-            .map_err(|e| format!("invalid S3 domain: {e}"))?;
-        builder.set_host(domains);
+        for domain in &options.domains {
+            if domain.is_empty() || domain.contains([':', '/']) || domain.starts_with('.') {
+                return Err(format!(
+                    "invalid S3 domain {domain:?} (s3_domains): give host names such as s3.example.com, without port or scheme"
+                ));
+            }
+        }
+        builder.set_host(Domains(options.domains.clone()));
     }
     Ok(builder.build())
 }
@@ -244,9 +277,9 @@ pub fn router(services: Services, options: &S3Options) -> Result<Router, String>
     Ok(Router::new()
         .fallback(handle)
         .with_state(service)
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            tracing::info_span!("s3", method = %req.method(), path = %req.uri().path())
-        })))
+        .layer(TraceLayer::new_for_http().make_span_with(
+        |req: &Request| tracing::info_span!("s3", method = %req.method(), path = %req.uri().path()),
+    )))
 }
 
 async fn handle(State(service): State<Arc<S3Service>>, request: Request) -> Response {

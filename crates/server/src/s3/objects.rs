@@ -2,9 +2,9 @@
 
 use s3s::dto::{
     ChecksumMode, CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource,
-    DeleteObjectInput, DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput,
-    DeletedObject, ETag, GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput,
-    Metadata, MetadataDirective, PutObjectInput, PutObjectOutput, StreamingBlob, Timestamp,
+    DeleteObjectInput, DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, DeletedObject,
+    ETag, GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, Metadata,
+    MetadataDirective, PutObjectInput, PutObjectOutput, StreamingBlob, Timestamp,
 };
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use statehouse_core::objects::{ObjectBody, ObjectMeta, ObjectRecord};
@@ -95,13 +95,16 @@ impl Endpoint {
         let body = match read.bytes {
             ObjectBytes::Whole(bytes) => {
                 let from = usize::try_from(wanted.start).unwrap_or(0);
-                let to = usize::try_from(wanted.end).unwrap_or(bytes.len()).min(bytes.len());
+                let to = usize::try_from(wanted.end)
+                    .unwrap_or(bytes.len())
+                    .min(bytes.len());
                 StreamingBlob::from(s3s::Body::from(bytes.slice(from.min(to)..to)))
             }
             ObjectBytes::Chunks(reader) => chunk_stream(reader, wanted.clone()),
         };
         let whole = range.is_none();
-        let asked = whole && input.checksum_mode == Some(ChecksumMode::from_static(ChecksumMode::ENABLED));
+        let asked =
+            whole && input.checksum_mode == Some(ChecksumMode::from_static(ChecksumMode::ENABLED));
         let sum = |name| asked.then(|| checksum(&record, name).cloned()).flatten();
         let output = GetObjectOutput {
             body: Some(body),
@@ -235,9 +238,10 @@ impl Endpoint {
                 "object versions are not kept by S3 version id here; a stack's versions are in statehouse's API"
             ));
         }
-        let replace = input.metadata_directive.as_ref().is_some_and(|d| {
-            d.as_str() == MetadataDirective::REPLACE
-        });
+        let replace = input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
         let replacement = replace.then(|| {
             (
                 input.content_type.clone(),

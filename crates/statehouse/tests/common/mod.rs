@@ -383,6 +383,7 @@ impl Server {
         self.child = child;
         self.log = log;
         self.url.clear();
+        self.s3_url.clear();
         self.await_startup(&lines_rx, false);
         thread::spawn(move || while lines_rx.recv().is_ok() {});
         self.await_ready();
@@ -470,7 +471,15 @@ impl Server {
 
     fn await_startup(&mut self, lines: &Receiver<String>, expect_token: bool) {
         let deadline = Instant::now() + START_TIMEOUT;
-        while self.url.is_empty() || (expect_token && self.admin_token.is_empty()) {
+        // The S3 endpoint's line follows the others (unless the test turned it off).
+        let s3_expected = !self
+            .env
+            .iter()
+            .any(|(k, v)| k == "STATEHOUSE_S3_LISTEN" && v == "off");
+        while self.url.is_empty()
+            || (expect_token && self.admin_token.is_empty())
+            || (s3_expected && self.s3_url.is_empty())
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left.min(Duration::from_millis(200))) {
                 Ok(line) => {
@@ -536,6 +545,7 @@ impl Server {
                 "`statehouse listening on http://…` and `admin token (shown once): sht_…`"
             }
             (true, false) => "`statehouse listening on http://…`",
+            (false, false) => "`S3 endpoint (Pulumi): http://…`",
             _ => "`admin token (shown once): sht_…`",
         }
     }

@@ -7,7 +7,10 @@ use super::Server;
 
 /// The venv `scripts/test.sh` installs boto3 into.
 pub fn python() -> PathBuf {
-    let venv = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.tools/venv/bin/python"));
+    let venv = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../.tools/venv/bin/python"
+    ));
     assert!(
         venv.exists(),
         "boto3 is missing: run the suite through `bash scripts/test.sh` (it installs boto3 into .tools/venv)"
@@ -41,4 +44,3 @@ pub fn s3_key(server: &Server, workspace: &str, role: &str, name: &str) -> (Stri
     };
     (value("AWS_ACCESS_KEY_ID"), value("AWS_SECRET_ACCESS_KEY"))
 }
-

@@ -97,10 +97,12 @@ pub(super) async fn put_part<E: Engine>(
         .optional_scalar::<String, _>(&mut tx)
         .await?;
     insert_blob(&mut tx, &workspace_id, &blob, part.at).await?;
-    sql("INSERT INTO s3_upload_parts (upload_id, part_no, blob_id, size, etag, meta, at) \
+    sql(
+        "INSERT INTO s3_upload_parts (upload_id, part_no, blob_id, size, etag, meta, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (upload_id, part_no) DO UPDATE SET blob_id = excluded.blob_id, \
-            size = excluded.size, etag = excluded.etag, meta = excluded.meta, at = excluded.at")
+            size = excluded.size, etag = excluded.etag, meta = excluded.meta, at = excluded.at",
+    )
     .bind(upload_id)
     .bind(part.part_no)
     .bind(&blob.id)
@@ -126,9 +128,7 @@ pub(super) async fn complete<E: Engine>(
     journal: Journaling<'_, ObjectRecord>,
 ) -> Result<Option<ObjectRecord>> {
     let statehouse_core::objects::ObjectBody::Blob { blob_id } = &write.body else {
-        return Err(Error::Internal(
-            "a completed upload becomes a blob".into(),
-        ));
+        return Err(Error::Internal("a completed upload becomes a blob".into()));
     };
     let mut tx = store.engine.begin().await?;
     let lock = Sql::built(format!(
