@@ -123,8 +123,10 @@ impl PulumiKey {
             let stack = STACK_EXTENSIONS
                 .iter()
                 .find_map(|ext| file.strip_suffix(ext))?;
-            return plain_segments(&[project, stack]).then(|| PulumiKey::Stack {
-                state: stack_state(project, stack),
+            return (plain_segments(&[project, stack]) && !stack.contains('/')).then(|| {
+                PulumiKey::Stack {
+                    state: stack_state(project, stack),
+                }
             });
         }
         let rest = key.strip_prefix(LOCKS_DIR)?;

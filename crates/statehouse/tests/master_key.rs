@@ -380,7 +380,21 @@ fn rotation_keeps_every_sealed_secret_working(store: Store) {
     let webhook_secret = hook["secret"].as_str().unwrap().to_owned();
     // An S3 key's secret (that it opens after the rotation is checked in the server crate's
     // s3_key_services.rs, through the lookup the S3 listener makes).
-    cli(&["s3-key", "create", "--role", "editor", "--name", "rotation"]);
+    let (key_id, key_secret) = common::s3::s3_key(&server, "default", "editor", "rotation");
+    // An S3 object's sealed chunk, put through the S3 endpoint.
+    let put = Command::new(common::s3::python())
+        .args([
+            "-c",
+            "import boto3, os; boto3.client('s3', endpoint_url=os.environ['E'], region_name='us-east-1', \
+             aws_access_key_id=os.environ['K'], aws_secret_access_key=os.environ['S']).put_object(\
+             Bucket='default', Key='.pulumi/meta.yaml', Body=b'version: 1\\n')",
+        ])
+        .env("E", &server.s3_url)
+        .env("K", &key_id)
+        .env("S", &key_secret)
+        .output()
+        .unwrap();
+    assert!(put.status.success(), "{}", common::describe(&put));
     let nas = work.path().join("nas");
     cli(&[
         "target",
