@@ -286,15 +286,7 @@ fn run_search(cli: &Cli) -> Result<()> {
     let load_before = machine::loadavg();
     let mut results = Vec::new();
     for kind in &cli.stores {
-        let store = match kind {
-            StoreKind::Sqlite => Store::Sqlite,
-            StoreKind::Postgres => match &cli.pg_url {
-                Some(url) => Store::Postgres(url.clone()),
-                None => bail!(
-                    "--stores includes postgres but no PostgreSQL URL was given: pass --pg-url or set STATEHOUSE_TEST_PG_URL"
-                ),
-            },
-        };
+        let store = store_of(cli, *kind)?;
         eprintln!("section 3, resource search: {}", store.label());
         results.push(rt.block_on(search::run(&store, &plan))?);
     }
@@ -382,15 +374,7 @@ fn run_s3(cli: &Cli) -> Result<()> {
     let load_before = machine::loadavg();
     let mut figures = Vec::new();
     for kind in &cli.stores {
-        let store = match kind {
-            StoreKind::Sqlite => Store::Sqlite,
-            StoreKind::Postgres => match &cli.pg_url {
-                Some(url) => Store::Postgres(url.clone()),
-                None => bail!(
-                    "--stores includes postgres but no PostgreSQL URL was given: pass --pg-url or set STATEHOUSE_TEST_PG_URL"
-                ),
-            },
-        };
+        let store = store_of(cli, *kind)?;
         eprintln!("S3 section: statehouse on {}", store.label());
         figures.push(s3::run_statehouse(&rt, &statehouse, &store, &plan)?);
     }
@@ -415,6 +399,19 @@ fn run_s3(cli: &Cli) -> Result<()> {
     );
     print!("{}", s3::render(&figures, &plan));
     Ok(())
+}
+
+/// The store a `--stores` entry names.
+fn store_of(cli: &Cli, kind: StoreKind) -> Result<Store> {
+    Ok(match kind {
+        StoreKind::Sqlite => Store::Sqlite,
+        StoreKind::Postgres => match &cli.pg_url {
+            Some(url) => Store::Postgres(url.clone()),
+            None => bail!(
+                "--stores includes postgres but no PostgreSQL URL was given: pass --pg-url or set STATEHOUSE_TEST_PG_URL"
+            ),
+        },
+    })
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {

@@ -64,6 +64,35 @@ impl Claims {
     }
 }
 
+/// The checksum fields of an answer, from `(algorithm, base64)` pairs as kept in
+/// [`ObjectMeta::checksums`].
+#[derive(Debug, Default)]
+pub struct ChecksumFields {
+    pub crc32: Option<String>,
+    pub crc32c: Option<String>,
+    pub crc64nvme: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+}
+
+impl ChecksumFields {
+    pub fn of(pairs: &[(String, String)]) -> Self {
+        let find = |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        ChecksumFields {
+            crc32: find("crc32"),
+            crc32c: find("crc32c"),
+            crc64nvme: find("crc64nvme"),
+            sha1: find("sha1"),
+            sha256: find("sha256"),
+        }
+    }
+}
+
 /// Reads a body whole (at most `limit` bytes) and verifies every claimed checksum; returns
 /// the bytes and the verified checksums to keep with the object.
 pub async fn read_verified(

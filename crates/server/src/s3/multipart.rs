@@ -12,7 +12,7 @@ use statehouse_core::service::multipart::ChosenPart;
 use statehouse_core::service::objects::PutRequest;
 
 use super::Endpoint;
-use super::body::{Claims, read_verified};
+use super::body::{ChecksumFields, Claims, read_verified};
 use super::errors::s3_error;
 use super::objects::{etag, timestamp};
 
@@ -68,19 +68,13 @@ impl Endpoint {
             req.trailing_headers,
         )
         .await?;
-        let sum = |name: &str| {
-            verified
-                .checksums
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-        };
+        let sums = ChecksumFields::of(&verified.checksums);
         let output = UploadPartOutput {
-            checksum_crc32: sum("crc32"),
-            checksum_crc32c: sum("crc32c"),
-            checksum_crc64nvme: sum("crc64nvme"),
-            checksum_sha1: sum("sha1"),
-            checksum_sha256: sum("sha256"),
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_crc64nvme: sums.crc64nvme,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
             ..UploadPartOutput::default()
         };
         let tag = self

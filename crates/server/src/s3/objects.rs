@@ -11,7 +11,7 @@ use statehouse_core::objects::{ObjectBody, ObjectMeta, ObjectRecord};
 use statehouse_core::service::objects::{ObjectBytes, PutRequest};
 
 use super::Endpoint;
-use super::body::{Claims, chunk_stream, read_verified};
+use super::body::{ChecksumFields, Claims, chunk_stream, read_verified};
 use super::errors::s3_error;
 
 /// The most keys one DeleteObjects may name, as S3.
@@ -54,18 +54,14 @@ fn user_metadata(meta: &ObjectMeta) -> Option<Metadata> {
     (!meta.user.is_empty()).then(|| meta.user.iter().cloned().collect())
 }
 
-/// The checksums kept for a blob, answered when the client asks for them on a whole-object
-/// read. (A stack file follows its state's versions, which keep no S3 checksums.)
-fn checksum<'a>(record: &'a ObjectRecord, name: &str) -> Option<&'a String> {
-    if !matches!(record.body, ObjectBody::Blob { .. }) {
-        return None;
+/// The checksums kept for a blob, answered when the client asks for them (`asked`) on a
+/// whole-object read. (A stack file follows its state's versions, which keep no S3
+/// checksums.)
+fn answered_checksums(record: &ObjectRecord, asked: bool) -> ChecksumFields {
+    match asked && matches!(record.body, ObjectBody::Blob { .. }) {
+        true => ChecksumFields::of(&record.meta.checksums),
+        false => ChecksumFields::default(),
     }
-    record
-        .meta
-        .checksums
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v)
 }
 
 impl Endpoint {
@@ -105,7 +101,7 @@ impl Endpoint {
         let whole = range.is_none();
         let asked =
             whole && input.checksum_mode == Some(ChecksumMode::from_static(ChecksumMode::ENABLED));
-        let sum = |name| asked.then(|| checksum(&record, name).cloned()).flatten();
+        let sums = answered_checksums(&record, asked);
         let output = GetObjectOutput {
             body: Some(body),
             content_length: Some(i64::try_from(wanted.end - wanted.start).unwrap_or(0)),
@@ -120,11 +116,11 @@ impl Endpoint {
             e_tag: Some(etag(&record.etag)),
             last_modified: Some(timestamp(record.last_modified)),
             metadata: user_metadata(&record.meta),
-            checksum_crc32: sum("crc32"),
-            checksum_crc32c: sum("crc32c"),
-            checksum_crc64nvme: sum("crc64nvme"),
-            checksum_sha1: sum("sha1"),
-            checksum_sha256: sum("sha256"),
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_crc64nvme: sums.crc64nvme,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
             ..GetObjectOutput::default()
         };
         let mut response = S3Response::new(output);
@@ -146,7 +142,7 @@ impl Endpoint {
             .await
             .map_err(s3_error)?;
         let asked = input.checksum_mode == Some(ChecksumMode::from_static(ChecksumMode::ENABLED));
-        let sum = |name| asked.then(|| checksum(&record, name).cloned()).flatten();
+        let sums = answered_checksums(&record, asked);
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(record.size),
             accept_ranges: Some("bytes".into()),
@@ -157,11 +153,11 @@ impl Endpoint {
             e_tag: Some(etag(&record.etag)),
             last_modified: Some(timestamp(record.last_modified)),
             metadata: user_metadata(&record.meta),
-            checksum_crc32: sum("crc32"),
-            checksum_crc32c: sum("crc32c"),
-            checksum_crc64nvme: sum("crc64nvme"),
-            checksum_sha1: sum("sha1"),
-            checksum_sha256: sum("sha256"),
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_crc64nvme: sums.crc64nvme,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
             ..HeadObjectOutput::default()
         }))
     }
@@ -197,20 +193,14 @@ impl Endpoint {
             .object_put(&who, &input.bucket, request, bytes)
             .await
             .map_err(s3_error)?;
-        let sum = |name: &str| {
-            verified
-                .checksums
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-        };
+        let sums = ChecksumFields::of(&verified.checksums);
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&stored.etag)),
-            checksum_crc32: sum("crc32"),
-            checksum_crc32c: sum("crc32c"),
-            checksum_crc64nvme: sum("crc64nvme"),
-            checksum_sha1: sum("sha1"),
-            checksum_sha256: sum("sha256"),
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_crc64nvme: sums.crc64nvme,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
             ..PutObjectOutput::default()
         }))
     }
