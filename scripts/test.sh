@@ -154,7 +154,7 @@ install_test_server_tools() {
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     if ! "$venv/bin/python" -c 'import moto, boto3, pyftpdlib, wsgidav, cheroot, azure.storage.blob, openapi_spec_validator' 2>/dev/null; then
         echo "installing into $venv: ${TEST_SERVER_PIP_PACKAGES[*]}"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${TEST_SERVER_PIP_PACKAGES[@]}"
+        "$venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check "${TEST_SERVER_PIP_PACKAGES[@]}"
     fi
     if [ ! -x "$TOOLS_DIR/npm/node_modules/.bin/azurite-blob" ] \
         || [ ! -f "$TOOLS_DIR/npm/node_modules/oidc-provider/package.json" ]; then
