@@ -141,6 +141,8 @@ start_postgres() {
 TEST_SERVER_PIP_PACKAGES=(
     'moto[server]==5.2.5'
     boto3==1.44.5
+    # the S3 endpoint's client tests: AWS CLI v1 (botocore, like boto3)
+    awscli==1.46.3
     pyftpdlib==2.2.0
     wsgidav==4.4.0
     cheroot==11.1.2
@@ -152,7 +154,7 @@ TEST_SERVER_NPM_PACKAGES=(azurite@3.35.0 oidc-provider@9.13.3)
 install_test_server_tools() {
     local venv="$TOOLS_DIR/venv"
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    if ! "$venv/bin/python" -c 'import moto, boto3, pyftpdlib, wsgidav, cheroot, azure.storage.blob, openapi_spec_validator' 2>/dev/null; then
+    if ! "$venv/bin/python" -c 'import moto, boto3, awscli, pyftpdlib, wsgidav, cheroot, azure.storage.blob, openapi_spec_validator' 2>/dev/null; then
         echo "installing into $venv: ${TEST_SERVER_PIP_PACKAGES[*]}"
         "$venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check "${TEST_SERVER_PIP_PACKAGES[@]}"
     fi

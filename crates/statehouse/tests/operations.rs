@@ -12,9 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{
-    PgDatabase, Server, Store, Terraform, describe, pg_url, pg_url_without_tls, skip_e2e,
-};
+use common::{PgDatabase, Server, Store, Terraform, pg_url_without_tls, skip_e2e};
 use md5::{Digest, Md5};
 use serde_json::Value;
 
@@ -440,29 +438,7 @@ fn marker_is_absent_from_the_database(store: Store) {
             .unwrap()
             .contains(marker)
     );
-    let haystacks: Vec<(String, Vec<u8>)> = match store {
-        Store::Sqlite => std::fs::read_dir(server.data_dir().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("statehouse.db")
-            })
-            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
-            .collect(),
-        Store::Postgres => {
-            let schema = server.pg_schema().unwrap();
-            let out = std::process::Command::new("/usr/lib/postgresql/15/bin/pg_dump")
-                .args(["--dbname", &pg_url(), "--schema", schema, "--data-only"])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "pg_dump: {}", describe(&out));
-            assert!(out.stdout.len() > 1000, "dump is suspiciously small");
-            vec![("pg_dump".into(), out.stdout)]
-        }
-    };
+    let haystacks = server.stored_bytes();
     assert!(!haystacks.is_empty());
     let log = server.log_text();
     assert!(log.contains("state written"), "writes are logged");

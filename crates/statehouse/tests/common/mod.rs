@@ -575,6 +575,35 @@ impl Server {
     }
 
     /// What the server printed so far, stdout and stderr.
+    /// Everything the store keeps on disk, to search for plaintext: the SQLite files (WAL
+    /// included), or a data-only `pg_dump` of the server's schema.
+    pub fn stored_bytes(&self) -> Vec<(String, Vec<u8>)> {
+        match self.store {
+            Store::Sqlite => std::fs::read_dir(self.data_dir().expect("a data directory"))
+                .expect("reading the data directory")
+                .map(|e| e.expect("a directory entry").path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("statehouse.db"))
+                })
+                .map(|p| {
+                    let bytes = std::fs::read(&p).expect("reading a database file");
+                    (p.display().to_string(), bytes)
+                })
+                .collect(),
+            Store::Postgres => {
+                let schema = self.pg_schema().expect("the server's schema");
+                let out = Command::new("/usr/lib/postgresql/15/bin/pg_dump")
+                    .args(["--dbname", &pg_url(), "--schema", schema, "--data-only"])
+                    .output()
+                    .expect("running pg_dump");
+                assert!(out.status.success(), "pg_dump: {}", describe(&out));
+                assert!(out.stdout.len() > 1000, "dump is suspiciously small");
+                vec![("pg_dump".into(), out.stdout)]
+            }
+        }
+    }
+
     pub fn log_text(&self) -> String {
         format!(
             "---- statehouse serve ({:?}) output ----\n{}---- end of server output ----",
