@@ -298,9 +298,19 @@ fn import_pulumi_pg_copies_every_object(store: Store) {
 
     let server = Server::start(store);
     server.create_workspace("platform");
-    // The URL as `pulumi login` takes it, `table=` included.
-    let sep = if db.url.contains('?') { '&' } else { '?' };
-    let login_url = format!("{}{sep}table=pulumi_state", db.url);
+    // The URL as `pulumi login` takes it, `table=` and a password included (the test cluster
+    // trusts local connections, so any password logs in; it must never be printed).
+    let password = "pw-never-printed";
+    let url = db
+        .url
+        .replacen("://postgres@", &format!("://postgres:{password}@"), 1);
+    assert!(
+        url.contains(password),
+        "the test URL names the postgres user: {}",
+        db.url
+    );
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let login_url = format!("{url}{sep}table=pulumi_state");
     let import = |workspace: &str| {
         server
             .command()
@@ -317,6 +327,11 @@ fn import_pulumi_pg_copies_every_object(store: Store) {
     };
     let out = import("platform");
     assert_imported(&server, "platform", &out);
+    assert!(
+        !stdout(&out).contains(password) && !stderr(&out).contains(password),
+        "{}",
+        describe(&out)
+    );
     assert!(
         stderr(&out).contains(&format!("importing the keys under \"{}/\"", db.name)),
         "{}",

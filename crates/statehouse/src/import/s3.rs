@@ -39,6 +39,7 @@ pub struct S3Args {
     /// under `PREFIX/.pulumi/`.
     #[arg(long)]
     prefix: Option<String>,
+    /// The bucket's region (Pulumi's `region=`; R2 takes `auto`).
     #[arg(long, default_value = "us-east-1")]
     region: String,
     /// Path-style requests (ENDPOINT/BUCKET/KEY), Pulumi's `s3ForcePathStyle=true`; most
