@@ -154,7 +154,8 @@ enum Command {
     /// [local only] Single sign-on: seal the OIDC client secret under the master key.
     #[command(subcommand)]
     Oidc(oidc::OidcCommand),
-    /// [local only] Import states from another backend.
+    /// [local only] Import states from another backend: Terraform's `pg` backend, Pulumi's
+    /// `postgres://` backend, or a bucket of Pulumi's S3 backend.
     #[command(subcommand)]
     Import(ImportCommand),
     /// PostgreSQL databases to back up: add, list, show, change, delete, check, backup (now,
@@ -186,6 +187,13 @@ enum Command {
 enum ImportCommand {
     /// Copy every workspace row of Terraform's `pg` backend into statehouse states, in one go.
     TfPg(import::TfPgArgs),
+    /// Copy every object of Pulumi's `postgres://` DIY backend into a workspace, as if Pulumi
+    /// had PUT it to the S3 endpoint: stack files become versions of `pulumi/<project>/<stack>`,
+    /// the rest (meta.yaml, history, backups) objects. Lock files are not imported.
+    PulumiPg(import::PulumiPgArgs),
+    /// Copy a Pulumi DIY backend's bucket (AWS S3 or any S3-compatible server) into a
+    /// workspace, the same way as `pulumi-pg`. Lock files are not imported.
+    S3(import::S3Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -364,9 +372,13 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
             remote.local_only("oidc")?;
             oidc::run(&config, cmd).await
         }
-        Command::Import(ImportCommand::TfPg(args)) => {
+        Command::Import(cmd) => {
             remote.local_only("import")?;
-            import::tf_pg(&config, args).await
+            match cmd {
+                ImportCommand::TfPg(args) => import::tf_pg(&config, args).await,
+                ImportCommand::PulumiPg(args) => import::pulumi_pg(&config, args).await,
+                ImportCommand::S3(args) => import::s3(&config, args).await,
+            }
         }
         Command::SelfBackup => {
             remote.local_only("self-backup")?;

@@ -130,6 +130,14 @@ const SKIPPED: &[(&str, &str)] = &[
         "statehouse import tf-pg ",
         "reads a Terraform pg backend at host db (tests/operations.rs imports from a real one)",
     ),
+    (
+        "statehouse import pulumi-pg ",
+        "reads a Pulumi postgres backend at host db (tests/pulumi_import.rs imports from one)",
+    ),
+    (
+        "statehouse import s3 ",
+        "reads a bucket at minio.example.com (tests/pulumi_import.rs imports from moto)",
+    ),
 ];
 
 /// One example: where it is and what it says.

@@ -28,7 +28,7 @@ use statehouse_outbound::OutboundPolicy;
 use crate::pipeline::BackupError;
 
 pub use local::LocalDirTarget;
-pub use remote::SPOOLED_UPLOAD_LIMIT;
+pub use remote::{BucketObject, BucketReader, SPOOLED_UPLOAD_LIMIT};
 pub use spec::{
     AzblobSpec, FtpSpec, GcsSpec, GdriveSpec, KnownHostsStrategy, LocalSpec, S3Spec, Secret,
     SftpSpec, TargetSpec, WebdavSpec,

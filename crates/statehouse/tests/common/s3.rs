@@ -44,3 +44,22 @@ pub fn s3_key(server: &Server, workspace: &str, role: &str, name: &str) -> (Stri
     };
     (value("AWS_ACCESS_KEY_ID"), value("AWS_SECRET_ACCESS_KEY"))
 }
+
+/// A setting of `scripts/test-servers.sh` (`STATEHOUSE_TEST_S3_…`). Unset: `None`, and the
+/// test skips its part, unless `CI` or `STATEHOUSE_REQUIRE_SERVERS` says the servers must run.
+pub fn test_server_var(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ => {
+            let required = ["CI", "STATEHOUSE_REQUIRE_SERVERS"]
+                .iter()
+                .any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"));
+            assert!(
+                !required,
+                "{name} is not set: start scripts/test-servers.sh"
+            );
+            eprintln!("SKIPPED part: {name} is not set (scripts/test-servers.sh)");
+            None
+        }
+    }
+}

@@ -14,8 +14,9 @@
 //!   the upload at commit: memory ≈ object size, capped by [`SPOOLED_UPLOAD_LIMIT`].
 //!
 //! How the OpenDAL operator of each kind is built is in `operator`, the upload of one object in
-//! `upload`.
+//! `upload`; reading a whole folder of an S3 bucket (`statehouse import s3`) in `bucket`.
 
+mod bucket;
 mod operator;
 mod upload;
 
@@ -27,6 +28,7 @@ use opendal::{ErrorKind, Operator};
 use statehouse_outbound::OutboundPolicy;
 use tokio::sync::OnceCell;
 
+pub use self::bucket::{BucketObject, BucketReader};
 use self::operator::build;
 use self::upload::{Body, RemoteUpload, UploadTo, spool_too_large};
 use crate::pipeline::BackupError;

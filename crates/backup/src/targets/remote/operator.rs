@@ -168,7 +168,8 @@ pub(super) async fn build(
         }
     }
     .map_err(|e| build_error(label, &e))?;
-    let transport = http_transporter(policy, google_endpoint.as_deref())?;
+    let s3 = matches!(spec, TargetSpec::S3(_));
+    let transport = http_transporter(policy, google_endpoint.as_deref(), s3)?;
     let op = op
         .layer(
             TimeoutLayer::new()
