@@ -154,10 +154,15 @@ pub fn stack_state(project: &str, stack: &str) -> String {
     format!("{PULUMI_STATE_PREFIX}{project}/{stack}")
 }
 
+/// The project and stack of a state named `pulumi/<project>/<stack>` (a Pulumi stack: the
+/// Terraform backend refuses such names); `None` for every other state.
+pub fn stack_of(state: &str) -> Option<(&str, &str)> {
+    state.strip_prefix(PULUMI_STATE_PREFIX)?.split_once('/')
+}
+
 /// The directory of a stack's lock files, for a state named `pulumi/<project>/<stack>`.
 pub fn lock_dir(state: &str) -> Option<String> {
-    let rest = state.strip_prefix(PULUMI_STATE_PREFIX)?;
-    let (project, stack) = rest.split_once('/')?;
+    let (project, stack) = stack_of(state)?;
     Some(format!("{LOCKS_DIR}{project}/{stack}/"))
 }
 
@@ -351,6 +356,9 @@ mod tests {
             lock_dir("pulumi/web/dev").as_deref(),
             Some(".pulumi/locks/organization/web/dev/")
         );
+        assert_eq!(stack_of("pulumi/web/dev"), Some(("web", "dev")));
+        assert_eq!(stack_of("prod/network"), None);
+        assert_eq!(stack_of("pulumi"), None);
     }
 
     #[test]

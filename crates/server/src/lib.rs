@@ -38,6 +38,9 @@ pub struct AppState {
     pub max_state_bytes: usize,
     /// Single sign-on for the web UI (`[oidc]`), when configured.
     pub oidc: Option<Arc<oidc::OidcLogin>>,
+    /// Where the S3 endpoint listens (`s3_listen`), for the pages that tell Pulumi users how
+    /// to reach it; `None` when it is off.
+    pub s3_endpoint: Option<std::net::SocketAddr>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -289,6 +289,7 @@ impl Client {
             backups: backups.clone(),
             max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
             oidc: None,
+            s3_endpoint: None,
         });
         Ok(Client {
             transport: Transport::Local {

@@ -60,11 +60,16 @@ pub async fn run(config: Config) -> Result<()> {
             ..BackupOptions::default()
         },
     )?;
+    let s3_addr = s3_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let app = router(AppState {
         services: services.clone(),
         backups: backups.clone(),
         max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
         oidc,
+        s3_endpoint: s3_addr,
     });
     // Audit entries a previous run committed but did not seal (killed) go into the chain now.
     services.flush_journal().await;
@@ -88,9 +93,8 @@ pub async fn run(config: Config) -> Result<()> {
             stop_rx.clone(),
         )),
     ];
-    let s3_server = match s3_listener {
-        Some(s3_listener) => {
-            let s3_addr = s3_listener.local_addr()?;
+    let s3_server = match (s3_listener, s3_addr) {
+        (Some(s3_listener), Some(s3_addr)) => {
             let s3_app = statehouse_server::s3::router(
                 services.clone(),
                 &statehouse_server::s3::S3Options {
@@ -107,7 +111,7 @@ pub async fn run(config: Config) -> Result<()> {
                 stop_rx.clone(),
             )))
         }
-        None => None,
+        _ => None,
     };
     let server = serve(listener, app, limits, stop_rx.clone());
     tokio::spawn(async move {

@@ -10,6 +10,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::browser::Browser;
+use common::s3::{s3_key, ui_stack};
 use common::{PgDatabase, Server, Store, Terraform, pg_execute};
 use serde_json::json;
 
@@ -111,6 +112,12 @@ output "db_password" {{
     );
     assert_eq!(response.status(), 200);
 
+    // A Pulumi stack, written over the S3 endpoint with a key of the workspace, and locked.
+    let (id, secret) = s3_key(&server, "default", "editor", "laptop");
+    for args in [&["checkpoint", "1"][..], &["checkpoint", "2"], &["lock"]] {
+        ui_stack(&server, "default", (&id, &secret), args).expect("the stack");
+    }
+
     let _source = backed_up_database(&server);
 
     let browser = Browser::start();
@@ -124,6 +131,8 @@ output "db_password" {{
         ("rollback", "/ui/rollback/default/prod/network?version=1"),
         ("search", "/ui/search?type=terraform_remote_state"),
         ("tokens", "/ui/tokens"),
+        ("s3-keys", "/ui/s3-keys"),
+        ("pulumi-state", "/ui/state/default/pulumi/shop/dev"),
         ("audit", "/ui/audit?action=state.write"),
         ("backups", "/ui/backups"),
         ("database", "/ui/database/default/shop"),

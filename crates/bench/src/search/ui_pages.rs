@@ -120,6 +120,7 @@ pub async fn measure(
         backups,
         max_state_bytes: 64 << 20,
         oidc: None,
+        s3_endpoint: None,
     });
 
     let pages: Vec<(&'static str, String, Option<String>)> = vec![

@@ -124,6 +124,20 @@ pub fn token_revoke(id: &str) -> String {
     format!("/ui/tokens/{}/revoke", query_escape(id))
 }
 
+/// The S3 keys page, showing a workspace's keys (all the viewer's workspaces for `""`).
+pub fn s3_keys_of(ws: &str) -> String {
+    format!("/ui/s3-keys?workspace={}", query_escape(ws))
+}
+
+/// The confirmation page of an S3 key's revocation.
+pub fn s3_key_revoke(ws: &str, access_key_id: &str) -> String {
+    format!(
+        "/ui/s3-keys/{}/{}/revoke",
+        query_escape(ws),
+        query_escape(access_key_id)
+    )
+}
+
 /// `path` when it is a path on this site (`/…`, not `//host` or `/\host`, no control
 /// characters): the only places a sign-in or a theme change may send the browser back to.
 pub fn safe_local_path(path: &str) -> Option<&str> {
@@ -163,6 +177,10 @@ mod tests {
             "/ui/workspaces/ops/webhooks/x%2Fy"
         );
         assert_eq!(token_revoke("t?1"), "/ui/tokens/t%3F1/revoke");
+        assert_eq!(
+            s3_key_revoke("ops", "SHK/1"),
+            "/ui/s3-keys/ops/SHK%2F1/revoke"
+        );
     }
 
     #[test]

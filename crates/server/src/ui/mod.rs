@@ -25,8 +25,10 @@ mod notifiers;
 mod oidc;
 mod overview;
 mod page;
+mod pulumi;
 mod resources;
 mod restore;
+mod s3_keys;
 mod search;
 mod sign_in;
 mod state;
@@ -119,6 +121,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/ui/tokens/{id}/revoke",
             get(tokens::confirm_revoke).post(tokens::revoke),
+        )
+        .route("/ui/s3-keys", get(s3_keys::list).post(s3_keys::create))
+        .route(
+            "/ui/s3-keys/{ws}/{access_key_id}/revoke",
+            get(s3_keys::confirm_revoke).post(s3_keys::revoke),
         )
         .route(
             "/ui/workspaces",

@@ -1,19 +1,22 @@
 //! `/ui/state/{ws}/{name}`: one state — its current version, outputs, lock, version timeline
-//! and the backend block to use it — and the lock and retention actions taken from there.
+//! and the backend block to use it (`pulumi login` for a Pulumi stack) — and the lock and
+//! retention actions taken from there.
 
 use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use serde::Deserialize;
 use statehouse_core::access::Role;
 use statehouse_core::model::{StateRecord, VersionMeta, Workspace};
+use statehouse_core::objects::stack_of;
 
 use super::format::{ago, json_value, size, utc};
-use super::links::{state_action, state_page, version_download};
+use super::links::{query_escape, s3_keys_of, state_action, state_page, version_download};
 use super::page::{Chrome, OrPage, Section, UiError, UiForm, Viewer, page, see_other};
+use super::pulumi::{PulumiLogin, browser_host};
 use super::resources::ResourcesPanel;
 use crate::AppState;
 use crate::api::views::LockView;
@@ -57,6 +60,15 @@ pub struct OutputRow {
     pub name: String,
     pub value: String,
     pub sensitive: bool,
+}
+
+/// A Pulumi stack's page: Pulumi's words, and `pulumi login` in place of the backend block.
+pub struct StackView {
+    pub project: String,
+    pub stack: String,
+    pub login: PulumiLogin,
+    /// The S3 keys page, showing the workspace's keys.
+    pub s3_keys: String,
 }
 
 pub struct VersionRow {
@@ -103,6 +115,8 @@ struct StatePage {
     states_href: String,
     here: String,
     address: String,
+    /// Set for a Pulumi stack.
+    stack: Option<StackView>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,10 +231,7 @@ pub async fn show(
         can_keep: viewer.can(&workspace.id, Role::Admin),
         can_delete: viewer.can(&workspace.id, Role::Admin),
         delete_page: state_action("delete", &workspace.name, &record.name),
-        deleted_href: format!(
-            "/ui/deleted?ws={}",
-            super::links::query_escape(&workspace.name)
-        ),
+        deleted_href: format!("/ui/deleted?ws={}", query_escape(&workspace.name)),
         versions: rows,
         older_versions,
         newest_versions,
@@ -230,6 +241,12 @@ pub async fn show(
         states_href: super::links::states_of(&workspace.name),
         here: state_page(&workspace.name, &record.name),
         address: backend_address(&headers, &workspace.name, &record.name),
+        stack: stack_of(&record.name).map(|(project, stack)| StackView {
+            project: project.to_owned(),
+            stack: stack.to_owned(),
+            login: PulumiLogin::new(app.s3_endpoint, &headers, &workspace.name),
+            s3_keys: s3_keys_of(&workspace.name),
+        }),
     };
     page(&page_data)
 }
@@ -287,14 +304,7 @@ fn notice(done: Option<&str>) -> &'static str {
 
 /// The state's backend address as this browser reached statehouse.
 fn backend_address(headers: &HeaderMap, ws: &str, name: &str) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-        })
-        .unwrap_or("statehouse.example.com");
+    let host = browser_host(headers).unwrap_or("statehouse.example.com");
     format!("http://{host}/tf/{ws}/{name}")
 }
 

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use statehouse_core::Error;
 use statehouse_core::history::lock_is_stale;
 use statehouse_core::model::StateFilter;
+use statehouse_core::objects::stack_of;
 
 use super::format::{ago, size};
 use super::links::{query_escape, state_page};
@@ -60,6 +61,8 @@ pub fn choices(options: &[(&str, &str)], current: &str) -> Vec<Choice> {
 pub struct StateRow {
     pub href: String,
     pub name: String,
+    /// A Pulumi stack (`pulumi/<project>/<stack>`), badged as such.
+    pub pulumi: bool,
     pub version: String,
     pub serial: String,
     pub resources: String,
@@ -177,6 +180,7 @@ pub async fn list(
             StateRow {
                 href: state_page(&workspace.name, &s.name),
                 name: s.name.clone(),
+                pulumi: stack_of(&s.name).is_some(),
                 version: current.map_or("—".into(), |c| c.version_no.to_string()),
                 serial: current.map_or("—".into(), |c| c.serial.to_string()),
                 resources: current

@@ -43,7 +43,7 @@ pub struct TokenRow {
 }
 
 impl TokenRow {
-    fn of(t: &TokenInfo, now: Timestamp) -> TokenRow {
+    pub(super) fn of(t: &TokenInfo, now: Timestamp) -> TokenRow {
         let status = if t.revoked_at.is_some() {
             "revoked"
         } else if t.expires_at.is_some_and(|e| now >= e) {
@@ -269,24 +269,27 @@ fn request_of(form: &NewTokenForm) -> Result<TokenRequest, Error> {
         }
     };
     let role = given(&form.role).map(|r| Role::from_str(&r)).transpose()?;
-    let expires_in_millis = match given(&form.expires_in_days) {
-        None => None,
-        Some(days) => match days.parse::<i64>() {
-            Ok(d) if d > 0 => Some(d.saturating_mul(DAY_SECONDS * 1_000)),
-            _ => {
-                return Err(Error::BadRequest(format!(
-                    "expiry {days:?} is not a whole number of days above 0 (leave it empty for no expiry)"
-                )));
-            }
-        },
-    };
     Ok(TokenRequest {
         name: form.name.clone(),
         owner,
         workspace: given(&form.workspace),
         role,
-        expires_in_millis,
+        expires_in_millis: expiry_millis(&form.expires_in_days)?,
     })
+}
+
+/// A form's "expires in days" field as a lifetime in milliseconds (empty: no expiry).
+pub(super) fn expiry_millis(days: &str) -> Result<Option<i64>, Error> {
+    let days = days.trim();
+    if days.is_empty() {
+        return Ok(None);
+    }
+    match days.parse::<i64>() {
+        Ok(d) if d > 0 => Ok(Some(d.saturating_mul(DAY_SECONDS * 1_000))),
+        _ => Err(Error::BadRequest(format!(
+            "expiry {days:?} is not a whole number of days above 0 (leave it empty for no expiry)"
+        ))),
+    }
 }
 
 /// `POST /ui/tokens`: creates a token; the answer is the only page that shows its secret.

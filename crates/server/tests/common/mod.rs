@@ -117,6 +117,7 @@ impl TestServer {
             backups: backups.clone(),
             max_state_bytes,
             oidc: None,
+            s3_endpoint: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -63,3 +63,37 @@ pub fn test_server_var(name: &str) -> Option<String> {
         }
     }
 }
+
+/// `tests/s3/ui_stack.py` (the stack `pulumi/shop/dev`: `checkpoint N` or `lock`) in the
+/// bucket, signed with the key `(access key id, secret)`: `Ok`, or the refusal as
+/// `"<S3 error code> <HTTP status>"`.
+pub fn ui_stack(
+    server: &Server,
+    bucket: &str,
+    (key_id, secret): (&str, &str),
+    args: &[&str],
+) -> Result<(), String> {
+    let out = std::process::Command::new(python())
+        .arg(script("ui_stack.py"))
+        .args(args)
+        .env("S3_ENDPOINT", &server.s3_url)
+        .env("S3_BUCKET", bucket)
+        .env("S3_KEY_ID", key_id)
+        .env("S3_SECRET", secret)
+        .output()
+        .expect("running ui_stack.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match out.status.code() {
+        Some(0) => Ok(()),
+        Some(3) => Err(stdout
+            .trim()
+            .strip_prefix("REFUSED ")
+            .unwrap_or(&stdout)
+            .to_owned()),
+        _ => panic!(
+            "ui_stack.py {args:?} failed: {}\n{}",
+            super::describe(&out),
+            server.log_text()
+        ),
+    }
+}
