@@ -156,7 +156,15 @@ install_test_server_tools() {
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     if ! "$venv/bin/python" -c 'import moto, boto3, awscli, pyftpdlib, wsgidav, cheroot, azure.storage.blob, openapi_spec_validator' 2>/dev/null; then
         echo "installing into $venv: ${TEST_SERVER_PIP_PACKAGES[*]}"
-        "$venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check "${TEST_SERVER_PIP_PACKAGES[@]}"
+        # pip unpacks into TMPDIR, which may be a small tmpfs: keep it on the checkout's disk,
+        # and say how full the disks are if it fails anyway.
+        mkdir -p "$TOOLS_DIR/tmp"
+        if ! TMPDIR="$TOOLS_DIR/tmp" "$venv/bin/python" -m pip install --quiet --no-cache-dir \
+            --disable-pip-version-check "${TEST_SERVER_PIP_PACKAGES[@]}"; then
+            df -h "$TOOLS_DIR" /tmp >&2 || true
+            return 1
+        fi
+        rm -rf "$TOOLS_DIR/tmp"
     fi
     if [ ! -x "$TOOLS_DIR/npm/node_modules/.bin/azurite-blob" ] \
         || [ ! -f "$TOOLS_DIR/npm/node_modules/oidc-provider/package.json" ]; then
