@@ -58,7 +58,9 @@ pub struct Figures {
     pub multipart_peak: Option<(u64, usize)>,
 }
 
-/// A Pulumi checkpoint of about `size` bytes; `marker` makes each one differ.
+/// A Pulumi checkpoint of about `size` bytes; `marker` makes each one differ as two
+/// consecutive checkpoints of one `pulumi up` do: in the step's resource (`marker` modulo the
+/// resource count) and the stack's outputs, the rest as before.
 fn checkpoint(size: usize, marker: usize) -> Vec<u8> {
     let per = 1024;
     let count = size / (per + 420);
@@ -68,11 +70,13 @@ fn checkpoint(size: usize, marker: usize) -> Vec<u8> {
         "type": "pulumi:pulumi:Stack",
         "outputs": {"marker": marker},
     })];
+    let step = marker % count.max(1);
     for i in 0..count {
+        let version = if i == step { marker } else { 0 };
         resources.push(serde_json::json!({
             "urn": format!("urn:pulumi:dev::web::aws:s3/bucket:Bucket::bucket-{i}"),
             "custom": true,
-            "id": format!("bucket-{i}-{marker}"),
+            "id": format!("bucket-{i}-{version}"),
             "type": "aws:s3/bucket:Bucket",
             "inputs": {"bucket": format!("bucket-{i}"), "padding": "x".repeat(per)},
             "outputs": {"arn": format!("arn:aws:s3:::bucket-{i}")},

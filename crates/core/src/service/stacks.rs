@@ -40,6 +40,8 @@ impl Services {
                 .store
                 .ensure_state(&workspace.id, state, self.now())
                 .await?;
+            // Read once: its MD5 is the object's ETag and the version's.
+            let prepared = state_body::prepare_checkpoint(&body, None).await?;
             // The row first: should the version's write fail, the key still resolves to the
             // version before it.
             let row = ObjectWrite {
@@ -49,7 +51,7 @@ impl Services {
                     version_no: None,
                 },
                 size: i64::try_from(body.len()).unwrap_or(i64::MAX),
-                etag: super::md5_hex(&body),
+                etag: prepared.md5.clone(),
                 content_type: request.content_type.clone(),
                 meta: ObjectMeta {
                     checksums: Vec::new(),
@@ -61,7 +63,9 @@ impl Services {
             self.store.put_object(&workspace.id, &row, None).await?;
             let no_more = |_: &Workspace, _: &WriteOutcome| JournalEntries::default();
             let version = self
-                .store_checkpoint(who, &workspace, &record, body, None, &audit, &no_more)
+                .store_prepared_checkpoint(
+                    who, &workspace, &record, body, prepared, &audit, &no_more,
+                )
                 .await?;
             Ok(stack_record(&request, &record.id, &version))
         }
@@ -129,7 +133,23 @@ impl Services {
         audit: &AuditRecord,
         also: &(dyn Fn(&Workspace, &WriteOutcome) -> JournalEntries + Send + Sync),
     ) -> Result<VersionMeta> {
-        let mut prepared = state_body::prepare_checkpoint(&body, claimed_md5).await?;
+        let prepared = state_body::prepare_checkpoint(&body, claimed_md5).await?;
+        self.store_prepared_checkpoint(who, workspace, record, body, prepared, audit, also)
+            .await
+    }
+
+    /// [`Services::store_checkpoint`] of a body already prepared.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_prepared_checkpoint(
+        &self,
+        who: &Principal,
+        workspace: &Workspace,
+        record: &crate::model::StateRecord,
+        body: Bytes,
+        mut prepared: state_body::StateBody,
+        audit: &AuditRecord,
+        also: &(dyn Fn(&Workspace, &WriteOutcome) -> JournalEntries + Send + Sync),
+    ) -> Result<VersionMeta> {
         let lock_id = record
             .lock
             .as_ref()

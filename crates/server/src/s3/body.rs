@@ -117,7 +117,11 @@ pub async fn read_verified(
         }
     }
     let mut md5 = claims.md5.as_ref().map(|_| Md5::new());
-    let mut all = BytesMut::new();
+    // The pieces are kept as they come and joined once at the end: a signed body arrives as
+    // one piece (kept without a copy), a chunked one is copied once into a buffer of its
+    // exact size instead of a growing one.
+    let mut pieces: Vec<Bytes> = Vec::new();
+    let mut total = 0_usize;
     if let Some(mut stream) = body {
         while let Some(piece) = stream.next().await {
             let piece = piece.map_err(|e| {
@@ -133,7 +137,7 @@ pub async fn read_verified(
                     format!("the request body could not be read: {e}"),
                 )
             })?;
-            if all.len() + piece.len() > limit {
+            if total + piece.len() > limit {
                 return Err(S3Error::with_message(
                     S3ErrorCode::EntityTooLarge,
                     format!(
@@ -145,7 +149,8 @@ pub async fn read_verified(
             if let Some(md5) = md5.as_mut() {
                 md5.update(&piece);
             }
-            all.extend_from_slice(&piece);
+            total += piece.len();
+            pieces.push(piece);
         }
     }
     let computed = hasher.finalize();
@@ -201,7 +206,18 @@ pub async fn read_verified(
             ));
         }
     }
-    Ok((all.freeze(), verified))
+    Ok((joined(pieces, total), verified))
+}
+
+fn joined(mut pieces: Vec<Bytes>, total: usize) -> Bytes {
+    if pieces.len() == 1 {
+        return pieces.pop().unwrap_or_default();
+    }
+    let mut all = BytesMut::with_capacity(total);
+    for piece in &pieces {
+        all.extend_from_slice(piece);
+    }
+    all.freeze()
 }
 
 /// A blob's chunks as a response body, cut to `range` (byte offsets, end exclusive). A task
