@@ -713,4 +713,16 @@ fn metrics_token_own_listener_and_state_labels(store: Store) {
         send(&server, "UNLOCK", &address, lock_info("L9"), false),
         200
     );
+
+    // Turned off: no /metrics anywhere.
+    let off = Server::start_with(store, &[("STATEHOUSE_METRICS__ENABLED", "false")]);
+    assert_eq!(
+        scrape_at(&format!("{}/metrics", off.url), None).status(),
+        404
+    );
+    assert!(
+        !off.log_text().contains("metrics: http"),
+        "{}",
+        off.log_text()
+    );
 }
