@@ -5,8 +5,9 @@
 //! name must be on the server, with real values: counters labelled by route template (never
 //! the raw path), a lock held then not, backup figures. Also: the bearer token (401 without,
 //! 200 with), its own listener, per-state labels only when asked for, and no secret or raw path
-//! in what is served. `promtool` checks the rules (and the dashboard's queries) when it is
-//! installed; `STATEHOUSE_REQUIRE_SERVERS=1` requires it.
+//! in what is served. `promtool` checks the rules (and the dashboard's queries) and runs the
+//! rules' unit tests (`deploy/prometheus/alerts_test.yml`) when it is installed;
+//! `STATEHOUSE_REQUIRE_SERVERS=1` requires it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,174 +15,20 @@ mod backup_support;
 #[macro_use]
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use backup_support::{answer_request, json_of, source};
+use common::prometheus::{scrape, scrape_at, scrape_until};
 use common::{Server, Store, Via, http_client, skip_e2e, unique_name};
 
 on_both_stores!(
     metrics_follow_real_traffic_and_cover_the_shipped_rules,
     metrics_token_own_listener_and_state_labels
 );
-
-/// One sample of the text format.
-#[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// Parses the Prometheus text format strictly enough to catch a malformed line.
-fn parse(text: &str) -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for line in text.lines() {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (name_end, labels, rest) = match line.find(['{', ' ']) {
-            Some(i) if line.as_bytes()[i] == b'{' => {
-                let (labels, after) = parse_labels(&line[i + 1..])
-                    .unwrap_or_else(|| panic!("malformed labels in {line:?}"));
-                (i, labels, after)
-            }
-            Some(i) => (i, BTreeMap::new(), &line[i..]),
-            None => panic!("no value in {line:?}"),
-        };
-        let name = &line[..name_end];
-        assert!(
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "bad metric name in {line:?}"
-        );
-        let value = rest.trim().split(' ').next().unwrap();
-        let value: f64 = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
-        };
-        samples.push(Sample {
-            name: name.to_owned(),
-            labels,
-            value,
-        });
-    }
-    samples
-}
-
-/// `k="v",…}` → the labels and what follows the `}`.
-fn parse_labels(mut s: &str) -> Option<(BTreeMap<String, String>, &str)> {
-    let mut labels = BTreeMap::new();
-    loop {
-        s = s.trim_start_matches(',');
-        if let Some(rest) = s.strip_prefix('}') {
-            return Some((labels, rest));
-        }
-        let eq = s.find('=')?;
-        let key = s[..eq].to_owned();
-        let mut chars = s[eq + 1..].strip_prefix('"')?.char_indices();
-        let mut value = String::new();
-        let end = loop {
-            let (i, c) = chars.next()?;
-            match c {
-                '\\' => match chars.next()?.1 {
-                    'n' => value.push('\n'),
-                    other => value.push(other),
-                },
-                '"' => break i,
-                c => value.push(c),
-            }
-        };
-        labels.insert(key, value);
-        s = &s[eq + 1..][end + 2..];
-    }
-}
-
-struct Scrape {
-    text: String,
-    samples: Vec<Sample>,
-}
-
-impl Scrape {
-    fn names(&self) -> BTreeSet<&str> {
-        self.samples.iter().map(|s| s.name.as_str()).collect()
-    }
-
-    /// The sum over samples named `name` whose labels include `labels`.
-    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.samples
-            .iter()
-            .filter(|s| s.name == name)
-            .filter(|s| {
-                labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|s| s.value)
-            .sum()
-    }
-
-    /// The one sample named `name` with `labels`; fails when there is none.
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let found: Vec<&Sample> = self
-            .samples
-            .iter()
-            .filter(|s| s.name == name)
-            .filter(|s| {
-                labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .collect();
-        assert_eq!(found.len(), 1, "{name}{labels:?}: {found:?}\n{}", self.text);
-        found[0].value
-    }
-}
-
-fn scrape_at(url: &str, token: Option<&str>) -> reqwest::blocking::Response {
-    let mut request = http_client().get(url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    request.send().unwrap()
-}
-
-fn scrape(url: &str, token: Option<&str>) -> Scrape {
-    let response = scrape_at(url, token);
-    assert_eq!(response.status(), 200, "GET {url}");
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        content_type.starts_with("text/plain; version=0.0.4"),
-        "{content_type}"
-    );
-    let text = response.text().unwrap();
-    let samples = parse(&text);
-    Scrape { text, samples }
-}
-
-/// Scrapes until `check` holds (the store's figures are reused for up to five seconds).
-fn scrape_until(url: &str, what: &str, check: impl Fn(&Scrape) -> bool) -> Scrape {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let s = scrape(url, None);
-        if check(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "never saw {what}:\n{}", s.text);
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
 
 fn repo_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -615,7 +462,22 @@ fn metrics_follow_real_traffic_and_cover_the_shipped_rules(store: Store) {
     let work = tempfile::tempdir().unwrap();
     let dashboard_rules = work.path().join("dashboard-rules.yml");
     std::fs::write(&dashboard_rules, dashboard_queries_as_rules(&dashboard)).unwrap();
-    promtool_checks(&[&alerts_path, &dashboard_rules]);
+    if promtool_checks(&[&alerts_path, &dashboard_rules]) {
+        // The rules' unit tests: they fire when they should, once for several replicas.
+        let tests = repo_file("deploy/prometheus/alerts_test.yml");
+        let out = Command::new("promtool")
+            .args(["test", "rules"])
+            .arg(&tests)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool test rules {}:\n{}{}",
+            tests.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 fn metrics_token_own_listener_and_state_labels(store: Store) {
