@@ -41,6 +41,11 @@ impl Services {
         Ok(gauges)
     }
 
+    /// Audit entries and events this process holds in memory, not yet written to the store.
+    pub fn journal_queued(&self) -> usize {
+        self.journal.queued()
+    }
+
     /// This process's database connections.
     pub fn pool_status(&self) -> PoolStatus {
         self.store.pool_status()

@@ -51,6 +51,16 @@ pub async fn write(out: &mut Exposition, backups: &BackupService) {
     );
     out.sample("statehouse_store_pool_waiters", &[], pool.waiters as f64);
 
+    out.gauge(
+        "statehouse_audit_queued_entries",
+        "Audit entries and events this process holds in memory, not yet written to the store",
+    );
+    out.sample(
+        "statehouse_audit_queued_entries",
+        &[],
+        services.journal_queued() as f64,
+    );
+
     let store = services.store_gauges().await;
     // A store that did not answer is not asked again in the same scrape.
     let databases = match &store {
