@@ -20,6 +20,8 @@ APT_PACKAGES=(
     openssh-server
     curl
     jq
+    # promtool, which checks deploy/prometheus/alerts.yml (the metrics test)
+    prometheus
     # the web UI's browser tests: headless Chromium, its WebDriver, and fonts for screenshots
     chromium
     chromium-driver

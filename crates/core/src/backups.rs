@@ -349,3 +349,28 @@ pub struct HealthCounts {
     pub total: i64,
     pub ok: i64,
 }
+
+/// A registered database's backup figures for `/metrics`, read from the store at scrape time
+/// (every replica reports the same).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseFigures {
+    pub workspace: String,
+    pub database: String,
+    pub enabled: bool,
+    /// Public settings (the schedule is read from them).
+    pub settings: serde_json::Value,
+    pub created_at: Timestamp,
+    pub health: HealthStatus,
+    /// Failed health checks in a row.
+    pub health_failures: i64,
+    pub health_last_check_at: Option<Timestamp>,
+    /// The newest successful run: when it finished, how long it took, its stored size.
+    pub last_success_at: Option<Timestamp>,
+    pub last_success_millis: Option<i64>,
+    pub last_success_bytes: Option<i64>,
+    /// Runs that failed since the newest successful one.
+    pub failures_since_success: i64,
+    /// The newest verification of any of its backups.
+    pub last_verification_at: Option<Timestamp>,
+    pub last_verification_ok: Option<bool>,
+}

@@ -148,6 +148,14 @@ impl Journal {
     }
 
     /// Events as they are stored (or sealed) by this process, for in-process subscribers.
+    /// Items (entries, events, flushes, seal nudges) queued in this process and not yet taken
+    /// by the writer, for `/metrics`.
+    pub fn queued(&self) -> usize {
+        self.queue
+            .get()
+            .map_or(0, |q| q.max_capacity().saturating_sub(q.capacity()))
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }

@@ -13,6 +13,7 @@ mod error;
 pub mod events;
 pub mod history;
 pub mod journal;
+pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod objects;

@@ -7,6 +7,7 @@ mod journal;
 mod keys;
 mod lock_info;
 mod locks;
+mod metrics;
 pub mod multipart;
 pub mod object_list;
 pub mod objects;
@@ -83,6 +84,10 @@ pub struct Services {
     auth: AuthSettings,
     pub(crate) journal: Arc<Journal>,
     login_work: Arc<sessions::LoginWork>,
+    /// Label state metrics with workspace and state (`metrics.state_labels`; off: bounded).
+    state_metric_labels: bool,
+    /// The store's figures as last read for `/metrics` (see [`Services::store_gauges`]).
+    store_gauges: Arc<TtlCache<Arc<crate::store::metrics::StoreGauges>>>,
 }
 
 /// Every request resolves a workspace name. Workspaces are never renamed or deleted (yet), so
@@ -149,6 +154,8 @@ impl Services {
             bodies: Arc::default(),
             auth: AuthSettings::default(),
             login_work: Arc::default(),
+            state_metric_labels: false,
+            store_gauges: Arc::new(TtlCache::new(metrics::STORE_GAUGES_MILLIS)),
         }
     }
 

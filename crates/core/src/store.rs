@@ -18,6 +18,7 @@ pub mod backups;
 pub mod index_update;
 pub mod keys;
 pub mod locks;
+pub mod metrics;
 pub mod nul;
 pub mod objects;
 pub mod pending;
@@ -43,6 +44,7 @@ pub mod prelude {
     pub use super::backups::BackupStore;
     pub use super::keys::KeyStore;
     pub use super::locks::LockStore;
+    pub use super::metrics::MetricsStore;
     pub use super::objects::ObjectStore;
     pub use super::search::SearchStore;
     pub use super::states::StateStore;
@@ -65,6 +67,7 @@ pub trait Store:
     + states::StateStore
     + versions::VersionStore
     + locks::LockStore
+    + metrics::MetricsStore
     + objects::ObjectStore
     + Send
     + Sync

@@ -7,6 +7,7 @@ mod body;
 mod connections;
 mod health;
 pub mod maintenance;
+pub mod metrics;
 pub mod oidc;
 pub mod s3;
 mod tf_http;
@@ -56,6 +57,12 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(
             url_text::refuse_control_characters,
         ))
+        // An explicit 404 (axum's default fallback would bypass the layers below: uncounted,
+        // unlogged).
+        .fallback(not_found)
+        // Around every route and the fallback, so each request is counted by its route
+        // template (`metrics::http`).
+        .layer(axum::middleware::from_fn(metrics::http::track))
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
@@ -77,6 +84,11 @@ pub fn router(state: AppState) -> Router {
                 ),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// What a request no route matches gets.
+async fn not_found() -> axum::http::StatusCode {
+    axum::http::StatusCode::NOT_FOUND
 }
 
 /// How long `serve` waits for in-flight requests after SIGTERM before giving up.

@@ -16,6 +16,7 @@ use statehouse_outbound::{OutboundConfig, OutboundPolicy, StoreLocation};
 use statehouse_server::{ConnectionLimits, Timeouts};
 
 use crate::config_keys;
+pub use crate::config_metrics::MetricsConfig;
 use crate::config_paths::{absolute, absolute_sqlite_url, sqlite_url_file};
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -50,6 +51,8 @@ pub struct Config {
     pub outbound: OutboundConfig,
     /// Single sign-on for the web UI (OpenID Connect).
     pub oidc: OidcConfig,
+    /// `GET /metrics` (Prometheus).
+    pub metrics: MetricsConfig,
 }
 
 /// Single sign-on with an OpenID Connect provider (authorization code with PKCE). On when
@@ -291,6 +294,7 @@ impl Default for Config {
             self_backup: SelfBackupConfig::default(),
             outbound: OutboundConfig::default(),
             oidc: OidcConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -354,6 +358,7 @@ impl Config {
         self.data_dir = absolute(&self.data_dir, cwd);
         self.master_key_file = self.master_key_file.as_deref().map(|p| absolute(p, cwd));
         self.self_backup.dir = self.self_backup.dir.as_deref().map(|p| absolute(p, cwd));
+        self.metrics.token_file = self.metrics.token_file.as_deref().map(|p| absolute(p, cwd));
         self.database_url = self
             .database_url
             .as_deref()
@@ -446,6 +451,7 @@ impl fmt::Debug for Config {
             .field("master_key_file", &self.master_key_path())
             .field("max_state_bytes", &self.max_state_bytes)
             .field("oidc", &self.oidc)
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }

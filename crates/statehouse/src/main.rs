@@ -39,6 +39,7 @@ mod backups;
 mod client;
 mod config;
 mod config_keys;
+mod config_metrics;
 mod config_paths;
 mod database_commands;
 mod database_options;
@@ -118,7 +119,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (migrates the database first; first start creates the data directory,
-    /// the master key and the `default` workspace, and prints a one-time admin token).
+    /// the master key and the `default` workspace, and prints a one-time admin token). It serves
+    /// Prometheus metrics at `/metrics`: settings `metrics.*` (STATEHOUSE_METRICS__ENABLED,
+    /// __LISTEN for a listener of its own, __TOKEN_FILE for a bearer token, __STATE_LABELS).
     Serve,
     /// [local only] Apply database migrations and exit (creates the store and the master key
     /// file when there are none yet).

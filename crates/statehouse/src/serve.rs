@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use statehouse_backup::service::{BackupOptions, BackupService};
 use statehouse_server::maintenance::run_maintenance;
+use statehouse_server::metrics::MetricsEndpoint;
 use statehouse_server::webhook_sender::{
     HttpTransport, Retention, run_retention, run_webhook_worker,
 };
@@ -14,10 +15,19 @@ use crate::instance;
 
 pub async fn run(config: Config) -> Result<()> {
     crate::logging::init(&config.log_format);
+    // First, so that nothing counted during the start is lost.
+    let recorder = match config.metrics.enabled {
+        true => Some(statehouse_server::metrics::install().map_err(anyhow::Error::msg)?),
+        false => None,
+    };
+    let metrics_token = config.metrics.token()?;
     let limits =
         crate::open_files::fit(config.http.limits()?, crate::open_files::raise_soft_limit());
     let instance = instance::open(&config, instance::Access::CreateIfMissing).await?;
-    let services = instance.services.clone();
+    let services = instance
+        .services
+        .clone()
+        .with_state_metric_labels(config.metrics.state_labels);
     // Before the one-time admin token is shown: a bad [oidc] section stops the start first.
     let oidc = crate::oidc::login(&config, &services)?;
     if instance.key_created {
@@ -37,6 +47,14 @@ pub async fn run(config: Config) -> Result<()> {
         s3_listen => Some(TcpListener::bind(s3_listen).await.with_context(|| {
             format!("cannot listen on {s3_listen} (STATEHOUSE_S3_LISTEN; `off` turns the S3 endpoint off)")
         })?),
+    };
+    let metrics_listener = match (&recorder, config.metrics.listen.trim()) {
+        (Some(_), listen) if !listen.is_empty() => {
+            Some(TcpListener::bind(listen).await.with_context(|| {
+                format!("cannot listen on {listen} (STATEHOUSE_METRICS__LISTEN; empty serves /metrics on the main listener)")
+            })?)
+        }
+        _ => None,
     };
     if let Some(secret) = services.claim_bootstrap_token().await? {
         say(format_args!(
@@ -64,16 +82,36 @@ pub async fn run(config: Config) -> Result<()> {
         .as_ref()
         .map(TcpListener::local_addr)
         .transpose()?;
-    let app = router(AppState {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut app = router(AppState {
         services: services.clone(),
         backups: backups.clone(),
         max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
         oidc,
         s3_endpoint: s3_addr,
     });
+    let metrics_endpoint =
+        recorder.map(|handle| MetricsEndpoint::new(handle, backups.clone(), metrics_token));
+    let mut metrics_server = None;
+    match (metrics_endpoint, metrics_listener) {
+        (Some(endpoint), Some(listener)) => {
+            let metrics_addr = listener.local_addr()?;
+            say(format_args!("metrics: http://{metrics_addr}/metrics"));
+            metrics_server = Some(tokio::spawn(serve(
+                listener,
+                statehouse_server::metrics::routes(endpoint),
+                limits,
+                stop_rx.clone(),
+            )));
+        }
+        (Some(endpoint), None) => {
+            say(format_args!("metrics: http://{addr}/metrics"));
+            app = app.merge(statehouse_server::metrics::routes(endpoint));
+        }
+        (None, _) => {}
+    }
     // Audit entries a previous run committed but did not seal (killed) go into the chain now.
     services.flush_journal().await;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = [
         tokio::spawn(run_maintenance(services.clone(), stop_rx.clone())),
         tokio::spawn(services.clone().run_key_checks(stop_rx.clone())),
@@ -135,6 +173,9 @@ pub async fn run(config: Config) -> Result<()> {
     }
     if let Some(s3_server) = s3_server {
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, s3_server).await;
+    }
+    if let Some(metrics_server) = metrics_server {
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, metrics_server).await;
     }
     services.flush_journal().await;
     tracing::info!("stopped");

@@ -8,6 +8,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgQueryResult, PgRow};
 use sqlx::{Postgres, Transaction};
 
+use statehouse_core::store::metrics::PoolStatus;
+use statehouse_store_sql::pool::Waiting;
 use statehouse_store_sql::sqlx_conn::{Record, SqlxConn};
 use statehouse_store_sql::{DbError, DbErrorKind, Dialect, Engine, Tx};
 
@@ -15,6 +17,8 @@ pub struct PgEngine {
     pub(crate) pool: PgPool,
     /// Where the database is, for error messages (no password).
     pub(crate) target: Arc<str>,
+    /// Callers waiting for a pooled connection (`/metrics`).
+    pub(crate) waiting: Waiting,
 }
 
 impl PgEngine {
@@ -129,11 +133,10 @@ impl Engine for PgEngine {
     }
 
     async fn read(&self) -> Result<PgConn<'_>, DbError> {
-        let conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| db_error(&self.target, e))?;
+        let waiting = self.waiting.enter();
+        let conn = self.pool.acquire().await;
+        drop(waiting);
+        let conn = conn.map_err(|e| db_error(&self.target, e))?;
         Ok(PgConn {
             conn,
             target: &self.target,
@@ -141,11 +144,10 @@ impl Engine for PgEngine {
     }
 
     async fn begin(&self) -> Result<PgTx<'_>, DbError> {
-        let conn = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| db_error(&self.target, e))?;
+        let waiting = self.waiting.enter();
+        let conn = self.pool.begin().await;
+        drop(waiting);
+        let conn = conn.map_err(|e| db_error(&self.target, e))?;
         Ok(PgTx {
             conn,
             target: &self.target,
@@ -154,5 +156,16 @@ impl Engine for PgEngine {
 
     async fn writer(&self) -> Result<PgConn<'_>, DbError> {
         self.read().await
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        let open = u64::from(self.pool.size());
+        let idle = u64::try_from(self.pool.num_idle()).unwrap_or(u64::MAX);
+        PoolStatus {
+            in_use: open.saturating_sub(idle),
+            idle,
+            waiters: self.waiting.count(),
+            max: u64::from(self.pool.options().get_max_connections()),
+        }
     }
 }

@@ -269,7 +269,11 @@ pub async fn connect(settings: &PgSettings) -> Result<PgStore> {
         Ok(pool) => pool,
         Err(e) => return Err(connect_failure(&options, &setup, &target, e).await),
     };
-    let engine = PgEngine { pool, target };
+    let engine = PgEngine {
+        pool,
+        target,
+        waiting: Default::default(),
+    };
     if !settings.create_if_missing && !holds_a_store(&engine).await? {
         let place = match &settings.schema {
             Some(schema) => format!("in schema {schema:?} "),

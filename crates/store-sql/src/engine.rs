@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use statehouse_core::Result;
+use statehouse_core::store::metrics::PoolStatus;
 
 use crate::error::DbError;
 
@@ -54,6 +55,8 @@ pub trait Engine: Send + Sync + 'static {
     fn read(&self) -> impl Future<Output = Result<Self::Read<'_>, DbError>> + Send;
     fn begin(&self) -> impl Future<Output = Result<Self::Tx<'_>, DbError>> + Send;
     fn writer(&self) -> impl Future<Output = Result<Self::Writer<'_>, DbError>> + Send;
+    /// This process's connections: in use, idle, callers waiting (for `/metrics`).
+    fn pool_status(&self) -> PoolStatus;
 }
 
 /// Runs statements; errors are already the store's (mapped once, by the engine).

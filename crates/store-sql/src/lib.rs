@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod pool;
 pub mod query;
 pub mod rows;
 pub mod sqlx_conn;
@@ -17,6 +18,7 @@ mod audit;
 mod backups;
 mod keys;
 mod locks;
+mod metrics;
 mod objects;
 mod pending;
 mod seal;

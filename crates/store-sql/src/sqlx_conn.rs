@@ -3,6 +3,7 @@
 //! [`Sql`]'s values, running it and reading its rows is written here once for both drivers.
 
 use std::borrow::Cow;
+use std::time::Instant;
 
 use sqlx::query::Query;
 use sqlx::{
@@ -13,6 +14,7 @@ use statehouse_core::{Error, Result};
 
 use crate::engine::{Conn, Row};
 use crate::error::DbError;
+use crate::pool::record_statement;
 use crate::query::{Arg, Sql};
 use crate::rows::ColumnRef;
 
@@ -73,7 +75,9 @@ where
 
     async fn execute(&mut self, sql: Sql<'_>) -> Result<u64, DbError> {
         self.starting();
+        let started = Instant::now();
         let done = query::<T::Db>(sql).execute(self.connection()).await;
+        record_statement(started);
         let done = done.map_err(|e| self.error(e))?;
         self.finished();
         Ok(T::rows_affected(&done))
@@ -81,7 +85,9 @@ where
 
     async fn fetch_all(&mut self, sql: Sql<'_>) -> Result<Vec<Self::Row>, DbError> {
         self.starting();
+        let started = Instant::now();
         let rows = query::<T::Db>(sql).fetch_all(self.connection()).await;
+        record_statement(started);
         let rows = rows.map_err(|e| self.error(e))?;
         self.finished();
         Ok(rows.into_iter().map(Record).collect())
@@ -89,7 +95,9 @@ where
 
     async fn fetch_optional(&mut self, sql: Sql<'_>) -> Result<Option<Self::Row>, DbError> {
         self.starting();
+        let started = Instant::now();
         let row = query::<T::Db>(sql).fetch_optional(self.connection()).await;
+        record_statement(started);
         let row = row.map_err(|e| self.error(e))?;
         self.finished();
         Ok(row.map(Record))

@@ -12,6 +12,8 @@ use sqlx::{Executor, Sqlite};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio::task::JoinHandle;
 
+use statehouse_core::store::metrics::PoolStatus;
+use statehouse_store_sql::pool::Waiting;
 use statehouse_store_sql::sqlx_conn::{Record, SqlxConn};
 use statehouse_store_sql::{DbError, DbErrorKind, Dialect, Engine, Tx};
 
@@ -19,6 +21,8 @@ pub struct SqliteEngine {
     pub(crate) read: SqlitePool,
     write: Arc<Mutex<WriteConn>>,
     checkpointer: JoinHandle<()>,
+    /// Callers waiting for a read connection or the write connection (`/metrics`).
+    waiting: Waiting,
 }
 
 /// The write connection, and whether a transaction on it may still be open (one dropped
@@ -47,11 +51,14 @@ impl SqliteEngine {
                 open: false,
             })),
             checkpointer,
+            waiting: Waiting::default(),
         }
     }
 
     async fn write_conn(&self) -> Result<MutexGuard<'_, WriteConn>, DbError> {
+        let waiting = self.waiting.enter();
         let mut guard = self.write.lock().await;
+        drop(waiting);
         guard.roll_back_if_open().await;
         Ok(guard)
     }
@@ -177,7 +184,10 @@ impl Engine for SqliteEngine {
     }
 
     async fn read(&self) -> Result<SqliteRead, DbError> {
-        Ok(SqliteRead(self.read.acquire().await.map_err(db_error)?))
+        let waiting = self.waiting.enter();
+        let conn = self.read.acquire().await;
+        drop(waiting);
+        Ok(SqliteRead(conn.map_err(db_error)?))
     }
 
     async fn begin(&self) -> Result<SqliteWrite<'_>, DbError> {
@@ -202,5 +212,18 @@ impl Engine for SqliteEngine {
             write: self.write.clone(),
             in_transaction: false,
         })
+    }
+
+    /// The read pool's connections and the write connection (in use while its mutex is held).
+    fn pool_status(&self) -> PoolStatus {
+        let open = u64::from(self.read.size());
+        let idle = u64::try_from(self.read.num_idle()).unwrap_or(u64::MAX);
+        let writing = u64::from(self.write.try_lock().is_err());
+        PoolStatus {
+            in_use: open.saturating_sub(idle) + writing,
+            idle: idle + (1 - writing),
+            waiters: self.waiting.count(),
+            max: u64::from(self.read.options().get_max_connections()) + 1,
+        }
     }
 }

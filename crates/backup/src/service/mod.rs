@@ -8,12 +8,14 @@
 mod databases;
 mod deletions;
 mod encryption;
+mod figures;
 mod health;
 mod notifiers;
 mod restores;
 mod runs;
 mod scheduler;
 mod server_runs;
+mod target_errors;
 mod targets;
 
 use std::sync::Arc;
@@ -37,6 +39,7 @@ use crate::pg_tools::PgToolSearch;
 pub use self::databases::{DatabaseChange, DatabaseSpec, DatabaseView, ReadonlyRoleRequest};
 pub use self::deletions::RetentionVerdictView;
 pub use self::encryption::{EncryptionChange, EncryptionView, GeneratedKey};
+pub use self::figures::DatabaseMetrics;
 pub use self::health::{HealthCheckView, HealthReport, ReadonlyRole, Uptime};
 pub use self::notifiers::{NotifierInput, NotifierView};
 pub use self::restores::{RestoreRequest, RestoreView, ServerRestoreView};
@@ -107,6 +110,8 @@ pub struct BackupService {
     /// query: changes made through this process are seen at once, other replicas' within
     /// [`NOTIFIERS_TTL_MILLIS`].
     notifiers: Arc<TtlCache<Arc<Vec<NotifierRecord>>>>,
+    /// Every database's figures for `/metrics` as last read ([`figures::FIGURES_TTL_MILLIS`]).
+    figures: Arc<TtlCache<Arc<Vec<DatabaseMetrics>>>>,
 }
 
 /// How long a workspace's notifier list is trusted (another replica's change is seen within it).
@@ -130,6 +135,7 @@ impl BackupService {
             idle: Arc::new(Notify::new()),
             undelivered: Arc::default(),
             notifiers: Arc::new(TtlCache::new(NOTIFIERS_TTL_MILLIS)),
+            figures: Arc::new(TtlCache::new(figures::FIGURES_TTL_MILLIS)),
         })
     }
 

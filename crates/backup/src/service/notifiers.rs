@@ -6,6 +6,7 @@
 //! stored itself, so an event is sent once; a process that dies between storing an event and
 //! sending it loses that notification (events stay queryable, and webhooks are durable).
 
+use statehouse_core::metrics::names;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -432,17 +433,24 @@ impl BackupService {
             let message = message.clone();
             let pauses = self.options.notification_retries.clone();
             let undelivered = self.undelivered.clone();
+            let queued = QueuedNotification::new(&n.kind);
             self.spawn_counted(async move {
                 let mut pauses = pauses.iter();
                 loop {
                     match statehouse_notify::send(&spec, &message, &http).await {
-                        Ok(()) => return,
+                        Ok(()) => {
+                            queued.sent();
+                            return;
+                        }
                         Err(e) => match pauses.next() {
                             Some(pause) => {
+                                queued.failed();
                                 tracing::info!(notifier = %n.name, error = %e, "notification failed; retrying");
                                 tokio::time::sleep(*pause).await;
                             }
                             None => {
+                                queued.failed();
+                                queued.undelivered();
                                 tracing::warn!(notifier = %n.name, event = %message.event, error = %e, "notification failed; giving up");
                                 if let Ok(mut list) = undelivered.lock()
                                     && list.len() < 20
@@ -612,5 +620,39 @@ pub(crate) fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A notification waiting to be sent or retried, for `/metrics`: counted in
+/// `statehouse_notifications_queued` while it lives, its attempts by notifier kind.
+struct QueuedNotification {
+    kind: String,
+}
+
+impl QueuedNotification {
+    fn new(kind: &str) -> Self {
+        ::metrics::gauge!(names::NOTIFICATIONS_QUEUED).increment(1.0);
+        QueuedNotification {
+            kind: kind.to_owned(),
+        }
+    }
+
+    fn sent(&self) {
+        ::metrics::counter!(names::NOTIFICATIONS_SENT, "kind" => self.kind.clone()).increment(1);
+    }
+
+    fn failed(&self) {
+        ::metrics::counter!(names::NOTIFICATION_FAILURES, "kind" => self.kind.clone()).increment(1);
+    }
+
+    fn undelivered(&self) {
+        ::metrics::counter!(names::NOTIFICATIONS_UNDELIVERED, "kind" => self.kind.clone())
+            .increment(1);
+    }
+}
+
+impl Drop for QueuedNotification {
+    fn drop(&mut self) {
+        ::metrics::gauge!(names::NOTIFICATIONS_QUEUED).decrement(1.0);
     }
 }

@@ -89,7 +89,7 @@ impl BackupService {
         target: &TargetRecord,
     ) -> Result<Arc<dyn BackupTarget>> {
         let spec = self.target_spec(target)?;
-        open_target(&spec, self.outbound()).map_err(|e| match e {
+        let opened = open_target(&spec, self.outbound()).map_err(|e| match e {
             crate::BackupError::Refused(refusal) => {
                 Error::BadRequest(format!("storage target {:?}: {refusal}", target.name))
             }
@@ -97,7 +97,8 @@ impl BackupService {
                 "storage target {:?} cannot be opened: {e}",
                 target.name
             )),
-        })
+        })?;
+        Ok(super::target_errors::ObservedTarget::wrap(target, opened))
     }
 
     fn view_target(&self, target: &TargetRecord) -> Result<TargetView> {

@@ -50,10 +50,23 @@ impl Services {
             .ok_or_else(|| Error::Internal("an emitted event was not returned".into()))
     }
 
+    /// Counts an audited action's outcome for `/metrics` ([`crate::metrics::observe_action`]);
+    /// with per-state labels on, a success is labelled with its workspace and state.
+    pub(crate) fn observe(&self, record: &AuditRecord, outcome: Result<(), &crate::Error>) {
+        let state = match (&record.workspace, &record.target) {
+            (Some(ws), Some(state)) if self.state_metric_labels && outcome.is_ok() => {
+                Some((ws.as_str(), state.as_str()))
+            }
+            _ => None,
+        };
+        crate::metrics::observe_action(&record.action, outcome, state);
+    }
+
     /// Audits the end of a change that stored its entries in its own transaction (through a
     /// store's `*_journaled` method): on success the journal writer is asked to seal them, and
     /// the answer does not wait for that; a refusal is recorded without waiting.
     pub async fn conclude_change<T>(&self, result: Result<T>, record: AuditRecord) -> Result<T> {
+        self.observe(&record, result.as_ref().map(|_| ()));
         match result {
             Ok(value) => {
                 self.journal.seal_soon();
@@ -275,6 +288,7 @@ impl Services {
         record: AuditRecord,
         describe: impl FnOnce(&T, AuditRecord) -> (AuditRecord, Option<NewEvent>),
     ) -> Result<T> {
+        self.observe(&record, result.as_ref().map(|_| ()));
         match result {
             Ok(value) => {
                 let (record, event) = describe(&value, record);
@@ -296,6 +310,7 @@ impl Services {
         record: AuditRecord,
         describe: impl FnOnce(&T, AuditRecord) -> AuditRecord,
     ) -> Result<T> {
+        self.observe(&record, result.as_ref().map(|_| ()));
         let record = match &result {
             Ok(value) => describe(value, record),
             Err(e) => record.refused_by(e),

@@ -156,6 +156,7 @@ impl Services {
                 .workspace(bucket)
                 .target(&state)
                 .detail(json!({"version": version, "key": key}));
+            self.observe(&entry, Ok(()));
             self.journal.enqueue(entry).await;
         }
         Ok(ObjectRead { record, bytes })

@@ -358,6 +358,10 @@ impl Services {
                 Err(e) => failed_locally(e),
             };
             let ok = outcome.status.is_some_and(|s| (200..300).contains(&s));
+            ::metrics::counter!(crate::metrics::names::WEBHOOK_ATTEMPTS).increment(1);
+            if !ok {
+                ::metrics::counter!(crate::metrics::names::WEBHOOK_FAILURES).increment(1);
+            }
             let finished = self.now();
             let (status, next) = if ok {
                 (DeliveryStatus::Delivered, None)

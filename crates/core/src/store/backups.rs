@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use crate::Result;
 use crate::backups::{
-    BackupFilter, BackupRecord, BackupResult, DatabaseHealth, DatabaseRecord, HealthCheck,
-    HealthCounts, HealthTransition, NotifierRecord, TargetRecord, VerificationRecord,
+    BackupFilter, BackupRecord, BackupResult, DatabaseFigures, DatabaseHealth, DatabaseRecord,
+    HealthCheck, HealthCounts, HealthTransition, NotifierRecord, TargetRecord, VerificationRecord,
     WorkspaceBackupSettings,
 };
 use crate::clock::Timestamp;
@@ -197,4 +197,10 @@ pub trait BackupStore: Send + Sync {
     ) -> Result<Vec<HealthCheck>>;
     /// Removes checks taken before `before`; returns how many went.
     async fn prune_health_checks(&self, before: Timestamp) -> Result<u64>;
+
+    // Metrics
+
+    /// Every registered database's backup figures (last success, failures since, last
+    /// verification, health), in one read.
+    async fn database_figures(&self) -> Result<Vec<DatabaseFigures>>;
 }

@@ -13,6 +13,7 @@ mod list;
 mod multipart;
 mod objects;
 
+use crate::metrics::http::{S3OperationSlot, record_s3};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -255,6 +256,7 @@ pub fn service(services: Services, options: &S3Options) -> Result<S3Service, Str
     };
     let mut builder = S3ServiceBuilder::new(endpoint);
     builder.set_auth(KeySecrets { services });
+    builder.set_access(crate::metrics::http::NoteOperation);
     builder.set_validation(WorkspaceNames);
     if !options.domains.is_empty() {
         for domain in &options.domains {
@@ -282,13 +284,19 @@ pub fn router(services: Services, options: &S3Options) -> Result<Router, String>
     )))
 }
 
-async fn handle(State(service): State<Arc<S3Service>>, request: Request) -> Response {
+/// Counted and timed by S3 operation (`statehouse_s3_requests_total`).
+async fn handle(State(service): State<Arc<S3Service>>, mut request: Request) -> Response {
+    let started = std::time::Instant::now();
+    let slot = S3OperationSlot::default();
+    request.extensions_mut().insert(slot.clone());
     let request = request.map(s3s::Body::http_body_unsync);
-    match service.call(request).await {
+    let response = match service.call(request).await {
         Ok(response) => response.map(Body::new),
         Err(e) => {
             tracing::error!(error = ?e, "S3 request failed");
             http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
-    }
+    };
+    record_s3(&slot, response.status().as_u16(), started.elapsed());
+    response
 }

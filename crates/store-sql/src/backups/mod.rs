@@ -15,6 +15,7 @@
 //! or all NULL.
 
 mod databases;
+mod figures;
 mod health;
 mod jobs;
 mod notifiers;
@@ -26,8 +27,9 @@ mod verifications;
 use async_trait::async_trait;
 
 use statehouse_core::backups::{
-    BackupFilter, BackupRecord, BackupResult, DatabaseRecord, HealthCheck, HealthCounts,
-    HealthTransition, NotifierRecord, TargetRecord, VerificationRecord, WorkspaceBackupSettings,
+    BackupFilter, BackupRecord, BackupResult, DatabaseFigures, DatabaseRecord, HealthCheck,
+    HealthCounts, HealthTransition, NotifierRecord, TargetRecord, VerificationRecord,
+    WorkspaceBackupSettings,
 };
 use statehouse_core::clock::Timestamp;
 use statehouse_core::crypto::SealedBody;
@@ -357,5 +359,9 @@ impl<E: Engine> BackupStore for SqlStore<E> {
 
     async fn prune_health_checks(&self, before: Timestamp) -> Result<u64> {
         health::prune(self, before).await
+    }
+
+    async fn database_figures(&self) -> Result<Vec<DatabaseFigures>> {
+        figures::all(self).await
     }
 }
