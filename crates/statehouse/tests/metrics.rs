@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use backup_support::{answer_request, json_of, source};
+use backup_support::{answer_request, json_of, source, with_target};
 use common::prometheus::{scrape, scrape_at, scrape_until};
 use common::{Server, Store, Via, http_client, skip_e2e, unique_name};
 
@@ -148,7 +148,8 @@ fn metrics_follow_real_traffic_and_cover_the_shipped_rules(store: Store) {
     if skip_e2e() {
         return;
     }
-    let server = Server::start(store);
+    // With the local target `nas` the backup below goes to.
+    let (server, dir) = with_target(store);
     let metrics = format!("{}/metrics", server.url);
     assert!(
         server.wait_for_log(&format!("metrics: {metrics}")),
@@ -293,16 +294,6 @@ fn metrics_follow_real_traffic_and_cover_the_shipped_rules(store: Store) {
         token: Some(&server.admin_token),
     };
     let db = source("metrics_src", 200);
-    let dir = tempfile::tempdir().unwrap();
-    server.cli(&[
-        "target",
-        "add",
-        "nas",
-        "--kind",
-        "local",
-        "--set",
-        &format!("path={}", dir.path().display()),
-    ]);
     let blocker = dir.path().join("a-file");
     std::fs::write(&blocker, b"x").unwrap();
     server.cli(&[
