@@ -4,7 +4,8 @@
 //! - one checkpoint cycle as Pulumi's DIY backend does it once per resource step (LIST the
 //!   stack file, HEAD it, COPY it to `.bak`, PUT the new checkpoint), with 1 MB and 16 MB
 //!   checkpoints, each cycle a new checkpoint (so statehouse stores a new version, durable and
-//!   encrypted; moto keeps bytes in memory);
+//!   encrypted; moto keeps bytes in memory); the 16 MB cycle with the payload signed (Pulumi
+//!   over plain HTTP) and with `UNSIGNED-PAYLOAD` (Pulumi 3.258 and later over HTTPS);
 //! - `pulumi stack ls` over 1,000 stacks: LIST every page, then GET each stack, 10 at a time;
 //! - the server's peak memory while a 100 MB object arrives as a multipart upload of 8 MiB
 //!   parts (measured on a fresh statehouse process).
@@ -53,6 +54,8 @@ pub struct Figures {
     pub label: String,
     pub cycle_1mb: Option<Summary>,
     pub cycle_16mb: Option<Summary>,
+    /// The 16 MB cycle with `UNSIGNED-PAYLOAD` (Pulumi 3.258 and later over HTTPS).
+    pub cycle_16mb_unsigned: Option<Summary>,
     pub stack_ls: Option<Duration>,
     /// statehouse only: peak RSS growth during the 100 MB multipart upload, and the part size.
     pub multipart_peak: Option<(u64, usize)>,
@@ -266,6 +269,11 @@ pub fn run_statehouse(rt: &Runtime, bin: &Path, store: &Store, plan: &Plan) -> R
     let s3 = S3Client::new(http.clone(), &server.s3_url, "default", &id, &secret);
     let cycle_1mb = rt.block_on(cycles(&s3, MIB, plan.cycles_1mb))?;
     let cycle_16mb = rt.block_on(cycles(&s3, 16 * MIB, plan.cycles_16mb))?;
+    let cycle_16mb_unsigned = rt.block_on(cycles(
+        &s3.with_unsigned_payload(),
+        16 * MIB,
+        plan.cycles_16mb,
+    ))?;
     let stack_ls = rt.block_on(stack_ls(&s3, plan.stacks))?;
     drop(server);
     let fresh = Server::start(rt, bin, store)?;
@@ -276,6 +284,7 @@ pub fn run_statehouse(rt: &Runtime, bin: &Path, store: &Store, plan: &Plan) -> R
         label: format!("statehouse, {}", store.label()),
         cycle_1mb,
         cycle_16mb,
+        cycle_16mb_unsigned,
         stack_ls: Some(stack_ls),
         multipart_peak: Some((peak, 8 * MIB)),
     })
@@ -322,6 +331,11 @@ pub fn run_moto(rt: &Runtime, venv: &Path, plan: &Plan) -> Result<Figures> {
         label: "moto 5.2.5 (in memory)".into(),
         cycle_1mb: rt.block_on(cycles(&s3, MIB, plan.cycles_1mb))?,
         cycle_16mb: rt.block_on(cycles(&s3, 16 * MIB, plan.cycles_16mb))?,
+        cycle_16mb_unsigned: rt.block_on(cycles(
+            &s3.with_unsigned_payload(),
+            16 * MIB,
+            plan.cycles_16mb,
+        ))?,
         stack_ls: Some(rt.block_on(stack_ls(&s3, plan.stacks))?),
         multipart_peak: None,
     })
@@ -333,7 +347,7 @@ pub fn render(figures: &[Figures], plan: &Plan) -> String {
         None => "–".into(),
     };
     let mut out = format!(
-        "| server | cycle, 1 MB checkpoint: p50 / p95 ({} cycles) | cycle, 16 MB: p50 / p95 ({} cycles) | stack ls, {} stacks | peak memory of a 100 MB multipart upload |\n|---|---|---|---|---|\n",
+        "| server | cycle, 1 MB checkpoint: p50 / p95 ({} cycles) | cycle, 16 MB: p50 / p95 ({} cycles) | cycle, 16 MB, UNSIGNED-PAYLOAD | stack ls, {} stacks | peak memory of a 100 MB multipart upload |\n|---|---|---|---|---|---|\n",
         plan.cycles_1mb, plan.cycles_16mb, plan.stacks
     );
     for f in figures {
@@ -346,10 +360,11 @@ pub fn render(figures: &[Figures], plan: &Plan) -> String {
             None => "–".into(),
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {peak} |\n",
+            "| {} | {} | {} | {} | {} | {peak} |\n",
             f.label,
             summary(&f.cycle_1mb),
             summary(&f.cycle_16mb),
+            summary(&f.cycle_16mb_unsigned),
             f.stack_ls.map(ms).unwrap_or_else(|| "–".into()),
         ));
     }

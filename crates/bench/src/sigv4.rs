@@ -1,6 +1,6 @@
 //! A small S3 client for the benchmark: SigV4-signed requests (payload hashed, as the Go SDK
-//! sends over plain HTTP) through reqwest, the same for statehouse and for the S3 emulator
-//! it is compared with.
+//! sends over plain HTTP, or `UNSIGNED-PAYLOAD`, as Pulumi 3.258 and later send over HTTPS)
+//! through reqwest, the same for statehouse and for the S3 emulator it is compared with.
 
 use anyhow::{Context, Result, bail};
 use hmac::{Hmac, Mac};
@@ -16,6 +16,7 @@ pub struct S3Client {
     pub bucket: String,
     key_id: String,
     secret: String,
+    unsigned_payload: bool,
 }
 
 fn hmac(key: &[u8], text: &str) -> Vec<u8> {
@@ -48,6 +49,16 @@ impl S3Client {
             bucket: bucket.to_owned(),
             key_id: key_id.to_owned(),
             secret: secret.to_owned(),
+            unsigned_payload: false,
+        }
+    }
+
+    /// The same client sending `x-amz-content-sha256: UNSIGNED-PAYLOAD` (no payload hash on
+    /// either side).
+    pub fn with_unsigned_payload(&self) -> Self {
+        S3Client {
+            unsigned_payload: true,
+            ..self.clone()
         }
     }
 
@@ -78,7 +89,10 @@ impl S3Client {
             .join("&");
         let now = sigv4_now();
         let (stamp, day) = (now.0, now.1);
-        let payload_hash = hex::encode(Sha256::digest(&body));
+        let payload_hash = match self.unsigned_payload {
+            true => "UNSIGNED-PAYLOAD".to_owned(),
+            false => hex::encode(Sha256::digest(&body)),
+        };
         let host = self
             .endpoint
             .trim_start_matches("http://")

@@ -9,6 +9,7 @@ pub mod bodies;
 pub mod cache;
 pub mod clock;
 pub mod crypto;
+pub mod digest;
 mod error;
 pub mod events;
 pub mod history;

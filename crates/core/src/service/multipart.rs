@@ -9,6 +9,7 @@ use super::objects::{PutRequest, check_key};
 use super::{Services, md5_hex, new_id};
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
+use crate::digest::IncomingBody;
 use crate::objects::{ObjectBody, ObjectMeta, ObjectRecord, ObjectWrite, PulumiKey};
 use crate::store::objects::{Part, Upload};
 use crate::store::pending::JournalEntries;
@@ -93,7 +94,7 @@ impl Services {
         key: &str,
         upload_id: &str,
         part_no: i64,
-        body: Bytes,
+        body: IncomingBody,
         checksums: ObjectMeta,
     ) -> Result<String> {
         if !(1..=MAX_PART_NO).contains(&part_no) {
@@ -102,9 +103,13 @@ impl Services {
             )));
         }
         let (workspace, _) = self.open_upload(who, bucket, key, upload_id).await?;
-        let etag = md5_hex(&body);
-        let size = i64::try_from(body.len()).unwrap_or(i64::MAX);
-        let blob = self.seal_blob(&workspace, &[body]).await?;
+        let size = i64::try_from(body.bytes.len()).unwrap_or(i64::MAX);
+        // The hash (possibly still catching up with the body's arrival) beside the sealing.
+        let (digest, blob) = tokio::join!(
+            body.md5.resolve(&body.bytes),
+            self.seal_blob(&workspace, std::slice::from_ref(&body.bytes))
+        );
+        let (etag, blob) = (hex::encode(digest?), blob?);
         let part = Part {
             part_no,
             blob_id: blob.id.clone(),

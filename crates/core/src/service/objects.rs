@@ -7,10 +7,11 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::Services;
-use super::{md5_hex, new_id};
+use super::new_id;
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
 use crate::crypto::compress;
+use crate::digest::IncomingBody;
 use crate::model::Workspace;
 use crate::objects::{
     NewBlob, ObjectBody, ObjectMeta, ObjectRecord, ObjectWrite, PulumiKey, SealedChunk,
@@ -210,8 +211,9 @@ impl Services {
         who: &Principal,
         bucket: &str,
         request: PutRequest,
-        body: Bytes,
+        body: impl Into<IncomingBody>,
     ) -> Result<ObjectRecord> {
+        let body = body.into();
         check_key(&request.key)?;
         match PulumiKey::parse(&request.key) {
             Some(PulumiKey::Stack { state }) => {
@@ -219,7 +221,7 @@ impl Services {
             }
             Some(PulumiKey::Lock { state, lock_id }) => {
                 return self
-                    .put_lock_file(who, bucket, &state, &lock_id, &request.key, &body)
+                    .put_lock_file(who, bucket, &state, &lock_id, &request.key, &body.bytes)
                     .await;
             }
             None => {}
@@ -231,10 +233,13 @@ impl Services {
             let workspace = self
                 .bucket(who, bucket, Role::Editor, "writing an object")
                 .await?;
-            let etag = md5_hex(&body);
+            let (body, etag) = body.md5_hex().await?;
             let size = i64::try_from(body.len()).unwrap_or(i64::MAX);
             let pinned = match copy_of_stack(&request.key) {
-                Some(state) => self.version_matching(&workspace, &state, &body).await?,
+                Some(state) => {
+                    self.version_matching(&workspace, &state, &body, &etag)
+                        .await?
+                }
                 None => None,
             };
             let (body_ref, blob) = match pinned {

@@ -10,6 +10,7 @@ use super::objects::{PutRequest, no_such_key};
 use super::{Services, state_body};
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
+use crate::digest::{BodyMd5, IncomingBody};
 use crate::events::kind;
 use crate::model::{
     LockOutcome, LockRequest, UnlockOutcome, UnlockRequest, VersionMeta, Workspace, WriteOutcome,
@@ -27,8 +28,9 @@ impl Services {
         bucket: &str,
         state: &str,
         request: PutRequest,
-        body: Bytes,
+        body: IncomingBody,
     ) -> Result<ObjectRecord> {
+        let IncomingBody { bytes: body, md5 } = body;
         let audit = AuditRecord::by(who, "state.write", self.now())
             .workspace(bucket)
             .target(state);
@@ -41,7 +43,7 @@ impl Services {
                 .ensure_state(&workspace.id, state, self.now())
                 .await?;
             // Read once: its MD5 is the object's ETag and the version's.
-            let prepared = state_body::prepare_checkpoint(&body, None).await?;
+            let prepared = state_body::prepare_checkpoint(&body, None, md5).await?;
             // The row first: should the version's write fail, the key still resolves to the
             // version before it.
             let row = ObjectWrite {
@@ -133,7 +135,8 @@ impl Services {
         audit: &AuditRecord,
         also: &(dyn Fn(&Workspace, &WriteOutcome) -> JournalEntries + Send + Sync),
     ) -> Result<VersionMeta> {
-        let prepared = state_body::prepare_checkpoint(&body, claimed_md5).await?;
+        let prepared =
+            state_body::prepare_checkpoint(&body, claimed_md5, BodyMd5::FromBody).await?;
         self.store_prepared_checkpoint(who, workspace, record, body, prepared, audit, also)
             .await
     }
@@ -342,13 +345,14 @@ impl Services {
         self.conclude_change(result, audit).await
     }
 
-    /// The version of a stack whose body is exactly `body`, looking at the current one (a
-    /// backup or a history checkpoint is written right after the stack file).
+    /// The version of a stack whose body is exactly `body` (of hex MD5 `md5`), looking at the
+    /// current one (a backup or a history checkpoint is written right after the stack file).
     pub(crate) async fn version_matching(
         &self,
         workspace: &Workspace,
         state: &str,
         body: &[u8],
+        md5: &str,
     ) -> Result<Option<(String, i64)>> {
         let Some(current) = self
             .store
@@ -358,9 +362,7 @@ impl Services {
         else {
             return Ok(None);
         };
-        if current.size != i64::try_from(body.len()).unwrap_or(-1)
-            || current.md5 != super::md5_hex(body)
-        {
+        if current.size != i64::try_from(body.len()).unwrap_or(-1) || current.md5 != md5 {
             return Ok(None);
         }
         let Some((meta, plain)) = self

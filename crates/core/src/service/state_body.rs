@@ -7,6 +7,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use crate::crypto::{Compressed, compress};
+use crate::digest::BodyMd5;
 use crate::statefile::StateMeta;
 use crate::store::search::VersionResources;
 use crate::{Error, Result, pulumi, search};
@@ -30,11 +31,11 @@ pub(crate) struct StateBody {
 /// (`Content-MD5`): a mismatch is reported before anything the parse found, since a damaged
 /// body's parse error would mislead.
 pub(crate) async fn prepare(body: &Bytes, claimed_md5: Option<&[u8]>) -> Result<StateBody> {
-    prepare_with(body, claimed_md5, search::read_for_write).await
+    prepare_with(body, claimed_md5, BodyMd5::FromBody, search::read_for_write).await
 }
 
-/// [`prepare`] for a Pulumi checkpoint as sent (plain, gzip or zstd: [`pulumi::inspect`]).
-/// The body is stored as sent; what is read from it is the decoded text's. `meta.lineage` is
+/// [`prepare`] for a Pulumi checkpoint as sent (plain, gzip or zstd: [`pulumi::inspect`]),
+/// whose MD5 may already be on its way (`md5`). The body is stored as sent; what is read from it is the decoded text's. `meta.lineage` is
 /// the stack name (`checkpoint.stack`), `meta.terraform_version` the Pulumi CLI's version
 /// (`manifest.version`), `meta.serial` 0: the caller sets the serial (the version number).
 /// `BadRequest` for a body that is not a checkpoint (see [`pulumi::inspect`]); a checkpoint
@@ -42,8 +43,9 @@ pub(crate) async fn prepare(body: &Bytes, claimed_md5: Option<&[u8]>) -> Result<
 pub(crate) async fn prepare_checkpoint(
     body: &Bytes,
     claimed_md5: Option<&[u8]>,
+    md5: BodyMd5,
 ) -> Result<StateBody> {
-    prepare_with(body, claimed_md5, read_checkpoint).await
+    prepare_with(body, claimed_md5, md5, read_checkpoint).await
 }
 
 fn read_checkpoint(body: &[u8]) -> Result<(StateMeta, VersionResources)> {
@@ -60,21 +62,39 @@ fn read_checkpoint(body: &[u8]) -> Result<(StateMeta, VersionResources)> {
 async fn prepare_with(
     body: &Bytes,
     claimed_md5: Option<&[u8]>,
+    md5: BodyMd5,
     parse: fn(&[u8]) -> Result<(StateMeta, VersionResources)>,
 ) -> Result<StateBody> {
-    let (digest, parsed) = if body.len() < SIDE_BY_SIDE_FROM {
-        (digest_and_compress(body), parse(body))
+    let (md5, compressed, parsed) = if body.len() < SIDE_BY_SIDE_FROM {
+        (md5.resolve(body).await?, compress(body), parse(body))
     } else {
-        let (for_digest, for_parse) = (body.clone(), body.clone());
-        let digesting = tokio::task::spawn_blocking(move || digest_and_compress(&for_digest));
+        // An MD5 still under way (the body's arrival started it) finishes beside the parse
+        // and the compression; one to compute goes with the compression.
+        let with_compression = matches!(md5, BodyMd5::FromBody);
+        let (for_compression, for_parse) = (body.clone(), body.clone());
+        let compressing = tokio::task::spawn_blocking(move || {
+            let digest: Option<[u8; 16]> =
+                with_compression.then(|| Md5::digest(&for_compression).into());
+            (digest, compress(&for_compression))
+        });
         let parsing = tokio::task::spawn_blocking(move || parse(&for_parse));
-        let (digest, parsed) = tokio::join!(digesting, parsing);
+        let pending = async {
+            match with_compression {
+                true => Ok(None),
+                false => md5.resolve(body).await.map(Some),
+            }
+        };
+        let (compressed, parsed, pending) = tokio::join!(compressing, parsing, pending);
         let lost = |e: tokio::task::JoinError| {
             Error::Internal(format!("preparing the state body failed: {e}"))
         };
-        (digest.map_err(lost)?, parsed.map_err(lost)?)
+        let (computed, compressed) = compressed.map_err(lost)?;
+        let md5 = match (computed, pending?) {
+            (Some(digest), _) | (None, Some(digest)) => digest,
+            (None, None) => Md5::digest(body).into(),
+        };
+        (md5, compressed, parsed.map_err(lost)?)
     };
-    let (md5, compressed) = digest?;
     if claimed_md5.is_some_and(|claimed| claimed != md5.as_slice()) {
         return Err(Error::BadRequest(
             "Content-MD5 does not match the body: it was damaged in transit; nothing was stored"
@@ -86,10 +106,6 @@ async fn prepare_with(
         md5: hex::encode(md5),
         meta,
         resources,
-        compressed,
+        compressed: compressed?,
     })
-}
-
-fn digest_and_compress(body: &[u8]) -> Result<([u8; 16], Compressed)> {
-    Ok((Md5::digest(body).into(), compress(body)?))
 }

@@ -9,11 +9,12 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use http::HeaderMap;
-use md5::{Digest, Md5};
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
 use s3s::dto::StreamingBlob;
+use s3s::stream::ByteStream as _;
 use s3s::{S3Error, S3ErrorCode, S3Result, TrailingHeaders, s3_error};
+use statehouse_core::digest::{self, BodyMd5, IncomingBody, Md5Stream};
 use statehouse_core::objects::ObjectMeta;
 use statehouse_core::service::objects::ChunkReader;
 
@@ -93,14 +94,26 @@ impl ChecksumFields {
     }
 }
 
+/// How a body's MD5 is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Md5While {
+    /// On another thread while the body arrives (a large body is hashed by the time it is
+    /// in), at the cost of holding the pieces not yet hashed (see [`Md5Stream`]).
+    Receiving,
+    /// After the body is in, by whoever needs it (the least memory).
+    Needed,
+}
+
 /// Reads a body whole (at most `limit` bytes) and verifies every claimed checksum; returns
-/// the bytes and the verified checksums to keep with the object.
+/// the body, its MD5 (hashed as `md5_while` says), and the verified checksums to keep with
+/// the object.
 pub async fn read_verified(
     body: Option<StreamingBlob>,
     limit: usize,
     claims: Claims,
     trailers: Option<TrailingHeaders>,
-) -> S3Result<(Bytes, ObjectMeta)> {
+    md5_while: Md5While,
+) -> S3Result<(IncomingBody, ObjectMeta)> {
     let mut hasher = ChecksumHasher::default();
     for name in claims
         .given
@@ -116,13 +129,29 @@ pub async fn read_verified(
             _ => hasher.sha256 = Some(Sha256::new()),
         }
     }
-    let mut md5 = claims.md5.as_ref().map(|_| Md5::new());
-    // The pieces are kept as they come and joined once at the end: a signed body arrives as
-    // one piece (kept without a copy), a chunked one is copied once into a buffer of its
-    // exact size instead of a growing one.
-    let mut pieces: Vec<Bytes> = Vec::new();
-    let mut total = 0_usize;
+    let too_large = || {
+        S3Error::with_message(
+            S3ErrorCode::EntityTooLarge,
+            format!(
+                "the body is larger than this server's limit of {limit} bytes (max_state_bytes); larger objects go as multipart uploads"
+            ),
+        )
+    };
+    // Each piece is copied into one buffer of the announced size as it comes and let go:
+    // holding the pieces until the end would pin the connection's read buffers, about the
+    // body's size again.
+    let mut all = BytesMut::new();
+    let mut md5 = None;
     if let Some(mut stream) = body {
+        let announced = stream.remaining_length().exact();
+        if announced.is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        all.reserve(announced.unwrap_or(0));
+        if md5_while == Md5While::Receiving && announced.is_none_or(|n| n >= digest::THREADED_FROM)
+        {
+            md5 = Some(Md5Stream::start());
+        }
         while let Some(piece) = stream.next().await {
             let piece = piece.map_err(|e| {
                 // A signed chunk whose signature does not match is a forged or damaged body.
@@ -137,22 +166,18 @@ pub async fn read_verified(
                     format!("the request body could not be read: {e}"),
                 )
             })?;
-            if total + piece.len() > limit {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::EntityTooLarge,
-                    format!(
-                        "the body is larger than this server's limit of {limit} bytes (max_state_bytes); larger objects go as multipart uploads"
-                    ),
-                ));
+            if all.len() + piece.len() > limit {
+                return Err(too_large());
             }
             hasher.update(&piece);
-            if let Some(md5) = md5.as_mut() {
-                md5.update(&piece);
+            all.extend_from_slice(&piece);
+            if let Some(md5) = &md5 {
+                md5.feed(piece).map_err(internal)?;
             }
-            total += piece.len();
-            pieces.push(piece);
         }
     }
+    let bytes = all.freeze();
+    let mut md5 = md5.map_or(BodyMd5::FromBody, Md5Stream::finish);
     let computed = hasher.finalize();
     let mut claimed = claims.given;
     if !claims.trailed.is_empty() {
@@ -192,9 +217,13 @@ pub async fn read_verified(
         }
         verified.checksums.push((name.to_owned(), value));
     }
-    if let (Some(claimed), Some(md5)) = (claims.md5, md5) {
-        let actual = STANDARD.encode(md5.finalize());
-        if claimed != actual {
+    if let Some(claimed) = claims.md5 {
+        let digest = std::mem::take(&mut md5)
+            .resolve(&bytes)
+            .await
+            .map_err(internal)?;
+        md5 = BodyMd5::Known(digest);
+        if claimed != STANDARD.encode(digest) {
             let code = if STANDARD.decode(&claimed).map(|d| d.len()) == Ok(16) {
                 S3ErrorCode::BadDigest
             } else {
@@ -206,18 +235,11 @@ pub async fn read_verified(
             ));
         }
     }
-    Ok((joined(pieces, total), verified))
+    Ok((IncomingBody { bytes, md5 }, verified))
 }
 
-fn joined(mut pieces: Vec<Bytes>, total: usize) -> Bytes {
-    if pieces.len() == 1 {
-        return pieces.pop().unwrap_or_default();
-    }
-    let mut all = BytesMut::with_capacity(total);
-    for piece in &pieces {
-        all.extend_from_slice(piece);
-    }
-    all.freeze()
+fn internal(e: statehouse_core::Error) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InternalError, e.to_string())
 }
 
 /// A blob's chunks as a response body, cut to `range` (byte offsets, end exclusive). A task

@@ -12,7 +12,7 @@ use statehouse_core::service::multipart::ChosenPart;
 use statehouse_core::service::objects::PutRequest;
 
 use super::Endpoint;
-use super::body::{ChecksumFields, Claims, read_verified};
+use super::body::{ChecksumFields, Claims, Md5While, read_verified};
 use super::errors::s3_error;
 use super::objects::{etag, timestamp};
 
@@ -61,11 +61,13 @@ impl Endpoint {
         let who = self.principal(&req).await?;
         let claims = Claims::from_headers(&req.headers);
         let input = req.input;
-        let (bytes, verified) = read_verified(
+        let (body, verified) = read_verified(
             input.body,
             self.max_object_bytes,
             claims,
             req.trailing_headers,
+            // A part holds the least memory; its MD5 is computed beside its sealing.
+            Md5While::Needed,
         )
         .await?;
         let sums = ChecksumFields::of(&verified.checksums);
@@ -85,7 +87,7 @@ impl Endpoint {
                 &input.key,
                 &input.upload_id,
                 i64::from(input.part_number),
-                bytes,
+                body,
                 verified,
             )
             .await

@@ -11,7 +11,7 @@ use statehouse_core::objects::{ObjectBody, ObjectMeta, ObjectRecord};
 use statehouse_core::service::objects::{ObjectBytes, PutRequest};
 
 use super::Endpoint;
-use super::body::{ChecksumFields, Claims, chunk_stream, read_verified};
+use super::body::{ChecksumFields, Claims, Md5While, chunk_stream, read_verified};
 use super::errors::s3_error;
 
 /// The most keys one DeleteObjects may name, as S3.
@@ -169,11 +169,13 @@ impl Endpoint {
         let who = self.principal(&req).await?;
         let claims = Claims::from_headers(&req.headers);
         let input = req.input;
-        let (bytes, verified) = read_verified(
+        let (body, verified) = read_verified(
             input.body,
             self.max_object_bytes,
             claims,
             req.trailing_headers,
+            // A checkpoint's MD5 is then ready by the time its parse is.
+            Md5While::Receiving,
         )
         .await?;
         let mut meta = request_meta(
@@ -190,7 +192,7 @@ impl Endpoint {
         };
         let stored = self
             .services
-            .object_put(&who, &input.bucket, request, bytes)
+            .object_put(&who, &input.bucket, request, body)
             .await
             .map_err(s3_error)?;
         let sums = ChecksumFields::of(&verified.checksums);
