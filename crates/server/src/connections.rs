@@ -18,8 +18,10 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::timeouts::{Activity, GuardedIo, TimedBody, Timeouts, TrackedBody};
@@ -52,13 +54,15 @@ pub const OVERFLOW_CONNECTIONS: usize = 32;
 /// The longest an overflow connection may take to send its request.
 const OVERFLOW_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Serves `app` on `listener` until `shutdown` changes to `true`, then stops accepting, lets
+/// Serves `app` on `listener` (over TLS when `tls` is given: the handshake must complete
+/// within the header timeout) until `shutdown` changes to `true`, then stops accepting, lets
 /// in-flight requests finish (idle connections close at once) and returns when every
 /// connection is closed. The caller bounds that wait.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let max = limits.max_connections.max(1);
@@ -86,6 +90,7 @@ pub async fn serve(
                     peer,
                     timeouts: limits.timeouts,
                     keep_alive: true,
+                    tls: tls.clone(),
                 };
                 tokio::spawn(conn.run(stream, slot, shutdown.clone()));
             }
@@ -112,6 +117,7 @@ pub async fn serve(
                         body: short.min(limits.timeouts.body),
                     },
                     keep_alive: false,
+                    tls: tls.clone(),
                 };
                 tokio::spawn(conn.run(stream, slot, shutdown.clone()));
             }
@@ -152,15 +158,38 @@ struct Connection {
     peer: SocketAddr,
     timeouts: Timeouts,
     keep_alive: bool,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Connection {
     async fn run(
-        self,
+        mut self,
         stream: TcpStream,
         slot: OwnedSemaphorePermit,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) {
+        match self.tls.take() {
+            None => self.serve_io(stream, shutdown).await,
+            Some(acceptor) => {
+                let handshake =
+                    tokio::time::timeout(self.timeouts.header, acceptor.accept(stream)).await;
+                match handshake {
+                    Ok(Ok(stream)) => self.serve_io(stream, shutdown).await,
+                    // A client that does not speak TLS, or too slowly: its business.
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed")
+                    }
+                    Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
+                }
+            }
+        }
+        drop(slot);
+    }
+
+    async fn serve_io<I>(self, stream: I, mut shutdown: watch::Receiver<bool>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let activity = Activity::new();
         let io = TokioIo::new(GuardedIo::new(stream, activity.clone(), self.timeouts));
         let Connection {
@@ -168,6 +197,7 @@ impl Connection {
             peer,
             timeouts,
             keep_alive,
+            tls: _,
         } = self;
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let guard = activity.request_started();
@@ -195,7 +225,6 @@ impl Connection {
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "connection closed");
         }
-        drop(slot);
     }
 }
 

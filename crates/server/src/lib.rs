@@ -12,6 +12,7 @@ pub mod oidc;
 pub mod s3;
 mod tf_http;
 mod timeouts;
+pub mod tls;
 pub mod ui;
 mod url_text;
 pub mod webhook_sender;
@@ -42,6 +43,8 @@ pub struct AppState {
     /// Where the S3 endpoint listens (`s3_listen`), for the pages that tell Pulumi users how
     /// to reach it; `None` when it is off.
     pub s3_endpoint: Option<std::net::SocketAddr>,
+    /// The S3 endpoint speaks HTTPS (`[tls]`).
+    pub s3_tls: bool,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -290,6 +290,7 @@ impl Client {
             max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
             oidc: None,
             s3_endpoint: None,
+            s3_tls: false,
         });
         Ok(Client {
             transport: Transport::Local {

@@ -18,6 +18,7 @@ use statehouse_server::{ConnectionLimits, Timeouts};
 use crate::config_keys;
 pub use crate::config_metrics::MetricsConfig;
 use crate::config_paths::{absolute, absolute_sqlite_url, sqlite_url_file};
+pub use crate::config_tls::TlsConfig;
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -53,6 +54,8 @@ pub struct Config {
     pub oidc: OidcConfig,
     /// `GET /metrics` (Prometheus).
     pub metrics: MetricsConfig,
+    /// HTTPS on the main and the S3 listeners.
+    pub tls: TlsConfig,
 }
 
 /// Single sign-on with an OpenID Connect provider (authorization code with PKCE). On when
@@ -295,6 +298,7 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             oidc: OidcConfig::default(),
             metrics: MetricsConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -359,6 +363,8 @@ impl Config {
         self.master_key_file = self.master_key_file.as_deref().map(|p| absolute(p, cwd));
         self.self_backup.dir = self.self_backup.dir.as_deref().map(|p| absolute(p, cwd));
         self.metrics.token_file = self.metrics.token_file.as_deref().map(|p| absolute(p, cwd));
+        self.tls.cert_file = self.tls.cert_file.as_deref().map(|p| absolute(p, cwd));
+        self.tls.key_file = self.tls.key_file.as_deref().map(|p| absolute(p, cwd));
         self.database_url = self
             .database_url
             .as_deref()
@@ -452,6 +458,7 @@ impl fmt::Debug for Config {
             .field("max_state_bytes", &self.max_state_bytes)
             .field("oidc", &self.oidc)
             .field("metrics", &self.metrics)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }

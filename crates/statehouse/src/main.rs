@@ -41,6 +41,7 @@ mod config;
 mod config_keys;
 mod config_metrics;
 mod config_paths;
+mod config_tls;
 mod database_commands;
 mod database_options;
 mod database_views;

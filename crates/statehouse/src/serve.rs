@@ -21,6 +21,18 @@ pub async fn run(config: Config) -> Result<()> {
         false => None,
     };
     let metrics_token = config.metrics.token()?;
+    // Read before anything else is opened: a certificate that cannot be served stops the start.
+    let certificate = match config.tls.files()? {
+        Some(files) => {
+            Some(statehouse_server::tls::Certificate::load(files).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let acceptor = certificate
+        .as_ref()
+        .map(|c| c.acceptor().map_err(anyhow::Error::msg))
+        .transpose()?;
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     let limits =
         crate::open_files::fit(config.http.limits()?, crate::open_files::raise_soft_limit());
     let instance = instance::open(&config, instance::Access::CreateIfMissing).await?;
@@ -63,12 +75,12 @@ pub async fn run(config: Config) -> Result<()> {
         ));
         say(format_args!(
             "it belongs to the instance admin user \"admin\", which has no password yet: \
-             open http://{addr}/ui/setup and set one with this token, or run `statehouse user passwd admin`"
+             open {scheme}://{addr}/ui/setup and set one with this token, or run `statehouse user passwd admin`"
         ));
     }
     tracing::info!(store = services.store_kind(), %addr, "statehouse started");
-    say(format_args!("statehouse listening on http://{addr}"));
-    say(format_args!("web UI: http://{addr}/"));
+    say(format_args!("statehouse listening on {scheme}://{addr}"));
+    say(format_args!("web UI: {scheme}://{addr}/"));
     let outbound = config.outbound_policy();
     let backups = BackupService::new(
         services.clone(),
@@ -89,6 +101,7 @@ pub async fn run(config: Config) -> Result<()> {
         max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
         oidc,
         s3_endpoint: s3_addr,
+        s3_tls: acceptor.is_some(),
     });
     let metrics_endpoint =
         recorder.map(|handle| MetricsEndpoint::new(handle, backups.clone(), metrics_token));
@@ -97,15 +110,17 @@ pub async fn run(config: Config) -> Result<()> {
         (Some(endpoint), Some(listener)) => {
             let metrics_addr = listener.local_addr()?;
             say(format_args!("metrics: http://{metrics_addr}/metrics"));
+            // Plain HTTP: scrapers reach it on a private address (see README, Metrics).
             metrics_server = Some(tokio::spawn(serve(
                 listener,
                 statehouse_server::metrics::routes(endpoint),
                 limits,
+                None,
                 stop_rx.clone(),
             )));
         }
         (Some(endpoint), None) => {
-            say(format_args!("metrics: http://{addr}/metrics"));
+            say(format_args!("metrics: {scheme}://{addr}/metrics"));
             app = app.merge(statehouse_server::metrics::routes(endpoint));
         }
         (None, _) => {}
@@ -141,17 +156,21 @@ pub async fn run(config: Config) -> Result<()> {
                 },
             )
             .map_err(anyhow::Error::msg)?;
-            say(format_args!("S3 endpoint (Pulumi): http://{s3_addr}"));
+            say(format_args!("S3 endpoint (Pulumi): {scheme}://{s3_addr}"));
             Some(tokio::spawn(serve(
                 s3_listener,
                 s3_app,
                 limits,
+                acceptor.clone(),
                 stop_rx.clone(),
             )))
         }
         _ => None,
     };
-    let server = serve(listener, app, limits, stop_rx.clone());
+    if let Some(certificate) = certificate {
+        tokio::spawn(certificate.watch(stop_rx.clone()));
+    }
+    let server = serve(listener, app, limits, acceptor, stop_rx.clone());
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: draining in-flight requests");

@@ -121,6 +121,7 @@ pub async fn measure(
         max_state_bytes: 64 << 20,
         oidc: None,
         s3_endpoint: None,
+        s3_tls: false,
     });
 
     let pages: Vec<(&'static str, String, Option<String>)> = vec![

@@ -44,6 +44,12 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 /// The process's recorder, installed once ([`install`]).
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Whether this process records metrics ([`install`] ran): request tracking skips its label
+/// work when not.
+pub fn recording() -> bool {
+    HANDLE.get().is_some()
+}
+
 /// Installs the Prometheus recorder as the process's `metrics` recorder (once; later calls
 /// return the same handle) and describes every metric. Until this runs, the facade's calls
 /// cost next to nothing and record nothing (CLI commands never install it).

@@ -42,28 +42,42 @@ pub fn s3_host_port(endpoint: SocketAddr, headers: &HeaderMap) -> String {
     format!("{host}:{}", endpoint.port())
 }
 
+/// The S3 endpoint's `host:port` for a client over TLS: the host the browser used (the name
+/// its certificate is for) with the endpoint's port, or [`s3_host_port`] without one.
+pub fn s3_tls_host_port(endpoint: SocketAddr, headers: &HeaderMap) -> String {
+    match browser_host(headers) {
+        Some(host) => format!("{}:{}", without_port(host), endpoint.port()),
+        None => s3_host_port(endpoint, headers),
+    }
+}
+
 /// How a page shows the way to a workspace's stacks.
 pub struct PulumiLogin {
-    /// `pulumi login 's3://…'` straight to the endpoint (plain HTTP: statehouse's listeners
-    /// speak no TLS); empty when the S3 endpoint is off.
+    /// `pulumi login 's3://…'` straight to the endpoint; empty when the S3 endpoint is off.
     pub line: String,
+    /// The endpoint speaks HTTPS (`[tls]`): the line has no `disableSSL`.
+    pub tls: bool,
 }
 
 impl PulumiLogin {
-    pub fn new(endpoint: Option<SocketAddr>, headers: &HeaderMap, ws: &str) -> PulumiLogin {
-        match endpoint {
-            Some(addr) => {
-                let host_port = s3_host_port(addr, headers);
-                PulumiLogin {
-                    line: format!(
-                        "pulumi login 's3://{ws}?endpoint={host_port}&disableSSL=true&s3ForcePathStyle=true&region=us-east-1'"
-                    ),
-                }
-            }
-            None => PulumiLogin {
-                line: String::new(),
-            },
-        }
+    pub fn new(
+        endpoint: Option<SocketAddr>,
+        tls: bool,
+        headers: &HeaderMap,
+        ws: &str,
+    ) -> PulumiLogin {
+        let line = match (endpoint, tls) {
+            (Some(addr), true) => format!(
+                "pulumi login 's3://{ws}?endpoint={}&s3ForcePathStyle=true&region=us-east-1'",
+                s3_tls_host_port(addr, headers)
+            ),
+            (Some(addr), false) => format!(
+                "pulumi login 's3://{ws}?endpoint={}&disableSSL=true&s3ForcePathStyle=true&region=us-east-1'",
+                s3_host_port(addr, headers)
+            ),
+            (None, _) => String::new(),
+        };
+        PulumiLogin { line, tls }
     }
 }
 
@@ -107,9 +121,10 @@ mod tests {
     }
 
     #[test]
-    fn the_login_line_is_plain_http_path_style() {
+    fn the_login_line_is_path_style_over_http_or_https() {
         let login = PulumiLogin::new(
             Some("127.0.0.1:8081".parse().unwrap()),
+            false,
             &HeaderMap::new(),
             "platform",
         );
@@ -117,8 +132,19 @@ mod tests {
             login.line,
             "pulumi login 's3://platform?endpoint=127.0.0.1:8081&disableSSL=true&s3ForcePathStyle=true&region=us-east-1'"
         );
+        // Over TLS: the name the browser used (the certificate's), no disableSSL.
+        let login = PulumiLogin::new(
+            Some("127.0.0.1:8081".parse().unwrap()),
+            true,
+            &host("sh.example:8443"),
+            "platform",
+        );
+        assert_eq!(
+            login.line,
+            "pulumi login 's3://platform?endpoint=sh.example:8081&s3ForcePathStyle=true&region=us-east-1'"
+        );
         assert!(
-            PulumiLogin::new(None, &HeaderMap::new(), "platform")
+            PulumiLogin::new(None, true, &HeaderMap::new(), "platform")
                 .line
                 .is_empty()
         );

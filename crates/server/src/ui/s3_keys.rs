@@ -22,7 +22,7 @@ use super::listing::{Pager, select};
 use super::page::{
     Chrome, NoFields, OrPage, Refusal, Section, UiError, UiForm, Viewer, page, render, see_other,
 };
-use super::pulumi::{PulumiLogin, s3_host_port};
+use super::pulumi::{PulumiLogin, s3_host_port, s3_tls_host_port};
 use super::states::Choice;
 use super::tokens::{KEPT_SEALED, TokenRow, expiry_millis};
 use crate::AppState;
@@ -190,7 +190,10 @@ async fn show(
         },
         endpoint: app
             .s3_endpoint
-            .map_or(String::new(), |addr| s3_host_port(addr, headers)),
+            .map_or(String::new(), |addr| match app.s3_tls {
+                true => format!("https://{}", s3_tls_host_port(addr, headers)),
+                false => format!("http://{}", s3_host_port(addr, headers)),
+            }),
     };
     Ok(render(status, &data))
 }
@@ -311,7 +314,7 @@ pub async fn create(
         kept: KEPT_SEALED,
         back: "/ui/s3-keys".into(),
         back_label: "Back to the S3 keys",
-        login: PulumiLogin::new(app.s3_endpoint, &headers, &row.token.workspace),
+        login: PulumiLogin::new(app.s3_endpoint, app.s3_tls, &headers, &row.token.workspace),
     };
     Ok(render(StatusCode::CREATED, &data))
 }

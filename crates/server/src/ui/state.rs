@@ -244,7 +244,7 @@ pub async fn show(
         stack: stack_of(&record.name).map(|(project, stack)| StackView {
             project: project.to_owned(),
             stack: stack.to_owned(),
-            login: PulumiLogin::new(app.s3_endpoint, &headers, &workspace.name),
+            login: PulumiLogin::new(app.s3_endpoint, app.s3_tls, &headers, &workspace.name),
             s3_keys: s3_keys_of(&workspace.name),
         }),
     };

@@ -118,11 +118,14 @@ impl TestServer {
             max_state_bytes,
             oidc: None,
             s3_endpoint: None,
+            s3_tls: false,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(statehouse_server::serve(listener, app, limits, stopped));
+        tokio::spawn(statehouse_server::serve(
+            listener, app, limits, None, stopped,
+        ));
         TestServer {
             url,
             services,

@@ -527,7 +527,7 @@ impl Server {
             }
         }
         assert!(
-            self.url.starts_with("http://127.0.0.1:"),
+            self.url.starts_with("http://127.0.0.1:") || self.url.starts_with("https://127.0.0.1:"),
             "unexpected listening address {:?}\n{}",
             self.url,
             self.log_text()
@@ -552,7 +552,15 @@ impl Server {
     }
 
     fn await_ready(&mut self) {
-        let client = http_client();
+        // Over HTTPS the test's own CA is not the harness's business: readiness only.
+        let client = match self.url.starts_with("https://") {
+            true => reqwest::blocking::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("HTTPS client"),
+            false => http_client(),
+        };
         let deadline = Instant::now() + START_TIMEOUT;
         let mut last = String::new();
         while Instant::now() < deadline {
