@@ -4,7 +4,6 @@
 //! checkpoint ([`prepare_checkpoint`]) are prepared alike; only the parse differs.
 
 use bytes::Bytes;
-use md5::{Digest, Md5};
 
 use crate::crypto::{Compressed, compress};
 use crate::digest::BodyMd5;
@@ -12,8 +11,8 @@ use crate::statefile::StateMeta;
 use crate::store::search::VersionResources;
 use crate::{Error, Result, pulumi, search};
 
-/// Bodies from this size on are prepared on two blocking threads side by side — the parse on
-/// one, MD5 and compression on the other. A 1 MiB state costs ~10 ms of CPU, which would
+/// Bodies from this size on are prepared on blocking threads side by side: the parse, the
+/// compression and the MD5 (see [`BodyMd5::start`]). A 1 MiB state costs ~10 ms of CPU, which would
 /// otherwise stall an async worker (and every request waiting on it) and add up in the
 /// write's latency.
 const SIDE_BY_SIDE_FROM: usize = 64 * 1024;
@@ -35,8 +34,8 @@ pub(crate) async fn prepare(body: &Bytes, claimed_md5: Option<&[u8]>) -> Result<
 }
 
 /// [`prepare`] for a Pulumi checkpoint as sent (plain, gzip or zstd: [`pulumi::inspect`]),
-/// whose MD5 may already be on its way (`md5`). The body is stored as sent; what is read from it is the decoded text's. `meta.lineage` is
-/// the stack name (`checkpoint.stack`), `meta.terraform_version` the Pulumi CLI's version
+/// whose MD5 may already be on its way (`md5`). The body is stored as sent; what is read
+/// from it is the decoded text's. `meta.lineage` is the stack name (`checkpoint.stack`), `meta.terraform_version` the Pulumi CLI's version
 /// (`manifest.version`), `meta.serial` 0: the caller sets the serial (the version number).
 /// `BadRequest` for a body that is not a checkpoint (see [`pulumi::inspect`]); a checkpoint
 /// whose resources cannot be read is prepared as not indexed.
@@ -68,32 +67,17 @@ async fn prepare_with(
     let (md5, compressed, parsed) = if body.len() < SIDE_BY_SIDE_FROM {
         (md5.resolve(body).await?, compress(body), parse(body))
     } else {
-        // An MD5 still under way (the body's arrival started it) finishes beside the parse
-        // and the compression; one to compute goes with the compression.
-        let with_compression = matches!(md5, BodyMd5::FromBody);
+        // The MD5 (still under way when the body's arrival started it, else started here)
+        // beside the compression and the parse.
+        let md5 = md5.start(body);
         let (for_compression, for_parse) = (body.clone(), body.clone());
-        let compressing = tokio::task::spawn_blocking(move || {
-            let digest: Option<[u8; 16]> =
-                with_compression.then(|| Md5::digest(&for_compression).into());
-            (digest, compress(&for_compression))
-        });
+        let compressing = tokio::task::spawn_blocking(move || compress(&for_compression));
         let parsing = tokio::task::spawn_blocking(move || parse(&for_parse));
-        let pending = async {
-            match with_compression {
-                true => Ok(None),
-                false => md5.resolve(body).await.map(Some),
-            }
-        };
-        let (compressed, parsed, pending) = tokio::join!(compressing, parsing, pending);
+        let (md5, compressed, parsed) = tokio::join!(md5.resolve(body), compressing, parsing);
         let lost = |e: tokio::task::JoinError| {
             Error::Internal(format!("preparing the state body failed: {e}"))
         };
-        let (computed, compressed) = compressed.map_err(lost)?;
-        let md5 = match (computed, pending?) {
-            (Some(digest), _) | (None, Some(digest)) => digest,
-            (None, None) => Md5::digest(body).into(),
-        };
-        (md5, compressed, parsed.map_err(lost)?)
+        (md5?, compressed.map_err(lost)?, parsed.map_err(lost)?)
     };
     if claimed_md5.is_some_and(|claimed| claimed != md5.as_slice()) {
         return Err(Error::BadRequest(
