@@ -211,6 +211,9 @@ section "starting the storage test servers"
 trap 'stop_test_servers; stop_postgres' EXIT
 start_test_servers
 
+# The suite builds once: incremental caches would only add gigabytes to the debug target.
+export CARGO_INCREMENTAL=0
+
 section "cargo fmt --all --check"
 cargo fmt --all --check
 
