@@ -13,6 +13,7 @@ use statehouse_core::accounts::{Session, SessionSecret, constant_time_eq};
 use statehouse_core::{Error, Result};
 
 use crate::AppState;
+use crate::forwarded::ClientOrigin;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "statehouse_session";
@@ -76,11 +77,20 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The client's address as the connection shows it (no proxy headers are trusted).
+/// The client's address: the connection's peer, or what a trusted proxy forwarded
+/// ([`crate::forwarded`]).
 pub fn client_ip(extensions: &Extensions) -> Option<String> {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+    match extensions.get::<ClientOrigin>() {
+        Some(origin) => Some(origin.ip.to_string()),
+        None => extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string()),
+    }
+}
+
+/// The client spoke HTTPS: to a TLS listener, or to a trusted proxy that says so.
+pub fn client_https(extensions: &Extensions) -> bool {
+    extensions.get::<ClientOrigin>().is_some_and(|o| o.https)
 }
 
 /// Extracts the client's address, if the server was started with connection info.
@@ -91,6 +101,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(ClientIp(client_ip(&parts.extensions)))
+    }
+}
+
+/// Extracts whether the client spoke HTTPS ([`client_https`]).
+pub struct ClientHttps(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientHttps {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientHttps(client_https(&parts.extensions)))
     }
 }
 

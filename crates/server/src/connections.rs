@@ -24,6 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::forwarded::TrustedProxies;
 use crate::timeouts::{Activity, GuardedIo, TimedBody, Timeouts, TrackedBody};
 
 /// How the server treats connections.
@@ -58,11 +59,15 @@ const OVERFLOW_TIMEOUT: Duration = Duration::from_secs(2);
 /// within the header timeout) until `shutdown` changes to `true`, then stops accepting, lets
 /// in-flight requests finish (idle connections close at once) and returns when every
 /// connection is closed. The caller bounds that wait.
+///
+/// Each request carries its [`crate::forwarded::ClientOrigin`] (read with
+/// [`crate::auth::client_ip`]): the peer, or what `proxies` forwarded.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
     tls: Option<TlsAcceptor>,
+    proxies: TrustedProxies,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let max = limits.max_connections.max(1);
@@ -91,6 +96,7 @@ pub async fn serve(
                     timeouts: limits.timeouts,
                     keep_alive: true,
                     tls: tls.clone(),
+                    proxies: proxies.clone(),
                 };
                 tokio::spawn(conn.run(stream, slot, shutdown.clone()));
             }
@@ -118,6 +124,7 @@ pub async fn serve(
                     },
                     keep_alive: false,
                     tls: tls.clone(),
+                    proxies: proxies.clone(),
                 };
                 tokio::spawn(conn.run(stream, slot, shutdown.clone()));
             }
@@ -159,6 +166,7 @@ struct Connection {
     timeouts: Timeouts,
     keep_alive: bool,
     tls: Option<TlsAcceptor>,
+    proxies: TrustedProxies,
 }
 
 impl Connection {
@@ -169,12 +177,12 @@ impl Connection {
         shutdown: watch::Receiver<bool>,
     ) {
         match self.tls.take() {
-            None => self.serve_io(stream, shutdown).await,
+            None => self.serve_io(stream, false, shutdown).await,
             Some(acceptor) => {
                 let handshake =
                     tokio::time::timeout(self.timeouts.header, acceptor.accept(stream)).await;
                 match handshake {
-                    Ok(Ok(stream)) => self.serve_io(stream, shutdown).await,
+                    Ok(Ok(stream)) => self.serve_io(stream, true, shutdown).await,
                     // A client that does not speak TLS, or too slowly: its business.
                     Ok(Err(e)) => {
                         tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed")
@@ -186,7 +194,7 @@ impl Connection {
         drop(slot);
     }
 
-    async fn serve_io<I>(self, stream: I, mut shutdown: watch::Receiver<bool>)
+    async fn serve_io<I>(self, stream: I, tls: bool, mut shutdown: watch::Receiver<bool>)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -198,11 +206,14 @@ impl Connection {
             timeouts,
             keep_alive,
             tls: _,
+            proxies,
         } = self;
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let guard = activity.request_started();
             let mut request = request.map(|body| TimedBody::new(body, timeouts.body));
+            let origin = proxies.origin(peer.ip(), tls, request.headers());
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(origin);
             let app = app.clone();
             async move {
                 let response = app.oneshot(request).await?;

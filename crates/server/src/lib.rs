@@ -5,6 +5,7 @@ pub mod api;
 mod auth;
 mod body;
 mod connections;
+pub mod forwarded;
 mod health;
 pub mod maintenance;
 pub mod metrics;

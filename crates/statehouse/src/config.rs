@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use statehouse_core::access::Role;
 use statehouse_core::accounts::AuthSettings;
 use statehouse_outbound::{OutboundConfig, OutboundPolicy, StoreLocation};
+use statehouse_server::forwarded::TrustedProxies;
 use statehouse_server::{ConnectionLimits, Timeouts};
 
 use crate::config_keys;
@@ -56,6 +57,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// HTTPS on the main and the S3 listeners.
     pub tls: TlsConfig,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` / `Forwarded` /
+    /// `X-Forwarded-Proto` are believed; none by default.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Single sign-on with an OpenID Connect provider (authorization code with PKCE). On when
@@ -190,6 +194,14 @@ impl Default for HttpConfig {
     }
 }
 
+impl Config {
+    /// The `trusted_proxies` entries, checked.
+    pub fn trusted_proxies(&self) -> Result<TrustedProxies> {
+        TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("{e} (STATEHOUSE_TRUSTED_PROXIES)"))
+    }
+}
+
 impl HttpConfig {
     pub fn limits(&self) -> Result<ConnectionLimits> {
         let timeouts = [
@@ -299,6 +311,7 @@ impl Default for Config {
             oidc: OidcConfig::default(),
             metrics: MetricsConfig::default(),
             tls: TlsConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -320,6 +333,14 @@ impl Default for PostgresConfig {
 }
 
 impl Config {
+    /// `STATEHOUSE_*` variables of this process that name no setting (what [`Config::load`]
+    /// warns about).
+    pub fn unknown_env_vars() -> Result<Vec<String>> {
+        let known = config_keys::values(&Serialized::defaults(Config::default()))?;
+        let vars = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+        Ok(config_keys::unknown_env_vars(&known, vars))
+    }
+
     /// Loads the configuration; an unknown key in the TOML file is refused, `STATEHOUSE_*`
     /// variables that name no setting are warned about, and relative paths are resolved
     /// against the working directory.
@@ -459,6 +480,7 @@ impl fmt::Debug for Config {
             .field("oidc", &self.oidc)
             .field("metrics", &self.metrics)
             .field("tls", &self.tls)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()
     }
 }

@@ -1,6 +1,6 @@
 //! `statehouse serve`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use statehouse_backup::service::{BackupOptions, BackupService};
 use statehouse_server::maintenance::run_maintenance;
 use statehouse_server::metrics::MetricsEndpoint;
@@ -35,6 +35,7 @@ pub async fn run(config: Config) -> Result<()> {
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     let limits =
         crate::open_files::fit(config.http.limits()?, crate::open_files::raise_soft_limit());
+    let proxies = config.trusted_proxies()?;
     let instance = instance::open(&config, instance::Access::CreateIfMissing).await?;
     let services = instance
         .services
@@ -50,22 +51,26 @@ pub async fn run(config: Config) -> Result<()> {
     }
     // Listen before the one-time admin token is minted and shown: a start that fails here
     // (address in use) leaves the token unclaimed, and the next start shows it.
-    let listener = TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (STATEHOUSE_LISTEN)", config.listen))?;
+    let listener = bind(&config.listen, "STATEHOUSE_LISTEN").await?;
     let addr = listener.local_addr()?;
     let s3_listener = match config.s3_listen.as_str() {
         "off" | "" => None,
-        s3_listen => Some(TcpListener::bind(s3_listen).await.with_context(|| {
-            format!("cannot listen on {s3_listen} (STATEHOUSE_S3_LISTEN; `off` turns the S3 endpoint off)")
-        })?),
+        s3_listen => Some(
+            bind(
+                s3_listen,
+                "STATEHOUSE_S3_LISTEN; `off` turns the S3 endpoint off",
+            )
+            .await?,
+        ),
     };
     let metrics_listener = match (&recorder, config.metrics.listen.trim()) {
-        (Some(_), listen) if !listen.is_empty() => {
-            Some(TcpListener::bind(listen).await.with_context(|| {
-                format!("cannot listen on {listen} (STATEHOUSE_METRICS__LISTEN; empty serves /metrics on the main listener)")
-            })?)
-        }
+        (Some(_), listen) if !listen.is_empty() => Some(
+            bind(
+                listen,
+                "STATEHOUSE_METRICS__LISTEN; empty serves /metrics on the main listener",
+            )
+            .await?,
+        ),
         _ => None,
     };
     if let Some(secret) = services.claim_bootstrap_token().await? {
@@ -79,6 +84,13 @@ pub async fn run(config: Config) -> Result<()> {
         ));
     }
     tracing::info!(store = services.store_kind(), %addr, "statehouse started");
+    let blocks: Vec<String> = proxies.blocks().map(ToString::to_string).collect();
+    if !blocks.is_empty() {
+        say(format_args!(
+            "trusting X-Forwarded-For/Forwarded/X-Forwarded-Proto from {}",
+            blocks.join(", ")
+        ));
+    }
     say(format_args!("statehouse listening on {scheme}://{addr}"));
     say(format_args!("web UI: {scheme}://{addr}/"));
     let outbound = config.outbound_policy();
@@ -116,6 +128,7 @@ pub async fn run(config: Config) -> Result<()> {
                 statehouse_server::metrics::routes(endpoint),
                 limits,
                 None,
+                Default::default(),
                 stop_rx.clone(),
             )));
         }
@@ -162,6 +175,7 @@ pub async fn run(config: Config) -> Result<()> {
                 s3_app,
                 limits,
                 acceptor.clone(),
+                proxies.clone(),
                 stop_rx.clone(),
             )))
         }
@@ -170,7 +184,7 @@ pub async fn run(config: Config) -> Result<()> {
     if let Some(certificate) = certificate {
         tokio::spawn(certificate.watch(stop_rx.clone()));
     }
-    let server = serve(listener, app, limits, acceptor, stop_rx.clone());
+    let server = serve(listener, app, limits, acceptor, proxies, stop_rx.clone());
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: draining in-flight requests");
@@ -202,6 +216,24 @@ pub async fn run(config: Config) -> Result<()> {
 }
 
 /// A line for the operator on stdout. A closed stdout does not stop the server.
+/// Listens on `address`; when it cannot, says why and what to do (`setting` names where the
+/// address comes from).
+async fn bind(address: &str, setting: &str) -> Result<TcpListener> {
+    TcpListener::bind(address).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                ": another program listens there (`ss -ltnp` shows which; `statehouse doctor` checks every address): stop it or choose another port"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                ": ports below 1024 need privileges; use a higher port, or a reverse proxy in front"
+            }
+            std::io::ErrorKind::AddrNotAvailable => ": that address is not one of this host's",
+            _ => "",
+        };
+        anyhow::anyhow!("cannot listen on {address} ({setting}): {e}{hint}")
+    })
+}
+
 fn say(args: std::fmt::Arguments<'_>) {
     let _ = crate::output::stdout_line(args);
 }

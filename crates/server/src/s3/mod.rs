@@ -14,12 +14,11 @@ mod multipart;
 mod objects;
 
 use crate::metrics::http::{S3OperationSlot, record_s3};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::host::{S3Host, VirtualHost};
@@ -60,10 +59,7 @@ impl Endpoint {
                 "anonymous requests are refused: sign requests with an S3 key (statehouse s3-key create)"
             ));
         };
-        let source_ip = req
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let source_ip = crate::auth::client_ip(&req.extensions);
         match self
             .services
             .s3_key_credentials(&credentials.access_key, source_ip)

@@ -20,6 +20,7 @@ use super::pulumi::{PulumiLogin, browser_host};
 use super::resources::ResourcesPanel;
 use crate::AppState;
 use crate::api::views::LockView;
+use crate::auth::ClientHttps;
 
 /// Versions per page of the timeline.
 const VERSIONS_PAGE: i64 = 20;
@@ -138,6 +139,7 @@ pub async fn show(
     viewer: Viewer,
     uri: Uri,
     headers: HeaderMap,
+    ClientHttps(https): ClientHttps,
     Path((ws, name)): Path<(String, String)>,
     Query(q): Query<StateQuery>,
 ) -> Result<Response, UiError> {
@@ -240,7 +242,7 @@ pub async fn show(
         unlock_page: state_action("unlock", &workspace.name, &record.name),
         states_href: super::links::states_of(&workspace.name),
         here: state_page(&workspace.name, &record.name),
-        address: backend_address(&headers, &workspace.name, &record.name),
+        address: backend_address(&headers, https, &workspace.name, &record.name),
         stack: stack_of(&record.name).map(|(project, stack)| StackView {
             project: project.to_owned(),
             stack: stack.to_owned(),
@@ -302,10 +304,12 @@ fn notice(done: Option<&str>) -> &'static str {
     }
 }
 
-/// The state's backend address as this browser reached statehouse.
-fn backend_address(headers: &HeaderMap, ws: &str, name: &str) -> String {
+/// The state's backend address as this browser reached statehouse (over HTTPS when it did,
+/// directly or through a trusted proxy).
+fn backend_address(headers: &HeaderMap, https: bool, ws: &str, name: &str) -> String {
     let host = browser_host(headers).unwrap_or("statehouse.example.com");
-    format!("http://{host}/tf/{ws}/{name}")
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://{host}/tf/{ws}/{name}")
 }
 
 #[derive(Template)]

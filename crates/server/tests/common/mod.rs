@@ -124,7 +124,12 @@ impl TestServer {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(statehouse_server::serve(
-            listener, app, limits, None, stopped,
+            listener,
+            app,
+            limits,
+            None,
+            Default::default(),
+            stopped,
         ));
         TestServer {
             url,

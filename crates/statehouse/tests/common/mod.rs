@@ -36,6 +36,7 @@ macro_rules! on_both_stores {
 }
 
 pub mod browser;
+pub mod certs;
 pub mod prometheus;
 pub mod s3;
 pub mod ui;

@@ -139,3 +139,48 @@ pub fn admin_get(server: &Server, path: &str) -> Value {
     assert_eq!(status, 200, "GET {path}: {body}");
     body
 }
+
+/// [`start`] with more settings (`STATEHOUSE_…` variables).
+pub fn start_with(store: Store, env: &[(&str, &str)]) -> Option<Server> {
+    if skip_e2e() {
+        return None;
+    }
+    terraform_bin();
+    pg_url();
+    let server = Server::start_allowing(store, env);
+    set_password(&server, "admin", ADMIN_PASSWORD);
+    Some(server)
+}
+
+/// A session of `name` signed in through the REST API: the session cookie's value.
+pub fn session_cookie(server: &Server, name: &str, password: &str) -> String {
+    let response = http_client()
+        .post(format!("{}/api/v1/auth/login", server.url))
+        .json(&json!({"name": name, "password": password}))
+        .send()
+        .expect("login request");
+    assert_eq!(response.status(), 200, "login of {name}");
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("statehouse_session="))
+        .expect("session cookie");
+    cookie.split(';').next().unwrap_or_default().to_owned()
+}
+
+/// Writes a small Terraform state to `workspace/name` through the http backend, as the admin.
+pub fn write_state(server: &Server, workspace: &str, name: &str) {
+    let state = json!({
+        "version": 4, "terraform_version": "1.0.3", "serial": 1,
+        "lineage": format!("lineage-{name}"), "outputs": {}, "resources": []
+    });
+    let response = http_client()
+        .post(server.tf_address(workspace, name))
+        .basic_auth("admin", Some(&server.admin_token))
+        .json(&state)
+        .send()
+        .expect("state write");
+    assert_eq!(response.status(), 200, "writing {workspace}/{name}");
+}
