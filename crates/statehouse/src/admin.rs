@@ -46,6 +46,14 @@ pub enum KeyCommand {
     /// Remove the `retired` keys from the master key file, once no sealed record uses them.
     /// Self-backups made before their rotation can no longer be restored afterwards.
     ForgetRetired,
+    /// Write a new master key file (mode 0600) and touch nothing else: for deployments that
+    /// hand the key to statehouse as a secret (Kubernetes Secret, Docker secret) before its
+    /// first start. Refuses to overwrite an existing file.
+    Generate {
+        /// Where to write the key file.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
 }
 
 /// How long servers get to follow a changed key file (they look at it on every operation and
@@ -82,7 +90,24 @@ pub async fn key(config: &Config, cmd: KeyCommand) -> Result<()> {
     match cmd {
         KeyCommand::Rotate => rotate(config).await,
         KeyCommand::ForgetRetired => forget_retired(config).await,
+        KeyCommand::Generate { out } => generate(&out),
     }
+}
+
+fn generate(out: &std::path::Path) -> Result<()> {
+    if out.exists() {
+        bail!(
+            "{} exists: a master key file is never overwritten (it may be the only key to your data); choose another path",
+            out.display()
+        );
+    }
+    let (ring, _) = statehouse_core::crypto::KeyFile::new(out).load_or_create()?;
+    crate::output::stderr_line(format_args!(
+        "wrote master key {} to {} — back it up, separately from the database",
+        ring.primary().id(),
+        out.display()
+    ));
+    Ok(())
 }
 
 async fn rotate(config: &Config) -> Result<()> {

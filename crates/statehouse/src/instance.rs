@@ -59,20 +59,7 @@ pub async fn open_store(config: &Config, access: Access) -> Result<Arc<dyn Store
                 .with_context(|| format!("opening SQLite database {url}"))?,
         ),
         Some(url) if config.is_postgres() => {
-            let pg = &config.postgres;
-            let settings = PgSettings {
-                url: url.to_owned(),
-                pool_min: pg.pool_min,
-                pool_max: pg.pool_max,
-                acquire_timeout: pg.acquire_timeout.0,
-                idle_timeout: Some(pg.idle_timeout.0).filter(|d| !d.is_zero()),
-                statement_timeout: Some(pg.statement_timeout.0).filter(|d| !d.is_zero()),
-                idle_in_transaction_session_timeout: Some(pg.idle_in_transaction_session_timeout.0)
-                    .filter(|d| !d.is_zero()),
-                lock_timeout: Some(pg.lock_timeout.0).filter(|d| !d.is_zero()),
-                schema: pg.schema.clone(),
-                create_if_missing: create,
-            };
+            let settings = pg_settings(config, url, create);
             match statehouse_store_postgres::connect(&settings).await {
                 Ok(store) => Arc::new(store),
                 Err(statehouse_core::Error::NotFound(what)) => bail!("{}", no_store(config, &what)),
@@ -88,6 +75,24 @@ pub async fn open_store(config: &Config, access: Access) -> Result<Arc<dyn Store
         ),
     };
     Ok(store)
+}
+
+/// The PostgreSQL settings of `config` for the database at `url`.
+pub fn pg_settings(config: &Config, url: &str, create_if_missing: bool) -> PgSettings {
+    let pg = &config.postgres;
+    PgSettings {
+        url: url.to_owned(),
+        pool_min: pg.pool_min,
+        pool_max: pg.pool_max,
+        acquire_timeout: pg.acquire_timeout.0,
+        idle_timeout: Some(pg.idle_timeout.0).filter(|d| !d.is_zero()),
+        statement_timeout: Some(pg.statement_timeout.0).filter(|d| !d.is_zero()),
+        idle_in_transaction_session_timeout: Some(pg.idle_in_transaction_session_timeout.0)
+            .filter(|d| !d.is_zero()),
+        lock_timeout: Some(pg.lock_timeout.0).filter(|d| !d.is_zero()),
+        schema: pg.schema.clone(),
+        create_if_missing,
+    }
 }
 
 /// "There is no store here": where statehouse looked and how to point it elsewhere.
@@ -138,7 +143,7 @@ pub async fn open(config: &Config, access: Access) -> Result<Instance> {
     if let Some(mode) = key_file.loose_permissions() {
         warn(&format!(
             "master key file {} has mode {mode:04o}: other users of this machine may read it, and with it every \
-             state. Run `chmod 600 {}` (in containers: mount the secret with mode 0400 or 0600)",
+             state. Run `chmod 600 {}` (a file owned by root may be 0640 for the service's group, as a Kubernetes Secret with fsGroup is)",
             key_file.path().display(),
             key_file.path().display()
         ));

@@ -312,14 +312,19 @@ impl KeyFile {
         Ok(())
     }
 
-    /// The file's permission bits when group or others may read or write it (they should not:
-    /// the key opens every state); `None` when it is private or on systems without modes.
+    /// The file's permission bits when others than its owner may use it (they should not: the
+    /// key opens every state); `None` when it is private or on systems without modes. As
+    /// PostgreSQL does for its TLS keys, a file owned by root may also be readable by its group
+    /// (0640, 0440): how a systemd `/etc` file or a Kubernetes Secret mounted with `fsGroup`
+    /// gives a service user the key without giving it to anyone else.
     pub fn loose_permissions(&self) -> Option<u32> {
         #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&self.path).ok()?.permissions().mode() & 0o777;
-            (mode & 0o077 != 0).then_some(mode)
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let meta = fs::metadata(&self.path).ok()?;
+            let mode = meta.permissions().mode() & 0o777;
+            let forbidden = if meta.uid() == 0 { 0o037 } else { 0o077 };
+            (mode & forbidden != 0).then_some(mode)
         }
         #[cfg(not(unix))]
         {

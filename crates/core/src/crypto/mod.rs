@@ -492,6 +492,18 @@ mod tests {
             let mode = std::fs::metadata(file.path()).map_err(io)?;
             assert_eq!(mode.permissions().mode() & 0o777, 0o600);
             assert_eq!(file.loose_permissions(), None);
+            let chmod =
+                |m| std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(m));
+            chmod(0o644).map_err(io)?;
+            assert_eq!(file.loose_permissions(), Some(0o644));
+            // Group-readable is private enough only for a file root owns (a Secret, /etc).
+            chmod(0o640).map_err(io)?;
+            let root_owned = std::os::unix::fs::MetadataExt::uid(&mode) == 0;
+            let expected = if root_owned { None } else { Some(0o640) };
+            assert_eq!(file.loose_permissions(), expected);
+            chmod(0o660).map_err(io)?;
+            assert_eq!(file.loose_permissions(), Some(0o660));
+            chmod(0o600).map_err(io)?;
         }
         let unverified = Cipher::from_file(file.clone())?;
         assert!(
