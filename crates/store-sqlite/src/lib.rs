@@ -8,6 +8,7 @@
 
 mod checkpoint;
 pub mod engine;
+mod probe;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -22,9 +23,12 @@ use statehouse_core::{Error, Result};
 use statehouse_store_sql::SqlStore;
 
 pub use engine::SqliteEngine;
+pub use probe::probe;
 
 /// The store on SQLite.
 pub type SqliteStore = SqlStore<SqliteEngine>;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -125,7 +129,7 @@ async fn open_writer(options: &SqliteConnectOptions) -> Result<SqliteConnection>
         .map_err(open_err)?;
     // `run_direct` is `run` on a connection; `run(&mut conn)` makes `open`'s future not provably
     // `Send` ("`Acquire` is not general enough").
-    sqlx::migrate!("./migrations")
+    MIGRATOR
         .run_direct(None, &mut write, false)
         .await
         .map_err(|e| Error::store(format!("SQLite migration failed: {e}")))?;
