@@ -14,6 +14,7 @@ mod error;
 pub mod events;
 pub mod history;
 pub mod journal;
+pub mod lock_queue;
 pub mod metrics;
 pub mod model;
 pub mod names;

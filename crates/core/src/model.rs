@@ -27,6 +27,9 @@ pub struct WorkspaceSettings {
     pub keep_versions_for_millis: Option<i64>,
     /// Locks held longer than this (milliseconds) are flagged stale and raise `lock.stale`.
     pub stale_lock_after_millis: Option<i64>,
+    /// How long a LOCK waits for a held lock when its address has no `lock_wait`
+    /// (milliseconds; `None`: it does not wait).
+    pub lock_wait_millis: Option<i64>,
 }
 
 impl WorkspaceSettings {
@@ -35,6 +38,7 @@ impl WorkspaceSettings {
         keep_versions: None,
         keep_versions_for_millis: None,
         stale_lock_after_millis: Some(2 * 60 * 60 * 1000),
+        lock_wait_millis: None,
     };
 
     /// Whether version retention is on at all.
@@ -197,6 +201,10 @@ pub struct UnlockRequest {
     pub id: Option<String>,
     pub token_id: String,
     pub is_admin: bool,
+    /// When: a released lock goes to the oldest waiter seen since `at` − [`WAITER_TTL`].
+    ///
+    /// [`WAITER_TTL`]: crate::lock_queue::WAITER_TTL
+    pub at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -350,6 +350,7 @@ mod tests {
             id: id.map(str::to_owned),
             token_id: token.into(),
             is_admin,
+            at: crate::clock::Timestamp(0),
         };
         let released = |forced| {
             Some(if forced {

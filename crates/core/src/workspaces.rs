@@ -22,6 +22,7 @@ pub struct WorkspaceChange {
     pub keep_versions: Option<Option<i64>>,
     pub keep_versions_for_millis: Option<Option<i64>>,
     pub stale_lock_after_millis: Option<Option<i64>>,
+    pub lock_wait_millis: Option<Option<i64>>,
 }
 
 impl WorkspaceChange {
@@ -48,6 +49,17 @@ impl WorkspaceChange {
         if let Some(after) = self.stale_lock_after_millis {
             check_policy_duration(after, "stale_lock_after")?;
             ws.settings.stale_lock_after_millis = after;
+        }
+        if let Some(wait) = self.lock_wait_millis {
+            let longest =
+                i64::try_from(crate::lock_queue::MAX_LOCK_WAIT.as_millis()).unwrap_or(i64::MAX);
+            if wait.is_some_and(|w| !(1_000..=longest).contains(&w)) {
+                return Err(Error::BadRequest(
+                    "lock_wait must be between 1 second and 1 hour (or null: a LOCK does not wait)"
+                        .into(),
+                ));
+            }
+            ws.settings.lock_wait_millis = wait;
         }
         Ok(ws)
     }
@@ -259,6 +271,7 @@ mod tests {
                 keep_versions: Some(10),
                 keep_versions_for_millis: None,
                 stale_lock_after_millis: None,
+                lock_wait_millis: None,
             })
         );
         for bad in [
@@ -272,6 +285,14 @@ mod tests {
             },
             WorkspaceChange {
                 stale_lock_after_millis: Some(Some(1)),
+                ..Default::default()
+            },
+            WorkspaceChange {
+                lock_wait_millis: Some(Some(999)),
+                ..Default::default()
+            },
+            WorkspaceChange {
+                lock_wait_millis: Some(Some(3_600_001)),
                 ..Default::default()
             },
             WorkspaceChange {

@@ -15,6 +15,7 @@ use axum::routing::any;
 use base64::Engine;
 use serde::Deserialize;
 use statehouse_core::Error;
+use statehouse_core::lock_queue::parse_lock_wait;
 use statehouse_core::model::{LockOutcome, UnlockOutcome, WriteOutcome};
 use statehouse_core::names::LOCK_SEGMENT;
 use statehouse_core::objects::PULUMI_STATE_PREFIX;
@@ -33,6 +34,9 @@ struct Params {
     /// The lock ID the client holds, appended to writes.
     #[serde(rename = "ID")]
     id: Option<String>,
+    /// On the lock address: how long a LOCK waits in line for a held lock (`10m`; `0`: not
+    /// at all). Without it, the workspace's `lock_wait` setting.
+    lock_wait: Option<String>,
 }
 
 enum Operation {
@@ -164,7 +168,14 @@ async fn dispatch(
         }
         Operation::Lock => {
             let info = read_limited(&headers, body, 64 * 1024).await?;
-            let outcome = services.lock_state(&who, &workspace, &name, &info).await?;
+            let wait = params
+                .lock_wait
+                .as_deref()
+                .map(parse_lock_wait)
+                .transpose()?;
+            let outcome = services
+                .lock_state_waiting(&who, &workspace, &name, &info, wait)
+                .await?;
             if outcome == LockOutcome::Acquired {
                 tracing::debug!(
                     workspace,

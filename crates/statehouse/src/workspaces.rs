@@ -48,6 +48,10 @@ pub enum WorkspaceCommand {
         /// Flag locks held longer than this as stale, e.g. 2h (`none`: never).
         #[arg(long, value_name = "DURATION|none")]
         stale_lock_after: Option<String>,
+        /// A LOCK on a locked state waits in line this long, e.g. 10m, at most 1h (`none`: it
+        /// fails at once). A backend address's `?lock_wait=` wins over it.
+        #[arg(long, value_name = "DURATION|none")]
+        lock_wait: Option<String>,
         #[command(flatten)]
         output: Output,
     },
@@ -103,7 +107,12 @@ fn details(w: &WorkspaceView) -> Vec<(&'static str, String)> {
         "stale lock after",
         "created",
     ];
-    LABELS.into_iter().zip(row(w)).collect()
+    let mut lines: Vec<_> = LABELS.into_iter().zip(row(w)).collect();
+    let wait = w
+        .lock_wait_seconds
+        .map_or("no (fails at once)".into(), |s| policy_age(Some(s)));
+    lines.push(("lock wait", wait));
+    lines
 }
 
 pub async fn run(client: &Client, cmd: WorkspaceCommand) -> Result<()> {
@@ -137,6 +146,7 @@ pub async fn run(client: &Client, cmd: WorkspaceCommand) -> Result<()> {
             keep_versions,
             keep_versions_for,
             stale_lock_after,
+            lock_wait,
             output,
         } => {
             let mut patch = Map::new();
@@ -161,9 +171,15 @@ pub async fn run(client: &Client, cmd: WorkspaceCommand) -> Result<()> {
                     seconds_or_none(&d, "--stale-lock-after")?,
                 );
             }
+            if let Some(d) = lock_wait {
+                patch.insert(
+                    "lock_wait_seconds".into(),
+                    seconds_or_none(&d, "--lock-wait")?,
+                );
+            }
             if patch.is_empty() {
                 bail!(
-                    "nothing to change: give --serial-protection, --keep-versions, --keep-versions-for or --stale-lock-after"
+                    "nothing to change: give --serial-protection, --keep-versions, --keep-versions-for, --stale-lock-after or --lock-wait"
                 );
             }
             let ws = client

@@ -96,6 +96,7 @@ pub(crate) fn unlock_request(id: Option<&str>, token_id: &str, is_admin: bool) -
         id: id.map(str::to_owned),
         token_id: token_id.to_owned(),
         is_admin,
+        at: T0,
     }
 }
 

@@ -21,6 +21,7 @@ pub async fn workspace_update_renames_and_stores_settings(store: Arc<dyn Store>)
             keep_versions: Some(5),
             keep_versions_for_millis: Some(86_400_000),
             stale_lock_after_millis: None,
+            lock_wait_millis: Some(600_000),
         },
         ..ws.clone()
     };
@@ -380,6 +381,7 @@ pub async fn stale_locks_are_flagged_once_per_lock(store: Arc<dyn Store>) {
                     id: Some("L-old".into()),
                     token_id: "t".into(),
                     is_admin: false,
+                    at: at(1_500),
                 },
             )
             .await,

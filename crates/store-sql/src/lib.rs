@@ -17,6 +17,7 @@ mod accounts;
 mod audit;
 mod backups;
 mod keys;
+mod lock_queue;
 mod locks;
 mod metrics;
 mod objects;

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 
 use statehouse_core::Result;
 use statehouse_core::clock::Timestamp;
+use statehouse_core::lock_queue::{LockOrQueue, LockWaiter, QueuedLock, WAITER_TTL, WaitStatus};
 use statehouse_core::model::{LockOutcome, LockRequest, StateRecord, UnlockOutcome, UnlockRequest};
 use statehouse_core::rules;
 use statehouse_core::store::locks::LockStore;
@@ -20,6 +21,7 @@ use statehouse_core::store::pending::{JournalEntries, Journaling};
 
 use crate::SqlStore;
 use crate::engine::{Dialect, Engine, Row, Tx};
+use crate::lock_queue::hand_over;
 use crate::pending::insert_pending;
 use crate::query::{Sql, sql};
 use crate::states::state_by_id;
@@ -32,12 +34,13 @@ macro_rules! take_free_lock {
     };
 }
 
-/// Releases the caller's own lock: binds $1–$4.
+/// Releases the caller's own lock while nobody waits for it (a waiter is handed the lock in
+/// the transaction of the slow path): binds $1–$4.
 macro_rules! release_own_lock {
     () => {
         "UPDATE states SET lock_id = NULL, lock_info = NULL, lock_token_id = NULL, lock_holder = NULL, \
          locked_at = NULL WHERE workspace_id = $1 AND name = $2 AND deleted_at IS NULL \
-         AND lock_id = $3 AND lock_token_id = $4"
+         AND lock_id = $3 AND lock_token_id = $4 AND lock_queue_len = 0"
     };
 }
 
@@ -92,6 +95,9 @@ fn logged<'a>(statement: Sql<'a>, entries: &JournalEntries) -> Sql<'a> {
         .bind(entries.encode())
         .bind(!entries.is_empty())
 }
+
+/// [`WAITER_TTL`] in milliseconds.
+const WAITER_TTL_MILLIS: i64 = WAITER_TTL.as_millis() as i64;
 
 #[async_trait]
 impl<E: Engine> LockStore for SqlStore<E> {
@@ -178,9 +184,50 @@ impl<E: Engine> LockStore for SqlStore<E> {
             .execute(&mut tx)
             .await?;
         }
+        // The release's entries first, then (if someone waits) the next holder's.
         insert_pending(&mut tx, &journal(&outcome)).await?;
+        if outcome != UnlockOutcome::NotLocked {
+            let live_since = req.at.plus_millis(-WAITER_TTL_MILLIS);
+            hand_over(&mut tx, &state.id, req.at, live_since).await?;
+        }
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    async fn lock_or_enqueue(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        waiter: &LockWaiter<'_>,
+        live_since: Timestamp,
+    ) -> Result<LockOrQueue> {
+        self.lock_or_enqueue_sql(workspace_id, name, waiter, live_since)
+            .await
+    }
+
+    async fn lock_wait_status(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        waiter_id: &str,
+        request: &LockRequest,
+        touch: Option<Timestamp>,
+    ) -> Result<WaitStatus> {
+        self.lock_wait_status_sql(workspace_id, name, waiter_id, request, touch)
+            .await
+    }
+
+    async fn leave_lock_queue(&self, waiter_id: &str) -> Result<bool> {
+        self.leave_lock_queue_sql(waiter_id).await
+    }
+
+    async fn lock_queue(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        live_since: Timestamp,
+    ) -> Result<Vec<QueuedLock>> {
+        self.lock_queue_sql(workspace_id, name, live_since).await
     }
 
     async fn flag_stale_locks(

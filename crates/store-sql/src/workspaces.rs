@@ -21,6 +21,7 @@ fn workspace_from(row: &impl Row) -> Result<Workspace> {
             keep_versions: row.get("keep_versions")?,
             keep_versions_for_millis: row.get("keep_versions_for_ms")?,
             stale_lock_after_millis: row.get("stale_lock_after_ms")?,
+            lock_wait_millis: row.get("lock_wait_ms")?,
         },
     })
 }
@@ -41,7 +42,7 @@ impl<E: Engine> WorkspaceStore for SqlStore<E> {
     async fn create_workspace(&self, ws: &Workspace) -> Result<()> {
         sql(
             "INSERT INTO workspaces (id, name, serial_protection, created_at, keep_versions, \
-             keep_versions_for_ms, stale_lock_after_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             keep_versions_for_ms, stale_lock_after_ms, lock_wait_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&ws.id)
         .bind(&ws.name)
@@ -50,6 +51,7 @@ impl<E: Engine> WorkspaceStore for SqlStore<E> {
         .bind(ws.settings.keep_versions)
         .bind(ws.settings.keep_versions_for_millis)
         .bind(ws.settings.stale_lock_after_millis)
+        .bind(ws.settings.lock_wait_millis)
         .execute(&mut self.engine.writer().await?)
         .await
         .map_err(name_taken(&ws.name))?;
@@ -74,13 +76,14 @@ impl<E: Engine> WorkspaceStore for SqlStore<E> {
     async fn update_workspace(&self, ws: &Workspace) -> Result<bool> {
         let done = sql(
             "UPDATE workspaces SET name = $1, serial_protection = $2, keep_versions = $3, \
-             keep_versions_for_ms = $4, stale_lock_after_ms = $5 WHERE id = $6",
+             keep_versions_for_ms = $4, stale_lock_after_ms = $5, lock_wait_ms = $6 WHERE id = $7",
         )
         .bind(&ws.name)
         .bind(ws.serial_protection)
         .bind(ws.settings.keep_versions)
         .bind(ws.settings.keep_versions_for_millis)
         .bind(ws.settings.stale_lock_after_millis)
+        .bind(ws.settings.lock_wait_millis)
         .bind(&ws.id)
         .execute(&mut self.engine.writer().await?)
         .await

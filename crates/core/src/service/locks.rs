@@ -54,24 +54,47 @@ impl Services {
             at: self.now(),
         };
         let journal = |outcome: &LockOutcome| {
-            let facts = json!({
-                "lock_id": request.id,
-                "already_held": *outcome == LockOutcome::AlreadyHeld,
-            });
-            let event = (*outcome == LockOutcome::Acquired).then(|| {
-                self.event(
-                    kind::LOCK_ACQUIRED,
-                    &workspace,
-                    name.as_str(),
-                    who,
-                    json!({"lock_id": request.id, "info": value}),
-                )
-            });
-            JournalEntries::of(record.clone().detail(facts), event)
+            self.lock_entries(
+                record,
+                &workspace,
+                name.as_str(),
+                who,
+                &request.id,
+                &value,
+                outcome,
+            )
         };
         self.store
             .lock_state_journaled(&workspace.id, name.as_str(), &request, &journal)
             .await
+    }
+
+    /// The entries of taking a lock: `lock.acquire` and, for a lock that was free, its event.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn lock_entries(
+        &self,
+        record: &AuditRecord,
+        workspace: &Workspace,
+        name: &str,
+        who: &Principal,
+        lock_id: &str,
+        info: &serde_json::Value,
+        outcome: &LockOutcome,
+    ) -> JournalEntries {
+        let facts = json!({
+            "lock_id": lock_id,
+            "already_held": *outcome == LockOutcome::AlreadyHeld,
+        });
+        let event = (*outcome == LockOutcome::Acquired).then(|| {
+            self.event(
+                kind::LOCK_ACQUIRED,
+                workspace,
+                name,
+                who,
+                json!({"lock_id": lock_id, "info": info}),
+            )
+        });
+        JournalEntries::of(record.clone().detail(facts), event)
     }
 
     /// Releases the lock. An empty body, or another token's lock, is a force-unlock (admin).
@@ -171,13 +194,19 @@ impl Services {
             id: id.clone(),
             token_id: who.token_id.clone(),
             is_admin: role >= Role::Admin,
+            at: self.now(),
         };
         let journal = |outcome: &UnlockOutcome| {
             self.unlock_entries(record, &workspace, name.as_str(), who, &id, outcome)
         };
-        self.store
+        let outcome = self
+            .store
             .unlock_state_journaled(&workspace.id, name.as_str(), &request, &journal)
-            .await
+            .await?;
+        if outcome != UnlockOutcome::NotLocked {
+            self.lock_released.notify_waiters();
+        }
+        Ok(outcome)
     }
 }
 

@@ -274,6 +274,7 @@ impl Services {
                 id: id.clone(),
                 token_id: who.token_id.clone(),
                 is_admin: role >= Role::Admin,
+                at: self.now(),
             };
             let journal = |outcome: &UnlockOutcome| {
                 self.unlock_entries(&audit, &workspace, state, who, &id, outcome)
@@ -317,6 +318,7 @@ impl Services {
                     id: Some(lock.id.clone()),
                     token_id: who.token_id.clone(),
                     is_admin: false,
+                    at: self.now(),
                 };
                 let id = Some(lock.id);
                 let journal = |outcome: &UnlockOutcome| {

@@ -11,6 +11,7 @@ mod encryption;
 mod error;
 mod extract;
 mod json_text;
+mod lock_queue;
 mod notifiers;
 mod progress;
 mod s3_keys;
@@ -53,6 +54,7 @@ fn api() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(states::version_body))
         .routes(routes!(states::keep_version))
         .routes(routes!(states::lock, states::force_unlock))
+        .routes(routes!(lock_queue::queue))
         .routes(routes!(states::deleted))
         .routes(routes!(states::restore))
         .routes(routes!(states::purge))

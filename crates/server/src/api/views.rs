@@ -24,6 +24,9 @@ pub struct WorkspaceView {
     pub keep_versions_for_seconds: Option<i64>,
     /// Locks held longer than this many seconds are flagged stale (null: never).
     pub stale_lock_after_seconds: Option<i64>,
+    /// A LOCK whose address has no `lock_wait` waits this many seconds for a held lock (null:
+    /// it does not wait).
+    pub lock_wait_seconds: Option<i64>,
     pub created_at: String,
     /// The caller's role in this workspace.
     pub your_role: String,
@@ -37,6 +40,7 @@ impl WorkspaceView {
             keep_versions: ws.settings.keep_versions,
             keep_versions_for_seconds: seconds(ws.settings.keep_versions_for_millis),
             stale_lock_after_seconds: seconds(ws.settings.stale_lock_after_millis),
+            lock_wait_seconds: seconds(ws.settings.lock_wait_millis),
             created_at: ws.created_at.to_rfc3339(),
             your_role: role.to_string(),
         }

@@ -87,6 +87,11 @@ pub struct WorkspacePatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     pub stale_lock_after_seconds: Option<Option<i64>>,
+    /// A LOCK whose address has no `lock_wait` waits this many seconds (1–3600) for a held
+    /// lock (null: it does not wait).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub lock_wait_seconds: Option<Option<i64>>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
@@ -115,6 +120,7 @@ pub async fn change(
         keep_versions: patch.keep_versions,
         keep_versions_for_millis: millis(patch.keep_versions_for_seconds),
         stale_lock_after_millis: millis(patch.stale_lock_after_seconds),
+        lock_wait_millis: millis(patch.lock_wait_seconds),
     };
     let updated = app.services.change_workspace(&who, &ws, &change).await?;
     let role = who

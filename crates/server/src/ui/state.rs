@@ -92,6 +92,8 @@ pub struct VersionRow {
 #[template(path = "state.html")]
 struct StatePage {
     chrome: Chrome,
+    /// LOCK requests waiting in line for the lock.
+    queue: Vec<QueueRow>,
     workspace: String,
     name: String,
     notice: &'static str,
@@ -214,6 +216,17 @@ pub async fn show(
         .lock
         .as_ref()
         .map(|l| LockView::new(l, &workspace, now));
+    let queue = match &lock {
+        Some(_) => services
+            .lock_queue(&viewer.who, &workspace.name, &record.name)
+            .await
+            .or_page(&viewer)?
+            .iter()
+            .enumerate()
+            .map(|(i, q)| QueueRow::new(i + 1, q, now))
+            .collect(),
+        None => Vec::new(),
+    };
     let page_data = StatePage {
         chrome: Chrome::signed_in(&viewer, record.name.clone(), &uri, Section::States),
         workspace: workspace.name.clone(),
@@ -243,6 +256,7 @@ pub async fn show(
         states_href: super::links::states_of(&workspace.name),
         here: state_page(&workspace.name, &record.name),
         address: backend_address(&headers, https, &workspace.name, &record.name),
+        queue,
         stack: stack_of(&record.name).map(|(project, stack)| StackView {
             project: project.to_owned(),
             stack: stack.to_owned(),
@@ -301,6 +315,43 @@ fn notice(done: Option<&str>) -> &'static str {
         Some("kept") => "The version is now kept by retention.",
         Some("released") => "The version may be removed by retention again.",
         _ => "",
+    }
+}
+
+/// One LOCK waiting in line, as the state page lists it.
+struct QueueRow {
+    position: usize,
+    who: String,
+    operation: String,
+    since: String,
+    seconds: i64,
+}
+
+impl QueueRow {
+    fn new(
+        position: usize,
+        q: &statehouse_core::lock_queue::QueuedLock,
+        now: statehouse_core::clock::Timestamp,
+    ) -> Self {
+        let info: serde_json::Value = serde_json::from_str(&q.info).unwrap_or_default();
+        let field = |name: &str| {
+            info.get(name)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let who = field("Who");
+        QueueRow {
+            position,
+            who: if who.is_empty() {
+                q.holder.clone()
+            } else {
+                format!("{who} ({})", q.holder)
+            },
+            operation: field("Operation"),
+            since: utc(q.enqueued_at),
+            seconds: (now.millis() - q.enqueued_at.millis()).max(0) / 1_000,
+        }
     }
 }
 

@@ -42,12 +42,17 @@ pub struct SettingsForm {
     stale_after: String,
     #[serde(default)]
     stale_after_unit: String,
+    #[serde(default)]
+    lock_wait: String,
+    #[serde(default)]
+    lock_wait_unit: String,
 }
 
 impl SettingsForm {
     fn of(ws: &Workspace) -> SettingsForm {
         let (keep_for, keep_for_unit) = split(ws.settings.keep_versions_for_millis);
         let (stale_after, stale_after_unit) = split(ws.settings.stale_lock_after_millis);
+        let (lock_wait, lock_wait_unit) = split(ws.settings.lock_wait_millis);
         SettingsForm {
             serial_protection: ws.serial_protection.then(|| "on".into()),
             keep_versions: ws
@@ -58,6 +63,8 @@ impl SettingsForm {
             keep_for_unit,
             stale_after,
             stale_after_unit,
+            lock_wait,
+            lock_wait_unit,
         }
     }
 
@@ -84,6 +91,11 @@ impl SettingsForm {
                 &self.stale_after,
                 &self.stale_after_unit,
                 "stale lock after",
+            )?),
+            lock_wait_millis: Some(millis(
+                &self.lock_wait,
+                &self.lock_wait_unit,
+                "LOCK waits for",
             )?),
         })
     }
@@ -144,11 +156,13 @@ struct WorkspacePage {
     serial_protection: bool,
     retention: String,
     stale_after: String,
+    lock_wait: String,
     can_edit: bool,
     action: String,
     form: SettingsForm,
     keep_for_units: Vec<Choice>,
     stale_after_units: Vec<Choice>,
+    lock_wait_units: Vec<Choice>,
     states: String,
     members: String,
     webhooks: String,
@@ -213,10 +227,15 @@ async fn render_page(
         stale_after: settings
             .stale_lock_after_millis
             .map_or("never".into(), |ms| duration(ms / 1_000)),
+        lock_wait: settings.lock_wait_millis.map_or(
+            "no: a LOCK on a locked state fails at once (unless its address has lock_wait)".into(),
+            |ms| duration(ms / 1_000),
+        ),
         can_edit: admin,
         action: workspace_page(&workspace.name),
         keep_for_units: unit_choices(&form.keep_for_unit),
         stale_after_units: unit_choices(&form.stale_after_unit),
+        lock_wait_units: unit_choices(&form.lock_wait_unit),
         form,
         states: states_of(&workspace.name),
         members: if admin {
