@@ -193,6 +193,12 @@ fn ops() -> Vec<Op> {
             Viewer,
         ),
         op(
+            "GET",
+            "/workspaces/{ws}/states/{state}/lock/queue",
+            "/workspaces/default/states/locked/lock/queue",
+            Viewer,
+        ),
+        op(
             "DELETE",
             "/workspaces/{ws}/states/{state}/lock",
             "/workspaces/default/states/locked/lock",

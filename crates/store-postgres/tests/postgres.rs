@@ -79,6 +79,7 @@ async fn schemas_keep_instances_apart() {
         "instance_flags",
         "job_clock",
         "journal_pending",
+        "lock_waiters",
         "login_failures",
         "master_key_checks",
         "memberships",
