@@ -89,9 +89,8 @@ pub struct Services {
     state_metric_labels: bool,
     /// The store's figures as last read for `/metrics` (see [`Services::store_gauges`]).
     store_gauges: Arc<TtlCache<Arc<crate::store::metrics::StoreGauges>>>,
-    /// Woken when this process releases a lock, so its waiters look at once (waiters of other
-    /// replicas find out by polling).
-    pub(crate) lock_released: Arc<tokio::sync::Notify>,
+    /// What LOCKs waiting in line listen to (see [`lock_queue::LockSignals`]).
+    pub(crate) lock_signals: Arc<lock_queue::LockSignals>,
 }
 
 /// Every request resolves a workspace name. Workspaces are never renamed or deleted (yet), so
@@ -160,7 +159,7 @@ impl Services {
             login_work: Arc::default(),
             state_metric_labels: false,
             store_gauges: Arc::new(TtlCache::new(metrics::STORE_GAUGES_MILLIS)),
-            lock_released: Arc::default(),
+            lock_signals: Arc::default(),
         }
     }
 

@@ -24,7 +24,7 @@ pub fn retry_after_of(e: &Error) -> Option<u64> {
         Error::TooManyRequests {
             retry_after_secs, ..
         } => Some(*retry_after_secs),
-        Error::Store(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+        Error::Store(_) | Error::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
         _ => None,
     }
 }

@@ -108,7 +108,7 @@ pub async fn run(config: Config) -> Result<()> {
         .transpose()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut app = router(AppState {
-        services: services.clone(),
+        services: services.clone().with_shutdown(stop_rx.clone()),
         backups: backups.clone(),
         max_state_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
         oidc,

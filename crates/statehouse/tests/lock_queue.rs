@@ -312,6 +312,61 @@ fn the_workspace_default_makes_locks_wait(store: Store) {
     assert_eq!(lock["id"], "L2");
 }
 
+/// A server shutting down answers its waiting LOCKs 503 with Retry-After at once (Terraform
+/// retries on 5xx) instead of holding its drain up, and stops.
+#[test]
+fn a_stopping_server_sends_its_waiters_away() {
+    let Some(mut server) = common::ui::start(Store::Sqlite) else {
+        return;
+    };
+    assert_eq!(
+        lock(&server, "", "L1", "alice@ci", Duration::from_secs(10))
+            .unwrap()
+            .status(),
+        200
+    );
+    let waiter = std::thread::spawn({
+        let url = server.url.clone();
+        let token = server.admin_token.clone();
+        move || {
+            let response = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap()
+                .request(
+                    reqwest::Method::from_bytes(b"LOCK").unwrap(),
+                    format!("{url}/tf/default/held?lock_wait=10m"),
+                )
+                .basic_auth("admin", Some(&token))
+                .body(lock_body("L2", "bob@ci"))
+                .send()
+                .unwrap();
+            let retry = response.headers().get("retry-after").is_some();
+            (response.status().as_u16(), retry, response.text().unwrap())
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while queue(&server, "held").is_empty() {
+        assert!(Instant::now() < deadline, "the LOCK did not wait");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopping = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let (status, retry_after, body) = waiter.join().unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(retry_after && body.contains("shutting down"), "{body}");
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "the drain was held up by the waiter: {:?}",
+        stopping.elapsed()
+    );
+}
+
 on_both_stores!(
     eight_terraform_applies_take_turns,
     waiters_leave_when_their_client_goes_or_their_wait_ends,

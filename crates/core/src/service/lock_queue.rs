@@ -26,7 +26,35 @@ fn live_since(now: Timestamp) -> Timestamp {
     now.plus_millis(-millis(WAITER_TTL))
 }
 
+/// What LOCKs waiting in line listen to, shared by every clone of the services.
+#[derive(Default)]
+pub(crate) struct LockSignals {
+    /// Woken when this process releases a lock, so its waiters look at once (waiters of other
+    /// replicas find out by polling).
+    pub(crate) released: tokio::sync::Notify,
+    /// Turns `true` when the server begins to shut down: waiting LOCKs leave the line then.
+    shutdown: std::sync::OnceLock<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// Resolves once `shutdown` turns `true`; never without a shutdown signal (CLI processes) or
+/// once its sender is gone.
+async fn stopping(shutdown: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    if let Some(rx) = shutdown
+        && rx.wait_for(|stop| *stop).await.is_ok()
+    {
+        return;
+    }
+    std::future::pending::<()>().await;
+}
+
 impl Services {
+    /// The signal that the server is shutting down: LOCKs waiting in line then leave it and
+    /// are answered 503 (clients retry on 5xx, on a replica that stays).
+    pub fn with_shutdown(self, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        let _ = self.lock_signals.shutdown.set(shutdown);
+        self
+    }
+
     /// Takes the state's lock, waiting up to `wait` (`None`: the workspace's `lock_wait`) for
     /// a held one, first come first served with the other waiters on every replica. Without a
     /// wait it is [`Services::lock_state`]. Audited as `lock.acquire` once the lock is taken,
@@ -137,11 +165,31 @@ impl Services {
         };
         let deadline = request.at.plus_millis(millis(wait));
         let mut touched = request.at;
+        let mut shutdown = self.lock_signals.shutdown.get().cloned();
         loop {
-            let released = self.lock_released.notified();
+            let released = self.lock_signals.released.notified();
+            let mut stop = false;
             tokio::select! {
                 () = released => {}
                 () = tokio::time::sleep(WAITER_POLL) => {}
+                () = stopping(&mut shutdown) => stop = true,
+            }
+            if stop {
+                queued.armed = false;
+                let left = self.store.leave_lock_queue(&waiter_id).await?;
+                // Not in the line any more: maybe handed the lock as the server stopped.
+                if !left
+                    && self
+                        .store
+                        .lock_wait_status(&workspace.id, name.as_str(), &waiter_id, &request, None)
+                        .await?
+                        == WaitStatus::Granted
+                {
+                    return Ok(LockOutcome::Acquired);
+                }
+                return Err(Error::Unavailable(
+                    "this server is shutting down: the LOCK left the line; retry it (another replica, or this one once restarted)".into(),
+                ));
             }
             let now = self.now();
             let touch =
@@ -250,7 +298,7 @@ impl Services {
             .unlock_state_journaled(&q.workspace_id, &q.name, &request, &journal)
             .await
         {
-            Ok(_) => self.lock_released.notify_waiters(),
+            Ok(_) => self.lock_signals.released.notify_waiters(),
             Err(e) => {
                 tracing::warn!(error = %e, state = %q.name, "cannot release a lock whose waiting client went away")
             }

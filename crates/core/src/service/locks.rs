@@ -204,7 +204,7 @@ impl Services {
             .unlock_state_journaled(&workspace.id, name.as_str(), &request, &journal)
             .await?;
         if outcome != UnlockOutcome::NotLocked {
-            self.lock_released.notify_waiters();
+            self.lock_signals.released.notify_waiters();
         }
         Ok(outcome)
     }
