@@ -14,6 +14,7 @@ use statehouse_core::store::pending::JournalEntries;
 
 use crate::SqlStore;
 use crate::engine::{Conn, Engine, Row, Tx};
+use crate::locks::set_lock;
 use crate::pending::insert_pending;
 use crate::query::sql;
 
@@ -47,18 +48,7 @@ impl<E: Engine> SqlStore<E> {
         };
         if let Some((outcome, entries)) = outcome {
             if outcome == LockOutcome::Acquired {
-                sql(
-                    "UPDATE states SET lock_id = $1, lock_info = $2, lock_token_id = $3, \
-                     lock_holder = $4, locked_at = $5 WHERE id = $6",
-                )
-                .bind(&req.id)
-                .bind(&req.info)
-                .bind(&req.token_id)
-                .bind(&req.holder)
-                .bind(req.at)
-                .bind(&state.id)
-                .execute(&mut tx)
-                .await?;
+                set_lock(&mut tx, &state.id, req).await?;
             }
             insert_pending(&mut tx, entries).await?;
             tx.commit().await?;
@@ -202,18 +192,14 @@ pub(crate) async fn hand_over<C: Conn>(
         Some(row) => {
             let waiter_id: String = row.get("id")?;
             let lock_id: String = row.get("lock_id")?;
-            sql(
-                "UPDATE states SET lock_id = $1, lock_info = $2, lock_token_id = $3, \
-                 lock_holder = $4, locked_at = $5 WHERE id = $6",
-            )
-            .bind(&lock_id)
-            .bind(row.get::<String>("lock_info")?)
-            .bind(row.get::<String>("token_id")?)
-            .bind(row.get::<String>("holder")?)
-            .bind(at)
-            .bind(state_id)
-            .execute(tx)
-            .await?;
+            let handed = LockRequest {
+                id: lock_id.clone(),
+                info: row.get("lock_info")?,
+                token_id: row.get("token_id")?,
+                holder: row.get("holder")?,
+                at,
+            };
+            set_lock(tx, state_id, &handed).await?;
             sql("DELETE FROM lock_waiters WHERE id = $1")
                 .bind(&waiter_id)
                 .execute(tx)

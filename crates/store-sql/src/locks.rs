@@ -20,7 +20,7 @@ use statehouse_core::store::locks::LockStore;
 use statehouse_core::store::pending::{JournalEntries, Journaling};
 
 use crate::SqlStore;
-use crate::engine::{Dialect, Engine, Row, Tx};
+use crate::engine::{Conn, Dialect, Engine, Row, Tx};
 use crate::lock_queue::hand_over;
 use crate::pending::insert_pending;
 use crate::query::{Sql, sql};
@@ -89,6 +89,23 @@ fn release_own_lock_trip(dialect: Dialect) -> &'static str {
     )
 }
 
+/// Gives state `state_id` the lock of `req`, in the caller's transaction on the state row.
+pub(crate) async fn set_lock<C: Conn>(tx: &mut C, state_id: &str, req: &LockRequest) -> Result<()> {
+    sql(
+        "UPDATE states SET lock_id = $1, lock_info = $2, lock_token_id = $3, lock_holder = $4, \
+         locked_at = $5 WHERE id = $6",
+    )
+    .bind(&req.id)
+    .bind(&req.info)
+    .bind(&req.token_id)
+    .bind(&req.holder)
+    .bind(req.at)
+    .bind(state_id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 fn logged<'a>(statement: Sql<'a>, entries: &JournalEntries) -> Sql<'a> {
     statement
         .bind(entries.at())
@@ -130,16 +147,7 @@ impl<E: Engine> LockStore for SqlStore<E> {
             .await?;
         let outcome = rules::decide_lock(state.lock.as_ref(), &req.id, &req.token_id)?;
         if outcome == LockOutcome::Acquired {
-            sql("UPDATE states SET lock_id = $1, lock_info = $2, lock_token_id = $3, lock_holder = $4, locked_at = $5 \
-                 WHERE id = $6")
-            .bind(&req.id)
-            .bind(&req.info)
-            .bind(&req.token_id)
-            .bind(&req.holder)
-            .bind(req.at)
-            .bind(&state.id)
-            .execute(&mut tx)
-            .await?;
+            set_lock(&mut tx, &state.id, req).await?;
         }
         insert_pending(&mut tx, &journal(&outcome)).await?;
         tx.commit().await?;

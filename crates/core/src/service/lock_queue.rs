@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::Services;
-use super::lock_info::{LockInfo, read_lock_info};
+use super::locks::LockAsk;
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
@@ -68,28 +68,26 @@ impl Services {
         info: &[u8],
         wait: Option<Duration>,
     ) -> Result<LockOutcome> {
-        let wait = match wait {
-            Some(wait) => wait,
-            // A caller who may not lock is refused (and audited) by `lock_state`.
-            None => match self
-                .authorize(who, ws, Role::Editor, "locking a state")
-                .await
-            {
-                Ok((workspace, _)) => workspace
-                    .settings
-                    .lock_wait_millis
-                    .and_then(|ms| u64::try_from(ms).ok())
-                    .map_or(Duration::ZERO, Duration::from_millis),
-                Err(_) => Duration::ZERO,
-            },
-        };
-        if wait.is_zero() {
-            return self.lock_state(who, ws, name, info).await;
-        }
         let record = AuditRecord::by(who, "lock.acquire", self.now())
             .workspace(ws)
             .target(name);
-        let result = self.wait_for_lock(who, ws, name, info, wait, &record).await;
+        let result = async {
+            // Checked and authorized once, whether it waits or not (LOCK is a hot path).
+            let ask = self.lock_ask(who, ws, name, info).await?;
+            let wait = wait.unwrap_or_else(|| {
+                ask.workspace
+                    .settings
+                    .lock_wait_millis
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .map_or(Duration::ZERO, Duration::from_millis)
+            });
+            if wait.is_zero() {
+                self.take_lock(who, &ask, &record).await
+            } else {
+                self.wait_for_lock(who, ws, ask, wait, &record).await
+            }
+        }
+        .await;
         self.conclude_change(result, record).await
     }
 
@@ -97,24 +95,16 @@ impl Services {
         &self,
         who: &Principal,
         ws: &str,
-        name: &str,
-        info: &[u8],
+        ask: LockAsk,
         wait: Duration,
         record: &AuditRecord,
     ) -> Result<LockOutcome> {
-        let name = StateName::parse(name)?;
-        let (workspace, _) = self
-            .authorize(who, ws, Role::Editor, "locking a state")
-            .await?;
-        let LockInfo { id, text, value } = read_lock_info(info)?;
-        let id = id.ok_or_else(|| Error::BadRequest("lock info has no \"ID\"".into()))?;
-        let request = LockRequest {
-            id,
-            info: text,
-            token_id: who.token_id.clone(),
-            holder: who.token_name.clone(),
-            at: self.now(),
-        };
+        let LockAsk {
+            name,
+            workspace,
+            request,
+            value,
+        } = ask;
         let entries = |outcome| {
             let waited = record
                 .clone()

@@ -13,6 +13,15 @@ use crate::names::StateName;
 use crate::store::pending::JournalEntries;
 use crate::{Error, Result};
 
+/// A LOCK as [`Services::lock_ask`] checked it.
+pub(super) struct LockAsk {
+    pub(super) name: StateName,
+    pub(super) workspace: Workspace,
+    pub(super) request: LockRequest,
+    /// The LockInfo, parsed (for the `lock.acquired` event).
+    pub(super) value: serde_json::Value,
+}
+
 impl Services {
     /// Takes the state's lock with the client's LockInfo JSON. Audited as `lock.acquire`;
     /// taking a free lock emits `lock.acquired`.
@@ -40,6 +49,19 @@ impl Services {
         info: &[u8],
         record: &AuditRecord,
     ) -> Result<LockOutcome> {
+        let ask = self.lock_ask(who, ws, name, info).await?;
+        self.take_lock(who, &ask, record).await
+    }
+
+    /// A LOCK checked before it reaches the store: the name, the caller's right to lock, the
+    /// LockInfo and its ID.
+    pub(super) async fn lock_ask(
+        &self,
+        who: &Principal,
+        ws: &str,
+        name: &str,
+        info: &[u8],
+    ) -> Result<LockAsk> {
         let name = StateName::parse(name)?;
         let (workspace, _) = self
             .authorize(who, ws, Role::Editor, "locking a state")
@@ -53,19 +75,40 @@ impl Services {
             holder: who.token_name.clone(),
             at: self.now(),
         };
+        Ok(LockAsk {
+            name,
+            workspace,
+            request,
+            value,
+        })
+    }
+
+    /// Takes the lock at once, or refuses with the holder's LockInfo.
+    pub(super) async fn take_lock(
+        &self,
+        who: &Principal,
+        ask: &LockAsk,
+        record: &AuditRecord,
+    ) -> Result<LockOutcome> {
+        let LockAsk {
+            name,
+            workspace,
+            request,
+            value,
+        } = ask;
         let journal = |outcome: &LockOutcome| {
             self.lock_entries(
                 record,
-                &workspace,
+                workspace,
                 name.as_str(),
                 who,
                 &request.id,
-                &value,
+                value,
                 outcome,
             )
         };
         self.store
-            .lock_state_journaled(&workspace.id, name.as_str(), &request, &journal)
+            .lock_state_journaled(&workspace.id, name.as_str(), request, &journal)
             .await
     }
 

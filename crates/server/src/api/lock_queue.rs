@@ -30,7 +30,7 @@ pub struct QueuedLockView {
 }
 
 impl QueuedLockView {
-    fn new(position: usize, queued: &QueuedLock, now_millis: i64) -> Self {
+    pub(crate) fn new(position: usize, queued: &QueuedLock, now_millis: i64) -> Self {
         let info: serde_json::Value = serde_json::from_str(&queued.info).unwrap_or_default();
         let field = |name: &str| {
             info.get(name)

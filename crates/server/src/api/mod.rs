@@ -11,7 +11,7 @@ mod encryption;
 mod error;
 mod extract;
 mod json_text;
-mod lock_queue;
+pub(crate) mod lock_queue;
 mod notifiers;
 mod progress;
 mod s3_keys;

@@ -19,6 +19,7 @@ use super::page::{Chrome, OrPage, Section, UiError, UiForm, Viewer, page, see_ot
 use super::pulumi::{PulumiLogin, browser_host};
 use super::resources::ResourcesPanel;
 use crate::AppState;
+use crate::api::lock_queue::QueuedLockView;
 use crate::api::views::LockView;
 use crate::auth::ClientHttps;
 
@@ -93,7 +94,7 @@ pub struct VersionRow {
 struct StatePage {
     chrome: Chrome,
     /// LOCK requests waiting in line for the lock.
-    queue: Vec<QueueRow>,
+    queue: Vec<QueuedLockView>,
     workspace: String,
     name: String,
     notice: &'static str,
@@ -223,7 +224,7 @@ pub async fn show(
             .or_page(&viewer)?
             .iter()
             .enumerate()
-            .map(|(i, q)| QueueRow::new(i + 1, q, now))
+            .map(|(i, q)| QueuedLockView::new(i + 1, q, now.millis()))
             .collect(),
         None => Vec::new(),
     };
@@ -315,43 +316,6 @@ fn notice(done: Option<&str>) -> &'static str {
         Some("kept") => "The version is now kept by retention.",
         Some("released") => "The version may be removed by retention again.",
         _ => "",
-    }
-}
-
-/// One LOCK waiting in line, as the state page lists it.
-struct QueueRow {
-    position: usize,
-    who: String,
-    operation: String,
-    since: String,
-    seconds: i64,
-}
-
-impl QueueRow {
-    fn new(
-        position: usize,
-        q: &statehouse_core::lock_queue::QueuedLock,
-        now: statehouse_core::clock::Timestamp,
-    ) -> Self {
-        let info: serde_json::Value = serde_json::from_str(&q.info).unwrap_or_default();
-        let field = |name: &str| {
-            info.get(name)
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_owned()
-        };
-        let who = field("Who");
-        QueueRow {
-            position,
-            who: if who.is_empty() {
-                q.holder.clone()
-            } else {
-                format!("{who} ({})", q.holder)
-            },
-            operation: field("Operation"),
-            since: utc(q.enqueued_at),
-            seconds: (now.millis() - q.enqueued_at.millis()).max(0) / 1_000,
-        }
     }
 }
 
