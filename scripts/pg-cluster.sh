@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for tests and benchmarks.
 #   scripts/pg-cluster.sh start DIR PORT   -> initdb (if needed) + start; prints the connection URL
-#   scripts/pg-cluster.sh stop DIR
+#   scripts/pg-cluster.sh standby DIR PORT PRIMARY_PORT
+#                                          -> a streaming standby of the cluster on PRIMARY_PORT
+#                                             (pg_basebackup -R), started; prints its URL
+#   scripts/pg-cluster.sh promote DIR      -> the standby becomes a primary (pg_ctl promote)
+#   scripts/pg-cluster.sh stop DIR [MODE]  -> pg_ctl stop -m MODE (fast by default; immediate = crash)
 # PostgreSQL refuses to run as root, so when run as root the cluster belongs to the `postgres` user.
 set -euo pipefail
 
-cmd=${1:?usage: pg-cluster.sh start|stop DIR [PORT]}
-dir=${2:?usage: pg-cluster.sh start|stop DIR [PORT]}
+cmd=${1:?usage: pg-cluster.sh start|standby|promote|stop DIR [PORT]}
+dir=${2:?usage: pg-cluster.sh start|standby|promote|stop DIR [PORT]}
 port=${3:-55432}
 
 bindir=""
@@ -45,13 +49,29 @@ start)
         || { cat "$dir/server.log" >&2; exit 1; }
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;
+standby)
+    primary_port=${4:?usage: pg-cluster.sh standby DIR PORT PRIMARY_PORT}
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+        as_owner "$bindir/pg_basebackup" -D "$dir/data" -R -X stream -c fast \
+            -h 127.0.0.1 -p "$primary_port" -U postgres >"$dir/basebackup.log" 2>&1 \
+            || { cat "$dir/basebackup.log" >&2; exit 1; }
+    fi
+    exec "$0" start "$dir" "$port"
+    ;;
+promote)
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null \
+        || { cat "$dir/server.log" >&2; exit 1; }
+    ;;
 stop)
+    mode=${3:-fast}
     if [ -f "$dir/data/postmaster.pid" ]; then
-        as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+        as_owner "$bindir/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null || true
     fi
     ;;
 *)
-    echo "usage: pg-cluster.sh start|stop DIR [PORT]" >&2
+    echo "usage: pg-cluster.sh start|standby|promote|stop DIR [PORT] [PRIMARY_PORT|MODE]" >&2
     exit 2
     ;;
 esac

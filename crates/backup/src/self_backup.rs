@@ -38,9 +38,43 @@ pub enum SelfSource {
     },
     Postgres {
         connection: PgConnection,
+        /// The other hosts of a multi-host store URL (PostgreSQL HA), in order: each backup
+        /// reads from the first of `connection` and these that is not a standby.
+        other_hosts: Vec<PgConnection>,
         /// Only this schema (the store's), when it has its own.
         schema: Option<String>,
     },
+}
+
+/// The first of `first` and `others` that is not a standby (in recovery); `first` itself when
+/// there are no others.
+pub async fn primary_host<'a>(
+    first: &'a PgConnection,
+    others: &'a [PgConnection],
+) -> Result<&'a PgConnection, BackupError> {
+    if others.is_empty() {
+        return Ok(first);
+    }
+    let mut seen = Vec::new();
+    for host in std::iter::once(first).chain(others) {
+        let standby = async {
+            let mut session = host.connect().await?;
+            let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+                .fetch_one(&mut session)
+                .await
+                .map_err(|e| BackupError::Config(e.to_string()))?;
+            Ok::<_, BackupError>(standby)
+        };
+        match standby.await {
+            Ok(false) => return Ok(host),
+            Ok(true) => seen.push(format!("{}: a standby", host.describe())),
+            Err(e) => seen.push(format!("{}: {e}", host.describe())),
+        }
+    }
+    Err(BackupError::Config(format!(
+        "no host of the store's database is a primary ({})",
+        seen.join("; ")
+    )))
 }
 
 /// When and how many self-backups are kept.
@@ -100,7 +134,12 @@ pub async fn run_self_backup(
             "sqlite",
             None,
         ),
-        SelfSource::Postgres { connection, .. } => {
+        SelfSource::Postgres {
+            connection,
+            other_hosts,
+            ..
+        } => {
+            let connection = primary_host(connection, other_hosts).await?;
             let (_, version) = find_pg_tool_for_server("pg_dump", connection, tools).await?;
             (
                 format!("{FOLDER}/statehouse-{stamp}-{id}.dump.zst.age"),
@@ -128,9 +167,13 @@ pub async fn run_self_backup(
             )
             .await
         }
-        SelfSource::Postgres { connection, schema } => {
+        SelfSource::Postgres {
+            connection,
+            other_hosts,
+            schema,
+        } => {
             dump_schema(
-                connection,
+                primary_host(connection, other_hosts).await?,
                 schema.as_deref(),
                 tools,
                 encryptor,

@@ -130,7 +130,7 @@ async fn the_own_store_keeps_its_contents_to_itself() {
     let policy = Arc::new(
         OutboundPolicy::default()
             .allowing_loopback()
-            .with_own_store(Some(location)),
+            .with_own_store(vec![location]),
     );
     let checked = |url: &str| {
         PgConnection::from_url(url)

@@ -63,6 +63,9 @@ pub struct StateFilter {
     pub after_name: Option<String>,
     pub after_changed: Option<Timestamp>,
     pub limit: Option<i64>,
+    /// The listing is shown to a person or script (not acted upon): it may come from a read
+    /// replica within the configured staleness bound.
+    pub tolerate_lag: bool,
 }
 
 #[derive(Debug, Clone)]

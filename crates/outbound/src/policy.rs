@@ -128,7 +128,8 @@ pub struct OutboundPolicy {
     unix_sockets: bool,
     private: PurposeSet,
     networks: Vec<Network>,
-    own_store: Option<StoreLocation>,
+    /// Every host of the store's connection string (several with a multi-host URL).
+    own_store: Vec<StoreLocation>,
     allow_own_store: bool,
     local_roots: Vec<PathBuf>,
 }
@@ -147,7 +148,7 @@ impl OutboundPolicy {
             unix_sockets: config.allow_unix_sockets,
             private: config.allow_private,
             networks: config.allow_networks.clone(),
-            own_store: None,
+            own_store: Vec::new(),
             allow_own_store: config.allow_own_store,
             local_roots: config.local_target_roots.clone(),
         }
@@ -168,7 +169,8 @@ impl OutboundPolicy {
     }
 
     /// Refuses databases that are statehouse's own store (unless the configuration allows it).
-    pub fn with_own_store(mut self, store: Option<StoreLocation>) -> OutboundPolicy {
+    /// `store` lists every host the store's connection string names.
+    pub fn with_own_store(mut self, store: Vec<StoreLocation>) -> OutboundPolicy {
         self.own_store = store;
         self
     }
@@ -325,31 +327,12 @@ impl OutboundPolicy {
         port: u16,
         database: &str,
     ) -> bool {
-        let Some(store) = &self.own_store else {
-            return false;
-        };
-        if store.port != port || store.database != database {
-            return false;
-        }
-        let store_is_socket = store.host.starts_with('/');
-        match address {
-            None => store_is_socket && Path::new(&store.host) == Path::new(host),
-            Some(_) if store_is_socket => false,
-            Some(ip) => {
-                let bare = store.host.trim_matches(['[', ']']);
-                let store_addresses: Vec<IpAddr> = match bare.parse::<IpAddr>() {
-                    Ok(ip) => vec![ip],
-                    Err(_) => tokio::net::lookup_host((bare, port))
-                        .await
-                        .map(|found| found.map(|a| a.ip()).collect())
-                        .unwrap_or_default(),
-                };
-                let loopback = |a: IpAddr| classify(a) == AddressClass::Loopback;
-                store_addresses
-                    .iter()
-                    .any(|s| *s == ip || (loopback(*s) && loopback(ip)))
+        for store in &self.own_store {
+            if is_store_host(store, host, address, port, database).await {
+                return true;
             }
         }
+        false
     }
 
     /// The directory a `local` target may use for `path`: absolute, without `..`, and (with
@@ -417,6 +400,39 @@ fn resolve_existing(path: &Path) -> PathBuf {
                 existing = parent.to_path_buf();
             }
             _ => return path.to_path_buf(),
+        }
+    }
+}
+
+/// Whether `database` on `host:port` is the store at `store` (see
+/// [`OutboundPolicy::is_own_store`]).
+async fn is_store_host(
+    store: &StoreLocation,
+    host: &str,
+    address: Option<IpAddr>,
+    port: u16,
+    database: &str,
+) -> bool {
+    if store.port != port || store.database != database {
+        return false;
+    }
+    let store_is_socket = store.host.starts_with('/');
+    match address {
+        None => store_is_socket && Path::new(&store.host) == Path::new(host),
+        Some(_) if store_is_socket => false,
+        Some(ip) => {
+            let bare = store.host.trim_matches(['[', ']']);
+            let store_addresses: Vec<IpAddr> = match bare.parse::<IpAddr>() {
+                Ok(ip) => vec![ip],
+                Err(_) => tokio::net::lookup_host((bare, port))
+                    .await
+                    .map(|found| found.map(|a| a.ip()).collect())
+                    .unwrap_or_default(),
+            };
+            let loopback = |a: IpAddr| classify(a) == AddressClass::Loopback;
+            store_addresses
+                .iter()
+                .any(|s| *s == ip || (loopback(*s) && loopback(ip)))
         }
     }
 }
@@ -569,11 +585,11 @@ mod tests {
     async fn the_own_store_is_recognised_by_socket_or_address() {
         let policy = strict()
             .allowing_loopback()
-            .with_own_store(Some(StoreLocation {
+            .with_own_store(vec![StoreLocation {
                 host: "localhost".into(),
                 port: 5432,
                 database: "statehouse".into(),
-            }));
+            }]);
         let loopback = Some("127.0.0.2".parse().unwrap());
         let err = policy
             .check_not_own_store("127.0.0.2", loopback, 5432, "statehouse")
@@ -589,11 +605,11 @@ mod tests {
             .check_not_own_store("127.0.0.2", loopback, 5433, "statehouse")
             .await
             .unwrap();
-        let socket = strict().with_own_store(Some(StoreLocation {
+        let socket = strict().with_own_store(vec![StoreLocation {
             host: "/run/postgresql".into(),
             port: 5432,
             database: "statehouse".into(),
-        }));
+        }]);
         assert!(
             socket
                 .is_own_store("/run/postgresql", None, 5432, "statehouse")

@@ -288,6 +288,11 @@ pub struct PostgresConfig {
     pub lock_timeout: HumanDuration,
     /// Schema to live in (created if missing); default: the connection's `search_path`.
     pub schema: Option<String>,
+    /// A read replica (streaming standby) for listings, search and metrics; same forms as
+    /// `database_url`.
+    pub read_url: Option<String>,
+    /// The most the read replica may lag behind for a read to use it.
+    pub read_max_lag: HumanDuration,
 }
 
 impl Default for Config {
@@ -328,6 +333,8 @@ impl Default for PostgresConfig {
             idle_in_transaction_session_timeout: secs(60),
             lock_timeout: secs(30),
             schema: None,
+            read_url: None,
+            read_max_lag: secs(2),
         }
     }
 }
@@ -427,11 +434,20 @@ impl Config {
         if roots.is_empty() {
             roots.push(self.data_dir.join("backups"));
         }
+        // Every host of the store's connection string (a multi-host URL names several).
         let store = self
             .database_url
             .as_deref()
             .filter(|_| self.is_postgres())
-            .and_then(StoreLocation::from_postgres_url);
+            .and_then(|url| statehouse_store_postgres::conninfo::endpoints(url).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(host, port, database)| StoreLocation {
+                host,
+                port,
+                database,
+            })
+            .collect();
         std::sync::Arc::new(
             OutboundPolicy::from_config(&self.outbound)
                 .with_local_roots(roots)
@@ -459,7 +475,7 @@ impl Config {
     pub fn is_postgres(&self) -> bool {
         self.database_url
             .as_deref()
-            .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+            .is_some_and(statehouse_store_postgres::is_conninfo)
     }
 }
 
@@ -485,19 +501,8 @@ impl fmt::Debug for Config {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
+/// A connection string with its password replaced by `***` (URL or key/value form).
+pub use statehouse_store_postgres::redact_url;
 
 /// A duration written as `30s`, `10m`, `500ms` … (a bare number means seconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

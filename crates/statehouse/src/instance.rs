@@ -92,6 +92,8 @@ pub fn pg_settings(config: &Config, url: &str, create_if_missing: bool) -> PgSet
         lock_timeout: Some(pg.lock_timeout.0).filter(|d| !d.is_zero()),
         schema: pg.schema.clone(),
         create_if_missing,
+        read_url: pg.read_url.clone().filter(|u| !u.trim().is_empty()),
+        read_max_lag: pg.read_max_lag.0,
     }
 }
 

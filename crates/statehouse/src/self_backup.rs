@@ -49,11 +49,23 @@ pub fn setup(config: &Config) -> Result<Option<SelfBackupSetup>> {
 
 fn source(config: &Config) -> Result<SelfSource> {
     match config.database_url.as_deref() {
-        Some(url) if config.is_postgres() => Ok(SelfSource::Postgres {
-            connection: PgConnection::from_url(url)
-                .with_context(|| format!("reading {}", redact_url(url)))?,
-            schema: config.postgres.schema.clone(),
-        }),
+        Some(url) if config.is_postgres() => {
+            // pg_dump gets one host: each host of a multi-host URL as a URL of its own.
+            let info = statehouse_store_postgres::conninfo::parse(url)
+                .with_context(|| format!("reading {}", redact_url(url)))?;
+            let mut hosts = info
+                .urls
+                .iter()
+                .map(|one| PgConnection::from_url(one))
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("reading {}", redact_url(url)))?;
+            let connection = hosts.remove(0);
+            Ok(SelfSource::Postgres {
+                connection,
+                other_hosts: hosts,
+                schema: config.postgres.schema.clone(),
+            })
+        }
         _ => match config.sqlite_file() {
             Some(path) => Ok(SelfSource::Sqlite { path }),
             None => bail!(
@@ -140,7 +152,15 @@ pub async fn restore(config: &Config, args: RestoreSelfArgs) -> Result<()> {
             }
             RestoreDestination::Sqlite { path }
         }
-        SelfSource::Postgres { connection, .. } => RestoreDestination::Postgres { connection },
+        SelfSource::Postgres {
+            connection,
+            other_hosts,
+            ..
+        } => RestoreDestination::Postgres {
+            connection: statehouse_backup::self_backup::primary_host(&connection, &other_hosts)
+                .await?
+                .clone(),
+        },
     };
     let bytes = match restore_self(&file, &ring, &destination, &PgToolSearch::system()).await {
         Ok(bytes) => bytes,

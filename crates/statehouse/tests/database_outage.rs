@@ -10,83 +10,14 @@
 #[macro_use]
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::pg_cluster::Cluster;
 use common::{Server, Store, http_client, skip_e2e};
 
 /// Far above the answers' design bounds (2 s for `/readyz`, 5 s for a request) and far below
 /// the 30 s a request used to hang: a guard against hanging, not a performance figure.
 const PROMPT: Duration = Duration::from_secs(12);
-
-/// A private PostgreSQL cluster, stopped and removed on drop.
-struct Cluster {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-fn pg_cluster_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-cluster.sh")
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cluster = Cluster {
-            dir: tempfile::Builder::new()
-                .prefix("statehouse-outage-pg-")
-                .tempdir()
-                .unwrap(),
-            port,
-        };
-        cluster.up();
-        cluster
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn up(&self) {
-        self.script(&["start", &self.data(), &self.port.to_string()]);
-    }
-
-    fn down(&self) {
-        self.script(&["stop", &self.data()]);
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().display().to_string()
-    }
-
-    fn script(&self, args: &[&str]) {
-        let out = Command::new("bash")
-            .arg(pg_cluster_script())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg-cluster.sh {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(pg_cluster_script())
-            .args(["stop", &self.data()])
-            .output();
-    }
-}
 
 fn state_body(serial: i64) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({

@@ -1,5 +1,7 @@
-//! The PostgreSQL engine of the one SQL store: one pool; a write transaction is a pooled
-//! connection in `BEGIN` (READ COMMITTED), whose rows the store locks with `FOR UPDATE`.
+//! The PostgreSQL engine of the one SQL store: one pool on the primary (kept on the right host
+//! by [`Failover`]), and optionally one on a read replica for reads that tolerate lag; a write
+//! transaction is a pooled connection in `BEGIN` (READ COMMITTED), whose rows the store locks
+//! with `FOR UPDATE`.
 
 use std::ops::DerefMut;
 use std::sync::Arc;
@@ -13,28 +15,87 @@ use statehouse_store_sql::pool::Waiting;
 use statehouse_store_sql::sqlx_conn::{Record, SqlxConn};
 use statehouse_store_sql::{DbError, DbErrorKind, Dialect, Engine, Tx};
 
+use crate::failover::Failover;
+use crate::replica::Replica;
+
 pub struct PgEngine {
-    pub(crate) pool: PgPool,
-    /// Where the database is, for error messages (no password).
-    pub(crate) target: Arc<str>,
+    /// The primary: every write and every read that must be current.
+    pub(crate) primary: Side,
+    /// The read replica (`read_url`), for reads that tolerate lag.
+    pub(crate) replica: Option<Arc<Replica>>,
     /// Callers waiting for a pooled connection (`/metrics`).
     pub(crate) waiting: Waiting,
 }
 
+/// One pool and the server it is kept on.
+pub(crate) struct Side {
+    pub(crate) pool: PgPool,
+    pub(crate) failover: Arc<Failover>,
+    /// Where the database is, for error messages (no password).
+    pub(crate) target: Arc<str>,
+}
+
+impl Side {
+    /// Classifies `e`; an error that says the server went away or cannot write any more
+    /// closes the pool's connections and starts a search for the right host.
+    fn error(&self, e: sqlx::Error) -> DbError {
+        if server_lost(&e) {
+            self.failover.drop_open_connections();
+            self.failover.search_soon(&self.pool);
+        } else if matches!(e, sqlx::Error::PoolTimedOut) {
+            self.failover.search_soon(&self.pool);
+        }
+        db_error(&self.target, e)
+    }
+
+    async fn acquire(&self) -> Result<PoolConnection<Postgres>, DbError> {
+        let acquire = self.pool.acquire();
+        self.failover
+            .watch(&self.pool, acquire)
+            .await
+            .map_err(|e| self.error(e))
+    }
+}
+
+/// Whether `e` means the connection's server is gone, restarting or no longer writable.
+fn server_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => matches!(
+            d.code().as_deref(),
+            Some("57P01" | "57P02" | "57P03" | "25006") | Some("08000" | "08003" | "08006")
+        ),
+        _ => false,
+    }
+}
+
 impl PgEngine {
-    /// The pool, for maintenance commands that need raw access.
+    /// The primary's pool, for maintenance commands that need raw access.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.primary.pool
     }
 
     /// Where the database is (no password), as error messages name it.
     pub fn target(&self) -> &str {
-        &self.target
+        &self.primary.target
+    }
+
+    /// `host:port` of the primary host in use.
+    pub fn current_host(&self) -> String {
+        self.primary.failover.current_place()
+    }
+
+    /// Whether reads that tolerate lag would go to the read replica now.
+    pub fn replica_in_use(&self) -> bool {
+        self.replica.as_ref().is_some_and(|r| r.usable())
     }
 
     /// Closes every connection (waits for checked-out ones to come back).
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.primary.pool.close().await;
+        if let Some(replica) = &self.replica {
+            replica.side.pool.close().await;
+        }
     }
 }
 
@@ -55,10 +116,13 @@ pub(crate) fn db_error(target: &str, e: sqlx::Error) -> DbError {
                     // serialization_failure, deadlock_detected
                     Some("40001" | "40P01") => DbErrorKind::Concurrent,
                     // query_canceled (statement_timeout), lock_not_available (lock_timeout),
-                    // admin_shutdown, crash_shutdown, cannot_connect_now
-                    Some("57014" | "55P03" | "57P01" | "57P02" | "57P03") => {
-                        DbErrorKind::Unavailable
-                    }
+                    // admin_shutdown, crash_shutdown, cannot_connect_now,
+                    // read_only_sql_transaction (a standby: a failover under way),
+                    // connection_exception and its kinds
+                    Some(
+                        "57014" | "55P03" | "57P01" | "57P02" | "57P03" | "25006" | "08000"
+                        | "08003" | "08006",
+                    ) => DbErrorKind::Unavailable,
                     _ => DbErrorKind::Other,
                 }
             };
@@ -67,9 +131,13 @@ pub(crate) fn db_error(target: &str, e: sqlx::Error) -> DbError {
                     "PostgreSQL at {target} did not answer in time ({}); retry",
                     d.message()
                 ),
-                Some("57P01" | "57P02" | "57P03") => {
+                Some("57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006") => {
                     format!("PostgreSQL at {target} is unavailable: {}", d.message())
                 }
+                Some("25006") => format!(
+                    "PostgreSQL at {target} does not accept writes (a standby; a failover may be \
+                     under way); retry"
+                ),
                 _ => format!("PostgreSQL error: {}", d.message()),
             };
             (kind, message)
@@ -94,7 +162,10 @@ pub(crate) fn db_error(target: &str, e: sqlx::Error) -> DbError {
 /// writes of one statement) or a transaction on one ([`PgTx`]).
 pub struct PgConn<'e, C = PoolConnection<Postgres>> {
     conn: C,
-    target: &'e str,
+    side: &'e Side,
+    /// Writes through this connection are noted here, so that reads that tolerate lag wait
+    /// for the replica to have them (read-your-writes).
+    writes_to: Option<&'e Replica>,
 }
 
 /// A transaction on a pooled connection; rolled back when dropped uncommitted.
@@ -106,17 +177,26 @@ impl<C: DerefMut<Target = PgConnection> + Send> SqlxConn for PgConn<'_, C> {
         &mut self.conn
     }
     fn error(&self, e: sqlx::Error) -> DbError {
-        db_error(self.target, e)
+        self.side.error(e)
     }
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()
+    }
+    fn finished(&mut self) {
+        if let Some(replica) = self.writes_to {
+            replica.note_write();
+        }
     }
 }
 
 impl Tx for PgTx<'_> {
     async fn commit(self) -> Result<(), DbError> {
-        let target = self.target;
-        self.conn.commit().await.map_err(|e| db_error(target, e))
+        let side = self.side;
+        self.conn.commit().await.map_err(|e| side.error(e))?;
+        if let Some(replica) = self.writes_to {
+            replica.note_write();
+        }
+        Ok(())
     }
 }
 
@@ -134,38 +214,64 @@ impl Engine for PgEngine {
 
     async fn read(&self) -> Result<PgConn<'_>, DbError> {
         let waiting = self.waiting.enter();
-        let conn = self.pool.acquire().await;
+        let conn = self.primary.acquire().await;
         drop(waiting);
-        let conn = conn.map_err(|e| db_error(&self.target, e))?;
         Ok(PgConn {
-            conn,
-            target: &self.target,
+            conn: conn?,
+            side: &self.primary,
+            writes_to: None,
         })
     }
 
+    async fn read_lagging(&self) -> Result<PgConn<'_>, DbError> {
+        if let Some(replica) = &self.replica {
+            replica.sample_soon(&self.primary.pool);
+            if replica.usable() {
+                match replica.acquire().await {
+                    Ok(conn) => {
+                        return Ok(PgConn {
+                            conn,
+                            side: &replica.side,
+                            writes_to: None,
+                        });
+                    }
+                    Err(e) => {
+                        tracing::debug!("read replica unavailable, reading from the primary: {e}")
+                    }
+                }
+            }
+        }
+        self.read().await
+    }
+
     async fn begin(&self) -> Result<PgTx<'_>, DbError> {
-        let waiting = self.waiting.enter();
-        let conn = self.pool.begin().await;
-        drop(waiting);
-        let conn = conn.map_err(|e| db_error(&self.target, e))?;
+        let conn = self.read().await?;
+        let side = conn.side;
+        let tx = Transaction::begin(conn.conn, None)
+            .await
+            .map_err(|e| side.error(e))?;
         Ok(PgTx {
-            conn,
-            target: &self.target,
+            conn: tx,
+            side,
+            writes_to: self.replica.as_deref(),
         })
     }
 
     async fn writer(&self) -> Result<PgConn<'_>, DbError> {
-        self.read().await
+        let mut conn = self.read().await?;
+        conn.writes_to = self.replica.as_deref();
+        Ok(conn)
     }
 
     fn pool_status(&self) -> PoolStatus {
-        let open = u64::from(self.pool.size());
-        let idle = u64::try_from(self.pool.num_idle()).unwrap_or(u64::MAX);
+        let pool = &self.primary.pool;
+        let open = u64::from(pool.size());
+        let idle = u64::try_from(pool.num_idle()).unwrap_or(u64::MAX);
         PoolStatus {
             in_use: open.saturating_sub(idle),
             idle,
             waiters: self.waiting.count(),
-            max: u64::from(self.pool.options().get_max_connections()),
+            max: u64::from(pool.options().get_max_connections()),
         }
     }
 }

@@ -15,27 +15,31 @@
 //! `PGSSLCERT`, `PGSSLKEY`, `PGAPPNAME`, `PGOPTIONS`, and the password file (`PGPASSFILE` or
 //! `~/.pgpass`). An empty URL (or a bare `postgres://`) means "environment only".
 //!
-//! Gaps compared with libpq (sqlx 0.9 does not implement them; unknown URL parameters are
-//! ignored with a warning in the log):
-//! - one host only: no `host1,host2` lists, `target_session_attrs` or `load_balance_hosts`.
-//!   For PostgreSQL HA, point the URL at the primary's virtual IP or at a proxy (HAProxy,
-//!   PgBouncer in session mode, Patroni's REST-routed endpoint);
-//! - `connect_timeout`, `keepalives*` and `tcp_user_timeout` are ignored: use
-//!   [`PgSettings::acquire_timeout`];
-//! - no `service` / `PGSERVICE` (`pg_service.conf`), no `passfile` URL parameter (the
-//!   `PGPASSFILE` variable works), no `sslpassword` (encrypted client keys), `sslcrl`,
-//!   `channel_binding`, `requirepeer`, GSSAPI/Kerberos (`gssencmode`, `krbsrvname`);
-//! - key/value connection strings (`host=… dbname=…`) are not accepted, only URLs.
+//! Beyond what sqlx reads, statehouse reads (module [`conninfo`]):
+//! - several hosts, as libpq takes them: `postgres://h1:5432,h2:5433/db`, `?host=h1,h2&port=…`,
+//!   `PGHOST=h1,h2`, with `target_session_attrs` (`any`, `read-write`, `primary`; `read-only`,
+//!   `standby`, `prefer-standby` for [`PgSettings::read_url`]). The pool stays on the first
+//!   host that fits and moves when it stops fitting (module `failover`);
+//! - key/value connection strings (`host=h1,h2 port=5432 dbname=statehouse user=…`).
+//!
+//! Gaps compared with libpq (unknown URL parameters are ignored with a warning in the log):
+//! `load_balance_hosts=random`, `hostaddr` lists; `connect_timeout`, `keepalives*` and
+//! `tcp_user_timeout` are ignored (use [`PgSettings::acquire_timeout`]); no `service` /
+//! `PGSERVICE` (`pg_service.conf`), no `passfile` parameter (the `PGPASSFILE` variable works),
+//! no `sslpassword` (encrypted client keys), `sslcrl`, `channel_binding`, `requirepeer`,
+//! GSSAPI/Kerberos (`gssencmode`, `krbsrvname`).
 //!
 //! Per-connection settings ([`PgSettings`] timeouts and `search_path`) are applied with `SET`
 //! right after each connection opens, which also works through PgBouncer in session mode (it
 //! rejects the `options` startup parameter). PgBouncer in transaction mode would lose them and
 //! is not supported.
 
+pub mod conninfo;
 pub mod engine;
+mod failover;
 mod probe;
+mod replica;
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,8 +49,13 @@ use sqlx::{AssertSqlSafe, ConnectOptions};
 use statehouse_core::{Error, Result};
 use statehouse_store_sql::SqlStore;
 
+use conninfo::{ConnInfo, SessionAttrs};
+pub use conninfo::{is_conninfo, redact as redact_url};
 pub use engine::PgEngine;
+use engine::Side;
+use failover::Failover;
 pub use probe::probe;
+use replica::Replica;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -77,6 +86,12 @@ pub struct PgSettings {
     /// Create the schema and tables when there is no store yet (true), or fail with
     /// `NotFound` (commands that must find an existing store).
     pub create_if_missing: bool,
+    /// A read replica (a streaming standby of the same cluster) for reads that tolerate lag;
+    /// same forms as `url` (default `target_session_attrs` there: any).
+    pub read_url: Option<String>,
+    /// The most a read from the replica may lag behind the primary; a replica further
+    /// behind is not used.
+    pub read_max_lag: Duration,
 }
 
 impl Default for PgSettings {
@@ -92,6 +107,8 @@ impl Default for PgSettings {
             lock_timeout: Some(Duration::from_secs(30)),
             schema: None,
             create_if_missing: true,
+            read_url: None,
+            read_max_lag: Duration::from_secs(2),
         }
     }
 }
@@ -111,78 +128,16 @@ impl std::fmt::Debug for PgSettings {
             )
             .field("lock_timeout", &self.lock_timeout)
             .field("schema", &self.schema)
+            .field("read_url", &self.read_url.as_deref().map(redact_url))
+            .field("read_max_lag", &self.read_max_lag)
             .finish()
     }
 }
 
-/// The URL with any password (in the user info or a `password=` parameter) replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    let (main, query) = match url.split_once('?') {
-        Some((m, q)) => (m, Some(q)),
-        None => (url, None),
-    };
-    let main = match (main.find("://"), main.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &main[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &main[..scheme_end + 3], &main[at..]),
-                None => main.to_owned(),
-            }
-        }
-        _ => main.to_owned(),
-    };
-    match query {
-        None => main,
-        Some(q) => {
-            let params: Vec<String> = q
-                .split('&')
-                .map(|p| match p.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                    _ => p.to_owned(),
-                })
-                .collect();
-            format!("{main}?{}", params.join("&"))
-        }
-    }
-}
-
-/// Reads `url` on top of the PG* environment (see the crate docs).
+/// Reads a connection string (see the crate docs) on top of the PG* environment; with
+/// several hosts, the first one's options.
 pub fn connect_options(url: &str) -> Result<PgConnectOptions> {
-    let url = url.trim();
-    if url.is_empty() {
-        return Ok(PgConnectOptions::new());
-    }
-    let scheme_ok = ["postgres://", "postgresql://"].iter().any(|s| {
-        url.get(..s.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(s))
-    });
-    if !scheme_ok {
-        return Err(Error::Config(format!(
-            "invalid PostgreSQL URL {:?}: it must start with postgres:// or postgresql://",
-            redact_url(url)
-        )));
-    }
-    // sqlx starts from the PG* environment (what `PgConnectOptions::new()` reads), applies the
-    // URL's parts and parameters, then looks the password up in the password file if still
-    // unset. A URL without host (`postgres://`, `postgres:///db`) keeps PGHOST / the default.
-    PgConnectOptions::from_str(url)
-        .map_err(|e| Error::Config(format!("invalid PostgreSQL URL {:?}: {e}", redact_url(url))))
-}
-
-/// `host:port` (or the socket), database and user, for messages. Never the password.
-fn describe(options: &PgConnectOptions) -> String {
-    let place = match options.get_socket() {
-        Some(dir) => format!("socket {}/.s.PGSQL.{}", dir.display(), options.get_port()),
-        None if options.get_host().starts_with('/') => format!(
-            "socket {}/.s.PGSQL.{}",
-            options.get_host(),
-            options.get_port()
-        ),
-        None => format!("{}:{}", options.get_host(), options.get_port()),
-    };
-    let user = options.get_username();
-    let database = options.get_database().unwrap_or(user);
-    format!("{place} (database {database:?}, user {user:?})")
+    Ok(conninfo::parse(url)?.hosts.swap_remove(0))
 }
 
 /// Checks that `schema` is a plain identifier and returns it double-quoted.
@@ -230,50 +185,54 @@ fn session_setup(settings: &PgSettings, schema: Option<&str>) -> String {
 /// The store on PostgreSQL.
 pub type PgStore = SqlStore<PgEngine>;
 
-/// Opens the pool, creates the schema if needed and applies migrations. Several processes
-/// may do this at once: migrations run under a PostgreSQL advisory lock.
+/// Opens the pool (on the host of the URL's list that fits its `target_session_attrs`),
+/// opens the read replica's pool if there is one, creates the schema if needed and applies
+/// migrations. Several processes may do this at once: migrations run under a PostgreSQL
+/// advisory lock.
 pub async fn connect(settings: &PgSettings) -> Result<PgStore> {
-    let mut options = connect_options(&settings.url)?;
-    if options.get_application_name().is_none() {
-        options = options.application_name("statehouse");
-    }
-    let target: Arc<str> = describe(&options).into();
-    let schema = settings.schema.as_deref().map(quoted_schema).transpose()?;
     if settings.pool_max == 0 || settings.pool_min > settings.pool_max {
         return Err(Error::Config(format!(
             "PostgreSQL pool size: need 1 <= pool_max and pool_min <= pool_max (got min {}, max {})",
             settings.pool_min, settings.pool_max
         )));
     }
+    let info = named(conninfo::parse(&settings.url)?);
+    if !matches!(
+        info.attrs,
+        SessionAttrs::Any | SessionAttrs::ReadWrite | SessionAttrs::Primary
+    ) {
+        return Err(Error::Config(format!(
+            "target_session_attrs={} suits postgres.read_url, not the store's URL: statehouse \
+             writes there (use read-write or primary)",
+            info.attrs.name()
+        )));
+    }
+    if info.hosts.len() > 1 && info.attrs == SessionAttrs::Any {
+        tracing::warn!(
+            "the PostgreSQL URL lists {} hosts without target_session_attrs=read-write: \
+             statehouse uses the first that answers, which may be a standby after a failover",
+            info.hosts.len()
+        );
+    }
+    let schema = settings.schema.as_deref().map(quoted_schema).transpose()?;
     let setup: Arc<str> = session_setup(settings, schema.as_deref()).into();
-    let pool_setup = setup.clone();
-    let pool = PgPoolOptions::new()
-        .min_connections(settings.pool_min)
-        .max_connections(settings.pool_max)
-        .acquire_timeout(settings.acquire_timeout)
-        .idle_timeout(settings.idle_timeout)
-        // No ping before every checkout (it doubled the round trips of small requests).
-        // A connection broken since its last use fails that one request, is discarded,
-        // and the client's retry (Terraform retries 5xx) gets a fresh one.
-        .test_before_acquire(false)
-        .after_connect(move |conn, _meta| {
-            let setup = pool_setup.clone();
-            Box::pin(async move {
-                if !setup.is_empty() {
-                    sqlx::raw_sql(AssertSqlSafe(setup)).execute(conn).await?;
-                }
-                Ok(())
-            })
-        })
-        .connect_with(options.clone())
-        .await;
-    let pool = match pool {
-        Ok(pool) => pool,
-        Err(e) => return Err(connect_failure(&options, &setup, &target, e).await),
+    let primary = open_side(settings, info, &setup, Startup::Connected).await?;
+    let replica = match settings
+        .read_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    {
+        None => None,
+        Some(url) => {
+            let info = named(conninfo::parse(url)?);
+            // The replica may be down at start: reads use the primary until it answers.
+            let side = open_side(settings, info, &setup, Startup::Lazy).await?;
+            Some(Arc::new(Replica::new(side, settings.read_max_lag)))
+        }
     };
     let engine = PgEngine {
-        pool,
-        target,
+        primary,
+        replica,
         waiting: Default::default(),
     };
     if !settings.create_if_missing && !holds_a_store(&engine).await? {
@@ -283,28 +242,126 @@ pub async fn connect(settings: &PgSettings) -> Result<PgStore> {
         };
         return Err(Error::NotFound(format!(
             "no statehouse store {place}at {}",
-            engine.target
+            engine.target()
         )));
     }
     if let Some(schema) = &settings.schema {
         create_schema(&engine, schema).await?;
     }
-    MIGRATOR.run(&engine.pool).await.map_err(|e| {
+    MIGRATOR.run(engine.pool()).await.map_err(|e| {
         Error::store(format!(
             "PostgreSQL migration failed at {}: {e}",
-            engine.target
+            engine.target()
         ))
     })?;
     Ok(SqlStore::new(engine))
+}
+
+/// Every host named `statehouse` in `pg_stat_activity` unless the URL names it otherwise.
+fn named(mut info: ConnInfo) -> ConnInfo {
+    for host in &mut info.hosts {
+        if host.get_application_name().is_none() {
+            *host = host.clone().application_name("statehouse");
+        }
+    }
+    info
+}
+
+/// How a pool starts.
+#[derive(PartialEq)]
+enum Startup {
+    /// Connected to a host that fits (waiting up to `acquire_timeout` for one), or an error.
+    Connected,
+    /// Connections are opened when first needed; the first fitting host is looked for once.
+    Lazy,
+}
+
+/// A pool on the host of `info` that fits, with the session setup and checks on every
+/// connection.
+async fn open_side(
+    settings: &PgSettings,
+    info: ConnInfo,
+    setup: &Arc<str>,
+    startup: Startup,
+) -> Result<Side> {
+    let target: Arc<str> = conninfo::describe(&info).into();
+    let probe_timeout = settings
+        .acquire_timeout
+        .clamp(Duration::from_millis(500), Duration::from_secs(3));
+    let failover = Arc::new(Failover::new(info, probe_timeout));
+    if failover.watches() && startup == Startup::Lazy {
+        match failover.find().await {
+            Ok(index) => failover.start_at(index),
+            Err(why) => tracing::warn!("PostgreSQL at {target}: {why}"),
+        }
+    } else if failover.watches() {
+        let deadline = tokio::time::Instant::now() + settings.acquire_timeout;
+        loop {
+            match failover.find().await {
+                Ok(index) => {
+                    failover.start_at(index);
+                    break;
+                }
+                Err(why) if tokio::time::Instant::now() >= deadline => {
+                    return Err(Error::store(format!(
+                        "cannot connect to PostgreSQL at {target}: {why}"
+                    )));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+    let options = failover.current_options();
+    let pool_setup = setup.clone();
+    let checks = failover.clone();
+    let keeps = failover.clone();
+    let options_of_pool = PgPoolOptions::new()
+        .min_connections(settings.pool_min)
+        .max_connections(settings.pool_max)
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(settings.idle_timeout)
+        // No ping before every checkout (it doubled the round trips of small requests).
+        // A connection broken since its last use fails that one request, is discarded
+        // (with every connection opened before it: see `failover`), and the client's retry
+        // (Terraform retries 5xx) gets a fresh one.
+        .test_before_acquire(false)
+        .before_acquire(move |_conn, meta| {
+            let keep = keeps.keeps(meta.age);
+            Box::pin(async move { Ok(keep) })
+        })
+        .after_connect(move |conn, _meta| {
+            let setup = pool_setup.clone();
+            let checks = checks.clone();
+            Box::pin(async move {
+                if !setup.is_empty() {
+                    sqlx::raw_sql(AssertSqlSafe(setup))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                checks.check_session(conn).await
+            })
+        });
+    let pool = match startup {
+        Startup::Connected => options_of_pool.connect_with(options.clone()).await,
+        Startup::Lazy => Ok(options_of_pool.connect_lazy_with(options.clone())),
+    };
+    match pool {
+        Ok(pool) => Ok(Side {
+            pool,
+            failover,
+            target,
+        }),
+        Err(e) => Err(connect_failure(&options, setup, &target, e).await),
+    }
 }
 
 /// Whether statehouse's tables exist where this store looks (its schema, or the
 /// connection's `search_path`).
 async fn holds_a_store(engine: &PgEngine) -> Result<bool> {
     sqlx::query_scalar("SELECT to_regclass('workspaces') IS NOT NULL")
-        .fetch_one(&engine.pool)
+        .fetch_one(engine.pool())
         .await
-        .map_err(|e| engine::db_error(&engine.target, e).into())
+        .map_err(|e| engine::db_error(engine.target(), e).into())
 }
 
 /// Creates `schema` unless it exists (checked first, so a role without CREATE on the
@@ -313,14 +370,14 @@ async fn create_schema(engine: &PgEngine, schema: &str) -> Result<()> {
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
             .bind(schema)
-            .fetch_one(&engine.pool)
+            .fetch_one(engine.pool())
             .await
-            .map_err(|e| Error::from(engine::db_error(&engine.target, e)))?;
+            .map_err(|e| Error::from(engine::db_error(engine.target(), e)))?;
     if exists {
         return Ok(());
     }
     let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quoted_schema(schema)?);
-    match sqlx::query(AssertSqlSafe(sql)).execute(&engine.pool).await {
+    match sqlx::query(AssertSqlSafe(sql)).execute(engine.pool()).await {
         Ok(_) => Ok(()),
         // Another process created it at the same moment (pg_namespace unique index).
         Err(sqlx::Error::Database(d))
@@ -330,7 +387,7 @@ async fn create_schema(engine: &PgEngine, schema: &str) -> Result<()> {
         }
         Err(e) => Err(Error::store(format!(
             "cannot create schema {schema:?} at {}: {e}",
-            engine.target
+            engine.target()
         ))),
     }
 }
@@ -449,8 +506,8 @@ mod tests {
 
     #[test]
     fn descriptions_name_host_port_not_password() {
-        let o = connect_options("postgres://alice:topsecret@db.example:6543/state").unwrap();
-        let d = describe(&o);
+        let info = conninfo::parse("postgres://alice:topsecret@db.example:6543/state").unwrap();
+        let d = conninfo::describe(&info);
         assert!(
             d.contains("db.example:6543") && d.contains("state") && d.contains("alice"),
             "{d}"

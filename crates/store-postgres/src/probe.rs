@@ -7,15 +7,36 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
 use statehouse_core::store_probe::StoreProbe;
 use statehouse_core::{Error, Result};
 
-use crate::{MIGRATOR, PgSettings, connect_options, describe, quoted_schema};
+use crate::conninfo::{self, place};
+use crate::failover::Failover;
+use crate::{MIGRATOR, PgSettings, quoted_schema};
 
 /// Connects once (within `settings.acquire_timeout`, at least 5 s) and reads what
-/// [`StoreProbe`] holds.
+/// [`StoreProbe`] holds. With several hosts, the one statehouse would use is probed (the
+/// first that fits `target_session_attrs`).
 pub async fn probe(settings: &PgSettings) -> Result<StoreProbe> {
-    let options = connect_options(&settings.url)?.application_name("statehouse doctor");
-    let target = describe(&options);
-    let schema = settings.schema.as_deref().map(quoted_schema).transpose()?;
+    let mut info = conninfo::parse(&settings.url)?;
     let wait = settings.acquire_timeout.max(Duration::from_secs(5));
+    let all = conninfo::describe(&info);
+    let index = if info.hosts.len() > 1 {
+        let failover = Failover::new(info.clone(), wait);
+        failover
+            .find()
+            .await
+            .map_err(|why| Error::Unavailable(format!("PostgreSQL at {all}: {why}")))?
+    } else {
+        0
+    };
+    let options = info
+        .hosts
+        .swap_remove(index)
+        .application_name("statehouse doctor");
+    let target = if info.hosts.is_empty() {
+        all
+    } else {
+        format!("{} (chosen of {all})", place(&options))
+    };
+    let schema = settings.schema.as_deref().map(quoted_schema).transpose()?;
     let failed = |e: sqlx::Error| Error::store(format!("PostgreSQL at {target}: {e}"));
     let mut conn = match tokio::time::timeout(wait, options.connect()).await {
         Ok(conn) => conn.map_err(|e| {

@@ -53,6 +53,12 @@ pub trait Engine: Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs.
     fn kind(&self) -> &'static str;
     fn read(&self) -> impl Future<Output = Result<Self::Read<'_>, DbError>> + Send;
+    /// A connection for a read that tolerates lag (listings, search, metrics): a read
+    /// replica's while it is within the configured staleness bound and has this process's
+    /// writes; the primary's otherwise.
+    fn read_lagging(&self) -> impl Future<Output = Result<Self::Read<'_>, DbError>> + Send {
+        self.read()
+    }
     fn begin(&self) -> impl Future<Output = Result<Self::Tx<'_>, DbError>> + Send;
     fn writer(&self) -> impl Future<Output = Result<Self::Writer<'_>, DbError>> + Send;
     /// This process's connections: in use, idle, callers waiting (for `/metrics`).

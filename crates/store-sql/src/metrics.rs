@@ -33,7 +33,7 @@ fn count(row: &impl Row, column: &str) -> Result<u64> {
 #[async_trait]
 impl<E: Engine> MetricsStore for SqlStore<E> {
     async fn store_gauges(&self, now: Timestamp, list_locks: bool) -> Result<StoreGauges> {
-        let mut conn = self.engine.read().await?;
+        let mut conn = self.engine.read_lagging().await?;
         let row = sql(GAUGES).bind(now).fetch_one(&mut conn).await?;
         let mut gauges = StoreGauges {
             locks_held: count(&row, "locks_held")?,

@@ -230,7 +230,7 @@ impl<E: Engine> StateStore for SqlStore<E> {
                 "s.name",
             )
         };
-        let rows = Sql::built(format!(
+        let query = Sql::built(format!(
             "{STATE_SELECT} WHERE s.workspace_id = $1 AND s.deleted_at IS NULL \
              AND (CAST($2 AS TEXT) IS NULL OR s.name >= $2) AND (CAST($3 AS TEXT) IS NULL OR s.name < $3) \
              AND (CAST($4 AS BOOLEAN) IS NULL OR (s.lock_id IS NOT NULL) = $4) \
@@ -244,9 +244,14 @@ impl<E: Engine> StateStore for SqlStore<E> {
         .bind(filter.changed_since)
         .bind(&filter.after_name)
         .bind(filter.limit.unwrap_or(i64::MAX))
-        .bind(filter.after_changed)
-        .fetch_all(&mut self.engine.read().await?)
-        .await?;
+        .bind(filter.after_changed);
+        let rows = if filter.tolerate_lag {
+            query
+                .fetch_all(&mut self.engine.read_lagging().await?)
+                .await?
+        } else {
+            query.fetch_all(&mut self.engine.read().await?).await?
+        };
         rows.iter().map(state_from).collect()
     }
 

@@ -89,7 +89,7 @@ impl<E: Engine> VersionStore for SqlStore<E> {
         .bind(state_id)
         .bind(before)
         .bind(limit)
-        .fetch_all(&mut self.engine.read().await?)
+        .fetch_all(&mut self.engine.read_lagging().await?)
         .await?;
         rows.iter()
             .filter_map(|r| version_from(r, None).transpose())

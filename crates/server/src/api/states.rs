@@ -82,6 +82,7 @@ pub async fn list(
         after_name,
         after_changed,
         limit: Some(page.limit()),
+        tolerate_lag: true,
     };
     let (workspace, states) = app.services.list_states(&who, &ws, &filter).await?;
     let now = app.services.now();

@@ -190,12 +190,14 @@ async fn workspace_news(
     let locked = StateFilter {
         locked: Some(true),
         limit: Some(PER_WORKSPACE),
+        tolerate_lag: true,
         ..StateFilter::default()
     };
     let recent = StateFilter {
         changed_since: Some(now.plus_millis(-DAY_MILLIS)),
         recently_changed_first: true,
         limit: Some(SECTION_ROWS as i64),
+        tolerate_lag: true,
         ..StateFilter::default()
     };
     let (held, changed, databases, backups) = futures::join!(

@@ -168,6 +168,7 @@ pub async fn list(
         after_name,
         after_changed,
         limit: Some(PAGE),
+        tolerate_lag: true,
     };
     let (workspace, states) = services
         .list_states(&viewer.who, &ws, &filter)

@@ -37,6 +37,7 @@ macro_rules! on_both_stores {
 
 pub mod browser;
 pub mod certs;
+pub mod pg_cluster;
 pub mod prometheus;
 pub mod s3;
 pub mod ui;

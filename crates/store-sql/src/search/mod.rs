@@ -66,7 +66,7 @@ fn unindexed_from(row: &impl Row) -> Result<UnindexedState> {
 impl<E: Engine> SearchStore for SqlStore<E> {
     async fn search_resources(&self, search: &ResourceSearch) -> Result<Vec<ResourceHit>> {
         let rows = search_query(search, self.dialect())
-            .fetch_all(&mut self.engine.read().await?)
+            .fetch_all(&mut self.engine.read_lagging().await?)
             .await?;
         rows.iter().map(hit_from).collect()
     }
@@ -78,7 +78,7 @@ impl<E: Engine> SearchStore for SqlStore<E> {
     ) -> Result<(i64, Vec<UnindexedState>)> {
         let workspaces = json_list(workspace_ids);
         let in_workspaces = query::in_workspaces(self.dialect(), 1);
-        let mut conn = self.engine.read().await?;
+        let mut conn = self.engine.read_lagging().await?;
         let count: i64 = Sql::built(format!(
             "SELECT COUNT(*) FROM resource_index_missing m JOIN states s ON s.id = m.state_id \
              WHERE s.deleted_at IS NULL AND {in_workspaces}"
@@ -135,7 +135,7 @@ impl<E: Engine> SearchStore for SqlStore<E> {
         .bind(after_address)
         .bind(after_row)
         .bind(limit)
-        .fetch_all(&mut self.engine.read().await?)
+        .fetch_all(&mut self.engine.read_lagging().await?)
         .await?;
         rows.iter().map(hit_from).collect()
     }
