@@ -8,7 +8,6 @@
 #[macro_use]
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Server, Store, Terraform, http_client, skip_e2e};
@@ -51,20 +50,34 @@ fn eight_terraform_applies_take_turns(store: Store) {
         })
         .collect();
 
-    let done = AtomicBool::new(false);
+    // The test holds the lock while the applies start, so that all of them meet a held lock
+    // and wait in line (the queue API must show every one), then lets them go.
+    let lock_as_test = |method: &str| {
+        http_client()
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                &address,
+            )
+            .basic_auth("admin", Some(&server.admin_token))
+            .body(lock_body("test-holder", "the test"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(lock_as_test("LOCK"), 200);
     let most_waiting = std::thread::scope(|scope| {
-        let watcher = scope.spawn(|| {
-            let mut most = 0;
-            while !done.load(Ordering::Relaxed) {
-                most = most.max(queue(&server, "queued").len());
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            most
-        });
         let applies: Vec<_> = runs
             .iter()
             .map(|tf| scope.spawn(move || tf.run(&["apply", "-auto-approve", "-input=false"])))
             .collect();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut most = 0;
+        while most < APPLIES && Instant::now() < deadline {
+            most = most.max(queue(&server, "queued").len());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(lock_as_test("UNLOCK"), 200);
         for (i, apply) in applies.into_iter().enumerate() {
             let out = apply.join().unwrap();
             assert!(
@@ -75,12 +88,11 @@ fn eight_terraform_applies_take_turns(store: Store) {
                 server.log_text()
             );
         }
-        done.store(true, Ordering::Relaxed);
-        watcher.join().unwrap()
+        most
     });
-    assert!(
-        most_waiting >= 2,
-        "the queue API showed at most {most_waiting} waiters while {APPLIES} applies ran"
+    assert_eq!(
+        most_waiting, APPLIES,
+        "the queue API showed at most {most_waiting} waiters while {APPLIES} applies waited"
     );
 
     // Eight versions, serials one above the other (the first apply into an empty state writes
