@@ -36,6 +36,8 @@ pub mod names {
     pub const TARGET_ERRORS: &str = "statehouse_target_errors_total";
     // The store.
     pub const STORE_QUERY_SECONDS: &str = "statehouse_store_query_duration_seconds";
+    pub const STORE_HOST_SWITCHES: &str = "statehouse_store_host_switches_total";
+    pub const STORE_LAG_TOLERANT_READS: &str = "statehouse_store_lag_tolerant_reads_total";
 }
 
 /// Every value [`refusal_reason`] gives.

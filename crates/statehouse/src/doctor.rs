@@ -90,6 +90,7 @@ pub async fn run(config: &Config, unknown_vars: &[String]) -> Result<bool> {
     check_tls(config, &mut report);
     let key_ok = check_master_key(config, &mut report);
     let probe = check_database(config, &mut report).await;
+    check_read_replica(config, &mut report).await;
     if let Some(probe) = probe
         && key_ok
         && probe.holds_store
@@ -290,6 +291,40 @@ fn check_master_key(config: &Config, report: &mut Report) -> bool {
         ),
     }
     true
+}
+
+/// `postgres.read_url`: reachable, a standby, holding the store.
+async fn check_read_replica(config: &Config, report: &mut Report) {
+    let Some(url) = config
+        .postgres
+        .read_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty() && config.is_postgres())
+    else {
+        return;
+    };
+    let fallback = "until it is fixed, every read goes to the primary";
+    match statehouse_store_postgres::probe(&instance::pg_settings(config, url, false)).await {
+        Err(e) => report.warn(
+            "read replica",
+            e.to_string(),
+            format!("check postgres.read_url (STATEHOUSE_POSTGRES__READ_URL); {fallback}"),
+        ),
+        Ok(probe) if !probe.read_only => report.warn(
+            "read replica",
+            format!("{} ({}) is not a standby", probe.place, probe.version),
+            format!("point postgres.read_url at a streaming standby of the store's database; {fallback}"),
+        ),
+        Ok(probe) if !probe.holds_store => report.warn(
+            "read replica",
+            format!("{} ({}): no statehouse store there", probe.place, probe.version),
+            format!("point postgres.read_url at a standby of the store's database (and the same postgres.schema); {fallback}"),
+        ),
+        Ok(probe) => report.ok(
+            "read replica",
+            format!("{} ({}): a standby holding the store", probe.place, probe.version),
+        ),
+    }
 }
 
 async fn check_database(config: &Config, report: &mut Report) -> Option<StoreProbe> {

@@ -40,6 +40,7 @@ mod client;
 mod config;
 mod config_keys;
 mod config_metrics;
+mod config_oidc;
 mod config_paths;
 mod config_tls;
 mod database_commands;
@@ -228,10 +229,27 @@ fn main() -> std::process::ExitCode {
         // `statehouse … | head`: the reader has what it wanted.
         Err(e) if output::is_closed_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            errln!("error: {e:#}");
+            errln!("error: {}", error_chain(&e));
             std::process::ExitCode::from(client::exit_code(&e))
         }
     }
+}
+
+/// The error and its causes, `: `-separated, each said once: a cause whose text ends what is
+/// already said (a store error repeats its own message as its source) is left out.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        if text.ends_with(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
 }
 
 /// The global `--server` / `--token` options and where they came from.

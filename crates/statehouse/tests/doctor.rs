@@ -203,6 +203,12 @@ fn an_unreachable_database_is_named_with_the_fix() {
         "{said}"
     );
     assert!(!said.contains("secret-pw"), "{said}");
+    // The reason is said once (a store error's source repeats its message).
+    assert_eq!(
+        said.matches("cannot connect to PostgreSQL at").count(),
+        1,
+        "{said}"
+    );
 }
 
 /// `serve` cannot start: each reason is said with the place and the setting, and the exit is

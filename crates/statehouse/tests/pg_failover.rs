@@ -362,6 +362,18 @@ fn failover(loss: Loss) {
     );
 }
 
+/// A sample's value in the server's `/metrics` (`name{labels}` as exported).
+fn metric(server: &Server, series: &str) -> Option<f64> {
+    let text = common::http_client()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
 /// Scans of statehouse's `states` table run on `cluster` so far.
 fn state_scans(cluster: &Cluster) -> i64 {
     cluster
@@ -424,6 +436,18 @@ fn a_read_replica_serves_listings_within_the_lag_bound() {
         assert_eq!(response.status(), 200, "{}", server.log_text());
     };
 
+    // `statehouse doctor` looks at the replica too.
+    let doctor = server.cli_output(common::Via::Local, &["doctor"]);
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&doctor.stdout),
+        String::from_utf8_lossy(&doctor.stderr)
+    );
+    assert!(
+        report.contains("ok    read replica: ") && report.contains("a standby holding the store"),
+        "{report}"
+    );
+
     write(&server, "first");
     // Read-your-writes: the listing right after the write has it, wherever it was read.
     assert!(listed(&server).contains(&"first".to_owned()));
@@ -463,4 +487,9 @@ fn a_read_replica_serves_listings_within_the_lag_bound() {
         peer.log_text()
     );
     assert!(listed(&peer).contains(&"second".to_owned()));
+    let served = |by: &str| {
+        metric(&peer, &format!("statehouse_store_lag_tolerant_reads_total{{served_by=\"{by}\"}}"))
+            .unwrap_or(0.0)
+    };
+    assert!(served("replica") >= 1.0 && served("primary") >= 5.0, "{}", peer.log_text());
 }

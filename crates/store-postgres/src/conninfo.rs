@@ -288,9 +288,9 @@ fn expand(
                     .map(|p| split(&p))
                     .unwrap_or_default(),
             ),
-            _ => (Vec::new(), Vec::new()),
+            _ => (Vec::new(), get("port").map(|p| split(&p)).unwrap_or_default()),
         },
-        None => (Vec::new(), Vec::new()),
+        None => (Vec::new(), get("port").map(|p| split(&p)).unwrap_or_default()),
     };
     if hosts.len() > 1 && hosts.iter().any(String::is_empty) {
         return Err("an empty host in the host list".into());
@@ -588,6 +588,13 @@ mod tests {
             ["a:6000", "b:6000"]
         );
         assert_eq!(places("postgres://one:7000/db"), ["one:7000"]);
+        // A port parameter next to one host (or none: PGHOST's) is kept.
+        assert_eq!(places("postgres://one/db?port=7001"), ["one:7001"]);
+        assert_eq!(places("host=one port=7002 dbname=db"), ["one:7002"]);
+        assert_eq!(
+            parse("postgres:///db?port=7003").unwrap().hosts[0].get_port(),
+            7003
+        );
     }
 
     #[test]

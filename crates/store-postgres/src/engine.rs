@@ -10,6 +10,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgQueryResult, PgRow};
 use sqlx::{Postgres, Transaction};
 
+use statehouse_core::metrics::names;
 use statehouse_core::store::metrics::PoolStatus;
 use statehouse_store_sql::pool::Waiting;
 use statehouse_store_sql::sqlx_conn::{Record, SqlxConn};
@@ -55,6 +56,11 @@ impl Side {
             .await
             .map_err(|e| self.error(e))
     }
+}
+
+/// Counts a read that tolerates lag by where it is served (only with a read replica).
+fn lag_tolerant_read(served_by: &'static str) {
+    ::metrics::counter!(names::STORE_LAG_TOLERANT_READS, "served_by" => served_by).increment(1);
 }
 
 /// Whether `e` means the connection's server is gone, restarting or no longer writable.
@@ -229,6 +235,7 @@ impl Engine for PgEngine {
             if replica.usable() {
                 match replica.acquire().await {
                     Ok(conn) => {
+                        lag_tolerant_read("replica");
                         return Ok(PgConn {
                             conn,
                             side: &replica.side,

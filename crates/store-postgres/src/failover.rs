@@ -22,6 +22,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 use tokio::sync::Notify;
 
+use statehouse_core::metrics::names;
+
 use crate::conninfo::{ConnInfo, SessionAttrs, place};
 
 /// A caller waiting this long for a connection makes the pool look for the right server.
@@ -36,6 +38,8 @@ const SEARCH_COOLDOWN: Duration = Duration::from_secs(1);
 /// Which server the pool uses, and the search for a better one.
 pub(crate) struct Failover {
     info: ConnInfo,
+    /// `primary` or `replica`, for the switch counter.
+    pool_name: &'static str,
     /// Longest wait for one host's probe (connect + one query).
     probe_timeout: Duration,
     base: Instant,
@@ -57,9 +61,10 @@ struct Seen {
 }
 
 impl Failover {
-    pub(crate) fn new(info: ConnInfo, probe_timeout: Duration) -> Failover {
+    pub(crate) fn new(info: ConnInfo, pool_name: &'static str, probe_timeout: Duration) -> Failover {
         Failover {
             info,
+            pool_name,
             probe_timeout,
             base: Instant::now(),
             fresh_from: AtomicU64::new(0),
@@ -182,6 +187,8 @@ impl Failover {
                     if before != index {
                         pool.set_connect_options(self.info.hosts[index].clone());
                         self.drop_open_connections();
+                        ::metrics::counter!(names::STORE_HOST_SWITCHES, "pool" => self.pool_name)
+                            .increment(1);
                         tracing::warn!(
                             from = %place(&self.info.hosts[before]),
                             to = %place(&self.info.hosts[index]),

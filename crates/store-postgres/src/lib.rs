@@ -288,7 +288,11 @@ async fn open_side(
     let probe_timeout = settings
         .acquire_timeout
         .clamp(Duration::from_millis(500), Duration::from_secs(3));
-    let failover = Arc::new(Failover::new(info, probe_timeout));
+    let pool_name = match startup {
+        Startup::Connected => "primary",
+        Startup::Lazy => "replica",
+    };
+    let failover = Arc::new(Failover::new(info, pool_name, probe_timeout));
     if failover.watches() && startup == Startup::Lazy {
         match failover.find().await {
             Ok(index) => failover.start_at(index),

@@ -19,7 +19,7 @@ pub async fn probe(settings: &PgSettings) -> Result<StoreProbe> {
     let wait = settings.acquire_timeout.max(Duration::from_secs(5));
     let all = conninfo::describe(&info);
     let index = if info.hosts.len() > 1 {
-        let failover = Failover::new(info.clone(), wait);
+        let failover = Failover::new(info.clone(), "doctor", wait);
         failover
             .find()
             .await

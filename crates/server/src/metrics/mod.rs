@@ -187,6 +187,14 @@ fn describe() {
         Unit::Seconds,
         "Time one database statement takes"
     );
+    describe_counter!(
+        names::STORE_HOST_SWITCHES,
+        "Times this process moved a PostgreSQL pool to another host of its URL (a failover), by pool (primary, replica)"
+    );
+    describe_counter!(
+        names::STORE_LAG_TOLERANT_READS,
+        "Reads that tolerate lag (listings, search, store gauges), by where they were served (replica, primary)"
+    );
 }
 
 /// Who may scrape, and what a scrape adds to the recorder's figures.
