@@ -1,7 +1,6 @@
 //! Configuration: defaults → TOML file (`--config` / `STATEHOUSE_CONFIG`) → environment
 //! (`STATEHOUSE_*`, nested keys with `__`, e.g. `STATEHOUSE_POSTGRES__POOL_MAX`).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,7 +9,6 @@ use anyhow::{Context, Result};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use statehouse_core::access::Role;
 use statehouse_core::accounts::AuthSettings;
 use statehouse_outbound::{OutboundConfig, OutboundPolicy, StoreLocation};
 use statehouse_server::forwarded::TrustedProxies;
@@ -460,6 +458,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use statehouse_core::access::Role;
 
     #[test]
     fn urls_are_redacted() {

@@ -488,8 +488,26 @@ fn a_read_replica_serves_listings_within_the_lag_bound() {
     );
     assert!(listed(&peer).contains(&"second".to_owned()));
     let served = |by: &str| {
-        metric(&peer, &format!("statehouse_store_lag_tolerant_reads_total{{served_by=\"{by}\"}}"))
-            .unwrap_or(0.0)
+        metric(
+            &peer,
+            &format!("statehouse_store_lag_tolerant_reads_total{{served_by=\"{by}\"}}"),
+        )
+        .unwrap_or(0.0)
     };
-    assert!(served("replica") >= 1.0 && served("primary") >= 5.0, "{}", peer.log_text());
+    assert!(
+        served("replica") >= 1.0 && served("primary") >= 5.0,
+        "replica {} primary {}: {}",
+        served("replica"),
+        served("primary"),
+        common::http_client()
+            .get(format!("{}/metrics", peer.url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("statehouse_store_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

@@ -288,9 +288,15 @@ fn expand(
                     .map(|p| split(&p))
                     .unwrap_or_default(),
             ),
-            _ => (Vec::new(), get("port").map(|p| split(&p)).unwrap_or_default()),
+            _ => (
+                Vec::new(),
+                get("port").map(|p| split(&p)).unwrap_or_default(),
+            ),
         },
-        None => (Vec::new(), get("port").map(|p| split(&p)).unwrap_or_default()),
+        None => (
+            Vec::new(),
+            get("port").map(|p| split(&p)).unwrap_or_default(),
+        ),
     };
     if hosts.len() > 1 && hosts.iter().any(String::is_empty) {
         return Err("an empty host in the host list".into());

@@ -247,6 +247,7 @@ impl Engine for PgEngine {
                     }
                 }
             }
+            lag_tolerant_read("primary");
         }
         self.read().await
     }

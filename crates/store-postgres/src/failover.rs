@@ -61,7 +61,11 @@ struct Seen {
 }
 
 impl Failover {
-    pub(crate) fn new(info: ConnInfo, pool_name: &'static str, probe_timeout: Duration) -> Failover {
+    pub(crate) fn new(
+        info: ConnInfo,
+        pool_name: &'static str,
+        probe_timeout: Duration,
+    ) -> Failover {
         Failover {
             info,
             pool_name,
