@@ -34,6 +34,8 @@ pub(crate) struct Side {
     pub(crate) failover: Arc<Failover>,
     /// Where the database is, for error messages (no password).
     pub(crate) target: Arc<str>,
+    /// The read replica's pool (reads only).
+    pub(crate) is_replica: bool,
 }
 
 impl Side {
@@ -45,6 +47,18 @@ impl Side {
             self.failover.search_soon(&self.pool);
         } else if matches!(e, sqlx::Error::PoolTimedOut) {
             self.failover.search_soon(&self.pool);
+        }
+        // A standby cancels a read that holds back replay ("conflict with recovery", SQLSTATE
+        // 40001): nothing was written, the read can simply be asked again.
+        if self.is_replica
+            && let sqlx::Error::Database(d) = &e
+            && d.code().as_deref() == Some("40001")
+        {
+            let message = format!(
+                "the read replica at {} cancelled the read (a conflict with recovery); retry",
+                self.target
+            );
+            return DbError::new(DbErrorKind::Unavailable, message, e);
         }
         db_error(&self.target, e)
     }

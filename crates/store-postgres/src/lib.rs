@@ -354,6 +354,7 @@ async fn open_side(
             pool,
             failover,
             target,
+            is_replica: startup == Startup::Lazy,
         }),
         Err(e) => Err(connect_failure(&options, setup, &target, e).await),
     }
