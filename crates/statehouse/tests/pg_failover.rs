@@ -487,6 +487,32 @@ fn a_read_replica_serves_listings_within_the_lag_bound() {
         peer.log_text()
     );
     assert!(listed(&peer).contains(&"second".to_owned()));
+    // A diff of two versions reads their bodies from the replica while it is fresh.
+    let response = server.request(
+        "POST",
+        &server.tf_address("default", "second"),
+        &server.admin_token,
+        state_body(2, "second"),
+    );
+    assert_eq!(response.status(), 200);
+    let replica_reads = |process: &Server| {
+        metric(
+            process,
+            "statehouse_store_lag_tolerant_reads_total{served_by=\"replica\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let before = replica_reads(&peer);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let diff = api_json(&peer, "/api/v1/workspaces/default/states/second/diff");
+        assert_eq!(diff["to"], 2, "{diff}");
+        if replica_reads(&peer) >= before + 2.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "diffs never read the replica");
+        thread::sleep(Duration::from_millis(200));
+    }
     let served = |by: &str| {
         metric(
             &peer,

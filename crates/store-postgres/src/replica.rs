@@ -1,6 +1,6 @@
 //! The optional read replica (`postgres.read_url`): reads that tolerate a little lag (state
-//! and version listings, search, metrics) go there while it is fresh enough, everything else
-//! stays on the primary.
+//! and version listings, search, metrics, version bodies) go there while it is fresh enough,
+//! everything else stays on the primary.
 //!
 //! Freshness is measured, not assumed: at most every [`SAMPLE_EVERY`] (while such reads come)
 //! the primary's WAL position is read at a known moment and compared with what the replica has

@@ -63,13 +63,27 @@ impl<E: Engine> VersionStore for SqlStore<E> {
         state_id: &str,
         version_no: i64,
     ) -> Result<Option<(VersionMeta, SealedBody)>> {
-        let row = Sql::built(format!(
-            "{VERSION_WITH_BODY} WHERE state_id = $1 AND version_no = $2"
-        ))
-        .bind(state_id)
-        .bind(version_no)
-        .fetch_optional(&mut self.engine.read().await?)
-        .await?;
+        let query = || {
+            Sql::built(format!(
+                "{VERSION_WITH_BODY} WHERE state_id = $1 AND version_no = $2"
+            ))
+            .bind(state_id)
+            .bind(version_no)
+        };
+        // A version never changes once written: a read replica's copy, when it has one, is
+        // the primary's (diffs and version downloads read there); one it does not have yet
+        // is read from the primary.
+        let row = match query()
+            .fetch_optional(&mut self.engine.read_lagging().await?)
+            .await?
+        {
+            Some(row) => Some(row),
+            None => {
+                query()
+                    .fetch_optional(&mut self.engine.read().await?)
+                    .await?
+            }
+        };
         row.as_ref()
             .map(version_with_body)
             .transpose()
