@@ -2,7 +2,7 @@
 //! (`pg_basebackup -R`):
 //!
 //! - a multi-host URL with `target_session_attrs=read-write` (standby listed first): two
-//!   statehouse processes write to the primary; the primary stops and the standby is promoted while Terraform-style
+//!   statehouse processes write to the primary (and a real Terraform applies again and again); the primary stops and the standby is promoted while Terraform-style
 //!   clients write and lock; statehouse moves to the new primary without a restart; requests in
 //!   the switch get 503 with `Retry-After` (never a 500); no acknowledged write is lost; every
 //!   version and the audit chain are intact afterwards. The figures are printed (BENCHMARKS.md
@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::pg_cluster::Cluster;
-use common::{Server, Store, skip_e2e};
+use common::{Server, Store, Terraform, skip_e2e};
 
 /// Writers, each on a state of its own, like concurrent `terraform apply`s.
 const WRITERS: usize = 4;
@@ -270,6 +270,35 @@ fn failover(loss: Loss) {
         })
         .collect();
 
+    // A real Terraform 1.0.3 applies again and again across the switch (its http backend
+    // retries a 5xx twice, the first time after 1 s).
+    let terraform_dir = tempfile::tempdir().unwrap();
+    let terraform = {
+        let address = server.tf_address("default", "terraform-ha");
+        let token = server.admin_token.clone();
+        let stop = stop.clone();
+        let dir = terraform_dir.path().to_owned();
+        thread::spawn(move || {
+            let mut tf = Terraform::new(&dir);
+            tf.set_env("TF_HTTP_USERNAME", "admin")
+                .set_env("TF_HTTP_PASSWORD", &token);
+            let mut runs = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let n = runs.len() + 1;
+                tf.write_config(&format!(
+                    "terraform {{\n  backend \"http\" {{\n    address = \"{address}\"\n    lock_address = \"{address}\"\n    unlock_address = \"{address}\"\n  }}\n}}\noutput \"run\" {{ value = {n} }}\n"
+                ));
+                if n == 1 {
+                    tf.ok(&["init", "-input=false"]);
+                }
+                let started = Instant::now();
+                let out = tf.run(&["apply", "-auto-approve", "-input=false"]);
+                runs.push((started, Instant::now(), out));
+            }
+            runs
+        })
+    };
+
     thread::sleep(Duration::from_secs(2));
     // As Patroni does it: the old primary is gone (stopped, or crashed), then the standby is
     // promoted.
@@ -286,6 +315,36 @@ fn failover(loss: Loss) {
         w.join().unwrap();
     }
     let ended = Instant::now();
+    let applies = terraform.join().unwrap();
+    for (i, (_, _, out)) in applies.iter().enumerate() {
+        assert!(
+            out.status.success(),
+            "terraform apply {} failed:\n{}\n{}\n{}",
+            i + 1,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            server.log_text()
+        );
+    }
+    assert!(
+        applies
+            .iter()
+            .any(|(started, finished, _)| *started <= switch_started && *finished >= switch_started)
+            || applies
+                .iter()
+                .any(|(started, _, _)| *started >= switch_started),
+        "no terraform apply ran across or after the switch"
+    );
+    let applied = server.state_json("default", "terraform-ha", &server.admin_token);
+    assert_eq!(
+        applied["outputs"]["run"]["value"].as_u64(),
+        Some(applies.len() as u64),
+        "the last apply's output is the current state"
+    );
+    println!(
+        "failover figures ({loss:?}): {} real terraform applies across the switch, all succeeded",
+        applies.len()
+    );
 
     let seen = seen.lock().unwrap();
     let unavailable = longest_gap(&seen.successes, switch_started, ended);
