@@ -271,6 +271,7 @@ fn the_helm_chart_lints_renders_and_gives_the_binary_what_it_takes() {
         "metrics.serviceMonitor.enabled=true",
         "trustedProxies={10.0.0.0/8,192.168.0.0/16}",
         "env.STATEHOUSE_POSTGRES__POOL_MAX=20",
+        "database.readUrlKey=read_url",
     ])
     .unwrap();
     let deployment = of_kind(&docs, "Deployment").expect("a Deployment");
@@ -287,6 +288,11 @@ fn the_helm_chart_lints_renders_and_gives_the_binary_what_it_takes() {
     assert_eq!(
         value_of("STATEHOUSE_DATABASE_URL")["valueFrom"]["secretKeyRef"]["name"].as_str(),
         Some("db")
+    );
+    let read_url = &value_of("STATEHOUSE_POSTGRES__READ_URL")["valueFrom"]["secretKeyRef"];
+    assert_eq!(
+        (read_url["name"].as_str(), read_url["key"].as_str()),
+        (Some("db"), Some("read_url"))
     );
     let key_file = value_of("STATEHOUSE_MASTER_KEY_FILE")["value"]
         .as_str()
