@@ -279,24 +279,21 @@ fn expand(
             let (hosts, urls) = each.into_iter().unzip();
             return Ok(ConnInfo { hosts, urls, attrs });
         }
-        // A URL without a host, or key/value without host=: libpq's PGHOST (a list too).
-        None if hostspec.is_empty() => match std::env::var("PGHOST") {
-            Ok(list) if list.contains(',') => (
+        // A URL without a host, or key/value without host=: libpq's PGHOST, a list too.
+        None => match std::env::var("PGHOST") {
+            Ok(list) if hostspec.is_empty() && list.contains(',') => (
                 split(&list),
                 get("port")
                     .or_else(|| std::env::var("PGPORT").ok())
                     .map(|p| split(&p))
                     .unwrap_or_default(),
             ),
+            // One host (the URL's, or PGHOST's, which sqlx reads itself).
             _ => (
                 Vec::new(),
                 get("port").map(|p| split(&p)).unwrap_or_default(),
             ),
         },
-        None => (
-            Vec::new(),
-            get("port").map(|p| split(&p)).unwrap_or_default(),
-        ),
     };
     if hosts.len() > 1 && hosts.iter().any(String::is_empty) {
         return Err("an empty host in the host list".into());
