@@ -46,6 +46,13 @@ pub enum SelfSource {
     },
 }
 
+/// What one self-backup reads.
+enum Dump<'a> {
+    Sqlite(&'a std::path::Path),
+    /// The host to dump and the store's schema.
+    Postgres(&'a PgConnection, Option<&'a str>),
+}
+
 /// The first of `first` and `others` that is not a standby (in recovery); `first` itself when
 /// there are no others.
 pub async fn primary_host<'a>(
@@ -128,18 +135,25 @@ pub async fn run_self_backup(
         .unwrap_or_else(|| started.millis().to_string());
     let id = &statehouse_core::service::new_id()[..8];
     let timer = Timer::new(STALL, TOTAL);
-    let (name, kind, server_version) = match source {
-        SelfSource::Sqlite { .. } => (
+    // What is dumped; on PostgreSQL the primary of a multi-host store, found once.
+    let dump = match source {
+        SelfSource::Sqlite { path } => Dump::Sqlite(path),
+        SelfSource::Postgres {
+            connection,
+            other_hosts,
+            schema,
+        } => Dump::Postgres(
+            primary_host(connection, other_hosts).await?,
+            schema.as_deref(),
+        ),
+    };
+    let (name, kind, server_version) = match dump {
+        Dump::Sqlite(_) => (
             format!("{FOLDER}/statehouse-{stamp}-{id}.sqlite.zst.age"),
             "sqlite",
             None,
         ),
-        SelfSource::Postgres {
-            connection,
-            other_hosts,
-            ..
-        } => {
-            let connection = primary_host(connection, other_hosts).await?;
+        Dump::Postgres(connection, _) => {
             let (_, version) = find_pg_tool_for_server("pg_dump", connection, tools).await?;
             (
                 format!("{FOLDER}/statehouse-{stamp}-{id}.dump.zst.age"),
@@ -149,8 +163,8 @@ pub async fn run_self_backup(
         }
     };
     let mut upload = target.begin(&name, None).await?;
-    let written = match source {
-        SelfSource::Sqlite { path } => {
+    let written = match dump {
+        Dump::Sqlite(path) => {
             let snapshot = sqlite_snapshot(path).await?;
             let file = tokio::fs::File::open(&*snapshot)
                 .await
@@ -167,14 +181,10 @@ pub async fn run_self_backup(
             )
             .await
         }
-        SelfSource::Postgres {
-            connection,
-            other_hosts,
-            schema,
-        } => {
+        Dump::Postgres(connection, schema) => {
             dump_schema(
-                primary_host(connection, other_hosts).await?,
-                schema.as_deref(),
+                connection,
+                schema,
                 tools,
                 encryptor,
                 upload.writer(),

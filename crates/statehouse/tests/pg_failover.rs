@@ -23,6 +23,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::pg_cluster::Cluster;
+use common::prometheus::scrape;
+use common::ui::admin_get;
 use common::{Server, Store, Terraform, skip_e2e};
 
 /// Writers, each on a state of its own, like concurrent `terraform apply`s.
@@ -175,22 +177,11 @@ fn longest_gap(successes: &[Instant], from: Instant, to: Instant) -> Duration {
     gap
 }
 
-fn api_json(server: &Server, path: &str) -> serde_json::Value {
-    let response = server.request(
-        "GET",
-        &format!("{}{path}", server.url),
-        &server.admin_token,
-        Vec::new(),
-    );
-    assert_eq!(response.status(), 200, "GET {path}\n{}", server.log_text());
-    response.json().unwrap()
-}
-
 /// Every version number's serial of a state, oldest first.
 fn version_serials(server: &Server, state: &str) -> Vec<i64> {
-    let page = api_json(
+    let page = admin_get(
         server,
-        &format!("/api/v1/workspaces/default/states/{state}/versions?limit=1000"),
+        &format!("/workspaces/default/states/{state}/versions?limit=1000"),
     );
     let mut serials: Vec<i64> = page["items"]
         .as_array()
@@ -421,16 +412,12 @@ fn failover(loss: Loss) {
     );
 }
 
-/// A sample's value in the server's `/metrics` (`name{labels}` as exported).
-fn metric(server: &Server, series: &str) -> Option<f64> {
-    let text = common::http_client()
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+/// `statehouse_store_lag_tolerant_reads_total` of `process` served by `by` (0 before any).
+fn lag_tolerant_reads(process: &Server, by: &str) -> f64 {
+    scrape(&format!("{}/metrics", process.url), None).sum(
+        "statehouse_store_lag_tolerant_reads_total",
+        &[("served_by", by)],
+    )
 }
 
 /// Scans of statehouse's `states` table run on `cluster` so far.
@@ -445,7 +432,7 @@ fn state_scans(cluster: &Cluster) -> i64 {
 }
 
 fn listed(server: &Server) -> Vec<String> {
-    let page = api_json(server, "/api/v1/workspaces/default/states");
+    let page = admin_get(server, "/workspaces/default/states");
     page["items"]
         .as_array()
         .unwrap()
@@ -554,45 +541,24 @@ fn a_read_replica_serves_listings_within_the_lag_bound() {
         state_body(2, "second"),
     );
     assert_eq!(response.status(), 200);
-    let replica_reads = |process: &Server| {
-        metric(
-            process,
-            "statehouse_store_lag_tolerant_reads_total{served_by=\"replica\"}",
-        )
-        .unwrap_or(0.0)
-    };
-    let before = replica_reads(&peer);
+    let before = lag_tolerant_reads(&peer, "replica");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let diff = api_json(&peer, "/api/v1/workspaces/default/states/second/diff");
+        let diff = admin_get(&peer, "/workspaces/default/states/second/diff");
         assert_eq!(diff["to"], 2, "{diff}");
-        if replica_reads(&peer) >= before + 2.0 {
+        if lag_tolerant_reads(&peer, "replica") >= before + 2.0 {
             break;
         }
         assert!(Instant::now() < deadline, "diffs never read the replica");
         thread::sleep(Duration::from_millis(200));
     }
-    let served = |by: &str| {
-        metric(
-            &peer,
-            &format!("statehouse_store_lag_tolerant_reads_total{{served_by=\"{by}\"}}"),
-        )
-        .unwrap_or(0.0)
-    };
+    let (replica, primary) = (
+        lag_tolerant_reads(&peer, "replica"),
+        lag_tolerant_reads(&peer, "primary"),
+    );
     assert!(
-        served("replica") >= 1.0 && served("primary") >= 5.0,
-        "replica {} primary {}: {}",
-        served("replica"),
-        served("primary"),
-        common::http_client()
-            .get(format!("{}/metrics", peer.url))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("statehouse_store_"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        replica >= 1.0 && primary >= 5.0,
+        "replica {replica} primary {primary}\n{}",
+        peer.log_text()
     );
 }

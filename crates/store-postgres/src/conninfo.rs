@@ -11,6 +11,12 @@ use url::form_urlencoded;
 
 use statehouse_core::{Error, Result};
 
+mod key_value;
+mod redact;
+
+use key_value::parse_key_values;
+pub use redact::redact;
+
 /// libpq's `target_session_attrs`: which server of the list a session settles on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionAttrs {
@@ -402,115 +408,6 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
-/// libpq's key/value syntax: `key = value` pairs separated by white space; a value may be
-/// single-quoted (`'a b'`), with `\'` and `\\` escapes.
-fn parse_key_values(text: &str) -> std::result::Result<Vec<(String, String)>, String> {
-    let mut pairs = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        if chars.peek().is_none() {
-            return Ok(pairs);
-        }
-        let mut key = String::new();
-        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
-            key.push(c);
-        }
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        if chars.next() != Some('=') {
-            return Err(format!("{key:?} has no value (write key=value)"));
-        }
-        if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || key.is_empty() {
-            return Err(format!("{key:?} is not a parameter name"));
-        }
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        let mut value = String::new();
-        if chars.next_if_eq(&'\'').is_some() {
-            loop {
-                match chars.next() {
-                    None => return Err(format!("the value of {key} has no closing quote")),
-                    Some('\'') => break,
-                    Some('\\') => match chars.next() {
-                        Some(c) => value.push(c),
-                        None => return Err(format!("the value of {key} ends in a backslash")),
-                    },
-                    Some(c) => value.push(c),
-                }
-            }
-        } else {
-            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
-                if c == '\\' {
-                    match chars.next() {
-                        Some(c) => value.push(c),
-                        None => return Err(format!("the value of {key} ends in a backslash")),
-                    }
-                } else {
-                    value.push(c);
-                }
-            }
-        }
-        if value.contains('\0') {
-            return Err(format!("the value of {key} contains a NUL byte"));
-        }
-        pairs.push((key, value));
-    }
-}
-
-/// The connection string with any password replaced by `***` (URL user info, a `password`
-/// parameter or pair). A key/value string that cannot be read is not shown at all.
-pub fn redact(text: &str) -> String {
-    if text.contains("://") || text.trim().is_empty() {
-        return redact_url(text);
-    }
-    match parse_key_values(text) {
-        Ok(pairs) => pairs
-            .iter()
-            .map(|(k, v)| {
-                if k == "password" {
-                    format!("{k}=***")
-                } else if v.is_empty() || v.contains([' ', '\'', '\\']) {
-                    format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
-                } else {
-                    format!("{k}={v}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        Err(_) => "(an unreadable connection string)".to_owned(),
-    }
-}
-
-/// The URL with any password (in the user info or a `password=` parameter) replaced by `***`.
-fn redact_url(url: &str) -> String {
-    let (main, query) = match url.split_once('?') {
-        Some((m, q)) => (m, Some(q)),
-        None => (url, None),
-    };
-    let main = match (main.find("://"), main.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &main[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &main[..scheme_end + 3], &main[at..]),
-                None => main.to_owned(),
-            }
-        }
-        _ => main.to_owned(),
-    };
-    match query {
-        None => main,
-        Some(q) => {
-            let params: Vec<String> = q
-                .split('&')
-                .map(|p| match p.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                    _ => p.to_owned(),
-                })
-                .collect();
-            format!("{main}?{}", params.join("&"))
-        }
-    }
-}
-
 /// `host:port` (or the socket) of one host, for messages.
 pub fn place(options: &PgConnectOptions) -> String {
     match options.get_socket() {
@@ -648,27 +545,6 @@ mod tests {
             let err = parse(bad).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(err.contains(says), "{bad:?}: {err}");
         }
-    }
-
-    #[test]
-    fn passwords_never_show() {
-        assert_eq!(
-            redact("host=a password=topsecret user=u"),
-            "host=a password=*** user=u"
-        );
-        assert_eq!(
-            redact("host=a password='top secret'"),
-            "host=a password=***"
-        );
-        assert_eq!(redact("host='a"), "(an unreadable connection string)");
-        assert_eq!(
-            redact("postgres://u:topsecret@h1,h2/db?password=x"),
-            "postgres://u:***@h1,h2/db?password=***"
-        );
-        let err = parse("host=a,b port=1,2,3 password=topsecret")
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("topsecret"), "{err}");
     }
 
     #[test]
