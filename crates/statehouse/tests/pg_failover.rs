@@ -364,11 +364,19 @@ fn failover(loss: Loss) {
         "no request succeeded for {unavailable:?}\n{}",
         server.log_text()
     );
-    assert!(
-        server.wait_for_log("switched to another host"),
-        "{}",
-        server.log_text()
-    );
+    // Each process found the new primary by itself, once.
+    for process in [&server, &peer] {
+        assert!(
+            process.wait_for_log("switched to another host"),
+            "{}",
+            process.log_text()
+        );
+        let switches = scrape(&format!("{}/metrics", process.url), None).value(
+            "statehouse_store_host_switches_total",
+            &[("pool", "primary")],
+        );
+        assert_eq!(switches, 1.0);
+    }
 
     // No acknowledged write lost: each one is a version, in order; the current state is the
     // last one acknowledged (a write answered 503 may have landed too: a retry of the same
