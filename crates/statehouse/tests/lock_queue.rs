@@ -97,22 +97,8 @@ fn eight_terraform_applies_take_turns(store: Store) {
 
     // Eight versions, serials one above the other (the first apply into an empty state writes
     // serial 0): every apply saw the one before it.
-    let (status, body) = common::ui::api(
-        &server,
-        "GET",
-        "/workspaces/default/states/queued/versions?limit=100",
-        &server.admin_token,
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    let mut serials: Vec<i64> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["serial"].as_i64().unwrap())
-        .collect();
-    serials.reverse();
-    assert_eq!(serials, (0..APPLIES as i64).collect::<Vec<_>>(), "{body}");
+    let serials = common::ui::version_serials(&server, "default", "queued");
+    assert_eq!(serials, (0..APPLIES as i64).collect::<Vec<_>>());
     assert!(queue(&server, "queued").is_empty());
     let state: Value = http_client()
         .get(&address)

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::pg_cluster::Cluster;
 use common::prometheus::scrape;
-use common::ui::admin_get;
+use common::ui::{admin_get, version_serials};
 use common::{Server, Store, Terraform, skip_e2e};
 
 /// Writers, each on a state of its own, like concurrent `terraform apply`s.
@@ -175,22 +175,6 @@ fn longest_gap(successes: &[Instant], from: Instant, to: Instant) -> Duration {
         last = t;
     }
     gap
-}
-
-/// Every version number's serial of a state, oldest first.
-fn version_serials(server: &Server, state: &str) -> Vec<i64> {
-    let page = admin_get(
-        server,
-        &format!("/workspaces/default/states/{state}/versions?limit=1000"),
-    );
-    let mut serials: Vec<i64> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["serial"].as_i64().unwrap())
-        .collect();
-    serials.reverse();
-    serials
 }
 
 /// How the primary goes away.
@@ -383,7 +367,7 @@ fn failover(loss: Loss) {
     // body adds no version).
     let mut lost = 0;
     for (state, serials) in &seen.acknowledged {
-        let versions = version_serials(&server, state);
+        let versions = version_serials(&server, "default", state);
         for serial in serials {
             if !versions.contains(serial) {
                 lost += 1;

@@ -140,6 +140,22 @@ pub fn admin_get(server: &Server, path: &str) -> Value {
     body
 }
 
+/// The serial of every version of a state (up to 1,000), oldest first.
+pub fn version_serials(server: &Server, workspace: &str, state: &str) -> Vec<i64> {
+    let page = admin_get(
+        server,
+        &format!("/workspaces/{workspace}/states/{state}/versions?limit=1000"),
+    );
+    let mut serials: Vec<i64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["serial"].as_i64().unwrap())
+        .collect();
+    serials.reverse();
+    serials
+}
+
 /// [`start`] with more settings (`STATEHOUSE_…` variables).
 pub fn start_with(store: Store, env: &[(&str, &str)]) -> Option<Server> {
     if skip_e2e() {
