@@ -8,7 +8,8 @@
 //!   over plain HTTP) and with `UNSIGNED-PAYLOAD` (Pulumi 3.258 and later over HTTPS);
 //! - `pulumi stack ls` over 1,000 stacks: LIST every page, then GET each stack, 10 at a time;
 //! - the server's peak memory while a 100 MB object arrives as a multipart upload of 8 MiB
-//!   parts (measured on a fresh statehouse process).
+//!   parts (measured on a fresh statehouse process), once with parts that compress well and
+//!   once with parts that do not compress at all.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -57,8 +58,9 @@ pub struct Figures {
     /// The 16 MB cycle with `UNSIGNED-PAYLOAD` (Pulumi 3.258 and later over HTTPS).
     pub cycle_16mb_unsigned: Option<Summary>,
     pub stack_ls: Option<Duration>,
-    /// statehouse only: peak RSS growth during the 100 MB multipart upload, and the part size.
-    pub multipart_peak: Option<(u64, usize)>,
+    /// statehouse only: peak RSS growth during the 100 MB multipart upload, with parts that
+    /// compress well and with parts that do not compress.
+    pub multipart_peak: Option<(u64, u64)>,
 }
 
 /// A Pulumi checkpoint of about `size` bytes; `marker` makes each one differ as two
@@ -183,9 +185,26 @@ fn tag_values(xml: &str, tag: &str) -> Vec<String> {
         .collect()
 }
 
+const PART: usize = 8 * MIB;
+
+/// An 8 MiB part: one byte repeated, or bytes that do not compress (xorshift).
+fn part_bytes(compressible: bool) -> Vec<u8> {
+    if compressible {
+        return vec![7u8; PART];
+    }
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..PART)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// Peak RSS growth of the server while 100 MB arrive in 8 MiB parts.
-async fn multipart_peak(s3: &S3Client, pid: u32) -> Result<u64> {
-    let part = vec![7u8; 8 * MIB];
+async fn multipart_peak(s3: &S3Client, pid: u32, part: Vec<u8>) -> Result<u64> {
     let before = memory(pid)?.hwm;
     let key = "big/object";
     let created = s3
@@ -276,17 +295,20 @@ pub fn run_statehouse(rt: &Runtime, bin: &Path, store: &Store, plan: &Plan) -> R
     ))?;
     let stack_ls = rt.block_on(stack_ls(&s3, plan.stacks))?;
     drop(server);
-    let fresh = Server::start(rt, bin, store)?;
-    let (id, secret) = rt.block_on(statehouse_key(&fresh))?;
-    let s3 = S3Client::new(http, &fresh.s3_url, "default", &id, &secret);
-    let peak = rt.block_on(multipart_peak(&s3, fresh.pid()))?;
+    let mut peaks = [0_u64; 2];
+    for (peak, compressible) in peaks.iter_mut().zip([true, false]) {
+        let fresh = Server::start(rt, bin, store)?;
+        let (id, secret) = rt.block_on(statehouse_key(&fresh))?;
+        let s3 = S3Client::new(http.clone(), &fresh.s3_url, "default", &id, &secret);
+        *peak = rt.block_on(multipart_peak(&s3, fresh.pid(), part_bytes(compressible)))?;
+    }
     Ok(Figures {
         label: format!("statehouse, {}", store.label()),
         cycle_1mb,
         cycle_16mb,
         cycle_16mb_unsigned,
         stack_ls: Some(stack_ls),
-        multipart_peak: Some((peak, 8 * MIB)),
+        multipart_peak: Some((peaks[0], peaks[1])),
     })
 }
 
@@ -347,16 +369,21 @@ pub fn render(figures: &[Figures], plan: &Plan) -> String {
         None => "–".into(),
     };
     let mut out = format!(
-        "| server | cycle, 1 MB checkpoint: p50 / p95 ({} cycles) | cycle, 16 MB: p50 / p95 ({} cycles) | cycle, 16 MB, UNSIGNED-PAYLOAD | stack ls, {} stacks | peak memory of a 100 MB multipart upload |\n|---|---|---|---|---|---|\n",
+        "| server | cycle, 1 MB checkpoint: p50 / p95 ({} cycles) | cycle, 16 MB: p50 / p95 ({} cycles) | cycle, 16 MB, UNSIGNED-PAYLOAD | stack ls, {} stacks | peak memory, 100 MB multipart upload in 8 MiB parts: compressible / incompressible |\n|---|---|---|---|---|---|\n",
         plan.cycles_1mb, plan.cycles_16mb, plan.stacks
     );
     for f in figures {
-        let peak = match f.multipart_peak {
-            Some((bytes, part)) => format!(
-                "+{:.1} MiB ({:.1}× the 8 MiB part)",
+        let growth = |bytes: u64| {
+            format!(
+                "+{:.1} MiB ({:.1}× the part)",
                 bytes as f64 / MIB as f64,
-                bytes as f64 / part as f64
-            ),
+                bytes as f64 / PART as f64
+            )
+        };
+        let peak = match f.multipart_peak {
+            Some((compressible, random)) => {
+                format!("{} / {}", growth(compressible), growth(random))
+            }
             None => "–".into(),
         };
         out.push_str(&format!(

@@ -13,6 +13,7 @@ pub mod multipart;
 pub mod object_list;
 pub mod objects;
 mod s3_keys;
+pub mod sealing;
 mod sessions;
 mod sso;
 mod stacks;

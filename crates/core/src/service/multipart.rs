@@ -1,15 +1,16 @@
 //! Multipart uploads (create, upload part, complete, abort, list parts). Each part is sealed
-//! as it arrives, so an upload holds one part in memory, never the object. Completing a stack
-//! file's upload writes the whole checkpoint as the stack's next version.
+//! as it arrives (see [`StreamSealer`]), so an upload holds about two chunks in memory, never
+//! a whole part or the object. Completing a stack file's upload writes the whole checkpoint
+//! as the stack's next version.
 
 use bytes::Bytes;
 use serde_json::json;
 
 use super::objects::{PutRequest, check_key};
+use super::sealing::{StreamSealer, StreamedBlob};
 use super::{Services, md5_hex, new_id};
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
-use crate::digest::IncomingBody;
 use crate::objects::{ObjectBody, ObjectMeta, ObjectRecord, ObjectWrite, PulumiKey};
 use crate::store::objects::{Part, Upload};
 use crate::store::pending::JournalEntries;
@@ -26,6 +27,72 @@ const ABANDONED_AFTER_MILLIS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// A blob nobody uses is swept once this old (one whose row is being written is younger).
 const UNUSED_BLOB_AFTER_MILLIS: i64 = 60 * 60 * 1000;
 const CLEAN_BATCH: i64 = 500;
+
+/// A part being received: its bytes are sealed as they come, so the part is never whole in
+/// memory.
+pub struct PartWriter {
+    services: Services,
+    upload_id: String,
+    part_no: i64,
+    sealer: StreamSealer,
+}
+
+impl PartWriter {
+    /// Takes the part's next bytes.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.sealer.write(bytes).await
+    }
+
+    /// Every byte is in: seals the rest. Nothing is stored until [`SealedPart::store`], so
+    /// the caller can still refuse the part by its MD5.
+    pub async fn finish(self) -> Result<SealedPart> {
+        Ok(SealedPart {
+            streamed: self.sealer.finish().await?,
+            services: self.services,
+            upload_id: self.upload_id,
+            part_no: self.part_no,
+        })
+    }
+}
+
+/// A part sealed, not yet stored.
+pub struct SealedPart {
+    services: Services,
+    upload_id: String,
+    part_no: i64,
+    streamed: StreamedBlob,
+}
+
+impl SealedPart {
+    /// The MD5 of the part's bytes.
+    pub fn md5(&self) -> [u8; 16] {
+        self.streamed.md5
+    }
+
+    /// Stores the part (replacing an earlier one of the same number); returns its ETag (hex
+    /// MD5). `checksums` are the part's verified checksums, kept for the completed object.
+    pub async fn store(self, checksums: ObjectMeta) -> Result<String> {
+        let StreamedBlob { md5, blob } = self.streamed;
+        let etag = hex::encode(md5);
+        let part = Part {
+            part_no: self.part_no,
+            blob_id: blob.id.clone(),
+            size: blob.size,
+            etag: etag.clone(),
+            meta: checksums.to_json(),
+            at: self.services.now(),
+        };
+        if !self
+            .services
+            .store
+            .put_part(&self.upload_id, &part, blob)
+            .await?
+        {
+            return Err(no_such_upload(&self.upload_id));
+        }
+        Ok(etag)
+    }
+}
 
 /// A part as the client names it when completing.
 #[derive(Debug, Clone)]
@@ -84,44 +151,27 @@ impl Services {
         Ok(upload.id)
     }
 
-    /// Stores one part, sealed; returns its ETag (hex MD5). `checksums` are the part's
-    /// verified checksums, kept for the completed object.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn upload_part(
+    /// Opens part `part_no` of an upload for its bytes (authorized before any is read).
+    pub async fn upload_part_start(
         &self,
         who: &Principal,
         bucket: &str,
         key: &str,
         upload_id: &str,
         part_no: i64,
-        body: IncomingBody,
-        checksums: ObjectMeta,
-    ) -> Result<String> {
+    ) -> Result<PartWriter> {
         if !(1..=MAX_PART_NO).contains(&part_no) {
             return Err(Error::BadRequest(format!(
                 "part numbers go from 1 to {MAX_PART_NO}"
             )));
         }
         let (workspace, _) = self.open_upload(who, bucket, key, upload_id).await?;
-        let size = i64::try_from(body.bytes.len()).unwrap_or(i64::MAX);
-        // The hash (possibly still catching up with the body's arrival) beside the sealing.
-        let (digest, blob) = tokio::join!(
-            body.md5.resolve(&body.bytes),
-            self.seal_blob(&workspace, std::slice::from_ref(&body.bytes))
-        );
-        let (etag, blob) = (hex::encode(digest?), blob?);
-        let part = Part {
+        Ok(PartWriter {
+            sealer: StreamSealer::new(self.cipher.clone(), workspace.id),
+            services: self.clone(),
+            upload_id: upload_id.to_owned(),
             part_no,
-            blob_id: blob.id.clone(),
-            size,
-            etag: etag.clone(),
-            meta: checksums.to_json(),
-            at: self.now(),
-        };
-        if !self.store.put_part(upload_id, &part, blob).await? {
-            return Err(no_such_upload(upload_id));
-        }
-        Ok(etag)
+        })
     }
 
     /// The parts uploaded so far, in order.

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::Services;
+use super::sealing::seal_whole;
 use super::new_id;
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
@@ -21,9 +22,6 @@ use crate::sealed::SealedKind;
 use crate::store::pending::JournalEntries;
 use crate::{Error, Result};
 
-/// Bytes per sealed chunk: a GET holds one chunk at a time, and a multipart part of Pulumi's
-/// size (8 MiB) is one chunk.
-pub const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 /// The longest key S3 allows, in bytes.
 const MAX_KEY_BYTES: usize = 1024;
 
@@ -251,7 +249,8 @@ impl Services {
                     None,
                 ),
                 None => {
-                    let blob = self.seal_blob(&workspace, &[body]).await?;
+                    let blob =
+                        seal_whole(self.cipher.clone(), workspace.id.clone(), body).await?;
                     (
                         ObjectBody::Blob {
                             blob_id: blob.id.clone(),
@@ -279,45 +278,6 @@ impl Services {
         }
         .await;
         self.conclude_change(result, record).await
-    }
-
-    /// Seals bytes into a new blob, in chunks of [`CHUNK_BYTES`], compressing on a blocking
-    /// thread.
-    pub(crate) async fn seal_blob(
-        &self,
-        workspace: &Workspace,
-        parts: &[Bytes],
-    ) -> Result<NewBlob> {
-        let cipher = self.cipher.clone();
-        let workspace_id = workspace.id.clone();
-        let parts = parts.to_vec();
-        let sealing = tokio::task::spawn_blocking(move || -> Result<NewBlob> {
-            let mut chunks = Vec::new();
-            let mut size = 0_i64;
-            for part in &parts {
-                for piece in part.chunks(CHUNK_BYTES) {
-                    let id = new_id();
-                    let binding = SealedKind::S3Chunk.binding(&workspace_id, &id);
-                    let sealed = cipher.seal_compressed(compress(piece)?, binding)?;
-                    let piece_size = i64::try_from(piece.len()).unwrap_or(i64::MAX);
-                    size += piece_size;
-                    chunks.push(SealedChunk {
-                        id,
-                        seq: i64::try_from(chunks.len()).unwrap_or(i64::MAX),
-                        size: piece_size,
-                        sealed,
-                    });
-                }
-            }
-            Ok(NewBlob {
-                id: new_id(),
-                size,
-                chunks,
-            })
-        });
-        sealing
-            .await
-            .map_err(|e| Error::Internal(format!("sealing an object failed: {e}")))?
     }
 
     /// Copies an object (CopyObject). Within a bucket the copy shares the source's bytes (a

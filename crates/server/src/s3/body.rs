@@ -1,5 +1,6 @@
-//! Request bodies: read whole up to a limit, every checksum the client gave verified (in a
-//! header or in an aws-chunked trailer), and response bodies streamed a chunk at a time.
+//! Request bodies: read up to a limit (whole, or passed on as they arrive), every checksum the
+//! client gave verified (in a header or in an aws-chunked trailer), and response bodies
+//! streamed a chunk at a time.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -94,26 +95,106 @@ impl ChecksumFields {
     }
 }
 
-/// How a body's MD5 is computed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Md5While {
-    /// On another thread while the body arrives (a large body is hashed by the time it is
-    /// in), at the cost of holding the pieces not yet hashed (see [`Md5Stream`]).
-    Receiving,
-    /// After the body is in, by whoever needs it (the least memory).
-    Needed,
+/// Where a request body's pieces go as they arrive.
+pub trait BodySink: Send {
+    /// Before the first piece: the body's length, when the client announced it.
+    fn expect(&mut self, _announced: Option<usize>) {}
+
+    fn take(&mut self, piece: Bytes) -> impl Future<Output = S3Result<()>> + Send;
+}
+
+/// A body collected whole. A large body's MD5 is hashed on another thread while it arrives,
+/// so that it is ready about when the body is (a checkpoint's then by the time its parse is).
+#[derive(Default)]
+struct Whole {
+    all: BytesMut,
+    md5: Option<Md5Stream>,
+}
+
+impl BodySink for Whole {
+    fn expect(&mut self, announced: Option<usize>) {
+        // One buffer of the announced size, each piece copied in and let go: holding the
+        // pieces until the end would pin the connection's read buffers, about the body's
+        // size again.
+        self.all.reserve(announced.unwrap_or(0));
+        if announced.is_none_or(|n| n >= digest::THREADED_FROM) {
+            self.md5 = Some(Md5Stream::start());
+        }
+    }
+
+    async fn take(&mut self, piece: Bytes) -> S3Result<()> {
+        self.all.extend_from_slice(&piece);
+        if let Some(md5) = &self.md5 {
+            md5.feed(piece).map_err(internal)?;
+        }
+        Ok(())
+    }
+}
+
+/// A body's verified claims.
+pub struct Checked {
+    /// The checksums verified, kept with the object.
+    pub meta: ObjectMeta,
+    /// The `Content-MD5` the client gave, checked by [`Checked::check_md5`] once the digest
+    /// is known.
+    content_md5: Option<String>,
+}
+
+impl Checked {
+    pub fn claims_md5(&self) -> bool {
+        self.content_md5.is_some()
+    }
+
+    /// Refuses the body if the client gave a `Content-MD5` other than `digest`.
+    pub fn check_md5(&self, digest: [u8; 16]) -> S3Result<()> {
+        let Some(claimed) = &self.content_md5 else {
+            return Ok(());
+        };
+        if *claimed == STANDARD.encode(digest) {
+            return Ok(());
+        }
+        let code = if STANDARD.decode(claimed).map(|d| d.len()) == Ok(16) {
+            S3ErrorCode::BadDigest
+        } else {
+            S3ErrorCode::InvalidDigest
+        };
+        Err(S3Error::with_message(
+            code,
+            "the Content-MD5 you gave does not match the body: it was damaged on the way; nothing was stored",
+        ))
+    }
 }
 
 /// Reads a body whole (at most `limit` bytes) and verifies every claimed checksum; returns
-/// the body, its MD5 (hashed as `md5_while` says), and the verified checksums to keep with
-/// the object.
+/// the body with its MD5, and the verified checksums to keep with the object.
 pub async fn read_verified(
     body: Option<StreamingBlob>,
     limit: usize,
     claims: Claims,
     trailers: Option<TrailingHeaders>,
-    md5_while: Md5While,
 ) -> S3Result<(IncomingBody, ObjectMeta)> {
+    let mut whole = Whole::default();
+    let checked = read_checked(body, limit, claims, trailers, &mut whole).await?;
+    let bytes = whole.all.freeze();
+    let mut md5 = whole.md5.map_or(BodyMd5::FromBody, Md5Stream::finish);
+    if checked.claims_md5() {
+        let digest = md5.resolve(&bytes).await.map_err(internal)?;
+        checked.check_md5(digest)?;
+        md5 = BodyMd5::Known(digest);
+    }
+    Ok((IncomingBody { bytes, md5 }, checked.meta))
+}
+
+/// Passes a body (at most `limit` bytes) to `sink` as it arrives and verifies every claimed
+/// checksum but `Content-MD5`, which the caller checks with [`Checked::check_md5`] before it
+/// keeps anything.
+pub async fn read_checked<S: BodySink>(
+    body: Option<StreamingBlob>,
+    limit: usize,
+    claims: Claims,
+    trailers: Option<TrailingHeaders>,
+    sink: &mut S,
+) -> S3Result<Checked> {
     let mut hasher = ChecksumHasher::default();
     for name in claims
         .given
@@ -137,21 +218,13 @@ pub async fn read_verified(
             ),
         )
     };
-    // Each piece is copied into one buffer of the announced size as it comes and let go:
-    // holding the pieces until the end would pin the connection's read buffers, about the
-    // body's size again.
-    let mut all = BytesMut::new();
-    let mut md5 = None;
     if let Some(mut stream) = body {
         let announced = stream.remaining_length().exact();
         if announced.is_some_and(|n| n > limit) {
             return Err(too_large());
         }
-        all.reserve(announced.unwrap_or(0));
-        if md5_while == Md5While::Receiving && announced.is_none_or(|n| n >= digest::THREADED_FROM)
-        {
-            md5 = Some(Md5Stream::start());
-        }
+        sink.expect(announced);
+        let mut received = 0_usize;
         while let Some(piece) = stream.next().await {
             let piece = piece.map_err(|e| {
                 // A signed chunk whose signature does not match is a forged or damaged body.
@@ -166,18 +239,14 @@ pub async fn read_verified(
                     format!("the request body could not be read: {e}"),
                 )
             })?;
-            if all.len() + piece.len() > limit {
+            received += piece.len();
+            if received > limit {
                 return Err(too_large());
             }
             hasher.update(&piece);
-            all.extend_from_slice(&piece);
-            if let Some(md5) = &md5 {
-                md5.feed(piece).map_err(internal)?;
-            }
+            sink.take(piece).await?;
         }
     }
-    let bytes = all.freeze();
-    let mut md5 = md5.map_or(BodyMd5::FromBody, Md5Stream::finish);
     let computed = hasher.finalize();
     let mut claimed = claims.given;
     if !claims.trailed.is_empty() {
@@ -217,25 +286,10 @@ pub async fn read_verified(
         }
         verified.checksums.push((name.to_owned(), value));
     }
-    if let Some(claimed) = claims.md5 {
-        let digest = std::mem::take(&mut md5)
-            .resolve(&bytes)
-            .await
-            .map_err(internal)?;
-        md5 = BodyMd5::Known(digest);
-        if claimed != STANDARD.encode(digest) {
-            let code = if STANDARD.decode(&claimed).map(|d| d.len()) == Ok(16) {
-                S3ErrorCode::BadDigest
-            } else {
-                S3ErrorCode::InvalidDigest
-            };
-            return Err(S3Error::with_message(
-                code,
-                "the Content-MD5 you gave does not match the body: it was damaged on the way; nothing was stored",
-            ));
-        }
-    }
-    Ok((IncomingBody { bytes, md5 }, verified))
+    Ok(Checked {
+        meta: verified,
+        content_md5: claims.md5,
+    })
 }
 
 fn internal(e: statehouse_core::Error) -> S3Error {

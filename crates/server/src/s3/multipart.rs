@@ -8,11 +8,11 @@ use s3s::dto::{
 };
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use statehouse_core::objects::ObjectMeta;
-use statehouse_core::service::multipart::ChosenPart;
+use statehouse_core::service::multipart::{ChosenPart, PartWriter};
 use statehouse_core::service::objects::PutRequest;
 
 use super::Endpoint;
-use super::body::{ChecksumFields, Claims, Md5While, read_verified};
+use super::body::{BodySink, ChecksumFields, Claims, read_checked};
 use super::errors::s3_error;
 use super::objects::{etag, timestamp};
 
@@ -61,16 +61,28 @@ impl Endpoint {
         let who = self.principal(&req).await?;
         let claims = Claims::from_headers(&req.headers);
         let input = req.input;
-        let (body, verified) = read_verified(
+        let mut part = self
+            .services
+            .upload_part_start(
+                &who,
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                i64::from(input.part_number),
+            )
+            .await
+            .map_err(s3_error)?;
+        let checked = read_checked(
             input.body,
             self.max_object_bytes,
             claims,
             req.trailing_headers,
-            // A part holds the least memory; its MD5 is computed beside its sealing.
-            Md5While::Needed,
+            &mut part,
         )
         .await?;
-        let sums = ChecksumFields::of(&verified.checksums);
+        let sealed = part.finish().await.map_err(s3_error)?;
+        checked.check_md5(sealed.md5())?;
+        let sums = ChecksumFields::of(&checked.meta.checksums);
         let output = UploadPartOutput {
             checksum_crc32: sums.crc32,
             checksum_crc32c: sums.crc32c,
@@ -79,19 +91,7 @@ impl Endpoint {
             checksum_sha256: sums.sha256,
             ..UploadPartOutput::default()
         };
-        let tag = self
-            .services
-            .upload_part(
-                &who,
-                &input.bucket,
-                &input.key,
-                &input.upload_id,
-                i64::from(input.part_number),
-                body,
-                verified,
-            )
-            .await
-            .map_err(s3_error)?;
+        let tag = sealed.store(checked.meta).await.map_err(s3_error)?;
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(etag(&tag)),
             ..output
@@ -190,5 +190,12 @@ impl Endpoint {
             ),
             ..ListPartsOutput::default()
         }))
+    }
+}
+
+/// A part's bytes are sealed as they arrive.
+impl BodySink for PartWriter {
+    async fn take(&mut self, piece: bytes::Bytes) -> S3Result<()> {
+        self.write(&piece).await.map_err(s3_error)
     }
 }

@@ -11,7 +11,7 @@ use statehouse_core::objects::{ObjectBody, ObjectMeta, ObjectRecord};
 use statehouse_core::service::objects::{ObjectBytes, PutRequest};
 
 use super::Endpoint;
-use super::body::{ChecksumFields, Claims, Md5While, chunk_stream, read_verified};
+use super::body::{ChecksumFields, Claims, chunk_stream, read_verified};
 use super::errors::s3_error;
 
 /// The most keys one DeleteObjects may name, as S3.
@@ -174,8 +174,6 @@ impl Endpoint {
             self.max_object_bytes,
             claims,
             req.trailing_headers,
-            // A checkpoint's MD5 is then ready by the time its parse is.
-            Md5While::Receiving,
         )
         .await?;
         let mut meta = request_meta(

@@ -278,6 +278,24 @@ def main():
         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": s1["ETag"]}, {"PartNumber": 2, "ETag": s2["ETag"]}]}))
     check(too_small == ("EntityTooSmall", 400), f"a small part before the last: {too_small}")
     S3.abort_multipart_upload(Bucket=BUCKET, Key="big/small", UploadId=small)
+    # A part is sealed as it arrives, yet a damaged one stores nothing; a part sent again replaces it.
+    checked = S3.create_multipart_upload(Bucket=BUCKET, Key="big/checked")["UploadId"]
+    piece = os.urandom(3 * MIB + 17)
+    damaged = error_of(lambda: S3.upload_part(Bucket=BUCKET, Key="big/checked", UploadId=checked, PartNumber=1, Body=piece,
+        ContentMD5=base64.b64encode(hashlib.md5(b"other").digest()).decode()))
+    check(damaged == ("BadDigest", 400), f"a part with a wrong Content-MD5 is refused: {damaged}")
+    check(S3.list_parts(Bucket=BUCKET, Key="big/checked", UploadId=checked).get("Parts", []) == [], "the refused part is not kept")
+    S3.upload_part(Bucket=BUCKET, Key="big/checked", UploadId=checked, PartNumber=1, Body=b"first")
+    again = S3.upload_part(Bucket=BUCKET, Key="big/checked", UploadId=checked, PartNumber=1, Body=piece,
+        ContentMD5=base64.b64encode(hashlib.md5(piece).digest()).decode())
+    check(again["ETag"] == f'"{hashlib.md5(piece).hexdigest()}"', f"a part's ETag is its MD5: {again}")
+    listed = S3.list_parts(Bucket=BUCKET, Key="big/checked", UploadId=checked)["Parts"]
+    check([(p["PartNumber"], p["Size"]) for p in listed] == [(1, len(piece))], f"the part sent again replaced the first: {listed}")
+    S3.complete_multipart_upload(Bucket=BUCKET, Key="big/checked", UploadId=checked,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": again["ETag"]}]})
+    check(S3.get_object(Bucket=BUCKET, Key="big/checked")["Body"].read() == piece, "a part of several chunks reads back")
+    gone = error_of(lambda: S3.upload_part(Bucket=BUCKET, Key="big/checked", UploadId="no-such-upload", PartNumber=1, Body=b"x"))
+    check(gone == ("NoSuchUpload", 404), f"a part for an unknown upload: {gone}")
     check(error_of(lambda: S3.list_parts(Bucket=BUCKET, Key="big/small", UploadId=small)) == ("NoSuchUpload", 404), "aborted")
     done = S3.complete_multipart_upload(Bucket=BUCKET, Key="big/manual", UploadId=upload,
         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": one["ETag"]}, {"PartNumber": 2, "ETag": two["ETag"]}]})
