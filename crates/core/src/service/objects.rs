@@ -8,16 +8,11 @@ use serde_json::json;
 
 use super::Services;
 use super::sealing::seal_whole;
-use super::new_id;
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
-use crate::crypto::compress;
 use crate::digest::IncomingBody;
 use crate::model::Workspace;
-use crate::objects::{
-    NewBlob, ObjectBody, ObjectMeta, ObjectRecord, ObjectWrite, PulumiKey, SealedChunk,
-    copy_of_stack,
-};
+use crate::objects::{ObjectBody, ObjectMeta, ObjectRecord, ObjectWrite, PulumiKey, copy_of_stack};
 use crate::sealed::SealedKind;
 use crate::store::pending::JournalEntries;
 use crate::{Error, Result};
@@ -249,8 +244,7 @@ impl Services {
                     None,
                 ),
                 None => {
-                    let blob =
-                        seal_whole(self.cipher.clone(), workspace.id.clone(), body).await?;
+                    let blob = seal_whole(self.cipher.clone(), workspace.id.clone(), body).await?;
                     (
                         ObjectBody::Blob {
                             blob_id: blob.id.clone(),

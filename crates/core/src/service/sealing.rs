@@ -203,7 +203,11 @@ mod tests {
                 assert_eq!(streamed.md5, <[u8; 16]>::from(Md5::digest(&plain)));
                 assert_eq!(streamed.blob.size, len as i64);
                 let sizes = |b: &NewBlob| b.chunks.iter().map(|c| c.size).collect::<Vec<_>>();
-                assert_eq!(sizes(&streamed.blob), sizes(&whole), "len {len}, piece {piece}");
+                assert_eq!(
+                    sizes(&streamed.blob),
+                    sizes(&whole),
+                    "len {len}, piece {piece}"
+                );
                 let mut opened = Vec::new();
                 for (seq, chunk) in streamed.blob.chunks.iter().enumerate() {
                     assert_eq!(chunk.seq, seq as i64);
