@@ -22,6 +22,8 @@ use tokio::process::Command;
 
 use crate::pipeline::BackupError;
 
+mod from_url;
+
 /// How long establishing a connection may take unless configured otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -77,72 +79,6 @@ impl std::fmt::Debug for PgConnection {
 }
 
 impl PgConnection {
-    /// Reads `postgres://user:password@host:port/database?sslmode=…&connect_timeout=<seconds>`.
-    /// Missing parts take libpq's usual defaults (localhost, 5432, user `postgres`, database
-    /// named like the user); the CA certificate is set separately (it is PEM text, not a path).
-    pub fn from_url(text: &str) -> Result<PgConnection, BackupError> {
-        let url = url::Url::parse(text.trim()).map_err(|e| {
-            BackupError::Config(format!(
-                "the database URL is not a URL ({e}); write postgres://user:password@host:5432/database"
-            ))
-        })?;
-        if url.scheme() != "postgres" && url.scheme() != "postgresql" {
-            return Err(BackupError::Config(format!(
-                "the database URL has scheme {:?}; write postgres://user:password@host:5432/database",
-                url.scheme()
-            )));
-        }
-        // Percent-decoding only: a `+` in a password is a plus, not a space.
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let user = match url.username() {
-            "" => "postgres".to_owned(),
-            u => decode(u),
-        };
-        let database = match url.path().trim_start_matches('/') {
-            "" => user.clone(),
-            d => decode(d),
-        };
-        let query = |key: &str| {
-            url.query_pairs()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.into_owned())
-        };
-        let connect_timeout = match query("connect_timeout") {
-            None => DEFAULT_CONNECT_TIMEOUT,
-            Some(seconds) => match seconds.parse::<u64>() {
-                Ok(s) if s > 0 => Duration::from_secs(s),
-                _ => {
-                    return Err(BackupError::Config(format!(
-                        "connect_timeout={seconds:?} in the database URL is not a positive number of seconds"
-                    )));
-                }
-            },
-        };
-        let host = match url.host() {
-            // libpq wants IPv6 addresses without brackets.
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            Some(host) => host.to_string(),
-            None => "localhost".to_owned(),
-        };
-        let connection = PgConnection {
-            host,
-            port: url.port().unwrap_or(5432),
-            database,
-            user,
-            password: url.password().map(decode),
-            sslmode: query("sslmode"),
-            ca_certificate: None,
-            connect_timeout,
-            policy: None,
-        };
-        connection.ssl_mode()?;
-        Ok(connection)
-    }
-
     /// The same connection, checked against `policy` whenever it connects.
     pub fn checked_by(self, policy: Arc<OutboundPolicy>) -> PgConnection {
         PgConnection {
@@ -533,38 +469,6 @@ pub(crate) fn conninfo_value(value: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-
-    #[test]
-    fn url_is_split_into_fields_and_secrets_are_redacted_in_debug() {
-        let mut c = PgConnection::from_url(
-            "postgres://al%40ice:p%2Fs+s@db.example:6543/my%20db?sslmode=require&connect_timeout=3",
-        )
-        .unwrap();
-        assert_eq!(c.host, "db.example");
-        assert_eq!(c.port, 6543);
-        assert_eq!(c.user, "al@ice");
-        assert_eq!(c.password.as_deref(), Some("p/s+s"));
-        assert_eq!(c.database, "my db");
-        assert_eq!(c.sslmode.as_deref(), Some("require"));
-        assert_eq!(c.connect_timeout, Duration::from_secs(3));
-        c.ca_certificate = Some("-----BEGIN CERTIFICATE-----\nsecretish".to_owned());
-        let debug = format!("{c:?}");
-        assert!(
-            !debug.contains("p/s+s") && !debug.contains("secretish"),
-            "{debug}"
-        );
-        assert_eq!(c.describe(), "al@ice@db.example:6543/my db");
-        let d = PgConnection::from_url("postgres://bob@localhost").unwrap();
-        assert_eq!(
-            (d.port, d.database.as_str(), d.password, d.connect_timeout),
-            (5432, "bob", None, DEFAULT_CONNECT_TIMEOUT)
-        );
-        assert!(PgConnection::from_url("mysql://x@y/z").is_err());
-        let err = PgConnection::from_url("postgres://x@y/z?sslmode=sometimes").unwrap_err();
-        assert!(err.to_string().contains("verify-full"), "{err}");
-        let err = PgConnection::from_url("postgres://x@y/z?connect_timeout=soon").unwrap_err();
-        assert!(err.to_string().contains("connect_timeout"), "{err}");
-    }
 
     #[test]
     fn identifiers_and_conninfo_values_are_quoted() {

@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{BIN, Store, pg_execute, pg_url, skip_e2e, unique_name};
+use common::{BIN, Store, pg_execute, pg_socket_url, pg_url, skip_e2e, unique_name};
 
 on_both_stores!(
     a_lost_store_comes_back_from_its_self_backup,
@@ -149,6 +149,45 @@ fn a_lost_store_comes_back_from_its_self_backup(store: Store) {
             &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
         );
     }
+}
+
+/// A store reached over a Unix socket (`?host=/dir`, as on a host running PostgreSQL beside
+/// statehouse) backs itself up and comes back: pg_dump is pointed at the same socket.
+#[test]
+fn a_store_reached_over_a_unix_socket_backs_itself_up() {
+    if skip_e2e() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let schema = unique_name("selfsock");
+    let socket_url = pg_socket_url(&pg_url()).unwrap();
+    let env = vec![
+        (
+            "STATEHOUSE_DATA_DIR".to_owned(),
+            data.path().display().to_string(),
+        ),
+        ("STATEHOUSE_DATABASE_URL".to_owned(), socket_url.clone()),
+        ("STATEHOUSE_POSTGRES__SCHEMA".to_owned(), schema.clone()),
+    ];
+    ok(&env, &["migrate"]);
+    ok(&env, &["workspace", "create", "over-socket"]);
+    let printed = ok(&env, &["self-backup"]);
+    assert!(printed.trim().ends_with(".dump.zst.age"), "{printed}");
+    lose_store(data.path(), Some(&schema));
+    ok(
+        &env,
+        &[
+            "restore-self",
+            "--latest-in",
+            &data.path().join("self-backups").display().to_string(),
+        ],
+    );
+    let listed = ok(&env, &["workspace", "list", "--json"]);
+    assert!(listed.contains("\"over-socket\""), "{listed}");
+    let _ = pg_execute(
+        &pg_url(),
+        &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
+    );
 }
 
 /// Removes the store (SQLite files or the PostgreSQL schema), keeping the key file and backups.

@@ -197,6 +197,36 @@ pub fn pg_execute(url: &str, sql: &str) -> Result<(), String> {
     })
 }
 
+/// The test PostgreSQL's address as a Unix socket URL (`postgres:///db?host=<dir>&port=…`),
+/// for tests of socket connections.
+pub fn pg_socket_url(url: &str) -> Result<String, String> {
+    use sqlx::Connection;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(|e| format!("connecting to {url}: {e}"))?;
+        let (dirs, port, database, user): (String, String, String, String) = sqlx::query_as(
+            "SELECT current_setting('unix_socket_directories'), current_setting('port'), \
+             current_database()::text, current_user::text",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| format!("reading the socket directory: {e}"))?;
+        let _ = conn.close().await;
+        let dir = dirs.split(',').next().unwrap_or_default().trim().to_owned();
+        if !dir.starts_with('/') {
+            return Err(format!("no socket directory in {dirs:?}"));
+        }
+        Ok(format!(
+            "postgres:///{database}?host={dir}&port={port}&user={user}"
+        ))
+    })
+}
+
 /// A database of its own on the test PostgreSQL, dropped with this value. Advisory locks (which
 /// Terraform's `pg` backend uses) are per database, so tests running at once do not meet.
 pub struct PgDatabase {
