@@ -28,6 +28,26 @@ fn blob(id: &str, chunks: &[&str]) -> NewBlob {
     }
 }
 
+/// Stores a part as the S3 endpoint does: its blob's chunks one by one as they are sealed,
+/// then the part.
+async fn put_part(
+    store: &dyn Store,
+    workspace_id: &str,
+    upload_id: &str,
+    part: &Part,
+    tags: &[&str],
+) -> statehouse_core::Result<bool> {
+    let blob = blob(&part.blob_id, tags);
+    for chunk in &blob.chunks {
+        store
+            .put_blob_chunk(workspace_id, &blob.id, chunk, part.at)
+            .await?;
+    }
+    store
+        .put_part(upload_id, part, blob.chunks.len() as i64)
+        .await
+}
+
 fn row(key: &str, body: ObjectBody, when: Timestamp) -> ObjectWrite {
     ObjectWrite {
         key: key.into(),
@@ -302,40 +322,36 @@ pub async fn multipart_uploads_complete_by_moving_chunks(store: Arc<dyn Store>) 
         ok(store.upload(&ws.id, "up1").await, "upload"),
         Some(upload.clone())
     );
-    let part = |no: i64, blob_id: &str| Part {
+    let part = |no: i64, blob_id: &str, chunks: i64| Part {
         part_no: no,
         blob_id: blob_id.into(),
-        size: 20,
+        size: 10 * chunks,
         etag: format!("e{no}"),
         meta: "{}".into(),
         at: at(2),
     };
+    let s = &*store;
     assert!(ok(
-        store
-            .put_part("up1", &part(1, "p1"), blob("p1", &["a", "b"]))
-            .await,
+        put_part(s, &ws.id, "up1", &part(1, "p1", 2), &["a", "b"]).await,
         "part 1"
     ));
     assert!(ok(
-        store
-            .put_part("up1", &part(2, "p2"), blob("p2", &["c"]))
-            .await,
+        put_part(s, &ws.id, "up1", &part(2, "p2", 1), &["c"]).await,
         "part 2"
     ));
     // Part 2 again: the new one replaces it and its blob goes.
     assert!(ok(
-        store
-            .put_part("up1", &part(2, "p2b"), blob("p2b", &["d"]))
-            .await,
+        put_part(s, &ws.id, "up1", &part(2, "p2b", 1), &["d"]).await,
         "part 2 again"
     ));
     assert!(ok(store.blob_chunk("p2", 0).await, "replaced part").is_none());
     assert!(!ok(
-        store
-            .put_part("nope", &part(1, "px"), blob("px", &["e"]))
-            .await,
+        put_part(s, &ws.id, "nope", &part(1, "px", 1), &["e"]).await,
         "no upload"
     ));
+    // The chunks of a part that found no upload are discarded by whoever sent them.
+    ok(store.discard_blob("px").await, "discard");
+    assert!(ok(store.blob_chunk("px", 0).await, "discarded").is_none());
     let parts = ok(store.parts("up1").await, "parts");
     assert_eq!(
         parts.iter().map(|p| p.part_no).collect::<Vec<_>>(),
@@ -346,7 +362,7 @@ pub async fn multipart_uploads_complete_by_moving_chunks(store: Arc<dyn Store>) 
         size: 30,
         ..row("big", blob_body("whole"), at(3))
     };
-    let stale = vec![part(1, "p1"), part(2, "p2")];
+    let stale = vec![part(1, "p1", 2), part(2, "p2", 1)];
     let refused = store
         .complete_upload_journaled(&ws.id, "up1", &stale, &write, &|_| Default::default())
         .await;
@@ -393,9 +409,7 @@ pub async fn multipart_uploads_complete_by_moving_chunks(store: Arc<dyn Store>) 
     };
     ok(store.create_upload(&abandoned).await, "create");
     ok(
-        store
-            .put_part("up2", &part(1, "q1"), blob("q1", &["f"]))
-            .await,
+        put_part(s, &ws.id, "up2", &part(1, "q1", 1), &["f"]).await,
         "part",
     );
     assert_eq!(ok(store.stale_uploads(at(11), 10).await, "stale").len(), 1);
@@ -403,4 +417,79 @@ pub async fn multipart_uploads_complete_by_moving_chunks(store: Arc<dyn Store>) 
     assert!(!ok(store.abort_upload(&ws.id, "up2").await, "abort again"));
     assert!(ok(store.blob_chunk("q1", 0).await, "aborted part").is_none());
     assert_eq!(ok(store.sweep_blobs(at(1_000_000), 100).await, "sweep"), 0);
+}
+
+pub async fn parts_arrive_chunk_by_chunk_and_the_sweep_spares_them_while_they_do(
+    store: Arc<dyn Store>,
+) {
+    let ws = workspace(&*store, "ws").await;
+    let upload = Upload {
+        id: "up3".into(),
+        workspace_id: ws.id.clone(),
+        key: "big".into(),
+        content_type: None,
+        meta: "{}".into(),
+        created_at: at(1),
+        created_by: "laptop".into(),
+    };
+    ok(store.create_upload(&upload).await, "create_upload");
+    let chunks = blob("slow", &["a", "b", "c"]).chunks;
+    let keep = |seq: usize, when: i64| {
+        let store = store.clone();
+        let (ws, chunk) = (ws.id.clone(), chunks[seq].clone());
+        async move { store.put_blob_chunk(&ws, "slow", &chunk, at(when)).await }
+    };
+    ok(keep(0, 10).await, "chunk 0");
+    ok(keep(1, 20).await, "chunk 1");
+    // The sweep goes by the last chunk's time: a part still arriving is spared.
+    assert_eq!(ok(store.sweep_blobs(at(15), 100).await, "sweep"), 0);
+    assert!(ok(store.blob_chunk("slow", 0).await, "spared").is_some());
+    // Its chunks stopped coming for longer than the sweep waits: they go, and a part that
+    // then arrives whole is refused instead of stored with a hole.
+    assert_eq!(ok(store.sweep_blobs(at(25), 100).await, "sweep"), 1);
+    ok(keep(2, 30).await, "chunk 2");
+    let part = Part {
+        part_no: 1,
+        blob_id: "slow".into(),
+        size: 30,
+        etag: "e1".into(),
+        meta: "{}".into(),
+        at: at(31),
+    };
+    let refused = store.put_part("up3", &part, 3).await;
+    assert!(
+        matches!(refused, Err(statehouse_core::Error::Conflict(_))),
+        "a part that lost chunks is refused: {refused:?}"
+    );
+    assert!(ok(store.parts("up3").await, "parts").is_empty());
+    ok(store.discard_blob("slow").await, "discard");
+    assert!(ok(store.blob_chunk("slow", 2).await, "discarded").is_none());
+
+    // An empty part has no chunk; its blob row comes with the part.
+    let empty = Part {
+        part_no: 2,
+        blob_id: "empty".into(),
+        size: 0,
+        ..part.clone()
+    };
+    assert!(ok(store.put_part("up3", &empty, 0).await, "empty part"));
+    // A blob a part uses is never discarded.
+    ok(store.discard_blob("empty").await, "discard a used blob");
+    let whole = ok(
+        put_part(&*store, &ws.id, "up3", &part, &["x", "y", "z"]).await,
+        "part",
+    );
+    assert!(whole);
+    ok(store.discard_blob("slow").await, "discard a used blob");
+    assert!(ok(store.blob_chunk("slow", 2).await, "kept").is_some());
+    let parts = ok(store.parts("up3").await, "parts");
+    assert_eq!(
+        parts
+            .iter()
+            .map(|p| (p.part_no, p.size))
+            .collect::<Vec<_>>(),
+        vec![(1, 30), (2, 0)]
+    );
+    assert_eq!(ok(store.sweep_blobs(at(1_000_000), 100).await, "sweep"), 0);
+    assert!(ok(store.abort_upload(&ws.id, "up3").await, "abort"));
 }

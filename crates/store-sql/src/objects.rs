@@ -103,19 +103,31 @@ pub(crate) async fn insert_blob<C: Conn>(
         .execute(conn)
         .await?;
     for chunk in &blob.chunks {
-        sql("INSERT INTO s3_chunks (id, blob_id, workspace_id, seq, size, key_id, wrapped_key, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(&chunk.id)
-        .bind(&blob.id)
-        .bind(workspace_id)
-        .bind(chunk.seq)
-        .bind(chunk.size)
-        .bind(&chunk.sealed.key_id)
-        .bind(&chunk.sealed.wrapped_key)
-        .bind(&chunk.sealed.ciphertext)
-        .execute(conn)
-        .await?;
+        insert_chunk(conn, workspace_id, &blob.id, chunk).await?;
     }
+    Ok(())
+}
+
+pub(crate) async fn insert_chunk<C: Conn>(
+    conn: &mut C,
+    workspace_id: &str,
+    blob_id: &str,
+    chunk: &SealedChunk,
+) -> Result<()> {
+    sql(
+        "INSERT INTO s3_chunks (id, blob_id, workspace_id, seq, size, key_id, wrapped_key, body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&chunk.id)
+    .bind(blob_id)
+    .bind(workspace_id)
+    .bind(chunk.seq)
+    .bind(chunk.size)
+    .bind(&chunk.sealed.key_id)
+    .bind(&chunk.sealed.wrapped_key)
+    .bind(&chunk.sealed.ciphertext)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -150,6 +162,11 @@ pub(crate) async fn upsert_object<C: Conn>(
     Ok(())
 }
 
+/// Deletes the blob `$1` (its chunks cascade) unless an object or a part uses it.
+const UNUSED_BLOB_DELETE: &str = "DELETE FROM s3_blobs WHERE id = $1 \
+     AND NOT EXISTS (SELECT 1 FROM s3_objects WHERE blob_id = $1) \
+     AND NOT EXISTS (SELECT 1 FROM s3_upload_parts WHERE blob_id = $1)";
+
 impl<E: Engine> SqlStore<E> {
     /// Drops blobs no object or part uses any more, after the change that let go of them
     /// committed. Best effort: on PostgreSQL a concurrent copy may have just taken one (its
@@ -157,12 +174,10 @@ impl<E: Engine> SqlStore<E> {
     pub(crate) async fn drop_unused_blobs(&self, blob_ids: &[String]) {
         for blob_id in blob_ids {
             let dropped = async {
-                sql("DELETE FROM s3_blobs WHERE id = $1 \
-                     AND NOT EXISTS (SELECT 1 FROM s3_objects WHERE blob_id = $1) \
-                     AND NOT EXISTS (SELECT 1 FROM s3_upload_parts WHERE blob_id = $1)")
-                .bind(blob_id.as_str())
-                .execute(&mut self.engine.writer().await?)
-                .await
+                sql(UNUSED_BLOB_DELETE)
+                    .bind(blob_id.as_str())
+                    .execute(&mut self.engine.writer().await?)
+                    .await
             }
             .await;
             if let Err(e) = dropped {
@@ -324,8 +339,26 @@ impl<E: Engine> ObjectStore for SqlStore<E> {
         multipart::upload(&mut self.engine.read().await?, workspace_id, upload_id).await
     }
 
-    async fn put_part(&self, upload_id: &str, part: &Part, blob: NewBlob) -> Result<bool> {
-        multipart::put_part(self, upload_id, part, blob).await
+    async fn put_blob_chunk(
+        &self,
+        workspace_id: &str,
+        blob_id: &str,
+        chunk: &SealedChunk,
+        at: Timestamp,
+    ) -> Result<()> {
+        multipart::put_blob_chunk(self, workspace_id, blob_id, chunk, at).await
+    }
+
+    async fn discard_blob(&self, blob_id: &str) -> Result<()> {
+        sql(UNUSED_BLOB_DELETE)
+            .bind(blob_id)
+            .execute(&mut self.engine.writer().await?)
+            .await?;
+        Ok(())
+    }
+
+    async fn put_part(&self, upload_id: &str, part: &Part, chunks: i64) -> Result<bool> {
+        multipart::put_part(self, upload_id, part, chunks).await
     }
 
     async fn parts(&self, upload_id: &str) -> Result<Vec<Part>> {

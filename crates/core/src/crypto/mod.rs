@@ -314,6 +314,12 @@ impl Cipher {
             )
             .map_err(|_| Error::Internal("encryption failed".into()))?;
         out.extend_from_slice(&tag);
+        // The compressed size is guessed before compressing: a body that hardly compresses
+        // leaves the buffer up to twice its length, which a caller holding many sealed
+        // chunks (a multipart part) would keep.
+        if out.capacity() - out.len() > out.len() / 8 {
+            out.shrink_to_fit();
+        }
 
         let wrapped_key = encrypt(&aead(&master), data_key.as_ref(), &binding.aad("key"))?;
         Ok(SealedBody {

@@ -1,17 +1,22 @@
 //! Multipart uploads (create, upload part, complete, abort, list parts). Each part is sealed
-//! as it arrives (see [`StreamSealer`]), so an upload holds about two chunks in memory, never
-//! a whole part or the object. Completing a stack file's upload writes the whole checkpoint
+//! and stored chunk by chunk as it arrives (see [`StreamSealer`]), so an upload holds about
+//! two chunks in memory, never a whole part or the object. Completing a stack file's upload writes the whole checkpoint
 //! as the stack's next version.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::json;
 
 use super::objects::{PutRequest, check_key};
-use super::sealing::{StreamSealer, StreamedBlob};
+use super::sealing::{ChunkSink, StreamSealer, StreamedBlob};
 use super::{Services, md5_hex, new_id};
 use crate::access::{Principal, Role};
 use crate::audit::AuditRecord;
-use crate::objects::{ObjectBody, ObjectMeta, ObjectRecord, ObjectWrite, PulumiKey};
+use crate::clock::Clock;
+use crate::objects::{ObjectBody, ObjectMeta, ObjectRecord, ObjectWrite, PulumiKey, SealedChunk};
+use crate::store::Store;
 use crate::store::objects::{Part, Upload};
 use crate::store::pending::JournalEntries;
 use crate::{Error, Result};
@@ -28,8 +33,8 @@ const ABANDONED_AFTER_MILLIS: i64 = 7 * 24 * 60 * 60 * 1000;
 const UNUSED_BLOB_AFTER_MILLIS: i64 = 60 * 60 * 1000;
 const CLEAN_BATCH: i64 = 500;
 
-/// A part being received: its bytes are sealed as they come, so the part is never whole in
-/// memory.
+/// A part being received: its bytes are sealed and stored chunk by chunk as they come, so
+/// the part is never whole in memory.
 pub struct PartWriter {
     services: Services,
     upload_id: String,
@@ -43,8 +48,9 @@ impl PartWriter {
         self.sealer.write(bytes).await
     }
 
-    /// Every byte is in: seals the rest. Nothing is stored until [`SealedPart::store`], so
-    /// the caller can still refuse the part by its MD5.
+    /// Every byte is in: seals and stores the rest. The part is not one of the upload's until
+    /// [`SealedPart::store`], so the caller can still refuse it by its MD5 (its chunks then
+    /// go).
     pub async fn finish(self) -> Result<SealedPart> {
         Ok(SealedPart {
             streamed: self.sealer.finish().await?,
@@ -55,7 +61,7 @@ impl PartWriter {
     }
 }
 
-/// A part sealed, not yet stored.
+/// A part's chunks stored, the part not yet one of its upload's.
 pub struct SealedPart {
     services: Services,
     upload_id: String,
@@ -69,15 +75,21 @@ impl SealedPart {
         self.streamed.md5
     }
 
-    /// Stores the part (replacing an earlier one of the same number); returns its ETag (hex
-    /// MD5). `checksums` are the part's verified checksums, kept for the completed object.
+    /// Makes the part one of its upload's (replacing an earlier one of the same number);
+    /// returns its ETag (hex MD5). `checksums` are the part's verified checksums, kept for the
+    /// completed object.
     pub async fn store(self, checksums: ObjectMeta) -> Result<String> {
-        let StreamedBlob { md5, blob } = self.streamed;
+        let StreamedBlob {
+            md5,
+            size,
+            chunks,
+            blob,
+        } = self.streamed;
         let etag = hex::encode(md5);
         let part = Part {
             part_no: self.part_no,
-            blob_id: blob.id.clone(),
-            size: blob.size,
+            blob_id: blob.id().to_owned(),
+            size,
             etag: etag.clone(),
             meta: checksums.to_json(),
             at: self.services.now(),
@@ -85,12 +97,33 @@ impl SealedPart {
         if !self
             .services
             .store
-            .put_part(&self.upload_id, &part, blob)
+            .put_part(&self.upload_id, &part, chunks)
             .await?
         {
             return Err(no_such_upload(&self.upload_id));
         }
+        blob.keep();
         Ok(etag)
+    }
+}
+
+/// A part's chunks go to the store as they are sealed.
+struct PartChunks {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    workspace_id: String,
+}
+
+#[async_trait]
+impl ChunkSink for PartChunks {
+    async fn keep(&self, blob_id: &str, chunk: SealedChunk) -> Result<()> {
+        self.store
+            .put_blob_chunk(&self.workspace_id, blob_id, &chunk, self.clock.now())
+            .await
+    }
+
+    async fn discard(&self, blob_id: &str) -> Result<()> {
+        self.store.discard_blob(blob_id).await
     }
 }
 
@@ -166,8 +199,13 @@ impl Services {
             )));
         }
         let (workspace, _) = self.open_upload(who, bucket, key, upload_id).await?;
+        let chunks = PartChunks {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            workspace_id: workspace.id.clone(),
+        };
         Ok(PartWriter {
-            sealer: StreamSealer::new(self.cipher.clone(), workspace.id),
+            sealer: StreamSealer::new(self.cipher.clone(), workspace.id, Arc::new(chunks)),
             services: self.clone(),
             upload_id: upload_id.to_owned(),
             part_no,

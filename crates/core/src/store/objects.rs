@@ -97,14 +97,33 @@ pub trait ObjectStore: Send + Sync {
     }
 
     /// Deletes up to `limit` blobs of the workspace that no object and no part uses, created
-    /// before `created_before` (an upload in flight stores its blob with its row, so the age
-    /// only spares a row's blob between a failed cleanup and its retry); returns how many.
+    /// (or, for a part being received, last given a chunk) before `created_before`: the age
+    /// spares a part's blob while its chunks arrive, and a row's blob between a failed cleanup
+    /// and its retry; returns how many.
     async fn sweep_blobs(&self, created_before: Timestamp, limit: i64) -> Result<u64>;
+
+    /// Stores the next sealed chunk of a blob being received (a part, chunk by chunk). The
+    /// blob's row comes with its first chunk and its `created_at` moves to `at` with each, so
+    /// [`ObjectStore::sweep_blobs`] spares it while chunks keep coming.
+    async fn put_blob_chunk(
+        &self,
+        workspace_id: &str,
+        blob_id: &str,
+        chunk: &SealedChunk,
+        at: Timestamp,
+    ) -> Result<()>;
+
+    /// Deletes a blob, with its chunks, that no object or part uses (a part refused or
+    /// abandoned while it arrived); nothing when it is used or absent.
+    async fn discard_blob(&self, blob_id: &str) -> Result<()>;
 
     async fn create_upload(&self, upload: &Upload) -> Result<()>;
     async fn upload(&self, workspace_id: &str, upload_id: &str) -> Result<Option<Upload>>;
-    /// Stores a part (replacing one with its number). False when there is no such upload.
-    async fn put_part(&self, upload_id: &str, part: &Part, blob: NewBlob) -> Result<bool>;
+    /// Stores a part (replacing one with its number) whose blob `part.blob_id` was stored
+    /// chunk by chunk ([`ObjectStore::put_blob_chunk`]): `part.size` bytes in `chunks` chunks.
+    /// False when there is no such upload; `Err(Conflict)` when the blob is not whole (swept
+    /// because its chunks stopped coming for too long).
+    async fn put_part(&self, upload_id: &str, part: &Part, chunks: i64) -> Result<bool>;
     async fn parts(&self, upload_id: &str) -> Result<Vec<Part>>;
     /// Completes an upload into the object `write`: the chosen parts' chunks, in order, become
     /// one blob; the upload and its other parts go. `Err(Conflict)` when a chosen part changed

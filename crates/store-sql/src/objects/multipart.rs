@@ -3,12 +3,12 @@
 //! moving them costs no re-encryption).
 
 use statehouse_core::clock::Timestamp;
-use statehouse_core::objects::{NewBlob, ObjectRecord, ObjectWrite};
+use statehouse_core::objects::{ObjectRecord, ObjectWrite, SealedChunk};
 use statehouse_core::store::objects::{Part, Upload};
 use statehouse_core::store::pending::Journaling;
 use statehouse_core::{Error, Result};
 
-use super::{fetch_object, insert_blob, upsert_object, written};
+use super::{fetch_object, insert_chunk, upsert_object, written};
 use crate::SqlStore;
 use crate::engine::{Conn, Engine, Row, Tx};
 use crate::pending::insert_pending;
@@ -73,11 +73,34 @@ pub(super) async fn parts<C: Conn>(conn: &mut C, upload_id: &str) -> Result<Vec<
     rows.iter().map(part_from).collect()
 }
 
+pub(super) async fn put_blob_chunk<E: Engine>(
+    store: &SqlStore<E>,
+    workspace_id: &str,
+    blob_id: &str,
+    chunk: &SealedChunk,
+    at: Timestamp,
+) -> Result<()> {
+    let mut tx = store.engine.begin().await?;
+    // The blob's row with its first chunk; each later chunk moves its age (see sweep_blobs).
+    sql(
+        "INSERT INTO s3_blobs (id, workspace_id, size, created_at) VALUES ($1, $2, 0, $3) \
+         ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at",
+    )
+    .bind(blob_id)
+    .bind(workspace_id)
+    .bind(at)
+    .execute(&mut tx)
+    .await?;
+    insert_chunk(&mut tx, workspace_id, blob_id, chunk).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 pub(super) async fn put_part<E: Engine>(
     store: &SqlStore<E>,
     upload_id: &str,
     part: &Part,
-    blob: NewBlob,
+    chunks: i64,
 ) -> Result<bool> {
     let mut tx = store.engine.begin().await?;
     // Locked on PostgreSQL: a part never lands in an upload being completed or aborted.
@@ -91,12 +114,38 @@ pub(super) async fn put_part<E: Engine>(
     let Some(workspace_id) = workspace else {
         return Ok(false);
     };
+    // An empty part has no chunk, hence no row yet; the update locks the blob against the
+    // sweep until the part refers to it.
+    sql(
+        "INSERT INTO s3_blobs (id, workspace_id, size, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (id) DO UPDATE SET size = excluded.size, created_at = excluded.created_at",
+    )
+    .bind(&part.blob_id)
+    .bind(&workspace_id)
+    .bind(part.size)
+    .bind(part.at)
+    .execute(&mut tx)
+    .await?;
+    let row = sql(
+        "SELECT COUNT(*) AS chunks, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes FROM s3_chunks \
+         WHERE blob_id = $1",
+    )
+    .bind(&part.blob_id)
+    .fetch_one(&mut tx)
+    .await?;
+    let (count, size): (i64, i64) = (row.get("chunks")?, row.get("bytes")?);
+    if (count, size) != (chunks, part.size) {
+        return Err(Error::Conflict(format!(
+            "part {} lost {} of its {chunks} chunks while it arrived (its bytes stopped coming for too long); send it again",
+            part.part_no,
+            chunks - count
+        )));
+    }
     let replaced = sql("SELECT blob_id FROM s3_upload_parts WHERE upload_id = $1 AND part_no = $2")
         .bind(upload_id)
         .bind(part.part_no)
         .optional_scalar::<String, _>(&mut tx)
         .await?;
-    insert_blob(&mut tx, &workspace_id, &blob, part.at).await?;
     sql(
         "INSERT INTO s3_upload_parts (upload_id, part_no, blob_id, size, etag, meta, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -105,7 +154,7 @@ pub(super) async fn put_part<E: Engine>(
     )
     .bind(upload_id)
     .bind(part.part_no)
-    .bind(&blob.id)
+    .bind(&part.blob_id)
     .bind(part.size)
     .bind(&part.etag)
     .bind(&part.meta)
