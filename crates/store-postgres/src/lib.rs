@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, ConnectOptions};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 use statehouse_core::{Error, Result};
 use statehouse_store_sql::SqlStore;
@@ -332,6 +332,13 @@ async fn open_side(
         .before_acquire(move |_conn, meta| {
             let keep = keeps.keeps(meta.age);
             Box::pin(async move { Ok(keep) })
+        })
+        // A connection keeps the largest message it ever sent or received in its buffers (a
+        // 50 MB state, a 1 MiB chunk): back to the default size whenever it returns to the
+        // pool, so the pool does not hold that much per connection for good.
+        .after_release(|conn, _meta| {
+            conn.shrink_buffers();
+            Box::pin(async { Ok(true) })
         })
         .after_connect(move |conn, _meta| {
             let setup = pool_setup.clone();
