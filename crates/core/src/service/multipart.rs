@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::json;
 
-use super::objects::{PutRequest, check_key};
+use super::objects::{PutRequest, check_writable_key};
 use super::sealing::{ChunkSink, StreamSealer, StreamedBlob};
 use super::{Services, md5_hex, new_id};
 use crate::access::{Principal, Role};
@@ -162,7 +162,7 @@ impl Services {
         bucket: &str,
         request: PutRequest,
     ) -> Result<String> {
-        check_key(&request.key)?;
+        check_writable_key(&request.key)?;
         if matches!(PulumiKey::parse(&request.key), Some(PulumiKey::Lock { .. })) {
             return Err(Error::BadRequest(
                 "a lock file is written in one request, not as a multipart upload".into(),

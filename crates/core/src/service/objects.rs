@@ -90,6 +90,21 @@ pub fn check_key(key: &str) -> Result<()> {
     crate::printable::refuse_control("an object key", key)
 }
 
+/// [`check_key`], and refuses Pulumi's files below a path: `pulumi login s3://bucket/sub/dir`
+/// puts every key under `sub/dir/`, where its stacks would be plain objects without versions,
+/// lock or search. Said at the first write rather than found out later; such objects written
+/// before stay readable and deletable.
+pub fn check_writable_key(key: &str) -> Result<()> {
+    check_key(key)?;
+    if let Some(at) = key.find("/.pulumi/") {
+        return Err(Error::BadRequest(format!(
+            "statehouse keeps Pulumi's files at the bucket's root, where each stack is versioned and its lock shown: log in with s3://<bucket>?… without the path /{} (key {key:?})",
+            &key[..at]
+        )));
+    }
+    Ok(())
+}
+
 impl Services {
     /// The workspace a bucket names, if `who` has `needed` there.
     pub(crate) async fn bucket(
@@ -207,7 +222,7 @@ impl Services {
         body: impl Into<IncomingBody>,
     ) -> Result<ObjectRecord> {
         let body = body.into();
-        check_key(&request.key)?;
+        check_writable_key(&request.key)?;
         match PulumiKey::parse(&request.key) {
             Some(PulumiKey::Stack { state }) => {
                 return self.put_stack(who, bucket, &state, request, body).await;
@@ -287,7 +302,7 @@ impl Services {
         dest_key: &str,
         replace: Option<(Option<String>, ObjectMeta)>,
     ) -> Result<ObjectRecord> {
-        check_key(dest_key)?;
+        check_writable_key(dest_key)?;
         let source_workspace = self
             .bucket(who, source_bucket, Role::Viewer, "reading an object")
             .await?;

@@ -253,6 +253,18 @@ def main():
     check(len(result.get("Errors", [])) == 1, f"the bad key fails alone: {result}")
     check(error_of(lambda: S3.head_object(Bucket=BUCKET, Key="list/k00"))[1] == 404, "batch delete went through")
 
+    # ---- Pulumi's files under a path (pulumi login s3://bucket/sub/dir) are refused, saying why ----
+    for attempt in (lambda: S3.put_object(Bucket=BUCKET, Key="team/.pulumi/meta.yaml", Body=b"version: 1\n"),
+                    lambda: S3.create_multipart_upload(Bucket=BUCKET, Key="team/a/.pulumi/stacks/p/s.json"),
+                    lambda: S3.copy_object(Bucket=BUCKET, Key="team/.pulumi/stacks/p/s.json", CopySource={"Bucket": BUCKET, "Key": "docs/a.txt"})):
+        try:
+            attempt()
+            check(False, "Pulumi's files under a path are refused")
+        except ClientError as e:
+            code, message = e.response["Error"]["Code"], e.response["Error"].get("Message", "")
+            check(code == "InvalidArgument" and "bucket's root" in message and "without the path /team" in message, f"under a path: {code} {message}")
+    check(error_of(lambda: S3.head_object(Bucket=BUCKET, Key="team/.pulumi/meta.yaml"))[1] == 404, "nothing was stored under the path")
+
     # ---- multipart: over 16 MiB, parts listed, aborted, refused ----
     big = os.urandom(MIB) * 20
     S3.upload_fileobj(io.BytesIO(big), BUCKET, "big/object", Config=TransferConfig(multipart_threshold=16 * MIB, multipart_chunksize=8 * MIB, use_threads=False))
