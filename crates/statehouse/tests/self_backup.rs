@@ -120,16 +120,7 @@ fn a_lost_store_comes_back_from_its_self_backup(store: Store) {
     }
 
     // With the right key file it comes back, whole.
-    ok(
-        &env,
-        &[
-            "restore-self",
-            "--latest-in",
-            &data.path().join("self-backups").display().to_string(),
-        ],
-    );
-    let listed = ok(&env, &["workspace", "list", "--json"]);
-    assert!(listed.contains("\"team\""), "{listed}");
+    restore_latest_and_find(&env, data.path(), "team");
     // A second restore over the existing SQLite store is refused (never overwritten).
     if schema.is_none() {
         let again = run(
@@ -174,20 +165,26 @@ fn a_store_reached_over_a_unix_socket_backs_itself_up() {
     let printed = ok(&env, &["self-backup"]);
     assert!(printed.trim().ends_with(".dump.zst.age"), "{printed}");
     lose_store(data.path(), Some(&schema));
-    ok(
-        &env,
-        &[
-            "restore-self",
-            "--latest-in",
-            &data.path().join("self-backups").display().to_string(),
-        ],
-    );
-    let listed = ok(&env, &["workspace", "list", "--json"]);
-    assert!(listed.contains("\"over-socket\""), "{listed}");
+    restore_latest_and_find(&env, data.path(), "over-socket");
     let _ = pg_execute(
         &pg_url(),
         &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
     );
+}
+
+/// `restore-self --latest-in` the data directory's self-backups; the workspace `expected`
+/// is back.
+fn restore_latest_and_find(env: &[(String, String)], data: &Path, expected: &str) {
+    ok(
+        env,
+        &[
+            "restore-self",
+            "--latest-in",
+            &data.join("self-backups").display().to_string(),
+        ],
+    );
+    let listed = ok(env, &["workspace", "list", "--json"]);
+    assert!(listed.contains(&format!("\"{expected}\"")), "{listed}");
 }
 
 /// Removes the store (SQLite files or the PostgreSQL schema), keeping the key file and backups.

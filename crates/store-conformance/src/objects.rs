@@ -28,6 +28,19 @@ fn blob(id: &str, chunks: &[&str]) -> NewBlob {
     }
 }
 
+/// An upload of the key `big`, started at `at(1)`.
+fn upload(id: &str, workspace_id: &str) -> Upload {
+    Upload {
+        id: id.into(),
+        workspace_id: workspace_id.into(),
+        key: "big".into(),
+        content_type: None,
+        meta: "{}".into(),
+        created_at: at(1),
+        created_by: "laptop".into(),
+    }
+}
+
 /// Stores a part as the S3 endpoint does: its blob's chunks one by one as they are sealed,
 /// then the part.
 async fn put_part(
@@ -308,15 +321,7 @@ pub async fn stack_files_follow_their_state_and_pin_copies(store: Arc<dyn Store>
 
 pub async fn multipart_uploads_complete_by_moving_chunks(store: Arc<dyn Store>) {
     let ws = workspace(&*store, "ws").await;
-    let upload = Upload {
-        id: "up1".into(),
-        workspace_id: ws.id.clone(),
-        key: "big".into(),
-        content_type: None,
-        meta: "{}".into(),
-        created_at: at(1),
-        created_by: "laptop".into(),
-    };
+    let upload = upload("up1", &ws.id);
     ok(store.create_upload(&upload).await, "create_upload");
     assert_eq!(
         ok(store.upload(&ws.id, "up1").await, "upload"),
@@ -423,16 +428,10 @@ pub async fn parts_arrive_chunk_by_chunk_and_the_sweep_spares_them_while_they_do
     store: Arc<dyn Store>,
 ) {
     let ws = workspace(&*store, "ws").await;
-    let upload = Upload {
-        id: "up3".into(),
-        workspace_id: ws.id.clone(),
-        key: "big".into(),
-        content_type: None,
-        meta: "{}".into(),
-        created_at: at(1),
-        created_by: "laptop".into(),
-    };
-    ok(store.create_upload(&upload).await, "create_upload");
+    ok(
+        store.create_upload(&upload("up3", &ws.id)).await,
+        "create_upload",
+    );
     let chunks = blob("slow", &["a", "b", "c"]).chunks;
     let keep = |seq: usize, when: i64| {
         let store = store.clone();

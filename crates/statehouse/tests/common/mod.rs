@@ -176,8 +176,11 @@ pub fn pg_url_for_database(url: &str, database: &str) -> String {
     }
 }
 
-/// Runs SQL statements on the test PostgreSQL (for setup and cleanup).
-pub fn pg_execute(url: &str, sql: &str) -> Result<(), String> {
+/// Runs `work` on a connection to the test PostgreSQL at `url`, then closes it.
+fn with_pg<T>(
+    url: &str,
+    work: impl AsyncFnOnce(&mut sqlx::PgConnection) -> Result<T, String>,
+) -> Result<T, String> {
     use sqlx::Connection;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -187,44 +190,43 @@ pub fn pg_execute(url: &str, sql: &str) -> Result<(), String> {
         let mut conn = sqlx::PgConnection::connect(url)
             .await
             .map_err(|e| format!("connecting to {url}: {e}"))?;
-        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .map(drop)
-            .map_err(|e| format!("{sql}: {e}"));
+        let result = work(&mut conn).await;
         let _ = conn.close().await;
         result
+    })
+}
+
+/// Runs SQL statements on the test PostgreSQL (for setup and cleanup).
+pub fn pg_execute(url: &str, sql: &str) -> Result<(), String> {
+    with_pg(url, async |conn| {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(|e| format!("{sql}: {e}"))
     })
 }
 
 /// The test PostgreSQL's address as a Unix socket URL (`postgres:///db?host=<dir>&port=…`),
 /// for tests of socket connections.
 pub fn pg_socket_url(url: &str) -> Result<String, String> {
-    use sqlx::Connection;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
-    runtime.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(url)
+    let (dirs, port, database, user): (String, String, String, String) =
+        with_pg(url, async |conn| {
+            sqlx::query_as(
+                "SELECT current_setting('unix_socket_directories'), current_setting('port'), \
+                 current_database()::text, current_user::text",
+            )
+            .fetch_one(conn)
             .await
-            .map_err(|e| format!("connecting to {url}: {e}"))?;
-        let (dirs, port, database, user): (String, String, String, String) = sqlx::query_as(
-            "SELECT current_setting('unix_socket_directories'), current_setting('port'), \
-             current_database()::text, current_user::text",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|e| format!("reading the socket directory: {e}"))?;
-        let _ = conn.close().await;
-        let dir = dirs.split(',').next().unwrap_or_default().trim().to_owned();
-        if !dir.starts_with('/') {
-            return Err(format!("no socket directory in {dirs:?}"));
-        }
-        Ok(format!(
-            "postgres:///{database}?host={dir}&port={port}&user={user}"
-        ))
-    })
+            .map_err(|e| format!("reading the socket directory: {e}"))
+        })?;
+    let dir = dirs.split(',').next().unwrap_or_default().trim().to_owned();
+    if !dir.starts_with('/') {
+        return Err(format!("no socket directory in {dirs:?}"));
+    }
+    Ok(format!(
+        "postgres:///{database}?host={dir}&port={port}&user={user}"
+    ))
 }
 
 /// A database of its own on the test PostgreSQL, dropped with this value. Advisory locks (which
