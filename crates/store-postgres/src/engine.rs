@@ -207,6 +207,9 @@ impl<C: DerefMut<Target = PgConnection> + Send> SqlxConn for PgConn<'_, C> {
             replica.note_write();
         }
     }
+    fn lags(&self) -> bool {
+        self.side.is_replica
+    }
 }
 
 impl Tx for PgTx<'_> {

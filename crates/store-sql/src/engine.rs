@@ -77,6 +77,8 @@ pub trait Conn: Send {
         &mut self,
         sql: Sql<'_>,
     ) -> impl Future<Output = Result<Option<Self::Row>, DbError>> + Send;
+    /// Whether this connection's reads may lag the primary (a read replica's).
+    fn lags(&self) -> bool;
 }
 
 /// A write transaction.

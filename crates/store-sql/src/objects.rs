@@ -162,25 +162,13 @@ pub(crate) async fn upsert_object<C: Conn>(
     Ok(())
 }
 
-/// Deletes the blob `$1` (its chunks cascade) unless an object or a part uses it.
-const UNUSED_BLOB_DELETE: &str = "DELETE FROM s3_blobs WHERE id = $1 \
-     AND NOT EXISTS (SELECT 1 FROM s3_objects WHERE blob_id = $1) \
-     AND NOT EXISTS (SELECT 1 FROM s3_upload_parts WHERE blob_id = $1)";
-
 impl<E: Engine> SqlStore<E> {
     /// Drops blobs no object or part uses any more, after the change that let go of them
     /// committed. Best effort: on PostgreSQL a concurrent copy may have just taken one (its
     /// reference makes the delete fail), and the sweep gets whatever is left over.
     pub(crate) async fn drop_unused_blobs(&self, blob_ids: &[String]) {
         for blob_id in blob_ids {
-            let dropped = async {
-                sql(UNUSED_BLOB_DELETE)
-                    .bind(blob_id.as_str())
-                    .execute(&mut self.engine.writer().await?)
-                    .await
-            }
-            .await;
-            if let Err(e) = dropped {
+            if let Err(e) = self.discard_blob(blob_id).await {
                 tracing::debug!(blob = %blob_id, error = %e, "unused blob left for the sweep");
             }
         }
@@ -350,10 +338,13 @@ impl<E: Engine> ObjectStore for SqlStore<E> {
     }
 
     async fn discard_blob(&self, blob_id: &str) -> Result<()> {
-        sql(UNUSED_BLOB_DELETE)
-            .bind(blob_id)
-            .execute(&mut self.engine.writer().await?)
-            .await?;
+        // The chunks go with the blob's row (ON DELETE CASCADE).
+        sql("DELETE FROM s3_blobs WHERE id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM s3_objects WHERE blob_id = $1) \
+             AND NOT EXISTS (SELECT 1 FROM s3_upload_parts WHERE blob_id = $1)")
+        .bind(blob_id)
+        .execute(&mut self.engine.writer().await?)
+        .await?;
         Ok(())
     }
 

@@ -29,6 +29,10 @@ pub trait SqlxConn: Send {
     fn starting(&mut self) {}
     /// Runs after each statement that succeeded.
     fn finished(&mut self) {}
+    /// See [`Conn::lags`].
+    fn lags(&self) -> bool {
+        false
+    }
 }
 
 /// A result row of any sqlx driver.
@@ -72,6 +76,10 @@ where
     Record<<T::Db as Database>::Row>: Row,
 {
     type Row = Record<<T::Db as Database>::Row>;
+
+    fn lags(&self) -> bool {
+        SqlxConn::lags(self)
+    }
 
     async fn execute(&mut self, sql: Sql<'_>) -> Result<u64, DbError> {
         self.starting();

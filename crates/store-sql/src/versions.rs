@@ -11,7 +11,7 @@ use statehouse_core::store::versions::VersionStore;
 use statehouse_core::{Error, Result};
 
 use crate::SqlStore;
-use crate::engine::{Engine, Row, Tx};
+use crate::engine::{Conn, Engine, Row, Tx};
 use crate::pending::insert_pending;
 use crate::query::{Sql, sql};
 use crate::states::version_from;
@@ -73,17 +73,14 @@ impl<E: Engine> VersionStore for SqlStore<E> {
         // A version never changes once written: a read replica's copy, when it has one, is
         // the primary's (diffs and version downloads read there); one it does not have yet
         // is read from the primary.
-        let row = match query()
-            .fetch_optional(&mut self.engine.read_lagging().await?)
-            .await?
-        {
-            Some(row) => Some(row),
-            None => {
-                query()
-                    .fetch_optional(&mut self.engine.read().await?)
-                    .await?
-            }
-        };
+        let mut conn = self.engine.read_lagging().await?;
+        let mut row = query().fetch_optional(&mut conn).await?;
+        if row.is_none() && conn.lags() {
+            drop(conn);
+            row = query()
+                .fetch_optional(&mut self.engine.read().await?)
+                .await?;
+        }
         row.as_ref()
             .map(version_with_body)
             .transpose()

@@ -1,7 +1,7 @@
 //! Multipart uploads (create, upload part, complete, abort, list parts). Each part is sealed
 //! and stored chunk by chunk as it arrives (see [`StreamSealer`]), so an upload holds about
-//! two chunks in memory, never a whole part or the object. Completing a stack file's upload writes the whole checkpoint
-//! as the stack's next version.
+//! two chunks in memory, never a whole part or the object. Completing a stack file's upload
+//! writes the whole checkpoint as the stack's next version.
 
 use std::sync::Arc;
 
